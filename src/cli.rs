@@ -1,0 +1,28 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// A DNS forwarder and split resolver for hosts that run Consul and Docker.
+#[derive(Parser, Debug)]
+#[command(name = "splitdns", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Config file [default: /etc/splitdns/splitdns.toml if present, else built in].
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
+    /// Overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Serve DNS in the foreground until SIGTERM or SIGINT (the default).
+    Run,
+    /// Validate the config and print the routing table.
+    Check,
+}

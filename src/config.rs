@@ -1,0 +1,566 @@
+//! TOML -> a validated [`Config`].
+//!
+//! Everything a user can get wrong in the file is caught here, before a socket is
+//! opened, and reported as a [`ConfigError`] that names the file, the line, the key
+//! and what to write instead. The rest of the program only sees typed values.
+
+pub mod dnsmasq;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::zone::Zone;
+use dnsmasq::{Rule, RuleAction};
+
+/// Where splitdns looks for its config when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";
+
+/// A validated configuration: every address parsed, every zone normalised,
+/// every duration checked. Built by [`Config::from_toml`] or [`Config::builtin`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where it came from, for logs and error messages.
+    pub origin: String,
+    pub listen: Vec<Listen>,
+    /// `None`: loopback plus the subnets of the listened addresses' interfaces.
+    pub allow: Option<Vec<IpNet>>,
+    pub upstream: UpstreamConfig,
+    /// Every zone route, from `rules` and `[[route]]`, in file order.
+    pub routes: Vec<RouteConfig>,
+    pub cache: CacheConfig,
+}
+
+/// One `listen` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// `ADDR:PORT` or `[V6]:PORT`. Port 0 picks one free port for UDP and TCP.
+    Addr(SocketAddr),
+    /// `IFNAME:PORT`: every IPv4 and non-link-local IPv6 address of the interface.
+    Interface { name: String, port: u16 },
+}
+
+/// The default route: where names outside every zone go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamConfig {
+    /// Explicit servers; when empty, `resolv_conf` is read at start.
+    pub servers: Vec<SocketAddr>,
+    pub resolv_conf: PathBuf,
+    /// Per attempt, per server.
+    pub timeout: Duration,
+    /// In-flight upstream queries for the route; past it, new misses get SERVFAIL.
+    pub max_inflight: usize,
+}
+
+/// One zone route: its zones and what answers them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub zones: Vec<Zone>,
+    pub action: RouteAction,
+    /// Floor for this route's cache TTLs, positive and negative (seconds).
+    pub min_ttl: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub max_inflight: Option<usize>,
+    /// `rules[3] (line 4)` or `[[route]] #2 (line 12)`: where it was written.
+    pub defined_at: String,
+}
+
+pub use dnsmasq::RuleAction as RouteAction;
+
+/// `[cache]`: TTL bounds are in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Entries; 0 disables the cache.
+    pub size: u64,
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+    pub max_negative_ttl: u32,
+}
+
+/// A mistake in a config file, worded for the person who wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}:{line}: {key} = {value:?}: {problem}")]
+    Invalid {
+        path: String,
+        line: usize,
+        key: String,
+        value: String,
+        problem: String,
+    },
+    #[error("{path}: zone {zone} is defined twice: {first} and {second}; keep one of them")]
+    DuplicateZone {
+        path: String,
+        zone: String,
+        first: String,
+        second: String,
+    },
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_MAX_INFLIGHT: usize = 1024;
+const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    rules: Vec<Spanned<String>>,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Vec<Spanned<String>>>,
+    allow: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    #[serde(default)]
+    servers: Vec<Spanned<String>>,
+    resolv_conf: Option<PathBuf>,
+    timeout: Option<Spanned<String>>,
+    max_inflight: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    zones: Vec<Spanned<String>>,
+    #[serde(default)]
+    servers: Vec<Spanned<String>>,
+    min_ttl: Option<u32>,
+    timeout: Option<Spanned<String>>,
+    max_inflight: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCache {
+    size: u64,
+    min_ttl: u32,
+    max_ttl: u32,
+    max_negative_ttl: u32,
+}
+
+impl Default for RawCache {
+    fn default() -> Self {
+        Self {
+            size: 10_000,
+            min_ttl: 0,
+            max_ttl: 86_400,
+            max_negative_ttl: 3_600,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and validates `text`; `origin` names the file in error messages.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let src = Source {
+            path: origin.display().to_string(),
+            text,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: src.path.clone(),
+            message: one_line(&e.to_string()),
+        })?;
+        src.validate(raw)
+    }
+
+    /// The built-in default: unprivileged, loopback only, resolv.conf upstreams,
+    /// `consul` to a local agent on 127.0.0.1:8600.
+    pub fn builtin() -> Self {
+        let text = "\
+rules = [\"server=/consul/127.0.0.1#8600\"]
+[server]
+listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]
+";
+        Self::from_toml(text, Path::new("<built-in default>"))
+            .expect("the built-in default config is valid")
+    }
+
+    /// `--config PATH`, else [`DEFAULT_PATH`] when it exists, else the built-in default.
+    pub fn discover(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => Self::load(path),
+            None if Path::new(DEFAULT_PATH).exists() => Self::load(Path::new(DEFAULT_PATH)),
+            None => Ok(Self::builtin()),
+        }
+    }
+}
+
+/// The text being validated, so every error can point at its line.
+struct Source<'a> {
+    path: String,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    fn invalid(
+        &self,
+        key: &str,
+        value: &Spanned<String>,
+        problem: impl fmt::Display,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            line: self.line_of(value.span()),
+            key: key.to_string(),
+            value: value.get_ref().clone(),
+            problem: problem.to_string(),
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut default_servers = self.servers("[upstream] servers", &raw.upstream.servers)?;
+        let mut routes = Vec::new();
+        for (i, rule) in raw.rules.iter().enumerate() {
+            let parsed = Rule::parse(rule.get_ref())
+                .map_err(|problem| self.invalid(&format!("rules[{i}]"), rule, problem))?;
+            let defined_at = format!("rules[{i}] (line {})", self.line_of(rule.span()));
+            match parsed {
+                Rule::DefaultServer(server) => default_servers.push(server),
+                Rule::Zones { zones, action } => routes.push(RouteConfig {
+                    zones,
+                    action,
+                    min_ttl: None,
+                    timeout: None,
+                    max_inflight: None,
+                    defined_at,
+                }),
+            }
+        }
+        for (i, route) in raw.route.iter().enumerate() {
+            routes.push(self.route(i, route)?);
+        }
+        let routes = merge_addresses(routes);
+        self.reject_duplicate_zones(&routes)?;
+        Ok(Config {
+            origin: self.path.clone(),
+            listen: self.listen(raw.server.listen)?,
+            allow: self.allow(raw.server.allow)?,
+            upstream: UpstreamConfig {
+                servers: default_servers,
+                resolv_conf: raw
+                    .upstream
+                    .resolv_conf
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOLV_CONF)),
+                timeout: self.timeout("[upstream] timeout", raw.upstream.timeout.as_ref())?,
+                max_inflight: raw.upstream.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+            },
+            routes,
+            cache: self.cache(raw.cache)?,
+        })
+    }
+
+    fn route(&self, i: usize, route: &Spanned<RawRoute>) -> Result<RouteConfig, ConfigError> {
+        let key = format!("[[route]] #{}", i + 1);
+        let raw = route.get_ref();
+        let mut zones = Vec::new();
+        for zone in &raw.zones {
+            zones.push(
+                Zone::parse(zone.get_ref())
+                    .map_err(|problem| self.invalid(&format!("{key} zones"), zone, problem))?,
+            );
+        }
+        if zones.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: self.path.clone(),
+                line: self.line_of(route.span()),
+                key: format!("{key} zones"),
+                value: String::new(),
+                problem: "a route needs at least one zone, e.g. zones = [\"consul\"]".into(),
+            });
+        }
+        let servers = self.servers(&format!("{key} servers"), &raw.servers)?;
+        Ok(RouteConfig {
+            zones,
+            action: if servers.is_empty() {
+                RuleAction::DefaultUpstream
+            } else {
+                RuleAction::Forward(servers)
+            },
+            min_ttl: raw.min_ttl,
+            timeout: match &raw.timeout {
+                Some(t) => Some(self.timeout(&format!("{key} timeout"), Some(t))?),
+                None => None,
+            },
+            max_inflight: raw.max_inflight,
+            defined_at: format!("{key} (line {})", self.line_of(route.span())),
+        })
+    }
+
+    fn servers(&self, key: &str, raw: &[Spanned<String>]) -> Result<Vec<SocketAddr>, ConfigError> {
+        raw.iter()
+            .map(|s| dnsmasq::parse_server(s.get_ref()).map_err(|p| self.invalid(key, s, p)))
+            .collect()
+    }
+
+    fn timeout(&self, key: &str, raw: Option<&Spanned<String>>) -> Result<Duration, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(DEFAULT_TIMEOUT);
+        };
+        match humantime::parse_duration(raw.get_ref()) {
+            Ok(d) if d >= Duration::from_millis(10) => Ok(d),
+            Ok(_) => Err(self.invalid(key, raw, "must be at least 10ms")),
+            Err(_) => Err(self.invalid(key, raw, "expected a duration like \"2s\" or \"500ms\"")),
+        }
+    }
+
+    fn listen(&self, raw: Option<Vec<Spanned<String>>>) -> Result<Vec<Listen>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(vec![Listen::Addr("127.0.0.1:53".parse().expect("literal"))]);
+        };
+        if raw.is_empty() {
+            return Err(ConfigError::Syntax {
+                path: self.path.clone(),
+                message: "[server] listen is empty: give at least one ADDR:PORT".into(),
+            });
+        }
+        raw.iter()
+            .map(|l| parse_listen(l.get_ref()).map_err(|p| self.invalid("[server] listen", l, p)))
+            .collect()
+    }
+
+    fn allow(&self, raw: Option<Vec<Spanned<String>>>) -> Result<Option<Vec<IpNet>>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        raw.iter()
+            .map(|a| {
+                let s = a.get_ref();
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        self.invalid(
+                            "[server] allow",
+                            a,
+                            "expected an address or a prefix like \"172.16.0.0/12\"",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn cache(&self, raw: RawCache) -> Result<CacheConfig, ConfigError> {
+        if raw.min_ttl > raw.max_ttl {
+            return Err(ConfigError::Syntax {
+                path: self.path.clone(),
+                message: format!(
+                    "[cache] min_ttl = {} is above max_ttl = {}: lower min_ttl or raise max_ttl",
+                    raw.min_ttl, raw.max_ttl
+                ),
+            });
+        }
+        Ok(CacheConfig {
+            size: raw.size,
+            min_ttl: raw.min_ttl,
+            max_ttl: raw.max_ttl,
+            max_negative_ttl: raw.max_negative_ttl,
+        })
+    }
+
+    fn reject_duplicate_zones(&self, routes: &[RouteConfig]) -> Result<(), ConfigError> {
+        let mut seen: std::collections::HashMap<&Zone, &str> = std::collections::HashMap::new();
+        for route in routes {
+            for zone in &route.zones {
+                if let Some(first) = seen.insert(zone, &route.defined_at) {
+                    return Err(ConfigError::DuplicateZone {
+                        path: self.path.clone(),
+                        zone: zone.to_string(),
+                        first: first.to_string(),
+                        second: route.defined_at.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `address=/x/192.0.2.1` and `address=/x/2001:db8::1` on separate lines give one
+/// name both families, as in dnsmasq: fold such pairs into one route.
+fn merge_addresses(routes: Vec<RouteConfig>) -> Vec<RouteConfig> {
+    let mut out: Vec<RouteConfig> = Vec::with_capacity(routes.len());
+    for route in routes {
+        let RuleAction::Address(ref addrs) = route.action else {
+            out.push(route);
+            continue;
+        };
+        let twin = out
+            .iter_mut()
+            .find(|r| matches!(r.action, RuleAction::Address(_)) && r.zones == route.zones);
+        match twin {
+            Some(RouteConfig {
+                action: RuleAction::Address(existing),
+                ..
+            }) => existing.extend(addrs.iter().copied()),
+            _ => out.push(route),
+        }
+    }
+    out
+}
+
+/// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `IFNAME:PORT`.
+pub fn parse_listen(s: &str) -> Result<Listen, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(Listen::Addr(addr));
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(Listen::Addr(SocketAddr::new(ip, 53)));
+    }
+    let usage =
+        "expected ADDR:PORT, [V6]:PORT or IFNAME:PORT, e.g. \"127.0.0.1:53\" or \"docker0:53\"";
+    let (name, port) = s.rsplit_once(':').ok_or(usage)?;
+    let port = port.parse::<u16>().map_err(|_| usage)?;
+    let valid_name = !name.is_empty()
+        && name.len() < 16
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b));
+    if !valid_name {
+        return Err(usage.into());
+    }
+    Ok(Listen::Interface {
+        name: name.to_string(),
+        port,
+    })
+}
+
+/// toml's messages span several lines with a source excerpt; keep them readable on one.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let head = lines.next().unwrap_or_default().to_string();
+    let tail: Vec<&str> = lines
+        .filter(|l| !l.starts_with('|') && !l.ends_with('|'))
+        .collect();
+    let tail: Vec<&str> = tail
+        .into_iter()
+        .filter(|l| !l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    if tail.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", tail.join(" "))
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr(a) => write!(f, "{a}"),
+            Self::Interface { name, port } => write!(f, "{name}:{port}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn builtin_default_is_valid() {
+        let c = Config::builtin();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.routes.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_in_every_table() {
+        for text in [
+            "bogus = 1",
+            "[server]\nlisten = []\nbogus = 1",
+            "[upstream]\nbogus = 1",
+            "[[route]]\nzones = [\"a\"]\nbogus = 1",
+            "[cache]\nbogus = 1",
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains("bogus"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_duration_names_key_and_line() {
+        let err = parse("[upstream]\ntimeout = \"two seconds\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml:2"), "{err}");
+        assert!(err.contains("[upstream] timeout"), "{err}");
+        assert!(err.contains("500ms"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_zone_names_both_places() {
+        let text = "rules = [\"server=/consul/127.0.0.1#8600\"]\n[[route]]\nzones = [\"Consul.\"]\nservers = [\"127.0.0.1\"]";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains("rules[0] (line 1)") && err.contains("[[route]] #1 (line 2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn address_rules_for_both_families_merge() {
+        let c = parse("rules = [\"address=/gw.lan/192.0.2.1\", \"address=/gw.lan/2001:db8::1\"]")
+            .unwrap();
+        assert_eq!(c.routes.len(), 1);
+        assert!(matches!(&c.routes[0].action, RuleAction::Address(a) if a.len() == 2));
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(
+            parse_listen("docker0:53").unwrap(),
+            Listen::Interface {
+                name: "docker0".into(),
+                port: 53
+            }
+        );
+        assert_eq!(
+            parse_listen("[::1]:5353").unwrap(),
+            Listen::Addr("[::1]:5353".parse().unwrap())
+        );
+        assert!(parse_listen("docker0").is_err());
+    }
+}

@@ -1,0 +1,289 @@
+//! One query, top to bottom: admit, route, answer locally or from the cache,
+//! else fetch upstream (one fetch per key at a time), store, and shape the
+//! response for the client.
+//!
+//! The path is split where it may have to wait: [`Shared::answer_now`] does
+//! everything that needs no I/O and runs inline in the listener loop, so cache
+//! hits cost no task; [`Shared::answer_miss`] is the rest, run as its own task.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use tokio::sync::Notify;
+
+use crate::answer::Answer;
+use crate::cache::{self, Cache, Flight, Flights};
+use crate::local;
+use crate::router::{Action, Router};
+use crate::srv;
+use crate::upstream::Ask;
+use crate::wire::{self, NameBuf, Query, Reject};
+
+/// What a reload replaces as a whole: a query works on one snapshot throughout.
+pub struct State {
+    pub router: Router,
+    pub allow: Vec<IpNet>,
+}
+
+/// Everything the listeners share. The cache lives outside [`State`], so a
+/// reload keeps it.
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub cache: Cache,
+    flights: Flights,
+    in_flight: InFlight,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+}
+
+/// The outcome of the synchronous part of a query.
+pub enum Step {
+    /// The response is in `out`: send it.
+    Reply,
+    /// Send nothing (not a query, or not worth an answer).
+    Drop,
+    /// Needs an upstream: run [`Shared::answer_miss`].
+    Miss(Miss),
+}
+
+/// A query that has to wait for an upstream.
+pub struct Miss {
+    query: Query,
+    state: Arc<State>,
+    limit: usize,
+    _in_flight: InFlightGuard,
+}
+
+/// A question splitdns resolves, from a client or for itself (SRV targets).
+#[derive(Clone, Copy)]
+pub struct Question {
+    pub lower: NameBuf,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub dnssec_ok: bool,
+    pub checking_disabled: bool,
+}
+
+/// TCP responses are limited only by the 16-bit length prefix.
+pub const TCP_LIMIT: usize = 65_535;
+
+impl Shared {
+    pub fn new(state: State, cache: Cache) -> Arc<Self> {
+        Arc::new(Self {
+            state: ArcSwap::from_pointee(state),
+            cache,
+            flights: Flights::default(),
+            in_flight: InFlight::default(),
+        })
+    }
+
+    /// Answers `packet` if that needs no waiting: bad input, refused clients,
+    /// local rules and cache hits. Everything else comes back as a [`Step::Miss`].
+    pub fn answer_now(
+        &self,
+        packet: &[u8],
+        client: IpAddr,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let query = match Query::parse(packet) {
+            Ok(query) => query,
+            Err(Reject::Drop) => return Step::Drop,
+            Err(Reject::Respond {
+                rcode,
+                question_end,
+            }) => {
+                *out = wire::error_reply(packet, rcode.into(), question_end, false);
+                return Step::Reply;
+            }
+        };
+        let state = self.state.load();
+        let client = client.to_canonical();
+        if !state.allow.iter().any(|net| net.contains(&client)) {
+            query.write_error(wire::RCODE_REFUSED.into(), out);
+            return Step::Reply;
+        }
+        if query.edns.is_some_and(|e| e.version > 0) {
+            query.write_error(wire::EXT_RCODE_BADVERS, out);
+            return Step::Reply;
+        }
+        let limit = match protocol {
+            Protocol::Udp => query.udp_limit(),
+            Protocol::Tcp => TCP_LIMIT,
+        };
+        let now = Instant::now();
+        match &state.router.route(query.lower.as_bytes()).action {
+            Action::Local => local::nxdomain(&query, out),
+            Action::Address(ips) => local::addresses(&query, ips, out),
+            Action::Forward(_) => {
+                let mut key = [0; 260];
+                match self.cache.get(cache::key_of(&query, &mut key), now) {
+                    Some(answer) => answer.write_response(&query, now, limit, out),
+                    None => {
+                        return Step::Miss(Miss {
+                            query,
+                            state: arc_swap::Guard::into_inner(state),
+                            limit,
+                            _in_flight: self.in_flight.enter(),
+                        });
+                    }
+                }
+            }
+        }
+        Step::Reply
+    }
+
+    /// Fetches the answer for a miss and writes the client's response.
+    pub async fn answer_miss(self: &Arc<Self>, miss: Miss) -> Vec<u8> {
+        let query = &miss.query;
+        let question = Question {
+            lower: query.lower,
+            qtype: query.qtype,
+            qclass: query.qclass,
+            dnssec_ok: query.dnssec_ok(),
+            checking_disabled: query.checking_disabled(),
+        };
+        let mut out = Vec::new();
+        match Arc::clone(self)
+            .resolve(Arc::clone(&miss.state), question)
+            .await
+        {
+            Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
+            None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
+        }
+        out
+    }
+
+    /// The answer to `question` through its route: from the cache, from a fetch
+    /// already in flight, or from a new fetch. `None` when the upstreams failed.
+    pub async fn resolve(
+        self: Arc<Self>,
+        state: Arc<State>,
+        question: Question,
+    ) -> Option<Arc<Answer>> {
+        let route = state.router.route(question.lower.as_bytes());
+        let Action::Forward(upstream) = &route.action else {
+            return None;
+        };
+        let mut key = [0; 260];
+        let key = cache::key_for(
+            question.lower.as_bytes(),
+            question.qtype,
+            question.qclass,
+            question.dnssec_ok,
+            question.checking_disabled,
+            &mut key,
+        );
+        if let Some(answer) = self.cache.get(key, Instant::now()) {
+            return Some(answer);
+        }
+        let leader = match self.flights.join(key) {
+            Flight::Follower(rx) => return cache::follow(rx).await,
+            Flight::Leader(leader) => leader,
+        };
+        let ask = Ask {
+            lower: question.lower.as_bytes(),
+            qtype: question.qtype,
+            qclass: question.qclass,
+            dnssec_ok: question.dnssec_ok,
+            checking_disabled: question.checking_disabled,
+        };
+        let reply = match upstream.ask(ask).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
+                return None;
+            }
+        };
+        let answer = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()).ok()?;
+        let mut answer = Arc::new(answer);
+        if question.qtype == srv::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
+            answer = srv::complete(&self, &state, answer, upstream.timeout()).await;
+        }
+        self.cache.insert(leader.key(), &answer);
+        leader.finish(&answer);
+        Some(answer)
+    }
+
+    /// Waits until no miss is in flight, or `deadline` passes.
+    pub async fn drain(&self, deadline: std::time::Duration) {
+        let _ = tokio::time::timeout(deadline, self.in_flight.idle()).await;
+    }
+}
+
+/// [`Shared::resolve`] behind a box, for the SRV completion that calls back
+/// into it (an async fn cannot contain itself).
+pub fn resolve_boxed(
+    shared: Arc<Shared>,
+    state: Arc<State>,
+    question: Question,
+) -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> {
+    Box::pin(shared.resolve(state, question))
+}
+
+impl Query {
+    /// A response with only the header, the question and RCODE (and OPT if the
+    /// client sent one; BADVERS puts its upper bits there).
+    pub fn write_error(&self, rcode: u16, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&self.flags);
+        out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(&self.qtype.to_be_bytes());
+        out.extend_from_slice(&self.qclass.to_be_bytes());
+        let question_end = out.len();
+        let mut reply = wire::error_reply(out, rcode, Some(question_end), self.edns.is_some());
+        std::mem::swap(out, &mut reply);
+    }
+}
+
+/// Counts misses in flight, so shutdown can wait for them.
+#[derive(Default)]
+struct InFlight {
+    count: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+struct InFlightGuard {
+    count: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard {
+            count: Arc::clone(&self.count),
+            idle: Arc::clone(&self.idle),
+        }
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Upstreams from the host's resolv.conf, for the default route when
+//! `[upstream] servers` is empty.
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::path::Path;
+
+/// The `nameserver` lines of a resolv.conf, port 53, in file order. IPv6
+/// link-local addresses keep their `%scope` (an interface name or index).
+pub fn nameservers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
+        })
+        .filter_map(parse_nameserver)
+        .collect()
+}
+
+fn parse_nameserver(word: &str) -> Option<SocketAddr> {
+    let (ip, scope) = match word.split_once('%') {
+        Some((ip, scope)) => (ip, Some(scope)),
+        None => (word, None),
+    };
+    match (ip.parse::<IpAddr>().ok()?, scope) {
+        (IpAddr::V6(v6), Some(scope)) => {
+            let index = scope.parse().ok().or_else(|| interface_index(scope))?;
+            Some(SocketAddr::V6(SocketAddrV6::new(v6, 53, 0, index)))
+        }
+        (ip, _) => Some(SocketAddr::new(ip, 53)),
+    }
+}
+
+fn interface_index(name: &str) -> Option<u32> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .find(|i| i.name == name)
+        .and_then(|i| i.index)
+}
+
+/// Reads `path` and drops every server splitdns itself listens on, so that a
+/// resolv.conf pointing at splitdns does not make it forward to itself.
+pub fn upstreams(path: &Path, own: &[SocketAddr]) -> Vec<SocketAddr> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot read resolv.conf: names outside routed zones get SERVFAIL");
+            return Vec::new();
+        }
+    };
+    let (own_servers, servers): (Vec<_>, Vec<_>) = nameservers(&text)
+        .into_iter()
+        .partition(|server| is_own(server, own));
+    for server in own_servers {
+        tracing::info!(%server, path = %path.display(), "skipping a resolv.conf nameserver that is splitdns itself");
+    }
+    servers
+}
+
+fn is_own(server: &SocketAddr, own: &[SocketAddr]) -> bool {
+    own.iter().any(|l| {
+        l.port() == server.port()
+            && (l.ip() == server.ip()
+                || (l.ip().is_unspecified() && l.is_ipv4() == server.is_ipv4()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_nameserver_lines() {
+        let text = "# comment\nsearch example.com\nnameserver 192.0.2.1\nnameserver 2001:db8::1\nnameserver fe80::1%1\noptions ndots:2\nnameserver bogus\n";
+        let servers = nameservers(text);
+        assert_eq!(servers.len(), 3);
+        assert_eq!(servers[0], "192.0.2.1:53".parse().unwrap());
+        assert_eq!(servers[1], "[2001:db8::1]:53".parse().unwrap());
+        assert_eq!(servers[2], "[fe80::1%1]:53".parse().unwrap());
+    }
+
+    #[test]
+    fn own_addresses_are_skipped() {
+        let own: Vec<SocketAddr> = vec!["127.0.0.1:53".parse().unwrap()];
+        assert!(is_own(&"127.0.0.1:53".parse().unwrap(), &own));
+        assert!(!is_own(&"127.0.0.53:53".parse().unwrap(), &own));
+        assert!(is_own(
+            &"192.0.2.1:53".parse().unwrap(),
+            &["0.0.0.0:53".parse().unwrap()]
+        ));
+    }
+}

@@ -1,0 +1,245 @@
+//! Listeners: UDP and TCP on every listen address.
+//!
+//! Each UDP address gets one socket per worker thread (SO_REUSEPORT), so the
+//! kernel spreads queries over the cores and no lock is shared between them; a
+//! cache hit is answered inline in the socket's loop. TCP connections take
+//! pipelined queries and answer each as soon as it is ready (RFC 7766 §6.2.1.1).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::handler::{Protocol, Shared, Step};
+
+/// How long a TCP connection may sit without a query (RFC 7766 §6.2.3).
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// How long one TCP message may take to arrive once its length has.
+const TCP_READ: Duration = Duration::from_secs(5);
+const TCP_MAX_QUERIES: usize = 100;
+const TCP_MAX_CONNECTIONS: usize = 1000;
+/// Pipelined queries of one connection being resolved at once.
+const TCP_PIPELINE: usize = 32;
+
+/// A bind that failed, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({protocol}): {source}{hint}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub protocol: &'static str,
+    pub source: io::Error,
+    pub hint: &'static str,
+}
+
+impl BindError {
+    fn new(addr: SocketAddr, protocol: &'static str, source: io::Error) -> Self {
+        let hint = match source.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "; ports below 1024 need root or CAP_NET_BIND_SERVICE (the systemd unit grants it)"
+            }
+            io::ErrorKind::AddrInUse => {
+                "; another DNS server (dnsmasq, systemd-resolved, a second splitdns) holds it: stop it or pick another address"
+            }
+            io::ErrorKind::AddrNotAvailable => "; no interface has this address: check `ip addr`",
+            _ => "",
+        };
+        Self {
+            addr,
+            protocol,
+            source,
+            hint,
+        }
+    }
+}
+
+/// The sockets bound for one listen address.
+pub struct Listener {
+    pub addr: SocketAddr,
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: TcpListener,
+}
+
+impl Listener {
+    /// Binds UDP (one socket per worker) and TCP on `addr`. Port 0 picks a port
+    /// free for both protocols.
+    pub fn bind(addr: SocketAddr, workers: usize) -> Result<Self, BindError> {
+        let attempts = if addr.port() == 0 { 20 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            match Self::bind_once(addr, workers) {
+                Ok(listener) => return Ok(listener),
+                Err(e) if addr.port() == 0 && e.source.kind() == io::ErrorKind::AddrInUse => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    fn bind_once(addr: SocketAddr, workers: usize) -> Result<Self, BindError> {
+        let first = udp_socket(addr).map_err(|e| BindError::new(addr, "UDP", e))?;
+        let bound = first
+            .local_addr()
+            .map_err(|e| BindError::new(addr, "UDP", e))?;
+        let mut udp = vec![first];
+        for _ in 1..workers.max(1) {
+            udp.push(udp_socket(bound).map_err(|e| BindError::new(bound, "UDP", e))?);
+        }
+        let tcp = tcp_listener(bound).map_err(|e| BindError::new(bound, "TCP", e))?;
+        let udp = udp
+            .into_iter()
+            .map(|s| UdpSocket::from_std(s).map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|e| BindError::new(bound, "UDP", e))?;
+        let tcp = TcpListener::from_std(tcp).map_err(|e| BindError::new(bound, "TCP", e))?;
+        Ok(Self {
+            addr: bound,
+            udp,
+            tcp,
+        })
+    }
+
+    /// Serves until the returned tasks are aborted.
+    pub fn spawn(self, shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) {
+        for socket in self.udp {
+            tasks.spawn(serve_udp(Arc::clone(shared), socket));
+        }
+        tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp));
+    }
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    // A deeper queue absorbs bursts; the kernel caps it at rmem_max.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        let (len, client) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(error) => {
+                tracing::debug!(%error, "UDP receive failed");
+                continue;
+            }
+        };
+        match shared.answer_now(&buf[..len], client.ip(), Protocol::Udp, &mut out) {
+            Step::Reply => {
+                let _ = socket.send_to(&out, client).await;
+            }
+            Step::Drop => {}
+            Step::Miss(miss) => {
+                let shared = Arc::clone(&shared);
+                let socket = Arc::clone(&socket);
+                tokio::spawn(async move {
+                    let reply = shared.answer_miss(miss).await;
+                    let _ = socket.send_to(&reply, client).await;
+                });
+            }
+        }
+    }
+}
+
+async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
+    let connections = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
+            return;
+        };
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::debug!(%error, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            serve_connection(shared, stream, client).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Reads length-prefixed queries until the client goes idle or has sent
+/// [`TCP_MAX_QUERIES`]; responses go out as they are ready, in any order.
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, client: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_PIPELINE);
+    let write = tokio::spawn(async move {
+        while let Some(reply) = rx.recv().await {
+            let mut framed = Vec::with_capacity(reply.len() + 2);
+            framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&reply);
+            if writer.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let pipeline = Arc::new(Semaphore::new(TCP_PIPELINE));
+    let mut out = Vec::new();
+    for _ in 0..TCP_MAX_QUERIES {
+        let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, reader.read_u16()).await else {
+            break;
+        };
+        let mut packet = vec![0; usize::from(len)];
+        if !matches!(
+            tokio::time::timeout(TCP_READ, reader.read_exact(&mut packet)).await,
+            Ok(Ok(_))
+        ) {
+            break;
+        }
+        match shared.answer_now(&packet, client.ip(), Protocol::Tcp, &mut out) {
+            Step::Reply => {
+                if tx.send(std::mem::take(&mut out)).await.is_err() {
+                    break;
+                }
+            }
+            Step::Drop => {}
+            Step::Miss(miss) => {
+                let Ok(permit) = Arc::clone(&pipeline).acquire_owned().await else {
+                    break;
+                };
+                let shared = Arc::clone(&shared);
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let reply = shared.answer_miss(miss).await;
+                    let _ = tx.send(reply).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(tx);
+    let _ = write.await;
+}

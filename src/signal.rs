@@ -1,0 +1,18 @@
+//! OS signals -> what the server should do.
+
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Completes on the first SIGTERM or SIGINT.
+pub async fn shutdown() {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop splitdns with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,177 @@
+//! SRV completion: service discovery in one round trip.
+//!
+//! A client that asks for `_web._tcp.service.consul SRV` next asks for the A and
+//! AAAA of every target. The addresses that came in the SRV reply's additional
+//! section are stored as cache entries of their own, so those follow-up queries
+//! are hits; targets the upstream sent no address for are resolved here, through
+//! splitdns's own routing and cache, and added to the additional section before
+//! the client gets the SRV answer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+use tokio::task::JoinSet;
+
+use crate::answer::Answer;
+use crate::cache;
+use crate::handler::{Question, Shared, State, resolve_boxed};
+use crate::wire::NameBuf;
+
+pub const TYPE_SRV: u16 = 33;
+const CLASS_IN: u16 = 1;
+
+/// Stores the SRV reply's target addresses and fills in the missing ones within
+/// `budget`. Returns the answer to give the client (the same one when nothing
+/// was missing or nothing could be added).
+pub async fn complete(
+    shared: &Arc<Shared>,
+    state: &Arc<State>,
+    answer: Arc<Answer>,
+    budget: Duration,
+) -> Arc<Answer> {
+    let Ok(mut msg) = Message::from_vec(answer.bytes()) else {
+        return answer;
+    };
+    let targets: Vec<Name> = msg
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(srv) if !srv.target.is_root() => Some(srv.target.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    if targets.is_empty() {
+        return answer;
+    }
+    let addresses = addresses_by_owner(&msg.additionals);
+    for ((owner, rtype), records) in &addresses {
+        if targets.contains(owner) {
+            store_addresses(shared, state, owner, *rtype, records);
+        }
+    }
+    let missing: Vec<&Name> = dedup(&targets)
+        .into_iter()
+        .filter(|t| !addresses.keys().any(|(owner, _)| owner == *t))
+        .collect();
+    if missing.is_empty() {
+        return answer;
+    }
+    let found = resolve_targets(shared, state, &missing, budget).await;
+    if found.is_empty() {
+        return answer;
+    }
+    msg.additionals.extend(found);
+    let policy = state.router.route(answer_lower(&answer)).ttl;
+    match msg.to_vec() {
+        Ok(bytes) => Answer::from_reply(&bytes, answer_lower(&answer), policy, Instant::now())
+            .map(Arc::new)
+            .unwrap_or(answer),
+        Err(_) => answer,
+    }
+}
+
+/// The lowercased question name of a normalised answer.
+fn answer_lower(answer: &Answer) -> &[u8] {
+    let bytes = answer.bytes();
+    let mut end = crate::wire::HEADER_LEN;
+    while let Some(&len) = bytes.get(end) {
+        end += usize::from(len) + 1;
+        if len == 0 {
+            break;
+        }
+    }
+    &bytes[crate::wire::HEADER_LEN..end.min(bytes.len())]
+}
+
+fn addresses_by_owner(additionals: &[Record]) -> BTreeMap<(Name, RecordType), Vec<Record>> {
+    let mut by_owner: BTreeMap<(Name, RecordType), Vec<Record>> = BTreeMap::new();
+    for record in additionals {
+        if matches!(record.record_type(), RecordType::A | RecordType::AAAA) {
+            by_owner
+                .entry((record.name.to_lowercase(), record.record_type()))
+                .or_default()
+                .push(record.clone());
+        }
+    }
+    by_owner
+}
+
+fn dedup(names: &[Name]) -> Vec<&Name> {
+    let mut seen: Vec<&Name> = Vec::new();
+    for name in names {
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    seen
+}
+
+/// Caches `records` as the answer to `owner rtype`, under the TTL rules of the
+/// owner's own route.
+fn store_addresses(
+    shared: &Shared,
+    state: &State,
+    owner: &Name,
+    rtype: RecordType,
+    records: &[Record],
+) {
+    let Ok(wire) = owner.to_bytes() else { return };
+    let mut msg = Message::response(0, hickory_proto::op::OpCode::Query);
+    msg.add_query(hickory_proto::op::Query::query(owner.clone(), rtype));
+    msg.add_answers(records.iter().cloned());
+    let Ok(bytes) = msg.to_vec() else { return };
+    let policy = state.router.route(&wire).ttl;
+    if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
+        let mut key = [0; 260];
+        let key = cache::key_for(&wire, u16::from(rtype), CLASS_IN, false, false, &mut key);
+        shared.cache.insert(key, &Arc::new(answer));
+    }
+}
+
+/// A and AAAA of every target, asked concurrently, whatever arrives within `budget`.
+async fn resolve_targets(
+    shared: &Arc<Shared>,
+    state: &Arc<State>,
+    targets: &[&Name],
+    budget: Duration,
+) -> Vec<Record> {
+    let mut lookups = JoinSet::new();
+    for target in targets {
+        let Some(lower) = target.to_bytes().ok().and_then(|w| NameBuf::from_wire(&w)) else {
+            continue;
+        };
+        for qtype in [RecordType::A, RecordType::AAAA] {
+            let question = Question {
+                lower,
+                qtype: qtype.into(),
+                qclass: CLASS_IN,
+                dnssec_ok: false,
+                checking_disabled: false,
+            };
+            lookups.spawn(resolve_boxed(
+                Arc::clone(shared),
+                Arc::clone(state),
+                question,
+            ));
+        }
+    }
+    let mut found = Vec::new();
+    let collect = async {
+        while let Some(result) = lookups.join_next().await {
+            let Ok(Some(answer)) = result else { continue };
+            if let Ok(msg) = Message::from_vec(answer.bytes()) {
+                found.extend(
+                    msg.answers
+                        .into_iter()
+                        .filter(|r| matches!(r.record_type(), RecordType::A | RecordType::AAAA)),
+                );
+            }
+        }
+    };
+    let _ = tokio::time::timeout(budget, collect).await;
+    found
+}

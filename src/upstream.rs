@@ -1,0 +1,389 @@
+//! One route's upstream servers: ordered failover, UDP then TCP on truncation,
+//! reply validation, and a bound on queries in flight.
+//!
+//! Every query gets a fresh random ID and goes out from a socket bound to a
+//! random port, connected to the server so the kernel drops datagrams from any
+//! other address; a reply is taken only if its ID and question match, anything
+//! else is dropped and the wait goes on (RFC 5452 §9). Sockets are pooled and
+//! replaced after a few dozen queries, so ports keep changing without a socket
+//! per query.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::wire::{self, Message};
+
+/// Why a route's upstreams gave no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("too many queries in flight for this route")]
+    Busy,
+    #[error("the route has no servers")]
+    NoServers,
+    #[error("every server failed (last: {0})")]
+    AllFailed(Failure),
+}
+
+/// How one attempt at one server failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("timeout")]
+    Timeout,
+    #[error("SERVFAIL")]
+    ServFail,
+    #[error("REFUSED")]
+    Refused,
+    #[error("bad reply")]
+    BadReply,
+    #[error("network error")]
+    Network,
+}
+
+/// The question being asked upstream, lowercased.
+#[derive(Clone, Copy)]
+pub struct Ask<'a> {
+    pub lower: &'a [u8],
+    pub qtype: u16,
+    pub qclass: u16,
+    pub dnssec_ok: bool,
+    pub checking_disabled: bool,
+}
+
+/// The servers of one route, asked in order.
+pub struct Upstream {
+    servers: Vec<Server>,
+    timeout: Duration,
+    in_flight: Semaphore,
+}
+
+impl Upstream {
+    pub fn new(servers: Vec<SocketAddr>, timeout: Duration, max_in_flight: usize) -> Self {
+        Self {
+            servers: servers.into_iter().map(Server::new).collect(),
+            timeout,
+            in_flight: Semaphore::new(max_in_flight.max(1)),
+        }
+    }
+
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        self.servers.iter().map(|s| s.addr).collect()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Asks the servers in order until one gives a usable reply: a timeout,
+    /// SERVFAIL, REFUSED or a malformed reply moves on to the next server.
+    pub async fn ask(&self, ask: Ask<'_>) -> Result<Vec<u8>, UpstreamError> {
+        if self.servers.is_empty() {
+            return Err(UpstreamError::NoServers);
+        }
+        let _permit = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| UpstreamError::Busy)?;
+        let mut last = Failure::Timeout;
+        for server in &self.servers {
+            match server.ask(ask, self.timeout).await {
+                Ok(reply) => return Ok(reply),
+                Err(failure) => {
+                    server.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(server = %server.addr, %failure, "upstream attempt failed");
+                    last = failure;
+                }
+            }
+        }
+        Err(UpstreamError::AllFailed(last))
+    }
+}
+
+/// One upstream server and its pooled UDP sockets.
+pub struct Server {
+    addr: SocketAddr,
+    udp: UdpPool,
+    queries: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Server {
+    fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            udp: UdpPool::new(addr),
+            queries: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        let reply = self.udp.exchange(ask, timeout).await?;
+        let reply = if Message::parse(&reply).is_some_and(|m| m.truncated()) {
+            self.queries.fetch_add(1, Ordering::Relaxed);
+            tcp_exchange(self.addr, ask, timeout).await?
+        } else {
+            reply
+        };
+        let msg = Message::parse(&reply).ok_or(Failure::BadReply)?;
+        match msg.rcode() {
+            wire::RCODE_SERVFAIL => Err(Failure::ServFail),
+            wire::RCODE_REFUSED => Err(Failure::Refused),
+            _ if msg.truncated() => Err(Failure::BadReply),
+            _ => Ok(reply),
+        }
+    }
+}
+
+/// Whether `reply` answers `ask` with this ID: QR set, opcode QUERY, same question.
+fn answers(reply: &[u8], id: u16, ask: Ask<'_>) -> bool {
+    let Some(msg) = Message::parse(reply) else {
+        return false;
+    };
+    msg.id() == id
+        && msg.is_response()
+        && msg.opcode() == 0
+        && msg.asks(ask.lower, ask.qtype, ask.qclass)
+}
+
+/// Replace a pooled socket after this many queries, so the source port keeps moving.
+const USES_PER_SOCKET: u32 = 64;
+const SOCKETS_PER_SERVER: usize = 8;
+
+struct UdpPool {
+    server: SocketAddr,
+    slots: Vec<Mutex<Option<Arc<PooledSocket>>>>,
+    next: AtomicUsize,
+}
+
+struct PooledSocket {
+    socket: UdpSocket,
+    pending: Mutex<HashMap<u16, Waiter>>,
+    uses: AtomicU32,
+    retired: AtomicBool,
+}
+
+struct Waiter {
+    question: Box<[u8]>,
+    tx: oneshot::Sender<Vec<u8>>,
+}
+
+impl UdpPool {
+    fn new(server: SocketAddr) -> Self {
+        Self {
+            server,
+            slots: (0..SOCKETS_PER_SERVER).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+        let socket = self.socket().map_err(|_| Failure::Network)?;
+        let (id, rx) = socket.register(ask);
+        let _pending = PendingGuard {
+            socket: &socket,
+            id,
+        };
+        let query = wire::build_query(
+            id,
+            ask.lower,
+            ask.qtype,
+            ask.qclass,
+            ask.dnssec_ok,
+            ask.checking_disabled,
+        );
+        socket
+            .socket
+            .send(&query)
+            .await
+            .map_err(|_| Failure::Network)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(Failure::Network),
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+
+    /// A socket from the pool, replacing one that has served its quota.
+    fn socket(&self) -> io::Result<Arc<PooledSocket>> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let mut slot = slot.lock().expect("socket slot lock");
+        if let Some(s) = slot.as_ref()
+            && s.uses.fetch_add(1, Ordering::Relaxed) < USES_PER_SOCKET
+        {
+            return Ok(Arc::clone(s));
+        }
+        if let Some(old) = slot.take() {
+            old.retired.store(true, Ordering::Relaxed);
+        }
+        let fresh = PooledSocket::open(self.server)?;
+        *slot = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+}
+
+impl Drop for UdpPool {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            if let Some(s) = slot.lock().expect("socket slot lock").take() {
+                s.retired.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl PooledSocket {
+    fn open(server: SocketAddr) -> io::Result<Arc<Self>> {
+        let local: SocketAddr = if server.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let std = std::net::UdpSocket::bind(local)?;
+        std.connect(server)?;
+        std.set_nonblocking(true)?;
+        let socket = Arc::new(Self {
+            socket: UdpSocket::from_std(std)?,
+            pending: Mutex::new(HashMap::new()),
+            uses: AtomicU32::new(1),
+            retired: AtomicBool::new(false),
+        });
+        tokio::spawn(Arc::clone(&socket).read_replies());
+        Ok(socket)
+    }
+
+    /// Takes a random ID no other pending query on this socket uses.
+    fn register(&self, ask: Ask<'_>) -> (u16, oneshot::Receiver<Vec<u8>>) {
+        let (tx, rx) = oneshot::channel();
+        let mut question = Vec::with_capacity(ask.lower.len() + 4);
+        question.extend_from_slice(ask.lower);
+        question.extend_from_slice(&ask.qtype.to_be_bytes());
+        question.extend_from_slice(&ask.qclass.to_be_bytes());
+        let mut pending = self.pending.lock().expect("pending lock");
+        let id = loop {
+            let id: u16 = rand::random();
+            if !pending.contains_key(&id) {
+                break id;
+            }
+        };
+        pending.insert(
+            id,
+            Waiter {
+                question: question.into(),
+                tx,
+            },
+        );
+        (id, rx)
+    }
+
+    /// Hands each reply to the query waiting on its ID, if the question matches.
+    async fn read_replies(self: Arc<Self>) {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let received =
+                tokio::time::timeout(Duration::from_secs(1), self.socket.recv(&mut buf)).await;
+            match received {
+                Ok(Ok(n)) => self.dispatch(&buf[..n]),
+                // ICMP errors from earlier sends surface here; the query times out.
+                Ok(Err(_)) => {}
+                Err(_)
+                    if self.retired.load(Ordering::Relaxed)
+                        && self.pending.lock().expect("pending lock").is_empty() =>
+                {
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn dispatch(&self, reply: &[u8]) {
+        let Some(id) = wire::read_u16(reply, 0) else {
+            return;
+        };
+        let mut pending = self.pending.lock().expect("pending lock");
+        let Some(waiter) = pending.get(&id) else {
+            return;
+        };
+        let q = &waiter.question;
+        let (lower, tail) = q.split_at(q.len() - 4);
+        let ask = Ask {
+            lower,
+            qtype: u16::from_be_bytes([tail[0], tail[1]]),
+            qclass: u16::from_be_bytes([tail[2], tail[3]]),
+            dnssec_ok: false,
+            checking_disabled: false,
+        };
+        if !answers(reply, id, ask) {
+            tracing::debug!(
+                id,
+                "dropped an upstream reply that does not match its query"
+            );
+            return;
+        }
+        if let Some(waiter) = pending.remove(&id) {
+            let _ = waiter.tx.send(reply.to_vec());
+        }
+    }
+}
+
+/// Removes a query from its socket's pending table however the wait ends.
+struct PendingGuard<'a> {
+    socket: &'a PooledSocket,
+    id: u16,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.socket
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(&self.id);
+    }
+}
+
+/// One query over a new TCP connection (RFC 7766), for replies truncated over UDP.
+async fn tcp_exchange(
+    server: SocketAddr,
+    ask: Ask<'_>,
+    timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
+    let id: u16 = rand::random();
+    let query = wire::build_query(
+        id,
+        ask.lower,
+        ask.qtype,
+        ask.qclass,
+        ask.dnssec_ok,
+        ask.checking_disabled,
+    );
+    let exchange = async {
+        let mut stream = TcpStream::connect(server).await?;
+        let mut framed = Vec::with_capacity(query.len() + 2);
+        framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&query);
+        stream.write_all(&framed).await?;
+        let len = stream.read_u16().await?;
+        let mut reply = vec![0; usize::from(len)];
+        stream.read_exact(&mut reply).await?;
+        io::Result::Ok(reply)
+    };
+    let reply = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| Failure::Timeout)?
+        .map_err(|_| Failure::Network)?;
+    if answers(&reply, id, ask) {
+        Ok(reply)
+    } else {
+        Err(Failure::BadReply)
+    }
+}

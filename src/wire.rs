@@ -1,0 +1,563 @@
+//! The few wire-format operations on the hot path, done on bytes.
+//!
+//! A cache hit must not pay for a full decode and re-encode (RFC 1035 §4.1), so a
+//! client query is read only as far as its header, question and OPT record, and a
+//! cached answer is kept encoded and patched in place. Everything that builds or
+//! inspects whole messages goes through hickory-proto instead.
+
+use std::ops::Range;
+
+pub const HEADER_LEN: usize = 12;
+pub const TYPE_OPT: u16 = 41;
+pub const TYPE_SOA: u16 = 6;
+pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_ANY: u16 = 255;
+/// The EDNS UDP payload size splitdns advertises and asks upstreams for: the
+/// DNS flag day 2020 value, which avoids IP fragmentation on every common path.
+pub const EDNS_UDP_SIZE: u16 = 1232;
+/// Without EDNS a UDP response may not exceed 512 bytes (RFC 1035 §4.2.1).
+pub const CLASSIC_UDP_SIZE: usize = 512;
+
+pub const RCODE_NOERROR: u8 = 0;
+pub const RCODE_FORMERR: u8 = 1;
+pub const RCODE_SERVFAIL: u8 = 2;
+pub const RCODE_NXDOMAIN: u8 = 3;
+pub const RCODE_NOTIMP: u8 = 4;
+pub const RCODE_REFUSED: u8 = 5;
+/// Extended RCODE 16 (RFC 6891 §6.1.3): the upper 8 bits go in the OPT record.
+pub const EXT_RCODE_BADVERS: u16 = 16;
+
+const FLAG_QR: u8 = 0x80;
+const FLAG_AA: u8 = 0x04;
+const FLAG_TC: u8 = 0x02;
+const FLAG_RD: u8 = 0x01;
+const FLAG_RA: u8 = 0x80;
+const FLAG_AD: u8 = 0x20;
+const FLAG_CD: u8 = 0x10;
+const EDNS_DO: u16 = 0x8000;
+
+/// A domain name in wire form, held inline so a query needs no allocation.
+#[derive(Clone, Copy)]
+pub struct NameBuf {
+    len: u8,
+    bytes: [u8; 255],
+}
+
+impl NameBuf {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn from_wire(wire: &[u8]) -> Option<Self> {
+        let mut bytes = [0; 255];
+        bytes.get_mut(..wire.len())?.copy_from_slice(wire);
+        Some(Self {
+            len: wire.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn to_lowercase(&self) -> Self {
+        let mut lower = *self;
+        lower.bytes[..usize::from(self.len)].make_ascii_lowercase();
+        lower
+    }
+}
+
+impl std::fmt::Display for NameBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::zone::write_wire_name(f, self.as_bytes())
+    }
+}
+
+/// The client's EDNS record, as far as splitdns cares (RFC 6891 §6.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edns {
+    pub udp_size: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+}
+
+/// A client query, read as far as the answer needs: header, question, OPT.
+#[derive(Clone, Copy)]
+pub struct Query {
+    pub id: u16,
+    /// Header byte 2 (QR, opcode, AA, TC, RD) and byte 3 (RA, Z, AD, CD, RCODE).
+    pub flags: [u8; 2],
+    /// The name exactly as the client wrote it, letter case included.
+    pub name: NameBuf,
+    /// The same name lowercased: what routing and the cache compare.
+    pub lower: NameBuf,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+/// Why a packet is not a query splitdns can answer normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Not worth a reply: shorter than a header, or a response (QR=1).
+    Drop,
+    /// Answer with this RCODE, echoing the header (and the question when it parsed).
+    Respond {
+        rcode: u8,
+        question_end: Option<usize>,
+    },
+}
+
+impl Query {
+    /// Reads a client query. Only the first question and the OPT record are
+    /// interpreted; other records in a query are skipped.
+    pub fn parse(packet: &[u8]) -> Result<Self, Reject> {
+        if packet.len() < HEADER_LEN || packet[2] & FLAG_QR != 0 {
+            return Err(Reject::Drop);
+        }
+        let formerr = |question_end| Reject::Respond {
+            rcode: RCODE_FORMERR,
+            question_end,
+        };
+        if opcode(packet) != 0 {
+            return Err(Reject::Respond {
+                rcode: RCODE_NOTIMP,
+                question_end: None,
+            });
+        }
+        if read_u16(packet, 4) != Some(1) {
+            return Err(formerr(None));
+        }
+        let name_end = plain_name_end(packet, HEADER_LEN).ok_or(formerr(None))?;
+        let (Some(qtype), Some(qclass)) =
+            (read_u16(packet, name_end), read_u16(packet, name_end + 2))
+        else {
+            return Err(formerr(None));
+        };
+        let question_end = name_end + 4;
+        let name = NameBuf::from_wire(&packet[HEADER_LEN..name_end]).ok_or(formerr(None))?;
+        let edns = find_edns(packet, question_end).map_err(|()| formerr(Some(question_end)))?;
+        Ok(Self {
+            id: u16::from_be_bytes([packet[0], packet[1]]),
+            flags: [packet[2], packet[3]],
+            name,
+            lower: name.to_lowercase(),
+            qtype,
+            qclass,
+            edns,
+        })
+    }
+
+    pub fn recursion_desired(&self) -> bool {
+        self.flags[0] & FLAG_RD != 0
+    }
+
+    pub fn checking_disabled(&self) -> bool {
+        self.flags[1] & FLAG_CD != 0
+    }
+
+    pub fn dnssec_ok(&self) -> bool {
+        self.edns.is_some_and(|e| e.dnssec_ok)
+    }
+
+    /// The largest response the client takes over UDP.
+    pub fn udp_limit(&self) -> usize {
+        self.edns.map_or(CLASSIC_UDP_SIZE, |e| {
+            usize::from(e.udp_size).max(CLASSIC_UDP_SIZE)
+        })
+    }
+}
+
+fn opcode(packet: &[u8]) -> u8 {
+    (packet[2] >> 3) & 0x0f
+}
+
+pub fn read_u16(buf: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]))
+}
+
+fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// End of an uncompressed name starting at `at` (questions are never compressed:
+/// nothing precedes them to point at).
+fn plain_name_end(buf: &[u8], mut at: usize) -> Option<usize> {
+    let start = at;
+    loop {
+        let len = usize::from(*buf.get(at)?);
+        if len == 0 {
+            return (at + 1 - start <= 255).then_some(at + 1);
+        }
+        if len > 63 {
+            return None;
+        }
+        at += len + 1;
+    }
+}
+
+/// End of a possibly compressed name starting at `at`. Pointers are followed only
+/// to check they land on a valid name before `at` (no loops, no forward jumps).
+fn name_end(buf: &[u8], at: usize) -> Option<usize> {
+    let mut pos = at;
+    let mut end = None;
+    let mut total = 0usize;
+    let mut limit = at;
+    loop {
+        let len = *buf.get(pos)?;
+        match len {
+            0 => return Some(end.unwrap_or(pos + 1)),
+            1..=63 => {
+                total += usize::from(len) + 1;
+                if total > 255 {
+                    return None;
+                }
+                pos += usize::from(len) + 1;
+            }
+            0xc0..=0xff => {
+                let target = usize::from(read_u16(buf, pos)? & 0x3fff);
+                end.get_or_insert(pos + 2);
+                if target >= limit {
+                    return None;
+                }
+                limit = target;
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The EDNS record of a query, if any. More than one OPT is a FORMERR (RFC 6891 §6.1.1).
+fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, ()> {
+    let counts = [6, 8, 10].map(|at| read_u16(packet, at).unwrap_or(0));
+    let mut at = question_end;
+    let mut edns = None;
+    for (section, &count) in counts.iter().enumerate() {
+        for _ in 0..count {
+            let rec = Record::read(packet, at).ok_or(())?;
+            if section == 2 && rec.rtype == TYPE_OPT {
+                if edns.is_some() {
+                    return Err(());
+                }
+                let ttl = read_u32(packet, rec.ttl_at).ok_or(())?;
+                edns = Some(Edns {
+                    udp_size: rec.class,
+                    version: (ttl >> 16) as u8,
+                    dnssec_ok: ttl as u16 & EDNS_DO != 0,
+                });
+            }
+            at = rec.end;
+        }
+    }
+    Ok(edns)
+}
+
+/// The section a record sits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Answer,
+    Authority,
+    Additional,
+}
+
+/// Where one resource record lies in a message.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub start: usize,
+    pub section: Section,
+    pub rtype: u16,
+    pub class: u16,
+    pub ttl_at: usize,
+    pub rdata: Range<usize>,
+    pub end: usize,
+}
+
+impl Record {
+    fn read(buf: &[u8], at: usize) -> Option<Self> {
+        let owner_end = name_end(buf, at)?;
+        let rtype = read_u16(buf, owner_end)?;
+        let class = read_u16(buf, owner_end + 2)?;
+        let rdlen = usize::from(read_u16(buf, owner_end + 8)?);
+        let rdata = owner_end + 10..owner_end + 10 + rdlen;
+        if rdata.end > buf.len() {
+            return None;
+        }
+        Some(Self {
+            start: at,
+            section: Section::Answer,
+            rtype,
+            class,
+            ttl_at: owner_end + 4,
+            end: rdata.end,
+            rdata,
+        })
+    }
+
+    pub fn ttl(&self, buf: &[u8]) -> u32 {
+        read_u32(buf, self.ttl_at).unwrap_or(0)
+    }
+
+    /// The SOA MINIMUM field: the last 4 bytes of its RDATA (RFC 1035 §3.3.13).
+    pub fn soa_minimum(&self, buf: &[u8]) -> Option<u32> {
+        (self.rtype == TYPE_SOA && self.rdata.len() >= 22)
+            .then(|| read_u32(buf, self.rdata.end - 4))
+            .flatten()
+    }
+}
+
+/// A whole message: header fields and the place of every record.
+pub struct Message<'a> {
+    pub buf: &'a [u8],
+    pub question_end: usize,
+    pub records: Vec<Record>,
+}
+
+impl<'a> Message<'a> {
+    /// Walks a message with one question, checking every length and name on the way.
+    /// Bytes after the last record are an error: they would be copied into the cache.
+    pub fn parse(buf: &'a [u8]) -> Option<Self> {
+        if buf.len() < HEADER_LEN || read_u16(buf, 4)? != 1 {
+            return None;
+        }
+        let question_end =
+            plain_name_end(buf, HEADER_LEN).or_else(|| name_end(buf, HEADER_LEN))? + 4;
+        if question_end > buf.len() {
+            return None;
+        }
+        let mut records = Vec::new();
+        let mut at = question_end;
+        for (section, count_at) in [
+            (Section::Answer, 6),
+            (Section::Authority, 8),
+            (Section::Additional, 10),
+        ] {
+            for _ in 0..read_u16(buf, count_at)? {
+                let mut rec = Record::read(buf, at)?;
+                rec.section = section;
+                at = rec.end;
+                records.push(rec);
+            }
+        }
+        (at == buf.len()).then_some(Self {
+            buf,
+            question_end,
+            records,
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        u16::from_be_bytes([self.buf[0], self.buf[1]])
+    }
+
+    pub fn is_response(&self) -> bool {
+        self.buf[2] & FLAG_QR != 0
+    }
+
+    pub fn opcode(&self) -> u8 {
+        opcode(self.buf)
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.buf[2] & FLAG_TC != 0
+    }
+
+    pub fn rcode(&self) -> u8 {
+        self.buf[3] & 0x0f
+    }
+
+    /// The question's name, type and class, name compared as written.
+    pub fn question(&self) -> (&[u8], u16, u16) {
+        let name_end = self.question_end - 4;
+        (
+            &self.buf[HEADER_LEN..name_end],
+            read_u16(self.buf, name_end).unwrap_or(0),
+            read_u16(self.buf, name_end + 2).unwrap_or(0),
+        )
+    }
+
+    /// Whether the question is `lower` (compared case-insensitively), `qtype`, `qclass`.
+    pub fn asks(&self, lower: &[u8], qtype: u16, qclass: u16) -> bool {
+        let (name, t, c) = self.question();
+        t == qtype && c == qclass && name.eq_ignore_ascii_case(lower)
+    }
+}
+
+/// Builds a query to send upstream: RD set, CD as the client asked, EDNS0 with
+/// [`EDNS_UDP_SIZE`] always, DO as the client asked.
+pub fn build_query(
+    id: u16,
+    lower: &[u8],
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    cd: bool,
+) -> Vec<u8> {
+    let mut q = Vec::with_capacity(HEADER_LEN + lower.len() + 4 + 11);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.push(FLAG_RD);
+    q.push(if cd { FLAG_CD } else { 0 });
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
+    q.extend_from_slice(lower);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&qclass.to_be_bytes());
+    push_opt(&mut q, 0, dnssec_ok);
+    q
+}
+
+/// Appends an OPT record (RFC 6891 §6.1.2) advertising [`EDNS_UDP_SIZE`], version 0.
+pub fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
+    out.push(ext_rcode);
+    out.push(0);
+    out.extend_from_slice(&(if dnssec_ok { EDNS_DO } else { 0 }).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+}
+
+pub const OPT_LEN: usize = 11;
+
+/// A reply splitdns makes itself for a query it won't pass on (FORMERR, NOTIMP,
+/// REFUSED, SERVFAIL, BADVERS): the client's header with QR, RA and the RCODE
+/// set, the question echoed when it parsed, and an OPT when the client sent one.
+pub fn error_reply(packet: &[u8], rcode: u16, question_end: Option<usize>, edns: bool) -> Vec<u8> {
+    let question = question_end.map_or(&[][..], |end| &packet[HEADER_LEN..end]);
+    let mut out = Vec::with_capacity(HEADER_LEN + question.len() + OPT_LEN);
+    out.extend_from_slice(&packet[..2]);
+    out.push(FLAG_QR | (packet[2] & 0x78) | (packet[2] & FLAG_RD));
+    out.push(FLAG_RA | (packet[3] & FLAG_CD) | (rcode & 0x0f) as u8);
+    let qdcount = u16::from(!question.is_empty());
+    out.extend_from_slice(&qdcount.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 0, u8::from(edns)]);
+    out.extend_from_slice(question);
+    if edns {
+        push_opt(&mut out, (rcode >> 4) as u8, false);
+    }
+    out
+}
+
+/// Header bits of a stored answer: QR and RA set, RD/CD/ID left for the client's.
+pub fn stored_flags(authoritative: bool, authentic: bool, rcode: u8) -> [u8; 2] {
+    [
+        FLAG_QR | if authoritative { FLAG_AA } else { 0 },
+        FLAG_RA | if authentic { FLAG_AD } else { 0 } | (rcode & 0x0f),
+    ]
+}
+
+pub fn authentic_data(buf: &[u8]) -> bool {
+    buf.get(3).is_some_and(|b| b & FLAG_AD != 0)
+}
+
+/// Gives a stored answer the client's ID, RD and CD bits.
+pub fn patch_header(out: &mut [u8], query: &Query) {
+    out[..2].copy_from_slice(&query.id.to_be_bytes());
+    out[2] = (out[2] & !FLAG_RD) | (query.flags[0] & FLAG_RD);
+    out[3] = (out[3] & !FLAG_CD) | (query.flags[1] & FLAG_CD);
+}
+
+/// Turns a response that is too large for the client into header + question
+/// with TC=1 (RFC 1035 §4.2.1, RFC 2181 §9): the client retries over TCP.
+pub fn truncate_to_question(out: &mut Vec<u8>, question_end: usize) {
+    out.truncate(question_end);
+    out[2] |= FLAG_TC;
+    out[6..12].fill(0);
+}
+
+pub fn add_to_arcount(out: &mut [u8], n: u16) {
+    let count = read_u16(out, 10).unwrap_or(0).saturating_add(n);
+    out[10..12].copy_from_slice(&count.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query_bytes(name: &[u8], qtype: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, FLAG_RD, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(name);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        q
+    }
+
+    #[test]
+    fn parses_question_and_keeps_case() {
+        let q = Query::parse(&query_bytes(b"\x03WeB\x06consul\x00", 1)).unwrap();
+        assert_eq!(q.id, 0x1234);
+        assert_eq!(q.name.as_bytes(), b"\x03WeB\x06consul\x00");
+        assert_eq!(q.lower.as_bytes(), b"\x03web\x06consul\x00");
+        assert_eq!(q.edns, None);
+        assert_eq!(q.udp_limit(), 512);
+    }
+
+    #[test]
+    fn reads_edns() {
+        let mut q = query_bytes(b"\x01a\x00", 1);
+        q[11] = 1;
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 1, 0x80, 0, 0, 0]);
+        let q = Query::parse(&q).unwrap();
+        assert_eq!(
+            q.edns,
+            Some(Edns {
+                udp_size: 4096,
+                version: 1,
+                dnssec_ok: true
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_bad_queries() {
+        assert_eq!(Query::parse(&[0; 11]).err(), Some(Reject::Drop));
+        let mut response = query_bytes(b"\x01a\x00", 1);
+        response[2] |= FLAG_QR;
+        assert_eq!(Query::parse(&response).err(), Some(Reject::Drop));
+        let mut update = query_bytes(b"\x01a\x00", 1);
+        update[2] = 5 << 3;
+        assert!(matches!(
+            Query::parse(&update),
+            Err(Reject::Respond {
+                rcode: RCODE_NOTIMP,
+                ..
+            })
+        ));
+        let mut two = query_bytes(b"\x01a\x00", 1);
+        two[5] = 2;
+        assert!(matches!(
+            Query::parse(&two),
+            Err(Reject::Respond {
+                rcode: RCODE_FORMERR,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Query::parse(&query_bytes(b"\x05a\x00", 1)),
+            Err(Reject::Respond {
+                rcode: RCODE_FORMERR,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn compression_loops_are_rejected() {
+        let mut m = query_bytes(b"\x01a\x00", 1);
+        m[3] = 0x80;
+        m[2] |= FLAG_QR;
+        m[7] = 1;
+        let at = m.len();
+        m.extend_from_slice(&[
+            0xc0 | (at >> 8) as u8,
+            at as u8,
+            0,
+            1,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        assert!(Message::parse(&m).is_none());
+    }
+}

@@ -1,0 +1,14 @@
+//! Black-box tests for splitdns: a real server on 127.0.0.1:0, fake upstreams, real packets.
+//!
+//! Cache behaviour is always proven by the number of queries an upstream received, never by
+//! timing. See `support/` for the fakes and the harness.
+
+mod support;
+
+mod cache;
+mod cli;
+mod forwarding;
+mod load;
+mod routing;
+mod srv;
+mod wire;
