@@ -3,11 +3,13 @@
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{DNSClass, RecordType};
 
 use crate::support::client;
 use crate::support::fixtures::{NET_TTL, consul, internet};
-use crate::support::{FakeUpstream, Mode, Splitdns, answer_ips, answer_ttls, assert_rcode, query};
+use crate::support::{
+    FakeUpstream, Mode, Splitdns, answer_ips, answer_ttls, assert_rcode, query, query_with_edns,
+};
 
 async fn standard() -> (Splitdns, FakeUpstream, FakeUpstream) {
     let consul = FakeUpstream::start(consul()).await;
@@ -39,7 +41,7 @@ min_ttl = {min_ttl}
     (dns, consul, internet)
 }
 
-/// Only [upstream] (the internet fake) plus `extra`.
+/// Only [upstream] (the internet fake, 1.5 s per attempt: well above the slow modes) plus `extra`.
 async fn internet_with(extra: &str) -> (Splitdns, FakeUpstream) {
     let internet = FakeUpstream::start(internet()).await;
     let config = format!(
@@ -48,7 +50,7 @@ async fn internet_with(extra: &str) -> (Splitdns, FakeUpstream) {
 listen = ["127.0.0.1:0"]
 [upstream]
 servers = ["{{internet}}"]
-timeout = "500ms"
+timeout = "1500ms"
 {extra}
 "#
     );
@@ -105,6 +107,37 @@ async fn qtype_is_part_of_the_cache_key() {
     assert_eq!(v6.answers.len(), 1);
     assert_eq!(v6.answers[0].record_type(), RecordType::AAAA);
     assert_eq!(internet.total(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnssec_ok_bit_is_part_of_the_cache_key() {
+    let (dns, _consul, internet) = standard().await;
+    let mut with_do = query_with_edns("www.example.", RecordType::A, 1232);
+    with_do.edns.as_mut().unwrap().set_dnssec_ok(true);
+
+    dns.udp(&query_with_edns("www.example.", RecordType::A, 1232))
+        .await;
+    dns.udp(&with_do).await;
+    dns.udp(&with_do).await;
+
+    assert_eq!(internet.count("www.example.", RecordType::A), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qclass_is_part_of_the_cache_key() {
+    let (dns, _consul, internet) = standard().await;
+    let mut chaos = query("www.example.", RecordType::A);
+    chaos.queries[0].set_query_class(DNSClass::CH);
+
+    dns.ask("www.example.", RecordType::A).await;
+    let reply = dns.udp(&chaos).await;
+
+    // Either CH went upstream or it was answered without the cached IN records.
+    let from_in_cache = internet.total() == 1 && !reply.answers.is_empty();
+    assert!(
+        !from_in_cache,
+        "a CH query was answered from the IN entry: {reply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,6 +218,8 @@ async fn nxdomain_with_soa_is_cached() {
         let reply = dns.ask("missing.example.", RecordType::A).await;
         assert_rcode(&reply, ResponseCode::NXDomain);
         assert!(reply.answers.is_empty());
+        // RFC 2308 §5: a negative answer from the cache carries its SOA.
+        assert_eq!(soas(&reply), 1, "{reply}");
     }
 
     assert_eq!(internet.count("missing.example.", RecordType::A), 1);
@@ -198,9 +233,18 @@ async fn nodata_with_soa_is_cached() {
         let reply = dns.ask("www.example.", RecordType::MX).await;
         assert_rcode(&reply, ResponseCode::NoError);
         assert!(reply.answers.is_empty());
+        assert_eq!(soas(&reply), 1, "{reply}");
     }
 
     assert_eq!(internet.count("www.example.", RecordType::MX), 1);
+}
+
+fn soas(reply: &hickory_proto::op::Message) -> usize {
+    reply
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::SOA)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,7 +386,7 @@ async fn identical_concurrent_queries_are_coalesced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalesced_ttl_zero_queries_share_one_upstream_query() {
     let (dns, internet) = internet_with("").await;
-    internet.set_mode(Mode::Slow(Duration::from_millis(500)));
+    internet.set_mode(Mode::Slow(Duration::from_millis(300)));
     let addr = dns.addr();
 
     let tasks: Vec<_> = (0..20)
@@ -352,7 +396,9 @@ async fn coalesced_ttl_zero_queries_share_one_upstream_query() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(answer_ips(&task.await.unwrap()).len(), 1);
+        let reply = task.await.unwrap();
+        assert_rcode(&reply, ResponseCode::NoError);
+        assert_eq!(answer_ips(&reply).len(), 1, "{reply}");
     }
 
     assert_eq!(internet.count("zero.example.", RecordType::A), 1);

@@ -63,6 +63,33 @@ async fn dead_server_fails_over_to_the_next() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_is_per_attempt_not_per_query() {
+    let dead = [
+        FakeUpstream::start(internet()).await,
+        FakeUpstream::start(internet()).await,
+    ];
+    let alive = FakeUpstream::start(internet()).await;
+    for upstream in &dead {
+        upstream.set_mode(Mode::Dead);
+    }
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{dead0}", "{dead1}", "{alive}"]
+timeout = "300ms"
+"#;
+    let upstreams = [("dead0", &dead[0]), ("dead1", &dead[1]), ("alive", &alive)];
+    let dns = Splitdns::start(config, &upstreams).await;
+
+    let reply = dns.ask("www.example.", RecordType::A).await;
+
+    assert_rcode(&reply, ResponseCode::NoError);
+    assert_eq!(answer_ips(&reply), www());
+    assert_eq!(dead[0].total() + dead[1].total() + alive.total(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servfail_fails_over_to_the_next() {
     let (dns, first, second) = two_servers(Mode::ServFail, Mode::Normal).await;
 

@@ -211,7 +211,8 @@ async fn edns_version_1_gets_badvers() {
     let reply = dns.udp(&msg).await;
 
     assert_eq!(reply.metadata.id, msg.metadata.id);
-    assert_rcode(&reply, ResponseCode::BADVERS);
+    // hickory decodes extended rcode 16 as BADSIG (it shares the number with BADVERS).
+    assert_eq!(u16::from(reply.metadata.response_code), 16, "{reply}");
     let opt = reply.edns.as_ref().expect("BADVERS travels in an OPT");
     assert_eq!(opt.version(), 0);
     assert_eq!(

@@ -26,8 +26,11 @@ pub(crate) struct Zone {
     extras: Vec<(Name, RecordType, Vec<Record>)>,
     soa: Record,
     /// Synthesised answers for names no fixed record covers (used by the load test).
-    dynamic: Option<fn(&Name, RecordType) -> Option<Vec<Record>>>,
+    dynamic: Option<Synthesize>,
 }
+
+/// Answers for a name no fixed record covers; `None` when the name is not its business.
+type Synthesize = fn(&Name, RecordType) -> Option<Vec<Record>>;
 
 impl Zone {
     fn new(soa: Record) -> Self {
