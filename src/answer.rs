@@ -1,15 +1,16 @@
 //! [`Answer`]: a response kept encoded, ready to be patched for any client.
 //!
 //! An upstream reply is normalised once (ID 0, question lowercased, OPT removed,
-//! AA cleared, TTLs clamped) and remembers where its TTLs are. Serving it to a
-//! client, whether from the cache, to the queries that waited on the same miss, or
-//! straight after the fetch, is then a copy and a few patches: the client's ID,
-//! flags and question case, TTLs counted down by age, an OPT when the client sent
-//! one, and truncation to the client's size.
+//! AA cleared, TTLs clamped, sections a client does not need dropped) into one
+//! allocation. Serving it to a client, whether from the cache, to the queries
+//! that waited on the same miss, or straight after the fetch, is then a copy and
+//! a few patches: the client's ID, flags and question case, TTLs counted down by
+//! age, an OPT when the client sent one, and truncation to the client's size.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::wire::{self, Message, Query, Section};
+use crate::wire::{self, Message, Query, Records, Section};
 
 /// TTL bounds for one route, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,23 +20,28 @@ pub struct TtlPolicy {
     pub max_negative: u32,
 }
 
-/// An encoded response with the offsets of its TTLs.
-#[derive(Debug)]
+/// An encoded response and when it was made: `created (u32 s) | lifetime (u32 s)
+/// | message`, one allocation, so a full cache costs little more than its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
-    /// The response with ID 0 and the question lowercased; no OPT record.
-    bytes: Box<[u8]>,
-    ttl_offsets: Box<[u16]>,
-    question_end: u16,
-    /// How long it may be served from the cache, in seconds; 0: not at all.
-    lifetime: u32,
-    created: Instant,
+    data: Box<[u8]>,
 }
+
+const META: usize = 8;
 
 /// Why an upstream reply cannot become an [`Answer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Malformed {
     Structure,
     Opt,
+}
+
+/// Seconds since the first time anything asked, as a u32: enough for 136 years
+/// of uptime, and half the size of an `Instant` in every cache entry.
+pub fn seconds(now: Instant) -> u32 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    now.saturating_duration_since(epoch).as_secs() as u32
 }
 
 impl Answer {
@@ -50,62 +56,63 @@ impl Answer {
         now: Instant,
     ) -> Result<Self, Malformed> {
         let msg = Message::parse(reply).ok_or(Malformed::Structure)?;
-        let stripped;
-        let (buf, msg) = match opt_position(&msg) {
-            OptAt::None => (reply, msg),
-            OptAt::Last(start) => {
-                stripped = strip_last_record(reply, start);
+        match msg.records.iter().position(|r| r.rtype == wire::TYPE_OPT) {
+            None => Ok(Self::normalise(&msg, lower, policy, now)),
+            Some(i) if i + 1 == msg.records.len() => {
+                // The OPT is last: nothing can point into it, so cut it off.
+                let mut stripped = reply[..msg.records[i].start].to_vec();
+                wire::add_to_arcount(&mut stripped, u16::MAX);
                 let msg = Message::parse(&stripped).ok_or(Malformed::Structure)?;
-                (&stripped[..], msg)
+                Ok(Self::normalise(&msg, lower, policy, now))
             }
-            OptAt::Middle => {
-                stripped = reencode_without_opt(reply).ok_or(Malformed::Opt)?;
-                let msg = Message::parse(&stripped).ok_or(Malformed::Structure)?;
-                (&stripped[..], msg)
+            Some(_) => {
+                // Names after it may be compressed across it: let hickory re-encode.
+                let mut decoded =
+                    hickory_proto::op::Message::from_vec(reply).map_err(|_| Malformed::Opt)?;
+                decoded.edns = None;
+                let bytes = decoded.to_vec().map_err(|_| Malformed::Opt)?;
+                let msg = Message::parse(&bytes).ok_or(Malformed::Structure)?;
+                Ok(Self::normalise(&msg, lower, policy, now))
             }
-        };
-        Ok(Self::normalise(buf, &msg, lower, false, policy, now))
+        }
     }
 
-    /// An answer splitdns makes itself (local rules): authoritative, never cached.
-    pub fn local(encoded: &[u8], lower: &[u8], now: Instant) -> Self {
-        let msg = Message::parse(encoded).expect("locally built messages are well formed");
-        let policy = TtlPolicy {
-            min: 0,
-            max: u32::MAX,
-            max_negative: u32::MAX,
-        };
-        let mut answer = Self::normalise(encoded, &msg, lower, true, policy, now);
-        answer.lifetime = 0;
-        answer
-    }
-
-    fn normalise(
-        buf: &[u8],
-        msg: &Message<'_>,
-        lower: &[u8],
-        authoritative: bool,
-        policy: TtlPolicy,
-        now: Instant,
-    ) -> Self {
-        let mut bytes: Box<[u8]> = buf.into();
-        bytes[..2].fill(0);
+    fn normalise(msg: &Message<'_>, lower: &[u8], policy: TtlPolicy, now: Instant) -> Self {
         let rcode = msg.rcode();
-        let flags = wire::stored_flags(authoritative, wire::authentic_data(buf), rcode);
-        bytes[2..4].copy_from_slice(&flags);
-        bytes[wire::HEADER_LEN..wire::HEADER_LEN + lower.len()].copy_from_slice(lower);
+        let has_answers = msg.records.iter().any(|r| r.section == Section::Answer);
+        let positive = rcode == wire::RCODE_NOERROR && has_answers;
+        let negative =
+            rcode == wire::RCODE_NXDOMAIN || (rcode == wire::RCODE_NOERROR && !has_answers);
+        let (_, qtype, _) = msg.question();
+        let keep = kept_records(msg, positive, qtype);
 
-        let answers = msg.records.iter().filter(|r| r.section == Section::Answer);
-        let positive = rcode == wire::RCODE_NOERROR && answers.clone().next().is_some();
-        let negative = rcode == wire::RCODE_NXDOMAIN || (rcode == wire::RCODE_NOERROR && !positive);
+        let end = msg.records.get(keep).map_or(msg.buf.len(), |r| r.start);
+        let mut data = Vec::with_capacity(META + end);
+        data.extend_from_slice(&seconds(now).to_le_bytes());
+        data.extend_from_slice(&[0; 4]);
+        data.extend_from_slice(&msg.buf[..end]);
+        let out = &mut data[META..];
+        out[..2].fill(0);
+        out[2..4].copy_from_slice(&wire::stored_flags(
+            false,
+            wire::authentic_data(msg.buf),
+            rcode,
+        ));
+        out[wire::HEADER_LEN..wire::HEADER_LEN + lower.len()].copy_from_slice(lower);
+        let mut counts = [0u16; 3];
+        for rec in &msg.records[..keep] {
+            counts[rec.section as usize] += 1;
+        }
+        for (i, count) in counts.iter().enumerate() {
+            out[6 + 2 * i..8 + 2 * i].copy_from_slice(&count.to_be_bytes());
+        }
+
         let clamp = |ttl: u32, cap: u32| ttl.min(cap.max(policy.min)).max(policy.min);
-
-        let mut lifetime = u32::MAX;
+        let mut answer_ttl = u32::MAX;
         let mut negative_ttl = None;
-        let mut ttl_offsets = Vec::with_capacity(msg.records.len());
-        for rec in &msg.records {
-            let ttl = rec.ttl(buf);
-            let served = match rec.soa_minimum(buf) {
+        for rec in &msg.records[..keep] {
+            let ttl = rec.ttl(msg.buf);
+            let served = match rec.soa_minimum(msg.buf) {
                 Some(minimum) if negative && rec.section == Section::Authority => {
                     let neg = clamp(ttl.min(minimum), policy.max_negative);
                     negative_ttl = Some(negative_ttl.map_or(neg, |n: u32| n.min(neg)));
@@ -114,48 +121,55 @@ impl Answer {
                 _ => clamp(ttl, policy.max),
             };
             if rec.section == Section::Answer {
-                lifetime = lifetime.min(served);
+                answer_ttl = answer_ttl.min(served);
             }
-            bytes[rec.ttl_at..rec.ttl_at + 4].copy_from_slice(&served.to_be_bytes());
-            ttl_offsets.push(rec.ttl_at as u16);
+            out[rec.ttl_at..rec.ttl_at + 4].copy_from_slice(&served.to_be_bytes());
         }
-        let lifetime = if positive {
-            lifetime
-        } else if negative {
-            negative_ttl.unwrap_or(0)
-        } else {
-            0
+        let lifetime = match (positive, negative) {
+            (true, _) => answer_ttl,
+            (false, true) => negative_ttl.unwrap_or(0),
+            (false, false) => 0,
         };
-        Self {
-            bytes,
-            ttl_offsets: ttl_offsets.into(),
-            question_end: msg.question_end as u16,
-            lifetime,
-            created: now,
-        }
+        data[4..8].copy_from_slice(&lifetime.to_le_bytes());
+        Self { data: data.into() }
     }
 
     /// Seconds this answer may be served from the cache; 0 means never.
     pub fn lifetime(&self) -> u32 {
-        self.lifetime
+        u32::from_le_bytes(self.data[4..8].try_into().expect("4 bytes"))
+    }
+
+    fn created(&self) -> u32 {
+        u32::from_le_bytes(self.data[..4].try_into().expect("4 bytes"))
     }
 
     pub fn rcode(&self) -> u8 {
-        self.bytes[3] & 0x0f
+        self.bytes()[3] & 0x0f
     }
 
     /// The normalised message (ID 0, lowercased question, no OPT).
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.data[META..]
+    }
+
+    /// The question as it is stored: lowercased name, type, class.
+    pub fn question(&self) -> &[u8] {
+        let bytes = self.bytes();
+        &bytes[wire::HEADER_LEN..wire::question_end(bytes).unwrap_or(wire::HEADER_LEN)]
     }
 
     /// Whether the answer is still fresh at `now`.
     pub fn is_fresh(&self, now: Instant) -> bool {
-        self.age(now) < self.lifetime
+        self.age(now) < self.lifetime()
+    }
+
+    /// When it stops being fresh, in [`seconds`].
+    pub fn expires(&self) -> u32 {
+        self.created().saturating_add(self.lifetime())
     }
 
     fn age(&self, now: Instant) -> u32 {
-        now.saturating_duration_since(self.created).as_secs() as u32
+        seconds(now).saturating_sub(self.created())
     }
 
     /// Writes the response for `query` into `out`: the client's ID, flags and
@@ -163,16 +177,19 @@ impl Answer {
     /// with no records when it is larger than `limit` bytes.
     pub fn write_response(&self, query: &Query, now: Instant, limit: usize, out: &mut Vec<u8>) {
         out.clear();
-        out.extend_from_slice(&self.bytes);
+        out.extend_from_slice(self.bytes());
         wire::patch_header(out, query);
         let name = query.name.as_bytes();
         out[wire::HEADER_LEN..wire::HEADER_LEN + name.len()].copy_from_slice(name);
+        let question_end = wire::HEADER_LEN + name.len() + 4;
         let age = self.age(now);
         if age > 0 {
-            for &at in self.ttl_offsets.iter() {
-                let at = usize::from(at);
-                let ttl = u32::from_be_bytes(out[at..at + 4].try_into().expect("4 bytes"));
-                out[at..at + 4].copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
+            for rec in Records::new(&self.data[META..], question_end) {
+                let ttl = u32::from_be_bytes(
+                    out[rec.ttl_at..rec.ttl_at + 4].try_into().expect("4 bytes"),
+                );
+                out[rec.ttl_at..rec.ttl_at + 4]
+                    .copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
             }
         }
         let opt_len = if query.edns.is_some() {
@@ -181,7 +198,7 @@ impl Answer {
             0
         };
         if out.len() + opt_len > limit {
-            wire::truncate_to_question(out, usize::from(self.question_end));
+            wire::truncate_to_question(out, question_end);
         }
         if query.edns.is_some() {
             wire::push_opt(out, 0, query.dnssec_ok());
@@ -190,36 +207,31 @@ impl Answer {
     }
 }
 
-enum OptAt {
-    None,
-    Last(usize),
-    Middle,
-}
-
-fn opt_position(msg: &Message<'_>) -> OptAt {
-    match msg.records.iter().position(|r| r.rtype == wire::TYPE_OPT) {
-        None => OptAt::None,
-        Some(i) if i + 1 == msg.records.len() && msg.records[i].section == Section::Additional => {
-            OptAt::Last(msg.records[i].start)
-        }
-        Some(_) => OptAt::Middle,
+/// How many leading records to keep. A positive answer keeps its answer section
+/// only, as Unbound's minimal-responses does, except where the additional
+/// records are the point (SRV targets, MX and NS hosts) or DNSSEC proofs may be
+/// in the authority section (DO set): the client needs nothing else, and the
+/// cache holds less. Negative answers keep the SOA that gives their TTL.
+fn kept_records(msg: &Message<'_>, positive: bool, qtype: u16) -> usize {
+    let all = msg.records.len();
+    let dnssec = msg.records.iter().any(|r| r.rtype == wire::TYPE_RRSIG);
+    if dnssec
+        || matches!(
+            qtype,
+            wire::TYPE_SRV | wire::TYPE_MX | wire::TYPE_NS | wire::TYPE_ANY
+        )
+    {
+        return all;
     }
-}
-
-/// Removes the last record, which starts at `start` (an OPT: nothing points into it).
-fn strip_last_record(reply: &[u8], start: usize) -> Vec<u8> {
-    let mut out = reply[..start].to_vec();
-    let count = wire::read_u16(&out, 10).unwrap_or(1).saturating_sub(1);
-    out[10..12].copy_from_slice(&count.to_be_bytes());
-    out
-}
-
-/// An OPT that is not last can have compressed names after it pointing across
-/// it; let hickory re-encode the message rather than splice bytes.
-fn reencode_without_opt(reply: &[u8]) -> Option<Vec<u8>> {
-    let mut msg = hickory_proto::op::Message::from_vec(reply).ok()?;
-    msg.edns = None;
-    msg.to_vec().ok()
+    let last = if positive {
+        Section::Answer
+    } else {
+        Section::Authority
+    };
+    msg.records
+        .iter()
+        .position(|r| r.section > last)
+        .unwrap_or(all)
 }
 
 #[cfg(test)]
@@ -228,7 +240,7 @@ mod tests {
     use hickory_proto::op::{
         Message as HMessage, MessageType, OpCode, Query as HQuery, ResponseCode,
     };
-    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::rdata::{A, NS, SOA};
     use hickory_proto::rr::{Name, RData, Record, RecordType};
     use std::time::Duration;
 
@@ -251,9 +263,11 @@ mod tests {
                 RData::A(A::from(std::net::Ipv4Addr::from(*ip))),
             ));
         }
+        let zone = Name::from_ascii("example.").unwrap();
+        let ns = Name::from_ascii("ns.example.").unwrap();
         if let Some((ttl, minimum)) = soa {
             let soa = SOA::new(
-                Name::from_ascii("ns.example.").unwrap(),
+                ns.clone(),
                 Name::from_ascii("h.example.").unwrap(),
                 1,
                 2,
@@ -261,10 +275,13 @@ mod tests {
                 4,
                 minimum,
             );
-            m.add_authority(Record::from_rdata(
-                Name::from_ascii("example.").unwrap(),
-                ttl,
-                RData::SOA(soa),
+            m.add_authority(Record::from_rdata(zone.clone(), ttl, RData::SOA(soa)));
+        } else {
+            m.add_authority(Record::from_rdata(zone, 3600, RData::NS(NS(ns.clone()))));
+            m.add_additional(Record::from_rdata(
+                ns,
+                3600,
+                RData::A(A::new(192, 0, 2, 53)),
             ));
         }
         let mut edns = hickory_proto::op::Edns::new();
@@ -285,7 +302,7 @@ mod tests {
     const LOWER: &[u8] = b"\x03web\x07example\x00";
 
     #[test]
-    fn lifetime_is_smallest_answer_ttl_and_opt_is_stripped() {
+    fn lifetime_is_smallest_answer_ttl_and_only_answers_are_kept() {
         let now = Instant::now();
         let a = Answer::from_reply(
             &reply(
@@ -301,11 +318,14 @@ mod tests {
         assert_eq!(a.lifetime(), 60);
         let parsed = HMessage::from_vec(a.bytes()).unwrap();
         assert!(parsed.edns.is_none());
+        assert!(parsed.authorities.is_empty() && parsed.additionals.is_empty());
+        assert_eq!(parsed.answers.len(), 2);
         assert!(
             !parsed.metadata.authoritative,
             "forwarded answers are not authoritative"
         );
         assert_eq!(parsed.queries[0].name().to_ascii(), "web.example.");
+        assert_eq!(a.question(), b"\x03web\x07example\x00\x00\x01\x00\x01");
     }
 
     #[test]
@@ -344,6 +364,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.lifetime(), 300);
+        assert_eq!(
+            HMessage::from_vec(a.bytes()).unwrap().authorities.len(),
+            1,
+            "the SOA stays"
+        );
         let consul = Answer::from_reply(
             &reply(ResponseCode::NXDomain, &[], Some((0, 0))),
             LOWER,

@@ -1,18 +1,19 @@
 //! The answer cache and the single-flight table in front of it.
 //!
 //! Entries are whole encoded [`Answer`]s keyed on the lowercased question; each
-//! lives for its own lifetime (moka's per-entry expiry), and the entry count is
-//! bounded by the configured size. Misses for the same key that overlap share one
+//! is fresh for its own lifetime, and the entry count is bounded by the
+//! configured size. Misses for the same key that overlap share one
 //! upstream query: the first becomes the leader, the rest wait for its answer.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use moka::Expiry;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use tokio::sync::watch;
 
-use crate::answer::Answer;
+use crate::answer::{Answer, seconds};
 use crate::wire::Query;
 
 /// `lowercased name | type | class | flags`: what makes two questions the same answer.
@@ -51,64 +52,196 @@ pub fn key_for<'b>(
 }
 
 /// Bounded, TTL-aware answer cache. A size of 0 disables it.
+///
+/// Sharded by key hash, each shard a small hash index into a vector of
+/// answers, one allocation each. A full shard evicts by sampling: of a few
+/// random entries, an expired one goes first, else the least recently used
+/// (as Redis does), so an insert costs the same with 10 or 10 million entries.
 pub struct Cache {
-    entries: Option<moka::sync::Cache<Key, Arc<Answer>>>,
+    shards: Box<[Mutex<Shard>]>,
+    shard_capacity: usize,
+    hasher: DefaultHashBuilder,
 }
 
-struct AnswerLifetime;
-
-impl Expiry<Key, Arc<Answer>> for AnswerLifetime {
-    fn expire_after_create(&self, _: &Key, answer: &Arc<Answer>, _: Instant) -> Option<Duration> {
-        Some(Duration::from_secs(u64::from(answer.lifetime())))
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &Key,
-        answer: &Arc<Answer>,
-        at: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        self.expire_after_create(key, answer, at)
-    }
+struct Shard {
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    rng: u64,
 }
+
+struct Slot {
+    answer: Answer,
+    /// The key's flags byte (DO, CD); the rest of the key is the answer's question.
+    flags: u8,
+    last_used: u32,
+}
+
+const MAX_SHARDS: usize = 64;
+/// Entries looked at to choose one to evict.
+const EVICTION_SAMPLES: usize = 5;
 
 impl Cache {
     pub fn new(size: u64) -> Self {
-        let entries = (size > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(size)
-                .expire_after(AnswerLifetime)
-                .build()
-        });
-        Self { entries }
-    }
-
-    /// A fresh answer for `key`, if any.
-    pub fn get(&self, key: &[u8], now: Instant) -> Option<Arc<Answer>> {
-        let answer = self.entries.as_ref()?.get(key)?;
-        answer.is_fresh(now).then_some(answer)
-    }
-
-    /// Keeps `answer` if it has a lifetime; TTL 0 and failures are not kept.
-    pub fn insert(&self, key: &[u8], answer: &Arc<Answer>) {
-        if let Some(entries) = &self.entries
-            && answer.lifetime() > 0
-        {
-            entries.insert(key.into(), Arc::clone(answer));
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let shards = (size / 64).next_power_of_two().clamp(1, MAX_SHARDS);
+        let shard_capacity = size / shards;
+        Self {
+            shards: (0..shards)
+                .map(|i| {
+                    Mutex::new(Shard {
+                        index: HashTable::new(),
+                        slots: Vec::new(),
+                        rng: 0x9e37_79b9_7f4a_7c15 ^ i as u64,
+                    })
+                })
+                .collect(),
+            shard_capacity,
+            hasher: DefaultHashBuilder::default(),
         }
     }
 
-    /// Entries held now (moka's count lags inserts slightly).
-    pub fn len(&self) -> u64 {
-        self.entries.as_ref().map_or(0, |e| {
-            e.run_pending_tasks();
-            e.entry_count()
-        })
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        // Bits 32.. are used neither for hashbrown's bucket nor for its tag.
+        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
+    }
+
+    /// Writes the response for `query` from a fresh entry, if there is one.
+    pub fn serve(
+        &self,
+        key: &[u8],
+        query: &Query,
+        now: Instant,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.shard_capacity == 0 {
+            return false;
+        }
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.shard(hash).lock().expect("cache shard lock");
+        let Shard { index, slots, .. } = &mut *shard;
+        let Some(&i) = index.find(hash, |&i| slots[i as usize].matches(key)) else {
+            return false;
+        };
+        let slot = &mut slots[i as usize];
+        if !slot.answer.is_fresh(now) {
+            return false;
+        }
+        slot.last_used = seconds(now);
+        slot.answer.write_response(query, now, limit, out);
+        true
+    }
+
+    /// A copy of the fresh entry for `key`, if any.
+    pub fn get(&self, key: &[u8], now: Instant) -> Option<Answer> {
+        if self.shard_capacity == 0 {
+            return None;
+        }
+        let hash = self.hasher.hash_one(key);
+        let shard = self.shard(hash).lock().expect("cache shard lock");
+        let &i = shard
+            .index
+            .find(hash, |&i| shard.slots[i as usize].matches(key))?;
+        let answer = &shard.slots[i as usize].answer;
+        answer.is_fresh(now).then(|| answer.clone())
+    }
+
+    /// Keeps `answer` if it has a lifetime; TTL 0 and failures are not kept.
+    pub fn insert(&self, key: &[u8], answer: &Answer, now: Instant) {
+        if self.shard_capacity == 0 || answer.lifetime() == 0 {
+            return;
+        }
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.shard(hash).lock().expect("cache shard lock");
+        let flags = key[key.len() - 1];
+        let fresh = Slot {
+            answer: answer.clone(),
+            flags,
+            last_used: seconds(now),
+        };
+        let Shard { index, slots, .. } = &mut *shard;
+        if let Some(&i) = index.find(hash, |&i| slots[i as usize].matches(key)) {
+            slots[i as usize] = fresh;
+            return;
+        }
+        if slots.len() >= self.shard_capacity {
+            shard.evict_one(&self.hasher, seconds(now));
+        }
+        let Shard { index, slots, .. } = &mut *shard;
+        index.insert_unique(hash, slots.len() as u32, |&i| {
+            slots[i as usize].hash(&self.hasher)
+        });
+        slots.push(fresh);
+    }
+
+    /// Entries held now, fresh or not.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().expect("cache shard lock").slots.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Slot {
+    fn matches(&self, key: &[u8]) -> bool {
+        let (question, flags) = key.split_at(key.len() - 1);
+        self.flags == flags[0] && self.answer.question() == question
+    }
+
+    fn hash(&self, hasher: &DefaultHashBuilder) -> u64 {
+        let mut key = [0; 260];
+        let question = self.answer.question();
+        key[..question.len()].copy_from_slice(question);
+        key[question.len()] = self.flags;
+        hasher.hash_one(&key[..=question.len()])
+    }
+}
+
+impl Shard {
+    fn evict_one(&mut self, hasher: &DefaultHashBuilder, now: u32) {
+        let len = self.slots.len();
+        if len == 0 {
+            return;
+        }
+        let mut victim = self.random_below(len);
+        for _ in 1..EVICTION_SAMPLES {
+            let candidate = self.random_below(len);
+            let (v, c) = (&self.slots[victim], &self.slots[candidate]);
+            let v_expired = v.answer.expires() <= now;
+            let c_expired = c.answer.expires() <= now;
+            if (c_expired && !v_expired) || (c_expired == v_expired && c.last_used < v.last_used) {
+                victim = candidate;
+            }
+        }
+        self.remove_at(victim, hasher);
+    }
+
+    fn remove_at(&mut self, i: usize, hasher: &DefaultHashBuilder) {
+        let hash = self.slots[i].hash(hasher);
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
+            entry.remove();
+        }
+        let last = self.slots.len() - 1;
+        self.slots.swap_remove(i);
+        if i != last {
+            let moved = self.slots[i].hash(hasher);
+            if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
+                *j = i as u32;
+            }
+        }
+    }
+
+    /// xorshift64: sampling needs spread, not secrecy.
+    fn random_below(&mut self, n: usize) -> usize {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % n as u64) as usize
     }
 }
 

@@ -53,7 +53,7 @@ pub enum Step {
     /// Send nothing (not a query, or not worth an answer).
     Drop,
     /// Needs an upstream: run [`Shared::answer_miss`].
-    Miss(Miss),
+    Miss(Box<Miss>),
 }
 
 /// A query that has to wait for an upstream.
@@ -127,16 +127,16 @@ impl Shared {
             Action::Address(ips) => local::addresses(&query, ips, out),
             Action::Forward(_) => {
                 let mut key = [0; 260];
-                match self.cache.get(cache::key_of(&query, &mut key), now) {
-                    Some(answer) => answer.write_response(&query, now, limit, out),
-                    None => {
-                        return Step::Miss(Miss {
-                            query,
-                            state: arc_swap::Guard::into_inner(state),
-                            limit,
-                            _in_flight: self.in_flight.enter(),
-                        });
-                    }
+                if !self
+                    .cache
+                    .serve(cache::key_of(&query, &mut key), &query, now, limit, out)
+                {
+                    return Step::Miss(Box::new(Miss {
+                        query,
+                        state: arc_swap::Guard::into_inner(state),
+                        limit,
+                        _in_flight: self.in_flight.enter(),
+                    }));
                 }
             }
         }
@@ -144,7 +144,7 @@ impl Shared {
     }
 
     /// Fetches the answer for a miss and writes the client's response.
-    pub async fn answer_miss(self: &Arc<Self>, miss: Miss) -> Vec<u8> {
+    pub async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
         let question = Question {
             lower: query.lower,
@@ -185,7 +185,7 @@ impl Shared {
             &mut key,
         );
         if let Some(answer) = self.cache.get(key, Instant::now()) {
-            return Some(answer);
+            return Some(Arc::new(answer));
         }
         let leader = match self.flights.join(key) {
             Flight::Follower(rx) => return cache::follow(rx).await,
@@ -207,10 +207,10 @@ impl Shared {
         };
         let answer = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()).ok()?;
         let mut answer = Arc::new(answer);
-        if question.qtype == srv::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
+        if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             answer = srv::complete(&self, &state, answer, upstream.timeout()).await;
         }
-        self.cache.insert(leader.key(), &answer);
+        self.cache.insert(leader.key(), &answer, Instant::now());
         leader.finish(&answer);
         Some(answer)
     }

@@ -125,6 +125,19 @@ pub fn build_state(config: &Config, bound: &[SocketAddr]) -> State {
     }
 }
 
+/// The listen addresses written as addresses (not interfaces), for `check`,
+/// which binds nothing but should still skip them in resolv.conf.
+pub fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {
+    config
+        .listen
+        .iter()
+        .filter_map(|l| match l {
+            Listen::Addr(addr) => Some(*addr),
+            Listen::Interface { .. } => None,
+        })
+        .collect()
+}
+
 /// Expands `IFNAME:PORT` entries to the interface's addresses (IPv4 and
 /// non-link-local IPv6).
 fn listen_addrs(listen: &[Listen]) -> Result<Vec<SocketAddr>, Error> {

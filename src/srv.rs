@@ -21,7 +21,6 @@ use crate::cache;
 use crate::handler::{Question, Shared, State, resolve_boxed};
 use crate::wire::NameBuf;
 
-pub const TYPE_SRV: u16 = 33;
 const CLASS_IN: u16 = 1;
 
 /// Stores the SRV reply's target addresses and fills in the missing ones within
@@ -128,7 +127,7 @@ fn store_addresses(
     if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
         let mut key = [0; 260];
         let key = cache::key_for(&wire, u16::from(rtype), CLASS_IN, false, false, &mut key);
-        shared.cache.insert(key, &Arc::new(answer));
+        shared.cache.insert(key, &answer, Instant::now());
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::wire::{self, Message};
 
@@ -168,7 +168,10 @@ struct PooledSocket {
     socket: UdpSocket,
     pending: Mutex<HashMap<u16, Waiter>>,
     uses: AtomicU32,
+    /// Set when the pool has replaced this socket: its reader stops once no
+    /// query waits on it any more.
     retired: AtomicBool,
+    wake_reader: Notify,
 }
 
 struct Waiter {
@@ -222,7 +225,7 @@ impl UdpPool {
             return Ok(Arc::clone(s));
         }
         if let Some(old) = slot.take() {
-            old.retired.store(true, Ordering::Relaxed);
+            old.retire();
         }
         let fresh = PooledSocket::open(self.server)?;
         *slot = Some(Arc::clone(&fresh));
@@ -234,7 +237,7 @@ impl Drop for UdpPool {
     fn drop(&mut self) {
         for slot in &self.slots {
             if let Some(s) = slot.lock().expect("socket slot lock").take() {
-                s.retired.store(true, Ordering::Relaxed);
+                s.retire();
             }
         }
     }
@@ -255,6 +258,7 @@ impl PooledSocket {
             pending: Mutex::new(HashMap::new()),
             uses: AtomicU32::new(1),
             retired: AtomicBool::new(false),
+            wake_reader: Notify::new(),
         });
         tokio::spawn(Arc::clone(&socket).read_replies());
         Ok(socket)
@@ -284,23 +288,27 @@ impl PooledSocket {
         (id, rx)
     }
 
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.wake_reader.notify_one();
+    }
+
+    /// A retired socket with no query waiting is closed by its reader.
+    fn is_finished(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+            && self.pending.lock().expect("pending lock").is_empty()
+    }
+
     /// Hands each reply to the query waiting on its ID, if the question matches.
     async fn read_replies(self: Arc<Self>) {
         let mut buf = vec![0u8; 65_535];
-        loop {
-            let received =
-                tokio::time::timeout(Duration::from_secs(1), self.socket.recv(&mut buf)).await;
-            match received {
-                Ok(Ok(n)) => self.dispatch(&buf[..n]),
-                // ICMP errors from earlier sends surface here; the query times out.
-                Ok(Err(_)) => {}
-                Err(_)
-                    if self.retired.load(Ordering::Relaxed)
-                        && self.pending.lock().expect("pending lock").is_empty() =>
-                {
-                    return;
-                }
-                Err(_) => {}
+        while !self.is_finished() {
+            tokio::select! {
+                // ICMP errors from earlier sends surface as errors; that query times out.
+                received = self.socket.recv(&mut buf) => if let Ok(n) = received {
+                    self.dispatch(&buf[..n]);
+                },
+                () = self.wake_reader.notified() => {}
             }
         }
     }

@@ -12,6 +12,10 @@ pub const TYPE_OPT: u16 = 41;
 pub const TYPE_SOA: u16 = 6;
 pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_ANY: u16 = 255;
+pub const TYPE_NS: u16 = 2;
+pub const TYPE_MX: u16 = 15;
+pub const TYPE_SRV: u16 = 33;
+pub const TYPE_RRSIG: u16 = 46;
 /// The EDNS UDP payload size splitdns advertises and asks upstreams for: the
 /// DNS flag day 2020 value, which avoids IP fragmentation on every common path.
 pub const EDNS_UDP_SIZE: u16 = 1232;
@@ -227,31 +231,26 @@ fn name_end(buf: &[u8], at: usize) -> Option<usize> {
 
 /// The EDNS record of a query, if any. More than one OPT is a FORMERR (RFC 6891 §6.1.1).
 fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, ()> {
-    let counts = [6, 8, 10].map(|at| read_u16(packet, at).unwrap_or(0));
-    let mut at = question_end;
+    let mut walk = Records::new(packet, question_end);
     let mut edns = None;
-    for (section, &count) in counts.iter().enumerate() {
-        for _ in 0..count {
-            let rec = Record::read(packet, at).ok_or(())?;
-            if section == 2 && rec.rtype == TYPE_OPT {
-                if edns.is_some() {
-                    return Err(());
-                }
-                let ttl = read_u32(packet, rec.ttl_at).ok_or(())?;
-                edns = Some(Edns {
-                    udp_size: rec.class,
-                    version: (ttl >> 16) as u8,
-                    dnssec_ok: ttl as u16 & EDNS_DO != 0,
-                });
+    for rec in walk.by_ref() {
+        if rec.section == Section::Additional && rec.rtype == TYPE_OPT {
+            if edns.is_some() {
+                return Err(());
             }
-            at = rec.end;
+            let ttl = read_u32(packet, rec.ttl_at).ok_or(())?;
+            edns = Some(Edns {
+                udp_size: rec.class,
+                version: (ttl >> 16) as u8,
+                dnssec_ok: ttl as u16 & EDNS_DO != 0,
+            });
         }
     }
-    Ok(edns)
+    if walk.is_done() { Ok(edns) } else { Err(()) }
 }
 
 /// The section a record sits in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     Answer,
     Authority,
@@ -303,6 +302,53 @@ impl Record {
     }
 }
 
+/// The records of a message after its question, in order, with their sections.
+/// Stops (returns `None`) at the first record that does not fit the buffer.
+pub struct Records<'a> {
+    buf: &'a [u8],
+    at: usize,
+    left: [u16; 3],
+}
+
+impl<'a> Records<'a> {
+    pub fn new(buf: &'a [u8], question_end: usize) -> Self {
+        Self {
+            buf,
+            at: question_end,
+            left: [6, 8, 10].map(|at| read_u16(buf, at).unwrap_or(0)),
+        }
+    }
+
+    /// Where the next record would start: after the last, the end of the message.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
+
+    /// Whether every record counted in the header has been read.
+    pub fn is_done(&self) -> bool {
+        self.left == [0; 3]
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let i = self.left.iter().position(|&n| n > 0)?;
+        let mut rec = Record::read(self.buf, self.at)?;
+        rec.section = [Section::Answer, Section::Authority, Section::Additional][i];
+        self.left[i] -= 1;
+        self.at = rec.end;
+        Some(rec)
+    }
+}
+
+/// End of the question of a message that has one (header checked by the caller).
+pub fn question_end(buf: &[u8]) -> Option<usize> {
+    let end = plain_name_end(buf, HEADER_LEN)? + 4;
+    (end <= buf.len()).then_some(end)
+}
+
 /// A whole message: header fields and the place of every record.
 pub struct Message<'a> {
     pub buf: &'a [u8],
@@ -317,26 +363,10 @@ impl<'a> Message<'a> {
         if buf.len() < HEADER_LEN || read_u16(buf, 4)? != 1 {
             return None;
         }
-        let question_end =
-            plain_name_end(buf, HEADER_LEN).or_else(|| name_end(buf, HEADER_LEN))? + 4;
-        if question_end > buf.len() {
-            return None;
-        }
-        let mut records = Vec::new();
-        let mut at = question_end;
-        for (section, count_at) in [
-            (Section::Answer, 6),
-            (Section::Authority, 8),
-            (Section::Additional, 10),
-        ] {
-            for _ in 0..read_u16(buf, count_at)? {
-                let mut rec = Record::read(buf, at)?;
-                rec.section = section;
-                at = rec.end;
-                records.push(rec);
-            }
-        }
-        (at == buf.len()).then_some(Self {
+        let question_end = question_end(buf)?;
+        let mut walk = Records::new(buf, question_end);
+        let records: Vec<Record> = walk.by_ref().collect();
+        (walk.is_done() && walk.offset() == buf.len()).then_some(Self {
             buf,
             question_end,
             records,
@@ -461,8 +491,9 @@ pub fn truncate_to_question(out: &mut Vec<u8>, question_end: usize) {
     out[6..12].fill(0);
 }
 
+/// Adds `n` (wrapping: `u16::MAX` takes one away) to ARCOUNT.
 pub fn add_to_arcount(out: &mut [u8], n: u16) {
-    let count = read_u16(out, 10).unwrap_or(0).saturating_add(n);
+    let count = read_u16(out, 10).unwrap_or(0).wrapping_add(n);
     out[10..12].copy_from_slice(&count.to_be_bytes());
 }
 

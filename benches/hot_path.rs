@@ -1,0 +1,88 @@
+//! The pieces a cache hit goes through, one by one: parsing the query, finding
+//! its route, looking up and patching the cached answer.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hickory_proto::op::{Message, MessageType, OpCode, Query as HQuery};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use splitdns::answer::{Answer, TtlPolicy};
+use splitdns::cache::{self, Cache};
+use splitdns::config::Config;
+use splitdns::router::Router;
+use splitdns::wire::Query;
+
+const POLICY: TtlPolicy = TtlPolicy {
+    min: 0,
+    max: 86_400,
+    max_negative: 3_600,
+};
+
+fn client_query() -> Vec<u8> {
+    let mut q = Message::new(0x1234, MessageType::Query, OpCode::Query);
+    q.metadata.recursion_desired = true;
+    q.add_query(HQuery::query(
+        Name::from_ascii("H123.bench.test.").unwrap(),
+        RecordType::A,
+    ));
+    q.to_vec().unwrap()
+}
+
+fn upstream_reply() -> Vec<u8> {
+    let name = Name::from_ascii("h123.bench.test.").unwrap();
+    let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+    m.add_query(HQuery::query(name.clone(), RecordType::A));
+    m.add_answer(Record::from_rdata(
+        name,
+        3600,
+        RData::A(A::new(192, 0, 2, 1)),
+    ));
+    m.to_vec().unwrap()
+}
+
+fn hot_path(c: &mut Criterion) {
+    let packet = client_query();
+    c.bench_function("query_parse", |b| {
+        b.iter(|| Query::parse(black_box(&packet)).ok())
+    });
+
+    let config = Config::from_toml(
+        "rules = [\"server=/consul/127.0.0.1#8600\", \"rev-server=10.0.0.0/8,127.0.0.1#8600\"]",
+        Path::new("bench.toml"),
+    )
+    .unwrap();
+    let router = Router::new(&config, vec!["192.0.2.53:53".parse().unwrap()]);
+    let query = Query::parse(&packet).unwrap();
+    c.bench_function("route_lookup", |b| {
+        b.iter(|| router.route(black_box(query.lower.as_bytes())).ttl)
+    });
+
+    let now = Instant::now();
+    let answer =
+        Answer::from_reply(&upstream_reply(), query.lower.as_bytes(), POLICY, now).unwrap();
+    let cache = Cache::new(200_000);
+    let mut key = [0; 260];
+    cache.insert(cache::key_of(&query, &mut key), &answer, now);
+    let mut out = Vec::with_capacity(512);
+    c.bench_function("cache_hit_and_patch", |b| {
+        b.iter(|| {
+            let mut key = [0; 260];
+            let key = cache::key_of(black_box(&query), &mut key);
+            cache.serve(key, &query, now, 512, &mut out)
+        })
+    });
+
+    let reply = upstream_reply();
+    c.bench_function("store_upstream_reply", |b| {
+        b.iter(|| {
+            Answer::from_reply(black_box(&reply), query.lower.as_bytes(), POLICY, now).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);
