@@ -189,8 +189,7 @@ impl UdpPool {
     }
 
     async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        let socket = self.socket().map_err(|_| Failure::Network)?;
-        let (id, rx) = socket.register(ask);
+        let (socket, id, rx) = self.checkout(ask).map_err(|_| Failure::Network)?;
         let _pending = PendingGuard {
             socket: &socket,
             id,
@@ -215,21 +214,29 @@ impl UdpPool {
         }
     }
 
-    /// A socket from the pool, replacing one that has served its quota.
-    fn socket(&self) -> io::Result<Arc<PooledSocket>> {
+    /// A socket from the pool (replacing one that has served its quota) with
+    /// `ask` registered on it under a fresh ID. Registering under the slot lock
+    /// means a socket is never retired between being handed out and having a
+    /// query waiting on it, which would let its reader stop too early.
+    fn checkout(
+        &self,
+        ask: Ask<'_>,
+    ) -> io::Result<(Arc<PooledSocket>, u16, oneshot::Receiver<Vec<u8>>)> {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         let mut slot = slot.lock().expect("socket slot lock");
-        if let Some(s) = slot.as_ref()
-            && s.uses.fetch_add(1, Ordering::Relaxed) < USES_PER_SOCKET
-        {
-            return Ok(Arc::clone(s));
-        }
-        if let Some(old) = slot.take() {
-            old.retire();
-        }
-        let fresh = PooledSocket::open(self.server)?;
-        *slot = Some(Arc::clone(&fresh));
-        Ok(fresh)
+        let socket = match slot.as_ref() {
+            Some(s) if s.uses.fetch_add(1, Ordering::Relaxed) < USES_PER_SOCKET => Arc::clone(s),
+            _ => {
+                if let Some(old) = slot.take() {
+                    old.retire();
+                }
+                let fresh = PooledSocket::open(self.server)?;
+                *slot = Some(Arc::clone(&fresh));
+                fresh
+            }
+        };
+        let (id, rx) = socket.register(ask);
+        Ok((socket, id, rx))
     }
 }
 
