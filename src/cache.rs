@@ -5,12 +5,11 @@
 //! configured size. Misses for the same key that overlap share one
 //! upstream query: the first becomes the leader, the rest wait for its answer.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use tokio::sync::watch;
 
 use crate::answer::{Answer, seconds};
@@ -90,7 +89,9 @@ impl Cache {
                 .map(|i| {
                     Mutex::new(Shard {
                         index: HashTable::new(),
-                        slots: Vec::new(),
+                        // Reserved, not touched: pages cost memory only once
+                        // used, and a full cache never pays for growth by doubling.
+                        slots: Vec::with_capacity(shard_capacity),
                         rng: 0x9e37_79b9_7f4a_7c15 ^ i as u64,
                     })
                 })
