@@ -57,6 +57,20 @@ pub struct Ask<'a> {
     pub checking_disabled: bool,
 }
 
+impl Ask<'_> {
+    /// The query message for this question with `id`.
+    fn query(&self, id: u16) -> Vec<u8> {
+        wire::build_query(
+            id,
+            self.lower,
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+        )
+    }
+}
+
 /// The servers of one route, asked in order.
 pub struct Upstream {
     servers: Vec<Server>,
@@ -191,14 +205,7 @@ impl UdpPool {
             socket: &socket,
             id: Some(id),
         };
-        let query = wire::build_query(
-            id,
-            ask.lower,
-            ask.qtype,
-            ask.qclass,
-            ask.dnssec_ok,
-            ask.checking_disabled,
-        );
+        let query = ask.query(id);
         socket
             .socket
             .send(&query)
@@ -381,14 +388,7 @@ async fn tcp_exchange(
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
     let id: u16 = rand::random();
-    let query = wire::build_query(
-        id,
-        ask.lower,
-        ask.qtype,
-        ask.qclass,
-        ask.dnssec_ok,
-        ask.checking_disabled,
-    );
+    let query = ask.query(id);
     let exchange = async {
         let mut stream = TcpStream::connect(server).await?;
         let mut framed = Vec::with_capacity(query.len() + 2);
