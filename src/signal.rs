@@ -16,3 +16,14 @@ pub async fn shutdown() {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
 }
+
+/// Calls `dump` on every SIGUSR1, dnsmasq's "log your statistics" signal.
+pub async fn on_stats_request(dump: impl Fn()) {
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        tracing::warn!("cannot install a SIGUSR1 handler: no statistics dumps");
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        dump();
+    }
+}
