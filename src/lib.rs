@@ -141,6 +141,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let mut tasks = tokio::task::JoinSet::new();
+        let shared = Arc::clone(&self.shared);
+        tasks.spawn(signal::on_stats_request(move || shared.log_stats()));
         for listener in self.listeners {
             tracing::info!(addr = %listener.addr, "listening (UDP and TCP)");
             listener.spawn(&self.shared, &mut tasks);
@@ -149,8 +151,6 @@ impl Server {
             tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
             tasks.spawn(http.serve(Arc::clone(&self.shared)));
         }
-        let shared = Arc::clone(&self.shared);
-        tasks.spawn(signal::on_stats_request(move || shared.log_stats()));
         self.shared
             .serving
             .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -52,8 +53,10 @@ fn init_tracing(level: Option<&str>, log: LogConfig) {
         let directive = format!("{}=info", splitdns::querylog::TARGET);
         filter = filter.add_directive(directive.parse().expect("a valid directive"));
     }
+    // Colours only for a person at a terminal, not for journald or a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match log.format {
         LogFormat::Plain => builder.init(),

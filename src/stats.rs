@@ -71,7 +71,7 @@ impl Shared {
                     .collect();
                 tracing::info!(
                     server = %server.addr(),
-                    route = upstream.route(),
+                    route = %upstream.route(),
                     queries = m.queries.get(),
                     failed = m.failures(),
                     failures = %kinds.join(", "),
