@@ -128,7 +128,7 @@ fn failure_index(failure: Failure) -> usize {
         Failure::ServFail => 1,
         Failure::Refused => 2,
         Failure::BadReply => 3,
-        Failure::Network => 4,
+        Failure::Network(_) => 4,
     }
 }
 
