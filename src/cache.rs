@@ -6,6 +6,7 @@
 //! upstream query: the first becomes the leader, the rest wait for its answer.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -60,6 +61,10 @@ pub struct Cache {
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
     hasher: DefaultHashBuilder,
+    /// The configured size, as cachesize.bind reports it.
+    size: u64,
+    insertions: AtomicU64,
+    evictions: AtomicU64,
 }
 
 struct Shard {
@@ -93,7 +98,25 @@ impl Cache {
                 .collect(),
             shard_capacity,
             hasher: DefaultHashBuilder::default(),
+            size: size as u64,
+            insertions: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
         }
+    }
+
+    /// The configured size in entries.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Answers stored so far, replacements included.
+    pub fn insertions(&self) -> u64 {
+        self.insertions.load(Ordering::Relaxed)
+    }
+
+    /// Fresh entries pushed out to make room (expired ones going do not count).
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
@@ -152,13 +175,14 @@ impl Cache {
         let mut fresh = answer.clone();
         fresh.set_key_flags(key[key.len() - 1]);
         fresh.touch(now);
+        self.insertions.fetch_add(1, Ordering::Relaxed);
         let Shard { index, slots, .. } = &mut *shard;
         if let Some(&i) = index.find(hash, |&i| matches(&slots[i as usize], key)) {
             slots[i as usize] = fresh;
             return;
         }
-        if slots.len() >= self.shard_capacity {
-            shard.evict_one(&self.hasher, seconds(now));
+        if slots.len() >= self.shard_capacity && shard.evict_one(&self.hasher, seconds(now)) {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         let Shard { index, slots, .. } = &mut *shard;
         index.insert_unique(hash, slots.len() as u32, |&i| {
@@ -201,10 +225,11 @@ fn hash_of(answer: &Answer, hasher: &DefaultHashBuilder) -> u64 {
 }
 
 impl Shard {
-    fn evict_one(&mut self, hasher: &DefaultHashBuilder, now: u32) {
+    /// Removes one entry; true when it was still fresh.
+    fn evict_one(&mut self, hasher: &DefaultHashBuilder, now: u32) -> bool {
         let len = self.slots.len();
         if len == 0 {
-            return;
+            return false;
         }
         let mut victim = self.random_below(len);
         for _ in 1..EVICTION_SAMPLES {
@@ -218,7 +243,9 @@ impl Shard {
                 victim = candidate;
             }
         }
+        let fresh = self.slots[victim].expires() > now;
         self.remove_at(victim, hasher);
+        fresh
     }
 
     fn remove_at(&mut self, i: usize, hasher: &DefaultHashBuilder) {

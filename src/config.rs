@@ -35,6 +35,9 @@ pub struct Config {
     /// Every zone route, from `rules` and `[[route]]`, in file order.
     pub routes: Vec<RouteConfig>,
     pub cache: CacheConfig,
+    /// `[metrics]`: `None` when the table is absent (no HTTP endpoint).
+    pub metrics: Option<MetricsConfig>,
+    pub log: LogConfig,
 }
 
 /// One `listen` entry.
@@ -83,6 +86,33 @@ pub struct CacheConfig {
     pub max_negative_ttl: u32,
 }
 
+/// `[metrics]`: the HTTP endpoint with `/metrics`, `/health` and `/ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+    /// How long a server may keep failing, with no good reply, before
+    /// `/health` reports it down. Default 5 s, so a dead route shows within 10 s.
+    pub health_window: Duration,
+}
+
+/// `[log]`: what goes to the log beside warnings and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// One line per client query (target `splitdns::query`). Default off.
+    pub queries: bool,
+    pub format: LogFormat,
+}
+
+/// How every log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines (the default).
+    #[default]
+    Plain,
+    /// One JSON object per line, fields at the top level.
+    Json,
+}
+
 /// A mistake in a config file, worded for the person who wrote it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -113,6 +143,7 @@ pub enum ConfigError {
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_MAX_INFLIGHT: usize = 1024;
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+const DEFAULT_HEALTH_WINDOW: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +158,24 @@ struct RawConfig {
     route: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     cache: RawCache,
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Spanned<String>,
+    health_window: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    queries: bool,
+    format: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -288,6 +337,43 @@ impl Source<'_> {
             },
             routes,
             cache: self.cache(raw.cache)?,
+            metrics: raw.metrics.map(|m| self.metrics(m)).transpose()?,
+            log: self.log(raw.log)?,
+        })
+    }
+
+    fn metrics(&self, raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+        let listen = raw.listen.get_ref().parse().map_err(|_| {
+            self.invalid(
+                "[metrics] listen",
+                &raw.listen,
+                "expected ADDR:PORT, e.g. \"127.0.0.1:9153\"",
+            )
+        })?;
+        let health_window = match &raw.health_window {
+            Some(w) => self.timeout("[metrics] health_window", Some(w))?,
+            None => DEFAULT_HEALTH_WINDOW,
+        };
+        Ok(MetricsConfig {
+            listen,
+            health_window,
+        })
+    }
+
+    fn log(&self, raw: RawLog) -> Result<LogConfig, ConfigError> {
+        let format = match &raw.format {
+            None => LogFormat::Plain,
+            Some(f) => match f.get_ref().as_str() {
+                "plain" => LogFormat::Plain,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(self.invalid("[log] format", f, "expected \"plain\" or \"json\""));
+                }
+            },
+        };
+        Ok(LogConfig {
+            queries: raw.queries,
+            format,
         })
     }
 
@@ -514,6 +600,8 @@ mod tests {
             "[upstream]\nbogus = 1",
             "[[route]]\nzones = [\"a\"]\nbogus = 1",
             "[cache]\nbogus = 1",
+            "[metrics]\nlisten = \"127.0.0.1:9153\"\nbogus = 1",
+            "[log]\nbogus = 1",
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("bogus"), "{text}: {err}");
@@ -546,6 +634,41 @@ mod tests {
             .unwrap();
         assert_eq!(c.routes.len(), 1);
         assert!(matches!(&c.routes[0].action, RuleAction::Address(a) if a.len() == 2));
+    }
+
+    #[test]
+    fn metrics_and_log_tables() {
+        let c = parse(
+            "[metrics]\nlisten = \"127.0.0.1:9153\"\n[log]\nqueries = true\nformat = \"json\"",
+        )
+        .unwrap();
+        let metrics = c.metrics.unwrap();
+        assert_eq!(metrics.listen, "127.0.0.1:9153".parse().unwrap());
+        assert_eq!(metrics.health_window, DEFAULT_HEALTH_WINDOW);
+        assert!(c.log.queries);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(Config::builtin().metrics, None);
+        assert_eq!(Config::builtin().log, LogConfig::default());
+    }
+
+    #[test]
+    fn bad_metrics_and_log_values_name_key_and_line() {
+        let err = parse("[metrics]\nlisten = \"localhost\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml:2") && err.contains("[metrics] listen"),
+            "{err}"
+        );
+        let err = parse("[log]\nformat = \"xml\"").unwrap_err().to_string();
+        assert!(
+            err.contains("test.toml:2") && err.contains("\"json\""),
+            "{err}"
+        );
+        let err = parse("[metrics]\nlisten = \"127.0.0.1:9153\"\nhealth_window = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[metrics] health_window"), "{err}");
     }
 
     #[test]

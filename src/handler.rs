@@ -5,12 +5,13 @@
 //! The path is split where it may have to wait: [`Shared::answer_now`] does
 //! everything that needs no I/O and runs inline in the listener loop, so cache
 //! hits cost no task; [`Shared::answer_miss`] is the rest, run as its own task.
+//! Both end in [`Shared::replied`], which counts the query and writes its log line.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -18,8 +19,11 @@ use ipnet::IpNet;
 
 use crate::answer::Answer;
 use crate::cache::{self, Cache, Flight, Flights};
+use crate::chaos;
 use crate::local;
-use crate::router::{Action, Router};
+use crate::metrics::{Dropped, Metrics};
+use crate::querylog::{self, Source};
+use crate::router::{Action, Route, Router};
 use crate::srv;
 use crate::upstream::Ask;
 use crate::wire::{self, NameBuf, Query, Reject};
@@ -28,6 +32,8 @@ use crate::wire::{self, NameBuf, Query, Reject};
 pub struct State {
     pub router: Router,
     pub allow: Vec<IpNet>,
+    /// `[log] queries`: checked before anything of the log line is built.
+    pub log_queries: bool,
 }
 
 /// Everything the listeners share. The cache lives outside [`State`], so a
@@ -35,14 +41,25 @@ pub struct State {
 pub struct Shared {
     pub state: ArcSwap<State>,
     pub cache: Cache,
+    pub metrics: Metrics,
+    /// Set while the listeners serve: what `/ready` reports.
+    pub serving: AtomicBool,
     flights: Flights,
     in_flight: InFlight,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    Udp,
-    Tcp,
+    Udp = 0,
+    Tcp = 1,
+}
+
+/// Who asked, over what, and when: what the accounting at the end needs.
+#[derive(Clone, Copy)]
+struct Asked {
+    client: IpAddr,
+    protocol: Protocol,
+    at: Instant,
 }
 
 /// The outcome of the synchronous part of a query.
@@ -60,6 +77,7 @@ pub struct Miss {
     query: Query,
     state: Arc<State>,
     limit: usize,
+    asked: Asked,
     _in_flight: InFlightGuard,
 }
 
@@ -77,13 +95,20 @@ pub struct Question {
 pub const TCP_LIMIT: usize = 65_535;
 
 impl Shared {
-    pub fn new(state: State, cache: Cache) -> Arc<Self> {
+    pub fn new(state: State, cache: Cache, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             state: ArcSwap::from_pointee(state),
             cache,
+            metrics,
+            serving: AtomicBool::new(false),
             flights: Flights::default(),
             in_flight: InFlight::default(),
         })
+    }
+
+    /// Client queries waiting for an upstream now.
+    pub fn inflight(&self) -> usize {
+        self.in_flight.count.load(Ordering::Relaxed)
     }
 
     /// Answers `packet` if that needs no waiting: bad input, refused clients,
@@ -97,47 +122,104 @@ impl Shared {
     ) -> Step {
         let query = match Query::parse(packet) {
             Ok(query) => query,
-            Err(Reject::Drop) => return Step::Drop,
+            Err(Reject::Drop) => {
+                self.metrics.dropped(if packet.len() < wire::HEADER_LEN {
+                    Dropped::TooShort
+                } else {
+                    Dropped::NotAQuery
+                });
+                return Step::Drop;
+            }
             Err(Reject::Respond {
                 rcode,
                 question_end,
             }) => {
                 *out = wire::error_reply(packet, rcode.into(), question_end, false);
+                self.metrics.queries.count(protocol, 0, rcode.into());
                 return Step::Reply;
             }
         };
         let state = self.state.load();
-        let client = client.to_canonical();
-        if !state.allow.iter().any(|net| net.contains(&client)) {
+        let asked = Asked {
+            client: client.to_canonical(),
+            protocol,
+            at: Instant::now(),
+        };
+        if !state.allow.iter().any(|net| net.contains(&asked.client)) {
             query.write_error(wire::RCODE_REFUSED.into(), out);
-            return Step::Reply;
+            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
         if query.edns.is_some_and(|e| e.version > 0) {
             query.write_error(wire::EXT_RCODE_BADVERS, out);
-            return Step::Reply;
+            return self.replied(
+                &state,
+                &query,
+                asked,
+                None,
+                Source::Local,
+                wire::EXT_RCODE_BADVERS,
+            );
         }
         let limit = match protocol {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
-        let now = Instant::now();
-        match &state.router.route(query.lower.as_bytes()).action {
-            Action::Local => local::nxdomain(&query, out),
-            Action::Address(ips) => local::addresses(&query, ips, out),
+        if chaos::answer(self, &state, &query, limit, out) {
+            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
+        }
+        let route = state.router.route(query.lower.as_bytes());
+        let source = match &route.action {
+            Action::Local => {
+                local::nxdomain(&query, out);
+                route.metrics.local.inc();
+                Source::Local
+            }
+            Action::Address(ips) => {
+                local::addresses(&query, ips, out);
+                route.metrics.local.inc();
+                Source::Local
+            }
             Action::Forward(_) => {
                 let mut key = [0; 260];
-                if !self
-                    .cache
-                    .serve(cache::key_of(&query, &mut key), &query, now, limit, out)
-                {
+                if !self.cache.serve(
+                    cache::key_of(&query, &mut key),
+                    &query,
+                    asked.at,
+                    limit,
+                    out,
+                ) {
+                    route.metrics.misses.inc();
                     return Step::Miss(Box::new(Miss {
                         query,
                         state: arc_swap::Guard::into_inner(state),
                         limit,
+                        asked,
                         _in_flight: self.in_flight.enter(),
                     }));
                 }
+                route.metrics.hits.inc();
+                Source::Cache
             }
+        };
+        self.replied(&state, &query, asked, Some(route), source, rcode_of(out))
+    }
+
+    /// Counts an answered query and writes its log line when the log is on.
+    fn replied(
+        &self,
+        state: &State,
+        query: &Query,
+        asked: Asked,
+        route: Option<&Route>,
+        source: Source,
+        rcode: u16,
+    ) -> Step {
+        self.metrics
+            .queries
+            .count(asked.protocol, query.qtype, rcode);
+        if state.log_queries {
+            let zone = route.map(|r| &r.zone);
+            querylog::log(asked.client, query, zone, source, rcode, asked.at);
         }
         Step::Reply
     }
@@ -153,13 +235,22 @@ impl Shared {
             checking_disabled: query.checking_disabled(),
         };
         let mut out = Vec::new();
-        match Arc::clone(self)
-            .resolve(Arc::clone(&miss.state), question)
-            .await
-        {
+        let (answer, source) = Arc::clone(self)
+            .resolve_traced(Arc::clone(&miss.state), question)
+            .await;
+        match answer {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
+        let route = miss.state.router.route(query.lower.as_bytes());
+        self.replied(
+            &miss.state,
+            query,
+            miss.asked,
+            Some(route),
+            source,
+            rcode_of(&out),
+        );
         out
     }
 
@@ -170,9 +261,18 @@ impl Shared {
         state: Arc<State>,
         question: Question,
     ) -> Option<Arc<Answer>> {
+        self.resolve_traced(state, question).await.0
+    }
+
+    /// [`Shared::resolve`], also telling where the answer came from.
+    async fn resolve_traced(
+        self: Arc<Self>,
+        state: Arc<State>,
+        question: Question,
+    ) -> (Option<Arc<Answer>>, Source) {
         let route = state.router.route(question.lower.as_bytes());
         let Action::Forward(upstream) = &route.action else {
-            return None;
+            return (None, Source::None);
         };
         let mut key = [0; 260];
         let key = cache::key_for(
@@ -184,10 +284,10 @@ impl Shared {
             &mut key,
         );
         if let Some(answer) = self.cache.get(key, Instant::now()) {
-            return Some(Arc::new(answer));
+            return (Some(Arc::new(answer)), Source::Cache);
         }
         let leader = match self.flights.join(key) {
-            Flight::Follower(rx) => return cache::follow(rx).await,
+            Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
             Flight::Leader(leader) => leader,
         };
         let ask = Ask {
@@ -197,21 +297,23 @@ impl Shared {
             dnssec_ok: question.dnssec_ok,
             checking_disabled: question.checking_disabled,
         };
-        let reply = match upstream.ask(ask).await {
+        let (reply, server) = match upstream.ask(ask).await {
             Ok(reply) => reply,
             Err(error) => {
                 tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
-                return None;
+                return (None, Source::None);
             }
         };
-        let answer = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()).ok()?;
+        let Ok(answer) = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()) else {
+            return (None, Source::None);
+        };
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             answer = srv::complete(&self, &state, answer, upstream.timeout()).await;
         }
         self.cache.insert(leader.key(), &answer, Instant::now());
         leader.finish(&answer);
-        Some(answer)
+        (Some(answer), Source::Server(server))
     }
 
     /// Waits until no miss is in flight, or `deadline` passes.
@@ -245,6 +347,11 @@ impl Query {
         let mut reply = wire::error_reply(out, rcode, Some(question_end), self.edns.is_some());
         std::mem::swap(out, &mut reply);
     }
+}
+
+/// The RCODE of a response splitdns wrote (the header's four bits).
+fn rcode_of(out: &[u8]) -> u16 {
+    out.get(3).map_or(0, |b| u16::from(b & 0x0f))
 }
 
 /// Counts misses in flight, so shutdown can wait for them.

@@ -10,19 +10,31 @@
 //! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation.
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
-//! - [`signal`]: OS signals -> shutdown.
+//! - [`signal`]: OS signals -> shutdown, statistics dumps.
+//!
+//! Seeing into it:
+//! - [`metrics`]: the counters, resolved per route and server when the table is built.
+//! - [`health`]: passive upstream health; [`http`] serves `/metrics`, `/health`, `/ready`.
+//! - [`chaos`]: dnsmasq's CHAOS `*.bind` statistics; [`stats`] reads counters back (SIGUSR1).
+//! - [`querylog`]: one line per client query.
 
 pub mod answer;
 pub mod cache;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod handler;
+pub mod health;
+pub mod http;
 pub mod local;
+pub mod metrics;
+pub mod querylog;
 pub mod resolv;
 pub mod router;
 pub mod server;
 pub mod signal;
 pub mod srv;
+pub mod stats;
 pub mod upstream;
 pub mod wire;
 pub mod zone;
@@ -37,6 +49,7 @@ use ipnet::IpNet;
 pub use config::Config;
 use config::{ConfigError, Listen};
 use handler::{Shared, State};
+use metrics::Metrics;
 use router::Router;
 use server::{BindError, Listener};
 
@@ -54,12 +67,21 @@ pub enum Error {
     Interface { entry: String, problem: String },
     #[error("no listen address could be bound")]
     NothingBound,
+    #[error(
+        "[metrics] listen {addr}: cannot listen: {source}; pick a free port or remove the [metrics] table"
+    )]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A bound, not yet serving, splitdns.
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<Listener>,
+    /// The `[metrics]` endpoint, when configured.
+    http: Option<http::Endpoint>,
 }
 
 impl Server {
@@ -79,10 +101,32 @@ impl Server {
         if listeners.is_empty() {
             return Err(Error::NothingBound);
         }
+        let http = match &config.metrics {
+            Some(m) => Some(
+                http::Endpoint::bind(m)
+                    .await
+                    .map_err(|source| Error::Metrics {
+                        addr: m.listen,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
-        let state = build_state(&config, &bound);
-        let shared = Shared::new(state, cache::Cache::new(config.cache.size));
-        Ok(Self { shared, listeners })
+        let metrics = Metrics::new();
+        let state = build_state(&config, &bound, &metrics);
+        metrics.config_loaded(&config);
+        let shared = Shared::new(state, cache::Cache::new(config.cache.size), metrics);
+        Ok(Self {
+            shared,
+            listeners,
+            http,
+        })
+    }
+
+    /// Where `/metrics`, `/health` and `/ready` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(http::Endpoint::addr)
     }
 
     /// The addresses actually bound, in listen order.
@@ -97,20 +141,33 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let mut tasks = tokio::task::JoinSet::new();
+        let shared = Arc::clone(&self.shared);
+        tasks.spawn(signal::on_stats_request(move || shared.log_stats()));
         for listener in self.listeners {
             tracing::info!(addr = %listener.addr, "listening (UDP and TCP)");
             listener.spawn(&self.shared, &mut tasks);
         }
+        if let Some(http) = self.http {
+            tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
+            tasks.spawn(http.serve(Arc::clone(&self.shared)));
+        }
+        self.shared
+            .serving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         shutdown.await;
         tracing::info!("shutting down");
+        self.shared
+            .serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         tasks.abort_all();
         self.shared.drain(DRAIN).await;
         Ok(())
     }
 }
 
-/// The routing table and access list for `config`, given the bound addresses.
-pub fn build_state(config: &Config, bound: &[SocketAddr]) -> State {
+/// The routing table and access list for `config`, given the bound addresses;
+/// its routes and servers are counted in `metrics`.
+pub fn build_state(config: &Config, bound: &[SocketAddr], metrics: &Metrics) -> State {
     let default_servers = if config.upstream.servers.is_empty() {
         resolv::upstreams(&config.upstream.resolv_conf, bound)
     } else {
@@ -120,8 +177,9 @@ pub fn build_state(config: &Config, bound: &[SocketAddr]) -> State {
         tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
     }
     State {
-        router: Router::new(config, default_servers),
+        router: Router::with_metrics(config, default_servers, metrics),
         allow: config.allow.clone().unwrap_or_else(|| default_allow(bound)),
+        log_queries: config.log.queries,
     }
 }
 

@@ -1,12 +1,13 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use splitdns::cli::{Cli, Command};
+use splitdns::config::{LogConfig, LogFormat};
 use splitdns::{Config, Server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_level.as_deref());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -18,9 +19,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), splitdns::Error> {
     let config = Config::discover(cli.config.as_deref())?;
+    init_tracing(cli.log_level.as_deref(), config.log);
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
-            let state = splitdns::build_state(&config, &splitdns::literal_listen_addrs(&config));
+            let metrics = splitdns::metrics::Metrics::default();
+            let listen = splitdns::literal_listen_addrs(&config);
+            let state = splitdns::build_state(&config, &listen, &metrics);
             println!("{}: ok", config.origin);
             print!("{}", state.router);
             Ok(())
@@ -36,14 +40,26 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
     }
 }
 
-fn init_tracing(level: Option<&str>) {
+/// The config is read first so that its `[log]` table can choose the format;
+/// a config error is printed by `main` on its own line either way.
+fn init_tracing(level: Option<&str>, log: LogConfig) {
     use tracing_subscriber::EnvFilter;
-    let filter = match level {
+    let mut filter = match level {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt()
+    if log.queries {
+        // Asked for in the config: shown whatever the general level.
+        let directive = format!("{}=info", splitdns::querylog::TARGET);
+        filter = filter.add_directive(directive.parse().expect("a valid directive"));
+    }
+    // Colours only for a person at a terminal, not for journald or a log file.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }

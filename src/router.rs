@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::answer::TtlPolicy;
 use crate::config::{Config, RouteAction};
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::upstream::Upstream;
 use crate::zone::Zone;
 
@@ -33,6 +34,8 @@ pub struct Route {
     pub zones: Vec<Zone>,
     pub action: Action,
     pub ttl: TtlPolicy,
+    /// Counters resolved once here, so a query never looks a label up.
+    pub metrics: RouteMetrics,
 }
 
 pub struct Router {
@@ -42,8 +45,19 @@ pub struct Router {
 
 impl Router {
     /// Builds the table from `config`; `default_servers` are the upstreams of the
-    /// root (from the config or resolv.conf).
+    /// root (from the config or resolv.conf). Its counters are not exported:
+    /// a server uses [`Router::with_metrics`].
     pub fn new(config: &Config, default_servers: Vec<SocketAddr>) -> Self {
+        Self::with_metrics(config, default_servers, &Metrics::default())
+    }
+
+    /// [`Router::new`], with every route and upstream server counted in `metrics`
+    /// under the route's first zone.
+    pub fn with_metrics(
+        config: &Config,
+        default_servers: Vec<SocketAddr>,
+        metrics: &Metrics,
+    ) -> Self {
         let cache = &config.cache;
         let policy = |min_ttl: Option<u32>| TtlPolicy {
             min: min_ttl.unwrap_or(cache.min_ttl),
@@ -51,21 +65,29 @@ impl Router {
             max_negative: cache.max_negative_ttl,
         };
         let up = &config.upstream;
-        let default = Arc::new(Upstream::new(default_servers, up.timeout, up.max_inflight));
+        let root = Zone::root().to_string();
+        let default = Arc::new(
+            Upstream::new(default_servers, up.timeout, up.max_inflight).observed(metrics, &root),
+        );
         let mut routes = vec![Route {
             zone: Zone::root(),
             zones: vec![Zone::root()],
             action: Action::Forward(Arc::clone(&default)),
             ttl: policy(None),
+            metrics: metrics.route(&root),
         }];
         for rc in &config.routes {
             let timeout: Duration = rc.timeout.unwrap_or(up.timeout);
+            let label = rc.zones[0].to_string();
             let action = match &rc.action {
-                RouteAction::Forward(servers) => Action::Forward(Arc::new(Upstream::new(
-                    servers.clone(),
-                    timeout,
-                    rc.max_inflight.unwrap_or(up.max_inflight),
-                ))),
+                RouteAction::Forward(servers) => Action::Forward(Arc::new(
+                    Upstream::new(
+                        servers.clone(),
+                        timeout,
+                        rc.max_inflight.unwrap_or(up.max_inflight),
+                    )
+                    .observed(metrics, &label),
+                )),
                 RouteAction::DefaultUpstream => Action::Forward(Arc::clone(&default)),
                 RouteAction::Local => Action::Local,
                 RouteAction::Address(ips) => Action::Address(ips.clone().into()),
@@ -75,6 +97,7 @@ impl Router {
                 zones: rc.zones.clone(),
                 action,
                 ttl: policy(rc.min_ttl),
+                metrics: metrics.route(&label),
             });
         }
         let by_zone = routes

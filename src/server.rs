@@ -197,9 +197,10 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let shared = Arc::clone(&shared);
+        let counted = shared.metrics.tcp_connection();
         tokio::spawn(async move {
             serve_connection(shared, stream, client).await;
-            drop(permit);
+            drop((permit, counted));
         });
     }
 }

@@ -10,15 +10,17 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
+use crate::health::ServerHealth;
+use crate::metrics::{Metrics, ServerMetrics};
 use crate::wire::{self, Message};
 
 /// Why a route's upstreams gave no usable answer.
@@ -76,6 +78,8 @@ pub struct Upstream {
     servers: Vec<Server>,
     timeout: Duration,
     in_flight: Semaphore,
+    /// The route its servers are counted under (`.` for the default upstreams).
+    route: String,
 }
 
 impl Upstream {
@@ -84,7 +88,26 @@ impl Upstream {
             servers: servers.into_iter().map(Server::new).collect(),
             timeout,
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            route: String::new(),
         }
+    }
+
+    /// Counts its servers' queries, failures and latency under `route` in `metrics`.
+    pub fn observed(mut self, metrics: &Metrics, route: &str) -> Self {
+        for server in &mut self.servers {
+            server.metrics = metrics.server(route, server.addr);
+        }
+        self.route = route.to_string();
+        self
+    }
+
+    /// The route its servers are counted under.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    pub fn members(&self) -> &[Server] {
+        &self.servers
     }
 
     pub fn servers(&self) -> Vec<SocketAddr> {
@@ -97,7 +120,8 @@ impl Upstream {
 
     /// Asks the servers in order until one gives a usable reply: a timeout,
     /// SERVFAIL, REFUSED or a malformed reply moves on to the next server.
-    pub async fn ask(&self, ask: Ask<'_>) -> Result<Vec<u8>, UpstreamError> {
+    /// Returns the reply and the server that gave it.
+    pub async fn ask(&self, ask: Ask<'_>) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
         if self.servers.is_empty() {
             return Err(UpstreamError::NoServers);
         }
@@ -107,10 +131,16 @@ impl Upstream {
             .map_err(|_| UpstreamError::Busy)?;
         let mut last = Failure::Timeout;
         for server in &self.servers {
+            let sent = Instant::now();
             match server.ask(ask, self.timeout).await {
-                Ok(reply) => return Ok(reply),
+                Ok(reply) => {
+                    server.metrics.latency.observe(sent.elapsed());
+                    server.health.answered();
+                    return Ok((reply, server.addr));
+                }
                 Err(failure) => {
-                    server.failures.fetch_add(1, Ordering::Relaxed);
+                    server.metrics.failed(failure);
+                    server.health.failed();
                     tracing::debug!(server = %server.addr, %failure, "upstream attempt failed");
                     last = failure;
                 }
@@ -124,8 +154,8 @@ impl Upstream {
 pub struct Server {
     addr: SocketAddr,
     udp: UdpPool,
-    queries: AtomicU64,
-    failures: AtomicU64,
+    metrics: ServerMetrics,
+    health: ServerHealth,
 }
 
 impl Server {
@@ -133,16 +163,28 @@ impl Server {
         Self {
             addr,
             udp: UdpPool::new(addr),
-            queries: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            metrics: ServerMetrics::default(),
+            health: ServerHealth::default(),
         }
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.metrics
+    }
+
+    pub fn health(&self) -> &ServerHealth {
+        &self.health
+    }
+
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.metrics.queries.inc();
         let reply = self.udp.exchange(ask, timeout).await?;
         let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
-            self.queries.fetch_add(1, Ordering::Relaxed);
+            self.metrics.queries.inc();
             tcp_exchange(self.addr, ask, timeout).await?
         } else {
             reply

@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod forwarding;
 mod load;
+mod metrics;
 mod routing;
 mod srv;
 mod wire;

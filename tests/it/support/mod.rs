@@ -8,6 +8,7 @@
 pub(crate) mod client;
 pub(crate) mod fixtures;
 pub(crate) mod harness;
+pub(crate) mod http;
 pub(crate) mod upstream;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
