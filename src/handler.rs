@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use crate::answer::Answer;
 use crate::cache::{self, Cache, Flight, Flights};
 use crate::local;
+use crate::loops;
 use crate::router::{Action, Router};
 use crate::srv;
 use crate::upstream::Ask;
@@ -27,7 +28,9 @@ use crate::wire::{self, NameBuf, Query, Reject};
 
 /// What a reload replaces as a whole: a query works on one snapshot throughout.
 pub struct State {
-    pub router: Router,
+    /// Shared with the next state when only `allow` changes (an interface
+    /// came or went), so its upstream sockets are kept.
+    pub router: Arc<Router>,
     pub allow: Vec<IpNet>,
 }
 
@@ -59,6 +62,7 @@ pub enum Step {
 /// A query that has to wait for an upstream.
 pub struct Miss {
     query: Query,
+    client: IpAddr,
     state: Arc<State>,
     limit: usize,
     _in_flight: InFlightGuard,
@@ -133,6 +137,7 @@ impl Shared {
                 {
                     return Step::Miss(Box::new(Miss {
                         query,
+                        client,
                         state: arc_swap::Guard::into_inner(state),
                         limit,
                         _in_flight: self.in_flight.enter(),
@@ -146,6 +151,11 @@ impl Shared {
     /// Fetches the answer for a miss and writes the client's response.
     pub async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
+        let mut out = Vec::new();
+        if loops::came_back(&miss.state, query, miss.client) {
+            query.write_error(wire::RCODE_SERVFAIL.into(), &mut out);
+            return out;
+        }
         let question = Question {
             lower: query.lower,
             qtype: query.qtype,
@@ -153,7 +163,6 @@ impl Shared {
             dnssec_ok: query.dnssec_ok(),
             checking_disabled: query.checking_disabled(),
         };
-        let mut out = Vec::new();
         match Arc::clone(self)
             .resolve(Arc::clone(&miss.state), question)
             .await
