@@ -215,3 +215,22 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         .collect();
     assert!(out.status.success() && complaints.is_empty(), "{stderr}");
 }
+
+#[test]
+fn the_nomad_job_renders_a_valid_config() {
+    let job = include_str!("../../conf/nomad/splitdns.nomad.hcl");
+    let (_, rest) = job
+        .split_once("data          = <<-EOT\n")
+        .expect("a heredoc template");
+    let (body, _) = rest.split_once("\n        EOT").expect("the heredoc's end");
+    // `<<-` strips the common indentation, as here.
+    let text: String = body
+        .lines()
+        .map(|l| l.strip_prefix("          ").unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = splitdns::Config::from_toml(&text, std::path::Path::new("nomad template"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(config.user.as_deref(), Some("splitdns"));
+    assert!(config.listen.iter().any(|l| l.to_string() == "docker0:53"));
+}
