@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
-use nix::libc;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
