@@ -191,6 +191,26 @@ impl Cache {
         slots.push(fresh);
     }
 
+    /// Drops every entry whose lowercased wire-format name `keep` refuses;
+    /// how many went. For reloads, so it may take each shard's lock in turn.
+    pub fn retain(&self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut dropped = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().expect("cache shard lock");
+            // Backwards: removal swaps the last entry in, and that one has
+            // been looked at already.
+            for i in (0..shard.slots.len()).rev() {
+                let question = shard.slots[i].question();
+                let name = &question[..question.len().saturating_sub(4)];
+                if !keep(name) {
+                    shard.remove_at(i, &self.hasher);
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
+    }
+
     /// Entries held now, fresh or not.
     pub fn len(&self) -> usize {
         self.shards

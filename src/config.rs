@@ -28,6 +28,12 @@ pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";
 pub struct Config {
     /// Where it came from, for logs and error messages.
     pub origin: String,
+    /// The file it was read from, which a reload reads again; `None` for the
+    /// built-in default and text parsed directly.
+    pub source: Option<PathBuf>,
+    /// `[server] user`: when started as root, run as this user once the
+    /// listeners are open. `None`: stay who we are.
+    pub user: Option<String>,
     pub listen: Vec<Listen>,
     /// `None`: loopback plus the subnets of the listened addresses' interfaces.
     pub allow: Option<Vec<IpNet>>,
@@ -183,6 +189,7 @@ struct RawLog {
 struct RawServer {
     listen: Option<Vec<Spanned<String>>>,
     allow: Option<Vec<Spanned<String>>>,
+    user: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -233,7 +240,9 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text, path)
+        let mut config = Self::from_toml(&text, path)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates `text`; `origin` names the file in error messages.
@@ -324,6 +333,8 @@ impl Source<'_> {
         self.reject_duplicate_zones(&routes)?;
         Ok(Config {
             origin: self.path.clone(),
+            source: None,
+            user: self.user(raw.server.user)?,
             listen: self.listen(raw.server.listen)?,
             allow: self.allow(raw.server.allow)?,
             upstream: UpstreamConfig {
@@ -444,6 +455,24 @@ impl Source<'_> {
         raw.iter()
             .map(|l| parse_listen(l.get_ref()).map_err(|p| self.invalid("[server] listen", l, p)))
             .collect()
+    }
+
+    fn user(&self, raw: Option<Spanned<String>>) -> Result<Option<String>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let name = raw.get_ref();
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !valid {
+            return Err(self.invalid(
+                "[server] user",
+                &raw,
+                "expected a user name such as \"splitdns\" (it must exist when splitdns starts as root)",
+            ));
+        }
+        Ok(Some(name.clone()))
     }
 
     fn allow(&self, raw: Option<Vec<Spanned<String>>>) -> Result<Option<Vec<IpNet>>, ConfigError> {

@@ -21,6 +21,7 @@ use crate::answer::Answer;
 use crate::cache::{self, Cache, Flight, Flights};
 use crate::chaos;
 use crate::local;
+use crate::loops;
 use crate::metrics::{Dropped, Metrics};
 use crate::querylog::{self, Source};
 use crate::router::{Action, Route, Router};
@@ -30,7 +31,9 @@ use crate::wire::{self, NameBuf, Query, Reject};
 
 /// What a reload replaces as a whole: a query works on one snapshot throughout.
 pub struct State {
-    pub router: Router,
+    /// Shared with the next state when only `allow` changes (an interface
+    /// came or went), so its upstream sockets are kept.
+    pub router: Arc<Router>,
     pub allow: Vec<IpNet>,
     /// `[log] queries`: checked before anything of the log line is built.
     pub log_queries: bool,
@@ -75,6 +78,7 @@ pub enum Step {
 /// A query that has to wait for an upstream.
 pub struct Miss {
     query: Query,
+    client: IpAddr,
     state: Arc<State>,
     limit: usize,
     asked: Asked,
@@ -191,6 +195,7 @@ impl Shared {
                     route.metrics.misses.inc();
                     return Step::Miss(Box::new(Miss {
                         query,
+                        client,
                         state: arc_swap::Guard::into_inner(state),
                         limit,
                         asked,
@@ -227,17 +232,21 @@ impl Shared {
     /// Fetches the answer for a miss and writes the client's response.
     pub async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
-        let question = Question {
-            lower: query.lower,
-            qtype: query.qtype,
-            qclass: query.qclass,
-            dnssec_ok: query.dnssec_ok(),
-            checking_disabled: query.checking_disabled(),
-        };
         let mut out = Vec::new();
-        let (answer, source) = Arc::clone(self)
-            .resolve_traced(Arc::clone(&miss.state), question)
-            .await;
+        let (answer, source) = if loops::came_back(&miss.state, query, miss.client) {
+            (None, Source::Local)
+        } else {
+            let question = Question {
+                lower: query.lower,
+                qtype: query.qtype,
+                qclass: query.qclass,
+                dnssec_ok: query.dnssec_ok(),
+                checking_disabled: query.checking_disabled(),
+            };
+            Arc::clone(self)
+                .resolve_traced(Arc::clone(&miss.state), question)
+                .await
+        };
         match answer {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),

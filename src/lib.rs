@@ -2,12 +2,15 @@
 //!
 //! Who owns what, in the order a query meets them:
 //! - [`server`]: UDP and TCP listeners; hands each packet to the handler.
+//!   [`listeners`] decides which addresses are listened on, following the
+//!   interfaces [`interfaces`] reports.
 //! - [`handler`]: one query top to bottom: admit, route, cache, upstream, respond.
 //! - [`wire`]: the byte-level reads and patches of the hot path.
 //! - [`router`]: zone -> route by longest suffix; [`zone`] is the name form it keys on.
 //! - [`local`]: answers of local rules (`address=`, `local=`).
 //! - [`cache`]: the answer cache and the single-flight table; [`answer`] is what it holds.
 //! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation.
+//! - [`loops`]: a query of ours that comes back to us through an upstream.
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
 //! - [`signal`]: OS signals -> shutdown, statistics dumps.
@@ -17,6 +20,10 @@
 //! - [`health`]: passive upstream health; [`http`] serves `/metrics`, `/health`, `/ready`.
 //! - [`chaos`]: dnsmasq's CHAOS `*.bind` statistics; [`stats`] reads counters back (SIGUSR1).
 //! - [`querylog`]: one line per client query.
+//! - [`signal`]: OS signals -> [`signal::Control`]; [`reload`] acts on them and
+//!   on changes of the host (interfaces, resolv.conf) while serving.
+//! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
+//!   notify protocol.
 
 pub mod answer;
 pub mod cache;
@@ -26,9 +33,15 @@ pub mod config;
 pub mod handler;
 pub mod health;
 pub mod http;
+pub mod interfaces;
+pub mod listeners;
 pub mod local;
+pub mod loops;
 pub mod metrics;
+pub mod notify;
+pub mod privilege;
 pub mod querylog;
+pub mod reload;
 pub mod resolv;
 pub mod router;
 pub mod server;
@@ -40,33 +53,35 @@ pub mod wire;
 pub mod zone;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use tokio::sync::mpsc;
 
 pub use config::Config;
 use config::{ConfigError, Listen};
 use handler::{Shared, State};
+use listeners::Listeners;
 use metrics::Metrics;
+use privilege::PrivilegeError;
 use router::Router;
-use server::{BindError, Listener};
+use server::BindError;
+use signal::Control;
 
 /// How long shutdown waits for queries already being resolved.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Why splitdns could not start.
+/// Why splitdns could not start (or a reload was rejected).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Bind(#[from] BindError),
-    #[error("listen {entry}: {problem}")]
-    Interface { entry: String, problem: String },
-    #[error("no listen address could be bound")]
-    NothingBound,
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
     #[error(
         "[metrics] listen {addr}: cannot listen: {source}; pick a free port or remove the [metrics] table"
     )]
@@ -76,31 +91,25 @@ pub enum Error {
     },
 }
 
+/// Where a reload reads the config from.
+pub type Loader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
 /// A bound, not yet serving, splitdns.
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<Listener>,
+    listeners: Listeners,
+    config: Config,
+    loader: Loader,
     /// The `[metrics]` endpoint, when configured.
     http: Option<http::Endpoint>,
 }
 
 impl Server {
-    /// Binds every listener of `config` and builds the routing table.
+    /// Binds every listener of `config` and builds the routing table. An
+    /// `IFNAME:PORT` whose interface is missing is waited for, not an error.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        let mut listeners = Vec::new();
-        for addr in listen_addrs(&config.listen)? {
-            match Listener::bind(addr, workers) {
-                Ok(listener) => listeners.push(listener),
-                Err(e) if addr.is_ipv6() && ipv6_missing(&e) => {
-                    tracing::warn!(%addr, error = %e, "skipping an IPv6 listener: this host has no IPv6 there");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if listeners.is_empty() {
-            return Err(Error::NothingBound);
-        }
+        let listeners = Listeners::bind(&config.listen, workers)?;
         let http = match &config.metrics {
             Some(m) => Some(
                 http::Endpoint::bind(m)
@@ -112,14 +121,19 @@ impl Server {
             ),
             None => None,
         };
-        let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
         let metrics = Metrics::new();
-        let state = build_state(&config, &bound, &metrics);
+        let state = build_state(&config, &listeners.addrs(), &metrics);
         metrics.config_loaded(&config);
         let shared = Shared::new(state, cache::Cache::new(config.cache.size), metrics);
+        let source = config.source.clone();
         Ok(Self {
             shared,
             listeners,
+            config,
+            loader: Box::new(move || match &source {
+                Some(path) => Config::load(path),
+                None => Ok(Config::builtin()),
+            }),
             http,
         })
     }
@@ -129,9 +143,16 @@ impl Server {
         self.http.as_ref().map(http::Endpoint::addr)
     }
 
-    /// The addresses actually bound, in listen order.
+    /// Replaces how a reload gets the new config (by default: the file the
+    /// config was loaded from, else the built-in default).
+    pub fn reload_from(mut self, loader: Loader) -> Self {
+        self.loader = loader;
+        self
+    }
+
+    /// The addresses bound now, in listen order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.addr).collect()
+        self.listeners.addrs()
     }
 
     /// Serves until `shutdown` completes, then lets queries in flight finish
@@ -140,26 +161,31 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        self.serve(signal::shutdown_on(shutdown)).await
+    }
+
+    /// Serves, reloading on [`Control::Reload`], until [`Control::Shutdown`]
+    /// or the channel closes; then lets queries in flight finish.
+    pub async fn serve(self, controls: mpsc::Receiver<Control>) -> Result<(), Error> {
         let mut tasks = tokio::task::JoinSet::new();
         let shared = Arc::clone(&self.shared);
         tasks.spawn(signal::on_stats_request(move || shared.log_stats()));
-        for listener in self.listeners {
-            tracing::info!(addr = %listener.addr, "listening (UDP and TCP)");
-            listener.spawn(&self.shared, &mut tasks);
-        }
         if let Some(http) = self.http {
             tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
             tasks.spawn(http.serve(Arc::clone(&self.shared)));
         }
+        let shared = Arc::clone(&self.shared);
+        let supervisor = reload::Supervisor::new(self.config, self.loader, shared, self.listeners);
         self.shared
             .serving
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        shutdown.await;
+        let listeners = supervisor.run(controls).await;
         tracing::info!("shutting down");
         self.shared
             .serving
             .store(false, std::sync::atomic::Ordering::Relaxed);
         tasks.abort_all();
+        drop(listeners);
         self.shared.drain(DRAIN).await;
         Ok(())
     }
@@ -168,19 +194,30 @@ impl Server {
 /// The routing table and access list for `config`, given the bound addresses;
 /// its routes and servers are counted in `metrics`.
 pub fn build_state(config: &Config, bound: &[SocketAddr], metrics: &Metrics) -> State {
-    let default_servers = if config.upstream.servers.is_empty() {
-        resolv::upstreams(&config.upstream.resolv_conf, bound)
-    } else {
-        config.upstream.servers.clone()
-    };
+    let default_servers = default_servers(config, bound);
     if default_servers.is_empty() {
         tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
     }
     State {
-        router: Router::with_metrics(config, default_servers, metrics),
-        allow: config.allow.clone().unwrap_or_else(|| default_allow(bound)),
+        router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
+        allow: allow(config, bound),
         log_queries: config.log.queries,
     }
+}
+
+/// `[upstream] servers`, or when there are none, resolv.conf's nameservers
+/// other than splitdns itself.
+pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr> {
+    if config.upstream.servers.is_empty() {
+        resolv::upstreams(&config.upstream.resolv_conf, bound)
+    } else {
+        config.upstream.servers.clone()
+    }
+}
+
+/// `[server] allow`, or the default for what is bound now.
+pub fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
+    config.allow.clone().unwrap_or_else(|| default_allow(bound))
 }
 
 /// The listen addresses written as addresses (not interfaces), for `check`,
@@ -196,53 +233,6 @@ pub fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Expands `IFNAME:PORT` entries to the interface's addresses (IPv4 and
-/// non-link-local IPv6).
-fn listen_addrs(listen: &[Listen]) -> Result<Vec<SocketAddr>, Error> {
-    let mut addrs = Vec::new();
-    for entry in listen {
-        match entry {
-            Listen::Addr(addr) => addrs.push(*addr),
-            Listen::Interface { name, port } => {
-                let found: Vec<SocketAddr> = interfaces()
-                    .into_iter()
-                    .filter(|(ifname, net)| ifname == name && !is_link_local(net.addr()))
-                    .map(|(_, net)| SocketAddr::new(net.addr(), *port))
-                    .collect();
-                if found.is_empty() {
-                    return Err(Error::Interface {
-                        entry: entry.to_string(),
-                        problem: format!("interface {name} does not exist or has no address"),
-                    });
-                }
-                addrs.extend(found);
-            }
-        }
-    }
-    Ok(addrs)
-}
-
-fn is_link_local(ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
-}
-
-/// Every interface address with its prefix.
-fn interfaces() -> Vec<(String, IpNet)> {
-    let Ok(ifaces) = if_addrs::get_if_addrs() else {
-        return Vec::new();
-    };
-    ifaces
-        .into_iter()
-        .filter_map(|i| {
-            let net = match &i.addr {
-                if_addrs::IfAddr::V4(a) => IpNet::new(a.ip.into(), a.prefixlen),
-                if_addrs::IfAddr::V6(a) => IpNet::new(a.ip.into(), a.prefixlen),
-            };
-            net.ok().map(|n| (i.name, n))
-        })
-        .collect()
-}
-
 /// Loopback plus the subnets of the interfaces that hold a listened address:
 /// never the world.
 fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
@@ -250,7 +240,7 @@ fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
         "127.0.0.0/8".parse().expect("literal"),
         "::1/128".parse().expect("literal"),
     ];
-    let nets = interfaces();
+    let nets = interfaces::addresses();
     for addr in bound {
         let ip = addr.ip();
         if ip.is_unspecified() {
@@ -262,8 +252,4 @@ fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
     allow.sort();
     allow.dedup();
     allow
-}
-
-fn ipv6_missing(e: &BindError) -> bool {
-    matches!(e.source.raw_os_error(), Some(code) if code == 97 /* EAFNOSUPPORT */ || code == 99 /* EADDRNOTAVAIL */)
 }

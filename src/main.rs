@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use splitdns::cli::{Cli, Command};
 use splitdns::config::{LogConfig, LogFormat};
+use splitdns::privilege::Outcome;
 use splitdns::{Config, Server};
 
 fn main() -> ExitCode {
@@ -31,13 +32,37 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         }
         Command::Run => {
             tracing::info!(config = %config.origin, "starting");
+            // Before the runtime exists: its threads inherit what is kept.
+            if let Some(user) = &config.user {
+                switch_user(user)?;
+            }
             let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+            let path = cli.config.clone();
             runtime.block_on(async {
-                let server = Server::bind(config).await?;
-                server.run(splitdns::signal::shutdown()).await
+                let server = Server::bind(config)
+                    .await?
+                    .reload_from(Box::new(move || Config::discover(path.as_deref())));
+                server.serve(splitdns::signal::controls()).await
             })
         }
     }
+}
+
+fn switch_user(user: &str) -> Result<(), splitdns::Error> {
+    match splitdns::privilege::drop_to(user)? {
+        Outcome::Switched { uid, gid } => {
+            tracing::info!(
+                user,
+                uid,
+                gid,
+                "running as {user}, keeping only CAP_NET_BIND_SERVICE"
+            )
+        }
+        Outcome::NotRoot => {
+            tracing::info!(user, "not started as root: [server] user does not apply")
+        }
+    }
+    Ok(())
 }
 
 /// The config is read first so that its `[log]` table can choose the format;

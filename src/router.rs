@@ -36,6 +36,20 @@ pub struct Route {
     pub ttl: TtlPolicy,
     /// Counters resolved once here, so a query never looks a label up.
     pub metrics: RouteMetrics,
+    /// Everything that shapes this route's answers, so a reload can tell an
+    /// unchanged route (its cache entries stay) from a changed one.
+    spec: Spec,
+}
+
+/// A route as configured, with the default upstreams spelled out.
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    zones: Vec<Zone>,
+    action: RouteAction,
+    servers: Vec<SocketAddr>,
+    timeout: Duration,
+    max_inflight: usize,
+    ttl: TtlPolicy,
 }
 
 pub struct Router {
@@ -65,6 +79,14 @@ impl Router {
             max_negative: cache.max_negative_ttl,
         };
         let up = &config.upstream;
+        let default_spec = Spec {
+            zones: vec![Zone::root()],
+            action: RouteAction::DefaultUpstream,
+            servers: default_servers.clone(),
+            timeout: up.timeout,
+            max_inflight: up.max_inflight,
+            ttl: policy(None),
+        };
         let root = Zone::root().to_string();
         let default = Arc::new(
             Upstream::new(default_servers, up.timeout, up.max_inflight).observed(metrics, &root),
@@ -75,18 +97,30 @@ impl Router {
             action: Action::Forward(Arc::clone(&default)),
             ttl: policy(None),
             metrics: metrics.route(&root),
+            spec: default_spec.clone(),
         }];
         for rc in &config.routes {
             let timeout: Duration = rc.timeout.unwrap_or(up.timeout);
+            let max_inflight = rc.max_inflight.unwrap_or(up.max_inflight);
             let label = rc.zones[0].to_string();
+            let spec = match &rc.action {
+                RouteAction::DefaultUpstream => Spec {
+                    zones: rc.zones.clone(),
+                    ttl: policy(rc.min_ttl),
+                    ..default_spec.clone()
+                },
+                action => Spec {
+                    zones: rc.zones.clone(),
+                    action: action.clone(),
+                    servers: Vec::new(),
+                    timeout,
+                    max_inflight,
+                    ttl: policy(rc.min_ttl),
+                },
+            };
             let action = match &rc.action {
                 RouteAction::Forward(servers) => Action::Forward(Arc::new(
-                    Upstream::new(
-                        servers.clone(),
-                        timeout,
-                        rc.max_inflight.unwrap_or(up.max_inflight),
-                    )
-                    .observed(metrics, &label),
+                    Upstream::new(servers.clone(), timeout, max_inflight).observed(metrics, &label),
                 )),
                 RouteAction::DefaultUpstream => Action::Forward(Arc::clone(&default)),
                 RouteAction::Local => Action::Local,
@@ -98,6 +132,7 @@ impl Router {
                 action,
                 ttl: policy(rc.min_ttl),
                 metrics: metrics.route(&label),
+                spec,
             });
         }
         let by_zone = routes
@@ -122,6 +157,18 @@ impl Router {
 
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The servers of the default route (from the config or resolv.conf).
+    pub fn default_servers(&self) -> Vec<SocketAddr> {
+        self.routes[0].spec.servers.clone()
+    }
+
+    /// Whether `lower` is routed the same way here and in `other`: the same
+    /// zone, configured the same. Its cached answers stay valid across a
+    /// reload exactly then.
+    pub fn routes_alike(&self, other: &Self, lower: &[u8]) -> bool {
+        self.route(lower).spec == other.route(lower).spec
     }
 }
 
@@ -184,6 +231,19 @@ mod tests {
         assert_eq!(zone_of(&r, "consul"), "consul.");
         assert_eq!(zone_of(&r, "notconsul"), ".");
         assert_eq!(zone_of(&r, "example.com"), ".");
+    }
+
+    #[test]
+    fn only_changed_routes_differ_across_configs() {
+        let old = router("rules = [\"server=/consul/127.0.0.1#8600\", \"local=/lan/\"]");
+        let new = router(
+            "rules = [\"server=/consul/127.0.0.1#8601\", \"local=/lan/\", \"local=/a.example/\"]",
+        );
+        let name = |n: &str| Zone::parse(n).unwrap().wire().to_vec();
+        assert!(!old.routes_alike(&new, &name("web.service.consul")));
+        assert!(old.routes_alike(&new, &name("x.lan")));
+        assert!(old.routes_alike(&new, &name("example.com")));
+        assert!(!old.routes_alike(&new, &name("b.a.example")));
     }
 
     #[test]

@@ -118,6 +118,16 @@ impl Upstream {
         self.timeout
     }
 
+    /// The server this exact query (ID, and question as lowercased name,
+    /// type and class) is outstanding at over UDP, if any: how a query of
+    /// ours that comes back to us is recognised (see `loops`).
+    pub fn outstanding(&self, id: u16, question: &[u8]) -> Option<SocketAddr> {
+        self.servers
+            .iter()
+            .find(|s| s.udp.is_pending(id, question))
+            .map(|s| s.addr)
+    }
+
     /// Asks the servers in order until one gives a usable reply: a timeout,
     /// SERVFAIL, REFUSED or a malformed reply moves on to the next server.
     /// Returns the reply and the server that gave it.
@@ -263,6 +273,21 @@ impl UdpPool {
             Ok(Err(_)) => Err(Failure::Network(io::ErrorKind::BrokenPipe)),
             Err(_) => Err(Failure::Timeout),
         }
+    }
+
+    /// Whether a pooled socket waits for a reply to `id` asking `question`.
+    /// Sockets already replaced are not looked at.
+    fn is_pending(&self, id: u16, question: &[u8]) -> bool {
+        self.slots.iter().any(|slot| {
+            let socket = slot.lock().expect("socket slot lock").clone();
+            socket.is_some_and(|s| {
+                s.pending
+                    .lock()
+                    .expect("pending lock")
+                    .get(&id)
+                    .is_some_and(|w| *w.question == *question)
+            })
+        })
     }
 
     /// A socket from the pool (replacing one that has served its quota) with

@@ -7,8 +7,11 @@ mod support;
 
 mod cache;
 mod cli;
+mod docker;
 mod forwarding;
+mod host;
 mod load;
+mod loops;
 mod metrics;
 mod routing;
 mod srv;
