@@ -115,7 +115,7 @@ pub enum ConfigError {
         problem: String,
     },
     #[error(
-        "{path}: {at}: rewrite target {target} lies in {zone}, which is rewritten too \
+        "{path}: {at}: rewrite target {target} overlaps {zone}, which is rewritten too \
          ({other}); rewrites do not chain, point it at the final name"
     )]
     ChainedRewrite {
@@ -486,7 +486,7 @@ impl Source<'_> {
                 .iter()
                 .filter(|other| other.rewrite.is_some())
                 .flat_map(|other| other.zones.iter().map(move |z| (z, other)))
-                .find(|(zone, _)| zone.contains(target.wire()));
+                .find(|(zone, _)| zone.contains(target.wire()) || target.contains(zone.wire()));
             if let Some((zone, other)) = chained {
                 return Err(ConfigError::ChainedRewrite {
                     path: self.path.clone(),

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use crate::answer::Answer;
 use crate::cache::{self, Cache, Flight, Flights};
 use crate::local;
+use crate::local_data::LocalData;
 use crate::router::{Action, Router};
 use crate::srv;
 use crate::upstream::Ask;
@@ -29,6 +30,8 @@ use crate::wire::{self, NameBuf, Query, Reject};
 pub struct State {
     pub router: Router,
     pub allow: Vec<IpNet>,
+    /// Swapped on its own when a hosts file changes; a reload brings a new one.
+    pub local: ArcSwap<LocalData>,
 }
 
 /// Everything the listeners share. The cache lives outside [`State`], so a
@@ -122,9 +125,35 @@ impl Shared {
             Protocol::Tcp => TCP_LIMIT,
         };
         let now = Instant::now();
-        match &state.router.route(query.lower.as_bytes()).action {
+        let local_data = state.local.load();
+        if let Some(records) = local_data.lookup(query.lower.as_bytes()) {
+            local::data(&query, &local_data, records, limit, out);
+            return Step::Reply;
+        }
+        let route = state.router.route(query.lower.as_bytes());
+        if route.is_default() && local_data.keeps_home(query.lower.as_bytes()) {
+            local::nxdomain(&query, out);
+            return Step::Reply;
+        }
+        if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
+            local::filtered(&query, out);
+            return Step::Reply;
+        }
+        let action = match &route.action {
+            Action::Reroute => match state.router.target(route, &query.lower) {
+                Some(target) => target.action,
+                None => {
+                    query.write_error(wire::RCODE_SERVFAIL.into(), out);
+                    return Step::Reply;
+                }
+            },
+            action => action,
+        };
+        match action {
             Action::Local => local::nxdomain(&query, out),
-            Action::Address(ips) => local::addresses(&query, ips, out),
+            Action::Address(ips) => local::addresses(&query, ips, local_data.ttl(), out),
+            // Only a second rewrite could land here, and config refuses those.
+            Action::Reroute => query.write_error(wire::RCODE_SERVFAIL.into(), out),
             Action::Forward(_) => {
                 let mut key = [0; 260];
                 if !self
@@ -172,7 +201,8 @@ impl Shared {
         question: Question,
     ) -> Option<Arc<Answer>> {
         let route = state.router.route(question.lower.as_bytes());
-        let Action::Forward(upstream) = &route.action else {
+        let target = state.router.target(route, &question.lower)?;
+        let Action::Forward(upstream) = target.action else {
             return None;
         };
         let mut key = [0; 260];
@@ -192,7 +222,7 @@ impl Shared {
             Flight::Leader(leader) => leader,
         };
         let ask = Ask {
-            lower: question.lower.as_bytes(),
+            lower: target.ask.as_bytes(),
             qtype: question.qtype,
             qclass: question.qclass,
             dnssec_ok: question.dnssec_ok,
@@ -205,7 +235,17 @@ impl Shared {
                 return None;
             }
         };
-        let answer = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()).ok()?;
+        let reply = match &target.rewrite {
+            None => reply,
+            Some(rewrite) => rewrite.back(&reply, question.lower.as_bytes())?,
+        };
+        let answer = Answer::from_reply(
+            &reply,
+            question.lower.as_bytes(),
+            target.ttl,
+            Instant::now(),
+        )
+        .ok()?;
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             answer = srv::complete(&self, &state, answer, upstream.timeout()).await;

@@ -5,7 +5,9 @@
 //! - [`handler`]: one query top to bottom: admit, route, cache, upstream, respond.
 //! - [`wire`]: the byte-level reads and patches of the hot path.
 //! - [`router`]: zone -> route by longest suffix; [`zone`] is the name form it keys on.
-//! - [`local`]: answers of local rules (`address=`, `local=`).
+//! - [`local`]: answers splitdns makes itself; [`local_data`] holds hosts files and
+//!   static records ([`hosts`] reads the files).
+//! - [`rewrite`]: rewrite routes, names mapped into another zone and back.
 //! - [`cache`]: the answer cache and the single-flight table; [`answer`] is what it holds.
 //! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation.
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
@@ -17,8 +19,11 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod handler;
+pub mod hosts;
 pub mod local;
+pub mod local_data;
 pub mod resolv;
+pub mod rewrite;
 pub mod router;
 pub mod server;
 pub mod signal;
@@ -37,6 +42,7 @@ use ipnet::IpNet;
 pub use config::Config;
 use config::{ConfigError, Listen};
 use handler::{Shared, State};
+use local_data::LocalData;
 use router::Router;
 use server::{BindError, Listener};
 
@@ -50,6 +56,8 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error(transparent)]
+    Local(#[from] local_data::LoadError),
     #[error("listen {entry}: {problem}")]
     Interface { entry: String, problem: String },
     #[error("no listen address could be bound")]
@@ -80,7 +88,7 @@ impl Server {
             return Err(Error::NothingBound);
         }
         let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
-        let state = build_state(&config, &bound);
+        let state = build_state(&config, &bound)?;
         let shared = Shared::new(state, cache::Cache::new(config.cache.size));
         Ok(Self { shared, listeners })
     }
@@ -101,6 +109,7 @@ impl Server {
             tracing::info!(addr = %listener.addr, "listening (UDP and TCP)");
             listener.spawn(&self.shared, &mut tasks);
         }
+        tasks.spawn(local_data::watch(Arc::clone(&self.shared)));
         shutdown.await;
         tracing::info!("shutting down");
         tasks.abort_all();
@@ -109,8 +118,9 @@ impl Server {
     }
 }
 
-/// The routing table and access list for `config`, given the bound addresses.
-pub fn build_state(config: &Config, bound: &[SocketAddr]) -> State {
+/// The routing table, access list and local data for `config`, given the
+/// bound addresses. Fails only when a hosts file exists but cannot be read.
+pub fn build_state(config: &Config, bound: &[SocketAddr]) -> Result<State, Error> {
     let default_servers = if config.upstream.servers.is_empty() {
         resolv::upstreams(&config.upstream.resolv_conf, bound)
     } else {
@@ -119,10 +129,11 @@ pub fn build_state(config: &Config, bound: &[SocketAddr]) -> State {
     if default_servers.is_empty() {
         tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
     }
-    State {
+    Ok(State {
         router: Router::new(config, default_servers),
         allow: config.allow.clone().unwrap_or_else(|| default_allow(bound)),
-    }
+        local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
+    })
 }
 
 /// The listen addresses written as addresses (not interfaces), for `check`,

@@ -20,7 +20,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
     let config = Config::discover(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => {
-            let state = splitdns::build_state(&config, &splitdns::literal_listen_addrs(&config));
+            let state = splitdns::build_state(&config, &splitdns::literal_listen_addrs(&config))?;
             println!("{}: ok", config.origin);
             print!("{}", state.router);
             Ok(())
