@@ -638,6 +638,8 @@ mod tests {
             "[upstream]\nbogus = 1",
             "[[route]]\nzones = [\"a\"]\nbogus = 1",
             "[cache]\nbogus = 1",
+            "[local]\nbogus = 1",
+            "[[record]]\nname = \"a\"\ntype = \"A\"\nvalue = \"192.0.2.1\"\nbogus = 1",
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("bogus"), "{text}: {err}");
@@ -661,6 +663,45 @@ mod tests {
         assert!(
             err.contains("rules[0] (line 1)") && err.contains("[[route]] #1 (line 2)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_record_value_names_key_line_and_form() {
+        let text =
+            "[local]\nttl = 5\n\n[[record]]\nname = \"lan\"\ntype = \"MX\"\nvalue = \"mail.lan\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("test.toml:7: [[record]] value"), "{err}");
+        assert!(err.contains("10 mail.example."), "{err}");
+    }
+
+    #[test]
+    fn chained_rewrites_are_refused() {
+        for text in [
+            "rules = [\"rewrite=/a.lan/b.lan/\", \"rewrite=/b.lan/service.consul/\"]",
+            "rules = [\"rewrite=/infra.local/x.infra.local/\"]",
+            "rules = [\"rewrite=/a.lan/service.consul/\", \"rewrite=/web.service.consul/c.lan/\"]",
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains("rewrites do not chain"), "{text}: {err}");
+        }
+        assert!(
+            parse(
+                "rules = [\"rewrite=/a.lan/service.consul/\", \"rewrite=/b.lan/service.consul/\"]"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn local_defaults_and_builtin_hosts() {
+        let c = parse("").unwrap();
+        assert!(c.local.hosts_files.is_empty());
+        assert_eq!(c.local.ttl, 0);
+        assert!(!c.upstream.filter_aaaa);
+        assert_eq!(
+            Config::builtin().local.hosts_files,
+            [PathBuf::from("/etc/hosts")]
         );
     }
 

@@ -9,6 +9,8 @@ mod cache;
 mod cli;
 mod forwarding;
 mod load;
+mod local;
+mod rewrite;
 mod routing;
 mod srv;
 mod wire;
