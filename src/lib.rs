@@ -13,6 +13,7 @@
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
 //! - [`signal`]: OS signals -> shutdown.
+//! - [`import`]: `import-dnsmasq`, a dnsmasq.conf -> splitdns TOML.
 
 pub mod answer;
 pub mod cache;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod handler;
 pub mod hosts;
+pub mod import;
 pub mod local;
 pub mod local_data;
 pub mod resolv;
@@ -58,6 +60,8 @@ pub enum Error {
     Bind(#[from] BindError),
     #[error(transparent)]
     Local(#[from] local_data::LoadError),
+    #[error(transparent)]
+    Import(#[from] import::ImportError),
     #[error("listen {entry}: {problem}")]
     Interface { entry: String, problem: String },
     #[error("no listen address could be bound")]

@@ -17,8 +17,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), splitdns::Error> {
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::ImportDnsmasq { path, conf_dir } = command {
+        let import = splitdns::import::import(&path, conf_dir.as_deref())?;
+        import.warnings.iter().for_each(|w| eprintln!("{w}"));
+        print!("{}", import.toml);
+        return Ok(());
+    }
     let config = Config::discover(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Check => {
             let state = splitdns::build_state(&config, &splitdns::literal_listen_addrs(&config))?;
             println!("{}: ok", config.origin);
@@ -33,6 +40,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
                 server.run(splitdns::signal::shutdown()).await
             })
         }
+        Command::ImportDnsmasq { .. } => Ok(()),
     }
 }
 

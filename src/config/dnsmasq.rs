@@ -136,12 +136,19 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
         .ok_or("a domain list must end with '/', as in /consul/")?;
     let zones = domains
         .split('/')
-        .map(|d| {
-            if d.is_empty() {
-                Err("an empty domain between slashes; write /example.com/".to_string())
-            } else {
-                Zone::parse(d)
-            }
+        .map(|d| match d {
+            "" => Err(
+                "an empty domain between slashes (dnsmasq's \"unqualified names\") is not \
+                 supported; write /example.com/"
+                    .to_string(),
+            ),
+            "#" => Err("/#/ (every name) is not supported; name the zones".to_string()),
+            d if d.starts_with('*') => Err(format!(
+                "{d:?}: wildcards inside a label are not supported; a zone already covers \
+                 every name below it"
+            )),
+            // dnsmasq reads /.example.com/ as /example.com/.
+            d => Zone::parse(d.strip_prefix('.').unwrap_or(d)),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((zones, target.trim()))

@@ -8,6 +8,7 @@ mod support;
 mod cache;
 mod cli;
 mod forwarding;
+mod import;
 mod load;
 mod local;
 mod rewrite;
