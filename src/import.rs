@@ -13,7 +13,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::config::dnsmasq::{RULE_OPTIONS, Rule, split_option, strip_comment};
+use crate::config::dnsmasq::{RULE_OPTIONS, Rule, RuleAction, split_option, strip_comment};
+use crate::zone::Zone;
 
 /// dnsmasq's defaults, where splitdns's differ.
 const DNSMASQ_CACHE_SIZE: u64 = 150;
@@ -167,10 +168,19 @@ impl Reader {
     }
 }
 
+/// Forward rules for the same zones, merged.
+struct Group {
+    zones: Vec<Zone>,
+    servers: Vec<String>,
+    at: Vec<String>,
+}
+
 /// What the lines add up to.
 #[derive(Default)]
 struct Translation {
     rules: Vec<(String, String)>,
+    /// `server=/d/ip1` + `server=/d/ip2`: dnsmasq's server group, a route here.
+    groups: Vec<Group>,
     listen_addresses: Vec<String>,
     interfaces: Vec<String>,
     port: Option<u16>,
@@ -273,14 +283,55 @@ impl Translation {
             None => line.key.clone(),
         };
         match Rule::parse(&text) {
-            Ok(rule) => {
-                if matches!(rule, Rule::DefaultServer(_)) {
-                    self.default_servers = true;
-                }
+            Ok(Rule::DefaultServer(_)) => {
+                self.default_servers = true;
                 self.rules.push((text, line.at.clone()));
             }
+            Ok(Rule::Zones {
+                zones,
+                action: RuleAction::Forward(servers),
+            }) => self.forward(zones, &servers, text, &line.at),
+            Ok(_) => self.rules.push((text, line.at.clone())),
             Err(why) => self.ignore(line, &why),
         }
+    }
+
+    /// A second server for the same zones turns the rule into a route with both.
+    fn forward(
+        &mut self,
+        zones: Vec<Zone>,
+        servers: &[std::net::SocketAddr],
+        text: String,
+        at: &str,
+    ) {
+        let servers = servers.iter().map(ToString::to_string);
+        if let Some(group) = self.groups.iter_mut().find(|g| g.zones == zones) {
+            group.servers.extend(servers);
+            group.at.push(at.to_string());
+            return;
+        }
+        let same = |rule: &(String, String)| matches!(Rule::parse(&rule.0), Ok(Rule::Zones { zones: ref z, action: RuleAction::Forward(_) }) if *z == zones);
+        if let Some(i) = self.rules.iter().position(same) {
+            let (first, first_at) = self.rules.remove(i);
+            let Ok(Rule::Zones {
+                action: RuleAction::Forward(first_servers),
+                ..
+            }) = Rule::parse(&first)
+            else {
+                unreachable!("matched as a forward rule above")
+            };
+            self.groups.push(Group {
+                zones,
+                servers: first_servers
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(servers)
+                    .collect(),
+                at: vec![first_at, at.to_string()],
+            });
+            return;
+        }
+        self.rules.push((text, at.to_string()));
     }
 
     /// A hosts file is listed; a directory's files are listed as they are now.
@@ -378,6 +429,7 @@ impl Translation {
         self.render_rules(&mut t);
         self.render_server(&mut t);
         self.render_upstream(&mut t);
+        self.render_groups(&mut t);
         self.render_cache(&mut t);
         self.render_local(&mut t);
         t
@@ -463,6 +515,15 @@ impl Translation {
         let forward_max = self.forward_max.unwrap_or(DNSMASQ_FORWARD_MAX);
         let _ = writeln!(t, "max_inflight = {forward_max}");
         let _ = writeln!(t, "filter_aaaa = {}", self.filter_aaaa);
+    }
+
+    fn render_groups(&self, t: &mut String) {
+        for group in &self.groups {
+            let zones: Vec<String> = group.zones.iter().map(ToString::to_string).collect();
+            let _ = writeln!(t, "\n# A dnsmasq server group: {}", group.at.join(", "));
+            let _ = writeln!(t, "[[route]]\nzones = [{}]", list(&zones));
+            let _ = writeln!(t, "servers = [{}]", list(&group.servers));
+        }
     }
 
     fn render_cache(&self, t: &mut String) {
@@ -568,6 +629,17 @@ mod tests {
         assert_eq!(config.upstream.max_inflight, 150);
         assert_eq!(config.local.hosts_files, [PathBuf::from("/etc/hosts")]);
         assert_eq!(config.listen.len(), 2, "{toml}");
+    }
+
+    #[test]
+    fn server_groups_become_routes() {
+        let (toml, warnings) = translate(
+            "server=/consul/10.0.0.1#8600\nserver=/consul/10.0.0.2#8600\nserver=/Consul/10.0.0.3#8600\n",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+        assert_eq!(config.routes.len(), 1, "{toml}");
+        assert!(matches!(&config.routes[0].action, RuleAction::Forward(s) if s.len() == 3));
     }
 
     #[test]
