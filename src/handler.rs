@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
-use tokio::sync::Notify;
 
 use crate::answer::Answer;
 use crate::cache::{self, Cache, Flight, Flights};
@@ -292,38 +291,31 @@ impl Query {
 #[derive(Default)]
 struct InFlight {
     count: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
 }
 
 struct InFlightGuard {
     count: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
 }
 
 impl InFlight {
     fn enter(&self) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::AcqRel);
+        self.count.fetch_add(1, Ordering::Relaxed);
         InFlightGuard {
             count: Arc::clone(&self.count),
-            idle: Arc::clone(&self.idle),
         }
     }
 
+    /// Polls rather than being notified: it runs once, at shutdown, and keeps
+    /// the per-query path free of wake-ups.
     async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
+        while self.count.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
-        }
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
 }

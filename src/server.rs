@@ -7,15 +7,19 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::handler::{Protocol, Shared, Step};
+use batch::Batch;
+
+mod batch;
 
 /// How long a TCP connection may sit without a query (RFC 7766 §6.2.3).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -139,29 +143,40 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Answers a burst of queries per wake-up: hits and local answers go back in
+/// one sendmmsg, misses each get a task that answers when the upstream has.
 async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::new();
     loop {
-        let (len, client) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
+        let received = match socket.async_io(Interest::READABLE, || batch.recv(fd)).await {
+            Ok(n) => n,
             Err(error) => {
                 tracing::debug!(%error, "UDP receive failed");
                 continue;
             }
         };
-        match shared.answer_now(&buf[..len], client.ip(), Protocol::Udp, &mut out) {
-            Step::Reply => {
-                let _ = socket.send_to(&out, client).await;
+        for i in 0..received {
+            let Some((packet, client, out)) = batch.query(i) else {
+                continue;
+            };
+            match shared.answer_now(packet, client.ip(), Protocol::Udp, out) {
+                Step::Reply => batch.reply[i] = true,
+                Step::Drop => {}
+                Step::Miss(miss) => {
+                    let shared = Arc::clone(&shared);
+                    let socket = Arc::clone(&socket);
+                    tokio::spawn(async move {
+                        let reply = shared.answer_miss(miss).await;
+                        let _ = socket.send_to(&reply, client).await;
+                    });
+                }
             }
-            Step::Drop => {}
-            Step::Miss(miss) => {
-                let shared = Arc::clone(&shared);
-                let socket = Arc::clone(&socket);
-                tokio::spawn(async move {
-                    let reply = shared.answer_miss(miss).await;
-                    let _ = socket.send_to(&reply, client).await;
-                });
+        }
+        let (marked, sent) = batch.send(fd, received);
+        for &i in &marked[sent..] {
+            if let Some(client) = batch.client(i) {
+                let _ = socket.send_to(batch.reply(i), client).await;
             }
         }
     }

@@ -8,13 +8,13 @@
 //! replaced after a few dozen queries, so ports keep changing without a socket
 //! per query.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hashbrown::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
@@ -43,8 +43,8 @@ pub enum Failure {
     Refused,
     #[error("bad reply")]
     BadReply,
-    #[error("network error")]
-    Network,
+    #[error("network error: {0}")]
+    Network(io::ErrorKind),
 }
 
 /// The question being asked upstream, lowercased.
@@ -55,6 +55,20 @@ pub struct Ask<'a> {
     pub qclass: u16,
     pub dnssec_ok: bool,
     pub checking_disabled: bool,
+}
+
+impl Ask<'_> {
+    /// The query message for this question with `id`.
+    fn query(&self, id: u16) -> Vec<u8> {
+        wire::build_query(
+            id,
+            self.lower,
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+        )
+    }
 }
 
 /// The servers of one route, asked in order.
@@ -127,7 +141,7 @@ impl Server {
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let reply = self.udp.exchange(ask, timeout).await?;
-        let reply = if Message::parse(&reply).is_some_and(|m| m.truncated()) {
+        let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
             self.queries.fetch_add(1, Ordering::Relaxed);
             tcp_exchange(self.addr, ask, timeout).await?
         } else {
@@ -144,14 +158,11 @@ impl Server {
 }
 
 /// Whether `reply` answers `ask` with this ID: QR set, opcode QUERY, same question.
+/// Only the header and question are read here; the records are checked once,
+/// when the reply is stored.
 fn answers(reply: &[u8], id: u16, ask: Ask<'_>) -> bool {
-    let Some(msg) = Message::parse(reply) else {
-        return false;
-    };
-    msg.id() == id
-        && msg.is_response()
-        && msg.opcode() == 0
-        && msg.asks(ask.lower, ask.qtype, ask.qclass)
+    wire::Reply::header(reply)
+        .is_some_and(|r| r.id() == id && r.asks(ask.lower, ask.qtype, ask.qclass))
 }
 
 /// Replace a pooled socket after this many queries, so the source port keeps moving.
@@ -189,27 +200,25 @@ impl UdpPool {
     }
 
     async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        let (socket, id, rx) = self.checkout(ask).map_err(|_| Failure::Network)?;
-        let _pending = PendingGuard {
+        let (socket, id, rx) = self.checkout(ask).map_err(|e| Failure::Network(e.kind()))?;
+        let mut pending = PendingGuard {
             socket: &socket,
-            id,
+            id: Some(id),
         };
-        let query = wire::build_query(
-            id,
-            ask.lower,
-            ask.qtype,
-            ask.qclass,
-            ask.dnssec_ok,
-            ask.checking_disabled,
-        );
+        let query = ask.query(id);
         socket
             .socket
             .send(&query)
             .await
-            .map_err(|_| Failure::Network)?;
+            .map_err(|e| Failure::Network(e.kind()))?;
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(Failure::Network),
+            Ok(Ok(reply)) => {
+                // The reader removed the entry with the reply; from now on the
+                // ID may belong to another query, which must stay registered.
+                pending.id = None;
+                Ok(reply)
+            }
+            Ok(Err(_)) => Err(Failure::Network(io::ErrorKind::BrokenPipe)),
             Err(_) => Err(Failure::Timeout),
         }
     }
@@ -353,16 +362,22 @@ impl PooledSocket {
 /// Removes a query from its socket's pending table however the wait ends.
 struct PendingGuard<'a> {
     socket: &'a PooledSocket,
-    id: u16,
+    /// `None` once the reply arrived (the reader already removed the entry).
+    id: Option<u16>,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.socket
-            .pending
-            .lock()
-            .expect("pending lock")
-            .remove(&self.id);
+        if let Some(id) = self.id {
+            self.socket
+                .pending
+                .lock()
+                .expect("pending lock")
+                .remove(&id);
+        }
+        if self.socket.is_finished() {
+            self.socket.wake_reader.notify_one();
+        }
     }
 }
 
@@ -373,14 +388,7 @@ async fn tcp_exchange(
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
     let id: u16 = rand::random();
-    let query = wire::build_query(
-        id,
-        ask.lower,
-        ask.qtype,
-        ask.qclass,
-        ask.dnssec_ok,
-        ask.checking_disabled,
-    );
+    let query = ask.query(id);
     let exchange = async {
         let mut stream = TcpStream::connect(server).await?;
         let mut framed = Vec::with_capacity(query.len() + 2);
@@ -395,7 +403,7 @@ async fn tcp_exchange(
     let reply = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| Failure::Timeout)?
-        .map_err(|_| Failure::Network)?;
+        .map_err(|e| Failure::Network(e.kind()))?;
     if answers(&reply, id, ask) {
         Ok(reply)
     } else {
