@@ -5,6 +5,7 @@
 //! and what to write instead. The rest of the program only sees typed values.
 
 pub mod dnsmasq;
+pub mod local;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +19,8 @@ use toml::Spanned;
 
 use crate::zone::Zone;
 use dnsmasq::{Rule, RuleAction};
+pub use local::{LocalConfig, StaticRecord};
+use local::{RawLocal, RawRecord};
 
 /// Where splitdns looks for its config when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";
@@ -44,6 +47,8 @@ pub struct Config {
     /// `[metrics]`: `None` when the table is absent (no HTTP endpoint).
     pub metrics: Option<MetricsConfig>,
     pub log: LogConfig,
+    /// `[local]`, `[[record]]` and the record rules.
+    pub local: LocalConfig,
 }
 
 /// One `listen` entry.
@@ -65,6 +70,9 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// In-flight upstream queries for the route; past it, new misses get SERVFAIL.
     pub max_inflight: usize,
+    /// AAAA queries get NODATA without being forwarded. Also the default for
+    /// every route.
+    pub filter_aaaa: bool,
 }
 
 /// One zone route: its zones and what answers them.
@@ -76,6 +84,11 @@ pub struct RouteConfig {
     pub min_ttl: Option<u32>,
     pub timeout: Option<Duration>,
     pub max_inflight: Option<usize>,
+    /// Names of the zones are asked as the same names under this zone
+    /// (`prometheus.infra.local` as `prometheus.service.consul`).
+    pub rewrite: Option<Zone>,
+    /// Default: `[upstream] filter_aaaa`.
+    pub filter_aaaa: Option<bool>,
     /// `rules[3] (line 4)` or `[[route]] #2 (line 12)`: where it was written.
     pub defined_at: String,
 }
@@ -137,6 +150,17 @@ pub enum ConfigError {
         value: String,
         problem: String,
     },
+    #[error(
+        "{path}: {at}: rewrite target {target} overlaps {zone}, which is rewritten too \
+         ({other}); rewrites do not chain, point it at the final name"
+    )]
+    ChainedRewrite {
+        path: String,
+        at: String,
+        target: String,
+        zone: String,
+        other: String,
+    },
     #[error("{path}: zone {zone} is defined twice: {first} and {second}; keep one of them")]
     DuplicateZone {
         path: String,
@@ -164,6 +188,10 @@ struct RawConfig {
     route: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    local: RawLocal,
+    #[serde(default)]
+    record: Vec<Spanned<RawRecord>>,
     metrics: Option<RawMetrics>,
     #[serde(default)]
     log: RawLog,
@@ -200,6 +228,8 @@ struct RawUpstream {
     resolv_conf: Option<PathBuf>,
     timeout: Option<Spanned<String>>,
     max_inflight: Option<usize>,
+    #[serde(default)]
+    filter_aaaa: bool,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +241,8 @@ struct RawRoute {
     min_ttl: Option<u32>,
     timeout: Option<Spanned<String>>,
     max_inflight: Option<usize>,
+    rewrite: Option<Spanned<String>>,
+    filter_aaaa: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -259,12 +291,14 @@ impl Config {
     }
 
     /// The built-in default: unprivileged, loopback only, resolv.conf upstreams,
-    /// `consul` to a local agent on 127.0.0.1:8600.
+    /// `consul` to a local agent on 127.0.0.1:8600, names from /etc/hosts.
     pub fn builtin() -> Self {
         let text = "\
 rules = [\"server=/consul/127.0.0.1#8600\"]
 [server]
 listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]
+[local]
+hosts_files = [\"/etc/hosts\"]
 ";
         Self::from_toml(text, Path::new("<built-in default>"))
             .expect("the built-in default config is valid")
@@ -310,27 +344,34 @@ impl Source<'_> {
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let mut default_servers = self.servers("[upstream] servers", &raw.upstream.servers)?;
         let mut routes = Vec::new();
+        let mut records = Vec::new();
         for (i, rule) in raw.rules.iter().enumerate() {
             let parsed = Rule::parse(rule.get_ref())
                 .map_err(|problem| self.invalid(&format!("rules[{i}]"), rule, problem))?;
             let defined_at = format!("rules[{i}] (line {})", self.line_of(rule.span()));
             match parsed {
                 Rule::DefaultServer(server) => default_servers.push(server),
-                Rule::Zones { zones, action } => routes.push(RouteConfig {
+                Rule::Zones { zones, action } => {
+                    routes.push(RouteConfig::rule(zones, action, None, defined_at))
+                }
+                Rule::Rewrite { zones, target } => routes.push(RouteConfig::rule(
                     zones,
-                    action,
-                    min_ttl: None,
-                    timeout: None,
-                    max_inflight: None,
+                    RuleAction::DefaultUpstream,
+                    Some(target),
                     defined_at,
-                }),
+                )),
+                Rule::Records(more) => records.extend(more),
             }
         }
         for (i, route) in raw.route.iter().enumerate() {
             routes.push(self.route(i, route)?);
         }
+        for record in &raw.record {
+            records.push(self.record(record)?);
+        }
         let routes = merge_addresses(routes);
         self.reject_duplicate_zones(&routes)?;
+        self.reject_chained_rewrites(&routes)?;
         Ok(Config {
             origin: self.path.clone(),
             source: None,
@@ -345,9 +386,17 @@ impl Source<'_> {
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOLV_CONF)),
                 timeout: self.timeout("[upstream] timeout", raw.upstream.timeout.as_ref())?,
                 max_inflight: raw.upstream.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+                filter_aaaa: raw.upstream.filter_aaaa,
             },
             routes,
             cache: self.cache(raw.cache)?,
+            local: LocalConfig {
+                hosts_files: raw.local.hosts_files,
+                domain_needed: raw.local.domain_needed,
+                bogus_priv: raw.local.bogus_priv,
+                ttl: raw.local.ttl,
+                records,
+            },
             metrics: raw.metrics.map(|m| self.metrics(m)).transpose()?,
             log: self.log(raw.log)?,
         })
@@ -388,6 +437,26 @@ impl Source<'_> {
         })
     }
 
+    fn record(&self, raw: &Spanned<RawRecord>) -> Result<StaticRecord, ConfigError> {
+        let RawRecord {
+            name,
+            rtype,
+            value,
+            ttl,
+        } = raw.get_ref();
+        let key = |field: &str| format!("[[record]] {field}");
+        let owner = Zone::parse(name.get_ref()).map_err(|p| self.invalid(&key("name"), name, p))?;
+        let rtype = local::record_type(rtype.get_ref())
+            .map_err(|p| self.invalid(&key("type"), rtype, p))?;
+        let rdata = local::parse_rdata(rtype, value.get_ref())
+            .map_err(|p| self.invalid(&key("value"), value, p))?;
+        Ok(StaticRecord {
+            name: owner,
+            rdata,
+            ttl: *ttl,
+        })
+    }
+
     fn route(&self, i: usize, route: &Spanned<RawRoute>) -> Result<RouteConfig, ConfigError> {
         let key = format!("[[route]] #{}", i + 1);
         let raw = route.get_ref();
@@ -408,6 +477,13 @@ impl Source<'_> {
             });
         }
         let servers = self.servers(&format!("{key} servers"), &raw.servers)?;
+        let rewrite = match &raw.rewrite {
+            Some(target) => Some(
+                Zone::parse(target.get_ref())
+                    .map_err(|p| self.invalid(&format!("{key} rewrite"), target, p))?,
+            ),
+            None => None,
+        };
         Ok(RouteConfig {
             zones,
             action: if servers.is_empty() {
@@ -421,6 +497,8 @@ impl Source<'_> {
                 None => None,
             },
             max_inflight: raw.max_inflight,
+            rewrite,
+            filter_aaaa: raw.filter_aaaa,
             defined_at: format!("{key} (line {})", self.line_of(route.span())),
         })
     }
@@ -512,6 +590,31 @@ impl Source<'_> {
         })
     }
 
+    /// A rewrite into a zone that is itself rewritten would need a second pass
+    /// (or loop, when it points into its own zone): refuse it.
+    fn reject_chained_rewrites(&self, routes: &[RouteConfig]) -> Result<(), ConfigError> {
+        for route in routes {
+            let Some(target) = &route.rewrite else {
+                continue;
+            };
+            let chained = routes
+                .iter()
+                .filter(|other| other.rewrite.is_some())
+                .flat_map(|other| other.zones.iter().map(move |z| (z, other)))
+                .find(|(zone, _)| zone.contains(target.wire()) || target.contains(zone.wire()));
+            if let Some((zone, other)) = chained {
+                return Err(ConfigError::ChainedRewrite {
+                    path: self.path.clone(),
+                    at: route.defined_at.clone(),
+                    target: target.to_string(),
+                    zone: zone.to_string(),
+                    other: other.defined_at.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn reject_duplicate_zones(&self, routes: &[RouteConfig]) -> Result<(), ConfigError> {
         let mut seen: std::collections::HashMap<&Zone, &str> = std::collections::HashMap::new();
         for route in routes {
@@ -527,6 +630,27 @@ impl Source<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl RouteConfig {
+    /// A route from a rule line: rules take no options.
+    fn rule(
+        zones: Vec<Zone>,
+        action: RuleAction,
+        rewrite: Option<Zone>,
+        defined_at: String,
+    ) -> Self {
+        Self {
+            zones,
+            action,
+            min_ttl: None,
+            timeout: None,
+            max_inflight: None,
+            rewrite,
+            filter_aaaa: None,
+            defined_at,
+        }
     }
 }
 
@@ -631,6 +755,8 @@ mod tests {
             "[cache]\nbogus = 1",
             "[metrics]\nlisten = \"127.0.0.1:9153\"\nbogus = 1",
             "[log]\nbogus = 1",
+            "[local]\nbogus = 1",
+            "[[record]]\nname = \"a\"\ntype = \"A\"\nvalue = \"192.0.2.1\"\nbogus = 1",
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("bogus"), "{text}: {err}");
@@ -654,6 +780,45 @@ mod tests {
         assert!(
             err.contains("rules[0] (line 1)") && err.contains("[[route]] #1 (line 2)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_record_value_names_key_line_and_form() {
+        let text =
+            "[local]\nttl = 5\n\n[[record]]\nname = \"lan\"\ntype = \"MX\"\nvalue = \"mail.lan\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("test.toml:7: [[record]] value"), "{err}");
+        assert!(err.contains("10 mail.example."), "{err}");
+    }
+
+    #[test]
+    fn chained_rewrites_are_refused() {
+        for text in [
+            "rules = [\"rewrite=/a.lan/b.lan/\", \"rewrite=/b.lan/service.consul/\"]",
+            "rules = [\"rewrite=/infra.local/x.infra.local/\"]",
+            "rules = [\"rewrite=/a.lan/service.consul/\", \"rewrite=/web.service.consul/c.lan/\"]",
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains("rewrites do not chain"), "{text}: {err}");
+        }
+        assert!(
+            parse(
+                "rules = [\"rewrite=/a.lan/service.consul/\", \"rewrite=/b.lan/service.consul/\"]"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn local_defaults_and_builtin_hosts() {
+        let c = parse("").unwrap();
+        assert!(c.local.hosts_files.is_empty());
+        assert_eq!(c.local.ttl, 0);
+        assert!(!c.upstream.filter_aaaa);
+        assert_eq!(
+            Config::builtin().local.hosts_files,
+            [PathBuf::from("/etc/hosts")]
         );
     }
 

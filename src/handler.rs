@@ -21,6 +21,7 @@ use crate::answer::Answer;
 use crate::cache::{self, Cache, Flight, Flights};
 use crate::chaos;
 use crate::local;
+use crate::local_data::LocalData;
 use crate::loops;
 use crate::metrics::{Dropped, Metrics};
 use crate::querylog::{self, Source};
@@ -37,6 +38,8 @@ pub struct State {
     pub allow: Vec<IpNet>,
     /// `[log] queries`: checked before anything of the log line is built.
     pub log_queries: bool,
+    /// Swapped on its own when a hosts file changes; a reload brings a new one.
+    pub local: ArcSwap<LocalData>,
 }
 
 /// Everything the listeners share. The cache lives outside [`State`], so a
@@ -171,17 +174,68 @@ impl Shared {
         if chaos::answer(self, &state, &query, limit, out) {
             return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
+        let local_data = state.local.load();
+        if let Some(records) = local_data.lookup(query.lower.as_bytes()) {
+            local::data(&query, &local_data, records, limit, out);
+            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
+        }
         let route = state.router.route(query.lower.as_bytes());
-        let source = match &route.action {
+        if route.is_default() && local_data.keeps_home(query.lower.as_bytes()) {
+            local::nxdomain(&query, out);
+            route.metrics.local.inc();
+            return self.replied(
+                &state,
+                &query,
+                asked,
+                Some(route),
+                Source::Local,
+                rcode_of(out),
+            );
+        }
+        if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
+            local::filtered(&query, out);
+            route.metrics.local.inc();
+            return self.replied(
+                &state,
+                &query,
+                asked,
+                Some(route),
+                Source::Local,
+                rcode_of(out),
+            );
+        }
+        let action = match &route.action {
+            Action::Reroute => match state.router.target(route, &query.lower) {
+                Some(target) => target.action,
+                None => {
+                    query.write_error(wire::RCODE_SERVFAIL.into(), out);
+                    return self.replied(
+                        &state,
+                        &query,
+                        asked,
+                        Some(route),
+                        Source::None,
+                        rcode_of(out),
+                    );
+                }
+            },
+            action => action,
+        };
+        let source = match action {
             Action::Local => {
                 local::nxdomain(&query, out);
                 route.metrics.local.inc();
                 Source::Local
             }
             Action::Address(ips) => {
-                local::addresses(&query, ips, out);
+                local::addresses(&query, ips, local_data.ttl(), out);
                 route.metrics.local.inc();
                 Source::Local
+            }
+            // Only a second rewrite could land here, and config refuses those.
+            Action::Reroute => {
+                query.write_error(wire::RCODE_SERVFAIL.into(), out);
+                Source::None
             }
             Action::Forward(_) => {
                 let mut key = [0; 260];
@@ -193,6 +247,7 @@ impl Shared {
                     out,
                 ) {
                     route.metrics.misses.inc();
+                    drop(local_data);
                     return Step::Miss(Box::new(Miss {
                         query,
                         client,
@@ -280,7 +335,10 @@ impl Shared {
         question: Question,
     ) -> (Option<Arc<Answer>>, Source) {
         let route = state.router.route(question.lower.as_bytes());
-        let Action::Forward(upstream) = &route.action else {
+        let Some(target) = state.router.target(route, &question.lower) else {
+            return (None, Source::None);
+        };
+        let Action::Forward(upstream) = target.action else {
             return (None, Source::None);
         };
         let mut key = [0; 260];
@@ -300,7 +358,7 @@ impl Shared {
             Flight::Leader(leader) => leader,
         };
         let ask = Ask {
-            lower: question.lower.as_bytes(),
+            lower: target.ask.as_bytes(),
             qtype: question.qtype,
             qclass: question.qclass,
             dnssec_ok: question.dnssec_ok,
@@ -313,7 +371,19 @@ impl Shared {
                 return (None, Source::None);
             }
         };
-        let Ok(answer) = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()) else {
+        let reply = match &target.rewrite {
+            None => reply,
+            Some(rewrite) => match rewrite.back(&reply, question.lower.as_bytes()) {
+                Some(reply) => reply,
+                None => return (None, Source::None),
+            },
+        };
+        let Ok(answer) = Answer::from_reply(
+            &reply,
+            question.lower.as_bytes(),
+            target.ttl,
+            Instant::now(),
+        ) else {
             return (None, Source::None);
         };
         let mut answer = Arc::new(answer);

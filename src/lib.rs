@@ -7,23 +7,25 @@
 //! - [`handler`]: one query top to bottom: admit, route, cache, upstream, respond.
 //! - [`wire`]: the byte-level reads and patches of the hot path.
 //! - [`router`]: zone -> route by longest suffix; [`zone`] is the name form it keys on.
-//! - [`local`]: answers of local rules (`address=`, `local=`).
+//! - [`local`]: answers splitdns makes itself; [`local_data`] holds hosts files and
+//!   static records ([`hosts`] reads the files).
+//! - [`rewrite`]: rewrite routes, names mapped into another zone and back.
 //! - [`cache`]: the answer cache and the single-flight table; [`answer`] is what it holds.
 //! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation.
 //! - [`loops`]: a query of ours that comes back to us through an upstream.
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
-//! - [`signal`]: OS signals -> shutdown, statistics dumps.
+//! - [`signal`]: OS signals -> [`signal::Control`]; [`reload`] acts on them and
+//!   on changes of the host (interfaces, resolv.conf) while serving.
+//! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
+//!   notify protocol.
+//! - [`import`]: `import-dnsmasq`, a dnsmasq.conf -> splitdns TOML.
 //!
 //! Seeing into it:
 //! - [`metrics`]: the counters, resolved per route and server when the table is built.
 //! - [`health`]: passive upstream health; [`http`] serves `/metrics`, `/health`, `/ready`.
 //! - [`chaos`]: dnsmasq's CHAOS `*.bind` statistics; [`stats`] reads counters back (SIGUSR1).
 //! - [`querylog`]: one line per client query.
-//! - [`signal`]: OS signals -> [`signal::Control`]; [`reload`] acts on them and
-//!   on changes of the host (interfaces, resolv.conf) while serving.
-//! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
-//!   notify protocol.
 
 pub mod answer;
 pub mod cache;
@@ -32,10 +34,13 @@ pub mod cli;
 pub mod config;
 pub mod handler;
 pub mod health;
+pub mod hosts;
 pub mod http;
+pub mod import;
 pub mod interfaces;
 pub mod listeners;
 pub mod local;
+pub mod local_data;
 pub mod loops;
 pub mod metrics;
 pub mod notify;
@@ -43,6 +48,7 @@ pub mod privilege;
 pub mod querylog;
 pub mod reload;
 pub mod resolv;
+pub mod rewrite;
 pub mod router;
 pub mod server;
 pub mod signal;
@@ -64,6 +70,7 @@ pub use config::Config;
 use config::{ConfigError, Listen};
 use handler::{Shared, State};
 use listeners::Listeners;
+use local_data::LocalData;
 use metrics::Metrics;
 use privilege::PrivilegeError;
 use router::Router;
@@ -82,6 +89,10 @@ pub enum Error {
     Bind(#[from] BindError),
     #[error(transparent)]
     Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Local(#[from] local_data::LoadError),
+    #[error(transparent)]
+    Import(#[from] import::ImportError),
     #[error(
         "[metrics] listen {addr}: cannot listen: {source}; pick a free port or remove the [metrics] table"
     )]
@@ -122,7 +133,7 @@ impl Server {
             None => None,
         };
         let metrics = Metrics::new();
-        let state = build_state(&config, &listeners.addrs(), &metrics);
+        let state = build_state(&config, &listeners.addrs(), &metrics)?;
         metrics.config_loaded(&config);
         let shared = Shared::new(state, cache::Cache::new(config.cache.size), metrics);
         let source = config.source.clone();
@@ -174,6 +185,7 @@ impl Server {
             tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
             tasks.spawn(http.serve(Arc::clone(&self.shared)));
         }
+        tasks.spawn(local_data::watch(Arc::clone(&self.shared)));
         let shared = Arc::clone(&self.shared);
         let supervisor = reload::Supervisor::new(self.config, self.loader, shared, self.listeners);
         self.shared
@@ -191,18 +203,24 @@ impl Server {
     }
 }
 
-/// The routing table and access list for `config`, given the bound addresses;
-/// its routes and servers are counted in `metrics`.
-pub fn build_state(config: &Config, bound: &[SocketAddr], metrics: &Metrics) -> State {
+/// The routing table, access list and local data for `config`, given the
+/// bound addresses; its routes and servers are counted in `metrics`. Fails
+/// only when a hosts file exists but cannot be read.
+pub fn build_state(
+    config: &Config,
+    bound: &[SocketAddr],
+    metrics: &Metrics,
+) -> Result<State, Error> {
     let default_servers = default_servers(config, bound);
     if default_servers.is_empty() {
         tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
     }
-    State {
+    Ok(State {
         router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
         allow: allow(config, bound),
         log_queries: config.log.queries,
-    }
+        local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
+    })
 }
 
 /// `[upstream] servers`, or when there are none, resolv.conf's nameservers

@@ -19,13 +19,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), splitdns::Error> {
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::ImportDnsmasq { path, conf_dir } = command {
+        let import = splitdns::import::import(&path, conf_dir.as_deref())?;
+        import.warnings.iter().for_each(|w| eprintln!("{w}"));
+        print!("{}", import.toml);
+        return Ok(());
+    }
     let config = Config::discover(cli.config.as_deref())?;
     init_tracing(cli.log_level.as_deref(), config.log);
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Check => {
             let metrics = splitdns::metrics::Metrics::default();
             let listen = splitdns::literal_listen_addrs(&config);
-            let state = splitdns::build_state(&config, &listen, &metrics);
+            let state = splitdns::build_state(&config, &listen, &metrics)?;
             println!("{}: ok", config.origin);
             print!("{}", state.router);
             Ok(())
@@ -45,6 +52,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
                 server.serve(splitdns::signal::controls()).await
             })
         }
+        Command::ImportDnsmasq { .. } => Ok(()),
     }
 }
 

@@ -14,9 +14,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use arc_swap::ArcSwap;
+
 use crate::config::Config;
 use crate::handler::{Shared, State};
 use crate::listeners::Listeners;
+use crate::local_data::LocalData;
 use crate::router::Router;
 use crate::signal::Control;
 use crate::{Error, Loader, interfaces, notify, resolv};
@@ -106,9 +109,10 @@ impl Supervisor {
         if config.user != self.config.user {
             tracing::warn!("[server] user takes effect at the next restart");
         }
+        let local = LocalData::load(&config)?;
         self.resolv = watch_resolv(&config);
         self.config = config;
-        self.swap_state(true);
+        self.swap_state(Some(local));
         Ok(())
     }
 
@@ -119,7 +123,7 @@ impl Supervisor {
         // Our own addresses, or the subnets around them, may have changed:
         // the default allow list and the resolv.conf servers splitdns must
         // skip follow them.
-        self.swap_state(false);
+        self.swap_state(None);
         if followed.changed {
             notify::status(&self.status());
         }
@@ -128,20 +132,21 @@ impl Supervisor {
     fn check_resolv(&mut self) {
         if self.resolv.as_mut().is_some_and(resolv::Watch::changed) {
             tracing::info!(path = %self.config.upstream.resolv_conf.display(), "resolv.conf changed");
-            self.swap_state(false);
+            self.swap_state(None);
         }
     }
 
     /// Builds the state for the config and the addresses bound now and swaps
-    /// it in. The router is rebuilt on a reload or when the default servers
-    /// changed; otherwise it is shared, and only `allow` may be new.
-    fn swap_state(&mut self, reloaded: bool) {
+    /// it in. The router is rebuilt on a reload (which brings freshly loaded
+    /// local data) or when the default servers changed; otherwise it is
+    /// shared, and only `allow` may be new.
+    fn swap_state(&mut self, reloaded: Option<LocalData>) {
         let bound = self.listeners.addrs();
         let servers = crate::default_servers(&self.config, &bound);
         let allow = crate::allow(&self.config, &bound);
         let current = self.shared.state.load_full();
         let old_servers = current.router.default_servers();
-        let router = if reloaded || servers != old_servers {
+        let router = if reloaded.is_some() || servers != old_servers {
             if servers != old_servers {
                 tracing::info!(?servers, "default upstream servers changed");
             }
@@ -162,6 +167,10 @@ impl Supervisor {
             router: Arc::clone(&router),
             allow,
             log_queries: self.config.log.queries,
+            local: match reloaded {
+                Some(local) => ArcSwap::from_pointee(local),
+                None => ArcSwap::new(current.local.load_full()),
+            },
         }));
         if !Arc::ptr_eq(&router, &current.router) {
             let dropped = self

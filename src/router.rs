@@ -15,7 +15,9 @@ use std::time::Duration;
 use crate::answer::TtlPolicy;
 use crate::config::{Config, RouteAction};
 use crate::metrics::{Metrics, RouteMetrics};
+use crate::rewrite::Rewrite;
 use crate::upstream::Upstream;
+use crate::wire::NameBuf;
 use crate::zone::Zone;
 
 /// What answers the names of a route.
@@ -26,6 +28,8 @@ pub enum Action {
     Local,
     /// These addresses for the zone and every name below it; other types NODATA.
     Address(Arc<[IpAddr]>),
+    /// A rewrite route without servers of its own: the rewritten name is routed.
+    Reroute,
 }
 
 pub struct Route {
@@ -39,6 +43,13 @@ pub struct Route {
     /// Everything that shapes this route's answers, so a reload can tell an
     /// unchanged route (its cache entries stay) from a changed one.
     spec: Spec,
+    /// Names are asked under this zone instead (see [`crate::rewrite`]).
+    pub rewrite: Option<Zone>,
+    /// AAAA queries get NODATA here, unasked.
+    pub filter_aaaa: bool,
+    /// The route set its own TTL floor; a rerouted name otherwise takes the
+    /// floor of the route it lands on.
+    own_ttl: bool,
 }
 
 /// A route as configured, with the default upstreams spelled out.
@@ -50,6 +61,24 @@ struct Spec {
     timeout: Duration,
     max_inflight: usize,
     ttl: TtlPolicy,
+    rewrite: Option<Zone>,
+    filter_aaaa: bool,
+}
+
+/// Where a name is finally answered, after its route's rewrite if any.
+pub struct Target<'a> {
+    pub action: &'a Action,
+    /// The name to ask: the client's, or the rewritten one.
+    pub ask: NameBuf,
+    pub ttl: TtlPolicy,
+    pub rewrite: Option<Rewrite<'a>>,
+}
+
+impl Route {
+    /// The root route: names no zone covers.
+    pub fn is_default(&self) -> bool {
+        self.zone.wire() == [0]
+    }
 }
 
 pub struct Router {
@@ -86,6 +115,8 @@ impl Router {
             timeout: up.timeout,
             max_inflight: up.max_inflight,
             ttl: policy(None),
+            rewrite: None,
+            filter_aaaa: up.filter_aaaa,
         };
         let root = Zone::root().to_string();
         let default = Arc::new(
@@ -98,27 +129,36 @@ impl Router {
             ttl: policy(None),
             metrics: metrics.route(&root),
             spec: default_spec.clone(),
+            rewrite: None,
+            filter_aaaa: up.filter_aaaa,
+            own_ttl: false,
         }];
         for rc in &config.routes {
             let timeout: Duration = rc.timeout.unwrap_or(up.timeout);
             let max_inflight = rc.max_inflight.unwrap_or(up.max_inflight);
             let label = rc.zones[0].to_string();
+            let filter_aaaa = rc.filter_aaaa.unwrap_or(up.filter_aaaa);
             let spec = match &rc.action {
                 RouteAction::DefaultUpstream => Spec {
                     zones: rc.zones.clone(),
                     ttl: policy(rc.min_ttl),
+                    rewrite: rc.rewrite.clone(),
+                    filter_aaaa,
                     ..default_spec.clone()
                 },
                 action => Spec {
                     zones: rc.zones.clone(),
                     action: action.clone(),
                     servers: Vec::new(),
+                    rewrite: rc.rewrite.clone(),
+                    filter_aaaa,
                     timeout,
                     max_inflight,
                     ttl: policy(rc.min_ttl),
                 },
             };
             let action = match &rc.action {
+                RouteAction::DefaultUpstream if rc.rewrite.is_some() => Action::Reroute,
                 RouteAction::Forward(servers) => Action::Forward(Arc::new(
                     Upstream::new(servers.clone(), timeout, max_inflight).observed(metrics, &label),
                 )),
@@ -133,6 +173,9 @@ impl Router {
                 ttl: policy(rc.min_ttl),
                 metrics: metrics.route(&label),
                 spec,
+                rewrite: rc.rewrite.clone(),
+                filter_aaaa,
+                own_ttl: rc.min_ttl.is_some(),
             });
         }
         let by_zone = routes
@@ -153,6 +196,40 @@ impl Router {
             at += usize::from(lower[at]) + 1;
         }
         &self.routes[0]
+    }
+
+    /// Where `lower`, whose route is `route`, is answered. `None` when a
+    /// rewrite cannot apply (the rewritten name would be too long).
+    pub fn target<'a>(&'a self, route: &'a Route, lower: &NameBuf) -> Option<Target<'a>> {
+        let Some(to) = &route.rewrite else {
+            return Some(Target {
+                action: &route.action,
+                ask: *lower,
+                ttl: route.ttl,
+                rewrite: None,
+            });
+        };
+        let zone = route
+            .zones
+            .iter()
+            .filter(|z| z.contains(lower.as_bytes()))
+            .max_by_key(|z| z.wire().len())?;
+        let rewrite = Rewrite { zone, target: to };
+        let ask = rewrite.forward(lower.as_bytes())?;
+        let (action, ttl) = match route.action {
+            Action::Reroute => {
+                let next = self.route(ask.as_bytes());
+                let ttl = if route.own_ttl { route.ttl } else { next.ttl };
+                (&next.action, ttl)
+            }
+            _ => (&route.action, route.ttl),
+        };
+        Some(Target {
+            action,
+            ask,
+            ttl,
+            rewrite: Some(rewrite),
+        })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -183,6 +260,9 @@ impl fmt::Display for Router {
         lines.sort_by_key(|(z, _)| (std::cmp::Reverse(z.wire().len()), z.to_string()));
         for (zone, route) in lines {
             write!(f, "{zone} -> ")?;
+            if let Some(target) = &route.rewrite {
+                write!(f, "rewrite to {target} ")?;
+            }
             match &route.action {
                 Action::Forward(up) if up.servers().is_empty() => {
                     write!(f, "(no servers: SERVFAIL)")?
@@ -197,6 +277,10 @@ impl fmt::Display for Router {
                     let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
                     write!(f, "address {}", ips.join(", "))?;
                 }
+                Action::Reroute => write!(f, "(routed by the rewritten name)")?,
+            }
+            if route.filter_aaaa {
+                write!(f, " (filter_aaaa)")?;
             }
             if route.ttl.min > 0 {
                 write!(f, " (min_ttl {})", route.ttl.min)?;
