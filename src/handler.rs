@@ -127,9 +127,73 @@ impl Shared {
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> Step {
+        let state = self.state.load();
+        let asked = Asked {
+            client: client.to_canonical(),
+            protocol,
+            at: Instant::now(),
+        };
+        let allowed = state.allow.iter().any(|net| net.contains(&asked.client));
         let query = match Query::parse(packet) {
             Ok(query) => query,
-            Err(Reject::Drop) => {
+            Err(reject) => return self.reject(packet, reject, allowed, protocol, out),
+        };
+        if !allowed {
+            query.write_error(wire::RCODE_REFUSED.into(), out);
+            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
+        }
+        if query.edns.is_some_and(|e| e.version > 0) {
+            query.write_error(wire::EXT_RCODE_BADVERS, out);
+            let rcode = wire::EXT_RCODE_BADVERS;
+            return self.replied(&state, &query, asked, None, Source::Local, rcode);
+        }
+        let limit = match protocol {
+            Protocol::Udp => query.udp_limit(),
+            Protocol::Tcp => TCP_LIMIT,
+        };
+        if self.answer_unrouted(&state, &query, limit, out) {
+            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
+        }
+        let route = state.router.route(query.lower.as_bytes());
+        if let Some(source) = answer_locally(&state, &query, route, out) {
+            return self.replied(&state, &query, asked, Some(route), source, rcode_of(out));
+        }
+        let mut key = [0; 260];
+        let key = cache::key_of(&query, &mut key);
+        if self.cache.serve(key, &query, asked.at, limit, out) {
+            route.metrics.hits.inc();
+            return self.replied(
+                &state,
+                &query,
+                asked,
+                Some(route),
+                Source::Cache,
+                rcode_of(out),
+            );
+        }
+        route.metrics.misses.inc();
+        Step::Miss(Box::new(Miss {
+            query,
+            client,
+            state: arc_swap::Guard::into_inner(state),
+            limit,
+            asked,
+            _in_flight: self.in_flight.enter(),
+        }))
+    }
+
+    /// A packet that is not a query we answer normally: dropped, or answered
+    /// with the RCODE it earned; strangers learn nothing from us but REFUSED.
+    fn reject(
+        &self,
+        packet: &[u8],
+        reject: Reject,
+        allowed: bool,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        match reject {
+            Reject::Drop => {
                 self.metrics.dropped(if packet.len() < wire::HEADER_LEN {
                     Dropped::TooShort
                 } else {
@@ -137,131 +201,37 @@ impl Shared {
                 });
                 return Step::Drop;
             }
-            Err(Reject::Respond {
+            Reject::Respond { .. } if !allowed => {
+                *out = wire::error_reply(packet, wire::RCODE_REFUSED.into(), None, false);
+            }
+            Reject::Respond {
                 rcode,
                 question_end,
-            }) => {
+            } => {
                 *out = wire::error_reply(packet, rcode.into(), question_end, false);
-                self.metrics.queries.count(protocol, 0, rcode.into());
-                return Step::Reply;
             }
-        };
-        let state = self.state.load();
-        let asked = Asked {
-            client: client.to_canonical(),
-            protocol,
-            at: Instant::now(),
-        };
-        if !state.allow.iter().any(|net| net.contains(&asked.client)) {
-            query.write_error(wire::RCODE_REFUSED.into(), out);
-            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
-        if query.edns.is_some_and(|e| e.version > 0) {
-            query.write_error(wire::EXT_RCODE_BADVERS, out);
-            return self.replied(
-                &state,
-                &query,
-                asked,
-                None,
-                Source::Local,
-                wire::EXT_RCODE_BADVERS,
-            );
-        }
-        let limit = match protocol {
-            Protocol::Udp => query.udp_limit(),
-            Protocol::Tcp => TCP_LIMIT,
-        };
-        if chaos::answer(self, &state, &query, limit, out) {
-            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
+        self.metrics.queries.count(protocol, 0, rcode_of(out));
+        Step::Reply
+    }
+
+    /// Answers that belong to no route: CHAOS statistics and local data.
+    fn answer_unrouted(
+        &self,
+        state: &State,
+        query: &Query,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if chaos::answer(self, state, query, limit, out) {
+            return true;
         }
         let local_data = state.local.load();
-        if let Some(records) = local_data.lookup(query.lower.as_bytes()) {
-            local::data(&query, &local_data, records, limit, out);
-            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
-        }
-        let route = state.router.route(query.lower.as_bytes());
-        if route.is_default() && local_data.keeps_home(query.lower.as_bytes()) {
-            local::nxdomain(&query, out);
-            route.metrics.local.inc();
-            return self.replied(
-                &state,
-                &query,
-                asked,
-                Some(route),
-                Source::Local,
-                rcode_of(out),
-            );
-        }
-        if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
-            local::filtered(&query, out);
-            route.metrics.local.inc();
-            return self.replied(
-                &state,
-                &query,
-                asked,
-                Some(route),
-                Source::Local,
-                rcode_of(out),
-            );
-        }
-        let action = match &route.action {
-            Action::Reroute => match state.router.target(route, &query.lower) {
-                Some(target) => target.action,
-                None => {
-                    query.write_error(wire::RCODE_SERVFAIL.into(), out);
-                    return self.replied(
-                        &state,
-                        &query,
-                        asked,
-                        Some(route),
-                        Source::None,
-                        rcode_of(out),
-                    );
-                }
-            },
-            action => action,
+        let Some(records) = local_data.lookup(query.lower.as_bytes()) else {
+            return false;
         };
-        let source = match action {
-            Action::Local => {
-                local::nxdomain(&query, out);
-                route.metrics.local.inc();
-                Source::Local
-            }
-            Action::Address(ips) => {
-                local::addresses(&query, ips, local_data.ttl(), out);
-                route.metrics.local.inc();
-                Source::Local
-            }
-            // Only a second rewrite could land here, and config refuses those.
-            Action::Reroute => {
-                query.write_error(wire::RCODE_SERVFAIL.into(), out);
-                Source::None
-            }
-            Action::Forward(_) => {
-                let mut key = [0; 260];
-                if !self.cache.serve(
-                    cache::key_of(&query, &mut key),
-                    &query,
-                    asked.at,
-                    limit,
-                    out,
-                ) {
-                    route.metrics.misses.inc();
-                    drop(local_data);
-                    return Step::Miss(Box::new(Miss {
-                        query,
-                        client,
-                        state: arc_swap::Guard::into_inner(state),
-                        limit,
-                        asked,
-                        _in_flight: self.in_flight.enter(),
-                    }));
-                }
-                route.metrics.hits.inc();
-                Source::Cache
-            }
-        };
-        self.replied(&state, &query, asked, Some(route), source, rcode_of(out))
+        local::data(query, &local_data, records, limit, out);
+        true
     }
 
     /// Counts an answered query and writes its log line when the log is on.
@@ -399,6 +369,41 @@ impl Shared {
     pub async fn drain(&self, deadline: std::time::Duration) {
         let _ = tokio::time::timeout(deadline, self.in_flight.idle()).await;
     }
+}
+
+/// Answers splitdns gives for `route` itself, never forwarding: single-label
+/// and private reverse names kept home, filtered AAAA, local zones and
+/// address rules. `None`: the name goes upstream.
+fn answer_locally(
+    state: &State,
+    query: &Query,
+    route: &Route,
+    out: &mut Vec<u8>,
+) -> Option<Source> {
+    let lower = query.lower.as_bytes();
+    let local_data = state.local.load();
+    if route.is_default() && local_data.keeps_home(lower) {
+        local::nxdomain(query, out);
+    } else if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
+        local::filtered(query, out);
+    } else {
+        let action = match &route.action {
+            Action::Reroute => state.router.target(route, &query.lower).map(|t| t.action),
+            action => Some(action),
+        };
+        match action {
+            Some(Action::Forward(_)) => return None,
+            Some(Action::Local) => local::nxdomain(query, out),
+            Some(Action::Address(ips)) => local::addresses(query, ips, local_data.ttl(), out),
+            // A rewrite too long to apply, or into another rewrite (config refuses those).
+            None | Some(Action::Reroute) => {
+                query.write_error(wire::RCODE_SERVFAIL.into(), out);
+                return Some(Source::None);
+            }
+        }
+    }
+    route.metrics.local.inc();
+    Some(Source::Local)
 }
 
 /// [`Shared::resolve`] behind a box, for the SRV completion that calls back
