@@ -168,6 +168,30 @@ impl Answer {
         self.created().saturating_add(self.lifetime())
     }
 
+    /// Whether `now` falls in the last 10% of the lifetime, or its last second
+    /// for lifetimes under 10 s: when a prefetch keeps a hot name from missing.
+    pub fn is_ending(&self, now: Instant) -> bool {
+        let left = self.lifetime().saturating_sub(self.age(now));
+        left <= (self.lifetime() / 10).max(1)
+    }
+
+    /// This answer served past its expiry (RFC 8767 §4): every TTL set to
+    /// `ttl`, as if made at `now`, with lifetime 0 so it is never stored again.
+    pub fn to_stale(&self, now: Instant, ttl: u32) -> Self {
+        let mut data = self.data.to_vec();
+        data[..4].copy_from_slice(&seconds(now).to_le_bytes());
+        data[4..8].copy_from_slice(&0u32.to_le_bytes());
+        let message = &mut data[META..];
+        let question_end = wire::question_end(message).unwrap_or(message.len());
+        let ttl_at: Vec<usize> = Records::new(message, question_end)
+            .map(|r| r.ttl_at)
+            .collect();
+        for at in ttl_at {
+            message[at..at + 4].copy_from_slice(&ttl.to_be_bytes());
+        }
+        Self { data: data.into() }
+    }
+
     fn age(&self, now: Instant) -> u32 {
         seconds(now).saturating_sub(self.created())
     }

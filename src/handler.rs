@@ -9,17 +9,19 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use tokio::sync::Notify;
 
 use crate::answer::Answer;
-use crate::cache::{self, Cache, Flight, Flights};
+use crate::cache::{self, Cache, Flight, Flights, Served};
 use crate::local;
+use crate::ratelimit::RateLimit;
+use crate::rebind::{self, Rebind};
 use crate::router::{Action, Router};
 use crate::srv;
 use crate::upstream::Ask;
@@ -29,6 +31,7 @@ use crate::wire::{self, NameBuf, Query, Reject};
 pub struct State {
     pub router: Router,
     pub allow: Vec<IpNet>,
+    pub rebind: Rebind,
 }
 
 /// Everything the listeners share. The cache lives outside [`State`], so a
@@ -38,6 +41,9 @@ pub struct Shared {
     pub cache: Cache,
     flights: Flights,
     in_flight: InFlight,
+    rate_limit: RateLimit,
+    /// Itself, so a cache hit can start a prefetch task that outlives it.
+    me: Weak<Self>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,14 +82,33 @@ pub struct Question {
 
 /// TCP responses are limited only by the 16-bit length prefix.
 pub const TCP_LIMIT: usize = 65_535;
+/// With a stale answer at hand, the longest a client waits for a fresh one
+/// (RFC 8767 §5, the client response timer).
+pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
+/// The TTL of stale records in a response (RFC 8767 §4 recommends 30 s).
+pub const STALE_TTL: u32 = 30;
+
+impl From<&Query> for Question {
+    fn from(query: &Query) -> Self {
+        Self {
+            lower: query.lower,
+            qtype: query.qtype,
+            qclass: query.qclass,
+            dnssec_ok: query.dnssec_ok(),
+            checking_disabled: query.checking_disabled(),
+        }
+    }
+}
 
 impl Shared {
-    pub fn new(state: State, cache: Cache) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(state: State, cache: Cache, rate_limit: RateLimit) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             state: ArcSwap::from_pointee(state),
             cache,
             flights: Flights::default(),
             in_flight: InFlight::default(),
+            rate_limit,
+            me: me.clone(),
         })
     }
 
@@ -113,6 +138,11 @@ impl Shared {
             query.write_error(wire::RCODE_REFUSED.into(), out);
             return Step::Reply;
         }
+        let now = Instant::now();
+        if !self.rate_limit.admit(client, now) {
+            query.write_error(wire::RCODE_REFUSED.into(), out);
+            return Step::Reply;
+        }
         if query.edns.is_some_and(|e| e.version > 0) {
             query.write_error(wire::EXT_RCODE_BADVERS, out);
             return Step::Reply;
@@ -121,38 +151,43 @@ impl Shared {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
-        let now = Instant::now();
         match &state.router.route(query.lower.as_bytes()).action {
             Action::Local => local::nxdomain(&query, out),
             Action::Address(ips) => local::addresses(&query, ips, out),
+            Action::Forward(_) if query.qtype == wire::TYPE_ANY => local::rfc8482(&query, out),
             Action::Forward(_) => {
                 let mut key = [0; 260];
-                if !self
-                    .cache
-                    .serve(cache::key_of(&query, &mut key), &query, now, limit, out)
-                {
-                    return Step::Miss(Box::new(Miss {
-                        query,
-                        state: arc_swap::Guard::into_inner(state),
-                        limit,
-                        _in_flight: self.in_flight.enter(),
-                    }));
+                let key = cache::key_of(&query, &mut key);
+                match self.cache.serve(key, &query, now, limit, out) {
+                    Served::Hit => {}
+                    Served::HitRefresh => self.prefetch(&state, &query),
+                    Served::Miss => {
+                        return Step::Miss(Box::new(Miss {
+                            query,
+                            state: arc_swap::Guard::into_inner(state),
+                            limit,
+                            _in_flight: self.in_flight.enter(),
+                        }));
+                    }
                 }
             }
         }
         Step::Reply
     }
 
+    /// Refreshes a hot entry before it expires, in the background.
+    fn prefetch(&self, state: &Arc<State>, query: &Query) {
+        let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(me.fetch(Arc::clone(state), Question::from(query)));
+    }
+
     /// Fetches the answer for a miss and writes the client's response.
     pub async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
-        let question = Question {
-            lower: query.lower,
-            qtype: query.qtype,
-            qclass: query.qclass,
-            dnssec_ok: query.dnssec_ok(),
-            checking_disabled: query.checking_disabled(),
-        };
+        let question = Question::from(query);
         let mut out = Vec::new();
         match Arc::clone(self)
             .resolve(Arc::clone(&miss.state), question)
@@ -165,28 +200,42 @@ impl Shared {
     }
 
     /// The answer to `question` through its route: from the cache, from a fetch
-    /// already in flight, or from a new fetch. `None` when the upstreams failed.
+    /// already in flight, or from a new fetch; when that fails or is slow and
+    /// an expired answer is at hand, that one, stale (RFC 8767). `None` when
+    /// the upstreams failed and there is nothing stale to give.
     pub async fn resolve(
         self: Arc<Self>,
         state: Arc<State>,
         question: Question,
     ) -> Option<Arc<Answer>> {
+        let mut key = [0; 260];
+        let key = question.key(&mut key);
+        let now = Instant::now();
+        if let Some(answer) = self.cache.get(key, now) {
+            return Some(Arc::new(answer));
+        }
+        let Some(stale) = self.cache.stale(key, now) else {
+            return self.fetch(state, question).await;
+        };
+        // The fetch runs on its own, so it still refreshes the cache when the
+        // client has been given the stale answer.
+        let fetch = tokio::spawn(Arc::clone(&self).fetch(state, question));
+        if let Ok(Ok(Some(answer))) = tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await {
+            return Some(answer);
+        }
+        tracing::info!(name = %question.lower, "serving a stale answer: the upstreams failed or are slow");
+        Some(Arc::new(stale.to_stale(Instant::now(), STALE_TTL)))
+    }
+
+    /// Asks the route's upstreams (one fetch per key at a time), stores the
+    /// answer and hands it to every query that waited on it.
+    async fn fetch(self: Arc<Self>, state: Arc<State>, question: Question) -> Option<Arc<Answer>> {
         let route = state.router.route(question.lower.as_bytes());
         let Action::Forward(upstream) = &route.action else {
             return None;
         };
         let mut key = [0; 260];
-        let key = cache::key_for(
-            question.lower.as_bytes(),
-            question.qtype,
-            question.qclass,
-            question.dnssec_ok,
-            question.checking_disabled,
-            &mut key,
-        );
-        if let Some(answer) = self.cache.get(key, Instant::now()) {
-            return Some(Arc::new(answer));
-        }
+        let key = question.key(&mut key);
         let leader = match self.flights.join(key) {
             Flight::Follower(rx) => return cache::follow(rx).await,
             Flight::Leader(leader) => leader,
@@ -205,6 +254,11 @@ impl Shared {
                 return None;
             }
         };
+        let reply = if state.rebind.guards(&state.router, route, ask.lower) {
+            rebind::screen(reply, &question.lower)?
+        } else {
+            reply
+        };
         let answer = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()).ok()?;
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
@@ -218,6 +272,19 @@ impl Shared {
     /// Waits until no miss is in flight, or `deadline` passes.
     pub async fn drain(&self, deadline: std::time::Duration) {
         let _ = tokio::time::timeout(deadline, self.in_flight.idle()).await;
+    }
+}
+
+impl Question {
+    fn key<'b>(&self, buf: &'b mut [u8; 260]) -> &'b [u8] {
+        cache::key_for(
+            self.lower.as_bytes(),
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+            buf,
+        )
     }
 }
 

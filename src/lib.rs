@@ -1,13 +1,17 @@
 //! splitdns: a DNS forwarder and split resolver for hosts that run Consul and Docker.
 //!
 //! Who owns what, in the order a query meets them:
-//! - [`server`]: UDP and TCP listeners; hands each packet to the handler.
+//! - [`server`]: UDP and TCP listeners; hands each packet to the handler;
+//!   [`connections`] caps TCP connections.
 //! - [`handler`]: one query top to bottom: admit, route, cache, upstream, respond.
 //! - [`wire`]: the byte-level reads and patches of the hot path.
 //! - [`router`]: zone -> route by longest suffix; [`zone`] is the name form it keys on.
-//! - [`local`]: answers of local rules (`address=`, `local=`).
+//! - [`local`]: answers of local rules (`address=`, `local=`) and of ANY (RFC 8482).
+//! - [`ratelimit`]: queries per second per client; [`rebind`]: no private
+//!   addresses from the internet.
 //! - [`cache`]: the answer cache and the single-flight table; [`answer`] is what it holds.
-//! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation.
+//! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation;
+//!   [`health`] decides which servers to ask and in what order.
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
 //! - [`signal`]: OS signals -> shutdown.
@@ -16,8 +20,12 @@ pub mod answer;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod handler;
+pub mod health;
 pub mod local;
+pub mod ratelimit;
+pub mod rebind;
 pub mod resolv;
 pub mod router;
 pub mod server;
@@ -60,6 +68,7 @@ pub enum Error {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<Listener>,
+    tcp: config::TcpConfig,
 }
 
 impl Server {
@@ -81,8 +90,16 @@ impl Server {
         }
         let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
         let state = build_state(&config, &bound);
-        let shared = Shared::new(state, cache::Cache::new(config.cache.size));
-        Ok(Self { shared, listeners })
+        let cache = cache::Cache::new(config.cache.size)
+            .with_serve_stale(config.cache.serve_stale)
+            .with_prefetch(config.cache.prefetch);
+        let rate_limit = ratelimit::RateLimit::new(config.guard.rate_limit);
+        let shared = Shared::new(state, cache, rate_limit);
+        Ok(Self {
+            shared,
+            listeners,
+            tcp: config.tcp,
+        })
     }
 
     /// The addresses actually bound, in listen order.
@@ -99,7 +116,7 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         for listener in self.listeners {
             tracing::info!(addr = %listener.addr, "listening (UDP and TCP)");
-            listener.spawn(&self.shared, &mut tasks);
+            listener.spawn(&self.shared, &self.tcp, &mut tasks);
         }
         shutdown.await;
         tracing::info!("shutting down");
@@ -122,6 +139,7 @@ pub fn build_state(config: &Config, bound: &[SocketAddr]) -> State {
     State {
         router: Router::new(config, default_servers),
         allow: config.allow.clone().unwrap_or_else(|| default_allow(bound)),
+        rebind: rebind::Rebind::new(&config.guard),
     }
 }
 

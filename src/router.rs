@@ -51,7 +51,12 @@ impl Router {
             max_negative: cache.max_negative_ttl,
         };
         let up = &config.upstream;
-        let default = Arc::new(Upstream::new(default_servers, up.timeout, up.max_inflight));
+        let default = Arc::new(Upstream::new(
+            default_servers,
+            up.timeout,
+            up.max_inflight,
+            up.strategy,
+        ));
         let mut routes = vec![Route {
             zone: Zone::root(),
             zones: vec![Zone::root()],
@@ -65,6 +70,7 @@ impl Router {
                     servers.clone(),
                     timeout,
                     rc.max_inflight.unwrap_or(up.max_inflight),
+                    rc.strategy.unwrap_or(up.strategy),
                 ))),
                 RouteAction::DefaultUpstream => Action::Forward(Arc::clone(&default)),
                 RouteAction::Local => Action::Local,

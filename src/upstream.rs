@@ -1,5 +1,6 @@
-//! One route's upstream servers: ordered failover, UDP then TCP on truncation,
-//! reply validation, and a bound on queries in flight.
+//! One route's upstream servers: failover, fastest or parallel over the healthy
+//! ones (see [`crate::health`]), UDP then TCP on truncation, reply validation,
+//! and a bound on queries in flight.
 //!
 //! Every query gets a fresh random ID and goes out from a socket bound to a
 //! random port, connected to the server so the kernel drops datagrams from any
@@ -13,12 +14,13 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
+use crate::health::{self, Health, Strategy};
 use crate::wire::{self, Message};
 
 /// Why a route's upstreams gave no usable answer.
@@ -57,20 +59,70 @@ pub struct Ask<'a> {
     pub checking_disabled: bool,
 }
 
-/// The servers of one route, asked in order.
+impl Ask<'_> {
+    fn to_owned(self) -> OwnedAsk {
+        OwnedAsk {
+            lower: self.lower.into(),
+            qtype: self.qtype,
+            qclass: self.qclass,
+            dnssec_ok: self.dnssec_ok,
+            checking_disabled: self.checking_disabled,
+        }
+    }
+}
+
+/// An [`Ask`] that a background task can own (probes, parallel queries).
+struct OwnedAsk {
+    lower: Box<[u8]>,
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+impl OwnedAsk {
+    fn as_ask(&self) -> Ask<'_> {
+        Ask {
+            lower: &self.lower,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            dnssec_ok: self.dnssec_ok,
+            checking_disabled: self.checking_disabled,
+        }
+    }
+}
+
+/// The servers of one route and how to choose among them.
 pub struct Upstream {
-    servers: Vec<Server>,
+    servers: Vec<Arc<Server>>,
     timeout: Duration,
     in_flight: Semaphore,
+    strategy: Strategy,
+    /// Counts queries, so `fastest` can re-measure now and then.
+    turn: AtomicU32,
 }
 
 impl Upstream {
-    pub fn new(servers: Vec<SocketAddr>, timeout: Duration, max_in_flight: usize) -> Self {
+    pub fn new(
+        servers: Vec<SocketAddr>,
+        timeout: Duration,
+        max_in_flight: usize,
+        strategy: Strategy,
+    ) -> Self {
         Self {
-            servers: servers.into_iter().map(Server::new).collect(),
+            servers: servers
+                .into_iter()
+                .map(|addr| Arc::new(Server::new(addr)))
+                .collect(),
             timeout,
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            strategy,
+            turn: AtomicU32::new(0),
         }
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 
     pub fn servers(&self) -> Vec<SocketAddr> {
@@ -81,8 +133,10 @@ impl Upstream {
         self.timeout
     }
 
-    /// Asks the servers in order until one gives a usable reply: a timeout,
-    /// SERVFAIL, REFUSED or a malformed reply moves on to the next server.
+    /// Asks the route's servers as its strategy says until one gives a usable
+    /// reply: a timeout, SERVFAIL, REFUSED or a malformed reply counts as a
+    /// failure of that server and moves on. Servers that are down are skipped
+    /// (and probed in the background) unless every server is down.
     pub async fn ask(&self, ask: Ask<'_>) -> Result<Vec<u8>, UpstreamError> {
         if self.servers.is_empty() {
             return Err(UpstreamError::NoServers);
@@ -91,18 +145,58 @@ impl Upstream {
             .in_flight
             .try_acquire()
             .map_err(|_| UpstreamError::Busy)?;
+        let healths: Vec<&Health> = self.servers.iter().map(|s| &s.health).collect();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let order = health::order(self.strategy, &healths, turn);
+        self.probe_skipped(ask, &order);
+        if self.strategy == Strategy::Parallel && order.len() > 1 {
+            return self.ask_parallel(ask, &order).await;
+        }
         let mut last = Failure::Timeout;
-        for server in &self.servers {
-            match server.ask(ask, self.timeout).await {
+        for &i in &order {
+            match self.servers[i].ask(ask, self.timeout).await {
                 Ok(reply) => return Ok(reply),
-                Err(failure) => {
-                    server.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(server = %server.addr, %failure, "upstream attempt failed");
-                    last = failure;
-                }
+                Err(failure) => last = failure,
             }
         }
         Err(UpstreamError::AllFailed(last))
+    }
+
+    /// Every server at once; the first usable reply wins and the others are
+    /// abandoned.
+    async fn ask_parallel(&self, ask: Ask<'_>, order: &[usize]) -> Result<Vec<u8>, UpstreamError> {
+        let owned = Arc::new(ask.to_owned());
+        let mut attempts = tokio::task::JoinSet::new();
+        for &i in order {
+            let server = Arc::clone(&self.servers[i]);
+            let (owned, timeout) = (Arc::clone(&owned), self.timeout);
+            attempts.spawn(async move { server.ask(owned.as_ask(), timeout).await });
+        }
+        let mut last = Failure::Timeout;
+        while let Some(done) = attempts.join_next().await {
+            match done {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(failure)) => last = failure,
+                Err(_) => last = Failure::Network,
+            }
+        }
+        Err(UpstreamError::AllFailed(last))
+    }
+
+    /// Sends this question, in the background, to each skipped server that is
+    /// due a probe: its answer, if any, puts it back in rotation.
+    fn probe_skipped(&self, ask: Ask<'_>, order: &[usize]) {
+        let now = Instant::now();
+        for (i, server) in self.servers.iter().enumerate() {
+            if order.contains(&i) || !server.health.claim_probe(now) {
+                continue;
+            }
+            let (server, owned, timeout) = (Arc::clone(server), ask.to_owned(), self.timeout);
+            tracing::debug!(server = %server.addr, "probing a server that is down");
+            tokio::spawn(async move {
+                let _ = server.ask(owned.as_ask(), timeout).await;
+            });
+        }
     }
 }
 
@@ -112,6 +206,7 @@ pub struct Server {
     udp: UdpPool,
     queries: AtomicU64,
     failures: AtomicU64,
+    health: Health,
 }
 
 impl Server {
@@ -121,10 +216,34 @@ impl Server {
             udp: UdpPool::new(addr),
             queries: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            health: Health::default(),
         }
     }
 
+    /// One attempt, with its outcome written into the server's health.
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+        let started = Instant::now();
+        let result = self.exchange(ask, timeout).await;
+        match &result {
+            Ok(_) => self.health.succeeded(started.elapsed()),
+            Err(failure) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(server = %self.addr, %failure, "upstream attempt failed");
+                if self.health.failed() {
+                    tracing::warn!(
+                        server = %self.addr,
+                        %failure,
+                        "upstream server is down after {} failures in a row; probing it every {}s",
+                        health::DOWN_AFTER,
+                        health::PROBE_EVERY.as_secs()
+                    );
+                }
+            }
+        }
+        result
+    }
+
+    async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let reply = self.udp.exchange(ask, timeout).await?;
         let reply = if Message::parse(&reply).is_some_and(|m| m.truncated()) {

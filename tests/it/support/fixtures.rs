@@ -280,8 +280,9 @@ fn load_answer(qname: &Name, qtype: RecordType) -> Option<Vec<Record>> {
     Some(vec![a(&lower, NET_TTL, &load_ip(i).to_string())])
 }
 
-/// The address `n<i>.load.example.` resolves to.
+/// The address `n<i>.load.example.` resolves to: in 198.18.0.0/15 (RFC 2544's
+/// benchmarking range), public as far as rebind protection is concerned, as
+/// internet names must be.
 pub(crate) fn load_ip(i: u32) -> std::net::Ipv4Addr {
-    let [_, b, c, d] = i.to_be_bytes();
-    std::net::Ipv4Addr::new(10, b, c, d)
+    std::net::Ipv4Addr::from(0xc612_0000 | (i & 0x1_ffff))
 }
