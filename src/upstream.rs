@@ -286,6 +286,9 @@ struct UdpPool {
 struct PooledSocket {
     socket: UdpSocket,
     pending: Mutex<HashMap<u16, Waiter>>,
+    /// Every ID this socket has sent: never two queries with the same
+    /// (source port, ID), so a late reply can never match a newer query.
+    issued: Mutex<Vec<u16>>,
     uses: AtomicU32,
     /// Set when the pool has replaced this socket: its reader stops once no
     /// query waits on it any more.
@@ -382,6 +385,7 @@ impl PooledSocket {
         let socket = Arc::new(Self {
             socket: UdpSocket::from_std(std)?,
             pending: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::with_capacity(USES_PER_SOCKET as usize)),
             uses: AtomicU32::new(1),
             retired: AtomicBool::new(false),
             wake_reader: Notify::new(),
@@ -390,7 +394,7 @@ impl PooledSocket {
         Ok(socket)
     }
 
-    /// Takes a random ID no other pending query on this socket uses.
+    /// Takes a random ID this socket has not used before.
     fn register(&self, ask: Ask<'_>) -> (u16, oneshot::Receiver<Vec<u8>>) {
         let (tx, rx) = oneshot::channel();
         let mut question = Vec::with_capacity(ask.lower.len() + 4);
@@ -398,12 +402,14 @@ impl PooledSocket {
         question.extend_from_slice(&ask.qtype.to_be_bytes());
         question.extend_from_slice(&ask.qclass.to_be_bytes());
         let mut pending = self.pending.lock().expect("pending lock");
+        let mut issued = self.issued.lock().expect("issued IDs lock");
         let id = loop {
             let id: u16 = rand::random();
-            if !pending.contains_key(&id) {
+            if !pending.contains_key(&id) && !issued.contains(&id) {
                 break id;
             }
         };
+        issued.push(id);
         pending.insert(
             id,
             Waiter {

@@ -251,6 +251,13 @@ pub(crate) fn internet() -> Zone {
         ))
         .rr(a("db.example.net.", t, "192.0.2.53"))
         .rr(a("notconsul.", t, "192.0.2.99"))
+        // Rebinding attempts: a public name pointing inside, mixed with a public address.
+        .rr(a("rebind.example.", t, "192.168.1.1"))
+        .rr(a("rebind.example.", t, "192.0.2.7"))
+        .rr(aaaa("rebind.example.", t, "::ffff:10.0.0.1"))
+        .rr(aaaa("rebind.example.", t, "2001:db8::7"))
+        .rr(a("inside.example.", t, "127.0.0.1"))
+        .rr(a("router.lan.", t, "192.168.1.1"))
         .rr(a("web.notconsul.", t, "192.0.2.98"))
 }
 
