@@ -707,6 +707,54 @@ mod tests {
     }
 
     #[test]
+    fn reliability_keys_and_their_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.cache.serve_stale, 3600);
+        assert!(!c.cache.prefetch);
+        assert!(c.guard.rebind_protection);
+        assert_eq!(c.guard.rate_limit, 0);
+        assert_eq!(c.tcp, TcpConfig::default());
+        assert_eq!(c.upstream.strategy, Strategy::Failover);
+        let c = parse(
+            "[upstream]\nstrategy = \"fastest\"\n[[route]]\nzones = [\"a\"]\nstrategy = \"parallel\"\n[cache]\nserve_stale = \"0s\"",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.strategy, Strategy::Fastest);
+        assert_eq!(c.routes[0].strategy, Some(Strategy::Parallel));
+        assert_eq!(c.cache.serve_stale, 0);
+    }
+
+    #[test]
+    fn bad_reliability_values_name_key_and_line() {
+        for (text, key) in [
+            ("[upstream]\nstrategy = \"random\"", "[upstream] strategy"),
+            (
+                "[[route]]\nzones = [\"a\"]\nstrategy = \"fast\"",
+                "[[route]] #1 strategy",
+            ),
+            ("[cache]\nserve_stale = \"forever\"", "[cache] serve_stale"),
+            (
+                "[server]\ntcp_idle_timeout = \"1ms\"",
+                "[server] tcp_idle_timeout",
+            ),
+            (
+                "[server]\nrebind_allow = [\"a..b\"]",
+                "[server] rebind_allow",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains("test.toml:"),
+                "{text}: {err}"
+            );
+        }
+        let err = parse("[server]\ntcp_max_queries = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tcp_max_queries"), "{err}");
+    }
+
+    #[test]
     fn listen_forms() {
         assert_eq!(
             parse_listen("docker0:53").unwrap(),

@@ -15,12 +15,14 @@
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
 //! - [`signal`]: OS signals -> shutdown.
+//! - [`fuzzing`]: the entry points of the fuzz targets.
 
 pub mod answer;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod fuzzing;
 pub mod handler;
 pub mod health;
 pub mod local;

@@ -137,6 +137,12 @@ impl fmt::Display for Router {
             if route.ttl.min > 0 {
                 write!(f, " (min_ttl {})", route.ttl.min)?;
             }
+            match &route.action {
+                Action::Forward(up) if up.strategy() != crate::health::Strategy::Failover => {
+                    write!(f, " (strategy {})", up.strategy())?
+                }
+                _ => {}
+            }
             writeln!(f)?;
         }
         Ok(())
