@@ -1,6 +1,9 @@
-//! One query, top to bottom: admit, route, answer locally or from the cache,
-//! else fetch upstream (one fetch per key at a time), store, and shape the
-//! response for the client.
+//! One query, top to bottom: admit (access list, rate limit), route, answer
+//! locally (local rules, ANY) or from the cache, else fetch upstream (one fetch
+//! per key at a time), screen it for rebinding, store, and shape the response
+//! for the client. When the fetch fails or is slow and an expired answer is at
+//! hand, the client gets that, stale (RFC 8767); a hit near the end of its
+//! entry's life may start a prefetch.
 //!
 //! The path is split where it may have to wait: [`Shared::answer_now`] does
 //! everything that needs no I/O and runs inline in the listener loop, so cache
