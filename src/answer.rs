@@ -20,14 +20,19 @@ pub struct TtlPolicy {
     pub max_negative: u32,
 }
 
-/// An encoded response and when it was made: `created (u32 s) | lifetime (u32 s)
-/// | message`, one allocation, so a full cache costs little more than its bytes.
+/// An encoded response and its bookkeeping in one allocation, so a full cache
+/// costs little more than its bytes: `created (u32 s) | lifetime (u32 s) |
+/// last used (u32 s, for eviction) | key flags (u8, DO/CD) | message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
     data: Box<[u8]>,
 }
 
-const META: usize = 8;
+const META: usize = 13;
+const LAST_USED: usize = 8;
+const KEY_FLAGS: usize = 12;
+/// A bit of the key flags byte that is not a key flag: a prefetch was started.
+const REFRESHING: u8 = 0x80;
 
 /// Why an upstream reply cannot become an [`Answer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +93,11 @@ impl Answer {
 
         let end = msg.records.get(keep).map_or(msg.buf.len(), |r| r.start);
         let mut data = Vec::with_capacity(META + end);
-        data.extend_from_slice(&seconds(now).to_le_bytes());
+        let created = seconds(now).to_le_bytes();
+        data.extend_from_slice(&created);
         data.extend_from_slice(&[0; 4]);
+        data.extend_from_slice(&created);
+        data.push(0);
         data.extend_from_slice(&msg.buf[..end]);
         let out = &mut data[META..];
         out[..2].fill(0);
@@ -137,6 +145,37 @@ impl Answer {
     /// Seconds this answer may be served from the cache; 0 means never.
     pub fn lifetime(&self) -> u32 {
         u32::from_le_bytes(self.data[4..8].try_into().expect("4 bytes"))
+    }
+
+    /// When the cache last served it, in [`seconds`].
+    pub fn last_used(&self) -> u32 {
+        u32::from_le_bytes(
+            self.data[LAST_USED..LAST_USED + 4]
+                .try_into()
+                .expect("4 bytes"),
+        )
+    }
+
+    pub fn touch(&mut self, now: Instant) {
+        self.data[LAST_USED..LAST_USED + 4].copy_from_slice(&seconds(now).to_le_bytes());
+    }
+
+    /// The flags byte of the cache key this answer is stored under (DO, CD).
+    pub fn key_flags(&self) -> u8 {
+        self.data[KEY_FLAGS] & !REFRESHING
+    }
+
+    /// Sets the key flags; clears the refresh mark, as a stored answer is new.
+    pub fn set_key_flags(&mut self, flags: u8) {
+        self.data[KEY_FLAGS] = flags;
+    }
+
+    /// Marks a stored answer as being refreshed; false if it already was, so
+    /// one prefetch is started per entry.
+    pub fn claim_refresh(&mut self) -> bool {
+        let claimed = self.data[KEY_FLAGS] & REFRESHING == 0;
+        self.data[KEY_FLAGS] |= REFRESHING;
+        claimed
     }
 
     fn created(&self) -> u32 {

@@ -5,16 +5,16 @@
 //! configured size. Misses for the same key that overlap share one
 //! upstream query: the first becomes the leader, the rest wait for its answer.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use tokio::sync::watch;
 
 use crate::answer::{Answer, seconds};
-use crate::wire::Query;
+use crate::wire::{self, Query};
 
 /// `lowercased name | type | class | flags`: what makes two questions the same answer.
 pub type Key = Box<[u8]>;
@@ -66,6 +66,10 @@ pub struct Cache {
     /// Seconds past expiry an entry may be served stale (RFC 8767); 0 = never.
     stale_window: u32,
     prefetch: bool,
+    /// The configured size, as cachesize.bind reports it.
+    size: u64,
+    insertions: AtomicU64,
+    evictions: AtomicU64,
 }
 
 /// What [`Cache::serve`] did.
@@ -82,17 +86,10 @@ pub enum Served {
 
 struct Shard {
     index: HashTable<u32>,
-    slots: Vec<Slot>,
+    /// Each answer carries its key's flags byte (DO, CD) and when it was last
+    /// used; the rest of its key is its question.
+    slots: Vec<Answer>,
     rng: u64,
-}
-
-struct Slot {
-    answer: Answer,
-    /// The key's flags byte (DO, CD); the rest of the key is the answer's question.
-    flags: u8,
-    last_used: u32,
-    /// A prefetch was asked for; the refreshed answer replaces the whole slot.
-    refreshing: bool,
 }
 
 const MAX_SHARDS: usize = 64;
@@ -109,13 +106,18 @@ impl Cache {
                 .map(|i| {
                     Mutex::new(Shard {
                         index: HashTable::new(),
-                        slots: Vec::new(),
+                        // Reserved, not touched: pages cost memory only once
+                        // used, and a full cache never pays for growth by doubling.
+                        slots: Vec::with_capacity(shard_capacity),
                         rng: 0x9e37_79b9_7f4a_7c15 ^ i as u64,
                     })
                 })
                 .collect(),
             shard_capacity,
             hasher: DefaultHashBuilder::default(),
+            size: size as u64,
+            insertions: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
             stale_window: 0,
             prefetch: false,
         }
@@ -131,6 +133,21 @@ impl Cache {
     pub fn with_prefetch(mut self, prefetch: bool) -> Self {
         self.prefetch = prefetch;
         self
+    }
+
+    /// The configured size in entries.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Answers stored so far, replacements included.
+    pub fn insertions(&self) -> u64 {
+        self.insertions.load(Ordering::Relaxed)
+    }
+
+    /// Fresh entries pushed out to make room (expired ones going do not count).
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
@@ -153,17 +170,16 @@ impl Cache {
         let hash = self.hasher.hash_one(key);
         let mut shard = self.shard(hash).lock().expect("cache shard lock");
         let Shard { index, slots, .. } = &mut *shard;
-        let Some(&i) = index.find(hash, |&i| slots[i as usize].matches(key)) else {
+        let Some(&i) = index.find(hash, |&i| matches(&slots[i as usize], key)) else {
             return Served::Miss;
         };
-        let slot = &mut slots[i as usize];
-        if !slot.answer.is_fresh(now) {
+        let answer = &mut slots[i as usize];
+        if !answer.is_fresh(now) {
             return Served::Miss;
         }
-        slot.last_used = seconds(now);
-        slot.answer.write_response(query, now, limit, out);
-        if self.prefetch && !slot.refreshing && slot.answer.is_ending(now) {
-            slot.refreshing = true;
+        answer.touch(now);
+        answer.write_response(query, now, limit, out);
+        if self.prefetch && answer.is_ending(now) && answer.claim_refresh() {
             return Served::HitRefresh;
         }
         Served::Hit
@@ -179,8 +195,8 @@ impl Cache {
         let shard = self.shard(hash).lock().expect("cache shard lock");
         let &i = shard
             .index
-            .find(hash, |&i| shard.slots[i as usize].matches(key))?;
-        let answer = &shard.slots[i as usize].answer;
+            .find(hash, |&i| matches(&shard.slots[i as usize], key))?;
+        let answer = &shard.slots[i as usize];
         let within = seconds(now) < answer.expires().saturating_add(self.stale_window);
         (!answer.is_fresh(now) && within).then(|| answer.clone())
     }
@@ -194,8 +210,8 @@ impl Cache {
         let shard = self.shard(hash).lock().expect("cache shard lock");
         let &i = shard
             .index
-            .find(hash, |&i| shard.slots[i as usize].matches(key))?;
-        let answer = &shard.slots[i as usize].answer;
+            .find(hash, |&i| matches(&shard.slots[i as usize], key))?;
+        let answer = &shard.slots[i as usize];
         answer.is_fresh(now).then(|| answer.clone())
     }
 
@@ -206,26 +222,45 @@ impl Cache {
         }
         let hash = self.hasher.hash_one(key);
         let mut shard = self.shard(hash).lock().expect("cache shard lock");
-        let flags = key[key.len() - 1];
-        let fresh = Slot {
-            answer: answer.clone(),
-            flags,
-            last_used: seconds(now),
-            refreshing: false,
-        };
+        let mut fresh = answer.clone();
+        fresh.set_key_flags(key[key.len() - 1]);
+        fresh.touch(now);
+        self.insertions.fetch_add(1, Ordering::Relaxed);
         let Shard { index, slots, .. } = &mut *shard;
-        if let Some(&i) = index.find(hash, |&i| slots[i as usize].matches(key)) {
+        if let Some(&i) = index.find(hash, |&i| matches(&slots[i as usize], key)) {
             slots[i as usize] = fresh;
             return;
         }
-        if slots.len() >= self.shard_capacity {
-            shard.evict_one(&self.hasher, seconds(now), self.stale_window);
+        if slots.len() >= self.shard_capacity
+            && shard.evict_one(&self.hasher, seconds(now), self.stale_window)
+        {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         let Shard { index, slots, .. } = &mut *shard;
         index.insert_unique(hash, slots.len() as u32, |&i| {
-            slots[i as usize].hash(&self.hasher)
+            hash_of(&slots[i as usize], &self.hasher)
         });
         slots.push(fresh);
+    }
+
+    /// Drops every entry whose lowercased wire-format name `keep` refuses;
+    /// how many went. For reloads, so it may take each shard's lock in turn.
+    pub fn retain(&self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut dropped = 0;
+        for shard in &self.shards {
+            let mut shard = shard.lock().expect("cache shard lock");
+            // Backwards: removal swaps the last entry in, and that one has
+            // been looked at already.
+            for i in (0..shard.slots.len()).rev() {
+                let question = shard.slots[i].question();
+                let name = &question[..question.len().saturating_sub(4)];
+                if !keep(name) {
+                    shard.remove_at(i, &self.hasher);
+                    dropped += 1;
+                }
+            }
+        }
+        dropped
     }
 
     /// Entries held now, fresh or not.
@@ -241,34 +276,39 @@ impl Cache {
     }
 }
 
-impl Slot {
-    fn matches(&self, key: &[u8]) -> bool {
-        let (question, flags) = key.split_at(key.len() - 1);
-        self.flags == flags[0] && self.answer.question() == question
-    }
+/// Whether `answer` is the one stored under `key`.
+fn matches(answer: &Answer, key: &[u8]) -> bool {
+    let (question, flags) = key.split_at(key.len() - 1);
+    // Wire names are prefix-free, so equal bytes from the start of the
+    // question are the same question: no need to find where it ends.
+    answer.key_flags() == flags[0]
+        && answer
+            .bytes()
+            .get(wire::HEADER_LEN..wire::HEADER_LEN + question.len())
+            == Some(question)
+}
 
-    fn hash(&self, hasher: &DefaultHashBuilder) -> u64 {
-        let mut key = [0; 260];
-        let question = self.answer.question();
-        key[..question.len()].copy_from_slice(question);
-        key[question.len()] = self.flags;
-        hasher.hash_one(&key[..=question.len()])
-    }
+fn hash_of(answer: &Answer, hasher: &DefaultHashBuilder) -> u64 {
+    let mut key = [0; 260];
+    let question = answer.question();
+    key[..question.len()].copy_from_slice(question);
+    key[question.len()] = answer.key_flags();
+    hasher.hash_one(&key[..=question.len()])
 }
 
 impl Shard {
-    /// Of a few sampled entries, removes the one least worth keeping: past
+    /// Removes one entry, of a few sampled the one least worth keeping: past
     /// its stale window, then expired (still servable stale), then least
-    /// recently used.
-    fn evict_one(&mut self, hasher: &DefaultHashBuilder, now: u32, stale_window: u32) {
+    /// recently used. True when it was still fresh.
+    fn evict_one(&mut self, hasher: &DefaultHashBuilder, now: u32, stale_window: u32) -> bool {
         let len = self.slots.len();
         if len == 0 {
-            return;
+            return false;
         }
-        let worth = |slot: &Slot| {
-            let expires = slot.answer.expires();
+        let worth = |answer: &Answer| {
+            let expires = answer.expires();
             let useless = expires.saturating_add(stale_window) <= now;
-            (!useless, expires > now, slot.last_used)
+            (!useless, expires > now, answer.last_used())
         };
         let mut victim = self.random_below(len);
         for _ in 1..EVICTION_SAMPLES {
@@ -277,18 +317,20 @@ impl Shard {
                 victim = candidate;
             }
         }
+        let fresh = self.slots[victim].expires() > now;
         self.remove_at(victim, hasher);
+        fresh
     }
 
     fn remove_at(&mut self, i: usize, hasher: &DefaultHashBuilder) {
-        let hash = self.slots[i].hash(hasher);
+        let hash = hash_of(&self.slots[i], hasher);
         if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
             entry.remove();
         }
         let last = self.slots.len() - 1;
         self.slots.swap_remove(i);
         if i != last {
-            let moved = self.slots[i].hash(hasher);
+            let moved = hash_of(&self.slots[i], hasher);
             if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
                 *j = i as u32;
             }
@@ -369,4 +411,124 @@ pub async fn follow(mut rx: watch::Receiver<FlightResult>) -> Option<Arc<Answer>
         .await
         .ok()
         .and_then(|a| a.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::TtlPolicy;
+    use std::time::Duration;
+
+    const POLICY: TtlPolicy = TtlPolicy {
+        min: 0,
+        max: 86_400,
+        max_negative: 3_600,
+    };
+
+    /// An answer for `nN.test A` with one A record of `ttl`.
+    fn answer(n: u32, ttl: u32, now: Instant) -> (Vec<u8>, Answer) {
+        let label = format!("n{n}");
+        let mut name = vec![label.len() as u8];
+        name.extend_from_slice(label.as_bytes());
+        name.extend_from_slice(b"\x04test\x00");
+        let mut reply = vec![0, 0, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        reply.extend_from_slice(&name);
+        reply.extend_from_slice(&[0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1]);
+        reply.extend_from_slice(&ttl.to_be_bytes());
+        reply.extend_from_slice(&[0, 4, 192, 0, 2, 1]);
+        let answer = Answer::from_reply(&reply, &name, POLICY, now).unwrap();
+        let mut key = [0; 260];
+        let key = key_for(&name, 1, 1, false, false, &mut key).to_vec();
+        (key, answer)
+    }
+
+    #[test]
+    fn entry_count_never_exceeds_size() {
+        let cache = Cache::new(1000);
+        let now = Instant::now();
+        for n in 0..5000 {
+            let (key, answer) = answer(n, 300, now);
+            cache.insert(&key, &answer, now);
+        }
+        assert!(cache.len() <= 1000, "{} entries", cache.len());
+        assert!(
+            cache.len() >= 900,
+            "eviction made room for new entries: {}",
+            cache.len()
+        );
+        let (key, _) = answer(4999, 300, now);
+        assert!(cache.get(&key, now).is_some(), "the newest entry is kept");
+    }
+
+    #[test]
+    fn expired_entries_are_evicted_first() {
+        let cache = Cache::new(64);
+        let now = Instant::now();
+        for n in 0..64 {
+            let (key, answer) = answer(n, if n < 32 { 1 } else { 3600 }, now);
+            cache.insert(&key, &answer, now);
+        }
+        let later = now + Duration::from_secs(5);
+        for n in 64..96 {
+            let (key, answer) = answer(n, 3600, later);
+            cache.insert(&key, &answer, later);
+        }
+        let survivors = (32..64)
+            .filter(|&n| cache.get(&answer(n, 0, now).0, later).is_some())
+            .count();
+        assert!(
+            survivors >= 24,
+            "long-lived entries survive while expired ones go: {survivors}/32"
+        );
+    }
+
+    #[test]
+    fn stale_entries_are_not_served_and_zero_ttl_is_not_stored() {
+        let cache = Cache::new(100);
+        let now = Instant::now();
+        let (key, a) = answer(1, 10, now);
+        cache.insert(&key, &a, now);
+        assert!(cache.get(&key, now + Duration::from_secs(9)).is_some());
+        assert!(cache.get(&key, now + Duration::from_secs(10)).is_none());
+        let (key, zero) = answer(2, 0, now);
+        cache.insert(&key, &zero, now);
+        assert!(cache.get(&key, now).is_none());
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn size_zero_disables() {
+        let cache = Cache::new(0);
+        let now = Instant::now();
+        let (key, a) = answer(1, 300, now);
+        cache.insert(&key, &a, now);
+        assert!(cache.get(&key, now).is_none());
+        assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_answer_or_none() {
+        let flights = Flights::default();
+        let now = Instant::now();
+        let (key, a) = answer(1, 300, now);
+        let Flight::Leader(leader) = flights.join(&key) else {
+            panic!("first is the leader")
+        };
+        let Flight::Follower(rx) = flights.join(&key) else {
+            panic!("second follows")
+        };
+        leader.finish(&Arc::new(a.clone()));
+        assert_eq!(follow(rx).await.as_deref(), Some(&a));
+        let Flight::Leader(leader) = flights.join(&key) else {
+            panic!("a finished flight is gone")
+        };
+        let Flight::Follower(rx) = flights.join(&key) else {
+            panic!("second follows")
+        };
+        drop(leader);
+        assert!(
+            follow(rx).await.is_none(),
+            "a failed leader releases its followers"
+        );
+    }
 }

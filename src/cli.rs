@@ -25,4 +25,14 @@ pub enum Command {
     Run,
     /// Validate the config and print the routing table.
     Check,
+    /// Translate a dnsmasq config to splitdns TOML on stdout; what cannot be
+    /// carried over is listed on stderr as FILE:LINE: OPTION: ignored (why).
+    ImportDnsmasq {
+        /// The dnsmasq config, e.g. /etc/dnsmasq.conf (conf-file, conf-dir and
+        /// servers-file lines in it are followed).
+        path: PathBuf,
+        /// Also read this directory, as a conf-dir=DIR line would.
+        #[arg(long, value_name = "DIR")]
+        conf_dir: Option<PathBuf>,
+    },
 }

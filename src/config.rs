@@ -5,6 +5,7 @@
 //! and what to write instead. The rest of the program only sees typed values.
 
 pub mod dnsmasq;
+pub mod local;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +20,8 @@ use toml::Spanned;
 use crate::health::Strategy;
 use crate::zone::Zone;
 use dnsmasq::{Rule, RuleAction};
+pub use local::{LocalConfig, StaticRecord};
+use local::{RawLocal, RawRecord};
 
 /// Where splitdns looks for its config when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";
@@ -29,6 +32,12 @@ pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";
 pub struct Config {
     /// Where it came from, for logs and error messages.
     pub origin: String,
+    /// The file it was read from, which a reload reads again; `None` for the
+    /// built-in default and text parsed directly.
+    pub source: Option<PathBuf>,
+    /// `[server] user`: when started as root, run as this user once the
+    /// listeners are open. `None`: stay who we are.
+    pub user: Option<String>,
     pub listen: Vec<Listen>,
     /// `None`: loopback plus the subnets of the listened addresses' interfaces.
     pub allow: Option<Vec<IpNet>>,
@@ -38,6 +47,11 @@ pub struct Config {
     pub cache: CacheConfig,
     pub guard: GuardConfig,
     pub tcp: TcpConfig,
+    /// `[metrics]`: `None` when the table is absent (no HTTP endpoint).
+    pub metrics: Option<MetricsConfig>,
+    pub log: LogConfig,
+    /// `[local]`, `[[record]]` and the record rules.
+    pub local: LocalConfig,
 }
 
 /// `[server]` defences against hostile clients and hostile upstream data.
@@ -96,6 +110,9 @@ pub struct UpstreamConfig {
     pub max_inflight: usize,
     /// How the servers are chosen; routes inherit it unless they set their own.
     pub strategy: Strategy,
+    /// AAAA queries get NODATA without being forwarded. Also the default for
+    /// every route.
+    pub filter_aaaa: bool,
 }
 
 /// One zone route: its zones and what answers them.
@@ -108,6 +125,11 @@ pub struct RouteConfig {
     pub timeout: Option<Duration>,
     pub max_inflight: Option<usize>,
     pub strategy: Option<Strategy>,
+    /// Names of the zones are asked as the same names under this zone
+    /// (`prometheus.infra.local` as `prometheus.service.consul`).
+    pub rewrite: Option<Zone>,
+    /// Default: `[upstream] filter_aaaa`.
+    pub filter_aaaa: Option<bool>,
     /// `rules[3] (line 4)` or `[[route]] #2 (line 12)`: where it was written.
     pub defined_at: String,
 }
@@ -130,6 +152,33 @@ pub struct CacheConfig {
     pub prefetch: bool,
 }
 
+/// `[metrics]`: the HTTP endpoint with `/metrics`, `/health` and `/ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+    /// How long a server may keep failing, with no good reply, before
+    /// `/health` reports it down. Default 5 s, so a dead route shows within 10 s.
+    pub health_window: Duration,
+}
+
+/// `[log]`: what goes to the log beside warnings and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// One line per client query (target `splitdns::query`). Default off.
+    pub queries: bool,
+    pub format: LogFormat,
+}
+
+/// How every log line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable `key=value` lines (the default).
+    #[default]
+    Plain,
+    /// One JSON object per line, fields at the top level.
+    Json,
+}
+
 /// A mistake in a config file, worded for the person who wrote it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -148,6 +197,17 @@ pub enum ConfigError {
         value: String,
         problem: String,
     },
+    #[error(
+        "{path}: {at}: rewrite target {target} overlaps {zone}, which is rewritten too \
+         ({other}); rewrites do not chain, point it at the final name"
+    )]
+    ChainedRewrite {
+        path: String,
+        at: String,
+        target: String,
+        zone: String,
+        other: String,
+    },
     #[error("{path}: zone {zone} is defined twice: {first} and {second}; keep one of them")]
     DuplicateZone {
         path: String,
@@ -163,6 +223,7 @@ const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// RFC 8767 §5 suggests one to three days; an hour covers an agent restart or
 /// an outage upstream without serving data that has long gone wrong.
 const DEFAULT_SERVE_STALE: Duration = Duration::from_secs(3600);
+const DEFAULT_HEALTH_WINDOW: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,6 +238,28 @@ struct RawConfig {
     route: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     cache: RawCache,
+    #[serde(default)]
+    local: RawLocal,
+    #[serde(default)]
+    record: Vec<Spanned<RawRecord>>,
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Spanned<String>,
+    health_window: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    queries: bool,
+    format: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -193,6 +276,7 @@ struct RawServer {
     tcp_idle_timeout: Option<Spanned<String>>,
     tcp_read_timeout: Option<Spanned<String>>,
     tcp_max_queries: Option<usize>,
+    user: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,6 +288,8 @@ struct RawUpstream {
     timeout: Option<Spanned<String>>,
     max_inflight: Option<usize>,
     strategy: Option<Spanned<String>>,
+    #[serde(default)]
+    filter_aaaa: bool,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +302,8 @@ struct RawRoute {
     timeout: Option<Spanned<String>>,
     max_inflight: Option<usize>,
     strategy: Option<Spanned<String>>,
+    rewrite: Option<Spanned<String>>,
+    filter_aaaa: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -249,7 +337,9 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text, path)
+        let mut config = Self::from_toml(&text, path)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates `text`; `origin` names the file in error messages.
@@ -266,12 +356,14 @@ impl Config {
     }
 
     /// The built-in default: unprivileged, loopback only, resolv.conf upstreams,
-    /// `consul` to a local agent on 127.0.0.1:8600.
+    /// `consul` to a local agent on 127.0.0.1:8600, names from /etc/hosts.
     pub fn builtin() -> Self {
         let text = "\
 rules = [\"server=/consul/127.0.0.1#8600\"]
 [server]
 listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]
+[local]
+hosts_files = [\"/etc/hosts\"]
 ";
         Self::from_toml(text, Path::new("<built-in default>"))
             .expect("the built-in default config is valid")
@@ -317,34 +409,42 @@ impl Source<'_> {
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let mut default_servers = self.servers("[upstream] servers", &raw.upstream.servers)?;
         let mut routes = Vec::new();
+        let mut records = Vec::new();
         for (i, rule) in raw.rules.iter().enumerate() {
             let parsed = Rule::parse(rule.get_ref())
                 .map_err(|problem| self.invalid(&format!("rules[{i}]"), rule, problem))?;
             let defined_at = format!("rules[{i}] (line {})", self.line_of(rule.span()));
             match parsed {
                 Rule::DefaultServer(server) => default_servers.push(server),
-                Rule::Zones { zones, action } => routes.push(RouteConfig {
+                Rule::Zones { zones, action } => {
+                    routes.push(RouteConfig::rule(zones, action, None, defined_at))
+                }
+                Rule::Rewrite { zones, target } => routes.push(RouteConfig::rule(
                     zones,
-                    action,
-                    min_ttl: None,
-                    timeout: None,
-                    max_inflight: None,
-                    strategy: None,
+                    RuleAction::DefaultUpstream,
+                    Some(target),
                     defined_at,
-                }),
+                )),
+                Rule::Records(more) => records.extend(more),
             }
         }
         for (i, route) in raw.route.iter().enumerate() {
             routes.push(self.route(i, route)?);
         }
+        for record in &raw.record {
+            records.push(self.record(record)?);
+        }
         let routes = merge_addresses(routes);
         self.reject_duplicate_zones(&routes)?;
+        self.reject_chained_rewrites(&routes)?;
         let guard = self.guard(&raw.server)?;
         let tcp = self.tcp(&raw.server)?;
         Ok(Config {
             origin: self.path.clone(),
             guard,
             tcp,
+            source: None,
+            user: self.user(raw.server.user)?,
             listen: self.listen(raw.server.listen)?,
             allow: self.allow(raw.server.allow)?,
             upstream: UpstreamConfig {
@@ -358,9 +458,74 @@ impl Source<'_> {
                 strategy: self
                     .strategy("[upstream] strategy", raw.upstream.strategy.as_ref())?
                     .unwrap_or_default(),
+                filter_aaaa: raw.upstream.filter_aaaa,
             },
             routes,
             cache: self.cache(raw.cache)?,
+            local: LocalConfig {
+                hosts_files: raw.local.hosts_files,
+                domain_needed: raw.local.domain_needed,
+                bogus_priv: raw.local.bogus_priv,
+                ttl: raw.local.ttl,
+                records,
+            },
+            metrics: raw.metrics.map(|m| self.metrics(m)).transpose()?,
+            log: self.log(raw.log)?,
+        })
+    }
+
+    fn metrics(&self, raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+        let listen = raw.listen.get_ref().parse().map_err(|_| {
+            self.invalid(
+                "[metrics] listen",
+                &raw.listen,
+                "expected ADDR:PORT, e.g. \"127.0.0.1:9153\"",
+            )
+        })?;
+        let health_window = match &raw.health_window {
+            Some(w) => self.timeout("[metrics] health_window", Some(w))?,
+            None => DEFAULT_HEALTH_WINDOW,
+        };
+        Ok(MetricsConfig {
+            listen,
+            health_window,
+        })
+    }
+
+    fn log(&self, raw: RawLog) -> Result<LogConfig, ConfigError> {
+        let format = match &raw.format {
+            None => LogFormat::Plain,
+            Some(f) => match f.get_ref().as_str() {
+                "plain" => LogFormat::Plain,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(self.invalid("[log] format", f, "expected \"plain\" or \"json\""));
+                }
+            },
+        };
+        Ok(LogConfig {
+            queries: raw.queries,
+            format,
+        })
+    }
+
+    fn record(&self, raw: &Spanned<RawRecord>) -> Result<StaticRecord, ConfigError> {
+        let RawRecord {
+            name,
+            rtype,
+            value,
+            ttl,
+        } = raw.get_ref();
+        let key = |field: &str| format!("[[record]] {field}");
+        let owner = Zone::parse(name.get_ref()).map_err(|p| self.invalid(&key("name"), name, p))?;
+        let rtype = local::record_type(rtype.get_ref())
+            .map_err(|p| self.invalid(&key("type"), rtype, p))?;
+        let rdata = local::parse_rdata(rtype, value.get_ref())
+            .map_err(|p| self.invalid(&key("value"), value, p))?;
+        Ok(StaticRecord {
+            name: owner,
+            rdata,
+            ttl: *ttl,
         })
     }
 
@@ -384,6 +549,13 @@ impl Source<'_> {
             });
         }
         let servers = self.servers(&format!("{key} servers"), &raw.servers)?;
+        let rewrite = match &raw.rewrite {
+            Some(target) => Some(
+                Zone::parse(target.get_ref())
+                    .map_err(|p| self.invalid(&format!("{key} rewrite"), target, p))?,
+            ),
+            None => None,
+        };
         Ok(RouteConfig {
             zones,
             action: if servers.is_empty() {
@@ -398,6 +570,8 @@ impl Source<'_> {
             },
             max_inflight: raw.max_inflight,
             strategy: self.strategy(&format!("{key} strategy"), raw.strategy.as_ref())?,
+            rewrite,
+            filter_aaaa: raw.filter_aaaa,
             defined_at: format!("{key} (line {})", self.line_of(route.span())),
         })
     }
@@ -510,6 +684,24 @@ impl Source<'_> {
             .collect()
     }
 
+    fn user(&self, raw: Option<Spanned<String>>) -> Result<Option<String>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let name = raw.get_ref();
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !valid {
+            return Err(self.invalid(
+                "[server] user",
+                &raw,
+                "expected a user name such as \"splitdns\" (it must exist when splitdns starts as root)",
+            ));
+        }
+        Ok(Some(name.clone()))
+    }
+
     fn allow(&self, raw: Option<Vec<Spanned<String>>>) -> Result<Option<Vec<IpNet>>, ConfigError> {
         let Some(raw) = raw else { return Ok(None) };
         raw.iter()
@@ -555,6 +747,31 @@ impl Source<'_> {
         })
     }
 
+    /// A rewrite into a zone that is itself rewritten would need a second pass
+    /// (or loop, when it points into its own zone): refuse it.
+    fn reject_chained_rewrites(&self, routes: &[RouteConfig]) -> Result<(), ConfigError> {
+        for route in routes {
+            let Some(target) = &route.rewrite else {
+                continue;
+            };
+            let chained = routes
+                .iter()
+                .filter(|other| other.rewrite.is_some())
+                .flat_map(|other| other.zones.iter().map(move |z| (z, other)))
+                .find(|(zone, _)| zone.contains(target.wire()) || target.contains(zone.wire()));
+            if let Some((zone, other)) = chained {
+                return Err(ConfigError::ChainedRewrite {
+                    path: self.path.clone(),
+                    at: route.defined_at.clone(),
+                    target: target.to_string(),
+                    zone: zone.to_string(),
+                    other: other.defined_at.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn reject_duplicate_zones(&self, routes: &[RouteConfig]) -> Result<(), ConfigError> {
         let mut seen: std::collections::HashMap<&Zone, &str> = std::collections::HashMap::new();
         for route in routes {
@@ -570,6 +787,28 @@ impl Source<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl RouteConfig {
+    /// A route from a rule line: rules take no options.
+    fn rule(
+        zones: Vec<Zone>,
+        action: RuleAction,
+        rewrite: Option<Zone>,
+        defined_at: String,
+    ) -> Self {
+        Self {
+            zones,
+            action,
+            min_ttl: None,
+            timeout: None,
+            max_inflight: None,
+            rewrite,
+            filter_aaaa: None,
+            strategy: None,
+            defined_at,
+        }
     }
 }
 
@@ -672,6 +911,10 @@ mod tests {
             "[upstream]\nbogus = 1",
             "[[route]]\nzones = [\"a\"]\nbogus = 1",
             "[cache]\nbogus = 1",
+            "[metrics]\nlisten = \"127.0.0.1:9153\"\nbogus = 1",
+            "[log]\nbogus = 1",
+            "[local]\nbogus = 1",
+            "[[record]]\nname = \"a\"\ntype = \"A\"\nvalue = \"192.0.2.1\"\nbogus = 1",
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("bogus"), "{text}: {err}");
@@ -695,6 +938,45 @@ mod tests {
         assert!(
             err.contains("rules[0] (line 1)") && err.contains("[[route]] #1 (line 2)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_record_value_names_key_line_and_form() {
+        let text =
+            "[local]\nttl = 5\n\n[[record]]\nname = \"lan\"\ntype = \"MX\"\nvalue = \"mail.lan\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("test.toml:7: [[record]] value"), "{err}");
+        assert!(err.contains("10 mail.example."), "{err}");
+    }
+
+    #[test]
+    fn chained_rewrites_are_refused() {
+        for text in [
+            "rules = [\"rewrite=/a.lan/b.lan/\", \"rewrite=/b.lan/service.consul/\"]",
+            "rules = [\"rewrite=/infra.local/x.infra.local/\"]",
+            "rules = [\"rewrite=/a.lan/service.consul/\", \"rewrite=/web.service.consul/c.lan/\"]",
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains("rewrites do not chain"), "{text}: {err}");
+        }
+        assert!(
+            parse(
+                "rules = [\"rewrite=/a.lan/service.consul/\", \"rewrite=/b.lan/service.consul/\"]"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn local_defaults_and_builtin_hosts() {
+        let c = parse("").unwrap();
+        assert!(c.local.hosts_files.is_empty());
+        assert_eq!(c.local.ttl, 0);
+        assert!(!c.upstream.filter_aaaa);
+        assert_eq!(
+            Config::builtin().local.hosts_files,
+            [PathBuf::from("/etc/hosts")]
         );
     }
 
@@ -752,6 +1034,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tcp_max_queries"), "{err}");
+    }
+
+    #[test]
+    fn metrics_and_log_tables() {
+        let c = parse(
+            "[metrics]\nlisten = \"127.0.0.1:9153\"\n[log]\nqueries = true\nformat = \"json\"",
+        )
+        .unwrap();
+        let metrics = c.metrics.unwrap();
+        assert_eq!(metrics.listen, "127.0.0.1:9153".parse().unwrap());
+        assert_eq!(metrics.health_window, DEFAULT_HEALTH_WINDOW);
+        assert!(c.log.queries);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(Config::builtin().metrics, None);
+        assert_eq!(Config::builtin().log, LogConfig::default());
+    }
+
+    #[test]
+    fn bad_metrics_and_log_values_name_key_and_line() {
+        let err = parse("[metrics]\nlisten = \"localhost\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml:2") && err.contains("[metrics] listen"),
+            "{err}"
+        );
+        let err = parse("[log]\nformat = \"xml\"").unwrap_err().to_string();
+        assert!(
+            err.contains("test.toml:2") && err.contains("\"json\""),
+            "{err}"
+        );
+        let err = parse("[metrics]\nlisten = \"127.0.0.1:9153\"\nhealth_window = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[metrics] health_window"), "{err}");
     }
 
     #[test]

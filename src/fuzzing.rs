@@ -10,9 +10,10 @@ use crate::answer::{Answer, TtlPolicy};
 use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::config::dnsmasq::Rule;
-use crate::handler::{Protocol, Shared, State, Step};
+use crate::handler::{Guards, Protocol, Shared, Step};
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
-use crate::rebind::{self, Rebind};
+use crate::rebind;
 use crate::router::Router;
 use crate::wire::{self, Message, Query};
 
@@ -95,17 +96,18 @@ allow = ["0.0.0.0/0", "::/0"]
 servers = ["127.0.0.1:9"]
 "#;
         let config = Config::from_toml(text, Path::new("fuzz.toml")).expect("fuzzing config");
-        let state = State {
-            router: Router::new(&config, config.upstream.servers.clone()),
-            allow: config.allow.clone().unwrap_or_default(),
-            rebind: Rebind::new(&config.guard),
-        };
+        let metrics = Metrics::new();
+        let state = crate::build_state(&config, &[], &metrics).expect("fuzzing state");
         let cache = Cache::new(1000).with_prefetch(false);
         let now = Instant::now();
         let answer = Answer::from_reply(&cached_reply(), CACHED, POLICY, now).expect("valid reply");
         let mut key = [0; 260];
         cache.insert(cache::key_for(CACHED, 1, 1, false, false, &mut key), &answer, now);
-        Shared::new(state, cache, RateLimit::new(0))
+        let guards = Guards {
+            rate_limit: RateLimit::new(0),
+            tcp: config.tcp.clone(),
+        };
+        Shared::new(state, cache, metrics, guards)
     })
 }
 

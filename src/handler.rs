@@ -8,32 +8,44 @@
 //! The path is split where it may have to wait: [`Shared::answer_now`] does
 //! everything that needs no I/O and runs inline in the listener loop, so cache
 //! hits cost no task; [`Shared::answer_miss`] is the rest, run as its own task.
+//! Both end in [`Shared::replied`], which counts the query and writes its log line.
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
-use tokio::sync::Notify;
 
 use crate::answer::Answer;
 use crate::cache::{self, Cache, Flight, Flights, Served};
+use crate::chaos;
+use crate::config::TcpConfig;
 use crate::local;
+use crate::local_data::LocalData;
+use crate::loops;
+use crate::metrics::{Dropped, Metrics};
+use crate::querylog::{self, Source};
 use crate::ratelimit::RateLimit;
 use crate::rebind::{self, Rebind};
-use crate::router::{Action, Router};
+use crate::router::{Action, Route, Router};
 use crate::srv;
 use crate::upstream::Ask;
 use crate::wire::{self, NameBuf, Query, Reject};
 
 /// What a reload replaces as a whole: a query works on one snapshot throughout.
 pub struct State {
-    pub router: Router,
+    /// Shared with the next state when only `allow` changes (an interface
+    /// came or went), so its upstream sockets are kept.
+    pub router: Arc<Router>,
     pub allow: Vec<IpNet>,
+    /// `[log] queries`: checked before anything of the log line is built.
+    pub log_queries: bool,
+    /// Swapped on its own when a hosts file changes; a reload brings a new one.
+    pub local: ArcSwap<LocalData>,
     pub rebind: Rebind,
 }
 
@@ -42,17 +54,36 @@ pub struct State {
 pub struct Shared {
     pub state: ArcSwap<State>,
     pub cache: Cache,
+    pub metrics: Metrics,
+    /// Set while the listeners serve: what `/ready` reports.
+    pub serving: AtomicBool,
     flights: Flights,
     in_flight: InFlight,
     rate_limit: RateLimit,
+    /// `[server] tcp_*`, fixed at start.
+    pub tcp: TcpConfig,
     /// Itself, so a cache hit can start a prefetch task that outlives it.
     me: Weak<Self>,
 }
 
+/// The defences fixed at start: a reload does not change them.
+pub struct Guards {
+    pub rate_limit: RateLimit,
+    pub tcp: TcpConfig,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    Udp,
-    Tcp,
+    Udp = 0,
+    Tcp = 1,
+}
+
+/// Who asked, over what, and when: what the accounting at the end needs.
+#[derive(Clone, Copy)]
+struct Asked {
+    client: IpAddr,
+    protocol: Protocol,
+    at: Instant,
 }
 
 /// The outcome of the synchronous part of a query.
@@ -68,8 +99,10 @@ pub enum Step {
 /// A query that has to wait for an upstream.
 pub struct Miss {
     query: Query,
+    client: IpAddr,
     state: Arc<State>,
     limit: usize,
+    asked: Asked,
     _in_flight: InFlightGuard,
 }
 
@@ -103,16 +136,37 @@ impl From<&Query> for Question {
     }
 }
 
+impl Question {
+    fn key<'b>(&self, buf: &'b mut [u8; 260]) -> &'b [u8] {
+        cache::key_for(
+            self.lower.as_bytes(),
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+            buf,
+        )
+    }
+}
+
 impl Shared {
-    pub fn new(state: State, cache: Cache, rate_limit: RateLimit) -> Arc<Self> {
+    pub fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             state: ArcSwap::from_pointee(state),
             cache,
+            metrics,
+            serving: AtomicBool::new(false),
             flights: Flights::default(),
             in_flight: InFlight::default(),
-            rate_limit,
+            rate_limit: guards.rate_limit,
+            tcp: guards.tcp,
             me: me.clone(),
         })
+    }
+
+    /// Client queries waiting for an upstream now.
+    pub fn inflight(&self) -> usize {
+        self.in_flight.count.load(Ordering::Relaxed)
     }
 
     /// Answers `packet` if that needs no waiting: bad input, refused clients,
@@ -124,58 +178,63 @@ impl Shared {
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> Step {
+        let state = self.state.load();
+        let asked = Asked {
+            client: client.to_canonical(),
+            protocol,
+            at: Instant::now(),
+        };
+        let allowed = state.allow.iter().any(|net| net.contains(&asked.client));
         let query = match Query::parse(packet) {
             Ok(query) => query,
-            Err(Reject::Drop) => return Step::Drop,
-            Err(Reject::Respond {
-                rcode,
-                question_end,
-            }) => {
-                *out = wire::error_reply(packet, rcode.into(), question_end, false);
-                return Step::Reply;
-            }
+            Err(reject) => return self.reject(packet, reject, allowed, protocol, out),
         };
-        let state = self.state.load();
-        let client = client.to_canonical();
-        if !state.allow.iter().any(|net| net.contains(&client)) {
+        if !allowed || !self.rate_limit.admit(asked.client, asked.at) {
             query.write_error(wire::RCODE_REFUSED.into(), out);
-            return Step::Reply;
-        }
-        let now = Instant::now();
-        if !self.rate_limit.admit(client, now) {
-            query.write_error(wire::RCODE_REFUSED.into(), out);
-            return Step::Reply;
+            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
         if query.edns.is_some_and(|e| e.version > 0) {
             query.write_error(wire::EXT_RCODE_BADVERS, out);
-            return Step::Reply;
+            let rcode = wire::EXT_RCODE_BADVERS;
+            return self.replied(&state, &query, asked, None, Source::Local, rcode);
         }
         let limit = match protocol {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
-        match &state.router.route(query.lower.as_bytes()).action {
-            Action::Local => local::nxdomain(&query, out),
-            Action::Address(ips) => local::addresses(&query, ips, out),
-            Action::Forward(_) if query.qtype == wire::TYPE_ANY => local::rfc8482(&query, out),
-            Action::Forward(_) => {
-                let mut key = [0; 260];
-                let key = cache::key_of(&query, &mut key);
-                match self.cache.serve(key, &query, now, limit, out) {
-                    Served::Hit => {}
-                    Served::HitRefresh => self.prefetch(&state, &query),
-                    Served::Miss => {
-                        return Step::Miss(Box::new(Miss {
-                            query,
-                            state: arc_swap::Guard::into_inner(state),
-                            limit,
-                            _in_flight: self.in_flight.enter(),
-                        }));
-                    }
-                }
-            }
+        if self.answer_unrouted(&state, &query, limit, out) {
+            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
-        Step::Reply
+        let route = state.router.route(query.lower.as_bytes());
+        if let Some(source) = answer_locally(&state, &query, route, out) {
+            return self.replied(&state, &query, asked, Some(route), source, rcode_of(out));
+        }
+        let mut key = [0; 260];
+        let key = cache::key_of(&query, &mut key);
+        let served = self.cache.serve(key, &query, asked.at, limit, out);
+        if served != Served::Miss {
+            if served == Served::HitRefresh {
+                self.prefetch(&state, &query);
+            }
+            route.metrics.hits.inc();
+            return self.replied(
+                &state,
+                &query,
+                asked,
+                Some(route),
+                Source::Cache,
+                rcode_of(out),
+            );
+        }
+        route.metrics.misses.inc();
+        Step::Miss(Box::new(Miss {
+            query,
+            client,
+            state: arc_swap::Guard::into_inner(state),
+            limit,
+            asked,
+            _in_flight: self.in_flight.enter(),
+        }))
     }
 
     /// Refreshes a hot entry before it expires, in the background.
@@ -187,18 +246,102 @@ impl Shared {
         runtime.spawn(me.fetch(Arc::clone(state), Question::from(query)));
     }
 
+    /// A packet that is not a query we answer normally: dropped, or answered
+    /// with the RCODE it earned; strangers learn nothing from us but REFUSED.
+    fn reject(
+        &self,
+        packet: &[u8],
+        reject: Reject,
+        allowed: bool,
+        protocol: Protocol,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        match reject {
+            Reject::Drop => {
+                self.metrics.dropped(if packet.len() < wire::HEADER_LEN {
+                    Dropped::TooShort
+                } else {
+                    Dropped::NotAQuery
+                });
+                return Step::Drop;
+            }
+            Reject::Respond { .. } if !allowed => {
+                *out = wire::error_reply(packet, wire::RCODE_REFUSED.into(), None, false);
+            }
+            Reject::Respond {
+                rcode,
+                question_end,
+            } => {
+                *out = wire::error_reply(packet, rcode.into(), question_end, false);
+            }
+        }
+        self.metrics.queries.count(protocol, 0, rcode_of(out));
+        Step::Reply
+    }
+
+    /// Answers that belong to no route: CHAOS statistics and local data.
+    fn answer_unrouted(
+        &self,
+        state: &State,
+        query: &Query,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if chaos::answer(self, state, query, limit, out) {
+            return true;
+        }
+        let local_data = state.local.load();
+        let Some(records) = local_data.lookup(query.lower.as_bytes()) else {
+            return false;
+        };
+        local::data(query, &local_data, records, limit, out);
+        true
+    }
+
+    /// Counts an answered query and writes its log line when the log is on.
+    fn replied(
+        &self,
+        state: &State,
+        query: &Query,
+        asked: Asked,
+        route: Option<&Route>,
+        source: Source,
+        rcode: u16,
+    ) -> Step {
+        self.metrics
+            .queries
+            .count(asked.protocol, query.qtype, rcode);
+        if state.log_queries {
+            let zone = route.map(|r| &r.zone);
+            querylog::log(asked.client, query, zone, source, rcode, asked.at);
+        }
+        Step::Reply
+    }
+
     /// Fetches the answer for a miss and writes the client's response.
     pub async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
-        let question = Question::from(query);
         let mut out = Vec::new();
-        match Arc::clone(self)
-            .resolve(Arc::clone(&miss.state), question)
-            .await
-        {
+        let (answer, source) = if loops::came_back(&miss.state, query, miss.client) {
+            (None, Source::Local)
+        } else {
+            Arc::clone(self)
+                .resolve_traced(Arc::clone(&miss.state), Question::from(query))
+                .await
+        };
+        match answer {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
+        let route = miss.state.router.route(query.lower.as_bytes());
+        self.replied(
+            &miss.state,
+            query,
+            miss.asked,
+            Some(route),
+            source,
+            rcode_of(&out),
+        );
         out
     }
 
@@ -211,11 +354,20 @@ impl Shared {
         state: Arc<State>,
         question: Question,
     ) -> Option<Arc<Answer>> {
+        self.resolve_traced(state, question).await.0
+    }
+
+    /// [`Shared::resolve`], also telling where the answer came from.
+    async fn resolve_traced(
+        self: Arc<Self>,
+        state: Arc<State>,
+        question: Question,
+    ) -> (Option<Arc<Answer>>, Source) {
         let mut key = [0; 260];
         let key = question.key(&mut key);
         let now = Instant::now();
         if let Some(answer) = self.cache.get(key, now) {
-            return Some(Arc::new(answer));
+            return (Some(Arc::new(answer)), Source::Cache);
         }
         let Some(stale) = self.cache.stale(key, now) else {
             return self.fetch(state, question).await;
@@ -223,53 +375,83 @@ impl Shared {
         // The fetch runs on its own, so it still refreshes the cache when the
         // client has been given the stale answer.
         let fetch = tokio::spawn(Arc::clone(&self).fetch(state, question));
-        if let Ok(Ok(Some(answer))) = tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await {
-            return Some(answer);
+        if let Ok(Ok((Some(answer), source))) =
+            tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await
+        {
+            return (Some(answer), source);
         }
         tracing::info!(name = %question.lower, "serving a stale answer: the upstreams failed or are slow");
-        Some(Arc::new(stale.to_stale(Instant::now(), STALE_TTL)))
+        let stale = stale.to_stale(Instant::now(), STALE_TTL);
+        (Some(Arc::new(stale)), Source::Stale)
     }
 
     /// Asks the route's upstreams (one fetch per key at a time), stores the
     /// answer and hands it to every query that waited on it.
-    async fn fetch(self: Arc<Self>, state: Arc<State>, question: Question) -> Option<Arc<Answer>> {
+    async fn fetch(
+        self: Arc<Self>,
+        state: Arc<State>,
+        question: Question,
+    ) -> (Option<Arc<Answer>>, Source) {
         let route = state.router.route(question.lower.as_bytes());
-        let Action::Forward(upstream) = &route.action else {
-            return None;
+        let Some(target) = state.router.target(route, &question.lower) else {
+            return (None, Source::None);
+        };
+        let Action::Forward(upstream) = target.action else {
+            return (None, Source::None);
         };
         let mut key = [0; 260];
         let key = question.key(&mut key);
         let leader = match self.flights.join(key) {
-            Flight::Follower(rx) => return cache::follow(rx).await,
+            Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
             Flight::Leader(leader) => leader,
         };
         let ask = Ask {
-            lower: question.lower.as_bytes(),
+            lower: target.ask.as_bytes(),
             qtype: question.qtype,
             qclass: question.qclass,
             dnssec_ok: question.dnssec_ok,
             checking_disabled: question.checking_disabled,
         };
-        let reply = match upstream.ask(ask).await {
+        let (reply, server) = match upstream.ask(ask).await {
             Ok(reply) => reply,
             Err(error) => {
                 tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
-                return None;
+                return (None, Source::None);
             }
         };
-        let reply = if state.rebind.guards(&state.router, route, ask.lower) {
-            rebind::screen(reply, &question.lower)?
+        let reply = match &target.rewrite {
+            None => reply,
+            Some(rewrite) => match rewrite.back(&reply, question.lower.as_bytes()) {
+                Some(reply) => reply,
+                None => return (None, Source::None),
+            },
+        };
+        let reply = if state
+            .rebind
+            .guards(&state.router, upstream, question.lower.as_bytes())
+        {
+            match rebind::screen(reply, &question.lower) {
+                Some(reply) => reply,
+                None => return (None, Source::None),
+            }
         } else {
             reply
         };
-        let answer = Answer::from_reply(&reply, ask.lower, route.ttl, Instant::now()).ok()?;
+        let Ok(answer) = Answer::from_reply(
+            &reply,
+            question.lower.as_bytes(),
+            target.ttl,
+            Instant::now(),
+        ) else {
+            return (None, Source::None);
+        };
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             answer = srv::complete(&self, &state, answer, upstream.timeout()).await;
         }
         self.cache.insert(leader.key(), &answer, Instant::now());
         leader.finish(&answer);
-        Some(answer)
+        (Some(answer), Source::Server(server))
     }
 
     /// Waits until no miss is in flight, or `deadline` passes.
@@ -278,17 +460,41 @@ impl Shared {
     }
 }
 
-impl Question {
-    fn key<'b>(&self, buf: &'b mut [u8; 260]) -> &'b [u8] {
-        cache::key_for(
-            self.lower.as_bytes(),
-            self.qtype,
-            self.qclass,
-            self.dnssec_ok,
-            self.checking_disabled,
-            buf,
-        )
+/// Answers splitdns gives for `route` itself, never forwarding: single-label
+/// and private reverse names kept home, filtered AAAA, local zones and
+/// address rules. `None`: the name goes upstream.
+fn answer_locally(
+    state: &State,
+    query: &Query,
+    route: &Route,
+    out: &mut Vec<u8>,
+) -> Option<Source> {
+    let lower = query.lower.as_bytes();
+    let local_data = state.local.load();
+    if route.is_default() && local_data.keeps_home(lower) {
+        local::nxdomain(query, out);
+    } else if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
+        local::filtered(query, out);
+    } else {
+        let action = match &route.action {
+            Action::Reroute => state.router.target(route, &query.lower).map(|t| t.action),
+            action => Some(action),
+        };
+        match action {
+            // RFC 8482: never forwarded, so never amplified.
+            Some(Action::Forward(_)) if query.qtype == wire::TYPE_ANY => local::rfc8482(query, out),
+            Some(Action::Forward(_)) => return None,
+            Some(Action::Local) => local::nxdomain(query, out),
+            Some(Action::Address(ips)) => local::addresses(query, ips, local_data.ttl(), out),
+            // A rewrite too long to apply, or into another rewrite (config refuses those).
+            None | Some(Action::Reroute) => {
+                query.write_error(wire::RCODE_SERVFAIL.into(), out);
+                return Some(Source::None);
+            }
+        }
     }
+    route.metrics.local.inc();
+    Some(Source::Local)
 }
 
 /// [`Shared::resolve`] behind a box, for the SRV completion that calls back
@@ -318,42 +524,40 @@ impl Query {
     }
 }
 
+/// The RCODE of a response splitdns wrote (the header's four bits).
+fn rcode_of(out: &[u8]) -> u16 {
+    out.get(3).map_or(0, |b| u16::from(b & 0x0f))
+}
+
 /// Counts misses in flight, so shutdown can wait for them.
 #[derive(Default)]
 struct InFlight {
     count: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
 }
 
 struct InFlightGuard {
     count: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
 }
 
 impl InFlight {
     fn enter(&self) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::AcqRel);
+        self.count.fetch_add(1, Ordering::Relaxed);
         InFlightGuard {
             count: Arc::clone(&self.count),
-            idle: Arc::clone(&self.idle),
         }
     }
 
+    /// Polls rather than being notified: it runs once, at shutdown, and keeps
+    /// the per-query path free of wake-ups.
     async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            notified.await;
+        while self.count.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
-        }
+        self.count.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -1,21 +1,30 @@
-//! Upstream health: which servers of a route to ask, and in what order.
+//! Upstream health: which servers of a route to ask and in what order, and
+//! what `/health` and `splitdns_upstream_healthy` report.
 //!
-//! Each server keeps its consecutive failures and a smoothed round-trip time,
-//! all atomics, so choosing servers takes no lock. A server that failed
-//! [`DOWN_AFTER`] times in a row is down: queries skip it, and at most every
-//! [`PROBE_EVERY`] one query is also sent to it in the background; its first
-//! answer brings it back. When every server of a route is down they are all
-//! asked anyway, since failing without asking helps no one.
+//! Each server keeps its consecutive failures, a smoothed round-trip time and
+//! when its current run of failures began, all atomics, so choosing servers
+//! takes no lock. For choosing: a server that failed [`DOWN_AFTER`] times in a
+//! row is out of rotation; queries skip it, and at most every [`PROBE_EVERY`]
+//! one query is also sent to it in the background; its first answer brings it
+//! back. When every server of a route is out, they are all asked anyway,
+//! since failing without asking helps no one. For reporting: a server is down
+//! once its attempts have kept failing, without one good reply, for the health
+//! window, and up again at its next good reply; a server never asked counts as
+//! up, and a route is healthy while one of its servers is up.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::handler::State;
+use crate::router::Action;
 
 /// Consecutive failures that take a server out of rotation.
 pub const DOWN_AFTER: u32 = 3;
-/// The shortest time between two probes of a server that is down.
+/// The shortest time between two probes of a server out of rotation.
 pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// `fastest` puts another server first on one query in this many, so a server
 /// that was slow once gets measured again.
@@ -56,26 +65,29 @@ impl fmt::Display for Strategy {
     }
 }
 
-/// One server's record: failures in a row, smoothed RTT, last probe.
+/// One server's recent outcome, updated with relaxed atomics by every attempt.
 #[derive(Debug, Default)]
-pub struct Health {
+pub struct ServerHealth {
+    /// When the current run of failures began ([`millis`]); 0 while answering.
+    failing_since: AtomicU64,
     failures_in_a_row: AtomicU32,
     /// Smoothed RTT in microseconds; 0 until the first answer.
     srtt_us: AtomicU32,
-    /// When the last probe went out; locked only while the server is down.
+    /// When the last probe went out; locked only while out of rotation.
     last_probe: Mutex<Option<Instant>>,
 }
 
-impl Health {
-    pub fn is_up(&self) -> bool {
-        self.failures_in_a_row.load(Ordering::Relaxed) < DOWN_AFTER
-    }
-
-    /// An answer came back after `rtt`: the server is up, and the RTT moves
-    /// 1/8 of the way to it (the weight TCP gives its SRTT, RFC 6298 §2).
-    pub fn succeeded(&self, rtt: Duration) {
-        let was_down = !self.is_up();
-        self.failures_in_a_row.store(0, Ordering::Relaxed);
+impl ServerHealth {
+    /// A usable reply after `rtt`: the server is up and back in rotation, and
+    /// its RTT moves 1/8 of the way to `rtt` (the weight TCP gives its SRTT,
+    /// RFC 6298 §2).
+    pub fn answered(&self, rtt: Duration) {
+        if self.failing_since.load(Ordering::Relaxed) != 0 {
+            self.failing_since.store(0, Ordering::Relaxed);
+        }
+        if self.failures_in_a_row.load(Ordering::Relaxed) != 0 {
+            self.failures_in_a_row.store(0, Ordering::Relaxed);
+        }
         let sample = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX).max(1);
         let _ = self
             .srtt_us
@@ -86,24 +98,41 @@ impl Health {
                     ((u64::from(old) * 7 + u64::from(sample)) / 8) as u32
                 })
             });
-        if was_down {
-            tracing::info!("upstream server answers again");
+    }
+
+    /// A timeout, SERVFAIL, REFUSED or bad reply. Returns true when this
+    /// failure took the server out of rotation.
+    pub fn failed(&self) -> bool {
+        let _ = self.failing_since.compare_exchange(
+            0,
+            millis(Instant::now()),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 == DOWN_AFTER
+    }
+
+    /// Up unless it has been failing for at least `window` (what `/health` reports).
+    pub fn is_up(&self, window: Duration, now: Instant) -> bool {
+        match self.failing_since.load(Ordering::Relaxed) {
+            0 => true,
+            since => u128::from(millis(now).saturating_sub(since)) < window.as_millis(),
         }
     }
 
-    /// Returns true when this failure took the server down.
-    pub fn failed(&self) -> bool {
-        self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 == DOWN_AFTER
+    /// Fewer than [`DOWN_AFTER`] failures in a row: queries may be sent to it.
+    pub fn in_rotation(&self) -> bool {
+        self.failures_in_a_row.load(Ordering::Relaxed) < DOWN_AFTER
     }
 
     pub fn srtt(&self) -> Duration {
         Duration::from_micros(u64::from(self.srtt_us.load(Ordering::Relaxed)))
     }
 
-    /// Whether a down server is due a probe at `now`; claims it if so, so
-    /// concurrent queries send one probe between them.
+    /// Whether a server out of rotation is due a probe at `now`; claims it if
+    /// so, so concurrent queries send one probe between them.
     pub fn claim_probe(&self, now: Instant) -> bool {
-        if self.is_up() {
+        if self.in_rotation() {
             return false;
         }
         let mut last = self.last_probe.lock().expect("probe time lock");
@@ -115,11 +144,13 @@ impl Health {
     }
 }
 
-/// The order to ask servers in, as indices into `servers`: up servers only
-/// (all of them when none is up), arranged by `strategy`. `turn` is a counter
+/// The order to ask servers in, as indices into `servers`: those in rotation
+/// only (all of them when none is), arranged by `strategy`. `turn` is a counter
 /// that varies between queries, used by `fastest` to re-measure.
-pub fn order(strategy: Strategy, servers: &[&Health], turn: u32) -> Vec<usize> {
-    let mut up: Vec<usize> = (0..servers.len()).filter(|&i| servers[i].is_up()).collect();
+pub fn order(strategy: Strategy, servers: &[&ServerHealth], turn: u32) -> Vec<usize> {
+    let mut up: Vec<usize> = (0..servers.len())
+        .filter(|&i| servers[i].in_rotation())
+        .collect();
     if up.is_empty() {
         up = (0..servers.len()).collect();
     }
@@ -133,27 +164,78 @@ pub fn order(strategy: Strategy, servers: &[&Health], turn: u32) -> Vec<usize> {
     up
 }
 
+/// Milliseconds since the first call, plus one so that 0 can mean "not failing".
+fn millis(now: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    now.saturating_duration_since(epoch).as_millis() as u64 + 1
+}
+
+/// `Ok` when every forwarding route has a server that is up; otherwise the
+/// routes that have none, one per line, for the `/health` body.
+pub fn check(state: &State, window: Duration) -> Result<(), String> {
+    let now = Instant::now();
+    let mut problems = String::new();
+    for route in state.router.routes() {
+        let Action::Forward(upstream) = &route.action else {
+            continue;
+        };
+        let servers = upstream.members();
+        if servers.is_empty() {
+            let _ = writeln!(problems, "route {}: no upstream servers", route.zone);
+        } else if !servers.iter().any(|s| s.health().is_up(window, now)) {
+            let names: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
+            let _ = writeln!(
+                problems,
+                "route {}: no answer from {} for {:?} or more",
+                route.zone,
+                names.join(", "),
+                window
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn down_only_after_failing_for_the_window_and_up_at_the_next_answer() {
+        let h = ServerHealth::default();
+        let window = Duration::from_secs(5);
+        let t0 = Instant::now();
+        assert!(h.is_up(window, t0));
+        h.failed();
+        assert!(h.is_up(window, Instant::now()));
+        h.failed();
+        assert!(!h.is_up(window, Instant::now() + window));
+        h.answered(Duration::from_millis(1));
+        assert!(h.is_up(window, Instant::now() + window));
+    }
+
+    #[test]
     fn three_failures_in_a_row_take_a_server_down_and_an_answer_brings_it_back() {
-        let h = Health::default();
+        let h = ServerHealth::default();
         assert!(!h.failed() && !h.failed());
-        assert!(h.is_up());
+        assert!(h.in_rotation());
         assert!(
             h.failed(),
             "the third failure is the one that takes it down"
         );
-        assert!(!h.is_up());
-        h.succeeded(Duration::from_millis(3));
-        assert!(h.is_up());
+        assert!(!h.in_rotation());
+        h.answered(Duration::from_millis(3));
+        assert!(h.in_rotation());
     }
 
     #[test]
     fn probes_are_at_most_every_five_seconds_and_only_when_down() {
-        let h = Health::default();
+        let h = ServerHealth::default();
         let now = Instant::now();
         assert!(!h.claim_probe(now), "an up server is not probed");
         for _ in 0..DOWN_AFTER {
@@ -166,7 +248,7 @@ mod tests {
 
     #[test]
     fn order_skips_down_servers_unless_all_are_down() {
-        let (a, b) = (Health::default(), Health::default());
+        let (a, b) = (ServerHealth::default(), ServerHealth::default());
         for _ in 0..DOWN_AFTER {
             a.failed();
         }
@@ -179,18 +261,18 @@ mod tests {
 
     #[test]
     fn fastest_prefers_lowest_srtt_and_sometimes_remeasures() {
-        let (slow, fast) = (Health::default(), Health::default());
-        slow.succeeded(Duration::from_millis(80));
-        fast.succeeded(Duration::from_millis(2));
+        let (slow, fast) = (ServerHealth::default(), ServerHealth::default());
+        slow.answered(Duration::from_millis(80));
+        fast.answered(Duration::from_millis(2));
         assert_eq!(order(Strategy::Fastest, &[&slow, &fast], 1), [1, 0]);
         assert_eq!(order(Strategy::Fastest, &[&slow, &fast], 0), [0, 1]);
     }
 
     #[test]
     fn srtt_moves_an_eighth_of_the_way() {
-        let h = Health::default();
-        h.succeeded(Duration::from_micros(800));
-        h.succeeded(Duration::from_micros(1600));
+        let h = ServerHealth::default();
+        h.answered(Duration::from_micros(800));
+        h.answered(Duration::from_micros(1600));
         assert_eq!(h.srtt(), Duration::from_micros(900));
     }
 }

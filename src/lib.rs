@@ -1,112 +1,184 @@
 //! splitdns: a DNS forwarder and split resolver for hosts that run Consul and Docker.
 //!
 //! Who owns what, in the order a query meets them:
-//! - [`server`]: UDP and TCP listeners; hands each packet to the handler;
-//!   [`connections`] caps TCP connections.
+//! - [`server`]: UDP and TCP listeners; hands each packet to the handler.
+//!   [`listeners`] decides which addresses are listened on, following the
+//!   interfaces [`interfaces`] reports; [`connections`] caps TCP connections.
 //! - [`handler`]: one query top to bottom: admit, route, cache, upstream, respond.
 //! - [`wire`]: the byte-level reads and patches of the hot path.
 //! - [`router`]: zone -> route by longest suffix; [`zone`] is the name form it keys on.
-//! - [`local`]: answers of local rules (`address=`, `local=`) and of ANY (RFC 8482).
+//! - [`local`]: answers splitdns makes itself; [`local_data`] holds hosts files and
+//!   static records ([`hosts`] reads the files).
+//! - [`rewrite`]: rewrite routes, names mapped into another zone and back.
+//! - [`cache`]: the answer cache and the single-flight table; [`answer`] is what it holds.
+//! - [`upstream`]: one route's servers: failover, fastest or parallel, TCP
+//!   fallback, reply validation; [`health`] says which servers to ask, in what order.
 //! - [`ratelimit`]: queries per second per client; [`rebind`]: no private
 //!   addresses from the internet.
-//! - [`cache`]: the answer cache and the single-flight table; [`answer`] is what it holds.
-//! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation;
-//!   [`health`] decides which servers to ask and in what order.
+//! - [`loops`]: a query of ours that comes back to us through an upstream.
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
-//! - [`signal`]: OS signals -> shutdown.
+//! - [`signal`]: OS signals -> [`signal::Control`]; [`reload`] acts on them and
+//!   on changes of the host (interfaces, resolv.conf) while serving.
+//! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
+//!   notify protocol.
+//! - [`import`]: `import-dnsmasq`, a dnsmasq.conf -> splitdns TOML.
 //! - [`fuzzing`]: the entry points of the fuzz targets.
+//!
+//! Seeing into it:
+//! - [`metrics`]: the counters, resolved per route and server when the table is built.
+//! - [`health`] also reports upstream health; [`http`] serves `/metrics`, `/health`, `/ready`.
+//! - [`chaos`]: dnsmasq's CHAOS `*.bind` statistics; [`stats`] reads counters back (SIGUSR1).
+//! - [`querylog`]: one line per client query.
 
 pub mod answer;
 pub mod cache;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod fuzzing;
 pub mod handler;
 pub mod health;
+pub mod hosts;
+pub mod http;
+pub mod import;
+pub mod interfaces;
+pub mod listeners;
 pub mod local;
+pub mod local_data;
+pub mod loops;
+pub mod metrics;
+pub mod notify;
+pub mod privilege;
+pub mod querylog;
 pub mod ratelimit;
 pub mod rebind;
+pub mod reload;
 pub mod resolv;
+pub mod rewrite;
 pub mod router;
 pub mod server;
 pub mod signal;
 pub mod srv;
+pub mod stats;
 pub mod upstream;
 pub mod wire;
 pub mod zone;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use tokio::sync::mpsc;
 
 pub use config::Config;
 use config::{ConfigError, Listen};
 use handler::{Shared, State};
+use listeners::Listeners;
+use local_data::LocalData;
+use metrics::Metrics;
+use privilege::PrivilegeError;
 use router::Router;
-use server::{BindError, Listener};
+use server::BindError;
+use signal::Control;
 
 /// How long shutdown waits for queries already being resolved.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Why splitdns could not start.
+/// Why splitdns could not start (or a reload was rejected).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Bind(#[from] BindError),
-    #[error("listen {entry}: {problem}")]
-    Interface { entry: String, problem: String },
-    #[error("no listen address could be bound")]
-    NothingBound,
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Local(#[from] local_data::LoadError),
+    #[error(transparent)]
+    Import(#[from] import::ImportError),
+    #[error(
+        "[metrics] listen {addr}: cannot listen: {source}; pick a free port or remove the [metrics] table"
+    )]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
+
+/// Where a reload reads the config from.
+pub type Loader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// A bound, not yet serving, splitdns.
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<Listener>,
-    tcp: config::TcpConfig,
+    listeners: Listeners,
+    config: Config,
+    loader: Loader,
+    /// The `[metrics]` endpoint, when configured.
+    http: Option<http::Endpoint>,
 }
 
 impl Server {
-    /// Binds every listener of `config` and builds the routing table.
+    /// Binds every listener of `config` and builds the routing table. An
+    /// `IFNAME:PORT` whose interface is missing is waited for, not an error.
     pub async fn bind(config: Config) -> Result<Self, Error> {
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        let mut listeners = Vec::new();
-        for addr in listen_addrs(&config.listen)? {
-            match Listener::bind(addr, workers) {
-                Ok(listener) => listeners.push(listener),
-                Err(e) if addr.is_ipv6() && ipv6_missing(&e) => {
-                    tracing::warn!(%addr, error = %e, "skipping an IPv6 listener: this host has no IPv6 there");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if listeners.is_empty() {
-            return Err(Error::NothingBound);
-        }
-        let bound: Vec<SocketAddr> = listeners.iter().map(|l| l.addr).collect();
-        let state = build_state(&config, &bound);
+        let listeners = Listeners::bind(&config.listen, workers)?;
+        let http = match &config.metrics {
+            Some(m) => Some(
+                http::Endpoint::bind(m)
+                    .await
+                    .map_err(|source| Error::Metrics {
+                        addr: m.listen,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let metrics = Metrics::new();
+        let state = build_state(&config, &listeners.addrs(), &metrics)?;
+        metrics.config_loaded(&config);
         let cache = cache::Cache::new(config.cache.size)
             .with_serve_stale(config.cache.serve_stale)
             .with_prefetch(config.cache.prefetch);
-        let rate_limit = ratelimit::RateLimit::new(config.guard.rate_limit);
-        let shared = Shared::new(state, cache, rate_limit);
+        let guards = handler::Guards {
+            rate_limit: ratelimit::RateLimit::new(config.guard.rate_limit),
+            tcp: config.tcp.clone(),
+        };
+        let shared = Shared::new(state, cache, metrics, guards);
+        let source = config.source.clone();
         Ok(Self {
             shared,
             listeners,
-            tcp: config.tcp,
+            config,
+            loader: Box::new(move || match &source {
+                Some(path) => Config::load(path),
+                None => Ok(Config::builtin()),
+            }),
+            http,
         })
     }
 
-    /// The addresses actually bound, in listen order.
+    /// Where `/metrics`, `/health` and `/ready` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(http::Endpoint::addr)
+    }
+
+    /// Replaces how a reload gets the new config (by default: the file the
+    /// config was loaded from, else the built-in default).
+    pub fn reload_from(mut self, loader: Loader) -> Self {
+        self.loader = loader;
+        self
+    }
+
+    /// The addresses bound now, in listen order.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.addr).collect()
+        self.listeners.addrs()
     }
 
     /// Serves until `shutdown` completes, then lets queries in flight finish
@@ -115,34 +187,71 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        self.serve(signal::shutdown_on(shutdown)).await
+    }
+
+    /// Serves, reloading on [`Control::Reload`], until [`Control::Shutdown`]
+    /// or the channel closes; then lets queries in flight finish.
+    pub async fn serve(self, controls: mpsc::Receiver<Control>) -> Result<(), Error> {
         let mut tasks = tokio::task::JoinSet::new();
-        for listener in self.listeners {
-            tracing::info!(addr = %listener.addr, "listening (UDP and TCP)");
-            listener.spawn(&self.shared, &self.tcp, &mut tasks);
+        let shared = Arc::clone(&self.shared);
+        tasks.spawn(signal::on_stats_request(move || shared.log_stats()));
+        if let Some(http) = self.http {
+            tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
+            tasks.spawn(http.serve(Arc::clone(&self.shared)));
         }
-        shutdown.await;
+        tasks.spawn(local_data::watch(Arc::clone(&self.shared)));
+        let shared = Arc::clone(&self.shared);
+        let supervisor = reload::Supervisor::new(self.config, self.loader, shared, self.listeners);
+        self.shared
+            .serving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let listeners = supervisor.run(controls).await;
         tracing::info!("shutting down");
+        self.shared
+            .serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         tasks.abort_all();
+        drop(listeners);
         self.shared.drain(DRAIN).await;
         Ok(())
     }
 }
 
-/// The routing table and access list for `config`, given the bound addresses.
-pub fn build_state(config: &Config, bound: &[SocketAddr]) -> State {
-    let default_servers = if config.upstream.servers.is_empty() {
-        resolv::upstreams(&config.upstream.resolv_conf, bound)
-    } else {
-        config.upstream.servers.clone()
-    };
+/// The routing table, access list and local data for `config`, given the
+/// bound addresses; its routes and servers are counted in `metrics`. Fails
+/// only when a hosts file exists but cannot be read.
+pub fn build_state(
+    config: &Config,
+    bound: &[SocketAddr],
+    metrics: &Metrics,
+) -> Result<State, Error> {
+    let default_servers = default_servers(config, bound);
     if default_servers.is_empty() {
         tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
     }
-    State {
-        router: Router::new(config, default_servers),
-        allow: config.allow.clone().unwrap_or_else(|| default_allow(bound)),
+    Ok(State {
+        router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
+        allow: allow(config, bound),
+        log_queries: config.log.queries,
+        local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
         rebind: rebind::Rebind::new(&config.guard),
+    })
+}
+
+/// `[upstream] servers`, or when there are none, resolv.conf's nameservers
+/// other than splitdns itself.
+pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr> {
+    if config.upstream.servers.is_empty() {
+        resolv::upstreams(&config.upstream.resolv_conf, bound)
+    } else {
+        config.upstream.servers.clone()
     }
+}
+
+/// `[server] allow`, or the default for what is bound now.
+pub fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
+    config.allow.clone().unwrap_or_else(|| default_allow(bound))
 }
 
 /// The listen addresses written as addresses (not interfaces), for `check`,
@@ -158,53 +267,6 @@ pub fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Expands `IFNAME:PORT` entries to the interface's addresses (IPv4 and
-/// non-link-local IPv6).
-fn listen_addrs(listen: &[Listen]) -> Result<Vec<SocketAddr>, Error> {
-    let mut addrs = Vec::new();
-    for entry in listen {
-        match entry {
-            Listen::Addr(addr) => addrs.push(*addr),
-            Listen::Interface { name, port } => {
-                let found: Vec<SocketAddr> = interfaces()
-                    .into_iter()
-                    .filter(|(ifname, net)| ifname == name && !is_link_local(net.addr()))
-                    .map(|(_, net)| SocketAddr::new(net.addr(), *port))
-                    .collect();
-                if found.is_empty() {
-                    return Err(Error::Interface {
-                        entry: entry.to_string(),
-                        problem: format!("interface {name} does not exist or has no address"),
-                    });
-                }
-                addrs.extend(found);
-            }
-        }
-    }
-    Ok(addrs)
-}
-
-fn is_link_local(ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local())
-}
-
-/// Every interface address with its prefix.
-fn interfaces() -> Vec<(String, IpNet)> {
-    let Ok(ifaces) = if_addrs::get_if_addrs() else {
-        return Vec::new();
-    };
-    ifaces
-        .into_iter()
-        .filter_map(|i| {
-            let net = match &i.addr {
-                if_addrs::IfAddr::V4(a) => IpNet::new(a.ip.into(), a.prefixlen),
-                if_addrs::IfAddr::V6(a) => IpNet::new(a.ip.into(), a.prefixlen),
-            };
-            net.ok().map(|n| (i.name, n))
-        })
-        .collect()
-}
-
 /// Loopback plus the subnets of the interfaces that hold a listened address:
 /// never the world.
 fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
@@ -212,7 +274,7 @@ fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
         "127.0.0.0/8".parse().expect("literal"),
         "::1/128".parse().expect("literal"),
     ];
-    let nets = interfaces();
+    let nets = interfaces::addresses();
     for addr in bound {
         let ip = addr.ip();
         if ip.is_unspecified() {
@@ -224,8 +286,4 @@ fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
     allow.sort();
     allow.dedup();
     allow
-}
-
-fn ipv6_missing(e: &BindError) -> bool {
-    matches!(e.source.raw_os_error(), Some(code) if code == 97 /* EAFNOSUPPORT */ || code == 99 /* EADDRNOTAVAIL */)
 }

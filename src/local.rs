@@ -1,26 +1,42 @@
-//! Answers from local rules (`address=`, `local=`, `server=/x/`), built here and
-//! marked authoritative (AA=1): splitdns owns these names, so they are never
-//! forwarded, and a type it has no data for gets NODATA rather than a trip
-//! upstream (dnsmasq forwards those, which loops and stalls).
+//! Answers splitdns makes itself: local rules (`address=`, `local=`,
+//! `server=/x/`), local data (hosts files, static records) and names kept from
+//! the upstreams. Local answers are marked authoritative (AA=1): splitdns owns
+//! these names, so they are never forwarded, and a type it has no data for gets
+//! NODATA rather than a trip upstream (dnsmasq forwards those, which loops and
+//! stalls).
+//!
+//! Owner names equal to the question are written as a pointer to it (RFC 1035
+//! §4.1.4), so the client's letter case comes back as it asked.
 
 use std::net::IpAddr;
 
+use crate::local_data::{LocalData, Rr};
 use crate::wire::{self, Query};
 
 const TYPE_A: u16 = 1;
-const TYPE_AAAA: u16 = 28;
-/// The TTL of local answers, as dnsmasq's default local-ttl: clients ask again.
-const LOCAL_TTL: u32 = 0;
+pub const TYPE_AAAA: u16 = 28;
+/// The question name, at offset 12.
+const QUESTION_POINTER: [u8; 2] = [0xc0, 0x0c];
+/// CNAME links followed inside local data before giving up (a loop, or absurd).
+const MAX_CHAIN: usize = 8;
 
 /// NXDOMAIN for a name in a local zone.
 pub fn nxdomain(query: &Query, out: &mut Vec<u8>) {
-    start(query, wire::RCODE_NXDOMAIN, out);
+    start(query, wire::RCODE_NXDOMAIN, true, out);
+    finish(query, 0, out);
+}
+
+/// NOERROR with no records, not authoritative: the name was not asked about
+/// (`filter_aaaa`), so splitdns knows nothing of it.
+pub fn filtered(query: &Query, out: &mut Vec<u8>) {
+    start(query, wire::RCODE_NOERROR, false, out);
     finish(query, 0, out);
 }
 
 /// The zone's addresses that fit the question's type; NODATA when none do.
-pub fn addresses(query: &Query, ips: &[IpAddr], out: &mut Vec<u8>) {
-    start(query, wire::RCODE_NOERROR, out);
+/// `ttl` is `[local] ttl`.
+pub fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u8>) {
+    start(query, wire::RCODE_NOERROR, true, out);
     let mut count = 0u16;
     for ip in ips {
         let (rtype, rdata): (u16, &[u8]) = match ip {
@@ -30,11 +46,10 @@ pub fn addresses(query: &Query, ips: &[IpAddr], out: &mut Vec<u8>) {
         if query.qtype != rtype && query.qtype != wire::TYPE_ANY {
             continue;
         }
-        // Owner: a pointer to the question name at offset 12 (RFC 1035 §4.1.4).
-        out.extend_from_slice(&[0xc0, 0x0c]);
+        out.extend_from_slice(&QUESTION_POINTER);
         out.extend_from_slice(&rtype.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes());
-        out.extend_from_slice(&LOCAL_TTL.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(rdata);
         count += 1;
@@ -50,8 +65,8 @@ pub fn rfc8482(query: &Query, out: &mut Vec<u8>) {
     /// Long, so that resolvers behind splitdns keep it (RFC 8482 §6).
     const HINFO_TTL: u32 = 3600;
     const RDATA: &[u8] = b"\x07RFC8482\x00";
-    start(query, wire::RCODE_NOERROR, out);
-    out[2] &= !0x04; // Not authoritative: the name may live anywhere.
+    // Not authoritative: the name may live anywhere.
+    start(query, wire::RCODE_NOERROR, false, out);
     out.extend_from_slice(&[0xc0, 0x0c]);
     out.extend_from_slice(&TYPE_HINFO.to_be_bytes());
     out.extend_from_slice(&query.qclass.to_be_bytes());
@@ -61,12 +76,80 @@ pub fn rfc8482(query: &Query, out: &mut Vec<u8>) {
     finish(query, 1, out);
 }
 
-fn start(query: &Query, rcode: u8, out: &mut Vec<u8>) {
+/// The answer for a local name with `records`: those of the asked type; else
+/// its CNAME, followed through local data; else NODATA. SRV and MX answers
+/// carry the local addresses of their targets as additional records. Too large
+/// for `limit`: TC=1, so the client asks again over TCP.
+pub fn data(query: &Query, local: &LocalData, records: &[Rr], limit: usize, out: &mut Vec<u8>) {
+    start(query, wire::RCODE_NOERROR, true, out);
+    let qtype = query.qtype;
+    let mut answers = 0u16;
+    let mut owner: &[u8] = &QUESTION_POINTER;
+    let mut at = records;
+    for _ in 0..MAX_CHAIN {
+        let direct = at
+            .iter()
+            .filter(|r| r.rtype == qtype || qtype == wire::TYPE_ANY);
+        let mut wrote = false;
+        for rr in direct {
+            push(out, owner, rr);
+            answers += 1;
+            wrote = true;
+        }
+        if wrote || qtype == wire::TYPE_CNAME {
+            break;
+        }
+        let Some(cname) = at.iter().find(|r| r.rtype == wire::TYPE_CNAME) else {
+            break;
+        };
+        push(out, owner, cname);
+        answers += 1;
+        let target = cname.target.as_deref().unwrap_or_default();
+        match local.lookup(target) {
+            Some(next) => (owner, at) = (target, next),
+            None => break,
+        }
+    }
+    let mut additionals = 0u16;
+    if matches!(qtype, wire::TYPE_SRV | wire::TYPE_MX) {
+        for target in records.iter().filter_map(|r| r.target.as_deref()) {
+            for rr in local.lookup(target).unwrap_or_default() {
+                if matches!(rr.rtype, TYPE_A | TYPE_AAAA) {
+                    push(out, target, rr);
+                    additionals += 1;
+                }
+            }
+        }
+    }
+    out[10..12].copy_from_slice(&additionals.to_be_bytes());
+    let opt = if query.edns.is_some() {
+        wire::OPT_LEN
+    } else {
+        0
+    };
+    if out.len() + opt > limit {
+        let question_end = wire::HEADER_LEN + query.name.as_bytes().len() + 4;
+        wire::truncate_to_question(out, question_end);
+        answers = 0;
+    }
+    finish(query, answers, out);
+}
+
+fn push(out: &mut Vec<u8>, owner: &[u8], rr: &Rr) {
+    out.extend_from_slice(owner);
+    out.extend_from_slice(&rr.rtype.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&rr.ttl.to_be_bytes());
+    out.extend_from_slice(&(rr.rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(&rr.rdata);
+}
+
+fn start(query: &Query, rcode: u8, authoritative: bool, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&query.id.to_be_bytes());
-    let [flags, _] = wire::stored_flags(true, false, rcode);
+    let [flags, _] = wire::stored_flags(authoritative, false, rcode);
     out.push(flags | (query.flags[0] & 0x01));
-    out.push(wire::stored_flags(true, false, rcode)[1] | (query.flags[1] & 0x10));
+    out.push(wire::stored_flags(authoritative, false, rcode)[1] | (query.flags[1] & 0x10));
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
     out.extend_from_slice(query.name.as_bytes());
     out.extend_from_slice(&query.qtype.to_be_bytes());

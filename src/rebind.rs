@@ -9,12 +9,14 @@
 //! `rebind_allow`. The work is done once per upstream answer, never per hit.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use hickory_proto::op::Message as HMessage;
 use hickory_proto::rr::{RData, Record};
 
 use crate::config::GuardConfig;
-use crate::router::{Action, Route, Router};
+use crate::router::{Action, Router};
+use crate::upstream::Upstream;
 use crate::wire::Message;
 use crate::zone::Zone;
 
@@ -35,18 +37,14 @@ impl Rebind {
         }
     }
 
-    /// Whether answers for `lower`, fetched through `route`, are screened:
-    /// protection on, the route's servers are the default upstreams, and no
-    /// `rebind_allow` zone holds the name.
-    pub fn guards(&self, router: &Router, route: &Route, lower: &[u8]) -> bool {
-        let (Action::Forward(default), Action::Forward(used)) =
-            (&router.routes()[0].action, &route.action)
-        else {
+    /// Whether answers for `lower`, fetched from `used`, are screened:
+    /// protection on, `used` is the default upstreams, and no `rebind_allow`
+    /// zone holds the name.
+    pub fn guards(&self, router: &Router, used: &Arc<Upstream>, lower: &[u8]) -> bool {
+        let Action::Forward(default) = &router.routes()[0].action else {
             return false;
         };
-        self.on
-            && std::sync::Arc::ptr_eq(default, used)
-            && !self.allow.iter().any(|zone| zone.contains(lower))
+        self.on && Arc::ptr_eq(default, used) && !self.allow.iter().any(|zone| zone.contains(lower))
     }
 }
 

@@ -2,7 +2,11 @@
 //! `[upstream] servers` is empty.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often [`Watch`] looks at the file: a change is picked up within this.
+pub const POLL: Duration = Duration::from_secs(2);
 
 /// The `nameserver` lines of a resolv.conf, port 53, in file order. IPv6
 /// link-local addresses keep their `%scope` (an interface name or index).
@@ -57,6 +61,35 @@ pub fn upstreams(path: &Path, own: &[SocketAddr]) -> Vec<SocketAddr> {
         tracing::info!(%server, path = %path.display(), "skipping a resolv.conf nameserver that is splitdns itself");
     }
     servers
+}
+
+/// Notices a resolv.conf changing by comparing its contents, read every
+/// [`POLL`]: cheap for a file this small, and it sees what a timestamp check
+/// misses, such as the symlink swaps of resolvconf and NetworkManager, or an
+/// edit within the same second.
+pub struct Watch {
+    path: PathBuf,
+    last: Option<Vec<u8>>,
+}
+
+impl Watch {
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            last: std::fs::read(path).ok(),
+        }
+    }
+
+    /// Whether the contents differ from the last look (appearing and
+    /// disappearing count).
+    pub fn changed(&mut self) -> bool {
+        let now = std::fs::read(&self.path).ok();
+        if now == self.last {
+            return false;
+        }
+        self.last = now;
+        true
+    }
 }
 
 fn is_own(server: &SocketAddr, own: &[SocketAddr]) -> bool {

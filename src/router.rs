@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use crate::answer::TtlPolicy;
 use crate::config::{Config, RouteAction};
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::rewrite::Rewrite;
 use crate::upstream::Upstream;
+use crate::wire::NameBuf;
 use crate::zone::Zone;
 
 /// What answers the names of a route.
@@ -25,6 +28,8 @@ pub enum Action {
     Local,
     /// These addresses for the zone and every name below it; other types NODATA.
     Address(Arc<[IpAddr]>),
+    /// A rewrite route without servers of its own: the rewritten name is routed.
+    Reroute,
 }
 
 pub struct Route {
@@ -33,6 +38,47 @@ pub struct Route {
     pub zones: Vec<Zone>,
     pub action: Action,
     pub ttl: TtlPolicy,
+    /// Counters resolved once here, so a query never looks a label up.
+    pub metrics: RouteMetrics,
+    /// Everything that shapes this route's answers, so a reload can tell an
+    /// unchanged route (its cache entries stay) from a changed one.
+    spec: Spec,
+    /// Names are asked under this zone instead (see [`crate::rewrite`]).
+    pub rewrite: Option<Zone>,
+    /// AAAA queries get NODATA here, unasked.
+    pub filter_aaaa: bool,
+    /// The route set its own TTL floor; a rerouted name otherwise takes the
+    /// floor of the route it lands on.
+    own_ttl: bool,
+}
+
+/// A route as configured, with the default upstreams spelled out.
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    zones: Vec<Zone>,
+    action: RouteAction,
+    servers: Vec<SocketAddr>,
+    timeout: Duration,
+    max_inflight: usize,
+    ttl: TtlPolicy,
+    rewrite: Option<Zone>,
+    filter_aaaa: bool,
+}
+
+/// Where a name is finally answered, after its route's rewrite if any.
+pub struct Target<'a> {
+    pub action: &'a Action,
+    /// The name to ask: the client's, or the rewritten one.
+    pub ask: NameBuf,
+    pub ttl: TtlPolicy,
+    pub rewrite: Option<Rewrite<'a>>,
+}
+
+impl Route {
+    /// The root route: names no zone covers.
+    pub fn is_default(&self) -> bool {
+        self.zone.wire() == [0]
+    }
 }
 
 pub struct Router {
@@ -42,8 +88,19 @@ pub struct Router {
 
 impl Router {
     /// Builds the table from `config`; `default_servers` are the upstreams of the
-    /// root (from the config or resolv.conf).
+    /// root (from the config or resolv.conf). Its counters are not exported:
+    /// a server uses [`Router::with_metrics`].
     pub fn new(config: &Config, default_servers: Vec<SocketAddr>) -> Self {
+        Self::with_metrics(config, default_servers, &Metrics::default())
+    }
+
+    /// [`Router::new`], with every route and upstream server counted in `metrics`
+    /// under the route's first zone.
+    pub fn with_metrics(
+        config: &Config,
+        default_servers: Vec<SocketAddr>,
+        metrics: &Metrics,
+    ) -> Self {
         let cache = &config.cache;
         let policy = |min_ttl: Option<u32>| TtlPolicy {
             min: min_ttl.unwrap_or(cache.min_ttl),
@@ -51,27 +108,63 @@ impl Router {
             max_negative: cache.max_negative_ttl,
         };
         let up = &config.upstream;
-        let default = Arc::new(Upstream::new(
-            default_servers,
-            up.timeout,
-            up.max_inflight,
-            up.strategy,
-        ));
+        let default_spec = Spec {
+            zones: vec![Zone::root()],
+            action: RouteAction::DefaultUpstream,
+            servers: default_servers.clone(),
+            timeout: up.timeout,
+            max_inflight: up.max_inflight,
+            ttl: policy(None),
+            rewrite: None,
+            filter_aaaa: up.filter_aaaa,
+        };
+        let root = Zone::root().to_string();
+        let default = Arc::new(
+            Upstream::new(default_servers, up.timeout, up.max_inflight, up.strategy)
+                .observed(metrics, &root),
+        );
         let mut routes = vec![Route {
             zone: Zone::root(),
             zones: vec![Zone::root()],
             action: Action::Forward(Arc::clone(&default)),
             ttl: policy(None),
+            metrics: metrics.route(&root),
+            spec: default_spec.clone(),
+            rewrite: None,
+            filter_aaaa: up.filter_aaaa,
+            own_ttl: false,
         }];
         for rc in &config.routes {
             let timeout: Duration = rc.timeout.unwrap_or(up.timeout);
-            let action = match &rc.action {
-                RouteAction::Forward(servers) => Action::Forward(Arc::new(Upstream::new(
-                    servers.clone(),
+            let max_inflight = rc.max_inflight.unwrap_or(up.max_inflight);
+            let label = rc.zones[0].to_string();
+            let filter_aaaa = rc.filter_aaaa.unwrap_or(up.filter_aaaa);
+            let spec = match &rc.action {
+                RouteAction::DefaultUpstream => Spec {
+                    zones: rc.zones.clone(),
+                    ttl: policy(rc.min_ttl),
+                    rewrite: rc.rewrite.clone(),
+                    filter_aaaa,
+                    ..default_spec.clone()
+                },
+                action => Spec {
+                    zones: rc.zones.clone(),
+                    action: action.clone(),
+                    servers: Vec::new(),
+                    rewrite: rc.rewrite.clone(),
+                    filter_aaaa,
                     timeout,
-                    rc.max_inflight.unwrap_or(up.max_inflight),
-                    rc.strategy.unwrap_or(up.strategy),
-                ))),
+                    max_inflight,
+                    ttl: policy(rc.min_ttl),
+                },
+            };
+            let strategy = rc.strategy.unwrap_or(up.strategy);
+            let action = match &rc.action {
+                RouteAction::DefaultUpstream if rc.rewrite.is_some() => Action::Reroute,
+                RouteAction::Forward(servers) => Action::Forward(Arc::new(
+                    Upstream::new(servers.clone(), timeout, max_inflight, strategy)
+                        .observed(metrics, &label),
+                )),
                 RouteAction::DefaultUpstream => Action::Forward(Arc::clone(&default)),
                 RouteAction::Local => Action::Local,
                 RouteAction::Address(ips) => Action::Address(ips.clone().into()),
@@ -81,6 +174,11 @@ impl Router {
                 zones: rc.zones.clone(),
                 action,
                 ttl: policy(rc.min_ttl),
+                metrics: metrics.route(&label),
+                spec,
+                rewrite: rc.rewrite.clone(),
+                filter_aaaa,
+                own_ttl: rc.min_ttl.is_some(),
             });
         }
         let by_zone = routes
@@ -103,8 +201,54 @@ impl Router {
         &self.routes[0]
     }
 
+    /// Where `lower`, whose route is `route`, is answered. `None` when a
+    /// rewrite cannot apply (the rewritten name would be too long).
+    pub fn target<'a>(&'a self, route: &'a Route, lower: &NameBuf) -> Option<Target<'a>> {
+        let Some(to) = &route.rewrite else {
+            return Some(Target {
+                action: &route.action,
+                ask: *lower,
+                ttl: route.ttl,
+                rewrite: None,
+            });
+        };
+        let zone = route
+            .zones
+            .iter()
+            .filter(|z| z.contains(lower.as_bytes()))
+            .max_by_key(|z| z.wire().len())?;
+        let rewrite = Rewrite { zone, target: to };
+        let ask = rewrite.forward(lower.as_bytes())?;
+        let (action, ttl) = match route.action {
+            Action::Reroute => {
+                let next = self.route(ask.as_bytes());
+                let ttl = if route.own_ttl { route.ttl } else { next.ttl };
+                (&next.action, ttl)
+            }
+            _ => (&route.action, route.ttl),
+        };
+        Some(Target {
+            action,
+            ask,
+            ttl,
+            rewrite: Some(rewrite),
+        })
+    }
+
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// The servers of the default route (from the config or resolv.conf).
+    pub fn default_servers(&self) -> Vec<SocketAddr> {
+        self.routes[0].spec.servers.clone()
+    }
+
+    /// Whether `lower` is routed the same way here and in `other`: the same
+    /// zone, configured the same. Its cached answers stay valid across a
+    /// reload exactly then.
+    pub fn routes_alike(&self, other: &Self, lower: &[u8]) -> bool {
+        self.route(lower).spec == other.route(lower).spec
     }
 }
 
@@ -119,6 +263,9 @@ impl fmt::Display for Router {
         lines.sort_by_key(|(z, _)| (std::cmp::Reverse(z.wire().len()), z.to_string()));
         for (zone, route) in lines {
             write!(f, "{zone} -> ")?;
+            if let Some(target) = &route.rewrite {
+                write!(f, "rewrite to {target} ")?;
+            }
             match &route.action {
                 Action::Forward(up) if up.servers().is_empty() => {
                     write!(f, "(no servers: SERVFAIL)")?
@@ -133,6 +280,10 @@ impl fmt::Display for Router {
                     let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
                     write!(f, "address {}", ips.join(", "))?;
                 }
+                Action::Reroute => write!(f, "(routed by the rewritten name)")?,
+            }
+            if route.filter_aaaa {
+                write!(f, " (filter_aaaa)")?;
             }
             if route.ttl.min > 0 {
                 write!(f, " (min_ttl {})", route.ttl.min)?;
@@ -173,6 +324,19 @@ mod tests {
         assert_eq!(zone_of(&r, "consul"), "consul.");
         assert_eq!(zone_of(&r, "notconsul"), ".");
         assert_eq!(zone_of(&r, "example.com"), ".");
+    }
+
+    #[test]
+    fn only_changed_routes_differ_across_configs() {
+        let old = router("rules = [\"server=/consul/127.0.0.1#8600\", \"local=/lan/\"]");
+        let new = router(
+            "rules = [\"server=/consul/127.0.0.1#8601\", \"local=/lan/\", \"local=/a.example/\"]",
+        );
+        let name = |n: &str| Zone::parse(n).unwrap().wire().to_vec();
+        assert!(!old.routes_alike(&new, &name("web.service.consul")));
+        assert!(old.routes_alike(&new, &name("x.lan")));
+        assert!(old.routes_alike(&new, &name("example.com")));
+        assert!(!old.routes_alike(&new, &name("b.a.example")));
     }
 
     #[test]

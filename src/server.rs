@@ -11,11 +11,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
@@ -23,6 +24,9 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::config::TcpConfig;
 use crate::connections::{Connections, Slot};
 use crate::handler::{Protocol, Shared, Step};
+use batch::Batch;
+
+mod batch;
 
 /// Pipelined queries of one connection being resolved at once.
 const TCP_PIPELINE: usize = 32;
@@ -107,16 +111,12 @@ impl Listener {
     }
 
     /// Serves until the returned tasks are aborted.
-    pub fn spawn(
-        self,
-        shared: &Arc<Shared>,
-        limits: &TcpConfig,
-        tasks: &mut tokio::task::JoinSet<()>,
-    ) {
+    pub fn spawn(self, shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) {
         for socket in self.udp {
             tasks.spawn(serve_udp(Arc::clone(shared), socket));
         }
-        tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp, limits.clone()));
+        let limits = shared.tcp.clone();
+        tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp, limits));
     }
 }
 
@@ -145,29 +145,40 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Answers a burst of queries per wake-up: hits and local answers go back in
+/// one sendmmsg, misses each get a task that answers when the upstream has.
 async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::new();
     loop {
-        let (len, client) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
+        let received = match socket.async_io(Interest::READABLE, || batch.recv(fd)).await {
+            Ok(n) => n,
             Err(error) => {
                 tracing::debug!(%error, "UDP receive failed");
                 continue;
             }
         };
-        match shared.answer_now(&buf[..len], client.ip(), Protocol::Udp, &mut out) {
-            Step::Reply => {
-                let _ = socket.send_to(&out, client).await;
+        for i in 0..received {
+            let Some((packet, client, out)) = batch.query(i) else {
+                continue;
+            };
+            match shared.answer_now(packet, client.ip(), Protocol::Udp, out) {
+                Step::Reply => batch.reply[i] = true,
+                Step::Drop => {}
+                Step::Miss(miss) => {
+                    let shared = Arc::clone(&shared);
+                    let socket = Arc::clone(&socket);
+                    tokio::spawn(async move {
+                        let reply = shared.answer_miss(miss).await;
+                        let _ = socket.send_to(&reply, client).await;
+                    });
+                }
             }
-            Step::Drop => {}
-            Step::Miss(miss) => {
-                let shared = Arc::clone(&shared);
-                let socket = Arc::clone(&socket);
-                tokio::spawn(async move {
-                    let reply = shared.answer_miss(miss).await;
-                    let _ = socket.send_to(&reply, client).await;
-                });
+        }
+        let (marked, sent) = batch.send(fd, received);
+        for &i in &marked[sent..] {
+            if let Some(client) = batch.client(i) {
+                let _ = socket.send_to(batch.reply(i), client).await;
             }
         }
     }
@@ -190,11 +201,13 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, limits: TcpConfig
             continue;
         };
         let (shared, limits) = (Arc::clone(&shared), Arc::clone(&limits));
+        let counted = shared.metrics.tcp_connection();
         tokio::spawn(async move {
             tokio::select! {
                 () = serve_connection(shared, stream, client, &slot, &limits) => {}
                 () = slot.closed() => tracing::debug!(%client, "closed an idle TCP connection to make room"),
             }
+            drop(counted);
         });
     }
 }

@@ -119,11 +119,16 @@ fn store_addresses(
     records: &[Record],
 ) {
     let Ok(wire) = owner.to_bytes() else { return };
+    let policy = state.router.route(&wire).ttl;
+    let shortest = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+    if shortest.max(policy.min) == 0 {
+        // Consul's default TTL 0: nothing to keep, so nothing to build.
+        return;
+    }
     let mut msg = Message::response(0, hickory_proto::op::OpCode::Query);
     msg.add_query(hickory_proto::op::Query::query(owner.clone(), rtype));
     msg.add_answers(records.iter().cloned());
     let Ok(bytes) = msg.to_vec() else { return };
-    let policy = state.router.route(&wire).ttl;
     if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
         let mut key = [0; 260];
         let key = cache::key_for(&wire, u16::from(rtype), CLASS_IN, false, false, &mut key);

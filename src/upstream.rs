@@ -1,6 +1,6 @@
-//! One route's upstream servers: failover, fastest or parallel over the healthy
-//! ones (see [`crate::health`]), UDP then TCP on truncation, reply validation,
-//! and a bound on queries in flight.
+//! One route's upstream servers: failover, fastest or parallel over the ones
+//! in rotation (see [`crate::health`]), UDP then TCP on truncation, reply
+//! validation, and a bound on queries in flight.
 //!
 //! Every query gets a fresh random ID and goes out from a socket bound to a
 //! random port, connected to the server so the kernel drops datagrams from any
@@ -9,18 +9,19 @@
 //! replaced after a few dozen queries, so ports keep changing without a socket
 //! per query.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hashbrown::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
-use crate::health::{self, Health, Strategy};
+use crate::health::{self, ServerHealth, Strategy};
+use crate::metrics::{Metrics, ServerMetrics};
 use crate::wire::{self, Message};
 
 /// Why a route's upstreams gave no usable answer.
@@ -45,8 +46,8 @@ pub enum Failure {
     Refused,
     #[error("bad reply")]
     BadReply,
-    #[error("network error")]
-    Network,
+    #[error("network error: {0}")]
+    Network(io::ErrorKind),
 }
 
 /// The question being asked upstream, lowercased.
@@ -57,6 +58,20 @@ pub struct Ask<'a> {
     pub qclass: u16,
     pub dnssec_ok: bool,
     pub checking_disabled: bool,
+}
+
+impl Ask<'_> {
+    /// The query message for this question with `id`.
+    fn query(&self, id: u16) -> Vec<u8> {
+        wire::build_query(
+            id,
+            self.lower,
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+        )
+    }
 }
 
 impl Ask<'_> {
@@ -97,6 +112,8 @@ pub struct Upstream {
     servers: Vec<Arc<Server>>,
     timeout: Duration,
     in_flight: Semaphore,
+    /// The route its servers are counted under (`.` for the default upstreams).
+    route: String,
     strategy: Strategy,
     /// Counts queries, so `fastest` can re-measure now and then.
     turn: AtomicU32,
@@ -116,13 +133,33 @@ impl Upstream {
                 .collect(),
             timeout,
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            route: String::new(),
             strategy,
             turn: AtomicU32::new(0),
         }
     }
 
+    /// Counts its servers' queries, failures and latency under `route` in `metrics`.
+    pub fn observed(mut self, metrics: &Metrics, route: &str) -> Self {
+        for server in &mut self.servers {
+            let server = Arc::get_mut(server).expect("servers are not shared before they serve");
+            server.metrics = metrics.server(route, server.addr);
+        }
+        self.route = route.to_string();
+        self
+    }
+
     pub fn strategy(&self) -> Strategy {
         self.strategy
+    }
+
+    /// The route its servers are counted under.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    pub fn members(&self) -> &[Arc<Server>] {
+        &self.servers
     }
 
     pub fn servers(&self) -> Vec<SocketAddr> {
@@ -133,11 +170,22 @@ impl Upstream {
         self.timeout
     }
 
+    /// The server this exact query (ID, and question as lowercased name,
+    /// type and class) is outstanding at over UDP, if any: how a query of
+    /// ours that comes back to us is recognised (see `loops`).
+    pub fn outstanding(&self, id: u16, question: &[u8]) -> Option<SocketAddr> {
+        self.servers
+            .iter()
+            .find(|s| s.udp.is_pending(id, question))
+            .map(|s| s.addr)
+    }
+
     /// Asks the route's servers as its strategy says until one gives a usable
     /// reply: a timeout, SERVFAIL, REFUSED or a malformed reply counts as a
-    /// failure of that server and moves on. Servers that are down are skipped
-    /// (and probed in the background) unless every server is down.
-    pub async fn ask(&self, ask: Ask<'_>) -> Result<Vec<u8>, UpstreamError> {
+    /// failure of that server and moves on. Servers out of rotation are
+    /// skipped (and probed in the background) unless every server is.
+    /// Returns the reply and the server that gave it.
+    pub async fn ask(&self, ask: Ask<'_>) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
         if self.servers.is_empty() {
             return Err(UpstreamError::NoServers);
         }
@@ -145,7 +193,7 @@ impl Upstream {
             .in_flight
             .try_acquire()
             .map_err(|_| UpstreamError::Busy)?;
-        let healths: Vec<&Health> = self.servers.iter().map(|s| &s.health).collect();
+        let healths: Vec<&ServerHealth> = self.servers.iter().map(|s| &s.health).collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let order = health::order(self.strategy, &healths, turn);
         self.probe_skipped(ask, &order);
@@ -154,8 +202,9 @@ impl Upstream {
         }
         let mut last = Failure::Timeout;
         for &i in &order {
-            match self.servers[i].ask(ask, self.timeout).await {
-                Ok(reply) => return Ok(reply),
+            let server = &self.servers[i];
+            match server.attempt(ask, self.timeout).await {
+                Ok(reply) => return Ok((reply, server.addr)),
                 Err(failure) => last = failure,
             }
         }
@@ -164,20 +213,27 @@ impl Upstream {
 
     /// Every server at once; the first usable reply wins and the others are
     /// abandoned.
-    async fn ask_parallel(&self, ask: Ask<'_>, order: &[usize]) -> Result<Vec<u8>, UpstreamError> {
+    async fn ask_parallel(
+        &self,
+        ask: Ask<'_>,
+        order: &[usize],
+    ) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
         let owned = Arc::new(ask.to_owned());
         let mut attempts = tokio::task::JoinSet::new();
         for &i in order {
             let server = Arc::clone(&self.servers[i]);
             let (owned, timeout) = (Arc::clone(&owned), self.timeout);
-            attempts.spawn(async move { server.ask(owned.as_ask(), timeout).await });
+            attempts.spawn(async move {
+                let reply = server.attempt(owned.as_ask(), timeout).await;
+                reply.map(|reply| (reply, server.addr))
+            });
         }
         let mut last = Failure::Timeout;
         while let Some(done) = attempts.join_next().await {
             match done {
-                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Ok(answered)) => return Ok(answered),
                 Ok(Err(failure)) => last = failure,
-                Err(_) => last = Failure::Network,
+                Err(_) => last = Failure::Timeout,
             }
         }
         Err(UpstreamError::AllFailed(last))
@@ -192,9 +248,9 @@ impl Upstream {
                 continue;
             }
             let (server, owned, timeout) = (Arc::clone(server), ask.to_owned(), self.timeout);
-            tracing::debug!(server = %server.addr, "probing a server that is down");
+            tracing::debug!(server = %server.addr, "probing a server out of rotation");
             tokio::spawn(async move {
-                let _ = server.ask(owned.as_ask(), timeout).await;
+                let _ = server.attempt(owned.as_ask(), timeout).await;
             });
         }
     }
@@ -204,9 +260,8 @@ impl Upstream {
 pub struct Server {
     addr: SocketAddr,
     udp: UdpPool,
-    queries: AtomicU64,
-    failures: AtomicU64,
-    health: Health,
+    metrics: ServerMetrics,
+    health: ServerHealth,
 }
 
 impl Server {
@@ -214,26 +269,40 @@ impl Server {
         Self {
             addr,
             udp: UdpPool::new(addr),
-            queries: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            health: Health::default(),
+            metrics: ServerMetrics::default(),
+            health: ServerHealth::default(),
         }
     }
 
-    /// One attempt, with its outcome written into the server's health.
-    async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        let started = Instant::now();
-        let result = self.exchange(ask, timeout).await;
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.metrics
+    }
+
+    pub fn health(&self) -> &ServerHealth {
+        &self.health
+    }
+
+    /// One attempt, with its outcome written into the server's metrics and health.
+    async fn attempt(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+        let sent = Instant::now();
+        let result = self.ask(ask, timeout).await;
         match &result {
-            Ok(_) => self.health.succeeded(started.elapsed()),
+            Ok(_) => {
+                self.metrics.latency.observe(sent.elapsed());
+                self.health.answered(sent.elapsed());
+            }
             Err(failure) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.metrics.failed(*failure);
                 tracing::debug!(server = %self.addr, %failure, "upstream attempt failed");
                 if self.health.failed() {
                     tracing::warn!(
                         server = %self.addr,
                         %failure,
-                        "upstream server is down after {} failures in a row; probing it every {}s",
+                        "upstream server out of rotation after {} failures in a row; probing it every {}s",
                         health::DOWN_AFTER,
                         health::PROBE_EVERY.as_secs()
                     );
@@ -243,11 +312,11 @@ impl Server {
         result
     }
 
-    async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        self.queries.fetch_add(1, Ordering::Relaxed);
+    async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+        self.metrics.queries.inc();
         let reply = self.udp.exchange(ask, timeout).await?;
-        let reply = if Message::parse(&reply).is_some_and(|m| m.truncated()) {
-            self.queries.fetch_add(1, Ordering::Relaxed);
+        let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
+            self.metrics.queries.inc();
             tcp_exchange(self.addr, ask, timeout).await?
         } else {
             reply
@@ -263,14 +332,11 @@ impl Server {
 }
 
 /// Whether `reply` answers `ask` with this ID: QR set, opcode QUERY, same question.
+/// Only the header and question are read here; the records are checked once,
+/// when the reply is stored.
 fn answers(reply: &[u8], id: u16, ask: Ask<'_>) -> bool {
-    let Some(msg) = Message::parse(reply) else {
-        return false;
-    };
-    msg.id() == id
-        && msg.is_response()
-        && msg.opcode() == 0
-        && msg.asks(ask.lower, ask.qtype, ask.qclass)
+    wire::Reply::header(reply)
+        .is_some_and(|r| r.id() == id && r.asks(ask.lower, ask.qtype, ask.qclass))
 }
 
 /// Replace a pooled socket after this many queries, so the source port keeps moving.
@@ -311,29 +377,42 @@ impl UdpPool {
     }
 
     async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        let (socket, id, rx) = self.checkout(ask).map_err(|_| Failure::Network)?;
-        let _pending = PendingGuard {
+        let (socket, id, rx) = self.checkout(ask).map_err(|e| Failure::Network(e.kind()))?;
+        let mut pending = PendingGuard {
             socket: &socket,
-            id,
+            id: Some(id),
         };
-        let query = wire::build_query(
-            id,
-            ask.lower,
-            ask.qtype,
-            ask.qclass,
-            ask.dnssec_ok,
-            ask.checking_disabled,
-        );
+        let query = ask.query(id);
         socket
             .socket
             .send(&query)
             .await
-            .map_err(|_| Failure::Network)?;
+            .map_err(|e| Failure::Network(e.kind()))?;
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(Failure::Network),
+            Ok(Ok(reply)) => {
+                // The reader removed the entry with the reply; from now on the
+                // ID may belong to another query, which must stay registered.
+                pending.id = None;
+                Ok(reply)
+            }
+            Ok(Err(_)) => Err(Failure::Network(io::ErrorKind::BrokenPipe)),
             Err(_) => Err(Failure::Timeout),
         }
+    }
+
+    /// Whether a pooled socket waits for a reply to `id` asking `question`.
+    /// Sockets already replaced are not looked at.
+    fn is_pending(&self, id: u16, question: &[u8]) -> bool {
+        self.slots.iter().any(|slot| {
+            let socket = slot.lock().expect("socket slot lock").clone();
+            socket.is_some_and(|s| {
+                s.pending
+                    .lock()
+                    .expect("pending lock")
+                    .get(&id)
+                    .is_some_and(|w| *w.question == *question)
+            })
+        })
     }
 
     /// A socket from the pool (replacing one that has served its quota) with
@@ -478,16 +557,22 @@ impl PooledSocket {
 /// Removes a query from its socket's pending table however the wait ends.
 struct PendingGuard<'a> {
     socket: &'a PooledSocket,
-    id: u16,
+    /// `None` once the reply arrived (the reader already removed the entry).
+    id: Option<u16>,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.socket
-            .pending
-            .lock()
-            .expect("pending lock")
-            .remove(&self.id);
+        if let Some(id) = self.id {
+            self.socket
+                .pending
+                .lock()
+                .expect("pending lock")
+                .remove(&id);
+        }
+        if self.socket.is_finished() {
+            self.socket.wake_reader.notify_one();
+        }
     }
 }
 
@@ -498,14 +583,7 @@ async fn tcp_exchange(
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
     let id: u16 = rand::random();
-    let query = wire::build_query(
-        id,
-        ask.lower,
-        ask.qtype,
-        ask.qclass,
-        ask.dnssec_ok,
-        ask.checking_disabled,
-    );
+    let query = ask.query(id);
     let exchange = async {
         let mut stream = TcpStream::connect(server).await?;
         let mut framed = Vec::with_capacity(query.len() + 2);
@@ -520,7 +598,7 @@ async fn tcp_exchange(
     let reply = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| Failure::Timeout)?
-        .map_err(|_| Failure::Network)?;
+        .map_err(|e| Failure::Network(e.kind()))?;
     if answers(&reply, id, ask) {
         Ok(reply)
     } else {

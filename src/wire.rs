@@ -349,6 +349,42 @@ pub fn question_end(buf: &[u8]) -> Option<usize> {
     (end <= buf.len()).then_some(end)
 }
 
+/// A reply read as far as its header and question: enough to match it to the
+/// query waiting for it without walking its records.
+pub struct Reply<'a> {
+    buf: &'a [u8],
+    question_end: usize,
+}
+
+impl<'a> Reply<'a> {
+    /// A response (QR=1) to a standard query with exactly one question.
+    pub fn header(buf: &'a [u8]) -> Option<Self> {
+        let ok = buf.len() >= HEADER_LEN
+            && buf[2] & FLAG_QR != 0
+            && opcode(buf) == 0
+            && read_u16(buf, 4) == Some(1);
+        let question_end = if ok { question_end(buf)? } else { return None };
+        Some(Self { buf, question_end })
+    }
+
+    pub fn id(&self) -> u16 {
+        u16::from_be_bytes([self.buf[0], self.buf[1]])
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.buf[2] & FLAG_TC != 0
+    }
+
+    /// Whether the question is `lower`, `qtype`, `qclass`; the name compared
+    /// case-insensitively (Consul 1.19+ lowercases it, others echo 0x20 case).
+    pub fn asks(&self, lower: &[u8], qtype: u16, qclass: u16) -> bool {
+        let name_end = self.question_end - 4;
+        self.buf[HEADER_LEN..name_end].eq_ignore_ascii_case(lower)
+            && read_u16(self.buf, name_end) == Some(qtype)
+            && read_u16(self.buf, name_end + 2) == Some(qclass)
+    }
+}
+
 /// A whole message: header fields and the place of every record.
 pub struct Message<'a> {
     pub buf: &'a [u8],

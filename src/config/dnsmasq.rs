@@ -1,10 +1,16 @@
-//! One grammar for dnsmasq's DNS routing lines (`server=`, `local=`, `address=`,
-//! `rev-server=`), so that lines copied from a dnsmasq.conf work in `rules` as they are.
+//! One grammar for dnsmasq's DNS lines: routing (`server=`, `local=`, `address=`,
+//! `rev-server=`, and splitdns's own `rewrite=`) and local records (`host-record=`,
+//! `cname=`, `srv-host=`, `txt-record=`, `ptr-record=`, `mx-host=`), so that lines
+//! copied from a dnsmasq.conf work in `rules` as they are, and `import-dnsmasq`
+//! reads a whole dnsmasq.conf with the same parser.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use hickory_proto::rr::rdata::{CNAME, MX, PTR, SRV, TXT};
+use hickory_proto::rr::{Name, RData};
 use ipnet::IpNet;
 
+use super::local::{StaticRecord, rdata_name};
 use crate::zone::Zone;
 
 /// What one rule line says.
@@ -17,6 +23,11 @@ pub enum Rule {
         zones: Vec<Zone>,
         action: RuleAction,
     },
+    /// `rewrite=/infra.local/service.consul/`: names in `zones` are asked as the
+    /// same names under `target`.
+    Rewrite { zones: Vec<Zone>, target: Zone },
+    /// Local records (`host-record=`, `cname=`, ...).
+    Records(Vec<StaticRecord>),
 }
 
 /// What answers a zone.
@@ -32,22 +43,87 @@ pub enum RuleAction {
     Address(Vec<IpAddr>),
 }
 
-const SUPPORTED: &str = "supported: server=, local=, address=, rev-server=";
+const SUPPORTED: &str = "supported: server=, local=, address=, rev-server=, rewrite=, \
+                         host-record=, cname=, srv-host=, txt-record=, ptr-record=, mx-host=";
+
+/// The options [`Rule::parse`] understands.
+pub const RULE_OPTIONS: &[&str] = &[
+    "server",
+    "local",
+    "address",
+    "rev-server",
+    "rewrite",
+    "host-record",
+    "cname",
+    "srv-host",
+    "txt-record",
+    "ptr-record",
+    "mx-host",
+];
 
 impl Rule {
     /// Parses one line such as `server=/consul/127.0.0.1#8600`.
     pub fn parse(line: &str) -> Result<Self, String> {
-        let line = line.trim();
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| format!("expected OPTION=VALUE ({SUPPORTED})"))?;
-        match key.trim() {
-            "server" | "local" => parse_server_rule(value.trim()),
-            "address" => parse_address_rule(value.trim()),
-            "rev-server" => parse_rev_server(value.trim()),
+        let (key, value) = split_option(line);
+        let value = value.ok_or_else(|| format!("expected OPTION=VALUE ({SUPPORTED})"))?;
+        match key {
+            "server" | "local" => parse_server_rule(value),
+            "address" => parse_address_rule(value),
+            "rev-server" => parse_rev_server(value),
+            "rewrite" => parse_rewrite(value),
+            "host-record" => parse_host_record(value),
+            "cname" => parse_cname(value),
+            "srv-host" => parse_srv_host(value),
+            "txt-record" => parse_txt_record(value),
+            "ptr-record" => parse_ptr_record(value),
+            "mx-host" => parse_mx_host(value),
             other => Err(format!("unsupported rule {other:?} ({SUPPORTED})")),
         }
     }
+}
+
+/// `option=value` or a bare `option`, as in a dnsmasq.conf line (a leading `--`,
+/// as on dnsmasq's command line, is allowed).
+pub fn split_option(line: &str) -> (&str, Option<&str>) {
+    let line = line.trim();
+    let line = line.strip_prefix("--").unwrap_or(line);
+    match line.split_once('=') {
+        Some((key, value)) => (key.trim(), Some(value.trim())),
+        None => (line, None),
+    }
+}
+
+/// A dnsmasq.conf line without its comment: `#` starts one at the beginning of
+/// the line or after white space, outside quotes (so `127.0.0.1#8600` stays).
+pub fn strip_comment(line: &str) -> &str {
+    let mut quoted = false;
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted && previous.is_whitespace() => return line[..i].trim_end(),
+            _ => {}
+        }
+        previous = c;
+    }
+    line.trim_end()
+}
+
+/// Comma-separated fields; `"..."` quotes commas and keeps spaces, `\"` and `\\`
+/// escape inside quotes (dnsmasq's rules for txt-record and friends).
+pub fn fields(value: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => quoted = !quoted,
+            '\\' if quoted => out.last_mut().expect("one field").extend(chars.next()),
+            ',' if !quoted => out.push(String::new()),
+            c => out.last_mut().expect("one field").push(c),
+        }
+    }
+    out.iter().map(|f| f.trim().to_string()).collect()
 }
 
 /// `/a/b/VALUE` -> (zones, VALUE). A value without the slashes has no zones.
@@ -60,12 +136,19 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
         .ok_or("a domain list must end with '/', as in /consul/")?;
     let zones = domains
         .split('/')
-        .map(|d| {
-            if d.is_empty() {
-                Err("an empty domain between slashes; write /example.com/".to_string())
-            } else {
-                Zone::parse(d)
-            }
+        .map(|d| match d {
+            "" => Err(
+                "an empty domain between slashes (dnsmasq's \"unqualified names\") is not \
+                 supported; write /example.com/"
+                    .to_string(),
+            ),
+            "#" => Err("/#/ (every name) is not supported; name the zones".to_string()),
+            d if d.starts_with('*') => Err(format!(
+                "{d:?}: wildcards inside a label are not supported; a zone already covers \
+                 every name below it"
+            )),
+            // dnsmasq reads /.example.com/ as /example.com/.
+            d => Zone::parse(d.strip_prefix('.').unwrap_or(d)),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((zones, target.trim()))
@@ -116,6 +199,183 @@ fn parse_rev_server(value: &str) -> Result<Rule, String> {
         zones: reverse_zones(prefix),
         action: RuleAction::Forward(vec![server]),
     })
+}
+
+/// `/infra.local/service.consul/`: every zone but the last is rewritten into the last.
+fn parse_rewrite(value: &str) -> Result<Rule, String> {
+    let usage = "expected /ZONE/TARGET/, as in rewrite=/infra.local/service.consul/";
+    let inner = value
+        .strip_prefix('/')
+        .ok_or(usage)?
+        .strip_suffix('/')
+        .unwrap_or_else(|| value.trim_start_matches('/'));
+    let mut names: Vec<&str> = inner.split('/').collect();
+    let target = names.pop().filter(|_| !names.is_empty()).ok_or(usage)?;
+    let zones = names
+        .into_iter()
+        .map(Zone::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rule::Rewrite {
+        zones,
+        target: Zone::parse(target)?,
+    })
+}
+
+/// A TTL field: whole seconds.
+fn ttl_field(text: &str) -> Option<u32> {
+    text.parse().ok()
+}
+
+fn record(name: &str, rdata: RData, ttl: Option<u32>) -> Result<StaticRecord, String> {
+    Ok(StaticRecord {
+        name: Zone::parse(name)?,
+        rdata,
+        ttl,
+    })
+}
+
+/// `host-record=NAME[,NAME...],[IPV4],[IPV6][,TTL]`: A and AAAA for every name,
+/// and a PTR from each address back to the first name.
+fn parse_host_record(value: &str) -> Result<Rule, String> {
+    let usage =
+        "expected NAME[,NAME...],ADDRESS[,ADDRESS][,TTL], as in host-record=gw.lan,192.0.2.1";
+    let fields = fields(value);
+    let (mut names, mut addrs, mut ttl) = (Vec::new(), Vec::new(), None);
+    for (i, field) in fields.iter().enumerate() {
+        if field.is_empty() {
+            continue;
+        }
+        if let Ok(ip) = field.parse::<IpAddr>() {
+            addrs.push(ip);
+        } else if i + 1 == fields.len() && !addrs.is_empty() && ttl_field(field).is_some() {
+            ttl = ttl_field(field);
+        } else if addrs.is_empty() {
+            names.push(field.as_str());
+        } else {
+            return Err(format!("{field:?} is not an address; {usage}"));
+        }
+    }
+    if names.is_empty() || addrs.is_empty() {
+        return Err(usage.into());
+    }
+    let mut records = Vec::new();
+    for name in &names {
+        for ip in &addrs {
+            let rdata = match ip {
+                IpAddr::V4(v4) => RData::A((*v4).into()),
+                IpAddr::V6(v6) => RData::AAAA((*v6).into()),
+            };
+            records.push(record(name, rdata, ttl)?);
+        }
+    }
+    let target = rdata_name(names[0])?;
+    for ip in addrs {
+        let reverse = Name::from(ip).to_ascii();
+        records.push(record(&reverse, RData::PTR(PTR(target.clone())), ttl)?);
+    }
+    Ok(Rule::Records(records))
+}
+
+/// `cname=ALIAS[,ALIAS...],TARGET[,TTL]`.
+fn parse_cname(value: &str) -> Result<Rule, String> {
+    let usage = "expected ALIAS[,ALIAS...],TARGET[,TTL], as in cname=www.lan,gw.lan";
+    let mut fields = fields(value);
+    let ttl = match fields.last().and_then(|f| ttl_field(f)) {
+        Some(ttl) if fields.len() > 2 => {
+            fields.pop();
+            Some(ttl)
+        }
+        _ => None,
+    };
+    let target = fields.pop().filter(|t| !t.is_empty()).ok_or(usage)?;
+    if fields.is_empty() {
+        return Err(usage.into());
+    }
+    let target = rdata_name(&target)?;
+    fields
+        .iter()
+        .map(|alias| record(alias, RData::CNAME(CNAME(target.clone())), ttl))
+        .collect::<Result<_, _>>()
+        .map(Rule::Records)
+}
+
+/// `srv-host=_SERVICE._PROTO.DOMAIN[,TARGET[,PORT[,PRIORITY[,WEIGHT]]]]`: note the
+/// field order differs from a zone file. Without a target the service is
+/// "decidedly not available" (RFC 2782: target `.`).
+fn parse_srv_host(value: &str) -> Result<Rule, String> {
+    let usage = "expected _SERVICE._PROTO.DOMAIN,TARGET[,PORT[,PRIORITY[,WEIGHT]]], \
+                 as in srv-host=_ldap._tcp.example.com,ldap.example.com,389";
+    let fields = fields(value);
+    let number = |i: usize, default: u16| -> Result<u16, String> {
+        match fields.get(i).map(String::as_str) {
+            None | Some("") => Ok(default),
+            Some(text) => text
+                .parse()
+                .map_err(|_| format!("{text:?} is not a number from 0 to 65535; {usage}")),
+        }
+    };
+    let name = fields.first().filter(|n| !n.is_empty()).ok_or(usage)?;
+    let target = match fields.get(1).map(String::as_str) {
+        None | Some("") => Name::root(),
+        Some(target) => rdata_name(target)?,
+    };
+    let srv = SRV::new(number(3, 0)?, number(4, 0)?, number(2, 1)?, target);
+    Ok(Rule::Records(vec![record(name, RData::SRV(srv), None)?]))
+}
+
+/// `txt-record=NAME[,TEXT...]`: one TXT record whose strings are the fields;
+/// text over 255 bytes is split into several strings (RFC 1035 §3.3.14).
+fn parse_txt_record(value: &str) -> Result<Rule, String> {
+    let fields = fields(value);
+    let name = fields
+        .first()
+        .filter(|n| !n.is_empty())
+        .ok_or("expected NAME[,TEXT...], as in txt-record=example.com,\"v=spf1 -all\"")?;
+    let mut strings: Vec<&[u8]> = Vec::new();
+    for text in &fields[1..] {
+        if text.is_empty() {
+            strings.push(b"");
+        }
+        strings.extend(text.as_bytes().chunks(255));
+    }
+    if strings.is_empty() {
+        strings.push(b"");
+    }
+    let txt = TXT::from_bytes(strings);
+    Ok(Rule::Records(vec![record(name, RData::TXT(txt), None)?]))
+}
+
+/// `ptr-record=NAME,TARGET`.
+fn parse_ptr_record(value: &str) -> Result<Rule, String> {
+    let usage = "expected NAME,TARGET, as in ptr-record=1.2.0.192.in-addr.arpa,gw.lan";
+    let fields = fields(value);
+    let [name, target] = fields.as_slice() else {
+        return Err(usage.into());
+    };
+    if name.is_empty() || target.is_empty() {
+        return Err(usage.into());
+    }
+    let rdata = RData::PTR(PTR(rdata_name(target)?));
+    Ok(Rule::Records(vec![record(name, rdata, None)?]))
+}
+
+/// `mx-host=NAME,HOST[,PREFERENCE]`; preference 1 by default, as in dnsmasq.
+fn parse_mx_host(value: &str) -> Result<Rule, String> {
+    let usage = "expected NAME,HOST[,PREFERENCE], as in mx-host=example.com,mail.example.com,10 \
+                 (splitdns does not guess the host)";
+    let fields = fields(value);
+    let (name, host) = match fields.as_slice() {
+        [name, host] | [name, host, _] if !name.is_empty() && !host.is_empty() => (name, host),
+        _ => return Err(usage.into()),
+    };
+    let preference = match fields.get(2) {
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("{p:?} is not a preference from 0 to 65535; {usage}"))?,
+        None => 1,
+    };
+    let rdata = RData::MX(MX::new(preference, rdata_name(host)?));
+    Ok(Rule::Records(vec![record(name, rdata, None)?]))
 }
 
 /// The reverse zones that cover `prefix` exactly: `10.0.0.0/8` is `10.in-addr.arpa`;
@@ -199,7 +459,7 @@ mod tests {
     fn zones(rule: Rule) -> Vec<String> {
         match rule {
             Rule::Zones { zones, .. } => zones.iter().map(ToString::to_string).collect(),
-            Rule::DefaultServer(_) => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -274,6 +534,98 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn records(line: &str) -> Vec<String> {
+        match Rule::parse(line).unwrap() {
+            Rule::Records(records) => records
+                .iter()
+                .map(|r| match &r.rdata {
+                    RData::TXT(txt) => {
+                        let strings: Vec<String> = txt
+                            .txt_data
+                            .iter()
+                            .map(|s| String::from_utf8_lossy(s).into_owned())
+                            .collect();
+                        format!("{} TXT {}", r.name, strings.join("|"))
+                    }
+                    rdata => format!("{} {} {rdata}", r.name, r.rtype()),
+                })
+                .collect(),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn record_rules() {
+        assert_eq!(
+            records("host-record=gw.lan,GW,192.0.2.1,2001:db8::1,60"),
+            [
+                "gw.lan. A 192.0.2.1",
+                "gw.lan. AAAA 2001:db8::1",
+                "gw. A 192.0.2.1",
+                "gw. AAAA 2001:db8::1",
+                "1.2.0.192.in-addr.arpa. PTR gw.lan.",
+                "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa. PTR gw.lan.",
+            ]
+        );
+        assert_eq!(
+            records("cname=www.lan,ftp.lan,gw.lan"),
+            ["www.lan. CNAME gw.lan.", "ftp.lan. CNAME gw.lan."]
+        );
+        assert_eq!(
+            records("srv-host=_ldap._tcp.example.com,ldap.example.com,389"),
+            ["_ldap._tcp.example.com. SRV 0 0 389 ldap.example.com."]
+        );
+        assert_eq!(
+            records("srv-host=_x._tcp.lan"),
+            ["_x._tcp.lan. SRV 0 0 1 ."]
+        );
+        assert_eq!(
+            records(r#"txt-record=example.com,"v=spf1 a -all","x,y""#),
+            ["example.com. TXT v=spf1 a -all|x,y"]
+        );
+        assert_eq!(
+            records("ptr-record=1.2.0.192.in-addr.arpa,gw.lan"),
+            ["1.2.0.192.in-addr.arpa. PTR gw.lan."]
+        );
+        assert_eq!(
+            records("mx-host=example.com,mail.example.com,10"),
+            ["example.com. MX 10 mail.example.com."]
+        );
+        assert!(Rule::parse("mx-host=example.com").is_err());
+        assert!(Rule::parse("host-record=gw.lan").is_err());
+        assert!(Rule::parse("cname=gw.lan").is_err());
+    }
+
+    #[test]
+    fn rewrite_rule() {
+        assert_eq!(
+            Rule::parse("rewrite=/infra.local/service.consul/").unwrap(),
+            Rule::Rewrite {
+                zones: vec![Zone::parse("infra.local").unwrap()],
+                target: Zone::parse("service.consul").unwrap(),
+            }
+        );
+        assert!(Rule::parse("rewrite=/infra.local/").is_err());
+    }
+
+    #[test]
+    fn comments_and_fields() {
+        assert_eq!(
+            strip_comment("server=/consul/127.0.0.1#8600 # agent"),
+            "server=/consul/127.0.0.1#8600"
+        );
+        assert_eq!(strip_comment("# all of it"), "");
+        assert_eq!(
+            strip_comment("txt-record=a,\"x # y\""),
+            "txt-record=a,\"x # y\""
+        );
+        assert_eq!(split_option("--no-resolv"), ("no-resolv", None));
+        assert_eq!(
+            split_option(" cache-size = 100 "),
+            ("cache-size", Some("100"))
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ timeout = "500ms"
 /// A running splitdns; dropping it stops the server.
 pub(crate) struct Splitdns {
     addrs: Vec<SocketAddr>,
+    metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), splitdns::Error>>>,
 }
@@ -83,6 +84,7 @@ impl Splitdns {
             .await
             .unwrap_or_else(|e| panic!("bind failed: {e}"));
         let addrs = server.local_addrs();
+        let metrics = server.metrics_addr();
         assert!(!addrs.is_empty(), "server reports no listening address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
@@ -90,6 +92,7 @@ impl Splitdns {
         }));
         Self {
             addrs,
+            metrics,
             stop: Some(stop),
             task: Some(task),
         }
@@ -98,6 +101,12 @@ impl Splitdns {
     /// The first listener's address.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addrs[0]
+    }
+
+    /// The `[metrics]` endpoint; panics when the config has none.
+    #[track_caller]
+    pub(crate) fn metrics_addr(&self) -> SocketAddr {
+        self.metrics.expect("the config has no [metrics] table")
     }
 
     pub(crate) fn addrs(&self) -> &[SocketAddr] {

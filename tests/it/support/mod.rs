@@ -5,9 +5,13 @@
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub(crate) mod agent;
 pub(crate) mod client;
+pub(crate) mod daemon;
 pub(crate) mod fixtures;
 pub(crate) mod harness;
+pub(crate) mod http;
+pub(crate) mod netns;
 pub(crate) mod upstream;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -82,6 +82,23 @@ impl Drop for FakeUpstream {
 impl FakeUpstream {
     pub(crate) async fn start(zone: Zone) -> Self {
         let (udp, tcp) = bind_pair().await;
+        Self::serve(zone, udp, tcp)
+    }
+
+    /// Serves on sockets the caller bound (in a network namespace, on port 53, ...).
+    pub(crate) fn start_on(
+        zone: Zone,
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+    ) -> Self {
+        udp.set_nonblocking(true).unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let udp = UdpSocket::from_std(udp).unwrap();
+        let tcp = TcpListener::from_std(tcp).unwrap();
+        Self::serve(zone, udp, tcp)
+    }
+
+    fn serve(zone: Zone, udp: UdpSocket, tcp: TcpListener) -> Self {
         let addr = udp.local_addr().unwrap();
         let shared = Arc::new(Shared {
             zone,

@@ -1,0 +1,132 @@
+//! dnsmasq's statistics over DNS: TXT queries in class CHAOS for `*.bind`
+//! names, answered in dnsmasq's formats so existing checks and exporters
+//! (`dig CH TXT hits.bind`, dnsmasq_exporter) keep working.
+//!
+//! `cachesize.bind` is the configured size; `insertions.bind` and
+//! `evictions.bind` the cache's counts; `hits.bind` and `misses.bind` client
+//! queries answered from the cache and sent upstream (CHAOS queries are in
+//! neither); `servers.bind` one string per upstream address,
+//! `ADDR#PORT QUERIES FAILED`; `version.bind` and `id.server` name the software
+//! and the host. Only allowed clients get here: the handler refuses the rest first.
+
+use std::net::SocketAddr;
+
+use crate::handler::{Shared, State};
+use crate::stats;
+use crate::wire::{self, Query};
+
+/// Class CHAOS (RFC 1035 §3.2.4).
+pub const CLASS_CH: u16 = 3;
+const TYPE_TXT: u16 = 16;
+
+/// Writes the answer to a CHAOS query for one of the names above into `out`;
+/// false (and `out` untouched) for any other query.
+pub fn answer(
+    shared: &Shared,
+    state: &State,
+    query: &Query,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    if query.qclass != CLASS_CH {
+        return false;
+    }
+    let Some(strings) = strings(shared, state, query.lower.as_bytes()) else {
+        return false;
+    };
+    let wants_txt = query.qtype == TYPE_TXT || query.qtype == wire::TYPE_ANY;
+    write(query, if wants_txt { &strings } else { &[] }, limit, out);
+    true
+}
+
+/// The TXT strings for `name` (lowercased wire form), if it is one we answer.
+fn strings(shared: &Shared, state: &State, name: &[u8]) -> Option<Vec<String>> {
+    let number = |n: u64| Some(vec![n.to_string()]);
+    match name {
+        b"\x09cachesize\x04bind\x00" => number(shared.cache.size()),
+        b"\x0ainsertions\x04bind\x00" => number(shared.cache.insertions()),
+        b"\x09evictions\x04bind\x00" => number(shared.cache.evictions()),
+        b"\x04hits\x04bind\x00" => number(shared.metrics.hits_and_misses().0),
+        b"\x06misses\x04bind\x00" => number(shared.metrics.hits_and_misses().1),
+        b"\x07servers\x04bind\x00" => Some(servers(state)),
+        b"\x07version\x04bind\x00" => Some(vec![format!("splitdns {}", env!("CARGO_PKG_VERSION"))]),
+        b"\x02id\x06server\x00" => Some(vec![host_name()]),
+        _ => None,
+    }
+}
+
+/// `ADDR#PORT QUERIES FAILED` per upstream address, summed over the routes
+/// that use it, as dnsmasq sums the server lines that name one address.
+fn servers(state: &State) -> Vec<String> {
+    let mut totals: Vec<(SocketAddr, u64, u64)> = Vec::new();
+    for upstream in stats::upstreams(state) {
+        for server in upstream.members() {
+            let queries = server.metrics().queries.get();
+            let failed = server.metrics().failures();
+            match totals.iter_mut().find(|(addr, ..)| *addr == server.addr()) {
+                Some((_, q, f)) => {
+                    *q += queries;
+                    *f += failed;
+                }
+                None => totals.push((server.addr(), queries, failed)),
+            }
+        }
+    }
+    totals
+        .into_iter()
+        .map(|(addr, queries, failed)| format!("{}#{} {queries} {failed}", addr.ip(), addr.port()))
+        .collect()
+}
+
+/// The kernel's host name, as `hostname` prints it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// An authoritative answer with one CH TXT record holding `strings` (none: NODATA).
+fn write(query: &Query, strings: &[String], limit: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&query.id.to_be_bytes());
+    let [flags, rflags] = wire::stored_flags(true, false, wire::RCODE_NOERROR);
+    out.push(flags | (query.flags[0] & 0x01));
+    out.push(rflags | (query.flags[1] & 0x10));
+    let answers = u16::from(!strings.is_empty());
+    out.extend_from_slice(&[0, 1]);
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(query.name.as_bytes());
+    out.extend_from_slice(&query.qtype.to_be_bytes());
+    out.extend_from_slice(&query.qclass.to_be_bytes());
+    let question_end = out.len();
+    if answers > 0 {
+        // Owner: a pointer to the question name at offset 12 (RFC 1035 §4.1.4).
+        out.extend_from_slice(&[0xc0, 0x0c]);
+        out.extend_from_slice(&TYPE_TXT.to_be_bytes());
+        out.extend_from_slice(&CLASS_CH.to_be_bytes());
+        out.extend_from_slice(&0u32.to_be_bytes());
+        let rdlen_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        for s in strings {
+            // A character-string is at most 255 bytes (RFC 1035 §3.3).
+            let bytes = &s.as_bytes()[..s.len().min(255)];
+            out.push(bytes.len() as u8);
+            out.extend_from_slice(bytes);
+        }
+        let rdlen = (out.len() - rdlen_at - 2) as u16;
+        out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    }
+    let opt = if query.edns.is_some() {
+        wire::OPT_LEN
+    } else {
+        0
+    };
+    if out.len() + opt > limit {
+        wire::truncate_to_question(out, question_end);
+    }
+    if query.edns.is_some() {
+        wire::push_opt(out, 0, query.dnssec_ok());
+        wire::add_to_arcount(out, 1);
+    }
+}

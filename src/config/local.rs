@@ -1,0 +1,154 @@
+//! `[local]` and `[[record]]`: the data splitdns answers itself, as dnsmasq does
+//! from /etc/hosts, `host-record=`, `cname=` and friends.
+
+use std::path::PathBuf;
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::zone::Zone;
+
+/// `[local]` plus every static record, from `[[record]]` tables and record rules.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LocalConfig {
+    /// Hosts files answering A, AAAA and PTR, re-read when they change.
+    pub hosts_files: Vec<PathBuf>,
+    /// Single-label names are never forwarded (dnsmasq's domain-needed).
+    pub domain_needed: bool,
+    /// Reverse lookups in the private zones of RFC 6303 are never forwarded
+    /// unless a route covers them (dnsmasq's bogus-priv).
+    pub bogus_priv: bool,
+    /// TTL of local answers without a TTL of their own, in seconds. Default 0,
+    /// as dnsmasq's local-ttl: clients ask again instead of caching.
+    pub ttl: u32,
+    /// Static records in file order: `rules` first, then `[[record]]` tables.
+    pub records: Vec<StaticRecord>,
+}
+
+/// One static record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticRecord {
+    pub name: Zone,
+    pub rdata: RData,
+    /// Seconds; `None` takes `[local] ttl`.
+    pub ttl: Option<u32>,
+}
+
+impl StaticRecord {
+    pub fn rtype(&self) -> RecordType {
+        self.rdata.record_type()
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLocal {
+    #[serde(default)]
+    pub(super) hosts_files: Vec<PathBuf>,
+    #[serde(default)]
+    pub(super) domain_needed: bool,
+    #[serde(default)]
+    pub(super) bogus_priv: bool,
+    #[serde(default)]
+    pub(super) ttl: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRecord {
+    pub(super) name: Spanned<String>,
+    #[serde(rename = "type")]
+    pub(super) rtype: Spanned<String>,
+    pub(super) value: Spanned<String>,
+    pub(super) ttl: Option<u32>,
+}
+
+/// The record types a `[[record]]` may have.
+pub const RECORD_TYPES: &str = "A, AAAA, CNAME, SRV, TXT, PTR or MX";
+
+/// `type = "MX"` -> the record type, if it is one splitdns serves locally.
+pub fn record_type(text: &str) -> Result<RecordType, String> {
+    let rtype = match text.to_ascii_uppercase().as_str() {
+        "A" => RecordType::A,
+        "AAAA" => RecordType::AAAA,
+        "CNAME" => RecordType::CNAME,
+        "SRV" => RecordType::SRV,
+        "TXT" => RecordType::TXT,
+        "PTR" => RecordType::PTR,
+        "MX" => RecordType::MX,
+        _ => return Err(format!("expected one of {RECORD_TYPES}")),
+    };
+    Ok(rtype)
+}
+
+/// Parses `value` in zone-file presentation form (RFC 1035 §5.1): `10 mail.example.`
+/// for MX, `0 5 8080 web.example.` for SRV, `"v=spf1 -all"` for TXT. Names are
+/// taken as absolute whether or not they end in a dot: a record has no origin.
+pub fn parse_rdata(rtype: RecordType, value: &str) -> Result<RData, String> {
+    let example = match rtype {
+        RecordType::A => "192.0.2.1",
+        RecordType::AAAA => "2001:db8::1",
+        RecordType::CNAME | RecordType::PTR => "host.example.",
+        RecordType::SRV => "0 5 8080 host.example. (priority weight port target)",
+        RecordType::TXT => "\"some text\" \"more text\"",
+        _ => "10 mail.example. (preference host)",
+    };
+    let rdata = RData::try_from_str(rtype, value)
+        .map_err(|e| format!("not a valid {rtype} value ({e}); expected e.g. {example}"))?;
+    Ok(absolute(rdata))
+}
+
+/// Makes every name inside `rdata` absolute.
+fn absolute(rdata: RData) -> RData {
+    use hickory_proto::rr::rdata::{CNAME, MX, PTR, SRV};
+    let fqdn = |name: &Name| {
+        let mut name = name.clone();
+        name.set_fqdn(true);
+        name
+    };
+    match rdata {
+        RData::CNAME(c) => RData::CNAME(CNAME(fqdn(&c.0))),
+        RData::PTR(p) => RData::PTR(PTR(fqdn(&p.0))),
+        RData::MX(mx) => RData::MX(MX::new(mx.preference, fqdn(&mx.exchange))),
+        RData::SRV(srv) => RData::SRV(SRV::new(
+            srv.priority,
+            srv.weight,
+            srv.port,
+            fqdn(&srv.target),
+        )),
+        other => other,
+    }
+}
+
+/// A domain name for a record's data, from a dnsmasq field or a TOML string.
+pub fn rdata_name(text: &str) -> Result<Name, String> {
+    let mut name =
+        Name::from_ascii(text).map_err(|e| format!("{text:?} is not a domain name ({e})"))?;
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presentation_values_parse_to_absolute_names() {
+        let mx = parse_rdata(RecordType::MX, "10 mail.example").unwrap();
+        assert_eq!(mx.to_string(), "10 mail.example.");
+        let srv = parse_rdata(RecordType::SRV, "0 5 8080 web.example.").unwrap();
+        assert_eq!(srv.to_string(), "0 5 8080 web.example.");
+        let txt = parse_rdata(RecordType::TXT, "\"v=spf1 -all\" two").unwrap();
+        let RData::TXT(txt) = txt else { panic!() };
+        assert_eq!(txt.txt_data.len(), 2);
+        assert!(parse_rdata(RecordType::A, "10.0.0.300").is_err());
+        assert!(parse_rdata(RecordType::SRV, "0 5 web.example.").is_err());
+    }
+
+    #[test]
+    fn types_are_case_insensitive_and_limited() {
+        assert_eq!(record_type("aaaa").unwrap(), RecordType::AAAA);
+        assert!(record_type("NS").unwrap_err().contains("CNAME"));
+    }
+}

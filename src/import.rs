@@ -1,0 +1,658 @@
+//! `splitdns import-dnsmasq`: a dnsmasq.conf (with its conf-file, conf-dir and
+//! servers-file includes) -> the equivalent splitdns TOML.
+//!
+//! Rule-shaped lines go through the same grammar as `rules` ([`Rule::parse`]),
+//! so whatever is emitted there is what `check` accepts. dnsmasq's implicit
+//! defaults are written out (hosts read from /etc/hosts, cache-size 150,
+//! dns-forward-max 150, every interface on port 53), since splitdns's own
+//! defaults differ. Every option that cannot be carried over is a warning
+//! `FILE:LINE: OPTION: ignored (why)`; options splitdns does not need become a
+//! note in the output.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::config::dnsmasq::{RULE_OPTIONS, Rule, RuleAction, split_option, strip_comment};
+use crate::zone::Zone;
+
+/// dnsmasq's defaults, where splitdns's differ.
+const DNSMASQ_CACHE_SIZE: u64 = 150;
+const DNSMASQ_FORWARD_MAX: usize = 150;
+const DNSMASQ_HOSTS: &str = "/etc/hosts";
+/// Includes nested deeper than this are a loop.
+const MAX_DEPTH: usize = 16;
+
+/// Why a dnsmasq config could not be imported at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: cannot read the dnsmasq config: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The TOML and what could not be carried over.
+#[derive(Debug)]
+pub struct Import {
+    pub toml: String,
+    /// `FILE:LINE: OPTION: ignored (why)`, in file order.
+    pub warnings: Vec<String>,
+}
+
+/// One option line, with where it was written.
+struct Line {
+    at: String,
+    key: String,
+    value: Option<String>,
+}
+
+/// Reads `path` (and `conf_dir` as if a `conf-dir=` line ended it) and translates it.
+pub fn import(path: &Path, conf_dir: Option<&Path>) -> Result<Import, ImportError> {
+    let mut reader = Reader::default();
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    reader.text(path, &text, 0);
+    if let Some(dir) = conf_dir {
+        reader.conf_dir(
+            &format!("--conf-dir {}", dir.display()),
+            &dir.display().to_string(),
+            0,
+        );
+    }
+    let mut out = Translation::default();
+    for line in &reader.lines {
+        out.line(line);
+    }
+    let mut warnings = reader.warnings;
+    warnings.extend(out.warnings.iter().cloned());
+    Ok(Import {
+        toml: out.render(path),
+        warnings,
+    })
+}
+
+#[derive(Default)]
+struct Reader {
+    lines: Vec<Line>,
+    warnings: Vec<String>,
+}
+
+impl Reader {
+    fn text(&mut self, file: &Path, text: &str, depth: usize) {
+        for (i, raw) in text.lines().enumerate() {
+            let line = strip_comment(raw).trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = format!("{}:{}", file.display(), i + 1);
+            let (key, value) = split_option(line);
+            match (key, value) {
+                ("conf-file", Some(path)) => self.file(&at, Path::new(path), depth),
+                ("servers-file", Some(path)) => {
+                    self.note_servers_file(&at);
+                    self.file(&at, Path::new(path), depth);
+                }
+                ("conf-dir", Some(spec)) => self.conf_dir(&at, spec, depth),
+                _ => self.lines.push(Line {
+                    at,
+                    key: key.to_string(),
+                    value: value.map(str::to_string),
+                }),
+            }
+        }
+    }
+
+    fn note_servers_file(&mut self, at: &str) {
+        self.lines.push(Line {
+            at: at.to_string(),
+            key: "servers-file".into(),
+            value: None,
+        });
+    }
+
+    fn file(&mut self, at: &str, path: &Path, depth: usize) {
+        if depth >= MAX_DEPTH {
+            self.warnings.push(format!(
+                "{at}: {}: ignored (included more than {MAX_DEPTH} levels deep: a loop?)",
+                path.display()
+            ));
+            return;
+        }
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.text(path, &text, depth + 1),
+            Err(e) => self.warnings.push(format!(
+                "{at}: {}: ignored (cannot read it: {e})",
+                path.display()
+            )),
+        }
+    }
+
+    /// `conf-dir=DIR[,*.conf...][,.bak...]`: files in alphabetical order, minus
+    /// editor and hidden files; `*.ext` entries include only those, others exclude.
+    fn conf_dir(&mut self, at: &str, spec: &str, depth: usize) {
+        let mut parts = spec.split(',').map(str::trim);
+        let dir = parts.next().unwrap_or_default();
+        let (include, exclude): (Vec<&str>, Vec<&str>) = parts
+            .filter(|p| !p.is_empty())
+            .partition(|p| p.starts_with('*'));
+        let include: Vec<&str> = include.iter().map(|p| &p[1..]).collect();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.warnings
+                    .push(format!("{at}: conf-dir: ignored (cannot read {dir}: {e})"));
+                return;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let editor = name.ends_with('~')
+                    || name.starts_with('.')
+                    || (name.starts_with('#') && name.ends_with('#'));
+                !editor
+                    && (include.is_empty() || include.iter().any(|s| name.ends_with(s)))
+                    && !exclude.iter().any(|s| name.ends_with(s))
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            self.file(at, &file, depth);
+        }
+    }
+}
+
+/// Forward rules for the same zones, merged.
+struct Group {
+    zones: Vec<Zone>,
+    servers: Vec<String>,
+    at: Vec<String>,
+}
+
+/// What the lines add up to.
+#[derive(Default)]
+struct Translation {
+    rules: Vec<(String, String)>,
+    /// `server=/d/ip1` + `server=/d/ip2`: dnsmasq's server group, a route here.
+    groups: Vec<Group>,
+    listen_addresses: Vec<String>,
+    interfaces: Vec<String>,
+    port: Option<u16>,
+    no_hosts: bool,
+    hosts_files: Vec<String>,
+    no_resolv: bool,
+    resolv_file: Option<String>,
+    default_servers: bool,
+    cache_size: Option<u64>,
+    min_ttl: Option<u32>,
+    max_ttl: Option<u32>,
+    no_negcache: bool,
+    local_ttl: Option<u32>,
+    forward_max: Option<usize>,
+    domain_needed: bool,
+    bogus_priv: bool,
+    filter_aaaa: bool,
+    rebind: bool,
+    user: Option<String>,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Translation {
+    fn ignore(&mut self, line: &Line, why: &str) {
+        self.warnings
+            .push(format!("{}: {}: ignored ({why})", line.at, line.key));
+    }
+
+    fn note(&mut self, line: &Line, what: &str) {
+        self.notes
+            .push(format!("{} ({}): {what}", line.key, line.at));
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, line: &Line) -> Option<T> {
+        let parsed = line.value.as_deref().and_then(|v| v.parse().ok());
+        if parsed.is_none() {
+            self.ignore(line, "expected a number");
+        }
+        parsed
+    }
+
+    fn line(&mut self, line: &Line) {
+        let key = line.key.as_str();
+        let value = line.value.as_deref().unwrap_or_default();
+        if RULE_OPTIONS.contains(&key) {
+            return self.rule(line);
+        }
+        match key {
+            "listen-address" => self
+                .listen_addresses
+                .extend(value.split(',').map(|a| a.trim().to_string())),
+            "interface" => {
+                for name in value.split(',').map(str::trim) {
+                    if name.contains('*') {
+                        self.ignore(
+                            line,
+                            "interface wildcards are not supported; name each interface",
+                        );
+                    } else {
+                        self.interfaces.push(name.to_string());
+                    }
+                }
+            }
+            "port" => match self.number::<u16>(line) {
+                Some(0) => self.ignore(line, "port=0 turns DNS off, and splitdns is only DNS"),
+                port => self.port = port.or(self.port),
+            },
+            "no-resolv" => self.no_resolv = true,
+            "resolv-file" if self.resolv_file.is_none() => self.resolv_file = Some(value.into()),
+            "resolv-file" => self.ignore(line, "splitdns reads one resolv.conf; the first is kept"),
+            "no-hosts" => self.no_hosts = true,
+            "addn-hosts" | "hostsdir" => self.hosts_path(line, value),
+            "cache-size" => self.cache_size = self.number(line),
+            "min-cache-ttl" => self.min_ttl = self.number(line),
+            "max-cache-ttl" | "max-ttl" => {
+                if let Some(ttl) = self.number::<u32>(line) {
+                    self.max_ttl = Some(self.max_ttl.map_or(ttl, |t| t.min(ttl)));
+                }
+            }
+            "no-negcache" => self.no_negcache = true,
+            "local-ttl" => self.local_ttl = self.number(line),
+            "dns-forward-max" => self.forward_max = self.number(line),
+            "domain-needed" => self.domain_needed = true,
+            "bogus-priv" => self.bogus_priv = true,
+            "filter-AAAA" | "filter-aaaa" => self.filter_aaaa = true,
+            "stop-dns-rebind" => self.rebind = true,
+            "user" => self.user = Some(value.to_string()),
+            "servers-file" => self.note(
+                line,
+                "its lines are copied into rules; edit them there and reload",
+            ),
+            _ => self.other(line),
+        }
+    }
+
+    fn rule(&mut self, line: &Line) {
+        let text = match &line.value {
+            Some(value) => format!("{}={value}", line.key),
+            None => line.key.clone(),
+        };
+        match Rule::parse(&text) {
+            Ok(Rule::DefaultServer(_)) => {
+                self.default_servers = true;
+                self.rules.push((text, line.at.clone()));
+            }
+            Ok(Rule::Zones {
+                zones,
+                action: RuleAction::Forward(servers),
+            }) => self.forward(zones, &servers, text, &line.at),
+            Ok(_) => self.rules.push((text, line.at.clone())),
+            Err(why) => self.ignore(line, &why),
+        }
+    }
+
+    /// A second server for the same zones turns the rule into a route with both.
+    fn forward(
+        &mut self,
+        zones: Vec<Zone>,
+        servers: &[std::net::SocketAddr],
+        text: String,
+        at: &str,
+    ) {
+        let servers = servers.iter().map(ToString::to_string);
+        if let Some(group) = self.groups.iter_mut().find(|g| g.zones == zones) {
+            group.servers.extend(servers);
+            group.at.push(at.to_string());
+            return;
+        }
+        let same = |rule: &(String, String)| matches!(Rule::parse(&rule.0), Ok(Rule::Zones { zones: ref z, action: RuleAction::Forward(_) }) if *z == zones);
+        if let Some(i) = self.rules.iter().position(same) {
+            let (first, first_at) = self.rules.remove(i);
+            let Ok(Rule::Zones {
+                action: RuleAction::Forward(first_servers),
+                ..
+            }) = Rule::parse(&first)
+            else {
+                unreachable!("matched as a forward rule above")
+            };
+            self.groups.push(Group {
+                zones,
+                servers: first_servers
+                    .iter()
+                    .map(ToString::to_string)
+                    .chain(servers)
+                    .collect(),
+                at: vec![first_at, at.to_string()],
+            });
+            return;
+        }
+        self.rules.push((text, at.to_string()));
+    }
+
+    /// A hosts file is listed; a directory's files are listed as they are now.
+    fn hosts_path(&mut self, line: &Line, value: &str) {
+        let path = Path::new(value);
+        if !path.is_dir() {
+            self.hosts_files.push(value.to_string());
+            return;
+        }
+        let mut files: Vec<String> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .map(|p| p.display().to_string())
+            .collect();
+        files.sort();
+        self.hosts_files.extend(files);
+        self.ignore(
+            line,
+            "hosts_files takes files, not directories: the files in it now are listed, later ones are not read",
+        );
+    }
+
+    /// Everything splitdns does not need, does differently, or cannot do.
+    fn other(&mut self, line: &Line) {
+        let key = line.key.as_str();
+        let not_needed = match key {
+            "bind-interfaces" | "bind-dynamic" => {
+                Some("not needed: splitdns binds each listen address, never the wildcard")
+            }
+            "strict-order" => Some("not needed: splitdns always asks servers in order"),
+            "local-service" => Some(
+                "not needed: splitdns's default allow list is loopback plus the listened subnets",
+            ),
+            "no-poll" => Some("not needed: resolv_conf is read by splitdns itself"),
+            "keep-in-foreground" | "no-daemon" | "pid-file" => {
+                Some("not needed: splitdns runs in the foreground under systemd")
+            }
+            "log-queries" => Some("use --log-level debug for one line per query"),
+            "log-facility" | "log-async" => {
+                Some("splitdns logs to stderr (the journal under systemd)")
+            }
+            "group" => Some("splitdns takes the user's primary group"),
+            _ => None,
+        };
+        if let Some(what) = not_needed {
+            return self.note(line, what);
+        }
+        let why = match key {
+            k if is_dhcp_tftp_ra(k) => {
+                "DHCP, TFTP and router advertisements: splitdns serves DNS only"
+            }
+            "all-servers" => {
+                "splitdns asks servers in order and moves on after a timeout, SERVFAIL or REFUSED"
+            }
+            "neg-ttl" => {
+                "negative answers without an SOA are not cached; see [cache] max_negative_ttl"
+            }
+            "edns-packet-max" => "splitdns always advertises 1232 bytes (DNS flag day 2020)",
+            "query-port" | "min-port" | "max-port" | "port-limit" => {
+                "splitdns always uses random source ports"
+            }
+            "except-interface" | "no-dhcp-interface" => {
+                "exclusions are not supported; list what to listen on"
+            }
+            "rebind-localhost-ok" | "rebind-domain-ok" => "rebind exemptions are not supported",
+            k if k.starts_with("dnssec") || k == "trust-anchor" || k == "proxy-dnssec" => {
+                "splitdns does not validate DNSSEC; DO, CD and AD pass through"
+            }
+            "expand-hosts" | "domain" => {
+                "local domain suffixes are not supported; name hosts in full"
+            }
+            "clear-on-reload" => "a reload keeps the cache of unchanged routes",
+            _ => "not supported by splitdns",
+        };
+        self.ignore(line, why);
+    }
+
+    fn render(&self, origin: &Path) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "# splitdns config imported from dnsmasq config {}.",
+            origin.display()
+        );
+        let _ = writeln!(t, "# Check it with `splitdns check --config FILE`.");
+        if !self.notes.is_empty() {
+            let _ = writeln!(t, "#\n# dnsmasq options with nothing to carry over:");
+            for note in &self.notes {
+                let _ = writeln!(t, "#   {note}");
+            }
+        }
+        t.push('\n');
+        self.render_rules(&mut t);
+        self.render_server(&mut t);
+        self.render_upstream(&mut t);
+        self.render_groups(&mut t);
+        self.render_cache(&mut t);
+        self.render_local(&mut t);
+        t
+    }
+
+    fn render_rules(&self, t: &mut String) {
+        if self.rules.is_empty() {
+            t.push_str("rules = []\n");
+            return;
+        }
+        t.push_str("rules = [\n");
+        for (rule, at) in &self.rules {
+            let _ = writeln!(t, "    {},  # {at}", quote(rule));
+        }
+        t.push_str("]\n");
+    }
+
+    fn render_server(&self, t: &mut String) {
+        let port = self.port.unwrap_or(53);
+        let mut listen: Vec<String> = Vec::new();
+        for addr in &self.listen_addresses {
+            listen.push(match addr.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+                _ => format!("{addr}:{port}"),
+            });
+        }
+        if !self.interfaces.is_empty() && !self.interfaces.iter().any(|i| i == "lo") {
+            // interface= adds loopback implicitly (dnsmasq(8), --interface).
+            let loopback = format!("127.0.0.1:{port}");
+            if !listen.contains(&loopback) {
+                listen.push(loopback);
+            }
+        }
+        listen.extend(self.interfaces.iter().map(|i| format!("{i}:{port}")));
+        t.push_str("\n[server]\n");
+        if listen.is_empty() {
+            t.push_str(
+                "# dnsmasq's default: every interface; the default allow list keeps it to\n",
+            );
+            t.push_str("# loopback and the local subnets, like dnsmasq's local-service.\n");
+            let _ = writeln!(t, "listen = [\"0.0.0.0:{port}\", \"[::]:{port}\"]");
+        } else {
+            let _ = writeln!(t, "listen = [{}]", list(&listen));
+        }
+        if accepts("[server]\nrebind_protection = true\n") {
+            let _ = writeln!(t, "rebind_protection = {}", self.rebind);
+        } else if self.rebind {
+            t.push_str("# stop-dns-rebind: splitdns has no rebind protection yet.\n");
+        }
+        let user = self.user.as_deref().unwrap_or("nobody");
+        if accepts(&format!("[server]\nuser = {}\n", quote(user))) {
+            let _ = writeln!(t, "user = {}", quote(user));
+        } else {
+            let _ = writeln!(
+                t,
+                "# user = {} (dnsmasq drops to it): this splitdns has no [server] user; run it unprivileged.",
+                quote(user)
+            );
+        }
+    }
+
+    fn render_upstream(&self, t: &mut String) {
+        t.push_str("\n[upstream]\n");
+        match (self.no_resolv, self.default_servers) {
+            (true, false) => {
+                t.push_str(
+                    "# no-resolv and no server=ADDR: names outside the rules have no upstream\n",
+                );
+                t.push_str("# (dnsmasq answered REFUSED, splitdns answers SERVFAIL).\n");
+                t.push_str("resolv_conf = \"/dev/null\"\n");
+            }
+            (false, true) => {
+                t.push_str(
+                    "# dnsmasq also asked the resolv.conf servers; splitdns reads resolv_conf\n",
+                );
+                t.push_str("# only when no server=ADDR is given: list them in rules if needed.\n");
+            }
+            _ => {}
+        }
+        if let (false, Some(file)) = (self.no_resolv, &self.resolv_file) {
+            let _ = writeln!(t, "resolv_conf = {}", quote(file));
+        }
+        let forward_max = self.forward_max.unwrap_or(DNSMASQ_FORWARD_MAX);
+        let _ = writeln!(t, "max_inflight = {forward_max}");
+        let _ = writeln!(t, "filter_aaaa = {}", self.filter_aaaa);
+    }
+
+    fn render_groups(&self, t: &mut String) {
+        for group in &self.groups {
+            let zones: Vec<String> = group.zones.iter().map(ToString::to_string).collect();
+            let _ = writeln!(t, "\n# A dnsmasq server group: {}", group.at.join(", "));
+            let _ = writeln!(t, "[[route]]\nzones = [{}]", list(&zones));
+            let _ = writeln!(t, "servers = [{}]", list(&group.servers));
+        }
+    }
+
+    fn render_cache(&self, t: &mut String) {
+        t.push_str("\n[cache]\n");
+        if self.cache_size.is_none() {
+            t.push_str("# dnsmasq's default; splitdns's own is 10000.\n");
+        }
+        let _ = writeln!(
+            t,
+            "size = {}",
+            self.cache_size.unwrap_or(DNSMASQ_CACHE_SIZE)
+        );
+        if let Some(min) = self.min_ttl {
+            let _ = writeln!(t, "min_ttl = {min}");
+        }
+        if let Some(max) = self.max_ttl {
+            let _ = writeln!(t, "max_ttl = {max}");
+        }
+        if self.no_negcache {
+            t.push_str("max_negative_ttl = 0\n");
+        }
+    }
+
+    fn render_local(&self, t: &mut String) {
+        t.push_str("\n[local]\n");
+        let mut hosts: Vec<String> = Vec::new();
+        if !self.no_hosts {
+            hosts.push(DNSMASQ_HOSTS.into());
+        }
+        hosts.extend(self.hosts_files.iter().cloned());
+        let _ = writeln!(t, "hosts_files = [{}]", list(&hosts));
+        let _ = writeln!(t, "domain_needed = {}", self.domain_needed);
+        let _ = writeln!(t, "bogus_priv = {}", self.bogus_priv);
+        let _ = writeln!(t, "ttl = {}", self.local_ttl.unwrap_or(0));
+    }
+}
+
+fn is_dhcp_tftp_ra(key: &str) -> bool {
+    [
+        "dhcp",
+        "tftp",
+        "enable-tftp",
+        "enable-ra",
+        "ra-param",
+        "pxe",
+        "bootp",
+        "quiet-dhcp",
+        "log-dhcp",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
+        || matches!(
+            key,
+            "leasefile-ro"
+                | "read-ethers"
+                | "no-ping"
+                | "slaac"
+                | "bridge-interface"
+                | "shared-network"
+        )
+}
+
+/// Whether the running version's config parser accepts `snippet`: keys that
+/// appear over time are emitted only once `check` will take them.
+fn accepts(snippet: &str) -> bool {
+    Config::from_toml(snippet, Path::new("probe")).is_ok()
+}
+
+fn quote(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| quote(i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translate(text: &str) -> (String, Vec<String>) {
+        let mut reader = Reader::default();
+        reader.text(Path::new("dnsmasq.conf"), text, 0);
+        let mut out = Translation::default();
+        for line in &reader.lines {
+            out.line(line);
+        }
+        let mut warnings = reader.warnings;
+        warnings.extend(out.warnings.iter().cloned());
+        (out.render(Path::new("dnsmasq.conf")), warnings)
+    }
+
+    #[test]
+    fn an_empty_config_spells_out_dnsmasqs_defaults() {
+        let (toml, warnings) = translate("");
+        assert!(warnings.is_empty());
+        let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+        assert_eq!(config.cache.size, 150);
+        assert_eq!(config.upstream.max_inflight, 150);
+        assert_eq!(config.local.hosts_files, [PathBuf::from("/etc/hosts")]);
+        assert_eq!(config.listen.len(), 2, "{toml}");
+    }
+
+    #[test]
+    fn server_groups_become_routes() {
+        let (toml, warnings) = translate(
+            "server=/consul/10.0.0.1#8600\nserver=/consul/10.0.0.2#8600\nserver=/Consul/10.0.0.3#8600\n",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+        assert_eq!(config.routes.len(), 1, "{toml}");
+        assert!(matches!(&config.routes[0].action, RuleAction::Forward(s) if s.len() == 3));
+    }
+
+    #[test]
+    fn unsupported_options_warn_with_file_line_and_why() {
+        let (_, warnings) = translate(
+            "dhcp-range=192.168.0.50,192.168.0.150,12h\n\nall-servers\nserver=/x/1.2.3.4@eth0\n",
+        );
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("dnsmasq.conf:1: dhcp-range: ignored (DHCP"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].starts_with("dnsmasq.conf:3: all-servers: ignored ("));
+        assert!(warnings[2].starts_with("dnsmasq.conf:4: server: ignored ("));
+    }
+}

@@ -1,0 +1,72 @@
+//! Query loops through an upstream: a Consul agent whose `recursors` list
+//! splitdns, or a resolv.conf nameserver that forwards to splitdns, sends
+//! back what it cannot answer (a DS or an unknown type for `consul.`), and
+//! the query would wait for itself until the upstream timeout.
+//!
+//! Such a query arrives with the ID and the question splitdns sent, while
+//! splitdns is still waiting for the reply: forwarders that pass a query on
+//! as it is (Consul's recursor does) keep both. That is recognised here, with
+//! no probe of our own, and answered SERVFAIL at once, so the upstream gives
+//! up on that one name quickly and stays in use for every other one. A
+//! forwarder that picks a new ID is not recognised: its copy joins the
+//! single-flight of the original, and both end at the upstream timeout
+//! (one query each way, never a storm). Queries outstanding on an upstream
+//! socket that the pool has just replaced are not seen either, with the
+//! same outcome.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::handler::State;
+use crate::router::Action;
+use crate::wire::Query;
+
+/// At most one error line per this many seconds; the others are counted.
+const LOG_EVERY: u64 = 10;
+
+static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `query` is one of ours, forwarded back to us by the upstream we
+/// are asking it. Logs an error naming that upstream.
+pub fn came_back(state: &State, query: &Query, client: IpAddr) -> bool {
+    let lower = query.lower.as_bytes();
+    let Action::Forward(upstream) = &state.router.route(lower).action else {
+        return false;
+    };
+    let mut question = [0u8; 259];
+    let len = lower.len();
+    question[..len].copy_from_slice(lower);
+    question[len..len + 2].copy_from_slice(&query.qtype.to_be_bytes());
+    question[len + 2..len + 4].copy_from_slice(&query.qclass.to_be_bytes());
+    let Some(server) = upstream.outstanding(query.id, &question[..len + 4]) else {
+        return false;
+    };
+    if should_log() {
+        let also = UNLOGGED.swap(0, Ordering::Relaxed);
+        tracing::error!(
+            upstream = %server,
+            name = %query.lower,
+            qtype = query.qtype,
+            %client,
+            also_since_last_line = also,
+            "query loop: {server} sent our own query back to us; answered SERVFAIL. \
+             Make sure {server} does not forward to splitdns (Consul: its `recursors`)"
+        );
+    } else {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+    }
+    true
+}
+
+fn should_log() -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    now >= last + LOG_EVERY
+        && LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+}

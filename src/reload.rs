@@ -1,0 +1,218 @@
+//! While serving: [`Control`]s from signals, and changes of the host that
+//! splitdns follows on its own (interfaces coming and going, resolv.conf
+//! being rewritten), each turned into a new [`State`] swapped in at once.
+//!
+//! A query holds the state it started with, so a swap never changes routing
+//! under it. The cache lives outside the state: a swap keeps every entry
+//! whose name is routed the same way before and after, and drops the rest.
+//! A reload that fails (bad config, an address that cannot be bound) leaves
+//! everything as it was and says why, in the words `splitdns check` uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::handler::{Shared, State};
+use crate::listeners::Listeners;
+use crate::local_data::LocalData;
+use crate::router::Router;
+use crate::signal::Control;
+use crate::{Error, Loader, interfaces, notify, resolv};
+
+/// First wait before binding again an interface address that failed; it
+/// doubles up to [`RETRY_MAX`] while the failures go on.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Owns the listeners and the config while the server runs.
+pub struct Supervisor {
+    config: Config,
+    loader: Loader,
+    shared: Arc<Shared>,
+    listeners: Listeners,
+    resolv: Option<resolv::Watch>,
+    retry: Option<(Instant, Duration)>,
+}
+
+impl Supervisor {
+    pub fn new(config: Config, loader: Loader, shared: Arc<Shared>, listeners: Listeners) -> Self {
+        Self {
+            resolv: watch_resolv(&config),
+            config,
+            loader,
+            shared,
+            listeners,
+            retry: None,
+        }
+    }
+
+    /// Serves until [`Control::Shutdown`] or until `controls` closes; hands
+    /// back the listeners, still open, for the caller to close.
+    pub async fn run(mut self, mut controls: mpsc::Receiver<Control>) -> Listeners {
+        self.listeners.serve(&self.shared);
+        notify::ready(&self.status());
+        notify::spawn_watchdog();
+        let mut changes = interfaces::Changes::subscribe();
+        let mut resolv_poll = tokio::time::interval(resolv::POLL);
+        loop {
+            let retry_at = self.retry.map(|(at, _)| at);
+            tokio::select! {
+                control = controls.recv() => match control {
+                    Some(Control::Reload) => self.reload(),
+                    Some(Control::Shutdown) | None => break,
+                },
+                () = changes.next() => self.follow_interfaces(),
+                () = sleep_until(retry_at), if retry_at.is_some() => self.follow_interfaces(),
+                _ = resolv_poll.tick() => self.check_resolv(),
+            }
+        }
+        notify::stopping();
+        self.listeners
+    }
+
+    /// SIGHUP: the new config replaces the old only if it is valid and its
+    /// new listen addresses can all be bound.
+    fn reload(&mut self) {
+        notify::reloading();
+        tracing::info!("reloading {}", self.config.origin);
+        match self.try_reload() {
+            Ok(()) => {
+                self.shared.metrics.reloaded(Ok(&self.config));
+                tracing::info!(config = %self.config.origin, "reloaded");
+            }
+            Err(error) => {
+                self.shared.metrics.reloaded(Err(()));
+                tracing::error!("reload rejected, still serving the previous config: {error}");
+                notify::status(&format!("reload rejected: {error}"));
+            }
+        }
+        notify::ready(&self.status());
+    }
+
+    fn try_reload(&mut self) -> Result<(), Error> {
+        let config = (self.loader)()?;
+        let followed = self.listeners.apply(&config.listen)?;
+        self.listeners.serve(&self.shared);
+        self.schedule_retry(followed.retry);
+        if config.cache.size != self.config.cache.size {
+            tracing::warn!(
+                "[cache] size = {} takes effect at the next restart; the cache keeps {} entries until then",
+                config.cache.size,
+                self.config.cache.size
+            );
+        }
+        if config.user != self.config.user {
+            tracing::warn!("[server] user takes effect at the next restart");
+        }
+        let local = LocalData::load(&config)?;
+        self.resolv = watch_resolv(&config);
+        self.config = config;
+        self.swap_state(Some(local));
+        Ok(())
+    }
+
+    fn follow_interfaces(&mut self) {
+        let followed = self.listeners.follow(&self.config.listen);
+        self.listeners.serve(&self.shared);
+        self.schedule_retry(followed.retry);
+        // Our own addresses, or the subnets around them, may have changed:
+        // the default allow list and the resolv.conf servers splitdns must
+        // skip follow them.
+        self.swap_state(None);
+        if followed.changed {
+            notify::status(&self.status());
+        }
+    }
+
+    fn check_resolv(&mut self) {
+        if self.resolv.as_mut().is_some_and(resolv::Watch::changed) {
+            tracing::info!(path = %self.config.upstream.resolv_conf.display(), "resolv.conf changed");
+            self.swap_state(None);
+        }
+    }
+
+    /// Builds the state for the config and the addresses bound now and swaps
+    /// it in. The router is rebuilt on a reload (which brings freshly loaded
+    /// local data) or when the default servers changed; otherwise it is
+    /// shared, and only `allow` may be new.
+    fn swap_state(&mut self, reloaded: Option<LocalData>) {
+        let bound = self.listeners.addrs();
+        let servers = crate::default_servers(&self.config, &bound);
+        let allow = crate::allow(&self.config, &bound);
+        let current = self.shared.state.load_full();
+        let old_servers = current.router.default_servers();
+        let router = if reloaded.is_some() || servers != old_servers {
+            if servers != old_servers {
+                tracing::info!(?servers, "default upstream servers changed");
+            }
+            Arc::new(Router::with_metrics(
+                &self.config,
+                servers,
+                &self.shared.metrics,
+            ))
+        } else if allow == current.allow {
+            return;
+        } else {
+            Arc::clone(&current.router)
+        };
+        if allow != current.allow {
+            tracing::info!(?allow, "clients allowed changed");
+        }
+        self.shared.state.store(Arc::new(State {
+            router: Arc::clone(&router),
+            allow,
+            log_queries: self.config.log.queries,
+            local: match reloaded {
+                Some(local) => ArcSwap::from_pointee(local),
+                None => ArcSwap::new(current.local.load_full()),
+            },
+            rebind: crate::rebind::Rebind::new(&self.config.guard),
+        }));
+        if !Arc::ptr_eq(&router, &current.router) {
+            let dropped = self
+                .shared
+                .cache
+                .retain(|name| current.router.routes_alike(&router, name));
+            tracing::info!(
+                dropped,
+                kept = self.shared.cache.len(),
+                "cache entries of changed routes dropped"
+            );
+        }
+    }
+
+    fn schedule_retry(&mut self, needed: bool) {
+        self.retry = needed.then(|| {
+            let wait = self
+                .retry
+                .map_or(RETRY_FIRST, |(_, last)| (last * 2).min(RETRY_MAX));
+            (Instant::now() + wait, wait)
+        });
+    }
+
+    fn status(&self) -> String {
+        let addrs = self.listeners.addrs();
+        let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        format!("answering on {}", addrs.join(", "))
+    }
+}
+
+/// resolv.conf is watched only when it is where the default servers come from.
+fn watch_resolv(config: &Config) -> Option<resolv::Watch> {
+    config
+        .upstream
+        .servers
+        .is_empty()
+        .then(|| resolv::Watch::new(&config.upstream.resolv_conf))
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}

@@ -1,0 +1,236 @@
+//! splitdns as a service on a host: systemd's notify protocol, SIGHUP reloads, the switch to an
+//! unprivileged user, and the systemd unit itself. These run the real binary.
+
+use std::process::Command;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::support::client::{self, udp_maybe_reply};
+use crate::support::daemon::{BIN, Daemon};
+use crate::support::fixtures;
+use crate::support::harness::render;
+use crate::support::{FakeUpstream, answer_ips, assert_rcode, query};
+
+const CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+
+[upstream]
+servers = ["{internet}"]
+timeout = "1s"
+
+[[route]]
+zones = ["consul"]
+servers = ["{consul}"]
+min_ttl = 60
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_notified_once_listening() {
+    let internet = FakeUpstream::start(fixtures::internet()).await;
+    let consul = FakeUpstream::start(fixtures::consul()).await;
+    let daemon = Daemon::start(
+        &render(CONFIG, &[("internet", &internet), ("consul", &consul)]),
+        None,
+    );
+    let addrs = daemon.wait_ready();
+    assert_eq!(addrs.len(), 1);
+    let reply = client::udp(addrs[0], &query("www.example.", RecordType::A)).await;
+    assert_eq!(answer_ips(&reply).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_keeps_the_cache_of_unchanged_routes_and_drops_changed_ones() {
+    let internet = FakeUpstream::start(fixtures::internet()).await;
+    let consul = FakeUpstream::start(fixtures::consul()).await;
+    let consul2 = FakeUpstream::start(fixtures::consul()).await;
+    let upstreams = [("internet", &internet), ("consul", &consul)];
+    let daemon = Daemon::start(&render(CONFIG, &upstreams), None);
+    let addr = daemon.wait_ready()[0];
+    for qname in ["www.example.", "web.service.consul."] {
+        client::udp(addr, &query(qname, RecordType::A)).await;
+    }
+
+    daemon.rewrite_config(&render(
+        CONFIG,
+        &[("internet", &internet), ("consul", &consul2)],
+    ));
+    let after = daemon.reload();
+
+    assert_eq!(after, vec![addr], "the literal listener is kept as it was");
+    for qname in ["www.example.", "web.service.consul."] {
+        let reply = client::udp(addr, &query(qname, RecordType::A)).await;
+        assert_rcode(&reply, ResponseCode::NoError);
+    }
+    assert_eq!(
+        internet.count("www.example.", RecordType::A),
+        1,
+        "unchanged route: a cache hit"
+    );
+    assert_eq!(consul.count("web.service.consul.", RecordType::A), 1);
+    assert_eq!(
+        consul2.count("web.service.consul.", RecordType::A),
+        1,
+        "changed route: asked anew"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_bad_config_says_what_check_says_and_keeps_serving() {
+    let internet = FakeUpstream::start(fixtures::internet()).await;
+    let consul = FakeUpstream::start(fixtures::consul()).await;
+    let daemon = Daemon::start(
+        &render(CONFIG, &[("internet", &internet), ("consul", &consul)]),
+        None,
+    );
+    let addr = daemon.wait_ready()[0];
+
+    daemon.rewrite_config("[upstream]\ntimeout = \"two seconds\"\n");
+    let after = daemon.reload();
+
+    let check = Command::new(BIN)
+        .args(["check", "--config", daemon.config_path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let check = String::from_utf8_lossy(&check.stderr);
+    let problem = check
+        .trim()
+        .strip_prefix("splitdns: ")
+        .expect("check's one line");
+    let stderr = daemon.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "reload rejected, still serving the previous config: {problem}"
+        )),
+        "check said {problem:?}; the daemon said:\n{stderr}"
+    );
+    assert_eq!(after, vec![addr]);
+    let reply = client::udp(addr, &query("web.service.consul.", RecordType::A)).await;
+    assert_eq!(answer_ips(&reply).len(), 2, "the old routes still answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_binds_new_listen_entries_and_closes_removed_ones() {
+    let internet = FakeUpstream::start(fixtures::internet()).await;
+    let consul = FakeUpstream::start(fixtures::consul()).await;
+    let upstreams = [("internet", &internet), ("consul", &consul)];
+    let daemon = Daemon::start(&render(CONFIG, &upstreams), None);
+    let first = daemon.wait_ready()[0];
+    let packet = client::encode(&query("www.example.", RecordType::A));
+
+    let two = CONFIG.replace(r#"["127.0.0.1:0"]"#, r#"["127.0.0.1:0", "127.0.0.2:0"]"#);
+    daemon.rewrite_config(&render(&two, &upstreams));
+    let addrs = daemon.reload();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert_eq!(addrs[0], first);
+    assert!(udp_maybe_reply(addrs[1], &packet).await.is_some());
+
+    let only_second = CONFIG.replace("127.0.0.1:0", "127.0.0.2:0");
+    daemon.rewrite_config(&render(&only_second, &upstreams));
+    let left = daemon.reload();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].ip().to_string(), "127.0.0.2");
+    assert!(
+        udp_maybe_reply(first, &packet).await.is_none(),
+        "removed listener still answers"
+    );
+    assert!(udp_maybe_reply(left[0], &packet).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn started_as_root_it_runs_as_the_configured_user_with_one_capability() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping: needs root to switch users");
+        return;
+    }
+    let internet = FakeUpstream::start(fixtures::internet()).await;
+    let consul = FakeUpstream::start(fixtures::consul()).await;
+    let config = CONFIG.replace("[server]", "[server]\nuser = \"nobody\"");
+    let daemon = Daemon::start(
+        &render(&config, &[("internet", &internet), ("consul", &consul)]),
+        None,
+    );
+    let addr = daemon.wait_ready()[0];
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let (uid, gid) = (nobody.uid.to_string(), nobody.gid.to_string());
+
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", daemon.pid())).unwrap();
+    let mut threads = 0;
+    for task in tasks {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(field("Uid:"), vec![uid.as_str(); 4], "{status}");
+        assert_eq!(field("Gid:"), vec![gid.as_str(); 4], "{status}");
+        assert!(field("Groups:").is_empty(), "{status}");
+        // Bit 10: CAP_NET_BIND_SERVICE, and nothing else.
+        for set in ["CapPrm:", "CapEff:", "CapBnd:"] {
+            assert_eq!(field(set), vec!["0000000000000400"], "{set} in {status}");
+        }
+        assert_eq!(field("CapInh:"), vec!["0000000000000000"], "{status}");
+        threads += 1;
+    }
+    assert!(threads > 1, "the runtime's threads were looked at too");
+
+    let reply = client::udp(addr, &query("www.example.", RecordType::A)).await;
+    assert_eq!(answer_ips(&reply).len(), 1);
+    daemon.reload();
+    assert!(daemon.stderr().contains("reloaded"), "{}", daemon.stderr());
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: systemd-analyze is not installed");
+        return;
+    }
+    let unit = include_str!("../../systemd/splitdns.service");
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/splitdns "),
+        "{unit}"
+    );
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("splitdns.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/splitdns", BIN)).unwrap();
+
+    let out = Command::new("systemd-analyze")
+        .args(["verify", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("splitdns.service"))
+        .collect();
+    assert!(out.status.success() && complaints.is_empty(), "{stderr}");
+}
+
+#[test]
+fn the_nomad_job_renders_a_valid_config() {
+    let job = include_str!("../../conf/nomad/splitdns.nomad.hcl");
+    let (_, rest) = job
+        .split_once("data          = <<-EOT\n")
+        .expect("a heredoc template");
+    let (body, _) = rest.split_once("\n        EOT").expect("the heredoc's end");
+    // `<<-` strips the common indentation, as here.
+    let text: String = body
+        .lines()
+        .map(|l| l.strip_prefix("          ").unwrap_or(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = splitdns::Config::from_toml(&text, std::path::Path::new("nomad template"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(config.user.as_deref(), Some("splitdns"));
+    assert!(config.listen.iter().any(|l| l.to_string() == "docker0:53"));
+}

@@ -1,0 +1,399 @@
+//! Local data: hosts files, `[[record]]`, the dnsmasq record rules, domain_needed,
+//! bogus_priv, filter_aaaa and `[local] ttl`.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use tempfile::TempDir;
+
+use crate::support::fixtures::{consul, internet};
+use crate::support::{
+    FakeUpstream, Splitdns, additional_ips, answer_ips, assert_rcode, name, query,
+};
+
+async fn fakes() -> (FakeUpstream, FakeUpstream) {
+    (
+        FakeUpstream::start(consul()).await,
+        FakeUpstream::start(internet()).await,
+    )
+}
+
+/// The standard routes plus `extra` (TOML appended after the rules line).
+async fn start(
+    rules: &[&str],
+    extra: &str,
+    consul: &FakeUpstream,
+    internet: &FakeUpstream,
+) -> Splitdns {
+    let rules: Vec<String> = rules.iter().map(|r| format!("{r:?}")).collect();
+    let config = format!(
+        "rules = [{}]\n{extra}\n[server]\nlisten = [\"127.0.0.1:0\"]\n\
+         [upstream]\nservers = [\"{{internet}}\"]\ntimeout = \"500ms\"\n\
+         [[route]]\nzones = [\"consul\"]\nservers = [\"{{consul}}\"]\ntimeout = \"500ms\"\n",
+        rules.join(", ")
+    );
+    Splitdns::start(&config, &[("consul", consul), ("internet", internet)]).await
+}
+
+fn ip(text: &str) -> Ipv4Addr {
+    text.parse().unwrap()
+}
+
+#[track_caller]
+fn assert_local(reply: &Message, rcode: ResponseCode) {
+    assert_rcode(reply, rcode);
+    assert!(
+        reply.metadata.authoritative,
+        "local answers are AA=1: {reply}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_record_answers_a_aaaa_and_ptr_authoritatively_in_the_askers_case() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["host-record=gw.lan,192.0.2.1,2001:db8::1"],
+        "",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let a = dns.ask("GW.Lan.", RecordType::A).await;
+    let aaaa = dns.ask("gw.lan.", RecordType::AAAA).await;
+    let ptr = dns.ask("1.2.0.192.in-addr.arpa.", RecordType::PTR).await;
+
+    assert_local(&a, ResponseCode::NoError);
+    assert_eq!(answer_ips(&a), [ip("192.0.2.1")]);
+    assert_eq!(a.queries[0].name().to_ascii(), "GW.Lan.");
+    assert_eq!(a.answers[0].name.to_ascii(), "GW.Lan.");
+    assert_eq!(a.answers[0].ttl, 0, "[local] ttl defaults to 0");
+    assert_local(&aaaa, ResponseCode::NoError);
+    assert!(matches!(&aaaa.answers[0].data, RData::AAAA(v6) if v6.0.to_string() == "2001:db8::1"));
+    assert_local(&ptr, ResponseCode::NoError);
+    assert!(matches!(&ptr.answers[0].data, RData::PTR(p) if p.0 == name("gw.lan.")));
+    assert_eq!(internet.total() + consul.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_types_of_a_local_name_get_nodata_without_forwarding() {
+    let (consul, internet) = fakes().await;
+    let dns = start(&["host-record=gw.lan,192.0.2.1"], "", &consul, &internet).await;
+
+    let reply = dns.ask("gw.lan.", RecordType::MX).await;
+
+    assert_local(&reply, ResponseCode::NoError);
+    assert!(reply.answers.is_empty());
+    assert_eq!(internet.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_names_shadow_routes() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["host-record=web.service.consul,192.0.2.50"],
+        "",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let reply = dns.ask("web.service.consul.", RecordType::A).await;
+    let below = dns.ask("x.web.service.consul.", RecordType::A).await;
+
+    assert_eq!(answer_ips(&reply), [ip("192.0.2.50")]);
+    assert_rcode(&below, ResponseCode::NXDomain);
+    assert_eq!(consul.count("web.service.consul.", RecordType::A), 0);
+    assert_eq!(
+        consul.count("x.web.service.consul.", RecordType::A),
+        1,
+        "names below are not local"
+    );
+}
+
+const RECORDS: &str = r#"
+[[record]]
+name = "mail.lan"
+type = "A"
+value = "192.0.2.25"
+ttl = 60
+
+[[record]]
+name = "lan"
+type = "MX"
+value = "10 mail.lan"
+
+[[record]]
+name = "lan"
+type = "TXT"
+value = '"v=spf1 mx -all"'
+
+[[record]]
+name = "_imap._tcp.lan"
+type = "SRV"
+value = "0 5 143 mail.lan."
+
+[[record]]
+name = "webmail.lan"
+type = "CNAME"
+value = "mail.lan."
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_tables_answer_every_type_with_target_addresses() {
+    let (consul, internet) = fakes().await;
+    let dns = start(&[], RECORDS, &consul, &internet).await;
+
+    let mx = dns.ask("lan.", RecordType::MX).await;
+    let txt = dns.ask("lan.", RecordType::TXT).await;
+    let srv = dns.ask("_imap._tcp.lan.", RecordType::SRV).await;
+    let cname = dns.ask("webmail.lan.", RecordType::A).await;
+
+    assert_local(&mx, ResponseCode::NoError);
+    assert!(
+        matches!(&mx.answers[0].data, RData::MX(m) if m.preference == 10 && m.exchange == name("mail.lan."))
+    );
+    assert_eq!(additional_ips(&mx, "mail.lan."), [ip("192.0.2.25")]);
+    assert!(matches!(&txt.answers[0].data, RData::TXT(t) if &*t.txt_data[0] == b"v=spf1 mx -all"));
+    assert!(
+        matches!(&srv.answers[0].data, RData::SRV(s) if s.port == 143 && s.target == name("mail.lan."))
+    );
+    assert_eq!(additional_ips(&srv, "mail.lan."), [ip("192.0.2.25")]);
+    assert_local(&cname, ResponseCode::NoError);
+    assert_eq!(
+        cname.answers.len(),
+        2,
+        "the CNAME, then its local target: {cname}"
+    );
+    assert_eq!(cname.answers[0].record_type(), RecordType::CNAME);
+    assert_eq!(cname.answers[1].name, name("mail.lan."));
+    assert_eq!(cname.answers[1].ttl, 60, "a record's own ttl wins");
+    assert_eq!(internet.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnsmasq_record_rules_answer() {
+    let (consul, internet) = fakes().await;
+    let rules = [
+        "host-record=mail.lan,192.0.2.25",
+        "cname=webmail.lan,mail.lan",
+        "srv-host=_imap._tcp.lan,mail.lan,143",
+        "txt-record=lan,\"v=spf1 mx -all\"",
+        "ptr-record=_http._tcp.dns-sd.lan,web.lan",
+        "mx-host=lan,mail.lan,5",
+    ];
+    let dns = start(&rules, "", &consul, &internet).await;
+
+    let cname = dns.ask("webmail.lan.", RecordType::A).await;
+    let srv = dns.ask("_imap._tcp.lan.", RecordType::SRV).await;
+    let txt = dns.ask("lan.", RecordType::TXT).await;
+    let ptr = dns.ask("_http._tcp.dns-sd.lan.", RecordType::PTR).await;
+    let mx = dns.ask("lan.", RecordType::MX).await;
+
+    assert_eq!(answer_ips(&cname), [ip("192.0.2.25")]);
+    assert!(matches!(&srv.answers[0].data, RData::SRV(s) if s.port == 143));
+    assert!(matches!(&txt.answers[0].data, RData::TXT(t) if &*t.txt_data[0] == b"v=spf1 mx -all"));
+    assert!(matches!(&ptr.answers[0].data, RData::PTR(p) if p.0 == name("web.lan.")));
+    assert!(matches!(&mx.answers[0].data, RData::MX(m) if m.preference == 5));
+    assert_eq!(internet.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_ttl_applies_to_local_answers() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["host-record=gw.lan,192.0.2.1", "address=/ads.example/#"],
+        "[local]\nttl = 300\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let host = dns.ask("gw.lan.", RecordType::A).await;
+    let address = dns.ask("x.ads.example.", RecordType::A).await;
+
+    assert_eq!(host.answers[0].ttl, 300);
+    assert_eq!(address.answers[0].ttl, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_answer_too_big_for_udp_is_truncated() {
+    let (consul, internet) = fakes().await;
+    let long = "t".repeat(250);
+    let rules: Vec<String> = (0..4)
+        .map(|i| format!("txt-record=big.lan,{i}{long}"))
+        .collect();
+    let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let dns = start(&rules, "", &consul, &internet).await;
+
+    let udp = dns.ask("big.lan.", RecordType::TXT).await;
+    let tcp = dns.tcp(&query("big.lan.", RecordType::TXT)).await;
+
+    assert!(udp.metadata.truncation, "{udp}");
+    assert!(udp.answers.is_empty());
+    assert_eq!(tcp.answers.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_needed_keeps_single_labels_home_unless_routed_or_local() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["host-record=printer,192.0.2.9"],
+        "[local]\ndomain_needed = true\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let unknown = dns.ask("fileserver.", RecordType::A).await;
+    let unknown_mx = dns.ask("fileserver.", RecordType::MX).await;
+    let local = dns.ask("printer.", RecordType::A).await;
+    dns.ask("consul.", RecordType::SOA).await;
+    let dotted = dns.ask("www.example.", RecordType::A).await;
+
+    assert_local(&unknown, ResponseCode::NXDomain);
+    assert_local(&unknown_mx, ResponseCode::NXDomain);
+    assert_eq!(answer_ips(&local), [ip("192.0.2.9")]);
+    assert_eq!(
+        consul.count("consul.", RecordType::SOA),
+        1,
+        "a route for the label wins"
+    );
+    assert_eq!(answer_ips(&dotted), [ip("192.0.2.10")]);
+    assert_eq!(internet.total(), 1, "only www.example. went out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_priv_keeps_private_reverse_lookups_home_unless_routed() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["rev-server=10.0.0.0/8,{consul#}"],
+        "[local]\nbogus_priv = true\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let private = dns.ask("5.1.168.192.in-addr.arpa.", RecordType::PTR).await;
+    let docker = dns.ask("2.0.17.172.in-addr.arpa.", RecordType::PTR).await;
+    let routed = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
+    dns.ask("8.8.8.8.in-addr.arpa.", RecordType::PTR).await;
+
+    assert_local(&private, ResponseCode::NXDomain);
+    assert_local(&docker, ResponseCode::NXDomain);
+    assert_rcode(&routed, ResponseCode::NoError);
+    assert_eq!(consul.count("1.0.0.10.in-addr.arpa.", RecordType::PTR), 1);
+    assert_eq!(
+        internet.count("8.8.8.8.in-addr.arpa.", RecordType::PTR),
+        1,
+        "public space still goes out"
+    );
+    assert_eq!(internet.total(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_aaaa_answers_nodata_without_asking_and_routes_may_opt_out() {
+    let (consul, internet) = fakes().await;
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{internet}"]
+filter_aaaa = true
+[[route]]
+zones = ["consul"]
+servers = ["{consul}"]
+filter_aaaa = false
+"#;
+    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
+
+    let filtered = dns.ask("www.example.", RecordType::AAAA).await;
+    let a = dns.ask("www.example.", RecordType::A).await;
+    dns.ask("web.service.consul.", RecordType::AAAA).await;
+
+    assert_rcode(&filtered, ResponseCode::NoError);
+    assert!(filtered.answers.is_empty());
+    assert_eq!(internet.count("www.example.", RecordType::AAAA), 0);
+    assert_eq!(answer_ips(&a), [ip("192.0.2.10")]);
+    assert_eq!(consul.count("web.service.consul.", RecordType::AAAA), 1);
+}
+
+/// Asks until `check` accepts the reply or `within` passes.
+async fn eventually(
+    dns: &Splitdns,
+    qname: &str,
+    within: Duration,
+    check: impl Fn(&Message) -> bool,
+) -> Message {
+    let deadline = Instant::now() + within;
+    loop {
+        let reply = dns.ask(qname, RecordType::A).await;
+        if check(&reply) || Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn hosts_config(path: &Path) -> String {
+    format!(
+        "[local]\nhosts_files = [{:?}]\n",
+        path.display().to_string()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_file_answers_and_is_reread_when_it_changes() {
+    let (consul, internet) = fakes().await;
+    let dir = TempDir::new().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "# test\n192.0.2.7 web.lan web\n").unwrap();
+    let dns = start(&[], &hosts_config(&hosts), &consul, &internet).await;
+
+    let before = dns.ask("web.lan.", RecordType::A).await;
+    let short = dns.ask("web.", RecordType::A).await;
+    let ptr = dns.ask("7.2.0.192.in-addr.arpa.", RecordType::PTR).await;
+    std::fs::write(
+        &hosts,
+        "# test, changed\n192.0.2.8 web.lan web\n192.0.2.9 new.lan\n",
+    )
+    .unwrap();
+    let after = eventually(&dns, "web.lan.", Duration::from_secs(6), |r| {
+        answer_ips(r) == [ip("192.0.2.8")]
+    })
+    .await;
+    let added = dns.ask("new.lan.", RecordType::A).await;
+
+    assert_local(&before, ResponseCode::NoError);
+    assert_eq!(answer_ips(&before), [ip("192.0.2.7")]);
+    assert_eq!(answer_ips(&short), [ip("192.0.2.7")]);
+    assert!(matches!(&ptr.answers[0].data, RData::PTR(p) if p.0 == name("web.lan.")));
+    assert_eq!(
+        answer_ips(&after),
+        [ip("192.0.2.8")],
+        "not re-read within 5 s"
+    );
+    assert_eq!(answer_ips(&added), [ip("192.0.2.9")]);
+    assert_eq!(internet.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_file_missing_at_start_is_read_when_it_appears() {
+    let (consul, internet) = fakes().await;
+    let dir = TempDir::new().unwrap();
+    let hosts = dir.path().join("hosts");
+    let dns = start(&[], &hosts_config(&hosts), &consul, &internet).await;
+
+    let before = dns.ask("late.lan.", RecordType::A).await;
+    std::fs::write(&hosts, "192.0.2.70 late.lan\n").unwrap();
+    let after = eventually(&dns, "late.lan.", Duration::from_secs(6), |r| {
+        !answer_ips(r).is_empty()
+    })
+    .await;
+
+    assert_rcode(&before, ResponseCode::NXDomain);
+    assert_eq!(answer_ips(&after), [ip("192.0.2.70")]);
+}

@@ -1,0 +1,622 @@
+//! What an operator sees: `/metrics` after a known sequence of queries, `/health` and `/ready`,
+//! dnsmasq's CHAOS `*.bind` answers, the query log and the SIGUSR1 dump.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, RData, RecordType};
+use tempfile::TempDir;
+
+use crate::support::client::{self, REPLY_WAIT};
+use crate::support::fixtures::{consul, internet};
+use crate::support::http::{get, sample};
+use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, query};
+
+/// STANDARD plus the metrics endpoint on an ephemeral port and `extra`.
+fn standard_with_metrics(extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{{internet}}"]
+timeout = "500ms"
+[[route]]
+zones = ["consul"]
+servers = ["{{consul}}"]
+timeout = "500ms"
+[metrics]
+listen = "127.0.0.1:0"
+{extra}
+"#
+    )
+}
+
+async fn standard() -> (Splitdns, FakeUpstream, FakeUpstream) {
+    let consul = FakeUpstream::start(consul()).await;
+    let internet = FakeUpstream::start(internet()).await;
+    let dns = Splitdns::start(
+        &standard_with_metrics("[cache]\nsize = 500"),
+        &[("consul", &consul), ("internet", &internet)],
+    )
+    .await;
+    (dns, consul, internet)
+}
+
+async fn scrape(dns: &Splitdns) -> String {
+    let (status, body) = get(dns.metrics_addr(), "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The sample's value, failing with the whole exposition when it is missing.
+#[track_caller]
+fn value(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_sequence_of_queries() {
+    let (dns, consul, internet) = standard().await;
+    for _ in 0..3 {
+        assert_rcode(
+            &dns.ask("www.example.", RecordType::A).await,
+            ResponseCode::NoError,
+        );
+    }
+    for _ in 0..2 {
+        // TTL 0: never cached, so both go upstream.
+        assert_rcode(
+            &dns.ask("web.service.consul.", RecordType::A).await,
+            ResponseCode::NoError,
+        );
+    }
+    assert_rcode(
+        &dns.ask("missing.example.", RecordType::A).await,
+        ResponseCode::NXDomain,
+    );
+    assert_rcode(
+        &dns.tcp(&query("www.example.", RecordType::A)).await,
+        ResponseCode::NoError,
+    );
+
+    let text = scrape(&dns).await;
+    let (i, c) = (internet.addr(), consul.addr());
+    let v = |series: &str| value(&text, series);
+    assert_eq!(
+        v(r#"splitdns_queries_total{protocol="udp",qtype="A",rcode="NOERROR"}"#),
+        5.0
+    );
+    assert_eq!(
+        v(r#"splitdns_queries_total{protocol="udp",qtype="A",rcode="NXDOMAIN"}"#),
+        1.0
+    );
+    assert_eq!(
+        v(r#"splitdns_queries_total{protocol="tcp",qtype="A",rcode="NOERROR"}"#),
+        1.0
+    );
+    assert_eq!(text.matches("splitdns_queries_total{").count(), 3, "{text}");
+    assert_eq!(v(r#"splitdns_cache_hits_total{route="."}"#), 3.0);
+    assert_eq!(v(r#"splitdns_cache_misses_total{route="."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_cache_hits_total{route="consul."}"#), 0.0);
+    assert_eq!(v(r#"splitdns_cache_misses_total{route="consul."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_cache_stale_answers_total{route="."}"#), 0.0);
+    assert_eq!(
+        v(&format!(
+            r#"splitdns_upstream_queries_total{{route=".",server="{i}"}}"#
+        )),
+        2.0
+    );
+    assert_eq!(
+        v(&format!(
+            r#"splitdns_upstream_queries_total{{route="consul.",server="{c}"}}"#
+        )),
+        2.0
+    );
+    assert_eq!(internet.total(), 2);
+    assert_eq!(consul.total(), 2);
+    for kind in ["timeout", "servfail", "refused", "bad_reply"] {
+        let series =
+            format!(r#"splitdns_upstream_failures_total{{route=".",server="{i}",kind="{kind}"}}"#);
+        assert_eq!(v(&series), 0.0, "{series}");
+    }
+    assert_eq!(
+        v(&format!(
+            r#"splitdns_upstream_latency_seconds_count{{route=".",server="{i}"}}"#
+        )),
+        2.0
+    );
+    assert_eq!(
+        v(&format!(
+            r#"splitdns_upstream_healthy{{route=".",server="{i}"}}"#
+        )),
+        1.0
+    );
+    assert_eq!(
+        v(&format!(
+            r#"splitdns_upstream_healthy{{route="consul.",server="{c}"}}"#
+        )),
+        1.0
+    );
+    // www.example. A and the NXDOMAIN for missing.example.; Consul's TTL 0 is not kept.
+    assert_eq!(v("splitdns_cache_entries"), 2.0);
+    assert_eq!(v("splitdns_cache_insertions_total"), 2.0);
+    assert_eq!(v("splitdns_cache_evictions_total"), 0.0);
+    assert_eq!(v("splitdns_inflight_queries"), 0.0);
+    assert_eq!(v("splitdns_tcp_connections_accepted_total"), 1.0);
+    assert_eq!(v(r#"splitdns_config_reloads_total{result="ok"}"#), 0.0);
+    let info = text
+        .lines()
+        .filter(|l| l.starts_with("splitdns_config_info{hash=\""))
+        .count();
+    assert_eq!(info, 1, "{text}");
+}
+
+#[tokio::test]
+async fn failures_are_counted_by_kind_and_server() {
+    let (dns, _consul, internet) = standard().await;
+    internet.set_mode(Mode::ServFail);
+    assert_rcode(
+        &dns.ask("www.example.", RecordType::A).await,
+        ResponseCode::ServFail,
+    );
+    internet.set_mode(Mode::Refused);
+    assert_rcode(
+        &dns.ask("www.example.", RecordType::A).await,
+        ResponseCode::ServFail,
+    );
+
+    let text = scrape(&dns).await;
+    let i = internet.addr();
+    let failures = |kind: &str| {
+        value(
+            &text,
+            &format!(r#"splitdns_upstream_failures_total{{route=".",server="{i}",kind="{kind}"}}"#),
+        )
+    };
+    assert_eq!(failures("servfail"), 1.0);
+    assert_eq!(failures("refused"), 1.0);
+    assert_eq!(failures("timeout"), 0.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"splitdns_queries_total{protocol="udp",qtype="A",rcode="SERVFAIL"}"#
+        ),
+        2.0
+    );
+    // Failed attempts are not latencies.
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"splitdns_upstream_latency_seconds_count{{route=".",server="{i}"}}"#)
+        ),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn dropped_packets_are_counted_by_reason() {
+    let (dns, _consul, _internet) = standard().await;
+    // One socket for everything: the same source lands on the same listener socket, which
+    // handles its packets in order, so once the query is answered both drops are counted.
+    let sock = client::udp_socket().await;
+    let mut response = client::encode(&query("www.example.", RecordType::A));
+    response[2] |= 0x80;
+    sock.send_to(&[0, 1, 2, 3, 4], dns.addr()).await.unwrap();
+    sock.send_to(&response, dns.addr()).await.unwrap();
+    let ask = query("www.example.", RecordType::A);
+    sock.send_to(&client::encode(&ask), dns.addr())
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let (len, _) = tokio::time::timeout(REPLY_WAIT, sock.recv_from(&mut buf))
+        .await
+        .expect("no reply")
+        .unwrap();
+    assert_eq!(client::decode(&buf[..len]).metadata.id, ask.metadata.id);
+
+    let text = scrape(&dns).await;
+    assert_eq!(
+        value(
+            &text,
+            r#"splitdns_dropped_packets_total{reason="too_short"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"splitdns_dropped_packets_total{reason="not_a_query"}"#
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn health_turns_503_when_the_only_upstream_dies_and_200_when_it_returns() {
+    let internet = FakeUpstream::start(internet()).await;
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{internet}"]
+timeout = "200ms"
+[metrics]
+listen = "127.0.0.1:0"
+health_window = "50ms"
+"#;
+    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let endpoint = dns.metrics_addr();
+    assert_eq!(get(endpoint, "/ready").await, (200, "ready\n".to_string()));
+    assert_eq!(get(endpoint, "/health").await.0, 200);
+
+    // zero.example. has TTL 0: every query reaches the upstream.
+    assert_rcode(
+        &dns.ask("zero.example.", RecordType::A).await,
+        ResponseCode::NoError,
+    );
+    assert_eq!(get(endpoint, "/health").await.0, 200);
+    internet.set_mode(Mode::Dead);
+    assert_rcode(
+        &dns.ask("zero.example.", RecordType::A).await,
+        ResponseCode::ServFail,
+    );
+    let (status, body) = wait_for_health(endpoint, 503).await;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("route .") && body.contains(&internet.addr().to_string()),
+        "{body}"
+    );
+    let text = scrape(&dns).await;
+    let i = internet.addr();
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"splitdns_upstream_healthy{{route=".",server="{i}"}}"#)
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!(
+                r#"splitdns_upstream_failures_total{{route=".",server="{i}",kind="timeout"}}"#
+            )
+        ),
+        1.0
+    );
+    // Still ready: the listeners serve, only the upstream is gone.
+    assert_eq!(get(endpoint, "/ready").await.0, 200);
+
+    internet.set_mode(Mode::Normal);
+    assert_rcode(
+        &dns.ask("zero.example.", RecordType::A).await,
+        ResponseCode::NoError,
+    );
+    assert_eq!(get(endpoint, "/health").await, (200, "ok\n".to_string()));
+}
+
+/// Polls `/health` until it gives `status` (the window has to pass first), for at most 5 s.
+async fn wait_for_health(endpoint: SocketAddr, status: u16) -> (u16, String) {
+    let deadline = Instant::now() + REPLY_WAIT;
+    loop {
+        let got = get(endpoint, "/health").await;
+        if got.0 == status || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_get_404() {
+    let (dns, _consul, _internet) = standard().await;
+    assert_eq!(get(dns.metrics_addr(), "/nope").await.0, 404);
+}
+
+fn chaos_query(qname: &str) -> Message {
+    let mut msg = query(qname, RecordType::TXT);
+    msg.queries[0].set_query_class(DNSClass::CH);
+    msg
+}
+
+/// The TXT strings of a CHAOS answer, checking its shape on the way.
+async fn chaos(dns: &Splitdns, qname: &str) -> Vec<String> {
+    let reply = dns.udp(&chaos_query(qname)).await;
+    assert_rcode(&reply, ResponseCode::NoError);
+    assert_eq!(reply.answers.len(), 1, "{reply}");
+    let record = &reply.answers[0];
+    assert_eq!(record.dns_class, DNSClass::CH);
+    match &record.data {
+        RData::TXT(txt) => txt
+            .txt_data
+            .iter()
+            .map(|s| String::from_utf8(s.to_vec()).unwrap())
+            .collect(),
+        other => panic!("not TXT: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn chaos_answers_match_the_counters() {
+    let (dns, consul, internet) = standard().await;
+    dns.ask("www.example.", RecordType::A).await;
+    dns.ask("www.example.", RecordType::A).await;
+    dns.ask("web.service.consul.", RecordType::A).await;
+    internet.set_mode(Mode::ServFail);
+    dns.ask("missing.example.", RecordType::A).await;
+
+    assert_eq!(chaos(&dns, "hits.bind.").await, ["1"]);
+    assert_eq!(chaos(&dns, "misses.bind.").await, ["3"]);
+    // CHAOS queries are neither hits nor misses.
+    assert_eq!(chaos(&dns, "HITS.bind.").await, ["1"]);
+    assert_eq!(chaos(&dns, "cachesize.bind.").await, ["500"]);
+    assert_eq!(chaos(&dns, "insertions.bind.").await, ["1"]);
+    assert_eq!(chaos(&dns, "evictions.bind.").await, ["0"]);
+    let (i, c) = (internet.addr(), consul.addr());
+    assert_eq!(
+        chaos(&dns, "servers.bind.").await,
+        [
+            format!("{}#{} 2 1", i.ip(), i.port()),
+            format!("{}#{} 1 0", c.ip(), c.port())
+        ]
+    );
+    assert_eq!(
+        chaos(&dns, "version.bind.").await,
+        [format!("splitdns {}", env!("CARGO_PKG_VERSION"))]
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(chaos(&dns, "id.server.").await, [host.trim()]);
+
+    let text = scrape(&dns).await;
+    let total = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert_eq!(total("splitdns_cache_hits_total{"), 1.0);
+    assert_eq!(total("splitdns_cache_misses_total{"), 3.0);
+    assert_eq!(total("splitdns_cache_insertions_total"), 1.0);
+    let chaos_txt = value(
+        &text,
+        r#"splitdns_queries_total{protocol="udp",qtype="TXT",rcode="NOERROR"}"#,
+    );
+    assert_eq!(chaos_txt, 9.0);
+}
+
+#[tokio::test]
+async fn chaos_is_refused_outside_allow() {
+    let internet = FakeUpstream::start(internet()).await;
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0"]
+allow = ["192.0.2.0/24"]
+[upstream]
+servers = ["{internet}"]
+"#;
+    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let reply = dns.udp(&chaos_query("version.bind.")).await;
+    assert_rcode(&reply, ResponseCode::Refused);
+    assert!(reply.answers.is_empty());
+}
+
+/// `splitdns run` with stderr read line by line on a thread; killed on drop.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Lines up to and including the first that contains `needle`.
+    #[track_caller]
+    fn until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needle:?}; got:\n{}", seen.join("\n"));
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Stops it and returns the rest of its log.
+    fn finish(mut self) -> Vec<String> {
+        self.signal("TERM");
+        let _ = self.child.wait();
+        self.lines.try_iter().collect()
+    }
+}
+
+/// Starts the binary on a free port with `extra` appended to the config.
+fn run_binary(dir: &TempDir, upstream: &FakeUpstream, extra: &str) -> (Running, SocketAddr) {
+    for attempt in 0..3 {
+        let addr = free_addr();
+        let text = format!(
+            "rules = [\"address=/gw.lan/192.0.2.1\"]\n[server]\nlisten = [\"{addr}\"]\n[upstream]\nservers = [\"{}\"]\n{extra}",
+            upstream.addr()
+        );
+        let path = dir.path().join(format!("run-{attempt}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_splitdns"))
+            .args(["run", "--config", path.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn splitdns run");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let running = Running { child, lines };
+        let started =
+            std::iter::from_fn(|| running.lines.recv_timeout(Duration::from_secs(10)).ok())
+                .find(|l| l.contains("listening") || l.contains("cannot listen"));
+        if started.is_some_and(|l| l.contains("listening")) {
+            return (running, addr);
+        }
+    }
+    panic!("splitdns run never started");
+}
+
+fn free_addr() -> SocketAddr {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_log_has_one_json_line_per_query() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let (running, addr) = run_binary(
+        &dir,
+        &upstream,
+        "[log]\nqueries = true\nformat = \"json\"\n",
+    );
+
+    client::udp(addr, &query("www.example.", RecordType::A)).await;
+    client::udp(addr, &query("WWW.example.", RecordType::A)).await;
+    client::tcp(addr, &query("gw.lan.", RecordType::A)).await;
+    upstream.set_mode(Mode::ServFail);
+    client::udp(addr, &query("missing.example.", RecordType::MX)).await;
+    let lines = running.finish();
+
+    let queries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+        })
+        .filter(|j| j["target"] == "splitdns::query")
+        .collect();
+    assert_eq!(queries.len(), 4, "{lines:#?}");
+    let field = |i: usize, key: &str| queries[i][key].as_str().unwrap_or_default().to_string();
+    let up = upstream.addr().to_string();
+    let expected = [
+        ("www.example.", "A", ".", up.as_str(), "NOERROR"),
+        ("WWW.example.", "A", ".", "cache", "NOERROR"),
+        ("gw.lan.", "A", "gw.lan.", "local", "NOERROR"),
+        ("missing.example.", "MX", ".", "none", "SERVFAIL"),
+    ];
+    for (i, (name, qtype, route, source, rcode)) in expected.into_iter().enumerate() {
+        assert_eq!(field(i, "client"), "127.0.0.1", "{}", queries[i]);
+        assert_eq!(field(i, "name"), name, "{}", queries[i]);
+        assert_eq!(field(i, "type"), qtype, "{}", queries[i]);
+        assert_eq!(field(i, "route"), route, "{}", queries[i]);
+        assert_eq!(field(i, "upstream"), source, "{}", queries[i]);
+        assert_eq!(field(i, "rcode"), rcode, "{}", queries[i]);
+        assert!(
+            queries[i]["latency_ms"].as_f64().is_some(),
+            "{}",
+            queries[i]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_log_is_off_by_default() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let (running, addr) = run_binary(&dir, &upstream, "");
+    client::udp(addr, &query("www.example.", RecordType::A)).await;
+    let lines = running.finish();
+    assert!(
+        !lines.iter().any(|l| l.contains("splitdns::query")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_logs_cache_and_server_statistics() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let (running, addr) = run_binary(&dir, &upstream, "[cache]\nsize = 777\n");
+    client::udp(addr, &query("www.example.", RecordType::A)).await;
+    client::udp(addr, &query("www.example.", RecordType::A)).await;
+
+    running.signal("USR1");
+    let cache = running.until("cache statistics").pop().unwrap();
+    let server = running.until("upstream statistics").pop().unwrap();
+    for field in ["size=777", "entries=1", "hits=1", "misses=1", "evictions=0"] {
+        assert!(cache.contains(field), "{field} missing in: {cache}");
+    }
+    for field in [
+        format!("server={}", upstream.addr()),
+        "queries=1".into(),
+        "failed=0".into(),
+    ] {
+        assert!(server.contains(&field), "{field} missing in: {server}");
+    }
+    // Still serving afterwards: SIGUSR1 must not stop it.
+    client::udp(addr, &query("www.example.", RecordType::A)).await;
+}
+
+#[tokio::test]
+async fn grafana_dashboard_uses_only_exported_metrics() {
+    let (dns, _consul, _internet) = standard().await;
+    dns.ask("www.example.", RecordType::A).await;
+    let text = scrape(&dns).await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("dashboard is JSON");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(!exprs.is_empty());
+    let mut names: Vec<&str> = exprs
+        .iter()
+        .flat_map(|e| e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|word| word.starts_with("splitdns_"))
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let exported = text.lines().any(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        });
+        assert!(
+            exported,
+            "the dashboard uses {name}, which /metrics does not export"
+        );
+    }
+}
