@@ -47,6 +47,7 @@ pub mod interfaces;
 pub mod listeners;
 pub mod local;
 pub mod local_data;
+pub mod logging;
 pub mod loops;
 pub mod metrics;
 pub mod notify;
@@ -252,6 +253,12 @@ pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr>
 /// `[server] allow`, or the default for what is bound now.
 pub fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
     config.allow.clone().unwrap_or_else(|| default_allow(bound))
+}
+
+/// `splitdns check`: the config's routing table as text, or why it is not valid.
+pub fn check(config: &Config) -> Result<String, Error> {
+    let state = build_state(config, &literal_listen_addrs(config), &Metrics::default())?;
+    Ok(format!("{}: ok\n{}", config.origin, state.router))
 }
 
 /// The listen addresses written as addresses (not interfaces), for `check`,

@@ -40,6 +40,24 @@ pub enum Outcome {
     Switched { uid: u32, gid: u32 },
 }
 
+/// [`drop_to`], saying in the log what happened.
+pub fn switch_to(user: &str) -> Result<(), PrivilegeError> {
+    match drop_to(user)? {
+        Outcome::Switched { uid, gid } => {
+            tracing::info!(
+                user,
+                uid,
+                gid,
+                "running as {user}, keeping only CAP_NET_BIND_SERVICE"
+            );
+        }
+        Outcome::NotRoot => {
+            tracing::info!(user, "not started as root: [server] user does not apply");
+        }
+    }
+    Ok(())
+}
+
 /// Switches to `user` (its uid and primary gid, no supplementary groups) if
 /// running as root, keeping only CAP_NET_BIND_SERVICE. Call it while the
 /// process has a single thread.

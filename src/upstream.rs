@@ -342,6 +342,9 @@ fn answers(reply: &[u8], id: u16, ask: Ask<'_>) -> bool {
 /// Replace a pooled socket after this many queries, so the source port keeps moving.
 const USES_PER_SOCKET: u32 = 64;
 const SOCKETS_PER_SERVER: usize = 8;
+/// Room for any UDP reply that keeps to the size splitdns advertises, with
+/// slack for servers that round it up to the old 4096 default.
+const UDP_REPLY_BUFFER: usize = 4096;
 
 struct UdpPool {
     server: SocketAddr,
@@ -512,7 +515,11 @@ impl PooledSocket {
 
     /// Hands each reply to the query waiting on its ID, if the question matches.
     async fn read_replies(self: Arc<Self>) {
-        let mut buf = vec![0u8; 65_535];
+        // Upstreams are asked for at most EDNS_UDP_SIZE bytes over UDP; a
+        // larger datagram breaks that and arrives cut, fails to parse and is
+        // dropped. A small buffer matters: sockets are replaced every few
+        // dozen queries, and 64 KiB each would scatter the heap.
+        let mut buf = vec![0u8; UDP_REPLY_BUFFER];
         while !self.is_finished() {
             tokio::select! {
                 // ICMP errors from earlier sends surface as errors; that query times out.

@@ -423,3 +423,32 @@ async fn shutdown_stops_the_server() {
     let packet = client::encode(&query("www.example.", RecordType::A));
     assert!(udp_maybe_reply(addr, &packet).await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_queries_from_strangers_get_refused_not_formerr() {
+    let internet = FakeUpstream::start(internet()).await;
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0"]
+allow = ["10.0.0.0/8"]
+[upstream]
+servers = ["{internet}"]
+"#;
+    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let mut two = query("www.example.", RecordType::A);
+    two.add_query(Query::query(name("mail.example."), RecordType::A));
+    let mut update = query("www.example.", RecordType::A);
+    update.metadata.op_code = OpCode::Update;
+
+    for msg in [&two, &update] {
+        let raw = udp_exchange_raw(dns.addr(), &client::encode(msg), msg.metadata.id).await;
+        let (id, qr, _, rcode) = header(&raw);
+        assert_eq!((id, qr, rcode), (msg.metadata.id, true, 5), "REFUSED");
+        assert_eq!(
+            raw.len(),
+            12,
+            "nothing but the header goes back to a stranger"
+        );
+    }
+    assert_eq!(internet.total(), 0);
+}
