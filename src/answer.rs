@@ -31,6 +31,8 @@ pub struct Answer {
 const META: usize = 13;
 const LAST_USED: usize = 8;
 const KEY_FLAGS: usize = 12;
+/// A bit of the key flags byte that is not a key flag: a prefetch was started.
+const REFRESHING: u8 = 0x80;
 
 /// Why an upstream reply cannot become an [`Answer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,11 +162,20 @@ impl Answer {
 
     /// The flags byte of the cache key this answer is stored under (DO, CD).
     pub fn key_flags(&self) -> u8 {
-        self.data[KEY_FLAGS]
+        self.data[KEY_FLAGS] & !REFRESHING
     }
 
+    /// Sets the key flags; clears the refresh mark, as a stored answer is new.
     pub fn set_key_flags(&mut self, flags: u8) {
         self.data[KEY_FLAGS] = flags;
+    }
+
+    /// Marks a stored answer as being refreshed; false if it already was, so
+    /// one prefetch is started per entry.
+    pub fn claim_refresh(&mut self) -> bool {
+        let claimed = self.data[KEY_FLAGS] & REFRESHING == 0;
+        self.data[KEY_FLAGS] |= REFRESHING;
+        claimed
     }
 
     fn created(&self) -> u32 {
@@ -194,6 +205,30 @@ impl Answer {
     /// When it stops being fresh, in [`seconds`].
     pub fn expires(&self) -> u32 {
         self.created().saturating_add(self.lifetime())
+    }
+
+    /// Whether `now` falls in the last 10% of the lifetime, or its last second
+    /// for lifetimes under 10 s: when a prefetch keeps a hot name from missing.
+    pub fn is_ending(&self, now: Instant) -> bool {
+        let left = self.lifetime().saturating_sub(self.age(now));
+        left <= (self.lifetime() / 10).max(1)
+    }
+
+    /// This answer served past its expiry (RFC 8767 §4): every TTL set to
+    /// `ttl`, as if made at `now`, with lifetime 0 so it is never stored again.
+    pub fn to_stale(&self, now: Instant, ttl: u32) -> Self {
+        let mut data = self.data.to_vec();
+        data[..4].copy_from_slice(&seconds(now).to_le_bytes());
+        data[4..8].copy_from_slice(&0u32.to_le_bytes());
+        let message = &mut data[META..];
+        let question_end = wire::question_end(message).unwrap_or(message.len());
+        let ttl_at: Vec<usize> = Records::new(message, question_end)
+            .map(|r| r.ttl_at)
+            .collect();
+        for at in ttl_at {
+            message[at..at + 4].copy_from_slice(&ttl.to_be_bytes());
+        }
+        Self { data: data.into() }
     }
 
     fn age(&self, now: Instant) -> u32 {

@@ -55,16 +55,33 @@ pub fn key_for<'b>(
 ///
 /// Sharded by key hash, each shard a small hash index into a vector of
 /// answers, one allocation each. A full shard evicts by sampling: of a few
-/// random entries, an expired one goes first, else the least recently used
-/// (as Redis does), so an insert costs the same with 10 or 10 million entries.
+/// random entries, one past its stale window goes first, then an expired one,
+/// else the least recently used (as Redis does), so an insert costs the same
+/// with 10 or 10 million entries. Expired entries stay (and count against the
+/// size) until evicted, so they can be served stale while the upstreams fail.
 pub struct Cache {
     shards: Box<[Mutex<Shard>]>,
     shard_capacity: usize,
     hasher: DefaultHashBuilder,
+    /// Seconds past expiry an entry may be served stale (RFC 8767); 0 = never.
+    stale_window: u32,
+    prefetch: bool,
     /// The configured size, as cachesize.bind reports it.
     size: u64,
     insertions: AtomicU64,
     evictions: AtomicU64,
+}
+
+/// What [`Cache::serve`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// No fresh entry: nothing was written.
+    Miss,
+    /// The response is written.
+    Hit,
+    /// The response is written, and the entry is in the last 10% of its life
+    /// (at least its last second): refresh it in the background. Said once per entry.
+    HitRefresh,
 }
 
 struct Shard {
@@ -101,7 +118,21 @@ impl Cache {
             size: size as u64,
             insertions: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            stale_window: 0,
+            prefetch: false,
         }
+    }
+
+    /// Keeps expired entries servable for `seconds` past expiry (RFC 8767).
+    pub fn with_serve_stale(mut self, seconds: u32) -> Self {
+        self.stale_window = seconds;
+        self
+    }
+
+    /// Asks for a refresh of entries hit in the last 10% of their life.
+    pub fn with_prefetch(mut self, prefetch: bool) -> Self {
+        self.prefetch = prefetch;
+        self
     }
 
     /// The configured size in entries.
@@ -132,23 +163,42 @@ impl Cache {
         now: Instant,
         limit: usize,
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Served {
         if self.shard_capacity == 0 {
-            return false;
+            return Served::Miss;
         }
         let hash = self.hasher.hash_one(key);
         let mut shard = self.shard(hash).lock().expect("cache shard lock");
         let Shard { index, slots, .. } = &mut *shard;
         let Some(&i) = index.find(hash, |&i| matches(&slots[i as usize], key)) else {
-            return false;
+            return Served::Miss;
         };
         let answer = &mut slots[i as usize];
         if !answer.is_fresh(now) {
-            return false;
+            return Served::Miss;
         }
         answer.touch(now);
         answer.write_response(query, now, limit, out);
-        true
+        if self.prefetch && answer.is_ending(now) && answer.claim_refresh() {
+            return Served::HitRefresh;
+        }
+        Served::Hit
+    }
+
+    /// A copy of the entry for `key` if it has expired but is still within the
+    /// stale window: what to answer when the upstreams fail (RFC 8767 §4).
+    pub fn stale(&self, key: &[u8], now: Instant) -> Option<Answer> {
+        if self.shard_capacity == 0 || self.stale_window == 0 {
+            return None;
+        }
+        let hash = self.hasher.hash_one(key);
+        let shard = self.shard(hash).lock().expect("cache shard lock");
+        let &i = shard
+            .index
+            .find(hash, |&i| matches(&shard.slots[i as usize], key))?;
+        let answer = &shard.slots[i as usize];
+        let within = seconds(now) < answer.expires().saturating_add(self.stale_window);
+        (!answer.is_fresh(now) && within).then(|| answer.clone())
     }
 
     /// A copy of the fresh entry for `key`, if any.
@@ -181,7 +231,9 @@ impl Cache {
             slots[i as usize] = fresh;
             return;
         }
-        if slots.len() >= self.shard_capacity && shard.evict_one(&self.hasher, seconds(now)) {
+        if slots.len() >= self.shard_capacity
+            && shard.evict_one(&self.hasher, seconds(now), self.stale_window)
+        {
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         let Shard { index, slots, .. } = &mut *shard;
@@ -245,21 +297,23 @@ fn hash_of(answer: &Answer, hasher: &DefaultHashBuilder) -> u64 {
 }
 
 impl Shard {
-    /// Removes one entry; true when it was still fresh.
-    fn evict_one(&mut self, hasher: &DefaultHashBuilder, now: u32) -> bool {
+    /// Removes one entry, of a few sampled the one least worth keeping: past
+    /// its stale window, then expired (still servable stale), then least
+    /// recently used. True when it was still fresh.
+    fn evict_one(&mut self, hasher: &DefaultHashBuilder, now: u32, stale_window: u32) -> bool {
         let len = self.slots.len();
         if len == 0 {
             return false;
         }
+        let worth = |answer: &Answer| {
+            let expires = answer.expires();
+            let useless = expires.saturating_add(stale_window) <= now;
+            (!useless, expires > now, answer.last_used())
+        };
         let mut victim = self.random_below(len);
         for _ in 1..EVICTION_SAMPLES {
             let candidate = self.random_below(len);
-            let (v, c) = (&self.slots[victim], &self.slots[candidate]);
-            let v_expired = v.expires() <= now;
-            let c_expired = c.expires() <= now;
-            if (c_expired && !v_expired)
-                || (c_expired == v_expired && c.last_used() < v.last_used())
-            {
+            if worth(&self.slots[candidate]) < worth(&self.slots[victim]) {
                 victim = candidate;
             }
         }

@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::health::Strategy;
 use crate::zone::Zone;
 use dnsmasq::{Rule, RuleAction};
 pub use local::{LocalConfig, StaticRecord};
@@ -44,11 +45,48 @@ pub struct Config {
     /// Every zone route, from `rules` and `[[route]]`, in file order.
     pub routes: Vec<RouteConfig>,
     pub cache: CacheConfig,
+    pub guard: GuardConfig,
+    pub tcp: TcpConfig,
     /// `[metrics]`: `None` when the table is absent (no HTTP endpoint).
     pub metrics: Option<MetricsConfig>,
     pub log: LogConfig,
     /// `[local]`, `[[record]]` and the record rules.
     pub local: LocalConfig,
+}
+
+/// `[server]` defences against hostile clients and hostile upstream data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// Strip private addresses from answers of the default upstreams (default on).
+    pub rebind_protection: bool,
+    /// Zones whose answers may carry private addresses even from the default upstreams.
+    pub rebind_allow: Vec<Zone>,
+    /// Queries per second per client address, with a burst of as many; 0 = no limit.
+    pub rate_limit: u32,
+}
+
+/// `[server]` limits on TCP clients (RFC 7766 §6.2.3 leaves them to the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Connections open at once; past it the longest idle one is closed (default 1000).
+    pub max_connections: usize,
+    /// How long a connection may wait for its next query (default 10 s).
+    pub idle_timeout: Duration,
+    /// How long one message may take to arrive once it has started (default 5 s).
+    pub read_timeout: Duration,
+    /// Queries served on one connection before it is closed (default 100).
+    pub max_queries: usize,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1000,
+            idle_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(5),
+            max_queries: 100,
+        }
+    }
 }
 
 /// One `listen` entry.
@@ -70,6 +108,8 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     /// In-flight upstream queries for the route; past it, new misses get SERVFAIL.
     pub max_inflight: usize,
+    /// How the servers are chosen; routes inherit it unless they set their own.
+    pub strategy: Strategy,
     /// AAAA queries get NODATA without being forwarded. Also the default for
     /// every route.
     pub filter_aaaa: bool,
@@ -84,6 +124,7 @@ pub struct RouteConfig {
     pub min_ttl: Option<u32>,
     pub timeout: Option<Duration>,
     pub max_inflight: Option<usize>,
+    pub strategy: Option<Strategy>,
     /// Names of the zones are asked as the same names under this zone
     /// (`prometheus.infra.local` as `prometheus.service.consul`).
     pub rewrite: Option<Zone>,
@@ -103,6 +144,12 @@ pub struct CacheConfig {
     pub min_ttl: u32,
     pub max_ttl: u32,
     pub max_negative_ttl: u32,
+    /// How long past expiry an entry may still be served when the upstreams
+    /// fail (RFC 8767), in seconds; 0 turns serving stale off. Default 1 h.
+    pub serve_stale: u32,
+    /// Refresh an entry in the background when it is asked for in the last
+    /// 10% of its TTL. Default off.
+    pub prefetch: bool,
 }
 
 /// `[metrics]`: the HTTP endpoint with `/metrics`, `/health` and `/ready`.
@@ -173,6 +220,9 @@ pub enum ConfigError {
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_MAX_INFLIGHT: usize = 1024;
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// RFC 8767 §5 suggests one to three days; an hour covers an agent restart or
+/// an outage upstream without serving data that has long gone wrong.
+const DEFAULT_SERVE_STALE: Duration = Duration::from_secs(3600);
 const DEFAULT_HEALTH_WINDOW: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
@@ -217,6 +267,15 @@ struct RawLog {
 struct RawServer {
     listen: Option<Vec<Spanned<String>>>,
     allow: Option<Vec<Spanned<String>>>,
+    rebind_protection: Option<bool>,
+    #[serde(default)]
+    rebind_allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    rate_limit: u32,
+    tcp_max_connections: Option<usize>,
+    tcp_idle_timeout: Option<Spanned<String>>,
+    tcp_read_timeout: Option<Spanned<String>>,
+    tcp_max_queries: Option<usize>,
     user: Option<Spanned<String>>,
 }
 
@@ -228,6 +287,7 @@ struct RawUpstream {
     resolv_conf: Option<PathBuf>,
     timeout: Option<Spanned<String>>,
     max_inflight: Option<usize>,
+    strategy: Option<Spanned<String>>,
     #[serde(default)]
     filter_aaaa: bool,
 }
@@ -241,6 +301,7 @@ struct RawRoute {
     min_ttl: Option<u32>,
     timeout: Option<Spanned<String>>,
     max_inflight: Option<usize>,
+    strategy: Option<Spanned<String>>,
     rewrite: Option<Spanned<String>>,
     filter_aaaa: Option<bool>,
 }
@@ -252,6 +313,8 @@ struct RawCache {
     min_ttl: u32,
     max_ttl: u32,
     max_negative_ttl: u32,
+    serve_stale: Option<Spanned<String>>,
+    prefetch: bool,
 }
 
 impl Default for RawCache {
@@ -261,6 +324,8 @@ impl Default for RawCache {
             min_ttl: 0,
             max_ttl: 86_400,
             max_negative_ttl: 3_600,
+            serve_stale: None,
+            prefetch: false,
         }
     }
 }
@@ -372,8 +437,12 @@ impl Source<'_> {
         let routes = merge_addresses(routes);
         self.reject_duplicate_zones(&routes)?;
         self.reject_chained_rewrites(&routes)?;
+        let guard = self.guard(&raw.server)?;
+        let tcp = self.tcp(&raw.server)?;
         Ok(Config {
             origin: self.path.clone(),
+            guard,
+            tcp,
             source: None,
             user: self.user(raw.server.user)?,
             listen: self.listen(raw.server.listen)?,
@@ -386,6 +455,9 @@ impl Source<'_> {
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOLV_CONF)),
                 timeout: self.timeout("[upstream] timeout", raw.upstream.timeout.as_ref())?,
                 max_inflight: raw.upstream.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+                strategy: self
+                    .strategy("[upstream] strategy", raw.upstream.strategy.as_ref())?
+                    .unwrap_or_default(),
                 filter_aaaa: raw.upstream.filter_aaaa,
             },
             routes,
@@ -497,6 +569,7 @@ impl Source<'_> {
                 None => None,
             },
             max_inflight: raw.max_inflight,
+            strategy: self.strategy(&format!("{key} strategy"), raw.strategy.as_ref())?,
             rewrite,
             filter_aaaa: raw.filter_aaaa,
             defined_at: format!("{key} (line {})", self.line_of(route.span())),
@@ -510,14 +583,90 @@ impl Source<'_> {
     }
 
     fn timeout(&self, key: &str, raw: Option<&Spanned<String>>) -> Result<Duration, ConfigError> {
+        self.duration(key, raw, DEFAULT_TIMEOUT, Duration::from_millis(10))
+    }
+
+    /// `raw` as a duration of at least `min`, or `default` when absent.
+    fn duration(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+        default: Duration,
+        min: Duration,
+    ) -> Result<Duration, ConfigError> {
         let Some(raw) = raw else {
-            return Ok(DEFAULT_TIMEOUT);
+            return Ok(default);
         };
         match humantime::parse_duration(raw.get_ref()) {
-            Ok(d) if d >= Duration::from_millis(10) => Ok(d),
-            Ok(_) => Err(self.invalid(key, raw, "must be at least 10ms")),
+            Ok(d) if d >= min => Ok(d),
+            Ok(_) => Err(self.invalid(
+                key,
+                raw,
+                format!("must be at least {}", humantime::format_duration(min)),
+            )),
             Err(_) => Err(self.invalid(key, raw, "expected a duration like \"2s\" or \"500ms\"")),
         }
+    }
+
+    fn strategy(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+    ) -> Result<Option<Strategy>, ConfigError> {
+        raw.map(|s| {
+            s.get_ref()
+                .parse::<Strategy>()
+                .map_err(|problem| self.invalid(key, s, problem))
+        })
+        .transpose()
+    }
+
+    fn guard(&self, raw: &RawServer) -> Result<GuardConfig, ConfigError> {
+        let rebind_allow = raw
+            .rebind_allow
+            .iter()
+            .map(|z| {
+                Zone::parse(z.get_ref()).map_err(|p| self.invalid("[server] rebind_allow", z, p))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(GuardConfig {
+            rebind_protection: raw.rebind_protection.unwrap_or(true),
+            rebind_allow,
+            rate_limit: raw.rate_limit,
+        })
+    }
+
+    fn tcp(&self, raw: &RawServer) -> Result<TcpConfig, ConfigError> {
+        let default = TcpConfig::default();
+        let positive = |key: &str, value: Option<usize>, default: usize| match value {
+            Some(0) => Err(ConfigError::Syntax {
+                path: self.path.clone(),
+                message: format!("[server] {key} = 0: must be at least 1"),
+            }),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let min = Duration::from_millis(10);
+        Ok(TcpConfig {
+            max_connections: positive(
+                "tcp_max_connections",
+                raw.tcp_max_connections,
+                default.max_connections,
+            )?,
+            idle_timeout: self.duration(
+                "[server] tcp_idle_timeout",
+                raw.tcp_idle_timeout.as_ref(),
+                default.idle_timeout,
+                min,
+            )?,
+            read_timeout: self.duration(
+                "[server] tcp_read_timeout",
+                raw.tcp_read_timeout.as_ref(),
+                default.read_timeout,
+                min,
+            )?,
+            max_queries: positive("tcp_max_queries", raw.tcp_max_queries, default.max_queries)?,
+        })
     }
 
     fn listen(&self, raw: Option<Vec<Spanned<String>>>) -> Result<Vec<Listen>, ConfigError> {
@@ -582,11 +731,19 @@ impl Source<'_> {
                 ),
             });
         }
+        let serve_stale = self.duration(
+            "[cache] serve_stale",
+            raw.serve_stale.as_ref(),
+            DEFAULT_SERVE_STALE,
+            Duration::ZERO,
+        )?;
         Ok(CacheConfig {
             size: raw.size,
             min_ttl: raw.min_ttl,
             max_ttl: raw.max_ttl,
             max_negative_ttl: raw.max_negative_ttl,
+            serve_stale: u32::try_from(serve_stale.as_secs()).unwrap_or(u32::MAX),
+            prefetch: raw.prefetch,
         })
     }
 
@@ -649,6 +806,7 @@ impl RouteConfig {
             max_inflight: None,
             rewrite,
             filter_aaaa: None,
+            strategy: None,
             defined_at,
         }
     }
@@ -828,6 +986,54 @@ mod tests {
             .unwrap();
         assert_eq!(c.routes.len(), 1);
         assert!(matches!(&c.routes[0].action, RuleAction::Address(a) if a.len() == 2));
+    }
+
+    #[test]
+    fn reliability_keys_and_their_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.cache.serve_stale, 3600);
+        assert!(!c.cache.prefetch);
+        assert!(c.guard.rebind_protection);
+        assert_eq!(c.guard.rate_limit, 0);
+        assert_eq!(c.tcp, TcpConfig::default());
+        assert_eq!(c.upstream.strategy, Strategy::Failover);
+        let c = parse(
+            "[upstream]\nstrategy = \"fastest\"\n[[route]]\nzones = [\"a\"]\nstrategy = \"parallel\"\n[cache]\nserve_stale = \"0s\"",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.strategy, Strategy::Fastest);
+        assert_eq!(c.routes[0].strategy, Some(Strategy::Parallel));
+        assert_eq!(c.cache.serve_stale, 0);
+    }
+
+    #[test]
+    fn bad_reliability_values_name_key_and_line() {
+        for (text, key) in [
+            ("[upstream]\nstrategy = \"random\"", "[upstream] strategy"),
+            (
+                "[[route]]\nzones = [\"a\"]\nstrategy = \"fast\"",
+                "[[route]] #1 strategy",
+            ),
+            ("[cache]\nserve_stale = \"forever\"", "[cache] serve_stale"),
+            (
+                "[server]\ntcp_idle_timeout = \"1ms\"",
+                "[server] tcp_idle_timeout",
+            ),
+            (
+                "[server]\nrebind_allow = [\"a..b\"]",
+                "[server] rebind_allow",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains("test.toml:"),
+                "{text}: {err}"
+            );
+        }
+        let err = parse("[server]\ntcp_max_queries = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tcp_max_queries"), "{err}");
     }
 
     #[test]

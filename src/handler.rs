@@ -1,6 +1,9 @@
-//! One query, top to bottom: admit, route, answer locally or from the cache,
-//! else fetch upstream (one fetch per key at a time), store, and shape the
-//! response for the client.
+//! One query, top to bottom: admit (access list, rate limit), route, answer
+//! locally (local rules, ANY) or from the cache, else fetch upstream (one fetch
+//! per key at a time), screen it for rebinding, store, and shape the response
+//! for the client. When the fetch fails or is slow and an expired answer is at
+//! hand, the client gets that, stale (RFC 8767); a hit near the end of its
+//! entry's life may start a prefetch.
 //!
 //! The path is split where it may have to wait: [`Shared::answer_now`] does
 //! everything that needs no I/O and runs inline in the listener loop, so cache
@@ -10,21 +13,24 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
 use crate::answer::Answer;
-use crate::cache::{self, Cache, Flight, Flights};
+use crate::cache::{self, Cache, Flight, Flights, Served};
 use crate::chaos;
+use crate::config::TcpConfig;
 use crate::local;
 use crate::local_data::LocalData;
 use crate::loops;
 use crate::metrics::{Dropped, Metrics};
 use crate::querylog::{self, Source};
+use crate::ratelimit::RateLimit;
+use crate::rebind::{self, Rebind};
 use crate::router::{Action, Route, Router};
 use crate::srv;
 use crate::upstream::Ask;
@@ -40,6 +46,7 @@ pub struct State {
     pub log_queries: bool,
     /// Swapped on its own when a hosts file changes; a reload brings a new one.
     pub local: ArcSwap<LocalData>,
+    pub rebind: Rebind,
 }
 
 /// Everything the listeners share. The cache lives outside [`State`], so a
@@ -52,6 +59,17 @@ pub struct Shared {
     pub serving: AtomicBool,
     flights: Flights,
     in_flight: InFlight,
+    rate_limit: RateLimit,
+    /// `[server] tcp_*`, fixed at start.
+    pub tcp: TcpConfig,
+    /// Itself, so a cache hit can start a prefetch task that outlives it.
+    me: Weak<Self>,
+}
+
+/// The defences fixed at start: a reload does not change them.
+pub struct Guards {
+    pub rate_limit: RateLimit,
+    pub tcp: TcpConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,16 +118,49 @@ pub struct Question {
 
 /// TCP responses are limited only by the 16-bit length prefix.
 pub const TCP_LIMIT: usize = 65_535;
+/// With a stale answer at hand, the longest a client waits for a fresh one
+/// (RFC 8767 §5, the client response timer).
+pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
+/// The TTL of stale records in a response (RFC 8767 §4 recommends 30 s).
+pub const STALE_TTL: u32 = 30;
+
+impl From<&Query> for Question {
+    fn from(query: &Query) -> Self {
+        Self {
+            lower: query.lower,
+            qtype: query.qtype,
+            qclass: query.qclass,
+            dnssec_ok: query.dnssec_ok(),
+            checking_disabled: query.checking_disabled(),
+        }
+    }
+}
+
+impl Question {
+    fn key<'b>(&self, buf: &'b mut [u8; 260]) -> &'b [u8] {
+        cache::key_for(
+            self.lower.as_bytes(),
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+            buf,
+        )
+    }
+}
 
 impl Shared {
-    pub fn new(state: State, cache: Cache, metrics: Metrics) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             state: ArcSwap::from_pointee(state),
             cache,
             metrics,
             serving: AtomicBool::new(false),
             flights: Flights::default(),
             in_flight: InFlight::default(),
+            rate_limit: guards.rate_limit,
+            tcp: guards.tcp,
+            me: me.clone(),
         })
     }
 
@@ -138,7 +189,7 @@ impl Shared {
             Ok(query) => query,
             Err(reject) => return self.reject(packet, reject, allowed, protocol, out),
         };
-        if !allowed {
+        if !allowed || !self.rate_limit.admit(asked.client, asked.at) {
             query.write_error(wire::RCODE_REFUSED.into(), out);
             return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
@@ -160,7 +211,11 @@ impl Shared {
         }
         let mut key = [0; 260];
         let key = cache::key_of(&query, &mut key);
-        if self.cache.serve(key, &query, asked.at, limit, out) {
+        let served = self.cache.serve(key, &query, asked.at, limit, out);
+        if served != Served::Miss {
+            if served == Served::HitRefresh {
+                self.prefetch(&state, &query);
+            }
             route.metrics.hits.inc();
             return self.replied(
                 &state,
@@ -180,6 +235,15 @@ impl Shared {
             asked,
             _in_flight: self.in_flight.enter(),
         }))
+    }
+
+    /// Refreshes a hot entry before it expires, in the background.
+    fn prefetch(&self, state: &Arc<State>, query: &Query) {
+        let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(me.fetch(Arc::clone(state), Question::from(query)));
     }
 
     /// A packet that is not a query we answer normally: dropped, or answered
@@ -261,15 +325,8 @@ impl Shared {
         let (answer, source) = if loops::came_back(&miss.state, query, miss.client) {
             (None, Source::Local)
         } else {
-            let question = Question {
-                lower: query.lower,
-                qtype: query.qtype,
-                qclass: query.qclass,
-                dnssec_ok: query.dnssec_ok(),
-                checking_disabled: query.checking_disabled(),
-            };
             Arc::clone(self)
-                .resolve_traced(Arc::clone(&miss.state), question)
+                .resolve_traced(Arc::clone(&miss.state), Question::from(query))
                 .await
         };
         match answer {
@@ -289,7 +346,9 @@ impl Shared {
     }
 
     /// The answer to `question` through its route: from the cache, from a fetch
-    /// already in flight, or from a new fetch. `None` when the upstreams failed.
+    /// already in flight, or from a new fetch; when that fails or is slow and
+    /// an expired answer is at hand, that one, stale (RFC 8767). `None` when
+    /// the upstreams failed and there is nothing stale to give.
     pub async fn resolve(
         self: Arc<Self>,
         state: Arc<State>,
@@ -304,6 +363,35 @@ impl Shared {
         state: Arc<State>,
         question: Question,
     ) -> (Option<Arc<Answer>>, Source) {
+        let mut key = [0; 260];
+        let key = question.key(&mut key);
+        let now = Instant::now();
+        if let Some(answer) = self.cache.get(key, now) {
+            return (Some(Arc::new(answer)), Source::Cache);
+        }
+        let Some(stale) = self.cache.stale(key, now) else {
+            return self.fetch(state, question).await;
+        };
+        // The fetch runs on its own, so it still refreshes the cache when the
+        // client has been given the stale answer.
+        let fetch = tokio::spawn(Arc::clone(&self).fetch(state, question));
+        if let Ok(Ok((Some(answer), source))) =
+            tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await
+        {
+            return (Some(answer), source);
+        }
+        tracing::info!(name = %question.lower, "serving a stale answer: the upstreams failed or are slow");
+        let stale = stale.to_stale(Instant::now(), STALE_TTL);
+        (Some(Arc::new(stale)), Source::Stale)
+    }
+
+    /// Asks the route's upstreams (one fetch per key at a time), stores the
+    /// answer and hands it to every query that waited on it.
+    async fn fetch(
+        self: Arc<Self>,
+        state: Arc<State>,
+        question: Question,
+    ) -> (Option<Arc<Answer>>, Source) {
         let route = state.router.route(question.lower.as_bytes());
         let Some(target) = state.router.target(route, &question.lower) else {
             return (None, Source::None);
@@ -312,17 +400,7 @@ impl Shared {
             return (None, Source::None);
         };
         let mut key = [0; 260];
-        let key = cache::key_for(
-            question.lower.as_bytes(),
-            question.qtype,
-            question.qclass,
-            question.dnssec_ok,
-            question.checking_disabled,
-            &mut key,
-        );
-        if let Some(answer) = self.cache.get(key, Instant::now()) {
-            return (Some(Arc::new(answer)), Source::Cache);
-        }
+        let key = question.key(&mut key);
         let leader = match self.flights.join(key) {
             Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
             Flight::Leader(leader) => leader,
@@ -347,6 +425,17 @@ impl Shared {
                 Some(reply) => reply,
                 None => return (None, Source::None),
             },
+        };
+        let reply = if state
+            .rebind
+            .guards(&state.router, upstream, question.lower.as_bytes())
+        {
+            match rebind::screen(reply, &question.lower) {
+                Some(reply) => reply,
+                None => return (None, Source::None),
+            }
+        } else {
+            reply
         };
         let Ok(answer) = Answer::from_reply(
             &reply,
@@ -392,6 +481,8 @@ fn answer_locally(
             action => Some(action),
         };
         match action {
+            // RFC 8482: never forwarded, so never amplified.
+            Some(Action::Forward(_)) if query.qtype == wire::TYPE_ANY => local::rfc8482(query, out),
             Some(Action::Forward(_)) => return None,
             Some(Action::Local) => local::nxdomain(query, out),
             Some(Action::Address(ips)) => local::addresses(query, ips, local_data.ttl(), out),

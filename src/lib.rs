@@ -3,7 +3,7 @@
 //! Who owns what, in the order a query meets them:
 //! - [`server`]: UDP and TCP listeners; hands each packet to the handler.
 //!   [`listeners`] decides which addresses are listened on, following the
-//!   interfaces [`interfaces`] reports.
+//!   interfaces [`interfaces`] reports; [`connections`] caps TCP connections.
 //! - [`handler`]: one query top to bottom: admit, route, cache, upstream, respond.
 //! - [`wire`]: the byte-level reads and patches of the hot path.
 //! - [`router`]: zone -> route by longest suffix; [`zone`] is the name form it keys on.
@@ -11,7 +11,10 @@
 //!   static records ([`hosts`] reads the files).
 //! - [`rewrite`]: rewrite routes, names mapped into another zone and back.
 //! - [`cache`]: the answer cache and the single-flight table; [`answer`] is what it holds.
-//! - [`upstream`]: one route's servers: failover, TCP fallback, reply validation.
+//! - [`upstream`]: one route's servers: failover, fastest or parallel, TCP
+//!   fallback, reply validation; [`health`] says which servers to ask, in what order.
+//! - [`ratelimit`]: queries per second per client; [`rebind`]: no private
+//!   addresses from the internet.
 //! - [`loops`]: a query of ours that comes back to us through an upstream.
 //! - [`srv`]: SRV completion: targets' addresses cached and filled in.
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
@@ -20,10 +23,11 @@
 //! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
 //!   notify protocol.
 //! - [`import`]: `import-dnsmasq`, a dnsmasq.conf -> splitdns TOML.
+//! - [`fuzzing`]: the entry points of the fuzz targets.
 //!
 //! Seeing into it:
 //! - [`metrics`]: the counters, resolved per route and server when the table is built.
-//! - [`health`]: passive upstream health; [`http`] serves `/metrics`, `/health`, `/ready`.
+//! - [`health`] also reports upstream health; [`http`] serves `/metrics`, `/health`, `/ready`.
 //! - [`chaos`]: dnsmasq's CHAOS `*.bind` statistics; [`stats`] reads counters back (SIGUSR1).
 //! - [`querylog`]: one line per client query.
 
@@ -32,6 +36,8 @@ pub mod cache;
 pub mod chaos;
 pub mod cli;
 pub mod config;
+pub mod connections;
+pub mod fuzzing;
 pub mod handler;
 pub mod health;
 pub mod hosts;
@@ -47,6 +53,8 @@ pub mod metrics;
 pub mod notify;
 pub mod privilege;
 pub mod querylog;
+pub mod ratelimit;
+pub mod rebind;
 pub mod reload;
 pub mod resolv;
 pub mod rewrite;
@@ -136,7 +144,14 @@ impl Server {
         let metrics = Metrics::new();
         let state = build_state(&config, &listeners.addrs(), &metrics)?;
         metrics.config_loaded(&config);
-        let shared = Shared::new(state, cache::Cache::new(config.cache.size), metrics);
+        let cache = cache::Cache::new(config.cache.size)
+            .with_serve_stale(config.cache.serve_stale)
+            .with_prefetch(config.cache.prefetch);
+        let guards = handler::Guards {
+            rate_limit: ratelimit::RateLimit::new(config.guard.rate_limit),
+            tcp: config.tcp.clone(),
+        };
+        let shared = Shared::new(state, cache, metrics, guards);
         let source = config.source.clone();
         Ok(Self {
             shared,
@@ -221,6 +236,7 @@ pub fn build_state(
         allow: allow(config, bound),
         log_queries: config.log.queries,
         local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
+        rebind: rebind::Rebind::new(&config.guard),
     })
 }
 

@@ -57,6 +57,25 @@ pub fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u8>) {
     finish(query, count, out);
 }
 
+/// RFC 8482 §4.2: an ANY query gets one synthesised HINFO record, CPU
+/// "RFC8482" and an empty OS, instead of everything upstream knows about the
+/// name. ANY is never forwarded, so splitdns cannot be used to amplify a flood.
+pub fn rfc8482(query: &Query, out: &mut Vec<u8>) {
+    const TYPE_HINFO: u16 = 13;
+    /// Long, so that resolvers behind splitdns keep it (RFC 8482 §6).
+    const HINFO_TTL: u32 = 3600;
+    const RDATA: &[u8] = b"\x07RFC8482\x00";
+    // Not authoritative: the name may live anywhere.
+    start(query, wire::RCODE_NOERROR, false, out);
+    out.extend_from_slice(&[0xc0, 0x0c]);
+    out.extend_from_slice(&TYPE_HINFO.to_be_bytes());
+    out.extend_from_slice(&query.qclass.to_be_bytes());
+    out.extend_from_slice(&HINFO_TTL.to_be_bytes());
+    out.extend_from_slice(&(RDATA.len() as u16).to_be_bytes());
+    out.extend_from_slice(RDATA);
+    finish(query, 1, out);
+}
+
 /// The answer for a local name with `records`: those of the asked type; else
 /// its CNAME, followed through local data; else NODATA. SRV and MX answers
 /// carry the local addresses of their targets as additional records. Too large

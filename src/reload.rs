@@ -171,6 +171,7 @@ impl Supervisor {
                 Some(local) => ArcSwap::from_pointee(local),
                 None => ArcSwap::new(current.local.load_full()),
             },
+            rebind: crate::rebind::Rebind::new(&self.config.guard),
         }));
         if !Arc::ptr_eq(&router, &current.router) {
             let dropped = self

@@ -120,7 +120,8 @@ impl Router {
         };
         let root = Zone::root().to_string();
         let default = Arc::new(
-            Upstream::new(default_servers, up.timeout, up.max_inflight).observed(metrics, &root),
+            Upstream::new(default_servers, up.timeout, up.max_inflight, up.strategy)
+                .observed(metrics, &root),
         );
         let mut routes = vec![Route {
             zone: Zone::root(),
@@ -157,10 +158,12 @@ impl Router {
                     ttl: policy(rc.min_ttl),
                 },
             };
+            let strategy = rc.strategy.unwrap_or(up.strategy);
             let action = match &rc.action {
                 RouteAction::DefaultUpstream if rc.rewrite.is_some() => Action::Reroute,
                 RouteAction::Forward(servers) => Action::Forward(Arc::new(
-                    Upstream::new(servers.clone(), timeout, max_inflight).observed(metrics, &label),
+                    Upstream::new(servers.clone(), timeout, max_inflight, strategy)
+                        .observed(metrics, &label),
                 )),
                 RouteAction::DefaultUpstream => Action::Forward(Arc::clone(&default)),
                 RouteAction::Local => Action::Local,
@@ -284,6 +287,12 @@ impl fmt::Display for Router {
             }
             if route.ttl.min > 0 {
                 write!(f, " (min_ttl {})", route.ttl.min)?;
+            }
+            match &route.action {
+                Action::Forward(up) if up.strategy() != crate::health::Strategy::Failover => {
+                    write!(f, " (strategy {})", up.strategy())?
+                }
+                _ => {}
             }
             writeln!(f)?;
         }

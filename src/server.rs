@@ -3,7 +3,11 @@
 //! Each UDP address gets one socket per worker thread (SO_REUSEPORT), so the
 //! kernel spreads queries over the cores and no lock is shared between them; a
 //! cache hit is answered inline in the socket's loop. TCP connections take
-//! pipelined queries and answer each as soon as it is ready (RFC 7766 §6.2.1.1).
+//! pipelined queries and answer each as soon as it is ready (RFC 7766 §6.2.1.1),
+//! within the limits of [`TcpConfig`]: a cap on connections (the one idle
+//! longest makes room), an idle timeout, a deadline per message and for each
+//! write, and a number of queries per connection. Every connection is its own
+//! task, so none of this can hold up UDP.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,20 +17,17 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::config::TcpConfig;
+use crate::connections::{Connections, Slot};
 use crate::handler::{Protocol, Shared, Step};
 use batch::Batch;
 
 mod batch;
 
-/// How long a TCP connection may sit without a query (RFC 7766 §6.2.3).
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// How long one TCP message may take to arrive once its length has.
-const TCP_READ: Duration = Duration::from_secs(5);
-const TCP_MAX_QUERIES: usize = 100;
-const TCP_MAX_CONNECTIONS: usize = 1000;
 /// Pipelined queries of one connection being resolved at once.
 const TCP_PIPELINE: usize = 32;
 
@@ -114,7 +115,8 @@ impl Listener {
         for socket in self.udp {
             tasks.spawn(serve_udp(Arc::clone(shared), socket));
         }
-        tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp));
+        let limits = shared.tcp.clone();
+        tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp, limits));
     }
 }
 
@@ -182,12 +184,10 @@ async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
     }
 }
 
-async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
-    let connections = Arc::new(Semaphore::new(TCP_MAX_CONNECTIONS));
+async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, limits: TcpConfig) {
+    let connections = Connections::new(limits.max_connections);
+    let limits = Arc::new(limits);
     loop {
-        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
-            return;
-        };
         let (stream, client) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -196,27 +196,44 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        let shared = Arc::clone(&shared);
+        let Some(slot) = connections.admit() else {
+            tracing::debug!(%client, "TCP connection closed: every connection has queries in flight");
+            continue;
+        };
+        let (shared, limits) = (Arc::clone(&shared), Arc::clone(&limits));
         let counted = shared.metrics.tcp_connection();
         tokio::spawn(async move {
-            serve_connection(shared, stream, client).await;
-            drop((permit, counted));
+            tokio::select! {
+                () = serve_connection(shared, stream, client, &slot, &limits) => {}
+                () = slot.closed() => tracing::debug!(%client, "closed an idle TCP connection to make room"),
+            }
+            drop(counted);
         });
     }
 }
 
-/// Reads length-prefixed queries until the client goes idle or has sent
-/// [`TCP_MAX_QUERIES`]; responses go out as they are ready, in any order.
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, client: SocketAddr) {
+/// Reads length-prefixed queries until the client goes idle, is too slow with
+/// a message, or has sent its quota; responses go out as they are ready, in
+/// any order.
+async fn serve_connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    client: SocketAddr,
+    slot: &Slot,
+    limits: &TcpConfig,
+) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_PIPELINE);
+    let write_timeout = limits.read_timeout;
     let write = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
             let mut framed = Vec::with_capacity(reply.len() + 2);
             framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
             framed.extend_from_slice(&reply);
-            if writer.write_all(&framed).await.is_err() {
+            // A client that does not read its answers is given up on.
+            let written = tokio::time::timeout(write_timeout, writer.write_all(&framed)).await;
+            if !matches!(written, Ok(Ok(()))) {
                 return;
             }
         }
@@ -224,17 +241,11 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, client: Socket
     });
     let pipeline = Arc::new(Semaphore::new(TCP_PIPELINE));
     let mut out = Vec::new();
-    for _ in 0..TCP_MAX_QUERIES {
-        let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, reader.read_u16()).await else {
+    for _ in 0..limits.max_queries {
+        let Some(packet) = read_message(&mut reader, limits).await else {
             break;
         };
-        let mut packet = vec![0; usize::from(len)];
-        if !matches!(
-            tokio::time::timeout(TCP_READ, reader.read_exact(&mut packet)).await,
-            Ok(Ok(_))
-        ) {
-            break;
-        }
+        slot.queried();
         match shared.answer_now(&packet, client.ip(), Protocol::Tcp, &mut out) {
             Step::Reply => {
                 if tx.send(std::mem::take(&mut out)).await.is_err() {
@@ -248,14 +259,42 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, client: Socket
                 };
                 let shared = Arc::clone(&shared);
                 let tx = tx.clone();
+                let busy = slot.conn.busy();
                 tokio::spawn(async move {
                     let reply = shared.answer_miss(miss).await;
                     let _ = tx.send(reply).await;
-                    drop(permit);
+                    drop((permit, busy));
                 });
             }
         }
     }
     drop(tx);
     let _ = write.await;
+}
+
+/// One length-prefixed message: its first byte within the idle timeout, the
+/// rest within the read timeout (RFC 7766 §6.2.3), so a client trickling
+/// bytes holds a connection for a bounded time. `None` when the connection
+/// should close.
+async fn read_message(reader: &mut OwnedReadHalf, limits: &TcpConfig) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    let got = tokio::time::timeout(limits.idle_timeout, reader.read(&mut len))
+        .await
+        .ok()?
+        .ok()?;
+    if got == 0 {
+        return None;
+    }
+    let rest = async {
+        if got == 1 {
+            reader.read_exact(&mut len[1..]).await?;
+        }
+        let mut packet = vec![0; usize::from(u16::from_be_bytes(len))];
+        reader.read_exact(&mut packet).await?;
+        io::Result::Ok(packet)
+    };
+    tokio::time::timeout(limits.read_timeout, rest)
+        .await
+        .ok()?
+        .ok()
 }

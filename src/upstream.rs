@@ -1,5 +1,6 @@
-//! One route's upstream servers: ordered failover, UDP then TCP on truncation,
-//! reply validation, and a bound on queries in flight.
+//! One route's upstream servers: failover, fastest or parallel over the ones
+//! in rotation (see [`crate::health`]), UDP then TCP on truncation, reply
+//! validation, and a bound on queries in flight.
 //!
 //! Every query gets a fresh random ID and goes out from a socket bound to a
 //! random port, connected to the server so the kernel drops datagrams from any
@@ -19,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
-use crate::health::ServerHealth;
+use crate::health::{self, ServerHealth, Strategy};
 use crate::metrics::{Metrics, ServerMetrics};
 use crate::wire::{self, Message};
 
@@ -73,32 +74,83 @@ impl Ask<'_> {
     }
 }
 
-/// The servers of one route, asked in order.
+impl Ask<'_> {
+    fn to_owned(self) -> OwnedAsk {
+        OwnedAsk {
+            lower: self.lower.into(),
+            qtype: self.qtype,
+            qclass: self.qclass,
+            dnssec_ok: self.dnssec_ok,
+            checking_disabled: self.checking_disabled,
+        }
+    }
+}
+
+/// An [`Ask`] that a background task can own (probes, parallel queries).
+struct OwnedAsk {
+    lower: Box<[u8]>,
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    checking_disabled: bool,
+}
+
+impl OwnedAsk {
+    fn as_ask(&self) -> Ask<'_> {
+        Ask {
+            lower: &self.lower,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            dnssec_ok: self.dnssec_ok,
+            checking_disabled: self.checking_disabled,
+        }
+    }
+}
+
+/// The servers of one route and how to choose among them.
 pub struct Upstream {
-    servers: Vec<Server>,
+    servers: Vec<Arc<Server>>,
     timeout: Duration,
     in_flight: Semaphore,
     /// The route its servers are counted under (`.` for the default upstreams).
     route: String,
+    strategy: Strategy,
+    /// Counts queries, so `fastest` can re-measure now and then.
+    turn: AtomicU32,
 }
 
 impl Upstream {
-    pub fn new(servers: Vec<SocketAddr>, timeout: Duration, max_in_flight: usize) -> Self {
+    pub fn new(
+        servers: Vec<SocketAddr>,
+        timeout: Duration,
+        max_in_flight: usize,
+        strategy: Strategy,
+    ) -> Self {
         Self {
-            servers: servers.into_iter().map(Server::new).collect(),
+            servers: servers
+                .into_iter()
+                .map(|addr| Arc::new(Server::new(addr)))
+                .collect(),
             timeout,
             in_flight: Semaphore::new(max_in_flight.max(1)),
             route: String::new(),
+            strategy,
+            turn: AtomicU32::new(0),
         }
     }
 
     /// Counts its servers' queries, failures and latency under `route` in `metrics`.
     pub fn observed(mut self, metrics: &Metrics, route: &str) -> Self {
         for server in &mut self.servers {
+            let server = Arc::get_mut(server).expect("servers are not shared before they serve");
             server.metrics = metrics.server(route, server.addr);
         }
         self.route = route.to_string();
         self
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
     }
 
     /// The route its servers are counted under.
@@ -106,7 +158,7 @@ impl Upstream {
         &self.route
     }
 
-    pub fn members(&self) -> &[Server] {
+    pub fn members(&self) -> &[Arc<Server>] {
         &self.servers
     }
 
@@ -128,8 +180,10 @@ impl Upstream {
             .map(|s| s.addr)
     }
 
-    /// Asks the servers in order until one gives a usable reply: a timeout,
-    /// SERVFAIL, REFUSED or a malformed reply moves on to the next server.
+    /// Asks the route's servers as its strategy says until one gives a usable
+    /// reply: a timeout, SERVFAIL, REFUSED or a malformed reply counts as a
+    /// failure of that server and moves on. Servers out of rotation are
+    /// skipped (and probed in the background) unless every server is.
     /// Returns the reply and the server that gave it.
     pub async fn ask(&self, ask: Ask<'_>) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
         if self.servers.is_empty() {
@@ -139,24 +193,66 @@ impl Upstream {
             .in_flight
             .try_acquire()
             .map_err(|_| UpstreamError::Busy)?;
+        let healths: Vec<&ServerHealth> = self.servers.iter().map(|s| &s.health).collect();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let order = health::order(self.strategy, &healths, turn);
+        self.probe_skipped(ask, &order);
+        if self.strategy == Strategy::Parallel && order.len() > 1 {
+            return self.ask_parallel(ask, &order).await;
+        }
         let mut last = Failure::Timeout;
-        for server in &self.servers {
-            let sent = Instant::now();
-            match server.ask(ask, self.timeout).await {
-                Ok(reply) => {
-                    server.metrics.latency.observe(sent.elapsed());
-                    server.health.answered();
-                    return Ok((reply, server.addr));
-                }
-                Err(failure) => {
-                    server.metrics.failed(failure);
-                    server.health.failed();
-                    tracing::debug!(server = %server.addr, %failure, "upstream attempt failed");
-                    last = failure;
-                }
+        for &i in &order {
+            let server = &self.servers[i];
+            match server.attempt(ask, self.timeout).await {
+                Ok(reply) => return Ok((reply, server.addr)),
+                Err(failure) => last = failure,
             }
         }
         Err(UpstreamError::AllFailed(last))
+    }
+
+    /// Every server at once; the first usable reply wins and the others are
+    /// abandoned.
+    async fn ask_parallel(
+        &self,
+        ask: Ask<'_>,
+        order: &[usize],
+    ) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
+        let owned = Arc::new(ask.to_owned());
+        let mut attempts = tokio::task::JoinSet::new();
+        for &i in order {
+            let server = Arc::clone(&self.servers[i]);
+            let (owned, timeout) = (Arc::clone(&owned), self.timeout);
+            attempts.spawn(async move {
+                let reply = server.attempt(owned.as_ask(), timeout).await;
+                reply.map(|reply| (reply, server.addr))
+            });
+        }
+        let mut last = Failure::Timeout;
+        while let Some(done) = attempts.join_next().await {
+            match done {
+                Ok(Ok(answered)) => return Ok(answered),
+                Ok(Err(failure)) => last = failure,
+                Err(_) => last = Failure::Timeout,
+            }
+        }
+        Err(UpstreamError::AllFailed(last))
+    }
+
+    /// Sends this question, in the background, to each skipped server that is
+    /// due a probe: its answer, if any, puts it back in rotation.
+    fn probe_skipped(&self, ask: Ask<'_>, order: &[usize]) {
+        let now = Instant::now();
+        for (i, server) in self.servers.iter().enumerate() {
+            if order.contains(&i) || !server.health.claim_probe(now) {
+                continue;
+            }
+            let (server, owned, timeout) = (Arc::clone(server), ask.to_owned(), self.timeout);
+            tracing::debug!(server = %server.addr, "probing a server out of rotation");
+            tokio::spawn(async move {
+                let _ = server.attempt(owned.as_ask(), timeout).await;
+            });
+        }
     }
 }
 
@@ -188,6 +284,32 @@ impl Server {
 
     pub fn health(&self) -> &ServerHealth {
         &self.health
+    }
+
+    /// One attempt, with its outcome written into the server's metrics and health.
+    async fn attempt(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+        let sent = Instant::now();
+        let result = self.ask(ask, timeout).await;
+        match &result {
+            Ok(_) => {
+                self.metrics.latency.observe(sent.elapsed());
+                self.health.answered(sent.elapsed());
+            }
+            Err(failure) => {
+                self.metrics.failed(*failure);
+                tracing::debug!(server = %self.addr, %failure, "upstream attempt failed");
+                if self.health.failed() {
+                    tracing::warn!(
+                        server = %self.addr,
+                        %failure,
+                        "upstream server out of rotation after {} failures in a row; probing it every {}s",
+                        health::DOWN_AFTER,
+                        health::PROBE_EVERY.as_secs()
+                    );
+                }
+            }
+        }
+        result
     }
 
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
@@ -233,6 +355,9 @@ struct UdpPool {
 struct PooledSocket {
     socket: UdpSocket,
     pending: Mutex<HashMap<u16, Waiter>>,
+    /// Every ID this socket has sent: never two queries with the same
+    /// (source port, ID), so a late reply can never match a newer query.
+    issued: Mutex<Vec<u16>>,
     uses: AtomicU32,
     /// Set when the pool has replaced this socket: its reader stops once no
     /// query waits on it any more.
@@ -342,6 +467,7 @@ impl PooledSocket {
         let socket = Arc::new(Self {
             socket: UdpSocket::from_std(std)?,
             pending: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::with_capacity(USES_PER_SOCKET as usize)),
             uses: AtomicU32::new(1),
             retired: AtomicBool::new(false),
             wake_reader: Notify::new(),
@@ -350,7 +476,7 @@ impl PooledSocket {
         Ok(socket)
     }
 
-    /// Takes a random ID no other pending query on this socket uses.
+    /// Takes a random ID this socket has not used before.
     fn register(&self, ask: Ask<'_>) -> (u16, oneshot::Receiver<Vec<u8>>) {
         let (tx, rx) = oneshot::channel();
         let mut question = Vec::with_capacity(ask.lower.len() + 4);
@@ -358,12 +484,14 @@ impl PooledSocket {
         question.extend_from_slice(&ask.qtype.to_be_bytes());
         question.extend_from_slice(&ask.qclass.to_be_bytes());
         let mut pending = self.pending.lock().expect("pending lock");
+        let mut issued = self.issued.lock().expect("issued IDs lock");
         let id = loop {
             let id: u16 = rand::random();
-            if !pending.contains_key(&id) {
+            if !pending.contains_key(&id) && !issued.contains(&id) {
                 break id;
             }
         };
+        issued.push(id);
         pending.insert(
             id,
             Waiter {

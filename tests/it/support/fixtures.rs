@@ -251,6 +251,13 @@ pub(crate) fn internet() -> Zone {
         ))
         .rr(a("db.example.net.", t, "192.0.2.53"))
         .rr(a("notconsul.", t, "192.0.2.99"))
+        // Rebinding attempts: a public name pointing inside, mixed with a public address.
+        .rr(a("rebind.example.", t, "192.168.1.1"))
+        .rr(a("rebind.example.", t, "192.0.2.7"))
+        .rr(aaaa("rebind.example.", t, "::ffff:10.0.0.1"))
+        .rr(aaaa("rebind.example.", t, "2001:db8::7"))
+        .rr(a("inside.example.", t, "127.0.0.1"))
+        .rr(a("router.lan.", t, "192.168.1.1"))
         .rr(a("web.notconsul.", t, "192.0.2.98"))
 }
 
@@ -280,8 +287,9 @@ fn load_answer(qname: &Name, qtype: RecordType) -> Option<Vec<Record>> {
     Some(vec![a(&lower, NET_TTL, &load_ip(i).to_string())])
 }
 
-/// The address `n<i>.load.example.` resolves to.
+/// The address `n<i>.load.example.` resolves to: in 198.18.0.0/15 (RFC 2544's
+/// benchmarking range), public as far as rebind protection is concerned, as
+/// internet names must be.
 pub(crate) fn load_ip(i: u32) -> std::net::Ipv4Addr {
-    let [_, b, c, d] = i.to_be_bytes();
-    std::net::Ipv4Addr::new(10, b, c, d)
+    std::net::Ipv4Addr::from(0xc612_0000 | (i & 0x1_ffff))
 }

@@ -38,6 +38,11 @@ pub(crate) enum Mode {
     },
     /// Over UDP always TC=1 with no records; over TCP the full answer.
     AlwaysTc,
+    /// First a reply with the right ID and question (and a bogus A 6.6.6.6) from another
+    /// port of 127.0.0.1, as an off-path spoofer would race it; then the right one if asked.
+    WrongPort {
+        then_right: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +61,8 @@ struct Shared {
     mode: Mutex<Mode>,
     lowercase: AtomicBool,
     seen: Mutex<Vec<(Proto, Message)>>,
+    /// Source address and ID of every UDP query, in arrival order.
+    udp_sources: Mutex<Vec<(SocketAddr, u16)>>,
 }
 
 pub(crate) struct FakeUpstream {
@@ -98,6 +105,7 @@ impl FakeUpstream {
             mode: Mutex::new(Mode::Normal),
             lowercase: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
+            udp_sources: Mutex::new(Vec::new()),
         });
         let tasks = vec![
             tokio::spawn(serve_udp(Arc::new(udp), shared.clone())),
@@ -126,6 +134,11 @@ impl FakeUpstream {
     /// Every query received so far, in arrival order.
     pub(crate) fn queries(&self) -> Vec<(Proto, Message)> {
         self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// Where each UDP query came from, with its ID.
+    pub(crate) fn udp_sources(&self) -> Vec<(SocketAddr, u16)> {
+        self.shared.udp_sources.lock().unwrap().clone()
     }
 
     pub(crate) fn total(&self) -> usize {
@@ -194,11 +207,19 @@ async fn serve_udp(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
         let Some(replies) = receive(&shared, &buf[..len], Proto::Udp) else {
             continue;
         };
+        let id = u16::from_be_bytes([buf[0], buf[1]]);
+        shared.udp_sources.lock().unwrap().push((peer, id));
+        let spoof_first = matches!(*shared.mode.lock().unwrap(), Mode::WrongPort { .. });
         let sock = sock.clone();
         tokio::spawn(async move {
-            for (delay, bytes) in replies {
+            for (i, (delay, bytes)) in replies.into_iter().enumerate() {
                 tokio::time::sleep(delay).await;
-                let _ = sock.send_to(&bytes, peer).await;
+                if i == 0 && spoof_first {
+                    let spoofer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    let _ = spoofer.send_to(&bytes, peer).await;
+                } else {
+                    let _ = sock.send_to(&bytes, peer).await;
+                }
             }
         });
     }
@@ -285,6 +306,14 @@ fn receive(shared: &Shared, bytes: &[u8], proto: Proto) -> Option<Vec<(Duration,
             vec![(now, tc.to_vec().unwrap())]
         }
         Mode::AlwaysTc => vec![(now, answer())],
+        Mode::WrongPort { then_right } => {
+            let bogus = bogus_answer(shared, &query).to_vec().unwrap();
+            let mut replies = vec![(now, bogus)];
+            if then_right {
+                replies.push((RIGHT_REPLY_DELAY, answer()));
+            }
+            replies
+        }
     };
     Some(replies)
 }

@@ -1,0 +1,121 @@
+//! Entry points for fuzzing: each takes arbitrary bytes and must neither panic
+//! nor hang. The cargo-fuzz targets in `fuzz/` call these, and so does a
+//! bounded mutation test in the test suite, so they run on every `cargo test`.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crate::answer::{Answer, TtlPolicy};
+use crate::cache::{self, Cache};
+use crate::config::Config;
+use crate::config::dnsmasq::Rule;
+use crate::handler::{Guards, Protocol, Shared, Step};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimit;
+use crate::rebind;
+use crate::router::Router;
+use crate::wire::{self, Message, Query};
+
+const POLICY: TtlPolicy = TtlPolicy {
+    min: 0,
+    max: 86_400,
+    max_negative: 3_600,
+};
+
+/// A name the fuzzing handler has in its cache, so mutated queries reach the hit path.
+pub const CACHED: &[u8] = b"\x03www\x07example\x00";
+
+/// One client packet through [`Shared::answer_now`]: every route kind, cache
+/// hits, errors. A reply, when there is one, carries the query's ID.
+pub fn query_handler(data: &[u8]) {
+    let shared = handler();
+    let mut out = Vec::new();
+    for protocol in [Protocol::Udp, Protocol::Tcp] {
+        if let Step::Reply = shared.answer_now(data, [127, 0, 0, 1].into(), protocol, &mut out) {
+            assert!(
+                out.len() >= wire::HEADER_LEN,
+                "a reply shorter than a header"
+            );
+            assert_eq!(out[..2], data[..2], "a reply with another ID");
+            if protocol == Protocol::Udp {
+                let limit = Query::parse(data).map_or(wire::CLASSIC_UDP_SIZE, |q| q.udp_limit());
+                assert!(out.len() <= limit.max(wire::CLASSIC_UDP_SIZE) + wire::OPT_LEN);
+            }
+        }
+    }
+}
+
+/// One upstream reply through everything that reads it: normalising, serving
+/// to a client, serving stale, and rebind screening.
+pub fn upstream_reply(data: &[u8]) {
+    let now = Instant::now();
+    let lower = Message::parse(data)
+        .map(|m| m.question().0.to_ascii_lowercase())
+        .unwrap_or_else(|| CACHED.to_vec());
+    if let Ok(answer) = Answer::from_reply(data, &lower, POLICY, now) {
+        let mut query = wire::build_query(7, &lower, 1, 1, false, false);
+        query[2] = 1;
+        if let Ok(query) = Query::parse(&query) {
+            let mut out = Vec::new();
+            answer.write_response(&query, now, 512, &mut out);
+            answer
+                .to_stale(now, 30)
+                .write_response(&query, now, 65_535, &mut out);
+        }
+    }
+    let _ = rebind::screen(data.to_vec(), &"fuzz.");
+}
+
+/// A config file: parsed, validated, and (when valid) turned into a routing table.
+pub fn config_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(config) = Config::from_toml(text, Path::new("fuzz.toml")) {
+        let _ = Router::new(&config, Vec::new()).to_string();
+    }
+}
+
+/// One dnsmasq rule line.
+pub fn dnsmasq_rule(data: &[u8]) {
+    if let Ok(line) = std::str::from_utf8(data) {
+        let _ = Rule::parse(line);
+    }
+}
+
+fn handler() -> &'static Arc<Shared> {
+    static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let text = r#"
+rules = ["local=/local.test/", "address=/addr.test/192.0.2.1", "address=/addr.test/2001:db8::1", "server=/fwd.test/127.0.0.1#9"]
+[server]
+listen = ["127.0.0.1:0"]
+allow = ["0.0.0.0/0", "::/0"]
+[upstream]
+servers = ["127.0.0.1:9"]
+"#;
+        let config = Config::from_toml(text, Path::new("fuzz.toml")).expect("fuzzing config");
+        let metrics = Metrics::new();
+        let state = crate::build_state(&config, &[], &metrics).expect("fuzzing state");
+        let cache = Cache::new(1000).with_prefetch(false);
+        let now = Instant::now();
+        let answer = Answer::from_reply(&cached_reply(), CACHED, POLICY, now).expect("valid reply");
+        let mut key = [0; 260];
+        cache.insert(cache::key_for(CACHED, 1, 1, false, false, &mut key), &answer, now);
+        let guards = Guards {
+            rate_limit: RateLimit::new(0),
+            tcp: config.tcp.clone(),
+        };
+        Shared::new(state, cache, metrics, guards)
+    })
+}
+
+/// `www.example. 300 IN A 192.0.2.10`, as an upstream sends it.
+fn cached_reply() -> Vec<u8> {
+    let mut reply = vec![0, 0, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    reply.extend_from_slice(CACHED);
+    reply.extend_from_slice(&[0, 1, 0, 1]);
+    reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 10]);
+    reply
+}

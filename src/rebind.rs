@@ -1,0 +1,174 @@
+//! DNS rebinding protection: a name from the internet must not point inside.
+//!
+//! A page on `evil.example` can make a browser on this host (or in a container
+//! on its bridge) talk to `192.168.1.1` or `127.0.0.1:8500` by having its own
+//! name resolve there. So answers from the default upstreams lose their A and
+//! AAAA records with private addresses before they are stored, as dnsmasq's
+//! `stop-dns-rebind` does. Zones routed to their own servers (such as
+//! `consul`) are trusted with private addresses, and so are the zones listed in
+//! `rebind_allow`. The work is done once per upstream answer, never per hit.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use hickory_proto::op::Message as HMessage;
+use hickory_proto::rr::{RData, Record};
+
+use crate::config::GuardConfig;
+use crate::router::{Action, Router};
+use crate::upstream::Upstream;
+use crate::wire::Message;
+use crate::zone::Zone;
+
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+
+/// The rebind policy of one configuration.
+pub struct Rebind {
+    on: bool,
+    allow: Vec<Zone>,
+}
+
+impl Rebind {
+    pub fn new(guard: &GuardConfig) -> Self {
+        Self {
+            on: guard.rebind_protection,
+            allow: guard.rebind_allow.clone(),
+        }
+    }
+
+    /// Whether answers for `lower`, fetched from `used`, are screened:
+    /// protection on, `used` is the default upstreams, and no `rebind_allow`
+    /// zone holds the name.
+    pub fn guards(&self, router: &Router, used: &Arc<Upstream>, lower: &[u8]) -> bool {
+        let Action::Forward(default) = &router.routes()[0].action else {
+            return false;
+        };
+        self.on && Arc::ptr_eq(default, used) && !self.allow.iter().any(|zone| zone.contains(lower))
+    }
+}
+
+/// `reply` without its A/AAAA records that hold private addresses; the same
+/// bytes when it has none. `None` when such a reply cannot be re-encoded: it is
+/// then not used at all.
+pub fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Vec<u8>> {
+    let msg = Message::parse(&reply)?;
+    let private = msg.records.iter().any(|r| {
+        (r.rtype == TYPE_A || r.rtype == TYPE_AAAA)
+            && address(&msg.buf[r.rdata.clone()]).is_some_and(is_private)
+    });
+    if !private {
+        return Some(reply);
+    }
+    let mut decoded = HMessage::from_vec(&reply).ok()?;
+    let mut keep = |record: &Record| match &record.data {
+        RData::A(a) if is_private(a.0.into()) => {
+            tracing::warn!(%name, address = %a.0, "rebind protection: dropped a private address from an upstream answer");
+            false
+        }
+        RData::AAAA(a) if is_private(a.0.into()) => {
+            tracing::warn!(%name, address = %a.0, "rebind protection: dropped a private address from an upstream answer");
+            false
+        }
+        _ => true,
+    };
+    decoded.answers.retain(&mut keep);
+    decoded.authorities.retain(&mut keep);
+    decoded.additionals.retain(&mut keep);
+    decoded.to_vec().ok()
+}
+
+fn address(rdata: &[u8]) -> Option<IpAddr> {
+    match rdata.len() {
+        4 => Some(Ipv4Addr::from(<[u8; 4]>::try_from(rdata).ok()?).into()),
+        16 => Some(Ipv6Addr::from(<[u8; 16]>::try_from(rdata).ok()?).into()),
+        _ => None,
+    }
+}
+
+/// Addresses a name on the internet has no business pointing at: this host,
+/// its LANs, link-local and carrier-grade NAT space, in either family.
+/// Documentation ranges (192.0.2.0/24, 2001:db8::/32) are not private.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => private_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => private_v4(v4),
+            None => {
+                let first = v6.segments()[0];
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || first & 0xfe00 == 0xfc00 // fc00::/7, unique local
+                    || first & 0xffc0 == 0xfe80 // fe80::/10, link-local
+            }
+        },
+    }
+}
+
+fn private_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    a == 0
+        || a == 10
+        || a == 127
+        || (a == 100 && b & 0xc0 == 64) // 100.64.0.0/10, carrier-grade NAT
+        || (a == 169 && b == 254)
+        || (a == 172 && b & 0xf0 == 16)
+        || (a == 192 && b == 168)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire;
+
+    #[test]
+    fn private_ranges_and_their_mapped_forms() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "100.127.255.255",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "::1",
+            "::",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip} is private");
+        }
+    }
+
+    #[test]
+    fn public_and_documentation_ranges_are_not_private() {
+        for ip in [
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "172.32.0.1",
+            "172.15.255.255",
+            "100.128.0.1",
+            "100.63.255.255",
+            "8.8.8.8",
+            "2001:db8::1",
+            "2606:4700::1111",
+            "::ffff:192.0.2.1",
+            "fec0::1",
+        ] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn a_reply_without_private_addresses_is_kept_as_is() {
+        let reply = wire::build_query(7, b"\x01a\x00", 1, 1, false, false);
+        // A query parses as a message too: no records to strip, same bytes back.
+        assert_eq!(screen(reply.clone(), &"a.").as_deref(), Some(&reply[..]));
+    }
+}
