@@ -1,6 +1,6 @@
 //! Zone data for the fake upstreams: a Consul-like agent and a slice of "the internet".
 //!
-//! The Consul shapes follow /work/shared/reference/consul-dns.md §15 (v2, ≥1.19.1, defaults):
+//! The Consul shapes follow Consul 1.19+ (the v2 DNS server, defaults):
 //! TTL 0 everywhere, AA=1, SOA `consul. 0 IN SOA ns.consul. hostmaster.consul. S 3600 600 86400 0`.
 
 use hickory_proto::op::ResponseCode;
