@@ -85,7 +85,7 @@ impl Answer {
     fn normalise(msg: &Message<'_>, lower: &[u8], policy: TtlPolicy, now: Instant) -> Self {
         let rcode = msg.rcode();
         let has_answers = msg.records.iter().any(|r| r.section == Section::Answer);
-        let positive = rcode == wire::RCODE_NOERROR && has_answers;
+        let positive = is_positive(msg);
         let negative =
             rcode == wire::RCODE_NXDOMAIN || (rcode == wire::RCODE_NOERROR && !has_answers);
         let (_, qtype, _) = msg.question();
@@ -270,12 +270,17 @@ impl Answer {
     }
 }
 
+/// NOERROR with at least one answer record.
+pub fn is_positive(msg: &Message<'_>) -> bool {
+    msg.rcode() == wire::RCODE_NOERROR && msg.records.iter().any(|r| r.section == Section::Answer)
+}
+
 /// How many leading records to keep. A positive answer keeps its answer section
 /// only, as Unbound's minimal-responses does, except where the additional
 /// records are the point (SRV targets, MX and NS hosts) or DNSSEC proofs may be
 /// in the authority section (DO set): the client needs nothing else, and the
 /// cache holds less. Negative answers keep the SOA that gives their TTL.
-fn kept_records(msg: &Message<'_>, positive: bool, qtype: u16) -> usize {
+pub fn kept_records(msg: &Message<'_>, positive: bool, qtype: u16) -> usize {
     let all = msg.records.len();
     let dnssec = msg.records.iter().any(|r| r.rtype == wire::TYPE_RRSIG);
     if dnssec

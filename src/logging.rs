@@ -1,6 +1,8 @@
 //! The tracing subscriber: level from `--log-level` or RUST_LOG, format from `[log]`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing_subscriber::EnvFilter;
 
@@ -27,5 +29,43 @@ pub fn init(level: Option<&str>, log: LogConfig) {
     match log.format {
         LogFormat::Plain => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Lets one log line through per period and counts the rest, so a condition
+/// that repeats on every query (a loop, a rebinding upstream) costs a counter
+/// increment instead of a formatted line each time.
+pub struct Every {
+    seconds: u64,
+    last: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl Every {
+    pub const fn seconds(seconds: u64) -> Self {
+        Self {
+            seconds,
+            last: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines skipped since the last one)` when a line may be written now.
+    pub fn due(&self) -> Option<u64> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last.load(Ordering::Relaxed);
+        let due = now >= last + self.seconds
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if due {
+            Some(self.skipped.swap(0, Ordering::Relaxed))
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            None
+        }
     }
 }

@@ -15,18 +15,14 @@
 //! same outcome.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::handler::State;
+use crate::logging::Every;
 use crate::router::Action;
 use crate::wire::Query;
 
-/// At most one error line per this many seconds; the others are counted.
-const LOG_EVERY: u64 = 10;
-
-static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
-static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+/// At most one error line per 10 s; the others are counted.
+static LOG: Every = Every::seconds(10);
 
 /// Whether `query` is one of ours, forwarded back to us by the upstream we
 /// are asking it. Logs an error naming that upstream.
@@ -43,8 +39,7 @@ pub fn came_back(state: &State, query: &Query, client: IpAddr) -> bool {
     let Some(server) = upstream.outstanding(query.id, &question[..len + 4]) else {
         return false;
     };
-    if should_log() {
-        let also = UNLOGGED.swap(0, Ordering::Relaxed);
+    if let Some(also) = LOG.due() {
         tracing::error!(
             upstream = %server,
             name = %query.lower,
@@ -54,19 +49,6 @@ pub fn came_back(state: &State, query: &Query, client: IpAddr) -> bool {
             "query loop: {server} sent our own query back to us; answered SERVFAIL. \
              Make sure {server} does not forward to splitdns (Consul: its `recursors`)"
         );
-    } else {
-        UNLOGGED.fetch_add(1, Ordering::Relaxed);
     }
     true
-}
-
-fn should_log() -> bool {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let last = LAST_LOGGED.load(Ordering::Relaxed);
-    now >= last + LOG_EVERY
-        && LAST_LOGGED
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
 }

@@ -14,11 +14,16 @@ use std::sync::Arc;
 use hickory_proto::op::Message as HMessage;
 use hickory_proto::rr::{RData, Record};
 
+use crate::answer;
 use crate::config::GuardConfig;
+use crate::logging::Every;
 use crate::router::{Action, Router};
 use crate::upstream::Upstream;
 use crate::wire::Message;
 use crate::zone::Zone;
+
+/// At most one warning per 10 s; the others are counted in the next one.
+static LOG: Every = Every::seconds(10);
 
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
@@ -53,7 +58,11 @@ impl Rebind {
 /// then not used at all.
 pub fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Vec<u8>> {
     let msg = Message::parse(&reply)?;
-    let private = msg.records.iter().any(|r| {
+    // Only what will be stored matters: the glue of a plain A answer
+    // (`ns A 127.0.0.1`) is dropped when it is stored anyway.
+    let (_, qtype, _) = msg.question();
+    let kept = answer::kept_records(&msg, answer::is_positive(&msg), qtype);
+    let private = msg.records[..kept].iter().any(|r| {
         (r.rtype == TYPE_A || r.rtype == TYPE_AAAA)
             && address(&msg.buf[r.rdata.clone()]).is_some_and(is_private)
     });
@@ -61,16 +70,19 @@ pub fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Vec<u8>> 
         return Some(reply);
     }
     let mut decoded = HMessage::from_vec(&reply).ok()?;
-    let mut keep = |record: &Record| match &record.data {
-        RData::A(a) if is_private(a.0.into()) => {
-            tracing::warn!(%name, address = %a.0, "rebind protection: dropped a private address from an upstream answer");
-            false
+    let mut keep = |record: &Record| {
+        let address: IpAddr = match &record.data {
+            RData::A(a) => a.0.into(),
+            RData::AAAA(a) => a.0.into(),
+            _ => return true,
+        };
+        if !is_private(address) {
+            return true;
         }
-        RData::AAAA(a) if is_private(a.0.into()) => {
-            tracing::warn!(%name, address = %a.0, "rebind protection: dropped a private address from an upstream answer");
-            false
+        if let Some(also) = LOG.due() {
+            tracing::warn!(%name, %address, also_since_last_line = also, "rebind protection: dropped a private address from an upstream answer");
         }
-        _ => true,
+        false
     };
     decoded.answers.retain(&mut keep);
     decoded.authorities.retain(&mut keep);
