@@ -19,14 +19,29 @@ use std::net::IpAddr;
 use crate::handler::State;
 use crate::logging::Every;
 use crate::router::Action;
-use crate::wire::Query;
+use crate::wire::{self, Query};
 
 /// At most one error line per 10 s; the others are counted.
 static LOG: Every = Every::seconds(10);
 
+/// Whether `query` has the shape of the queries splitdns sends: EDNS with
+/// its 1232-byte buffer and the name in lower case. A client's query whose ID
+/// and question happen to match one in flight (1 in 65,536 for a busy name)
+/// is then not taken for a loop unless it also looks like ours: dnsperf,
+/// glibc and most stub resolvers send no EDNS at all.
+fn looks_like_ours(query: &Query) -> bool {
+    query
+        .edns
+        .is_some_and(|e| e.udp_size == wire::EDNS_UDP_SIZE && e.version == 0)
+        && query.name.as_bytes() == query.lower.as_bytes()
+}
+
 /// Whether `query` is one of ours, forwarded back to us by the upstream we
 /// are asking it. Logs an error naming that upstream.
 pub fn came_back(state: &State, query: &Query, client: IpAddr) -> bool {
+    if !looks_like_ours(query) {
+        return false;
+    }
     let lower = query.lower.as_bytes();
     let Action::Forward(upstream) = &state.router.route(lower).action else {
         return false;
