@@ -6,39 +6,19 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, RecordType};
 
 use crate::support::client;
-use crate::support::fixtures::{NET_TTL, consul, internet};
+use crate::support::fixtures::{NET_TTL, internet};
+use crate::support::harness::{STANDARD, standard_plus};
 use crate::support::{
     FakeUpstream, Mode, Splitdns, answer_ips, answer_ttls, assert_rcode, query, query_with_edns,
 };
 
 async fn standard() -> (Splitdns, FakeUpstream, FakeUpstream) {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::standard(&consul, &internet).await;
-    (dns, consul, internet)
+    Splitdns::with_fakes(STANDARD).await
 }
 
 /// STANDARD with `min_ttl` on the Consul route and extra text appended (e.g. a [cache] table).
 async fn consul_min_ttl(min_ttl: u32, extra: &str) -> (Splitdns, FakeUpstream, FakeUpstream) {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let config = format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{{internet}}"]
-timeout = "500ms"
-[[route]]
-zones = ["consul"]
-servers = ["{{consul}}"]
-timeout = "500ms"
-min_ttl = {min_ttl}
-{extra}
-"#
-    );
-    let dns = Splitdns::start(&config, &[("consul", &consul), ("internet", &internet)]).await;
-    (dns, consul, internet)
+    Splitdns::with_fakes(&standard_plus(&format!("min_ttl = {min_ttl}"), extra)).await
 }
 
 /// Only [upstream] (the internet fake, 1.5 s per attempt: well above the slow modes) plus `extra`.

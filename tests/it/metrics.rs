@@ -12,39 +12,18 @@ use hickory_proto::rr::{DNSClass, RData, RecordType};
 use tempfile::TempDir;
 
 use crate::support::client::{self, REPLY_WAIT};
-use crate::support::fixtures::{consul, internet};
+use crate::support::fixtures::internet;
+use crate::support::harness::standard_plus;
 use crate::support::http::{get, sample};
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, query};
 
 /// STANDARD plus the metrics endpoint on an ephemeral port and `extra`.
 fn standard_with_metrics(extra: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{{internet}}"]
-timeout = "500ms"
-[[route]]
-zones = ["consul"]
-servers = ["{{consul}}"]
-timeout = "500ms"
-[metrics]
-listen = "127.0.0.1:0"
-{extra}
-"#
-    )
+    standard_plus("", &format!("[metrics]\nlisten = \"127.0.0.1:0\"\n{extra}"))
 }
 
 async fn standard() -> (Splitdns, FakeUpstream, FakeUpstream) {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::start(
-        &standard_with_metrics("[cache]\nsize = 500"),
-        &[("consul", &consul), ("internet", &internet)],
-    )
-    .await;
-    (dns, consul, internet)
+    Splitdns::with_fakes(&standard_with_metrics("[cache]\nsize = 500")).await
 }
 
 async fn scrape(dns: &Splitdns) -> String {

@@ -30,10 +30,7 @@ min_ttl = {min_ttl}
 }
 
 async fn start(template: &str) -> (Splitdns, FakeUpstream, FakeUpstream) {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::start(template, &[("consul", &consul), ("internet", &internet)]).await;
-    (dns, consul, internet)
+    Splitdns::with_fakes(template).await
 }
 
 /// Longer than one second: a 1 s lifetime counted in whole seconds has surely run out.

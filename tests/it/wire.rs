@@ -8,16 +8,14 @@ use hickory_proto::rr::RecordType;
 use tokio::io::AsyncWriteExt;
 
 use crate::support::client::{self, udp_exchange_raw, udp_maybe_reply};
-use crate::support::fixtures::{MEDIUM_TXT_BYTES, consul, internet, load_ip};
+use crate::support::fixtures::{MEDIUM_TXT_BYTES, internet, load_ip};
+use crate::support::harness::STANDARD;
 use crate::support::{
     FakeUpstream, Splitdns, answer_ips, assert_rcode, name, query, query_with_edns, txt_bytes,
 };
 
 async fn standard() -> (Splitdns, FakeUpstream, FakeUpstream) {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::standard(&consul, &internet).await;
-    (dns, consul, internet)
+    Splitdns::with_fakes(STANDARD).await
 }
 
 /// The server still answers a normal query over UDP and TCP.

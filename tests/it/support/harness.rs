@@ -11,8 +11,8 @@ use splitdns::config::Config;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::client;
 use super::upstream::FakeUpstream;
+use super::{client, fixtures};
 
 /// A config with the Consul route and the default upstream; short timeouts.
 pub(crate) const STANDARD: &str = r#"
@@ -28,6 +28,12 @@ zones = ["consul"]
 servers = ["{consul}"]
 timeout = "500ms"
 "#;
+
+/// [`STANDARD`] with `route` added to the Consul route's table and `tables`
+/// after it (e.g. `min_ttl = 5` and a `[cache]` table).
+pub(crate) fn standard_plus(route: &str, tables: &str) -> String {
+    format!("{STANDARD}{route}\n{tables}\n")
+}
 
 /// A running splitdns; dropping it stops the server.
 pub(crate) struct Splitdns {
@@ -77,6 +83,15 @@ impl Splitdns {
     /// [`STANDARD`]: `consul` → the Consul fake, everything else → the internet fake.
     pub(crate) async fn standard(consul: &FakeUpstream, internet: &FakeUpstream) -> Self {
         Self::start(STANDARD, &[("consul", consul), ("internet", internet)]).await
+    }
+
+    /// Starts the Consul-like and internet-like fakes, then splitdns on
+    /// `template` rendered against them (`{consul}`, `{internet}`).
+    pub(crate) async fn with_fakes(template: &str) -> (Self, FakeUpstream, FakeUpstream) {
+        let consul = FakeUpstream::start(fixtures::consul()).await;
+        let internet = FakeUpstream::start(fixtures::internet()).await;
+        let dns = Self::start(template, &[("consul", &consul), ("internet", &internet)]).await;
+        (dns, consul, internet)
     }
 
     pub(crate) async fn start_config(config: Config) -> Self {
