@@ -188,21 +188,22 @@ impl Cache {
     /// A copy of the entry for `key` if it has expired but is still within the
     /// stale window: what to answer when the upstreams fail (RFC 8767 §4).
     pub fn stale(&self, key: &[u8], now: Instant) -> Option<Answer> {
-        if self.shard_capacity == 0 || self.stale_window == 0 {
+        if self.stale_window == 0 {
             return None;
         }
-        let hash = self.hasher.hash_one(key);
-        let shard = self.shard(hash).lock().expect("cache shard lock");
-        let &i = shard
-            .index
-            .find(hash, |&i| matches(&shard.slots[i as usize], key))?;
-        let answer = &shard.slots[i as usize];
-        let within = seconds(now) < answer.expires().saturating_add(self.stale_window);
-        (!answer.is_fresh(now) && within).then(|| answer.clone())
+        self.copy_if(key, |answer| {
+            let within = seconds(now) < answer.expires().saturating_add(self.stale_window);
+            !answer.is_fresh(now) && within
+        })
     }
 
     /// A copy of the fresh entry for `key`, if any.
     pub fn get(&self, key: &[u8], now: Instant) -> Option<Answer> {
+        self.copy_if(key, |answer| answer.is_fresh(now))
+    }
+
+    /// A copy of the entry for `key` when `wanted` accepts it.
+    fn copy_if(&self, key: &[u8], wanted: impl FnOnce(&Answer) -> bool) -> Option<Answer> {
         if self.shard_capacity == 0 {
             return None;
         }
@@ -212,7 +213,7 @@ impl Cache {
             .index
             .find(hash, |&i| matches(&shard.slots[i as usize], key))?;
         let answer = &shard.slots[i as usize];
-        answer.is_fresh(now).then(|| answer.clone())
+        wanted(answer).then(|| answer.clone())
     }
 
     /// Keeps `answer` if it has a lifetime; TTL 0 and failures are not kept.
