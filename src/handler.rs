@@ -507,23 +507,6 @@ pub fn resolve_boxed(
     Box::pin(shared.resolve(state, question))
 }
 
-impl Query {
-    /// A response with only the header, the question and RCODE (and OPT if the
-    /// client sent one; BADVERS puts its upper bits there).
-    pub fn write_error(&self, rcode: u16, out: &mut Vec<u8>) {
-        out.clear();
-        out.extend_from_slice(&self.id.to_be_bytes());
-        out.extend_from_slice(&self.flags);
-        out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-        out.extend_from_slice(self.name.as_bytes());
-        out.extend_from_slice(&self.qtype.to_be_bytes());
-        out.extend_from_slice(&self.qclass.to_be_bytes());
-        let question_end = out.len();
-        let mut reply = wire::error_reply(out, rcode, Some(question_end), self.edns.is_some());
-        std::mem::swap(out, &mut reply);
-    }
-}
-
 /// The RCODE of a response splitdns wrote (the header's four bits).
 fn rcode_of(out: &[u8]) -> u16 {
     out.get(3).map_or(0, |b| u16::from(b & 0x0f))

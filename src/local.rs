@@ -145,15 +145,7 @@ fn push(out: &mut Vec<u8>, owner: &[u8], rr: &Rr) {
 }
 
 fn start(query: &Query, rcode: u8, authoritative: bool, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&query.id.to_be_bytes());
-    let [flags, _] = wire::stored_flags(authoritative, false, rcode);
-    out.push(flags | (query.flags[0] & 0x01));
-    out.push(wire::stored_flags(authoritative, false, rcode)[1] | (query.flags[1] & 0x10));
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    out.extend_from_slice(query.name.as_bytes());
-    out.extend_from_slice(&query.qtype.to_be_bytes());
-    out.extend_from_slice(&query.qclass.to_be_bytes());
+    query.write_head(wire::stored_flags(authoritative, false, rcode), out);
 }
 
 fn finish(query: &Query, answers: u16, out: &mut Vec<u8>) {

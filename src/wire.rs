@@ -161,6 +161,30 @@ impl Query {
         self.edns.is_some_and(|e| e.dnssec_ok)
     }
 
+    /// Starts a response in `out`: the client's ID, RD and CD bits, `flags`
+    /// (QR, AA, RA, RCODE), and its question as it was written.
+    pub fn write_head(&self, flags: [u8; 2], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.push(flags[0] | (self.flags[0] & FLAG_RD));
+        out.push(flags[1] | (self.flags[1] & FLAG_CD));
+        out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(&self.qtype.to_be_bytes());
+        out.extend_from_slice(&self.qclass.to_be_bytes());
+    }
+
+    /// A response with only the header, the question and RCODE (and an OPT if
+    /// the client sent one; an extended RCODE such as BADVERS puts its upper
+    /// bits there, RFC 6891 §6.1.3).
+    pub fn write_error(&self, rcode: u16, out: &mut Vec<u8>) {
+        self.write_head(stored_flags(false, false, (rcode & 0x0f) as u8), out);
+        if self.edns.is_some() {
+            push_opt(out, (rcode >> 4) as u8, false);
+            add_to_arcount(out, 1);
+        }
+    }
+
     /// The largest response the client takes over UDP.
     pub fn udp_limit(&self) -> usize {
         self.edns.map_or(CLASSIC_UDP_SIZE, |e| {
