@@ -266,13 +266,13 @@ impl Shared {
                 return Step::Drop;
             }
             Reject::Respond { .. } if !allowed => {
-                *out = wire::error_reply(packet, wire::RCODE_REFUSED.into(), None, false);
+                *out = wire::error_reply(packet, wire::RCODE_REFUSED, None);
             }
             Reject::Respond {
                 rcode,
                 question_end,
             } => {
-                *out = wire::error_reply(packet, rcode.into(), question_end, false);
+                *out = wire::error_reply(packet, rcode, question_end);
             }
         }
         self.metrics.queries.count(protocol, 0, rcode_of(out));

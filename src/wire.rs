@@ -505,22 +505,20 @@ pub fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
 
 pub const OPT_LEN: usize = 11;
 
-/// A reply splitdns makes itself for a query it won't pass on (FORMERR, NOTIMP,
-/// REFUSED, SERVFAIL, BADVERS): the client's header with QR, RA and the RCODE
-/// set, the question echoed when it parsed, and an OPT when the client sent one.
-pub fn error_reply(packet: &[u8], rcode: u16, question_end: Option<usize>, edns: bool) -> Vec<u8> {
+/// The reply to a packet that did not parse as a query splitdns answers
+/// (FORMERR, NOTIMP, or REFUSED to a stranger): the packet's ID, opcode and
+/// RD/CD with QR, RA and the RCODE set, and its question echoed when it
+/// parsed. Parsed queries use [`Query::write_error`].
+pub fn error_reply(packet: &[u8], rcode: u8, question_end: Option<usize>) -> Vec<u8> {
     let question = question_end.map_or(&[][..], |end| &packet[HEADER_LEN..end]);
-    let mut out = Vec::with_capacity(HEADER_LEN + question.len() + OPT_LEN);
+    let mut out = Vec::with_capacity(HEADER_LEN + question.len());
     out.extend_from_slice(&packet[..2]);
     out.push(FLAG_QR | (packet[2] & 0x78) | (packet[2] & FLAG_RD));
-    out.push(FLAG_RA | (packet[3] & FLAG_CD) | (rcode & 0x0f) as u8);
+    out.push(FLAG_RA | (packet[3] & FLAG_CD) | (rcode & 0x0f));
     let qdcount = u16::from(!question.is_empty());
     out.extend_from_slice(&qdcount.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0, 0, u8::from(edns)]);
+    out.extend_from_slice(&[0; 6]);
     out.extend_from_slice(question);
-    if edns {
-        push_opt(&mut out, (rcode >> 4) as u8, false);
-    }
     out
 }
 
