@@ -283,6 +283,13 @@ strategy = "parallel"
 
     dns.ask("web.service.consul.", RecordType::A).await;
 
+    // Both were asked at once; the client has its answer as soon as the
+    // first replies, which may be before the other fake has counted its
+    // query, so wait (boundedly) for the second count.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while consul_a.total() + consul_b.total() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(consul_a.total(), 1);
     assert_eq!(consul_b.total(), 1);
 }
