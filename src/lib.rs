@@ -237,6 +237,7 @@ pub fn build_state(
         log_queries: config.log.queries,
         local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
         rebind: rebind::Rebind::new(&config.guard),
+        epoch: 0,
     })
 }
 

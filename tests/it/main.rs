@@ -19,6 +19,7 @@ mod loops;
 mod metrics;
 mod properties;
 mod reliability;
+mod reload;
 mod rewrite;
 mod routing;
 mod srv;
