@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::control::ReloadRequest;
 use crate::handler::{Shared, State};
 use crate::listeners::Listeners;
 use crate::local_data::LocalData;
@@ -56,7 +57,13 @@ impl Supervisor {
 
     /// Serves until [`Control::Shutdown`] or until `controls` closes; hands
     /// back the listeners, still open, for the caller to close.
-    pub async fn run(mut self, mut controls: mpsc::Receiver<Control>) -> Listeners {
+    /// `reloads` are reloads asked for over the control socket: the same
+    /// reload as SIGHUP's, its outcome sent back.
+    pub async fn run(
+        mut self,
+        mut controls: mpsc::Receiver<Control>,
+        mut reloads: mpsc::Receiver<ReloadRequest>,
+    ) -> Listeners {
         self.listeners.serve(&self.shared);
         notify::ready(&self.status());
         notify::spawn_watchdog();
@@ -69,6 +76,9 @@ impl Supervisor {
                     Some(Control::Reload) => { let _ = self.reload(); }
                     Some(Control::Shutdown) | None => break,
                 },
+                Some(reply) = reloads.recv() => {
+                    let _ = reply.send(self.reload());
+                }
                 () = changes.next() => self.follow_interfaces(),
                 () = sleep_until(retry_at), if retry_at.is_some() => self.follow_interfaces(),
                 _ = resolv_poll.tick() => self.check_resolv(),
@@ -121,6 +131,9 @@ impl Supervisor {
         }
         if config.user != self.config.user {
             tracing::warn!("[server] user takes effect at the next restart");
+        }
+        if config.control != self.config.control {
+            tracing::warn!("[control] socket takes effect at the next restart");
         }
         self.resolv = watch_resolv(&config);
         self.config = config;
