@@ -53,6 +53,11 @@ pub fn key_for<'b>(
 
 /// Bounded, TTL-aware answer cache. A size of 0 disables it.
 ///
+/// Answers fetched for a client carry the epoch of the routing table they were
+/// fetched under; once a reload has moved routes ([`Cache::reroute`]), an
+/// answer of an older epoch is no longer stored, so a fetch that was in flight
+/// across the reload cannot put back what the reload dropped.
+///
 /// Sharded by key hash, each shard a small hash index into a vector of
 /// answers, one allocation each. A full shard evicts by sampling: of a few
 /// random entries, one past its stale window goes first, then an expired one,
@@ -70,6 +75,10 @@ pub struct Cache {
     size: u64,
     insertions: AtomicU64,
     evictions: AtomicU64,
+    /// The oldest routing epoch whose answers may still be stored. Read under
+    /// the shard lock, so an insert either lands before [`Cache::reroute`]
+    /// looks at its shard or sees the new floor.
+    floor: AtomicU64,
 }
 
 /// What [`Cache::serve`] did.
@@ -118,6 +127,7 @@ impl Cache {
             size: size as u64,
             insertions: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
             stale_window: 0,
             prefetch: false,
         }
@@ -218,11 +228,24 @@ impl Cache {
 
     /// Keeps `answer` if it has a lifetime; TTL 0 and failures are not kept.
     pub fn insert(&self, key: &[u8], answer: &Answer, now: Instant) {
+        self.store(key, answer, now, None);
+    }
+
+    /// [`Cache::insert`] for an answer fetched under routing `epoch`: not
+    /// kept when a reload has changed the routes since. True when kept.
+    pub fn insert_fetched(&self, key: &[u8], answer: &Answer, now: Instant, epoch: u64) -> bool {
+        self.store(key, answer, now, Some(epoch))
+    }
+
+    fn store(&self, key: &[u8], answer: &Answer, now: Instant, epoch: Option<u64>) -> bool {
         if self.shard_capacity == 0 || answer.lifetime() == 0 {
-            return;
+            return false;
         }
         let hash = self.hasher.hash_one(key);
         let mut shard = self.shard(hash).lock().expect("cache shard lock");
+        if epoch.is_some_and(|e| e < self.floor.load(Ordering::Acquire)) {
+            return false;
+        }
         let mut fresh = answer.clone();
         fresh.set_key_flags(key[key.len() - 1]);
         fresh.touch(now);
@@ -230,7 +253,7 @@ impl Cache {
         let Shard { index, slots, .. } = &mut *shard;
         if let Some(&i) = index.find(hash, |&i| matches(&slots[i as usize], key)) {
             slots[i as usize] = fresh;
-            return;
+            return true;
         }
         if slots.len() >= self.shard_capacity
             && shard.evict_one(&self.hasher, seconds(now), self.stale_window)
@@ -242,6 +265,15 @@ impl Cache {
             hash_of(&slots[i as usize], &self.hasher)
         });
         slots.push(fresh);
+        true
+    }
+
+    /// A reload moved routes: from now on only answers fetched under `epoch`
+    /// or later are stored, and every entry whose name `keep` refuses (its
+    /// route changed) is dropped. How many went.
+    pub fn reroute(&self, epoch: u64, keep: impl FnMut(&[u8]) -> bool) -> usize {
+        self.floor.fetch_max(epoch, Ordering::AcqRel);
+        self.retain(keep)
     }
 
     /// Drops every entry whose lowercased wire-format name `keep` refuses;
@@ -350,7 +382,8 @@ impl Shard {
 /// What a miss waits on: the leader's answer, or nothing if it failed.
 type FlightResult = Option<Arc<Answer>>;
 
-/// Misses in flight, by key.
+/// Misses in flight, by key and routing epoch: a miss that comes in after a
+/// reload changed the routes does not wait on a fetch begun under the old ones.
 #[derive(Default)]
 pub struct Flights {
     in_flight: Mutex<HashMap<Key, watch::Receiver<FlightResult>>>,
@@ -366,29 +399,38 @@ pub enum Flight<'a> {
 /// a cancelled task) releases the followers with no answer.
 pub struct Leader<'a> {
     flights: &'a Flights,
+    /// The cache key, then the epoch's eight bytes.
     key: Key,
     tx: watch::Sender<FlightResult>,
 }
 
+const EPOCH_LEN: usize = 8;
+
 impl Flights {
-    pub fn join(&self, key: &[u8]) -> Flight<'_> {
+    /// Joins the flight for `key` under routing `epoch`, or starts one.
+    pub fn join(&self, key: &[u8], epoch: u64) -> Flight<'_> {
+        let mut buf = [0; 260 + EPOCH_LEN];
+        buf[..key.len()].copy_from_slice(key);
+        buf[key.len()..key.len() + EPOCH_LEN].copy_from_slice(&epoch.to_be_bytes());
+        let flight_key = &buf[..key.len() + EPOCH_LEN];
         let mut in_flight = self.in_flight.lock().expect("flight table lock");
-        if let Some(rx) = in_flight.get(key) {
+        if let Some(rx) = in_flight.get(flight_key) {
             return Flight::Follower(rx.clone());
         }
         let (tx, rx) = watch::channel(None);
-        in_flight.insert(key.into(), rx);
+        in_flight.insert(flight_key.into(), rx);
         Flight::Leader(Leader {
             flights: self,
-            key: key.into(),
+            key: flight_key.into(),
             tx,
         })
     }
 }
 
 impl Leader<'_> {
+    /// The cache key of the question being fetched.
     pub fn key(&self) -> &[u8] {
-        &self.key
+        &self.key[..self.key.len() - EPOCH_LEN]
     }
 
     pub fn finish(self, answer: &Arc<Answer>) {
@@ -512,18 +554,18 @@ mod tests {
         let flights = Flights::default();
         let now = Instant::now();
         let (key, a) = answer(1, 300, now);
-        let Flight::Leader(leader) = flights.join(&key) else {
+        let Flight::Leader(leader) = flights.join(&key, 0) else {
             panic!("first is the leader")
         };
-        let Flight::Follower(rx) = flights.join(&key) else {
+        let Flight::Follower(rx) = flights.join(&key, 0) else {
             panic!("second follows")
         };
         leader.finish(&Arc::new(a.clone()));
         assert_eq!(follow(rx).await.as_deref(), Some(&a));
-        let Flight::Leader(leader) = flights.join(&key) else {
+        let Flight::Leader(leader) = flights.join(&key, 0) else {
             panic!("a finished flight is gone")
         };
-        let Flight::Follower(rx) = flights.join(&key) else {
+        let Flight::Follower(rx) = flights.join(&key, 0) else {
             panic!("second follows")
         };
         drop(leader);
@@ -531,5 +573,46 @@ mod tests {
             follow(rx).await.is_none(),
             "a failed leader releases its followers"
         );
+    }
+
+    #[tokio::test]
+    async fn a_miss_under_a_new_epoch_does_not_follow_a_flight_of_the_old_one() {
+        let flights = Flights::default();
+        let (key, _) = answer(1, 300, Instant::now());
+        let Flight::Leader(old) = flights.join(&key, 0) else {
+            panic!("first is the leader")
+        };
+        let Flight::Leader(new) = flights.join(&key, 1) else {
+            panic!("another epoch leads its own fetch")
+        };
+        assert_eq!(old.key(), &key[..]);
+        drop(old);
+        assert!(
+            matches!(flights.join(&key, 1), Flight::Follower(_)),
+            "the old leader's end leaves the new flight in place"
+        );
+        drop(new);
+    }
+
+    #[test]
+    fn answers_fetched_before_a_reroute_are_not_stored_after_it() {
+        let cache = Cache::new(1000);
+        let now = Instant::now();
+        let (kept_key, kept) = answer(1, 300, now);
+        let (moved_key, moved) = answer(2, 300, now);
+        assert!(cache.insert_fetched(&kept_key, &kept, now, 0));
+        assert!(cache.insert_fetched(&moved_key, &moved, now, 0));
+
+        let dropped = cache.reroute(1, |name| name.starts_with(b"\x02n1"));
+
+        assert_eq!(dropped, 1);
+        assert!(cache.get(&kept_key, now).is_some(), "unchanged route kept");
+        assert!(
+            !cache.insert_fetched(&moved_key, &moved, now, 0),
+            "a fetch of the old epoch lands after the reroute"
+        );
+        assert!(cache.get(&moved_key, now).is_none());
+        assert!(cache.insert_fetched(&moved_key, &moved, now, 1));
+        assert!(cache.get(&moved_key, now).is_some());
     }
 }

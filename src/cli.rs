@@ -35,4 +35,45 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         conf_dir: Option<PathBuf>,
     },
+    /// Ask the running splitdns over its control socket ([control] socket).
+    Control {
+        /// The control socket [default: [control] socket of the config, else
+        /// /run/splitdns/control.sock].
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ControlCommand,
+    },
+}
+
+/// What `splitdns control` asks for.
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+pub enum ControlCommand {
+    /// Reload the config and wait for the outcome: exit 0 when applied,
+    /// else non-zero with the reason, worded as `check` words it.
+    Reload,
+    /// Drop the whole cache, or the entries at and under each ZONE or NAME;
+    /// prints how many went.
+    Flush {
+        #[arg(value_name = "ZONE|NAME")]
+        names: Vec<String>,
+    },
+    /// Cache size, hits, misses, and each upstream server's queries,
+    /// failures and health: what SIGUSR1 logs.
+    Stats,
+    /// The routing table in force now, as `check` prints it.
+    Routes,
+}
+
+impl ControlCommand {
+    /// The request sent over the socket.
+    pub fn request(&self) -> crate::control::Request {
+        use crate::control::Request;
+        match self {
+            Self::Reload => Request::Reload,
+            Self::Flush { names } => Request::Flush(names.clone()),
+            Self::Stats => Request::Stats,
+            Self::Routes => Request::Routes,
+        }
+    }
 }

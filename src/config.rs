@@ -4,6 +4,7 @@
 //! opened, and reported as a [`ConfigError`] that names the file, the line, the key
 //! and what to write instead. The rest of the program only sees typed values.
 
+pub mod control;
 pub mod dnsmasq;
 pub mod local;
 
@@ -19,6 +20,8 @@ use toml::Spanned;
 
 use crate::health::Strategy;
 use crate::zone::Zone;
+pub use control::ControlConfig;
+use control::RawControl;
 use dnsmasq::{Rule, RuleAction};
 pub use local::{LocalConfig, StaticRecord};
 use local::{RawLocal, RawRecord};
@@ -52,6 +55,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[local]`, `[[record]]` and the record rules.
     pub local: LocalConfig,
+    /// `[control]`: the socket of `splitdns control`.
+    pub control: ControlConfig,
 }
 
 /// `[server]` defences against hostile clients and hostile upstream data.
@@ -223,7 +228,7 @@ const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// RFC 8767 §5 suggests one to three days; an hour covers an agent restart or
 /// an outage upstream without serving data that has long gone wrong.
 const DEFAULT_SERVE_STALE: Duration = Duration::from_secs(3600);
-const DEFAULT_HEALTH_WINDOW: Duration = Duration::from_secs(5);
+pub const DEFAULT_HEALTH_WINDOW: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -245,6 +250,8 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    control: RawControl,
 }
 
 #[derive(Deserialize)]
@@ -471,6 +478,10 @@ impl Source<'_> {
             },
             metrics: raw.metrics.map(|m| self.metrics(m)).transpose()?,
             log: self.log(raw.log)?,
+            control: raw
+                .control
+                .validate()
+                .map_err(|(value, problem)| self.invalid("[control] socket", &value, problem))?,
         })
     }
 

@@ -47,6 +47,9 @@ pub struct State {
     /// Swapped on its own when a hosts file changes; a reload brings a new one.
     pub local: ArcSwap<LocalData>,
     pub rebind: Rebind,
+    /// Counts the routing tables: a new router gets the next epoch. Answers
+    /// are fetched, coalesced and stored under the epoch of their state.
+    pub epoch: u64,
 }
 
 /// Everything the listeners share. The cache lives outside [`State`], so a
@@ -401,7 +404,7 @@ impl Shared {
         };
         let mut key = [0; 260];
         let key = question.key(&mut key);
-        let leader = match self.flights.join(key) {
+        let leader = match self.flights.join(key, state.epoch) {
             Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
             Flight::Leader(leader) => leader,
         };
@@ -449,7 +452,9 @@ impl Shared {
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             answer = srv::complete(&self, &state, answer, upstream.timeout()).await;
         }
-        self.cache.insert(leader.key(), &answer, Instant::now());
+        // Not kept when a reload changed the routes while it was fetched.
+        self.cache
+            .insert_fetched(leader.key(), &answer, Instant::now(), state.epoch);
         leader.finish(&answer);
         (Some(answer), Source::Server(server))
     }

@@ -20,6 +20,8 @@
 //! - [`config`]: TOML and dnsmasq rule lines -> a validated [`Config`]; [`resolv`] reads resolv.conf.
 //! - [`signal`]: OS signals -> [`signal::Control`]; [`reload`] acts on them and
 //!   on changes of the host (interfaces, resolv.conf) while serving.
+//! - [`control`]: `splitdns control`, the local socket for reload, flush,
+//!   stats and routes.
 //! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
 //!   notify protocol.
 //! - [`import`]: `import-dnsmasq`, a dnsmasq.conf -> splitdns TOML.
@@ -37,6 +39,7 @@ pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod control;
 pub mod fuzzing;
 pub mod handler;
 pub mod health;
@@ -102,6 +105,8 @@ pub enum Error {
     Local(#[from] local_data::LoadError),
     #[error(transparent)]
     Import(#[from] import::ImportError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
     #[error(
         "[metrics] listen {addr}: cannot listen: {source}; pick a free port or remove the [metrics] table"
     )]
@@ -122,12 +127,25 @@ pub struct Server {
     loader: Loader,
     /// The `[metrics]` endpoint, when configured.
     http: Option<http::Endpoint>,
+    /// The `[control]` socket, when configured.
+    control: Option<control::Socket>,
 }
 
 impl Server {
-    /// Binds every listener of `config` and builds the routing table. An
-    /// `IFNAME:PORT` whose interface is missing is waited for, not an error.
+    /// Binds every listener of `config`, the control socket included, and
+    /// builds the routing table. An `IFNAME:PORT` whose interface is missing
+    /// is waited for, not an error.
     pub async fn bind(config: Config) -> Result<Self, Error> {
+        let control = control::Socket::bind(&config)?;
+        Self::bind_with_control(config, control).await
+    }
+
+    /// [`Server::bind`] with the control socket bound already (before the
+    /// switch to `[server] user`, which may not create files where it goes).
+    pub async fn bind_with_control(
+        config: Config,
+        control: Option<control::Socket>,
+    ) -> Result<Self, Error> {
         let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let listeners = Listeners::bind(&config.listen, workers)?;
         let http = match &config.metrics {
@@ -162,6 +180,7 @@ impl Server {
                 None => Ok(Config::builtin()),
             }),
             http,
+            control,
         })
     }
 
@@ -196,18 +215,28 @@ impl Server {
     pub async fn serve(self, controls: mpsc::Receiver<Control>) -> Result<(), Error> {
         let mut tasks = tokio::task::JoinSet::new();
         let shared = Arc::clone(&self.shared);
-        tasks.spawn(signal::on_stats_request(move || shared.log_stats()));
+        let window = self
+            .config
+            .metrics
+            .as_ref()
+            .map_or(config::DEFAULT_HEALTH_WINDOW, |m| m.health_window);
+        tasks.spawn(signal::on_stats_request(move || shared.log_stats(window)));
         if let Some(http) = self.http {
             tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
             tasks.spawn(http.serve(Arc::clone(&self.shared)));
         }
         tasks.spawn(local_data::watch(Arc::clone(&self.shared)));
+        let (reload_tx, reloads) = mpsc::channel(4);
+        if let Some(socket) = self.control {
+            let shared = Arc::clone(&self.shared);
+            tasks.spawn(control::serve(socket, shared, reload_tx, window));
+        }
         let shared = Arc::clone(&self.shared);
         let supervisor = reload::Supervisor::new(self.config, self.loader, shared, self.listeners);
         self.shared
             .serving
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let listeners = supervisor.run(controls).await;
+        let listeners = supervisor.run(controls, reloads).await;
         tracing::info!("shutting down");
         self.shared
             .serving
@@ -237,6 +266,7 @@ pub fn build_state(
         log_queries: config.log.queries,
         local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
         rebind: rebind::Rebind::new(&config.guard),
+        epoch: 0,
     })
 }
 

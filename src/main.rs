@@ -28,6 +28,11 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         print!("{}", import.toml);
         return Ok(());
     }
+    if let Command::Control { socket, command } = &command {
+        let path = splitdns::control::socket_path(socket.as_deref(), cli.config.as_deref());
+        print!("{}", splitdns::control::request(&path, &command.request())?);
+        return Ok(());
+    }
     let config = Config::discover(cli.config.as_deref())?;
     splitdns::logging::init(cli.log_level.as_deref(), config.log);
     if command == Command::Check {
@@ -35,6 +40,9 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         return Ok(());
     }
     tracing::info!(config = %config.origin, "starting");
+    // While still root, so it can be created in a directory the user cannot
+    // write to, and handed to the user.
+    let control = splitdns::control::Socket::bind(&config)?;
     // Before the runtime exists: its threads inherit only what is kept.
     if let Some(user) = &config.user {
         splitdns::privilege::switch_to(user)?;
@@ -42,7 +50,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {
         let path = cli.config.clone();
-        let server = Server::bind(config)
+        let server = Server::bind_with_control(config, control)
             .await?
             .reload_from(Box::new(move || Config::discover(path.as_deref())));
         server.serve(splitdns::signal::controls()).await

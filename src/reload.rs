@@ -5,6 +5,9 @@
 //! A query holds the state it started with, so a swap never changes routing
 //! under it. The cache lives outside the state: a swap keeps every entry
 //! whose name is routed the same way before and after, and drops the rest.
+//! Each new routing table gets the next epoch; an answer fetched under an
+//! older one is not stored and no later query waits on its fetch, so what the
+//! swap dropped cannot come back.
 //! A reload that fails (bad config, an address that cannot be bound) leaves
 //! everything as it was and says why, in the words `splitdns check` uses.
 
@@ -17,6 +20,7 @@ use tokio::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
+use crate::control::ReloadRequest;
 use crate::handler::{Shared, State};
 use crate::listeners::Listeners;
 use crate::local_data::LocalData;
@@ -53,7 +57,13 @@ impl Supervisor {
 
     /// Serves until [`Control::Shutdown`] or until `controls` closes; hands
     /// back the listeners, still open, for the caller to close.
-    pub async fn run(mut self, mut controls: mpsc::Receiver<Control>) -> Listeners {
+    /// `reloads` are reloads asked for over the control socket: the same
+    /// reload as SIGHUP's, its outcome sent back.
+    pub async fn run(
+        mut self,
+        mut controls: mpsc::Receiver<Control>,
+        mut reloads: mpsc::Receiver<ReloadRequest>,
+    ) -> Listeners {
         self.listeners.serve(&self.shared);
         notify::ready(&self.status());
         notify::spawn_watchdog();
@@ -63,9 +73,12 @@ impl Supervisor {
             let retry_at = self.retry.map(|(at, _)| at);
             tokio::select! {
                 control = controls.recv() => match control {
-                    Some(Control::Reload) => self.reload(),
+                    Some(Control::Reload) => { let _ = self.reload(); }
                     Some(Control::Shutdown) | None => break,
                 },
+                Some(reply) = reloads.recv() => {
+                    let _ = reply.send(self.reload());
+                }
                 () = changes.next() => self.follow_interfaces(),
                 () = sleep_until(retry_at), if retry_at.is_some() => self.follow_interfaces(),
                 _ = resolv_poll.tick() => self.check_resolv(),
@@ -75,28 +88,38 @@ impl Supervisor {
         self.listeners
     }
 
-    /// SIGHUP: the new config replaces the old only if it is valid and its
-    /// new listen addresses can all be bound.
-    fn reload(&mut self) {
+    /// SIGHUP or `splitdns control reload`: the new config replaces the old
+    /// only if it is valid, its local data loads and its new listen addresses
+    /// can all be bound. Says what happened, in the words `splitdns check`
+    /// uses when the config was rejected.
+    pub fn reload(&mut self) -> Result<String, String> {
         notify::reloading();
         tracing::info!("reloading {}", self.config.origin);
-        match self.try_reload() {
+        let outcome = match self.try_reload() {
             Ok(()) => {
                 self.shared.metrics.reloaded(Ok(&self.config));
                 tracing::info!(config = %self.config.origin, "reloaded");
+                Ok(format!("{}: reloaded", self.config.origin))
             }
             Err(error) => {
                 self.shared.metrics.reloaded(Err(()));
                 tracing::error!("reload rejected, still serving the previous config: {error}");
                 notify::status(&format!("reload rejected: {error}"));
+                Err(error.to_string())
             }
-        }
+        };
         notify::ready(&self.status());
+        outcome
     }
 
+    /// Everything that can fail comes first: reading the config, loading its
+    /// local data, binding its new listen addresses (undone if one fails).
+    /// Only then is anything replaced, so a rejected reload changes nothing.
     fn try_reload(&mut self) -> Result<(), Error> {
         let config = (self.loader)()?;
+        let local = LocalData::load(&config)?;
         let followed = self.listeners.apply(&config.listen)?;
+        // Nothing fails from here on.
         self.listeners.serve(&self.shared);
         self.schedule_retry(followed.retry);
         if config.cache.size != self.config.cache.size {
@@ -109,7 +132,9 @@ impl Supervisor {
         if config.user != self.config.user {
             tracing::warn!("[server] user takes effect at the next restart");
         }
-        let local = LocalData::load(&config)?;
+        if config.control != self.config.control {
+            tracing::warn!("[control] socket takes effect at the next restart");
+        }
         self.resolv = watch_resolv(&config);
         self.config = config;
         self.swap_state(Some(local));
@@ -163,7 +188,9 @@ impl Supervisor {
         if allow != current.allow {
             tracing::info!(?allow, "clients allowed changed");
         }
-        self.shared.state.store(Arc::new(State {
+        let rerouted = !Arc::ptr_eq(&router, &current.router);
+        let epoch = current.epoch + u64::from(rerouted);
+        let state = Arc::new(State {
             router: Arc::clone(&router),
             allow,
             log_queries: self.config.log.queries,
@@ -172,18 +199,23 @@ impl Supervisor {
                 None => ArcSwap::new(current.local.load_full()),
             },
             rebind: crate::rebind::Rebind::new(&self.config.guard),
-        }));
-        if !Arc::ptr_eq(&router, &current.router) {
+            epoch,
+        });
+        if rerouted {
+            // Before the swap: no query under the new state finds an entry of
+            // a changed route, and fetches begun under the old routes (still
+            // running, or started until the swap) are no longer stored.
             let dropped = self
                 .shared
                 .cache
-                .retain(|name| current.router.routes_alike(&router, name));
+                .reroute(epoch, |name| current.router.routes_alike(&router, name));
             tracing::info!(
                 dropped,
                 kept = self.shared.cache.len(),
                 "cache entries of changed routes dropped"
             );
         }
+        self.shared.state.store(state);
     }
 
     fn schedule_retry(&mut self, needed: bool) {

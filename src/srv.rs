@@ -132,7 +132,9 @@ fn store_addresses(
     if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
         let mut key = [0; 260];
         let key = cache::key_for(&wire, u16::from(rtype), CLASS_IN, false, false, &mut key);
-        shared.cache.insert(key, &answer, Instant::now());
+        shared
+            .cache
+            .insert_fetched(key, &answer, Instant::now(), state.epoch);
     }
 }
 

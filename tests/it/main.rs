@@ -7,6 +7,7 @@ mod support;
 
 mod cache;
 mod cli;
+mod control;
 mod docker;
 mod forwarding;
 mod fuzz;
@@ -19,6 +20,7 @@ mod loops;
 mod metrics;
 mod properties;
 mod reliability;
+mod reload;
 mod rewrite;
 mod routing;
 mod srv;

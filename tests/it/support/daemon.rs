@@ -114,10 +114,27 @@ impl Daemon {
     /// addresses answered on afterwards.
     #[track_caller]
     pub(crate) fn reload(&self) -> Vec<SocketAddr> {
+        self.sighup();
+        self.wait_reloaded()
+    }
+
+    /// Sends SIGHUP and returns at once.
+    pub(crate) fn sighup(&self) {
         kill(Pid::from_raw(self.pid() as i32), Signal::SIGHUP).unwrap();
+    }
+
+    /// Waits for a reload to finish (RELOADING=1, then READY=1); returns the addresses
+    /// answered on afterwards.
+    #[track_caller]
+    pub(crate) fn wait_reloaded(&self) -> Vec<SocketAddr> {
         let reloading = self.wait_notify("RELOADING=1");
         assert!(reloading.contains("MONOTONIC_USEC="), "{reloading:?}");
         self.wait_ready()
+    }
+
+    /// The temporary directory the config file is in (removed with the daemon).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub(crate) fn stderr(&self) -> String {

@@ -205,6 +205,22 @@ pub(crate) fn consul_with_ttl(ttl: u32) -> Zone {
         .rr(ptr("1.0.0.10.in-addr.arpa.", 0, "node-a.node.dc1.consul."))
 }
 
+/// A server for `moved.test`: `host<i>.moved.test.` for i in 0..64 has the A record `ip`, TTL
+/// 300, so an answer that was cached stays for the whole test.
+pub(crate) fn moved(ip: &str) -> Zone {
+    let mut zone = Zone::new(soa(
+        "moved.test.",
+        300,
+        "ns.moved.test.",
+        "hostmaster.moved.test.",
+        300,
+    ));
+    for i in 0..64 {
+        zone = zone.rr(a(&format!("host{i}.moved.test."), 300, ip));
+    }
+    zone
+}
+
 /// TTL of ordinary internet records.
 pub(crate) const NET_TTL: u32 = 300;
 /// The SOA MINIMUM of the internet zone: negatives are cacheable for 300 s.
