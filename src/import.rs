@@ -22,8 +22,6 @@ use crate::config::Config;
 use crate::config::dnsmasq::{RULE_OPTIONS, Rule, split_option, strip_comment};
 use crate::zone::Zone;
 
-pub use split::Fragment;
-
 /// dnsmasq's defaults, where splitdns's differ.
 const DNSMASQ_CACHE_SIZE: u64 = 150;
 const DNSMASQ_FORWARD_MAX: usize = 150;
@@ -66,8 +64,6 @@ pub struct Import {
     pub toml: String,
     /// `FILE:LINE: OPTION: ignored (why)`, in file order.
     pub warnings: Vec<String>,
-    /// With `--split`: the fragments written, in dnsmasq's reading order.
-    pub fragments: Vec<Fragment>,
 }
 
 /// One option line, with where it was written.
@@ -124,17 +120,15 @@ pub fn import(
         return Ok(Import {
             toml: out.render(path, None),
             warnings,
-            fragments: Vec::new(),
         });
     };
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let fragments = split::fragments(&out, &reader.sources)?;
+    let fragments = split::fragments(&out, &reader.sources, &dir)?;
     warnings.extend(split::order_warnings(&out, &fragments, &dir));
     warnings.extend(split::write(&dir, &fragments)?);
     Ok(Import {
         toml: out.render(path, Some(&dir)),
         warnings,
-        fragments,
     })
 }
 

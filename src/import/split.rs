@@ -18,19 +18,17 @@ use super::{ImportError, RuleLine, Translation};
 use crate::config::dnsmasq::Rule;
 
 /// One fragment of a split import.
-#[derive(Debug)]
-pub struct Fragment {
+pub(super) struct Fragment {
     /// Its file name in the split directory, such as `10-consul.conf`.
-    pub name: String,
-    /// The dnsmasq conf-dir file it comes from.
-    pub source: PathBuf,
-    pub text: String,
+    name: String,
+    text: String,
 }
 
 /// The fragments of the conf-dir files in `sources`, in dnsmasq's reading order.
 pub(super) fn fragments(
     out: &Translation,
     sources: &[PathBuf],
+    dir: &Path,
 ) -> Result<Vec<Fragment>, ImportError> {
     let mut seen: HashMap<String, &Path> = HashMap::new();
     let mut fragments = Vec::with_capacity(sources.len());
@@ -40,13 +38,12 @@ pub(super) fn fragments(
             return Err(ImportError::SameName {
                 first: first.display().to_string(),
                 second: source.display().to_string(),
-                path: name,
+                path: dir.join(name).display().to_string(),
             });
         }
         fragments.push(Fragment {
             text: render(out, i, source),
             name,
-            source: source.clone(),
         });
     }
     Ok(fragments)

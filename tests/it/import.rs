@@ -616,3 +616,34 @@ fn split_warns_when_a_zones_servers_would_change_order() {
         ]
     );
 }
+
+/// `10-consul` and `10-consul.conf` in one conf-dir are two files to dnsmasq, but both
+/// would be the fragment `10-consul.conf`: the import stops rather than merge or drop one.
+#[test]
+fn split_refuses_two_files_that_would_share_a_fragment() {
+    let dir = TempDir::new().unwrap();
+    let conf_d = dir.path().join("dnsmasq.d");
+    let out = dir.path().join("splitdns.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    write(&conf_d, "10-consul", "server=/consul/127.0.0.1#8600\n");
+    write(&conf_d, "10-consul.conf", "server=/consul/127.0.0.2#8600\n");
+    let path = write(
+        dir.path(),
+        "dnsmasq.conf",
+        &format!("conf-dir={}\n", conf_d.display()),
+    );
+
+    let output = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "would both be written to {}",
+            out.join("10-consul.conf").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
