@@ -51,7 +51,7 @@ pub enum ImportError {
         second: String,
         path: String,
     },
-    #[error("{path}: cannot write the fragment: {source}")]
+    #[error("{path}: cannot write there for --split: {source}")]
     Write {
         path: String,
         source: std::io::Error,
