@@ -34,6 +34,10 @@ pub enum Command {
         /// Also read this directory, as a conf-dir=DIR line would.
         #[arg(long, value_name = "DIR")]
         conf_dir: Option<PathBuf>,
+        /// Keep the conf-dir layout: write each conf-dir file's rules to
+        /// DIR/NAME.conf (new files only) and include DIR in the config printed.
+        #[arg(long, value_name = "DIR")]
+        split: Option<PathBuf>,
     },
     /// Ask the running splitdns over its control socket ([control] socket).
     Control {

@@ -7,19 +7,27 @@
 //! dns-forward-max 150, every interface on port 53), since splitdns's own
 //! defaults differ. Every option that cannot be carried over is a warning
 //! `FILE:LINE: OPTION: ignored (why)`; options splitdns does not need become a
-//! note in the output.
+//! note in the output. Rule lines come out as they were written, in dnsmasq's
+//! reading order, so repeated lines for one zone keep dnsmasq's meaning.
+//!
+//! With `--split DIR`, the rule lines of each conf-dir file go to a fragment
+//! of their own in DIR ([`split`]) and the main config includes DIR.
+
+mod split;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::config::dnsmasq::{RULE_OPTIONS, Rule, RuleAction, split_option, strip_comment};
+use crate::config::dnsmasq::{RULE_OPTIONS, Rule, split_option, strip_comment};
 use crate::zone::Zone;
 
 /// dnsmasq's defaults, where splitdns's differ.
 const DNSMASQ_CACHE_SIZE: u64 = 150;
 const DNSMASQ_FORWARD_MAX: usize = 150;
 const DNSMASQ_HOSTS: &str = "/etc/hosts";
+/// Without `user=`: the user the README's install creates and the unit runs as.
+const SPLITDNS_USER: &str = "splitdns";
 /// Includes nested deeper than this are a loop.
 const MAX_DEPTH: usize = 16;
 
@@ -28,6 +36,23 @@ const MAX_DEPTH: usize = 16;
 pub enum ImportError {
     #[error("{path}: cannot read the dnsmasq config: {source}")]
     Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: already exists, and --split writes new files only: move it away or give another directory"
+    )]
+    Exists { path: String },
+    #[error(
+        "{first} and {second} would both be written to {path}: rename one of them, or import without --split"
+    )]
+    SameName {
+        first: String,
+        second: String,
+        path: String,
+    },
+    #[error("{path}: cannot write there for --split: {source}")]
+    Write {
         path: String,
         source: std::io::Error,
     },
@@ -46,11 +71,33 @@ struct Line {
     at: String,
     key: String,
     value: Option<String>,
+    /// With `--split`: the conf-dir file (index into [`Reader::sources`]) it belongs to.
+    fragment: Option<usize>,
 }
 
-/// Reads `path` (and `conf_dir` as if a `conf-dir=` line ended it) and translates it.
-pub fn import(path: &Path, conf_dir: Option<&Path>) -> Result<Import, ImportError> {
-    let mut reader = Reader::default();
+impl Line {
+    /// The line as dnsmasq reads it: `key=value`, or the bare key.
+    fn text(&self) -> String {
+        match &self.value {
+            Some(value) => format!("{}={value}", self.key),
+            None => self.key.clone(),
+        }
+    }
+}
+
+/// Reads `path` (and `conf_dir` as if a `conf-dir=` line ended it) and translates
+/// it. With `split`, each conf-dir file's rule lines are written to a fragment in
+/// that directory (nothing is written if any of them cannot be), and the TOML
+/// includes the directory.
+pub fn import(
+    path: &Path,
+    conf_dir: Option<&Path>,
+    split: Option<&Path>,
+) -> Result<Import, ImportError> {
+    let mut reader = Reader {
+        split: split.is_some(),
+        ..Reader::default()
+    };
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.display().to_string(),
         source,
@@ -63,14 +110,24 @@ pub fn import(path: &Path, conf_dir: Option<&Path>) -> Result<Import, ImportErro
             0,
         );
     }
-    let mut out = Translation::default();
+    let mut out = Translation::new(&reader.lines);
     for line in &reader.lines {
         out.line(line);
     }
     let mut warnings = reader.warnings;
     warnings.extend(out.warnings.iter().cloned());
+    let Some(dir) = split else {
+        return Ok(Import {
+            toml: out.render(path, None),
+            warnings,
+        });
+    };
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let fragments = split::fragments(&out, &reader.sources, &dir)?;
+    warnings.extend(split::order_warnings(&out, &fragments, &dir));
+    warnings.extend(split::write(&dir, &fragments)?);
     Ok(Import {
-        toml: out.render(path),
+        toml: out.render(path, Some(&dir)),
         warnings,
     })
 }
@@ -79,6 +136,12 @@ pub fn import(path: &Path, conf_dir: Option<&Path>) -> Result<Import, ImportErro
 struct Reader {
     lines: Vec<Line>,
     warnings: Vec<String>,
+    /// Whether each conf-dir file is a fragment of its own.
+    split: bool,
+    /// With `split`: the conf-dir files read, in order.
+    sources: Vec<PathBuf>,
+    /// The conf-dir file being read, if any.
+    current: Option<usize>,
 }
 
 impl Reader {
@@ -101,6 +164,7 @@ impl Reader {
                     at,
                     key: key.to_string(),
                     value: value.map(str::to_string),
+                    fragment: self.current,
                 }),
             }
         }
@@ -111,6 +175,7 @@ impl Reader {
             at: at.to_string(),
             key: "servers-file".into(),
             value: None,
+            fragment: self.current,
         });
     }
 
@@ -163,24 +228,32 @@ impl Reader {
             .collect();
         files.sort();
         for file in files {
+            let outer = self.current;
+            if self.split {
+                self.current = Some(self.sources.len());
+                self.sources.push(file.clone());
+            }
             self.file(at, &file, depth);
+            self.current = outer;
         }
     }
 }
 
-/// Forward rules for the same zones, merged.
-struct Group {
-    zones: Vec<Zone>,
-    servers: Vec<String>,
-    at: Vec<String>,
+/// A rule line as it will be written, with where it came from.
+struct RuleLine {
+    text: String,
+    at: String,
+    fragment: Option<usize>,
 }
 
 /// What the lines add up to.
 #[derive(Default)]
 struct Translation {
-    rules: Vec<(String, String)>,
-    /// `server=/d/ip1` + `server=/d/ip2`: dnsmasq's server group, a route here.
-    groups: Vec<Group>,
+    /// In dnsmasq's reading order: repeated lines for one zone accumulate in
+    /// splitdns as in dnsmasq, so they are written as they were.
+    rules: Vec<RuleLine>,
+    /// With `--split`: what became of a conf-dir file's other lines.
+    fragment_notes: Vec<(usize, String)>,
     listen_addresses: Vec<String>,
     interfaces: Vec<String>,
     port: Option<u16>,
@@ -198,13 +271,25 @@ struct Translation {
     domain_needed: bool,
     bogus_priv: bool,
     filter_aaaa: bool,
+    /// `stop-dns-rebind` anywhere in the config.
     rebind: bool,
+    rebind_allow: Vec<Zone>,
+    log_queries: bool,
     user: Option<String>,
     notes: Vec<String>,
     warnings: Vec<String>,
 }
 
 impl Translation {
+    /// `stop-dns-rebind` is known before the lines are read: whether
+    /// `rebind-localhost-ok` matters does not depend on which came first.
+    fn new(lines: &[Line]) -> Self {
+        Self {
+            rebind: lines.iter().any(|l| l.key == "stop-dns-rebind"),
+            ..Self::default()
+        }
+    }
+
     fn ignore(&mut self, line: &Line, why: &str) {
         self.warnings
             .push(format!("{}: {}: ignored ({why})", line.at, line.key));
@@ -224,11 +309,32 @@ impl Translation {
     }
 
     fn line(&mut self, line: &Line) {
+        let warned = self.warnings.len();
+        let rule = RULE_OPTIONS.contains(&line.key.as_str());
+        if rule {
+            self.rule(line);
+        } else {
+            self.option(line);
+        }
+        let Some(fragment) = line.fragment else {
+            return;
+        };
+        let outcome = if self.warnings.len() > warned {
+            "not carried over (see the import's warnings)"
+        } else if rule {
+            return;
+        } else {
+            "in the main config"
+        };
+        self.fragment_notes.push((
+            fragment,
+            format!("{} ({}): {outcome}", line.text(), line.at),
+        ));
+    }
+
+    fn option(&mut self, line: &Line) {
         let key = line.key.as_str();
         let value = line.value.as_deref().unwrap_or_default();
-        if RULE_OPTIONS.contains(&key) {
-            return self.rule(line);
-        }
         match key {
             "listen-address" => self
                 .listen_addresses
@@ -267,8 +373,17 @@ impl Translation {
             "domain-needed" => self.domain_needed = true,
             "bogus-priv" => self.bogus_priv = true,
             "filter-AAAA" | "filter-aaaa" => self.filter_aaaa = true,
-            "stop-dns-rebind" => self.rebind = true,
-            "user" => self.user = Some(value.to_string()),
+            "stop-dns-rebind" => {}
+            "rebind-domain-ok" => self.rebind_ok(line, value),
+            "rebind-localhost-ok" if self.rebind => self.ignore(
+                line,
+                "splitdns's rebind protection always removes 127.0.0.0/8 and ::1; list the zones that answer with them in rebind_allow",
+            ),
+            "rebind-localhost-ok" => {
+                self.note(line, "not needed: there is no stop-dns-rebind")
+            }
+            "log-queries" => self.log_queries = true,
+            "user" => self.user(line, value),
             "servers-file" => self.note(
                 line,
                 "its lines are copied into rules; edit them there and reload",
@@ -277,61 +392,54 @@ impl Translation {
         }
     }
 
+    /// The line as written: `server=/z/a` then `server=/z/b` is one route with
+    /// servers a then b in splitdns as in dnsmasq.
     fn rule(&mut self, line: &Line) {
-        let text = match &line.value {
-            Some(value) => format!("{}={value}", line.key),
-            None => line.key.clone(),
-        };
+        let text = line.text();
         match Rule::parse(&text) {
-            Ok(Rule::DefaultServer(_)) => {
-                self.default_servers = true;
-                self.rules.push((text, line.at.clone()));
+            Ok(rule) => {
+                self.default_servers |= matches!(rule, Rule::DefaultServer(_));
+                self.rules.push(RuleLine {
+                    text,
+                    at: line.at.clone(),
+                    fragment: line.fragment,
+                });
             }
-            Ok(Rule::Zones {
-                zones,
-                action: RuleAction::Forward(servers),
-            }) => self.forward(zones, &servers, text, &line.at),
-            Ok(_) => self.rules.push((text, line.at.clone())),
             Err(why) => self.ignore(line, &why),
         }
     }
 
-    /// A second server for the same zones turns the rule into a route with both.
-    fn forward(
-        &mut self,
-        zones: Vec<Zone>,
-        servers: &[std::net::SocketAddr],
-        text: String,
-        at: &str,
-    ) {
-        let servers = servers.iter().map(ToString::to_string);
-        if let Some(group) = self.groups.iter_mut().find(|g| g.zones == zones) {
-            group.servers.extend(servers);
-            group.at.push(at.to_string());
-            return;
-        }
-        let same = |rule: &(String, String)| matches!(Rule::parse(&rule.0), Ok(Rule::Zones { zones: ref z, action: RuleAction::Forward(_) }) if *z == zones);
-        if let Some(i) = self.rules.iter().position(same) {
-            let (first, first_at) = self.rules.remove(i);
-            let Ok(Rule::Zones {
-                action: RuleAction::Forward(first_servers),
-                ..
-            }) = Rule::parse(&first)
-            else {
-                unreachable!("matched as a forward rule above")
+    /// `rebind-domain-ok=lan` or `rebind-domain-ok=/a/b/` (dnsmasq(8): "either a
+    /// single domain, or multiple domains surrounded by '/'").
+    fn rebind_ok(&mut self, line: &Line, value: &str) {
+        let names: Vec<&str> = match value.strip_prefix('/') {
+            Some(rest) => rest.strip_suffix('/').unwrap_or(rest).split('/').collect(),
+            None => vec![value],
+        };
+        let mut zones = Vec::new();
+        for name in names {
+            let zone = match name {
+                "" => Err("expected a domain, as in rebind-domain-ok=/consul/".to_string()),
+                name => Zone::parse(name),
             };
-            self.groups.push(Group {
-                zones,
-                servers: first_servers
-                    .iter()
-                    .map(ToString::to_string)
-                    .chain(servers)
-                    .collect(),
-                at: vec![first_at, at.to_string()],
-            });
-            return;
+            match zone {
+                Ok(zone) => zones.push(zone),
+                Err(why) => return self.ignore(line, &why),
+            }
         }
-        self.rules.push((text, at.to_string()));
+        self.rebind_allow.extend(zones);
+    }
+
+    /// Kept as given when `check` will take it.
+    fn user(&mut self, line: &Line, value: &str) {
+        if accepts(&format!("[server]\nuser = {}\n", quote(value))) {
+            self.user = Some(value.to_string());
+        } else {
+            self.ignore(
+                line,
+                "not a user name splitdns takes (letters, digits, '_', '.', '-', at most 32); the output runs as \"splitdns\"",
+            );
+        }
     }
 
     /// A hosts file is listed; a directory's files are listed as they are now.
@@ -371,7 +479,6 @@ impl Translation {
             "keep-in-foreground" | "no-daemon" | "pid-file" => {
                 Some("not needed: splitdns runs in the foreground under systemd")
             }
-            "log-queries" => Some("use --log-level debug for one line per query"),
             "log-facility" | "log-async" => {
                 Some("splitdns logs to stderr (the journal under systemd)")
             }
@@ -398,7 +505,6 @@ impl Translation {
             "except-interface" | "no-dhcp-interface" => {
                 "exclusions are not supported; list what to listen on"
             }
-            "rebind-localhost-ok" | "rebind-domain-ok" => "rebind exemptions are not supported",
             k if k.starts_with("dnssec") || k == "trust-anchor" || k == "proxy-dnssec" => {
                 "splitdns does not validate DNSSEC; DO, CD and AD pass through"
             }
@@ -411,7 +517,9 @@ impl Translation {
         self.ignore(line, why);
     }
 
-    fn render(&self, origin: &Path) -> String {
+    /// The main config; with `split`, it includes that directory and holds only
+    /// the rules read outside conf-dir files.
+    fn render(&self, origin: &Path, split: Option<&Path>) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
@@ -426,23 +534,32 @@ impl Translation {
             }
         }
         t.push('\n');
-        self.render_rules(&mut t);
+        if let Some(dir) = split {
+            t.push_str("# The rules of each dnsmasq conf-dir file, one fragment per file.\n");
+            let _ = writeln!(t, "include = [{}]", quote(&dir.display().to_string()));
+        }
+        self.render_rules(&mut t, split.is_some());
         self.render_server(&mut t);
         self.render_upstream(&mut t);
-        self.render_groups(&mut t);
         self.render_cache(&mut t);
         self.render_local(&mut t);
+        self.render_log(&mut t);
         t
     }
 
-    fn render_rules(&self, t: &mut String) {
-        if self.rules.is_empty() {
+    fn render_rules(&self, t: &mut String, split: bool) {
+        let rules: Vec<&RuleLine> = self
+            .rules
+            .iter()
+            .filter(|r| !split || r.fragment.is_none())
+            .collect();
+        if rules.is_empty() {
             t.push_str("rules = []\n");
             return;
         }
         t.push_str("rules = [\n");
-        for (rule, at) in &self.rules {
-            let _ = writeln!(t, "    {},  # {at}", quote(rule));
+        for rule in rules {
+            let _ = writeln!(t, "    {},  # {}", quote(&rule.text), rule.at);
         }
         t.push_str("]\n");
     }
@@ -474,20 +591,31 @@ impl Translation {
         } else {
             let _ = writeln!(t, "listen = [{}]", list(&listen));
         }
-        if accepts("[server]\nrebind_protection = true\n") {
-            let _ = writeln!(t, "rebind_protection = {}", self.rebind);
-        } else if self.rebind {
-            t.push_str("# stop-dns-rebind: splitdns has no rebind protection yet.\n");
-        }
-        let user = self.user.as_deref().unwrap_or("nobody");
-        if accepts(&format!("[server]\nuser = {}\n", quote(user))) {
-            let _ = writeln!(t, "user = {}", quote(user));
-        } else {
-            let _ = writeln!(
-                t,
-                "# user = {} (dnsmasq drops to it): this splitdns has no [server] user; run it unprivileged.",
-                quote(user)
+        self.render_rebind(t);
+        if self.user.is_none() {
+            t.push_str(
+                "# dnsmasq ran as \"nobody\" without user=; splitdns runs as its own user.\n",
             );
+        }
+        let user = self.user.as_deref().unwrap_or(SPLITDNS_USER);
+        let _ = writeln!(t, "user = {}", quote(user));
+    }
+
+    /// Written out either way: dnsmasq screens nothing without `stop-dns-rebind`.
+    fn render_rebind(&self, t: &mut String) {
+        if self.rebind {
+            t.push_str(
+                "# stop-dns-rebind: private addresses are removed from the answers of the\n",
+            );
+            t.push_str("# default upstreams. Unlike dnsmasq, zones with servers of their own\n");
+            t.push_str("# (server=/consul/...) are trusted without rebind-domain-ok.\n");
+        } else {
+            t.push_str("# dnsmasq without stop-dns-rebind: answers are not screened.\n");
+        }
+        let _ = writeln!(t, "rebind_protection = {}", self.rebind);
+        if !self.rebind_allow.is_empty() {
+            let zones: Vec<String> = self.rebind_allow.iter().map(ToString::to_string).collect();
+            let _ = writeln!(t, "rebind_allow = [{}]", list(&zones));
         }
     }
 
@@ -515,15 +643,6 @@ impl Translation {
         let forward_max = self.forward_max.unwrap_or(DNSMASQ_FORWARD_MAX);
         let _ = writeln!(t, "max_inflight = {forward_max}");
         let _ = writeln!(t, "filter_aaaa = {}", self.filter_aaaa);
-    }
-
-    fn render_groups(&self, t: &mut String) {
-        for group in &self.groups {
-            let zones: Vec<String> = group.zones.iter().map(ToString::to_string).collect();
-            let _ = writeln!(t, "\n# A dnsmasq server group: {}", group.at.join(", "));
-            let _ = writeln!(t, "[[route]]\nzones = [{}]", list(&zones));
-            let _ = writeln!(t, "servers = [{}]", list(&group.servers));
-        }
     }
 
     fn render_cache(&self, t: &mut String) {
@@ -559,6 +678,13 @@ impl Translation {
         let _ = writeln!(t, "bogus_priv = {}", self.bogus_priv);
         let _ = writeln!(t, "ttl = {}", self.local_ttl.unwrap_or(0));
     }
+
+    fn render_log(&self, t: &mut String) {
+        if self.log_queries {
+            t.push_str("\n[log]\n# log-queries: one line per query, with the client's address.\n");
+            t.push_str("queries = true\n");
+        }
+    }
 }
 
 fn is_dhcp_tftp_ra(key: &str) -> bool {
@@ -586,8 +712,7 @@ fn is_dhcp_tftp_ra(key: &str) -> bool {
         )
 }
 
-/// Whether the running version's config parser accepts `snippet`: keys that
-/// appear over time are emitted only once `check` will take them.
+/// Whether the config parser accepts `snippet`, so that what is emitted passes `check`.
 fn accepts(snippet: &str) -> bool {
     Config::from_toml(snippet, Path::new("probe")).is_ok()
 }
@@ -611,13 +736,19 @@ mod tests {
     fn translate(text: &str) -> (String, Vec<String>) {
         let mut reader = Reader::default();
         reader.text(Path::new("dnsmasq.conf"), text, 0);
-        let mut out = Translation::default();
+        let mut out = Translation::new(&reader.lines);
         for line in &reader.lines {
             out.line(line);
         }
         let mut warnings = reader.warnings;
         warnings.extend(out.warnings.iter().cloned());
-        (out.render(Path::new("dnsmasq.conf")), warnings)
+        (out.render(Path::new("dnsmasq.conf"), None), warnings)
+    }
+
+    fn rules(toml: &str) -> Vec<String> {
+        let table: toml::Table = toml::from_str(toml).unwrap();
+        let rules = table["rules"].as_array().unwrap().iter();
+        rules.map(|r| r.as_str().unwrap().to_string()).collect()
     }
 
     #[test]
@@ -631,15 +762,52 @@ mod tests {
         assert_eq!(config.listen.len(), 2, "{toml}");
     }
 
+    /// dnsmasq's repeated `server=` lines for one zone accumulate in splitdns's
+    /// `rules` as they do in dnsmasq, so the import writes them as they were.
     #[test]
-    fn server_groups_become_routes() {
-        let (toml, warnings) = translate(
-            "server=/consul/10.0.0.1#8600\nserver=/consul/10.0.0.2#8600\nserver=/Consul/10.0.0.3#8600\n",
-        );
+    fn repeated_server_lines_stay_rules_in_their_order() {
+        let lines = [
+            "server=/consul/10.0.0.1#8600",
+            "address=/blocked.consul/0.0.0.0",
+            "server=/Consul/10.0.0.3#8600",
+            "server=/consul/infra.local/10.0.0.2#8600",
+        ];
+        let (toml, warnings) = translate(&lines.join("\n"));
         assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(rules(&toml), lines);
+        assert!(!toml.contains("[[route]]"), "{toml}");
+    }
+
+    /// dnsmasq(8), --rebind-domain-ok: "The argument may be either a single
+    /// domain, or multiple domains surrounded by '/'".
+    #[test]
+    fn rebind_domain_ok_takes_both_forms_and_reports_a_bad_name() {
+        let (toml, warnings) = translate(
+            "rebind-domain-ok=lan\nrebind-domain-ok=/a.example/b.example/\nrebind-domain-ok=/x//\n",
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("dnsmasq.conf:3: rebind-domain-ok: ignored ("));
         let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
-        assert_eq!(config.routes.len(), 1, "{toml}");
-        assert!(matches!(&config.routes[0].action, RuleAction::Forward(s) if s.len() == 3));
+        let zones: Vec<String> = config
+            .guard
+            .rebind_allow
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(zones, ["lan.", "a.example.", "b.example."]);
+        assert!(
+            !config.guard.rebind_protection,
+            "no stop-dns-rebind: {toml}"
+        );
+    }
+
+    #[test]
+    fn a_user_name_splitdns_cannot_take_is_reported_and_splitdns_used() {
+        let (toml, warnings) = translate("user=no body\n");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("dnsmasq.conf:1: user: ignored ("));
+        let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+        assert_eq!(config.user.as_deref(), Some("splitdns"));
     }
 
     #[test]

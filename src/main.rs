@@ -22,8 +22,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), splitdns::Error> {
     let command = cli.command.unwrap_or(Command::Run);
-    if let Command::ImportDnsmasq { path, conf_dir } = &command {
-        let import = splitdns::import::import(path, conf_dir.as_deref())?;
+    if let Command::ImportDnsmasq {
+        path,
+        conf_dir,
+        split,
+    } = &command
+    {
+        let import = splitdns::import::import(path, conf_dir.as_deref(), split.as_deref())?;
         import.warnings.iter().for_each(|w| eprintln!("{w}"));
         print!("{}", import.toml);
         return Ok(());

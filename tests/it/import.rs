@@ -11,6 +11,7 @@ use tempfile::TempDir;
 
 use crate::support::fixtures::{consul, internet};
 use crate::support::harness::render;
+use crate::support::upstream::Mode;
 use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode};
 
 const BIN: &str = env!("CARGO_BIN_EXE_splitdns");
@@ -100,6 +101,7 @@ async fn consul_guide_config_imports_checks_and_answers_like_dnsmasq() {
     let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
     assert_eq!(config.cache.size, 1000);
     assert!(config.local.domain_needed && config.local.bogus_priv);
+    assert!(config.log.queries, "log-queries: {toml}");
     assert!(config.local.hosts_files.is_empty(), "no-hosts: {toml}");
     assert_eq!(
         config.listen,
@@ -237,4 +239,411 @@ fn missing_dnsmasq_config_is_one_clear_line() {
         stderr.starts_with("splitdns: /nonexistent/dnsmasq.conf: cannot read the dnsmasq config"),
         "{stderr}"
     );
+}
+
+/// `rules` of an imported config, as written (read without `Config`, so the test
+/// sees the lines themselves, not what the loader makes of them).
+fn rules(toml: &str) -> Vec<String> {
+    let table: toml::Table = toml::from_str(toml).unwrap();
+    table["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// dnsmasq(8), `-q, --log-queries`: "Log the results of DNS queries handled by dnsmasq.
+/// [...] If the argument "extra" is supplied, ie --log-queries=extra then the log has
+/// extra information at the start of each line." splitdns's query log is `[log] queries`
+/// (a log level alone does not turn it on); its lines always carry the client.
+#[test]
+fn log_queries_turns_on_the_query_log() {
+    for line in ["log-queries", "log-queries=extra"] {
+        let dir = TempDir::new().unwrap();
+        let path = write(dir.path(), "dnsmasq.conf", &format!("{line}\n"));
+
+        let (toml, warnings) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+
+        assert!(warnings.is_empty(), "{line}: {warnings:?}");
+        let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
+        assert!(config.log.queries, "{line}: {toml}");
+    }
+}
+
+/// dnsmasq(8), `-u, --user`: "Specify the userid to which dnsmasq will change after
+/// startup. [...] Normally this user is "nobody" but that can be over-ridden with this
+/// switch." A user the operator named is kept as given. Without one, splitdns drops to
+/// its own user, the `splitdns` user the README's install creates and the unit runs as:
+/// `nobody` owns the files of every service that falls back to it.
+#[test]
+fn user_is_kept_as_given_and_defaults_to_the_splitdns_user() {
+    let dir = TempDir::new().unwrap();
+    let named = write(dir.path(), "named.conf", "user=dnsmasq\n");
+    let unnamed = write(dir.path(), "unnamed.conf", "cache-size=10\n");
+
+    let (named, named_warnings) = import_and_check(dir.path(), &[named.to_str().unwrap()]);
+    let (unnamed, unnamed_warnings) = import_and_check(dir.path(), &[unnamed.to_str().unwrap()]);
+
+    assert!(named_warnings.is_empty() && unnamed_warnings.is_empty());
+    let named = Config::from_toml(&named, Path::new("named.toml")).unwrap();
+    let unnamed = Config::from_toml(&unnamed, Path::new("unnamed.toml")).unwrap();
+    assert_eq!(named.user.as_deref(), Some("dnsmasq"));
+    assert_eq!(unnamed.user.as_deref(), Some("splitdns"));
+}
+
+/// dnsmasq(8): `--stop-dns-rebind` "Reject (and log) addresses from upstream nameservers
+/// which are in the private ranges"; `--rebind-domain-ok=[<domain>]|[[/<domain>/[<domain>/]`
+/// "Do not detect and block dns-rebind on queries to these domains. The argument may be
+/// either a single domain, or multiple domains surrounded by '/'". Both forms are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_dns_rebind_and_rebind_domain_ok_become_rebind_protection() {
+    let internet = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let conf = render(
+        "no-resolv\nno-hosts\nserver={internet#}\nstop-dns-rebind\nrebind-domain-ok=lan\nrebind-domain-ok=/corp.example/other.example/\n",
+        &[("internet", &internet)],
+    );
+    let path = write(dir.path(), "dnsmasq.conf", &conf);
+
+    let (toml, warnings) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
+    assert!(config.guard.rebind_protection, "{toml}");
+    let allowed: Vec<String> = config
+        .guard
+        .rebind_allow
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(allowed, ["lan.", "corp.example.", "other.example."]);
+
+    let dns = Splitdns::start_config(on_ephemeral_port(&toml)).await;
+    let rebind = dns.ask("rebind.example.", RecordType::A).await;
+    let lan = dns.ask("router.lan.", RecordType::A).await;
+    assert_eq!(
+        answer_ips(&rebind),
+        ["192.0.2.7".parse::<std::net::Ipv4Addr>().unwrap()],
+        "192.168.1.1 from the internet is rejected"
+    );
+    assert_eq!(
+        answer_ips(&lan),
+        ["192.168.1.1".parse::<std::net::Ipv4Addr>().unwrap()],
+        "lan is rebind-domain-ok"
+    );
+}
+
+/// Without `stop-dns-rebind` dnsmasq passes private addresses through (its man page lists
+/// the option; nothing screens by default), and so does the import, whatever splitdns's
+/// own default is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_stop_dns_rebind_private_answers_pass_as_in_dnsmasq() {
+    let internet = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let conf = render(
+        "no-resolv\nno-hosts\nserver={internet#}\n",
+        &[("internet", &internet)],
+    );
+    let path = write(dir.path(), "dnsmasq.conf", &conf);
+
+    let (toml, _) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+
+    let dns = Splitdns::start_config(on_ephemeral_port(&toml)).await;
+    let rebind = dns.ask("rebind.example.", RecordType::A).await;
+    assert_eq!(answer_ips(&rebind).len(), 2, "{toml}");
+}
+
+/// dnsmasq(8), `--rebind-localhost-ok`: "Exempt 127.0.0.0/8 and ::1 from rebinding
+/// checks." splitdns has no such exemption, so with `stop-dns-rebind` on, the line is
+/// reported as not carried over; with protection off it changes nothing.
+#[test]
+fn rebind_localhost_ok_is_reported_when_protection_is_on() {
+    let dir = TempDir::new().unwrap();
+    let on = write(
+        dir.path(),
+        "on.conf",
+        "rebind-localhost-ok\nstop-dns-rebind\n",
+    );
+    let off = write(dir.path(), "off.conf", "rebind-localhost-ok\n");
+
+    let (_, on_warnings) = import_and_check(dir.path(), &[on.to_str().unwrap()]);
+    let (_, off_warnings) = import_and_check(dir.path(), &[off.to_str().unwrap()]);
+
+    assert_eq!(on_warnings.len(), 1, "{on_warnings:?}");
+    assert!(
+        on_warnings[0].starts_with(&format!(
+            "{}:1: rebind-localhost-ok: ignored (",
+            on.display()
+        )),
+        "{on_warnings:?}"
+    );
+    assert!(off_warnings.is_empty(), "{off_warnings:?}");
+}
+
+/// dnsmasq(8), `-S, --server`: "More than one of these is allowed"; lines for the same
+/// domain give it several servers, asked in the order written under `strict-order`.
+/// The import keeps the lines as they were, in order, and splitdns accumulates them into
+/// one route whose servers are asked in that order: the first, failing, is asked first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_server_lines_come_out_as_the_rules_they_were() {
+    let (first, second) = (
+        FakeUpstream::start(consul()).await,
+        FakeUpstream::start(consul()).await,
+    );
+    first.set_mode(Mode::ServFail);
+    let dir = TempDir::new().unwrap();
+    let conf = render(
+        "strict-order\nserver=/consul/{first#}\nserver=/Consul/{second#}\n",
+        &[("first", &first), ("second", &second)],
+    );
+    let path = write(dir.path(), "dnsmasq.conf", &conf);
+
+    let output = import(&[path.to_str().unwrap()]);
+    let toml = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        rules(&toml),
+        render(
+            "server=/consul/{first#}\nserver=/Consul/{second#}",
+            &[("first", &first), ("second", &second)],
+        )
+        .lines()
+        .collect::<Vec<_>>()
+    );
+    assert!(!toml.contains("[[route]]"), "{toml}");
+
+    let (toml, _) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+    let dns = Splitdns::start_config(on_ephemeral_port(&toml)).await;
+    let web = dns.ask("web.service.consul.", RecordType::A).await;
+    assert_eq!(answer_ips(&web).len(), 2);
+    assert_eq!((first.total(), second.total()), (1, 1));
+}
+
+/// The fragment's rule lines: what is not blank or a comment.
+fn fragment_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// dnsmasq(8), `--conf-dir`: "Read all the files in the given directory as configuration
+/// files. [...] Any files whose names end in ~ or start with . or start and end with # are
+/// always skipped. [...] Files are loaded in alphabetical order of filename." Consul's
+/// guide has operators write `/etc/dnsmasq.d/10-consul`. With `--split DIR`, each such
+/// file becomes `DIR/NAME.conf` holding its rule lines (splitdns reads `*.conf` fragments
+/// of an `include` directory in name order); its other options go to the main config,
+/// printed with `include = ["DIR"]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_keeps_the_conf_dir_layout_one_fragment_per_file() {
+    let (consul, internet) = (
+        FakeUpstream::start(consul()).await,
+        FakeUpstream::start(internet()).await,
+    );
+    let upstreams = [("consul", &consul), ("internet", &internet)];
+    let dir = TempDir::new().unwrap();
+    let conf_d = dir.path().join("dnsmasq.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    write(
+        &conf_d,
+        "10-consul",
+        &render(
+            "# Enable forward lookup of the 'consul' domain:\nserver=/consul/{consul#}\n",
+            &upstreams,
+        ),
+    );
+    write(
+        &conf_d,
+        "20-docker.conf",
+        "interface=docker0\nhost-record=gw.docker,172.17.0.1\nenable-tftp\n",
+    );
+    write(&conf_d, "10-consul~", "server=/stale/192.0.2.1\n");
+    write(&conf_d, ".20-docker.conf.swp", "server=/swap/192.0.2.1\n");
+    let main = render(
+        &format!(
+            "conf-dir={}\nno-resolv\nno-hosts\nserver={{internet#}}\n",
+            conf_d.display()
+        ),
+        &upstreams,
+    );
+    let path = write(dir.path(), "dnsmasq.conf", &main);
+    let out = dir.path().join("splitdns.d");
+
+    let output = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with(&format!(
+        "{}:3: enable-tftp: ignored (",
+        conf_d.join("20-docker.conf").display()
+    )));
+    let toml = String::from_utf8(output.stdout).unwrap();
+    let table: toml::Table = toml::from_str(&toml).unwrap();
+    assert_eq!(
+        table["include"],
+        toml::Value::Array(vec![out.display().to_string().into()]),
+        "{toml}"
+    );
+    assert_eq!(
+        rules(&toml),
+        [render("server={internet#}", &upstreams)],
+        "only the main file's rules stay in it"
+    );
+    assert_eq!(file_names(&out), ["10-consul.conf", "20-docker.conf"]);
+    assert_eq!(
+        fragment_lines(&out.join("10-consul.conf")),
+        [render("server=/consul/{consul#}", &upstreams)]
+    );
+    assert_eq!(
+        fragment_lines(&out.join("20-docker.conf")),
+        ["host-record=gw.docker,172.17.0.1"]
+    );
+
+    // The main config with its fragments, as splitdns reads them.
+    let main_path = write(dir.path(), "splitdns.toml", &toml);
+    let check = Command::new(BIN)
+        .args(["check", "--config", main_path.to_str().unwrap()])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "check rejected the split import: {}\n{toml}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut config = Config::load(&main_path).unwrap();
+    let listen: Vec<String> = config.listen.iter().map(ToString::to_string).collect();
+    assert_eq!(listen, ["127.0.0.1:53", "docker0:53"]);
+    config.listen = vec![Listen::Addr("127.0.0.1:0".parse().unwrap())];
+    let dns = Splitdns::start_config(config).await;
+    let web = dns.ask("web.service.consul.", RecordType::A).await;
+    let gw = dns.ask("gw.docker.", RecordType::A).await;
+    let www = dns.ask("www.example.", RecordType::A).await;
+    assert_eq!(answer_ips(&web).len(), 2);
+    assert_eq!(
+        answer_ips(&gw),
+        ["172.17.0.1".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(answer_ips(&www).len(), 1);
+    assert_eq!((consul.total(), internet.total()), (1, 1));
+}
+
+/// `--split` writes new files only: a fragment already there (an earlier import, or the
+/// operator's own) is not overwritten, and nothing at all is written or printed.
+#[test]
+fn split_never_overwrites_a_file() {
+    let dir = TempDir::new().unwrap();
+    let conf_d = dir.path().join("dnsmasq.d");
+    let out = dir.path().join("splitdns.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    write(&conf_d, "05-lan", "local=/lan/\n");
+    write(&conf_d, "10-consul", "server=/consul/127.0.0.1#8600\n");
+    write(&out, "10-consul.conf", "server=/consul/10.0.0.5#8600\n");
+    let path = write(
+        dir.path(),
+        "dnsmasq.conf",
+        &format!("conf-dir={}\n", conf_d.display()),
+    );
+
+    let output = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "splitdns: {}: already exists",
+            out.join("10-consul.conf").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(file_names(&out), ["10-consul.conf"]);
+    assert_eq!(
+        fragment_lines(&out.join("10-consul.conf")),
+        ["server=/consul/10.0.0.5#8600"]
+    );
+}
+
+/// dnsmasq reads a conf-dir where its `conf-dir=` line stands, so a main-file line after
+/// it comes later; splitdns reads the main file's rules before its includes. When that
+/// changes the order of a zone's servers, the import says so.
+#[test]
+fn split_warns_when_a_zones_servers_would_change_order() {
+    let dir = TempDir::new().unwrap();
+    let conf_d = dir.path().join("dnsmasq.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    write(&conf_d, "10-consul", "server=/consul/10.0.0.5#8600\n");
+    let path = write(
+        dir.path(),
+        "dnsmasq.conf",
+        &format!(
+            "conf-dir={}\nserver=/consul/10.0.0.6#8600\nserver=/other/10.0.0.7\n",
+            conf_d.display()
+        ),
+    );
+    let out = dir.path().join("splitdns.d");
+
+    let split = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+    let whole = import(&[path.to_str().unwrap()]);
+
+    let stderr = String::from_utf8_lossy(&split.stderr);
+    assert!(split.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("consul."), "{stderr}");
+    assert!(whole.stderr.is_empty(), "without --split the order is kept");
+    assert_eq!(
+        rules(&String::from_utf8(whole.stdout).unwrap()),
+        [
+            "server=/consul/10.0.0.5#8600",
+            "server=/consul/10.0.0.6#8600",
+            "server=/other/10.0.0.7"
+        ]
+    );
+}
+
+/// `10-consul` and `10-consul.conf` in one conf-dir are two files to dnsmasq, but both
+/// would be the fragment `10-consul.conf`: the import stops rather than merge or drop one.
+#[test]
+fn split_refuses_two_files_that_would_share_a_fragment() {
+    let dir = TempDir::new().unwrap();
+    let conf_d = dir.path().join("dnsmasq.d");
+    let out = dir.path().join("splitdns.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    write(&conf_d, "10-consul", "server=/consul/127.0.0.1#8600\n");
+    write(&conf_d, "10-consul.conf", "server=/consul/127.0.0.2#8600\n");
+    let path = write(
+        dir.path(),
+        "dnsmasq.conf",
+        &format!("conf-dir={}\n", conf_d.display()),
+    );
+
+    let output = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "would both be written to {}",
+            out.join("10-consul.conf").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
 }
