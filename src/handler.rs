@@ -202,11 +202,13 @@ impl Shared {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
-        if self.answer_unrouted(&state, &query, limit, out) {
+        if chaos::answer(self, &state, &query, limit, out) {
             return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
         let route = state.router.route(query.lower.as_bytes());
-        if let Some(source) = answer_locally(&state, &query, route, out) {
+        if let Some(source) = answer_local_data(&state, &query, route, limit, out)
+            .or_else(|| answer_locally(&state, &query, route, out))
+        {
             return self.replied(&state, &query, asked, Some(route), source, rcode_of(out));
         }
         let mut key = [0; 260];
@@ -279,25 +281,6 @@ impl Shared {
         Step::Reply
     }
 
-    /// Answers that belong to no route: CHAOS statistics and local data.
-    fn answer_unrouted(
-        &self,
-        state: &State,
-        query: &Query,
-        limit: usize,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        if chaos::answer(self, state, query, limit, out) {
-            return true;
-        }
-        let local_data = state.local.load();
-        let Some(records) = local_data.lookup(query.lower.as_bytes()) else {
-            return false;
-        };
-        local::data(query, &local_data, records, limit, out);
-        true
-    }
-
     /// Counts an answered query and writes its log line when the log is on.
     fn replied(
         &self,
@@ -334,6 +317,11 @@ impl Shared {
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
         let route = miss.state.router.route(query.lower.as_bytes());
+        // Counted as a miss when it went upstream; a stale answer is also counted
+        // as such, so an operator sees how much the route lives on expired data.
+        if source == Source::Stale {
+            route.metrics.stale.inc();
+        }
         self.replied(
             &miss.state,
             query,
@@ -460,6 +448,22 @@ impl Shared {
     }
 }
 
+/// Local data (hosts files, records) for the name, ahead of what its route
+/// would do; counted as a local answer of that route.
+fn answer_local_data(
+    state: &State,
+    query: &Query,
+    route: &Route,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Option<Source> {
+    let local_data = state.local.load();
+    let records = local_data.lookup(query.lower.as_bytes())?;
+    local::data(query, &local_data, records, limit, out);
+    route.metrics.local.inc();
+    Some(Source::Local)
+}
+
 /// Answers splitdns gives for `route` itself, never forwarding: single-label
 /// and private reverse names kept home, filtered AAAA, local zones and
 /// address rules. `None`: the name goes upstream.
@@ -489,6 +493,7 @@ fn answer_locally(
             // A rewrite too long to apply, or into another rewrite (config refuses those).
             None | Some(Action::Reroute) => {
                 query.write_error(wire::RCODE_SERVFAIL.into(), out);
+                route.metrics.local.inc();
                 return Some(Source::None);
             }
         }

@@ -177,6 +177,105 @@ async fn failures_are_counted_by_kind_and_server() {
     );
 }
 
+/// RFC 8767 §4 serves expired data when the upstreams fail; an operator needs to see how much
+/// of the traffic that is, per route, before the stale window (`serve_stale`) runs out.
+/// `splitdns_cache_stale_answers_total{route}` counts every answer served stale; such a query
+/// went upstream first, so it is a miss too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_answers_are_counted_under_their_route() {
+    // Consul's TTL 0 is lifted to 1 s, so the answer is cached and then expires.
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
+    let (dns, consul, _internet) =
+        Splitdns::with_fakes(&standard_plus("min_ttl = 1", metrics)).await;
+    assert_rcode(
+        &dns.ask("web.service.consul.", RecordType::A).await,
+        ResponseCode::NoError,
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    consul.set_mode(Mode::ServFail);
+    for _ in 0..2 {
+        let stale = dns.ask("web.service.consul.", RecordType::A).await;
+        assert_rcode(&stale, ResponseCode::NoError);
+        assert!(stale.answers.iter().all(|r| r.ttl == 30), "{stale}");
+    }
+
+    let text = scrape(&dns).await;
+    let v = |series: &str| value(&text, series);
+    assert_eq!(
+        v(r#"splitdns_cache_stale_answers_total{route="consul."}"#),
+        2.0
+    );
+    assert_eq!(v(r#"splitdns_cache_misses_total{route="consul."}"#), 3.0);
+    assert_eq!(v(r#"splitdns_cache_hits_total{route="consul."}"#), 0.0);
+    assert_eq!(v(r#"splitdns_cache_stale_answers_total{route="."}"#), 0.0);
+}
+
+/// Every answer splitdns makes itself for a routed name is a local answer of that route: local
+/// rules (`address=`, `local=`), local data (`[[record]]`), names kept home (`domain_needed`),
+/// filtered AAAA and RFC 8482's ANY. With hits and misses they add up to the route's queries
+/// (README, Observing it), so a dashboard stacking them shows all the traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_answers_are_counted_under_their_route() {
+    let template = r#"
+rules = ["address=/ads.example/#", "local=/lan/"]
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{internet}"]
+[[route]]
+zones = ["consul"]
+servers = ["{consul}"]
+filter_aaaa = true
+[local]
+domain_needed = true
+[[record]]
+name = "gw.lan"
+type = "A"
+value = "192.0.2.1"
+[metrics]
+listen = "127.0.0.1:0"
+"#;
+    let (dns, consul, internet) = Splitdns::with_fakes(template).await;
+    let asked = [
+        ("x.ads.example.", RecordType::A, ResponseCode::NoError),
+        ("gw.lan.", RecordType::A, ResponseCode::NoError),
+        ("nas.lan.", RecordType::A, ResponseCode::NXDomain),
+        ("printer.", RecordType::A, ResponseCode::NXDomain),
+        ("www.example.", RecordType::ANY, ResponseCode::NoError),
+        (
+            "web.service.consul.",
+            RecordType::AAAA,
+            ResponseCode::NoError,
+        ),
+        ("www.example.", RecordType::A, ResponseCode::NoError),
+        ("www.example.", RecordType::A, ResponseCode::NoError),
+    ];
+    for (qname, qtype, rcode) in asked {
+        assert_rcode(&dns.ask(qname, qtype).await, rcode);
+    }
+
+    let text = scrape(&dns).await;
+    let v = |series: &str| value(&text, series);
+    assert_eq!(
+        v(r#"splitdns_local_answers_total{route="ads.example."}"#),
+        1.0
+    );
+    assert_eq!(v(r#"splitdns_local_answers_total{route="lan."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_local_answers_total{route="."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_local_answers_total{route="consul."}"#), 1.0);
+    let total = |metric: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let routed = total("splitdns_cache_hits_total")
+        + total("splitdns_cache_misses_total")
+        + total("splitdns_local_answers_total");
+    assert_eq!(routed, asked.len() as f64, "{text}");
+    assert_eq!((internet.total(), consul.total()), (1, 0));
+}
+
 #[tokio::test]
 async fn dropped_packets_are_counted_by_reason() {
     let (dns, _consul, _internet) = standard().await;
@@ -526,6 +625,36 @@ async fn query_log_has_one_json_line_per_query() {
             queries[i]
         );
     }
+}
+
+/// The query log's `upstream` field says `stale` for an answer served from an expired entry
+/// (README, Query log), so an operator can tell it from a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_log_marks_stale_answers() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    // zero.example. has TTL 0: the floor of 1 s caches it, then it expires.
+    let extra = "[log]\nqueries = true\nformat = \"json\"\n[cache]\nmin_ttl = 1\n";
+    let (running, addr) = run_binary(&dir, &upstream, extra);
+
+    client::udp(addr, &query("zero.example.", RecordType::A)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    upstream.set_mode(Mode::ServFail);
+    let stale = client::udp(addr, &query("zero.example.", RecordType::A)).await;
+    assert_rcode(&stale, ResponseCode::NoError);
+    let lines = running.finish();
+
+    let sources: Vec<String> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|j| j["target"] == "splitdns::query")
+        .map(|j| j["upstream"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        sources,
+        [upstream.addr().to_string(), "stale".to_string()],
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
