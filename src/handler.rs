@@ -268,13 +268,14 @@ impl Shared {
                 return Step::Drop;
             }
             Reject::Respond { .. } if !allowed => {
-                *out = wire::error_reply(packet, wire::RCODE_REFUSED, None);
+                *out = wire::error_reply(packet, wire::RCODE_REFUSED, None, None);
             }
             Reject::Respond {
                 rcode,
                 question_end,
+                edns,
             } => {
-                *out = wire::error_reply(packet, rcode, question_end);
+                *out = wire::error_reply(packet, rcode, question_end, edns);
             }
         }
         self.metrics.queries.count(protocol, 0, rcode_of(out));

@@ -11,6 +11,7 @@ mod docker;
 mod forwarding;
 mod fuzz;
 mod hardening;
+mod headers;
 mod host;
 mod import;
 mod load;
