@@ -113,7 +113,7 @@ pub struct RouteMetrics {
 /// One upstream server's counters, for the route it serves.
 #[derive(Clone, Debug, Default)]
 pub struct ServerMetrics {
-    /// Every message sent: UDP, TCP retries after truncation, and (later) probes.
+    /// Every message sent: UDP queries and the TCP retries after a truncated reply.
     pub queries: Counter,
     failures: [Counter; FAILURE_KINDS.len()],
     pub latency: Latency,

@@ -128,6 +128,13 @@ async fn metrics_count_a_known_sequence_of_queries() {
     assert_eq!(v("splitdns_inflight_queries"), 0.0);
     assert_eq!(v("splitdns_tcp_connections_accepted_total"), 1.0);
     assert_eq!(v(r#"splitdns_config_reloads_total{result="ok"}"#), 0.0);
+    assert_eq!(
+        v(&format!(
+            r#"splitdns_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
     let info = text
         .lines()
         .filter(|l| l.starts_with("splitdns_config_info{hash=\""))
@@ -487,6 +494,10 @@ servers = ["{internet}"]
 struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// The config file it was started with (a reload reads it again).
+    config: std::path::PathBuf,
+    /// The lines logged up to the first listening address.
+    start_up: Vec<String>,
 }
 
 impl Drop for Running {
@@ -557,12 +568,21 @@ fn run_binary(dir: &TempDir, upstream: &FakeUpstream, extra: &str) -> (Running, 
                 let _ = tx.send(line);
             }
         });
-        let running = Running { child, lines };
-        let started =
-            std::iter::from_fn(|| running.lines.recv_timeout(Duration::from_secs(10)).ok())
-                .find(|l| l.contains("listening") || l.contains("cannot listen"));
-        if started.is_some_and(|l| l.contains("listening")) {
-            return (running, addr);
+        let mut running = Running {
+            child,
+            lines,
+            config: path,
+            start_up: Vec::new(),
+        };
+        while let Ok(line) = running.lines.recv_timeout(Duration::from_secs(10)) {
+            let (listening, failed) = (line.contains("listening"), line.contains("cannot listen"));
+            running.start_up.push(line);
+            if listening {
+                return (running, addr);
+            }
+            if failed {
+                break;
+            }
         }
     }
     panic!("splitdns run never started");
@@ -655,6 +675,85 @@ async fn query_log_marks_stale_answers() {
         [upstream.addr().to_string(), "stale".to_string()],
         "{lines:#?}"
     );
+}
+
+/// `splitdns_config_reloads_total{result}` counts SIGHUPs taken and rejected, and
+/// `splitdns_config_info{hash}` follows the config in force: it changes with a reload that
+/// changes the config, and not with one that is rejected (README, Reloading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_are_counted_and_config_info_follows_them() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let (running, addr) = run_binary(&dir, &upstream, "[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let serving = running
+        .start_up
+        .iter()
+        .find(|l| l.contains("serving /metrics"))
+        .unwrap_or_else(|| panic!("no metrics endpoint in: {:#?}", running.start_up));
+    let endpoint: SocketAddr = serving
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no addr= in: {serving}"))
+        .parse()
+        .unwrap();
+    let scrape = || async move {
+        let (status, body) = get(endpoint, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let info = |text: &str| {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("splitdns_config_info{"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        lines[0].to_string()
+    };
+    let started = info(&scrape().await);
+
+    let text = std::fs::read_to_string(&running.config).unwrap();
+    std::fs::write(&running.config, text.replace("192.0.2.1", "192.0.2.2")).unwrap();
+    running.signal("HUP");
+    running.until("reloaded");
+    let after_reload = scrape().await;
+    assert_eq!(
+        value(
+            &after_reload,
+            r#"splitdns_config_reloads_total{result="ok"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after_reload,
+            r#"splitdns_config_reloads_total{result="failed"}"#
+        ),
+        0.0
+    );
+    assert_ne!(info(&after_reload), started);
+    let gw = client::udp(addr, &query("gw.lan.", RecordType::A)).await;
+    assert_eq!(gw.answers.len(), 1, "{gw}");
+
+    std::fs::write(&running.config, "[server]\nlisten = [").unwrap();
+    running.signal("HUP");
+    running.until("reload rejected");
+    let after_reject = scrape().await;
+    assert_eq!(
+        value(
+            &after_reject,
+            r#"splitdns_config_reloads_total{result="failed"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after_reject,
+            r#"splitdns_config_reloads_total{result="ok"}"#
+        ),
+        1.0
+    );
+    assert_eq!(info(&after_reject), info(&after_reload));
+    drop(running);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
