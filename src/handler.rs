@@ -318,8 +318,9 @@ impl Shared {
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
         let route = miss.state.router.route(query.lower.as_bytes());
-        // Counted as a miss when it went upstream; a stale answer is also counted
-        // as such, so an operator sees how much the route lives on expired data.
+        // The query was counted as a miss when it left for the upstream; a stale
+        // answer is counted once more, as stale, so an operator sees how much of
+        // the route's traffic lives on expired data.
         if source == Source::Stale {
             route.metrics.stale.inc();
         }
