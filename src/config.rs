@@ -62,7 +62,7 @@ pub struct Config {
 /// `[server]` defences against hostile clients and hostile upstream data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardConfig {
-    /// Strip private addresses from answers of the default upstreams (default on).
+    /// Strip private addresses from answers of the default upstreams (default off).
     pub rebind_protection: bool,
     /// Zones whose answers may carry private addresses even from the default upstreams.
     pub rebind_allow: Vec<Zone>,
@@ -641,7 +641,7 @@ impl Source<'_> {
             })
             .collect::<Result<_, _>>()?;
         Ok(GuardConfig {
-            rebind_protection: raw.rebind_protection.unwrap_or(true),
+            rebind_protection: raw.rebind_protection.unwrap_or(false),
             rebind_allow,
             rate_limit: raw.rate_limit,
         })
@@ -1004,7 +1004,7 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c.cache.serve_stale, 3600);
         assert!(!c.cache.prefetch);
-        assert!(c.guard.rebind_protection);
+        assert!(!c.guard.rebind_protection);
         assert_eq!(c.guard.rate_limit, 0);
         assert_eq!(c.tcp, TcpConfig::default());
         assert_eq!(c.upstream.strategy, Strategy::Failover);

@@ -205,11 +205,13 @@ impl Shared {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
-        if self.answer_unrouted(&state, &query, limit, out) {
+        if chaos::answer(self, &state, &query, limit, out) {
             return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
         let route = state.router.route(query.lower.as_bytes());
-        if let Some(source) = answer_locally(&state, &query, route, out) {
+        if let Some(source) = answer_local_data(&state, &query, route, limit, out)
+            .or_else(|| answer_locally(&state, &query, route, out))
+        {
             return self.replied(&state, &query, asked, Some(route), source, rcode_of(out));
         }
         let mut key = [0; 260];
@@ -269,36 +271,18 @@ impl Shared {
                 return Step::Drop;
             }
             Reject::Respond { .. } if !allowed => {
-                *out = wire::error_reply(packet, wire::RCODE_REFUSED, None);
+                *out = wire::error_reply(packet, wire::RCODE_REFUSED, None, None);
             }
             Reject::Respond {
                 rcode,
                 question_end,
+                edns,
             } => {
-                *out = wire::error_reply(packet, rcode, question_end);
+                *out = wire::error_reply(packet, rcode, question_end, edns);
             }
         }
         self.metrics.queries.count(protocol, 0, rcode_of(out));
         Step::Reply
-    }
-
-    /// Answers that belong to no route: CHAOS statistics and local data.
-    fn answer_unrouted(
-        &self,
-        state: &State,
-        query: &Query,
-        limit: usize,
-        out: &mut Vec<u8>,
-    ) -> bool {
-        if chaos::answer(self, state, query, limit, out) {
-            return true;
-        }
-        let local_data = state.local.load();
-        let Some(records) = local_data.lookup(query.lower.as_bytes()) else {
-            return false;
-        };
-        local::data(query, &local_data, records, limit, out);
-        true
     }
 
     /// Counts an answered query and writes its log line when the log is on.
@@ -337,6 +321,12 @@ impl Shared {
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
         let route = miss.state.router.route(query.lower.as_bytes());
+        // The query was counted as a miss when it left for the upstream; a stale
+        // answer is counted once more, as stale, so an operator sees how much of
+        // the route's traffic lives on expired data.
+        if source == Source::Stale {
+            route.metrics.stale.inc();
+        }
         self.replied(
             &miss.state,
             query,
@@ -465,6 +455,22 @@ impl Shared {
     }
 }
 
+/// Local data (hosts files, records) for the name, ahead of what its route
+/// would do; counted as a local answer of that route.
+fn answer_local_data(
+    state: &State,
+    query: &Query,
+    route: &Route,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Option<Source> {
+    let local_data = state.local.load();
+    let records = local_data.lookup(query.lower.as_bytes())?;
+    local::data(query, &local_data, records, limit, out);
+    route.metrics.local.inc();
+    Some(Source::Local)
+}
+
 /// Answers splitdns gives for `route` itself, never forwarding: single-label
 /// and private reverse names kept home, filtered AAAA, local zones and
 /// address rules. `None`: the name goes upstream.
@@ -494,6 +500,7 @@ fn answer_locally(
             // A rewrite too long to apply, or into another rewrite (config refuses those).
             None | Some(Action::Reroute) => {
                 query.write_error(wire::RCODE_SERVFAIL.into(), out);
+                route.metrics.local.inc();
                 return Some(Source::None);
             }
         }

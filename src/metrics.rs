@@ -104,8 +104,8 @@ struct VersionLabel {
 pub struct RouteMetrics {
     pub hits: Counter,
     pub misses: Counter,
-    /// Answers served from expired entries (RFC 8767). Nothing serves stale
-    /// yet; the stale path increments this when it does.
+    /// Client queries answered from an expired entry (RFC 8767) because the
+    /// upstreams failed or were slow. Each of them is also one of `misses`.
     pub stale: Counter,
     pub local: Counter,
 }
@@ -113,7 +113,7 @@ pub struct RouteMetrics {
 /// One upstream server's counters, for the route it serves.
 #[derive(Clone, Debug, Default)]
 pub struct ServerMetrics {
-    /// Every message sent: UDP, TCP retries after truncation, and (later) probes.
+    /// Every message sent: UDP queries and the TCP retries after a truncated reply.
     pub queries: Counter,
     failures: [Counter; FAILURE_KINDS.len()],
     pub latency: Latency,
@@ -361,7 +361,7 @@ impl Families {
         );
         registry.register(
             "cache_stale_answers",
-            "Client queries answered from an expired entry (serve-stale), per route",
+            "Client queries answered from an expired entry (serve-stale), per route; each is also a miss",
             f.stale.clone(),
         );
         registry.register(

@@ -2,9 +2,11 @@
 //!
 //! A page on `evil.example` can make a browser on this host (or in a container
 //! on its bridge) talk to `192.168.1.1` or `127.0.0.1:8500` by having its own
-//! name resolve there. So answers from the default upstreams lose their A and
-//! AAAA records with private addresses before they are stored, as dnsmasq's
-//! `stop-dns-rebind` does. Zones routed to their own servers (such as
+//! name resolve there. So, with `[server] rebind_protection = true`, answers
+//! from the default upstreams lose their A and AAAA records with private
+//! addresses before they are stored, as dnsmasq's `stop-dns-rebind` does. It
+//! is off by default, as in dnsmasq and Unbound: behind a cloud VPC resolver,
+//! internal names legitimately resolve to private addresses. Zones routed to their own servers (such as
 //! `consul`) are trusted with private addresses, and so are the zones listed in
 //! `rebind_allow`. The work is done once per upstream answer, never per hit.
 

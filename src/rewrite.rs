@@ -2,10 +2,20 @@
 //! `prometheus.service.consul`, and the reply is given back under the name the
 //! client asked.
 //!
-//! Only what the client would otherwise see as foreign is mapped back: the
-//! question, owner names and CNAME targets under the target zone. Names outside
-//! it (SRV targets such as `node-a.node.dc1.consul.`) are real names the client
-//! can look up as they are. A negative answer's SOA is moved to the rewritten
+//! Every name under the target zone is mapped back, wherever it stands: the
+//! question, owner names, and the names records point at (CNAME, SRV and MX
+//! targets). So with `rewrite = "consul"` for `infra.local`, the SRV answer for
+//! `web.service.infra.local` names its target `node-a.node.dc1.infra.local`,
+//! and the target's address in the additional section is owned by that same
+//! name, once (RFC 2782: the additionals are the targets' addresses). Mapping
+//! targets back, as CoreDNS's `rewrite ... answer auto` does, rather than
+//! leaving everything under Consul's names, keeps a client that then asks for
+//! a target's address in its own zone: that question comes back through this
+//! rewrite route, to the servers that gave the SRV answer, and (with SRV
+//! completion) is a cache hit; a client that can only reach `infra.local`
+//! through splitdns still resolves it. Names outside the target zone (SRV
+//! targets such as `node-a.node.dc1.consul.` under `rewrite = "service.consul"`)
+//! are real names the client can look up as they are. A negative answer's SOA is moved to the rewritten
 //! zone's apex, so a cache keeps the negative for the zone the client asked
 //! about (RFC 2308 §5: the SOA owner names the zone the negative is for).
 
@@ -56,10 +66,14 @@ impl Rewrite<'_> {
                 if let Some(owner) = map(&record.name) {
                     record.name = owner;
                 }
-                if let RData::CNAME(cname) = &mut record.data
-                    && let Some(mapped) = map(&cname.0)
-                {
-                    cname.0 = mapped;
+                let target = match &mut record.data {
+                    RData::CNAME(cname) => &mut cname.0,
+                    RData::SRV(srv) => &mut srv.target,
+                    RData::MX(mx) => &mut mx.exchange,
+                    _ => continue,
+                };
+                if let Some(mapped) = map(target) {
+                    *target = mapped;
                 }
             }
         }
@@ -100,7 +114,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::Record;
-    use hickory_proto::rr::rdata::{A, CNAME, SOA, SRV};
+    use hickory_proto::rr::rdata::{A, CNAME, MX, SOA, SRV};
     use hickory_proto::serialize::binary::BinEncodable;
 
     fn wire(text: &str) -> Vec<u8> {
@@ -165,6 +179,47 @@ mod tests {
         };
         assert_eq!(cname.0, name("web.infra.local."));
         assert_eq!(back.additionals[0].name, name("node-a.node.dc1.consul."));
+    }
+
+    #[test]
+    fn whole_zone_rewrite_maps_srv_and_mx_targets_with_their_additionals() {
+        let asked = name("web.service.consul.");
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(asked.clone(), RecordType::SRV));
+        m.add_answer(Record::from_rdata(
+            asked,
+            0,
+            RData::SRV(SRV::new(1, 1, 80, name("node-a.node.dc1.consul."))),
+        ));
+        m.add_answer(Record::from_rdata(
+            name("mail.service.consul."),
+            0,
+            RData::MX(MX::new(10, name("node-b.node.dc1.consul."))),
+        ));
+        m.add_additional(Record::from_rdata(
+            name("node-a.node.dc1.consul."),
+            0,
+            RData::A(A::new(10, 0, 0, 1)),
+        ));
+        let zone = Zone::parse("infra.local").unwrap();
+        let target = Zone::parse("consul").unwrap();
+        let rw = Rewrite {
+            zone: &zone,
+            target: &target,
+        };
+        let bytes = rw
+            .back(&m.to_vec().unwrap(), &wire("web.service.infra.local."))
+            .unwrap();
+        let back = Message::from_vec(&bytes).unwrap();
+        let RData::SRV(srv) = &back.answers[0].data else {
+            panic!()
+        };
+        assert_eq!(srv.target, name("node-a.node.dc1.infra.local."));
+        let RData::MX(mx) = &back.answers[1].data else {
+            panic!()
+        };
+        assert_eq!(mx.exchange, name("node-b.node.dc1.infra.local."));
+        assert_eq!(back.additionals[0].name, srv.target);
     }
 
     #[test]

@@ -102,10 +102,12 @@ pub struct Query {
 pub enum Reject {
     /// Not worth a reply: shorter than a header, or a response (QR=1).
     Drop,
-    /// Answer with this RCODE, echoing the header (and the question when it parsed).
+    /// Answer with this RCODE, echoing the header (and the question when it
+    /// parsed, and an OPT when the packet has one that parsed).
     Respond {
         rcode: u8,
         question_end: Option<usize>,
+        edns: Option<Edns>,
     },
 }
 
@@ -119,11 +121,19 @@ impl Query {
         let formerr = |question_end| Reject::Respond {
             rcode: RCODE_FORMERR,
             question_end,
+            edns: None,
         };
         if opcode(packet) != 0 {
+            // Whatever of the message parses is echoed: its question (UPDATE's
+            // zone), and an OPT when it has one (RFC 6891 §6.1.1).
+            let question_end = (read_u16(packet, 4) == Some(1))
+                .then(|| question_end(packet))
+                .flatten();
+            let edns = question_end.and_then(|end| find_edns(packet, end).ok().flatten());
             return Err(Reject::Respond {
                 rcode: RCODE_NOTIMP,
-                question_end: None,
+                question_end,
+                edns,
             });
         }
         if read_u16(packet, 4) != Some(1) {
@@ -180,7 +190,8 @@ impl Query {
     pub fn write_error(&self, rcode: u16, out: &mut Vec<u8>) {
         self.write_head(stored_flags(false, false, (rcode & 0x0f) as u8), out);
         if self.edns.is_some() {
-            push_opt(out, (rcode >> 4) as u8, false);
+            // RFC 3225 §3: the DO bit of the query is copied into the response.
+            push_opt(out, (rcode >> 4) as u8, self.dnssec_ok());
             add_to_arcount(out, 1);
         }
     }
@@ -507,18 +518,35 @@ pub const OPT_LEN: usize = 11;
 
 /// The reply to a packet that did not parse as a query splitdns answers
 /// (FORMERR, NOTIMP, or REFUSED to a stranger): the packet's ID, opcode and
-/// RD/CD with QR, RA and the RCODE set, and its question echoed when it
-/// parsed. Parsed queries use [`Query::write_error`].
-pub fn error_reply(packet: &[u8], rcode: u8, question_end: Option<usize>) -> Vec<u8> {
+/// RD (RFC 1035 §4.1.1) with QR and the RCODE set, its question echoed when it
+/// parsed, and an OPT (DO copied, RFC 3225 §3) when `edns` is given. RA and
+/// CD are set (RA) and copied (CD, RFC 4035 §3.2.2) only under opcode QUERY,
+/// the one they are defined for (RFC 6895 §2); AA, TC, Z and AD stay clear.
+/// Parsed queries use [`Query::write_error`].
+pub fn error_reply(
+    packet: &[u8],
+    rcode: u8,
+    question_end: Option<usize>,
+    edns: Option<Edns>,
+) -> Vec<u8> {
     let question = question_end.map_or(&[][..], |end| &packet[HEADER_LEN..end]);
-    let mut out = Vec::with_capacity(HEADER_LEN + question.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + question.len() + OPT_LEN);
     out.extend_from_slice(&packet[..2]);
     out.push(FLAG_QR | (packet[2] & 0x78) | (packet[2] & FLAG_RD));
-    out.push(FLAG_RA | (packet[3] & FLAG_CD) | (rcode & 0x0f));
+    let query_flags = if opcode(packet) == 0 {
+        FLAG_RA | (packet[3] & FLAG_CD)
+    } else {
+        0
+    };
+    out.push(query_flags | (rcode & 0x0f));
     let qdcount = u16::from(!question.is_empty());
     out.extend_from_slice(&qdcount.to_be_bytes());
-    out.extend_from_slice(&[0; 6]);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&u16::from(edns.is_some()).to_be_bytes());
     out.extend_from_slice(question);
+    if let Some(edns) = edns {
+        push_opt(&mut out, 0, edns.dnssec_ok);
+    }
     out
 }
 

@@ -151,7 +151,7 @@ async fn idle_tcp_connections_and_a_slowloris_do_not_stop_udp_or_new_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_addresses_from_the_default_upstream_are_stripped() {
-    let (dns, _consul, _internet) = start("").await;
+    let (dns, _consul, _internet) = start("rebind_protection = true").await;
 
     let a = dns.ask("rebind.example.", RecordType::A).await;
     let aaaa = dns.ask("rebind.example.", RecordType::AAAA).await;
@@ -169,7 +169,8 @@ async fn private_addresses_from_the_default_upstream_are_stripped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routed_zones_and_rebind_allow_zones_may_return_private_addresses() {
-    let (dns, _consul, _internet) = start("rebind_allow = [\"lan\"]").await;
+    let (dns, _consul, _internet) =
+        start("rebind_protection = true\nrebind_allow = [\"lan\"]").await;
 
     let consul = dns.ask("web.service.consul.", RecordType::A).await;
     let lan = dns.ask("router.lan.", RecordType::A).await;
@@ -178,8 +179,25 @@ async fn routed_zones_and_rebind_allow_zones_may_return_private_addresses() {
     assert_eq!(ips(&lan), ["192.168.1.1".parse::<IpAddr>().unwrap()]);
 }
 
+/// Rebind protection is off unless asked for, as in dnsmasq (`stop-dns-rebind` is an option),
+/// Unbound (`private-address` is empty by default), systemd-resolved and CoreDNS: a host whose
+/// resolver is a cloud VPC resolver gets private answers for its RDS endpoints, internal load
+/// balancers and private hosted zones, and must keep getting them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rebind_protection_can_be_turned_off() {
+async fn private_addresses_from_the_default_upstream_pass_by_default() {
+    let (dns, _consul, _internet) = start("").await;
+
+    let a = dns.ask("rebind.example.", RecordType::A).await;
+    let aaaa = dns.ask("rebind.example.", RecordType::AAAA).await;
+    let inside = dns.ask("inside.example.", RecordType::A).await;
+
+    assert_eq!(ips(&a).len(), 2, "{a}");
+    assert_eq!(ips(&aaaa).len(), 2, "{aaaa}");
+    assert_eq!(ips(&inside), ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebind_protection_false_lets_private_addresses_pass() {
     let (dns, _consul, _internet) = start("rebind_protection = false").await;
 
     let a = dns.ask("rebind.example.", RecordType::A).await;

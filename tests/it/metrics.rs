@@ -83,6 +83,7 @@ async fn metrics_count_a_known_sequence_of_queries() {
     assert_eq!(v(r#"splitdns_cache_misses_total{route="."}"#), 2.0);
     assert_eq!(v(r#"splitdns_cache_hits_total{route="consul."}"#), 0.0);
     assert_eq!(v(r#"splitdns_cache_misses_total{route="consul."}"#), 2.0);
+    // Nothing had expired, so nothing was served stale (see stale_answers_are_counted_under_their_route).
     assert_eq!(v(r#"splitdns_cache_stale_answers_total{route="."}"#), 0.0);
     assert_eq!(
         v(&format!(
@@ -128,6 +129,13 @@ async fn metrics_count_a_known_sequence_of_queries() {
     assert_eq!(v("splitdns_inflight_queries"), 0.0);
     assert_eq!(v("splitdns_tcp_connections_accepted_total"), 1.0);
     assert_eq!(v(r#"splitdns_config_reloads_total{result="ok"}"#), 0.0);
+    assert_eq!(
+        v(&format!(
+            r#"splitdns_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
     let info = text
         .lines()
         .filter(|l| l.starts_with("splitdns_config_info{hash=\""))
@@ -175,6 +183,106 @@ async fn failures_are_counted_by_kind_and_server() {
         ),
         0.0
     );
+}
+
+/// RFC 8767 §4 serves expired data when the upstreams fail; an operator needs to see how much
+/// of the traffic that is, per route, before the stale window (`serve_stale`) runs out.
+/// `splitdns_cache_stale_answers_total{route}` counts every answer served stale; such a query
+/// went upstream first, so it is a miss too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_answers_are_counted_under_their_route() {
+    // Consul's TTL 0 is lifted to 1 s, so the answer is cached and then expires.
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
+    let (dns, consul, _internet) =
+        Splitdns::with_fakes(&standard_plus("min_ttl = 1", metrics)).await;
+    assert_rcode(
+        &dns.ask("web.service.consul.", RecordType::A).await,
+        ResponseCode::NoError,
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    consul.set_mode(Mode::ServFail);
+    for _ in 0..2 {
+        let stale = dns.ask("web.service.consul.", RecordType::A).await;
+        assert_rcode(&stale, ResponseCode::NoError);
+        assert!(stale.answers.iter().all(|r| r.ttl == 30), "{stale}");
+    }
+
+    let text = scrape(&dns).await;
+    let v = |series: &str| value(&text, series);
+    assert_eq!(
+        v(r#"splitdns_cache_stale_answers_total{route="consul."}"#),
+        2.0
+    );
+    assert_eq!(v(r#"splitdns_cache_misses_total{route="consul."}"#), 3.0);
+    assert_eq!(v(r#"splitdns_cache_hits_total{route="consul."}"#), 0.0);
+    // Nothing had expired, so nothing was served stale (see stale_answers_are_counted_under_their_route).
+    assert_eq!(v(r#"splitdns_cache_stale_answers_total{route="."}"#), 0.0);
+}
+
+/// Every answer splitdns makes itself for a routed name is a local answer of that route: local
+/// rules (`address=`, `local=`), local data (`[[record]]`), names kept home (`domain_needed`),
+/// filtered AAAA and RFC 8482's ANY. With hits and misses they add up to the route's queries
+/// (README, Observing it), so a dashboard stacking them shows all the traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_answers_are_counted_under_their_route() {
+    let template = r#"
+rules = ["address=/ads.example/#", "local=/lan/"]
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{internet}"]
+[[route]]
+zones = ["consul"]
+servers = ["{consul}"]
+filter_aaaa = true
+[local]
+domain_needed = true
+[[record]]
+name = "gw.lan"
+type = "A"
+value = "192.0.2.1"
+[metrics]
+listen = "127.0.0.1:0"
+"#;
+    let (dns, consul, internet) = Splitdns::with_fakes(template).await;
+    let asked = [
+        ("x.ads.example.", RecordType::A, ResponseCode::NoError),
+        ("gw.lan.", RecordType::A, ResponseCode::NoError),
+        ("nas.lan.", RecordType::A, ResponseCode::NXDomain),
+        ("printer.", RecordType::A, ResponseCode::NXDomain),
+        ("www.example.", RecordType::ANY, ResponseCode::NoError),
+        (
+            "web.service.consul.",
+            RecordType::AAAA,
+            ResponseCode::NoError,
+        ),
+        ("www.example.", RecordType::A, ResponseCode::NoError),
+        ("www.example.", RecordType::A, ResponseCode::NoError),
+    ];
+    for (qname, qtype, rcode) in asked {
+        assert_rcode(&dns.ask(qname, qtype).await, rcode);
+    }
+
+    let text = scrape(&dns).await;
+    let v = |series: &str| value(&text, series);
+    assert_eq!(
+        v(r#"splitdns_local_answers_total{route="ads.example."}"#),
+        1.0
+    );
+    assert_eq!(v(r#"splitdns_local_answers_total{route="lan."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_local_answers_total{route="."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_local_answers_total{route="consul."}"#), 1.0);
+    let total = |metric: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let routed = total("splitdns_cache_hits_total")
+        + total("splitdns_cache_misses_total")
+        + total("splitdns_local_answers_total");
+    assert_eq!(routed, asked.len() as f64, "{text}");
+    assert_eq!((internet.total(), consul.total()), (1, 0));
 }
 
 #[tokio::test]
@@ -388,6 +496,10 @@ servers = ["{internet}"]
 struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// The config file it was started with (a reload reads it again).
+    config: std::path::PathBuf,
+    /// The lines logged up to the first listening address.
+    start_up: Vec<String>,
 }
 
 impl Drop for Running {
@@ -458,12 +570,21 @@ fn run_binary(dir: &TempDir, upstream: &FakeUpstream, extra: &str) -> (Running, 
                 let _ = tx.send(line);
             }
         });
-        let running = Running { child, lines };
-        let started =
-            std::iter::from_fn(|| running.lines.recv_timeout(Duration::from_secs(10)).ok())
-                .find(|l| l.contains("listening") || l.contains("cannot listen"));
-        if started.is_some_and(|l| l.contains("listening")) {
-            return (running, addr);
+        let mut running = Running {
+            child,
+            lines,
+            config: path,
+            start_up: Vec::new(),
+        };
+        while let Ok(line) = running.lines.recv_timeout(Duration::from_secs(10)) {
+            let (listening, failed) = (line.contains("listening"), line.contains("cannot listen"));
+            running.start_up.push(line);
+            if listening {
+                return (running, addr);
+            }
+            if failed {
+                break;
+            }
         }
     }
     panic!("splitdns run never started");
@@ -526,6 +647,115 @@ async fn query_log_has_one_json_line_per_query() {
             queries[i]
         );
     }
+}
+
+/// The query log's `upstream` field says `stale` for an answer served from an expired entry
+/// (README, Query log), so an operator can tell it from a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_log_marks_stale_answers() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    // zero.example. has TTL 0: the floor of 1 s caches it, then it expires.
+    let extra = "[log]\nqueries = true\nformat = \"json\"\n[cache]\nmin_ttl = 1\n";
+    let (running, addr) = run_binary(&dir, &upstream, extra);
+
+    client::udp(addr, &query("zero.example.", RecordType::A)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    upstream.set_mode(Mode::ServFail);
+    let stale = client::udp(addr, &query("zero.example.", RecordType::A)).await;
+    assert_rcode(&stale, ResponseCode::NoError);
+    let lines = running.finish();
+
+    let sources: Vec<String> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|j| j["target"] == "splitdns::query")
+        .map(|j| j["upstream"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        sources,
+        [upstream.addr().to_string(), "stale".to_string()],
+        "{lines:#?}"
+    );
+}
+
+/// `splitdns_config_reloads_total{result}` counts SIGHUPs taken and rejected, and
+/// `splitdns_config_info{hash}` follows the config in force: it changes with a reload that
+/// changes the config, and not with one that is rejected (README, Reloading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_are_counted_and_config_info_follows_them() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let (running, addr) = run_binary(&dir, &upstream, "[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let serving = running
+        .start_up
+        .iter()
+        .find(|l| l.contains("serving /metrics"))
+        .unwrap_or_else(|| panic!("no metrics endpoint in: {:#?}", running.start_up));
+    let endpoint: SocketAddr = serving
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no addr= in: {serving}"))
+        .parse()
+        .unwrap();
+    let scrape = || async move {
+        let (status, body) = get(endpoint, "/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let info = |text: &str| {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("splitdns_config_info{"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        lines[0].to_string()
+    };
+    let started = info(&scrape().await);
+
+    let text = std::fs::read_to_string(&running.config).unwrap();
+    std::fs::write(&running.config, text.replace("192.0.2.1", "192.0.2.2")).unwrap();
+    running.signal("HUP");
+    running.until("reloaded");
+    let after_reload = scrape().await;
+    assert_eq!(
+        value(
+            &after_reload,
+            r#"splitdns_config_reloads_total{result="ok"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after_reload,
+            r#"splitdns_config_reloads_total{result="failed"}"#
+        ),
+        0.0
+    );
+    assert_ne!(info(&after_reload), started);
+    let gw = client::udp(addr, &query("gw.lan.", RecordType::A)).await;
+    assert_eq!(gw.answers.len(), 1, "{gw}");
+
+    std::fs::write(&running.config, "[server]\nlisten = [").unwrap();
+    running.signal("HUP");
+    running.until("reload rejected");
+    let after_reject = scrape().await;
+    assert_eq!(
+        value(
+            &after_reject,
+            r#"splitdns_config_reloads_total{result="failed"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after_reject,
+            r#"splitdns_config_reloads_total{result="ok"}"#
+        ),
+        1.0
+    );
+    assert_eq!(info(&after_reject), info(&after_reload));
+    drop(running);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,3 +216,133 @@ servers = ["{internet}"]
     assert_eq!(reply.answers[0].name, name("x.gw.example."));
     assert_eq!(internet.total(), 0);
 }
+
+/// `infra.local` rewritten onto the whole Consul domain, as `rewrite = "consul"` does.
+const WHOLE_ZONE: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{internet}"]
+timeout = "500ms"
+[[route]]
+zones = ["consul"]
+servers = ["{consul}"]
+timeout = "500ms"
+[[route]]
+zones = ["infra.local"]
+rewrite = "consul"
+"#;
+
+/// Every A and AAAA record of the additional section, as (owner, address text), sorted.
+fn additional_addresses(reply: &hickory_proto::op::Message) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = reply
+        .additionals
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some((r.name.to_ascii(), a.0.to_string())),
+            RData::AAAA(a) => Some((r.name.to_ascii(), a.0.to_string())),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn srv_targets(reply: &hickory_proto::op::Message) -> Vec<String> {
+    let mut targets: Vec<String> = reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(srv) => Some(srv.target.to_ascii()),
+            _ => None,
+        })
+        .collect();
+    targets.sort();
+    targets
+}
+
+/// RFC 2782: the additional section carries the addresses of the SRV targets, so the owners
+/// of those records are the target names, each address once. When the rewrite's target is a
+/// whole zone, the SRV targets lie inside it and are mapped back into the client's zone like
+/// every other name there (CoreDNS's `rewrite ... answer auto` does the same): a client that
+/// then asks for a target's address asks splitdns under `infra.local`, through the same rewrite
+/// route and the same servers that gave the SRV answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_zone_rewrite_maps_srv_targets_and_their_additionals_once() {
+    let (consul, internet) = (
+        FakeUpstream::start(consul_with_ttl(30)).await,
+        FakeUpstream::start(internet()).await,
+    );
+    let dns = Splitdns::start(WHOLE_ZONE, &[("consul", &consul), ("internet", &internet)]).await;
+
+    let reply = dns
+        .udp(&query_with_edns(
+            "web.service.infra.local.",
+            RecordType::SRV,
+            1232,
+        ))
+        .await;
+
+    assert_rcode(&reply, ResponseCode::NoError);
+    assert_eq!(
+        srv_targets(&reply),
+        [
+            "0a000102.addr.dc1.infra.local.",
+            "node-a.node.dc1.infra.local."
+        ],
+        "{reply}"
+    );
+    assert_eq!(
+        additional_addresses(&reply),
+        [
+            (
+                "0a000102.addr.dc1.infra.local.".to_string(),
+                "10.0.1.2".to_string()
+            ),
+            (
+                "node-a.node.dc1.infra.local.".to_string(),
+                "10.0.0.1".to_string()
+            ),
+        ],
+        "{reply}"
+    );
+    // The targets' addresses came with the SRV answer: the client's next question is a hit.
+    let target = dns.ask("node-a.node.dc1.infra.local.", RecordType::A).await;
+    assert_eq!(answer_ips(&target), ips(&["10.0.0.1"]), "{target}");
+    assert_eq!(target.answers[0].name, name("node-a.node.dc1.infra.local."));
+    assert_eq!(consul.count("node-a.node.dc1.consul.", RecordType::A), 0);
+    assert_eq!(consul.total(), 1);
+    assert_eq!(internet.total(), 0);
+}
+
+/// A target the upstream sent no address for is resolved by splitdns (SRV completion) under
+/// the name the SRV answer gives it, through the rewrite route, and added once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_zone_rewrite_completes_missing_targets_under_the_mapped_name() {
+    let (consul, internet) = (
+        FakeUpstream::start(consul()).await,
+        FakeUpstream::start(internet()).await,
+    );
+    let dns = Splitdns::start(WHOLE_ZONE, &[("consul", &consul), ("internet", &internet)]).await;
+
+    let reply = dns
+        .udp(&query_with_edns(
+            "bare.service.infra.local.",
+            RecordType::SRV,
+            1232,
+        ))
+        .await;
+
+    assert_rcode(&reply, ResponseCode::NoError);
+    assert_eq!(srv_targets(&reply), ["node-c.node.dc1.infra.local."]);
+    assert_eq!(
+        additional_addresses(&reply),
+        [(
+            "node-c.node.dc1.infra.local.".to_string(),
+            "10.0.0.3".to_string()
+        )],
+        "{reply}"
+    );
+    assert_eq!(consul.count("node-c.node.dc1.consul.", RecordType::A), 1);
+    assert_eq!(internet.total(), 0);
+}
