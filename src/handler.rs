@@ -205,7 +205,7 @@ impl Shared {
         if self.answer_unrouted(&state, &query, limit, out) {
             return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
-        let route = state.router.route(query.lower.as_bytes());
+        let route = state.router.route_for(query.lower.as_bytes(), query.qtype);
         if let Some(source) = answer_locally(&state, &query, route, out) {
             return self.replied(&state, &query, asked, Some(route), source, rcode_of(out));
         }
@@ -333,7 +333,10 @@ impl Shared {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
-        let route = miss.state.router.route(query.lower.as_bytes());
+        let route = miss
+            .state
+            .router
+            .route_for(query.lower.as_bytes(), query.qtype);
         self.replied(
             &miss.state,
             query,
@@ -392,7 +395,9 @@ impl Shared {
         state: Arc<State>,
         question: Question,
     ) -> (Option<Arc<Answer>>, Source) {
-        let route = state.router.route(question.lower.as_bytes());
+        let route = state
+            .router
+            .route_for(question.lower.as_bytes(), question.qtype);
         let Some(target) = state.router.target(route, &question.lower) else {
             return (None, Source::None);
         };
@@ -475,6 +480,12 @@ fn answer_locally(
         local::nxdomain(query, out);
     } else if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
         local::filtered(query, out);
+    } else if !route.addresses.is_empty()
+        && (route.answers_type(query.qtype) || matches!(route.action, Action::Local))
+    {
+        // address= beside local=: the other types get NODATA, not NXDOMAIN
+        // (dnsmasq 2.90 by hand: the name has data, of another type).
+        local::addresses(query, &route.addresses, local_data.ttl(), out);
     } else {
         let action = match &route.action {
             Action::Reroute => state.router.target(route, &query.lower).map(|t| t.action),

@@ -96,6 +96,7 @@ impl Supervisor {
 
     fn try_reload(&mut self) -> Result<(), Error> {
         let config = (self.loader)()?;
+        config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
         let followed = self.listeners.apply(&config.listen)?;
         self.listeners.serve(&self.shared);
         self.schedule_retry(followed.retry);
