@@ -1273,6 +1273,38 @@ mod tests {
     }
 
     #[test]
+    fn builtin_default_includes_conf_d_only_when_it_exists() {
+        assert!(!builtin_text(None).contains("include"));
+        let text = builtin_text(Some("/nonexistent/conf.d"));
+        let c = Config::from_toml(&text, Path::new("<built-in default>")).unwrap();
+        assert!(
+            c.warnings[0].contains("/nonexistent/conf.d"),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(c.routes[0].action, Config::builtin().routes[0].action);
+    }
+
+    #[test]
+    fn route_zones_take_prefixes_for_their_reverse_zones() {
+        let c = parse(
+            "[[route]]\nzones = [\"10.0.0.0/8\", \"fd00::/8\", \"172.16.0.0/12\"]\nmin_ttl = 5",
+        )
+        .unwrap();
+        let zones: Vec<String> = c.routes[0].zones.iter().map(ToString::to_string).collect();
+        assert_eq!(zones.len(), 18);
+        assert_eq!(zones[..2], ["10.in-addr.arpa.", "d.f.ip6.arpa."]);
+        assert_eq!(zones[2], "16.172.in-addr.arpa.");
+        let err = parse("[[route]]\nzones = [\"10.0.0.0/33\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml:2: [[route]] #1 zones") && err.contains("prefix"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn listen_forms() {
         assert_eq!(
             parse_listen("docker0:53").unwrap(),

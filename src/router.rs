@@ -424,6 +424,33 @@ mod tests {
     }
 
     #[test]
+    fn address_only_zones_pass_other_types_to_the_zone_above() {
+        let r =
+            router("rules = [\"server=/consul/127.0.0.1#8600\", \"address=/b.consul/192.0.2.7\"]");
+        let name = Zone::parse("x.b.consul").unwrap();
+        let zone = |qtype| r.route_for(name.wire(), qtype).zone.to_string();
+        assert_eq!(zone(TYPE_A), "b.consul.");
+        assert_eq!(zone(crate::wire::TYPE_ANY), "b.consul.");
+        assert_eq!(zone(TYPE_AAAA), "consul.");
+        assert_eq!(zone(15), "consul.");
+    }
+
+    #[test]
+    fn a_changed_zone_above_an_address_only_zone_changes_its_names() {
+        let old =
+            router("rules = [\"server=/consul/127.0.0.1#8600\", \"address=/b.consul/192.0.2.7\"]");
+        let new =
+            router("rules = [\"server=/consul/127.0.0.1#8601\", \"address=/b.consul/192.0.2.7\"]");
+        let name = |n: &str| Zone::parse(n).unwrap().wire().to_vec();
+        assert!(
+            !old.routes_alike(&new, &name("x.b.consul")),
+            "AAAA went to 8600"
+        );
+        assert!(old.routes_alike(&old, &name("x.b.consul")));
+        assert!(old.routes_alike(&new, &name("example.com")));
+    }
+
+    #[test]
     fn check_output_lists_every_zone() {
         let r = router("rules = [\"server=/consul/127.0.0.1#8600\", \"local=/lan/\"]");
         let text = r.to_string();
