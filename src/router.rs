@@ -346,6 +346,10 @@ impl fmt::Display for Router {
                 let ips: Vec<String> = route.addresses.iter().map(ToString::to_string).collect();
                 write!(f, "address {}; other types: ", ips.join(", "))?;
             }
+            if !route.addresses.is_empty() && matches!(route.action, Action::Local) {
+                writeln!(f, "NODATA")?;
+                continue;
+            }
             match &route.action {
                 Action::Forward(up) if up.servers().is_empty() => {
                     write!(f, "(no servers: SERVFAIL)")?
