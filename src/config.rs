@@ -6,7 +6,9 @@
 
 pub mod control;
 pub mod dnsmasq;
+mod include;
 pub mod local;
+mod rules;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::health::Strategy;
@@ -28,6 +31,9 @@ use local::{RawLocal, RawRecord};
 
 /// Where splitdns looks for its config when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";
+/// The drop-in directory the packaged config includes, and the built-in
+/// default too when it exists.
+pub const DEFAULT_INCLUDE_DIR: &str = "/etc/splitdns/conf.d";
 
 /// A validated configuration: every address parsed, every zone normalised,
 /// every duration checked. Built by [`Config::from_toml`] or [`Config::builtin`].
@@ -57,6 +63,15 @@ pub struct Config {
     pub local: LocalConfig,
     /// `[control]`: the socket of `splitdns control`.
     pub control: ControlConfig,
+    /// The drop-in files read for `include`, in the order they were read.
+    pub included: Vec<PathBuf>,
+    /// SHA-256, in hex, of the bytes read: the config text, then each file in
+    /// `included` in order. With no includes it is what `sha256sum` prints
+    /// for the config file.
+    pub hash: String,
+    /// What the operator should hear about but is no reason to refuse the
+    /// config: an include path that does not exist, a file that was not read.
+    pub warnings: Vec<String>,
 }
 
 /// `[server]` defences against hostile clients and hostile upstream data.
@@ -124,7 +139,11 @@ pub struct UpstreamConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     pub zones: Vec<Zone>,
+    /// What answers the route's names, except the types `addresses` answers.
     pub action: RouteAction,
+    /// `address=` lines for zones that other lines route too: the query types
+    /// they answer are answered here; the others go by `action` (dnsmasq 2.86+).
+    pub addresses: Vec<IpAddr>,
     /// Floor for this route's cache TTLs, positive and negative (seconds).
     pub min_ttl: Option<u32>,
     pub timeout: Option<Duration>,
@@ -220,6 +239,30 @@ pub enum ConfigError {
         first: String,
         second: String,
     },
+    #[error("{path}: zone {zone}: {first} and {second} conflict: {problem}")]
+    RuleConflict {
+        path: String,
+        zone: String,
+        first: String,
+        second: String,
+        problem: &'static str,
+    },
+    #[error("{path}:{line}: {text}: {problem}")]
+    Line {
+        path: String,
+        line: usize,
+        text: String,
+        problem: String,
+    },
+    #[error(
+        "{path}:{line}: {key} can only be set in the main config file; a drop-in file holds \
+         only rules, [[route]] and [[record]]"
+    )]
+    FragmentKey {
+        path: String,
+        line: usize,
+        key: String,
+    },
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -233,6 +276,8 @@ pub const DEFAULT_HEALTH_WINDOW: Duration = Duration::from_secs(5);
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
     #[serde(default)]
     rules: Vec<Spanned<String>>,
     #[serde(default)]
@@ -253,6 +298,21 @@ struct RawConfig {
     #[serde(default)]
     control: RawControl,
 }
+
+/// A drop-in `*.toml` file: only the tables that add routes and records.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFragment {
+    #[serde(default)]
+    rules: Vec<Spanned<String>>,
+    #[serde(default)]
+    route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    record: Vec<Spanned<RawRecord>>,
+}
+
+/// The keys a drop-in `*.toml` file may hold.
+const FRAGMENT_KEYS: &[&str] = &["rules", "route", "record"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -338,7 +398,7 @@ impl Default for RawCache {
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path`, and the drop-in files it includes.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -349,31 +409,68 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses and validates `text`; `origin` names the file in error messages.
+    /// Parses and validates `text`; `origin` names the file in error messages,
+    /// and relative `include` entries are taken from its directory.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         let src = Source {
             path: origin.display().to_string(),
             text,
+            fragment: false,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: src.path.clone(),
             message: one_line(&e.to_string()),
         })?;
-        src.validate(raw)
+        let base = origin.parent().unwrap_or(Path::new(""));
+        let expanded = src.expand_includes(&raw.include, base)?;
+        let mut hash = Sha256::new();
+        hash.update(text.as_bytes());
+        let mut entries = Entries {
+            default_servers: src.servers("[upstream] servers", &raw.upstream.servers)?,
+            ..Entries::default()
+        };
+        src.add_entries(&raw.rules, &raw.route, &raw.record, &mut entries)?;
+        let mut included = Vec::new();
+        for (path, kind) in expanded.files {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            hash.update(text.as_bytes());
+            let fragment = Source {
+                path: path.display().to_string(),
+                text: &text,
+                fragment: true,
+            };
+            match kind {
+                include::Kind::Toml => fragment.add_toml_fragment(&mut entries)?,
+                include::Kind::Conf => fragment.add_conf_lines(&mut entries)?,
+            }
+            included.push(path);
+        }
+        let mut config = src.validate(raw, entries)?;
+        config.included = included;
+        config.hash = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        config.warnings = expanded.warnings;
+        Ok(config)
     }
 
     /// The built-in default: unprivileged, loopback only, resolv.conf upstreams,
     /// `consul` to a local agent on 127.0.0.1:8600, names from /etc/hosts.
+    /// Includes nothing (see [`Config::builtin_default`]).
     pub fn builtin() -> Self {
-        let text = "\
-rules = [\"server=/consul/127.0.0.1#8600\"]
-[server]
-listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]
-[local]
-hosts_files = [\"/etc/hosts\"]
-";
-        Self::from_toml(text, Path::new("<built-in default>"))
+        Self::from_toml(&builtin_text(None), Path::new("<built-in default>"))
             .expect("the built-in default config is valid")
+    }
+
+    /// The built-in default as `run` uses it: it also includes
+    /// [`DEFAULT_INCLUDE_DIR`] when that directory exists, so it fails when a
+    /// drop-in file there is not valid.
+    pub fn builtin_default() -> Result<Self, ConfigError> {
+        let include = Path::new(DEFAULT_INCLUDE_DIR)
+            .is_dir()
+            .then_some(DEFAULT_INCLUDE_DIR);
+        Self::from_toml(&builtin_text(include), Path::new("<built-in default>"))
     }
 
     /// `--config PATH`, else [`DEFAULT_PATH`] when it exists, else the built-in default.
@@ -381,21 +478,59 @@ hosts_files = [\"/etc/hosts\"]
         match path {
             Some(path) => Self::load(path),
             None if Path::new(DEFAULT_PATH).exists() => Self::load(Path::new(DEFAULT_PATH)),
-            None => Ok(Self::builtin()),
+            None => Self::builtin_default(),
         }
     }
+}
+
+/// The built-in default's text, including `include` when given.
+fn builtin_text(include: Option<&str>) -> String {
+    let include = include
+        .map(|dir| format!("include = [{dir:?}]\n"))
+        .unwrap_or_default();
+    format!(
+        "{include}rules = [\"server=/consul/127.0.0.1#8600\"]
+[server]
+listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]
+[local]
+hosts_files = [\"/etc/hosts\"]
+"
+    )
+}
+
+/// The routes, rules and records of the main file and its drop-in files,
+/// gathered before they are checked against each other.
+#[derive(Default)]
+struct Entries {
+    default_servers: Vec<SocketAddr>,
+    /// Zone rule lines, folded into routes once all are read.
+    zone_rules: Vec<rules::Placed>,
+    /// `[[route]]` tables.
+    routes: Vec<RouteConfig>,
+    records: Vec<StaticRecord>,
 }
 
 /// The text being validated, so every error can point at its line.
 struct Source<'a> {
     path: String,
     text: &'a str,
+    /// A drop-in file: where things are defined names the file too.
+    fragment: bool,
 }
 
 impl Source<'_> {
     fn line_of(&self, span: Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
         self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    /// `what`, with the file's name when it is a drop-in file.
+    fn place(&self, what: String) -> String {
+        if self.fragment {
+            format!("{}: {what}", self.path)
+        } else {
+            what
+        }
     }
 
     fn invalid(
@@ -413,35 +548,97 @@ impl Source<'_> {
         }
     }
 
-    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let mut default_servers = self.servers("[upstream] servers", &raw.upstream.servers)?;
-        let mut routes = Vec::new();
-        let mut records = Vec::new();
-        for (i, rule) in raw.rules.iter().enumerate() {
+    /// Adds `rules`, `[[route]]` and `[[record]]` entries to `into`.
+    fn add_entries(
+        &self,
+        rules: &[Spanned<String>],
+        routes: &[Spanned<RawRoute>],
+        records: &[Spanned<RawRecord>],
+        into: &mut Entries,
+    ) -> Result<(), ConfigError> {
+        for (i, rule) in rules.iter().enumerate() {
             let parsed = Rule::parse(rule.get_ref())
                 .map_err(|problem| self.invalid(&format!("rules[{i}]"), rule, problem))?;
-            let defined_at = format!("rules[{i}] (line {})", self.line_of(rule.span()));
-            match parsed {
-                Rule::DefaultServer(server) => default_servers.push(server),
-                Rule::Zones { zones, action } => {
-                    routes.push(RouteConfig::rule(zones, action, None, defined_at))
-                }
-                Rule::Rewrite { zones, target } => routes.push(RouteConfig::rule(
-                    zones,
-                    RuleAction::DefaultUpstream,
-                    Some(target),
-                    defined_at,
-                )),
-                Rule::Records(more) => records.extend(more),
+            let at = self.place(format!("rules[{i}] (line {})", self.line_of(rule.span())));
+            into.add_rule(parsed, at);
+        }
+        for (i, route) in routes.iter().enumerate() {
+            into.routes.push(self.route(i, route)?);
+        }
+        for record in records {
+            into.records.push(self.record(record)?);
+        }
+        Ok(())
+    }
+
+    /// A drop-in `*.toml` file: its `rules`, `[[route]]` and `[[record]]`.
+    fn add_toml_fragment(&self, into: &mut Entries) -> Result<(), ConfigError> {
+        let table: toml::Table = toml::from_str(self.text).map_err(|e| ConfigError::Syntax {
+            path: self.path.clone(),
+            message: one_line(&e.to_string()),
+        })?;
+        if let Some(key) = table.keys().find(|k| !FRAGMENT_KEYS.contains(&k.as_str())) {
+            return Err(ConfigError::FragmentKey {
+                path: self.path.clone(),
+                line: self.line_of_key(key),
+                key: match table[key] {
+                    toml::Value::Table(_) => format!("[{key}]"),
+                    toml::Value::Array(_) if key == "include" => key.clone(),
+                    toml::Value::Array(_) => format!("[[{key}]]"),
+                    _ => key.clone(),
+                },
+            });
+        }
+        let raw: RawFragment = toml::from_str(self.text).map_err(|e| ConfigError::Syntax {
+            path: self.path.clone(),
+            message: one_line(&e.to_string()),
+        })?;
+        self.add_entries(&raw.rules, &raw.route, &raw.record, into)
+    }
+
+    /// The line that sets top-level `key`, for an error about it.
+    fn line_of_key(&self, key: &str) -> usize {
+        let sets = |line: &str| {
+            let line = line.trim_start().trim_start_matches('[').trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(['=', ']', '.']))
+        };
+        self.text.lines().position(sets).map_or(1, |i| i + 1)
+    }
+
+    /// A drop-in `*.conf` file: dnsmasq rule lines, one per line, `#` comments.
+    fn add_conf_lines(&self, into: &mut Entries) -> Result<(), ConfigError> {
+        for (i, line) in self.text.lines().enumerate() {
+            let text = dnsmasq::strip_comment(line).trim();
+            if text.is_empty() {
+                continue;
             }
+            let rule = Rule::parse(text).map_err(|problem| ConfigError::Line {
+                path: self.path.clone(),
+                line: i + 1,
+                text: text.to_string(),
+                problem,
+            })?;
+            into.add_rule(rule, format!("{}:{}", self.path, i + 1));
         }
-        for (i, route) in raw.route.iter().enumerate() {
-            routes.push(self.route(i, route)?);
-        }
-        for record in &raw.record {
-            records.push(self.record(record)?);
-        }
-        let routes = merge_addresses(routes);
+        Ok(())
+    }
+
+    fn validate(&self, raw: RawConfig, entries: Entries) -> Result<Config, ConfigError> {
+        let Entries {
+            default_servers,
+            zone_rules,
+            routes: tables,
+            records,
+        } = entries;
+        let mut routes = rules::fold(&zone_rules).map_err(|c| ConfigError::RuleConflict {
+            path: self.path.clone(),
+            zone: c.zone.to_string(),
+            first: c.first,
+            second: c.second,
+            problem: c.problem,
+        })?;
+        routes.extend(tables);
         self.reject_duplicate_zones(&routes)?;
         self.reject_chained_rewrites(&routes)?;
         let guard = self.guard(&raw.server)?;
@@ -482,6 +679,9 @@ impl Source<'_> {
                 .control
                 .validate()
                 .map_err(|(value, problem)| self.invalid("[control] socket", &value, problem))?,
+            included: Vec::new(),
+            hash: String::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -545,8 +745,8 @@ impl Source<'_> {
         let raw = route.get_ref();
         let mut zones = Vec::new();
         for zone in &raw.zones {
-            zones.push(
-                Zone::parse(zone.get_ref())
+            zones.extend(
+                route_zones(zone.get_ref())
                     .map_err(|problem| self.invalid(&format!("{key} zones"), zone, problem))?,
             );
         }
@@ -583,7 +783,8 @@ impl Source<'_> {
             strategy: self.strategy(&format!("{key} strategy"), raw.strategy.as_ref())?,
             rewrite,
             filter_aaaa: raw.filter_aaaa,
-            defined_at: format!("{key} (line {})", self.line_of(route.span())),
+            addresses: Vec::new(),
+            defined_at: self.place(format!("{key} (line {})", self.line_of(route.span()))),
         })
     }
 
@@ -802,20 +1003,16 @@ impl Source<'_> {
 }
 
 impl RouteConfig {
-    /// A route from a rule line: rules take no options.
-    fn rule(
-        zones: Vec<Zone>,
-        action: RuleAction,
-        rewrite: Option<Zone>,
-        defined_at: String,
-    ) -> Self {
+    /// A route from rule lines: rules take no options.
+    fn rule(zones: Vec<Zone>, action: RuleAction, defined_at: String) -> Self {
         Self {
             zones,
             action,
+            addresses: Vec::new(),
             min_ttl: None,
             timeout: None,
             max_inflight: None,
-            rewrite,
+            rewrite: None,
             filter_aaaa: None,
             strategy: None,
             defined_at,
@@ -823,27 +1020,31 @@ impl RouteConfig {
     }
 }
 
-/// `address=/x/192.0.2.1` and `address=/x/2001:db8::1` on separate lines give one
-/// name both families, as in dnsmasq: fold such pairs into one route.
-fn merge_addresses(routes: Vec<RouteConfig>) -> Vec<RouteConfig> {
-    let mut out: Vec<RouteConfig> = Vec::with_capacity(routes.len());
-    for route in routes {
-        let RuleAction::Address(ref addrs) = route.action else {
-            out.push(route);
-            continue;
-        };
-        let twin = out
-            .iter_mut()
-            .find(|r| matches!(r.action, RuleAction::Address(_)) && r.zones == route.zones);
-        match twin {
-            Some(RouteConfig {
-                action: RuleAction::Address(existing),
-                ..
-            }) => existing.extend(addrs.iter().copied()),
-            _ => out.push(route),
+impl Entries {
+    fn add_rule(&mut self, rule: Rule, at: String) {
+        match rule {
+            Rule::DefaultServer(server) => self.default_servers.push(server),
+            Rule::Records(more) => self.records.extend(more),
+            rule @ (Rule::Zones { .. } | Rule::Rewrite { .. }) => {
+                self.zone_rules.push(rules::Placed { rule, at })
+            }
         }
     }
-    out
+}
+
+/// A `[[route]] zones` entry: a zone name, or a prefix such as `"10.0.0.0/8"`
+/// or `"fd00::/8"` for the reverse zones that cover it (as `rev-server=` has them).
+fn route_zones(entry: &str) -> Result<Vec<Zone>, String> {
+    if !entry.contains('/') {
+        return Zone::parse(entry).map(|zone| vec![zone]);
+    }
+    let prefix: IpNet = entry.parse().map_err(|_| {
+        format!(
+            "{entry:?} is neither a zone nor a prefix; write a name like \"consul\" or a \
+             prefix like \"10.0.0.0/8\""
+        )
+    })?;
+    Ok(dnsmasq::reverse_zones(prefix))
 }
 
 /// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `IFNAME:PORT`.
@@ -1080,6 +1281,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[metrics] health_window"), "{err}");
+    }
+
+    #[test]
+    fn builtin_default_includes_conf_d_only_when_it_exists() {
+        assert!(!builtin_text(None).contains("include"));
+        let text = builtin_text(Some("/nonexistent/conf.d"));
+        let c = Config::from_toml(&text, Path::new("<built-in default>")).unwrap();
+        assert!(
+            c.warnings[0].contains("/nonexistent/conf.d"),
+            "{:?}",
+            c.warnings
+        );
+        assert_eq!(c.routes[0].action, Config::builtin().routes[0].action);
+    }
+
+    #[test]
+    fn route_zones_take_prefixes_for_their_reverse_zones() {
+        let c = parse(
+            "[[route]]\nzones = [\"10.0.0.0/8\", \"fd00::/8\", \"172.16.0.0/12\"]\nmin_ttl = 5",
+        )
+        .unwrap();
+        let zones: Vec<String> = c.routes[0].zones.iter().map(ToString::to_string).collect();
+        assert_eq!(zones.len(), 18);
+        assert_eq!(zones[..2], ["10.in-addr.arpa.", "d.f.ip6.arpa."]);
+        assert_eq!(zones[2], "16.172.in-addr.arpa.");
+        let err = parse("[[route]]\nzones = [\"10.0.0.0/33\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test.toml:2: [[route]] #1 zones") && err.contains("prefix"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -208,7 +208,7 @@ impl Shared {
         if chaos::answer(self, &state, &query, limit, out) {
             return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
-        let route = state.router.route(query.lower.as_bytes());
+        let route = state.router.route_for(query.lower.as_bytes(), query.qtype);
         if let Some(source) = answer_local_data(&state, &query, route, limit, out)
             .or_else(|| answer_locally(&state, &query, route, out))
         {
@@ -320,7 +320,10 @@ impl Shared {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
-        let route = miss.state.router.route(query.lower.as_bytes());
+        let route = miss
+            .state
+            .router
+            .route_for(query.lower.as_bytes(), query.qtype);
         // The query was counted as a miss when it left for the upstream; a stale
         // answer is counted once more, as stale, so an operator sees how much of
         // the route's traffic lives on expired data.
@@ -385,7 +388,9 @@ impl Shared {
         state: Arc<State>,
         question: Question,
     ) -> (Option<Arc<Answer>>, Source) {
-        let route = state.router.route(question.lower.as_bytes());
+        let route = state
+            .router
+            .route_for(question.lower.as_bytes(), question.qtype);
         let Some(target) = state.router.target(route, &question.lower) else {
             return (None, Source::None);
         };
@@ -486,6 +491,12 @@ fn answer_locally(
         local::nxdomain(query, out);
     } else if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
         local::filtered(query, out);
+    } else if !route.addresses.is_empty()
+        && (route.answers_type(query.qtype) || matches!(route.action, Action::Local))
+    {
+        // address= beside local=: the other types get NODATA, not NXDOMAIN
+        // (dnsmasq 2.90 by hand: the name has data, of another type).
+        local::addresses(query, &route.addresses, local_data.ttl(), out);
     } else {
         let action = match &route.action {
             Action::Reroute => state.router.target(route, &query.lower).map(|t| t.action),

@@ -177,7 +177,7 @@ impl Server {
             config,
             loader: Box::new(move || match &source {
                 Some(path) => Config::load(path),
-                None => Ok(Config::builtin()),
+                None => Config::builtin_default(),
             }),
             http,
             control,
@@ -288,7 +288,12 @@ pub fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
 /// `splitdns check`: the config's routing table as text, or why it is not valid.
 pub fn check(config: &Config) -> Result<String, Error> {
     let state = build_state(config, &literal_listen_addrs(config), &Metrics::default())?;
-    Ok(format!("{}: ok\n{}", config.origin, state.router))
+    let mut out = format!("{}: ok\n", config.origin);
+    for file in &config.included {
+        out.push_str(&format!("{}: ok\n", file.display()));
+    }
+    out.push_str(&state.router.to_string());
+    Ok(out)
 }
 
 /// The listen addresses written as addresses (not interfaces), for `check`,

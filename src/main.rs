@@ -40,6 +40,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
     }
     let config = Config::discover(cli.config.as_deref())?;
     splitdns::logging::init(cli.log_level.as_deref(), config.log);
+    config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
     if command == Command::Check {
         print!("{}", splitdns::check(&config)?);
         return Ok(());

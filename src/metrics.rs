@@ -11,8 +11,6 @@
 //! prometheus-client's OpenMetrics text, which Prometheus scrapes natively.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -212,7 +210,7 @@ impl Metrics {
         let config_info = Family::<HashLabel, Gauge>::default();
         registry.register(
             "config_info",
-            "1, labelled with a hash of the config in force; the hash changes when a reload changes the config",
+            "1, labelled with the SHA-256 of the config in force: of the config file, then of each file it includes, as read",
             config_info.clone(),
         );
         let build = Family::<VersionLabel, Gauge>::default();
@@ -300,7 +298,7 @@ impl Metrics {
 
     /// Records the config now in force; call it at start and after every reload.
     pub fn config_loaded(&self, config: &Config) {
-        let hash = config_hash(config);
+        let hash = config.hash.clone();
         let mut current = self.config_hash.lock().expect("config hash lock");
         if *current != hash {
             self.config_info.remove(&HashLabel {
@@ -395,14 +393,6 @@ impl Drop for TcpConnection {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-/// A short, stable hex digest of the config as parsed: equal configs give
-/// equal hashes, any change in an effective value gives another.
-fn config_hash(config: &Config) -> String {
-    let mut hasher = DefaultHasher::new();
-    format!("{config:?}").hash(&mut hasher);
-    format!("{:016x}", hasher.finish())
 }
 
 /// Values read at scrape time rather than counted.
@@ -712,8 +702,7 @@ mod tests {
         let a = Config::builtin();
         m.config_loaded(&a);
         let first = m.encode(&Scrape::default());
-        let mut b = a.clone();
-        b.cache.size = 1;
+        let b = Config::from_toml("[cache]\nsize = 1\n", std::path::Path::new("b.toml")).unwrap();
         m.reloaded(Ok(&b));
         m.reloaded(Err(()));
         let second = m.encode(&Scrape::default());

@@ -117,6 +117,7 @@ impl Supervisor {
     /// Only then is anything replaced, so a rejected reload changes nothing.
     fn try_reload(&mut self) -> Result<(), Error> {
         let config = (self.loader)()?;
+        config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
         let local = LocalData::load(&config)?;
         let followed = self.listeners.apply(&config.listen)?;
         // Nothing fails from here on.

@@ -26,7 +26,9 @@ pub enum Action {
     Forward(Arc<Upstream>),
     /// Answered here: NXDOMAIN for names without local data.
     Local,
-    /// These addresses for the zone and every name below it; other types NODATA.
+    /// These addresses for the zone and every name below it. A type none of
+    /// them answers goes on to the next less specific zone, as in dnsmasq 2.86+
+    /// (see [`Router::route_for`]).
     Address(Arc<[IpAddr]>),
     /// A rewrite route without servers of its own: the rewritten name is routed.
     Reroute,
@@ -37,6 +39,9 @@ pub struct Route {
     pub zone: Zone,
     pub zones: Vec<Zone>,
     pub action: Action,
+    /// `address=` lines beside the zone's other lines: the types they answer
+    /// are answered here, the rest by `action`.
+    pub addresses: Arc<[IpAddr]>,
     pub ttl: TtlPolicy,
     /// Counters resolved once here, so a query never looks a label up.
     pub metrics: RouteMetrics,
@@ -57,6 +62,7 @@ pub struct Route {
 struct Spec {
     zones: Vec<Zone>,
     action: RouteAction,
+    addresses: Vec<IpAddr>,
     servers: Vec<SocketAddr>,
     timeout: Duration,
     max_inflight: usize,
@@ -79,7 +85,29 @@ impl Route {
     pub fn is_default(&self) -> bool {
         self.zone.wire() == [0]
     }
+
+    /// Whether `address=` lines of the route answer `qtype` (ANY included:
+    /// it is answered here, never forwarded).
+    pub fn answers_type(&self, qtype: u16) -> bool {
+        let ips = match &self.action {
+            Action::Address(ips) => ips,
+            _ => &self.addresses,
+        };
+        qtype == crate::wire::TYPE_ANY
+            || ips.iter().any(|ip| match ip {
+                IpAddr::V4(_) => qtype == TYPE_A,
+                IpAddr::V6(_) => qtype == TYPE_AAAA,
+            })
+    }
+
+    /// A zone with only `address=` lines, none of them for `qtype`.
+    fn passes_on(&self, qtype: u16) -> bool {
+        matches!(self.action, Action::Address(_)) && !self.answers_type(qtype)
+    }
 }
+
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
 
 pub struct Router {
     by_zone: HashMap<Box<[u8]>, usize>,
@@ -111,6 +139,7 @@ impl Router {
         let default_spec = Spec {
             zones: vec![Zone::root()],
             action: RouteAction::DefaultUpstream,
+            addresses: Vec::new(),
             servers: default_servers.clone(),
             timeout: up.timeout,
             max_inflight: up.max_inflight,
@@ -127,6 +156,7 @@ impl Router {
             zone: Zone::root(),
             zones: vec![Zone::root()],
             action: Action::Forward(Arc::clone(&default)),
+            addresses: Arc::new([]),
             ttl: policy(None),
             metrics: metrics.route(&root),
             spec: default_spec.clone(),
@@ -142,6 +172,7 @@ impl Router {
             let spec = match &rc.action {
                 RouteAction::DefaultUpstream => Spec {
                     zones: rc.zones.clone(),
+                    addresses: rc.addresses.clone(),
                     ttl: policy(rc.min_ttl),
                     rewrite: rc.rewrite.clone(),
                     filter_aaaa,
@@ -150,6 +181,7 @@ impl Router {
                 action => Spec {
                     zones: rc.zones.clone(),
                     action: action.clone(),
+                    addresses: rc.addresses.clone(),
                     servers: Vec::new(),
                     rewrite: rc.rewrite.clone(),
                     filter_aaaa,
@@ -173,6 +205,7 @@ impl Router {
                 zone: rc.zones[0].clone(),
                 zones: rc.zones.clone(),
                 action,
+                addresses: rc.addresses.clone().into(),
                 ttl: policy(rc.min_ttl),
                 metrics: metrics.route(&label),
                 spec,
@@ -195,6 +228,26 @@ impl Router {
         while at < lower.len() {
             if let Some(&i) = self.by_zone.get(&lower[at..]) {
                 return &self.routes[i];
+            }
+            at += usize::from(lower[at]) + 1;
+        }
+        &self.routes[0]
+    }
+
+    /// The route of a lowercased wire-format name asked with type `qtype`:
+    /// [`Router::route`], except that a zone with only `address=` lines, none
+    /// of them of that type, passes the query on to the next less specific
+    /// zone. dnsmasq(8), `--address`: "From 2.86, the query is sent upstream";
+    /// dnsmasq 2.90 tried by hand sends AAAA for a name under
+    /// `address=/b.z/192.0.2.1` to the servers of `server=/z/...`.
+    pub fn route_for(&self, lower: &[u8], qtype: u16) -> &Route {
+        let mut at = 0;
+        while at < lower.len() {
+            if let Some(&i) = self.by_zone.get(&lower[at..]) {
+                let route = &self.routes[i];
+                if !route.passes_on(qtype) {
+                    return route;
+                }
             }
             at += usize::from(lower[at]) + 1;
         }
@@ -248,7 +301,30 @@ impl Router {
     /// zone, configured the same. Its cached answers stay valid across a
     /// reload exactly then.
     pub fn routes_alike(&self, other: &Self, lower: &[u8]) -> bool {
-        self.route(lower).spec == other.route(lower).spec
+        self.specs(lower).eq(other.specs(lower))
+    }
+
+    /// The specs of every route `lower` may take, whatever its type: its own
+    /// and, past zones with only `address=` lines, the next ones up.
+    fn specs<'a>(&'a self, lower: &'a [u8]) -> impl Iterator<Item = &'a Spec> + 'a {
+        let mut at = 0;
+        let mut done = false;
+        std::iter::from_fn(move || {
+            while !done && at < lower.len() {
+                let found = self.by_zone.get(&lower[at..]);
+                at += usize::from(lower[at]) + 1;
+                if let Some(&i) = found {
+                    let route = &self.routes[i];
+                    done = !matches!(route.action, Action::Address(_));
+                    return Some(&route.spec);
+                }
+            }
+            if done {
+                return None;
+            }
+            done = true;
+            Some(&self.routes[0].spec)
+        })
     }
 }
 
@@ -266,6 +342,14 @@ impl fmt::Display for Router {
             if let Some(target) = &route.rewrite {
                 write!(f, "rewrite to {target} ")?;
             }
+            if !route.addresses.is_empty() {
+                let ips: Vec<String> = route.addresses.iter().map(ToString::to_string).collect();
+                write!(f, "address {}; other types: ", ips.join(", "))?;
+            }
+            if !route.addresses.is_empty() && matches!(route.action, Action::Local) {
+                writeln!(f, "NODATA")?;
+                continue;
+            }
             match &route.action {
                 Action::Forward(up) if up.servers().is_empty() => {
                     write!(f, "(no servers: SERVFAIL)")?
@@ -278,7 +362,11 @@ impl fmt::Display for Router {
                 Action::Local => write!(f, "local (NXDOMAIN unless local data)")?,
                 Action::Address(ips) => {
                     let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
-                    write!(f, "address {}", ips.join(", "))?;
+                    write!(
+                        f,
+                        "address {} (other types: as the zone above)",
+                        ips.join(", ")
+                    )?;
                 }
                 Action::Reroute => write!(f, "(routed by the rewritten name)")?,
             }
@@ -337,6 +425,33 @@ mod tests {
         assert!(old.routes_alike(&new, &name("x.lan")));
         assert!(old.routes_alike(&new, &name("example.com")));
         assert!(!old.routes_alike(&new, &name("b.a.example")));
+    }
+
+    #[test]
+    fn address_only_zones_pass_other_types_to_the_zone_above() {
+        let r =
+            router("rules = [\"server=/consul/127.0.0.1#8600\", \"address=/b.consul/192.0.2.7\"]");
+        let name = Zone::parse("x.b.consul").unwrap();
+        let zone = |qtype| r.route_for(name.wire(), qtype).zone.to_string();
+        assert_eq!(zone(TYPE_A), "b.consul.");
+        assert_eq!(zone(crate::wire::TYPE_ANY), "b.consul.");
+        assert_eq!(zone(TYPE_AAAA), "consul.");
+        assert_eq!(zone(15), "consul.");
+    }
+
+    #[test]
+    fn a_changed_zone_above_an_address_only_zone_changes_its_names() {
+        let old =
+            router("rules = [\"server=/consul/127.0.0.1#8600\", \"address=/b.consul/192.0.2.7\"]");
+        let new =
+            router("rules = [\"server=/consul/127.0.0.1#8601\", \"address=/b.consul/192.0.2.7\"]");
+        let name = |n: &str| Zone::parse(n).unwrap().wire().to_vec();
+        assert!(
+            !old.routes_alike(&new, &name("x.b.consul")),
+            "AAAA went to 8600"
+        );
+        assert!(old.routes_alike(&old, &name("x.b.consul")));
+        assert!(old.routes_alike(&new, &name("example.com")));
     }
 
     #[test]
