@@ -7,6 +7,7 @@ mod support;
 
 mod cache;
 mod cli;
+mod differential;
 mod docker;
 mod forwarding;
 mod fuzz;
