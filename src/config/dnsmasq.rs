@@ -62,9 +62,10 @@ pub const RULE_OPTIONS: &[&str] = &[
 ];
 
 impl Rule {
-    /// Parses one line such as `server=/consul/127.0.0.1#8600`.
+    /// Parses one line such as `server=/consul/127.0.0.1#8600`; a comment after it
+    /// (`# local agent`) is dropped, as dnsmasq drops it.
     pub fn parse(line: &str) -> Result<Self, String> {
-        let (key, value) = split_option(line);
+        let (key, value) = split_option(strip_comment(line));
         let value = value.ok_or_else(|| format!("expected OPTION=VALUE ({SUPPORTED})"))?;
         match key {
             "server" | "local" => parse_server_rule(value),

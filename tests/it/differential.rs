@@ -11,7 +11,8 @@
 //! child, a name sharing its suffix without a label boundary (`notconsul.`), its parent and
 //! an upper-case spelling; for every `rev-server=` prefix, reverse names of the first and
 //! last address inside it and of the addresses just outside, with each of their parents
-//! down to `in-addr.arpa.` / near the prefix's nibble; and names no rule covers.
+//! (IPv4: each parent down to `in-addr.arpa.`; IPv6: the parents one nibble either side of
+//! the prefix's edge); and names no rule covers.
 //!
 //! dnsmasq runs with `--cache-size=0 --no-negcache` and splitdns with `[cache] size = 0`,
 //! so every question that is forwarded shows where it went. The fakes answer with TTL 0.
@@ -243,7 +244,7 @@ fn questions(case: &Case) -> Vec<(String, RecordType)> {
         }
     };
     for line in case.lines {
-        let (option, value) = line.split_once('=').expect("OPTION=VALUE");
+        let (option, value) = line.trim().split_once('=').expect("OPTION=VALUE");
         match option {
             "server" | "local" | "address" => {
                 let types: &[RecordType] = if option == "address" {
@@ -759,6 +760,25 @@ async fn same_zone_on_lines_of_different_kinds() {
             "local=/local.test/",
             "local=/local2.test/",
             "server=/local2.test/{b}",
+        ],
+        ..Case::default()
+    })
+    .await;
+}
+
+/// Lines as they sit in a dnsmasq.conf, with a comment after the value and white space
+/// before the option. dnsmasq reads `#` after white space as the start of a comment (so
+/// `127.0.0.1#8600` keeps its port), and the README says lines copied from a dnsmasq.conf
+/// work in `rules` as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_and_white_space_as_in_a_dnsmasq_conf() {
+    compare(Case {
+        name: "comments_and_white_space_as_in_a_dnsmasq_conf",
+        lines: &[
+            "server=/consul/{a} # the local agent",
+            "server=/skip.consul/#\t# the default upstreams",
+            "  local=/lan/",
+            "rev-server=10.0.0.0/8,{b}  # Consul's reverse zone",
         ],
         ..Case::default()
     })
