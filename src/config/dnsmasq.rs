@@ -187,18 +187,27 @@ fn parse_address_rule(value: &str) -> Result<Rule, String> {
     Ok(Rule::Zones { zones, action })
 }
 
+/// `rev-server=PREFIX[,SERVER]`: without a server the reverse zones are local, as
+/// dnsmasq(8) gives `--rev-server=<ip-address>[/<prefix-len>][,<server>]` and logs
+/// "using only locally-known addresses for 10.in-addr.arpa" for `rev-server=10.0.0.0/8`.
 fn parse_rev_server(value: &str) -> Result<Rule, String> {
-    let usage = "expected PREFIX,SERVER as in rev-server=10.0.0.0/8,127.0.0.1#8600";
-    let (prefix, server) = value.split_once(',').ok_or(usage)?;
+    let usage = "expected PREFIX[,SERVER] as in rev-server=10.0.0.0/8,127.0.0.1#8600";
+    let (prefix, server) = match value.split_once(',') {
+        Some((prefix, server)) => (prefix, Some(server)),
+        None => (value, None),
+    };
     let prefix: IpNet = prefix
         .trim()
         .parse()
         .or_else(|_| prefix.trim().parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{prefix:?} is not a prefix; {usage}"))?;
-    let server = parse_server(server.trim())?;
+    let action = match server {
+        Some(server) => RuleAction::Forward(vec![parse_server(server.trim())?]),
+        None => RuleAction::Local,
+    };
     Ok(Rule::Zones {
         zones: reverse_zones(prefix),
-        action: RuleAction::Forward(vec![server]),
+        action,
     })
 }
 

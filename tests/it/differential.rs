@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
 
@@ -295,7 +295,11 @@ fn domains(value: &str) -> Vec<String> {
 /// Names in and around `zone`: the zone, a child, a deep child, an upper-case child, a
 /// name that ends with the zone's text off a label boundary, and the parent.
 fn zone_names(zone: &str) -> Vec<String> {
-    let zone = zone.trim_end_matches('.');
+    // An internationalised zone is asked in its ASCII form (RFC 5891), as dnsmasq reads it.
+    let ascii = Name::from_utf8(zone)
+        .unwrap_or_else(|e| panic!("bad zone {zone:?}: {e}"))
+        .to_ascii();
+    let zone = ascii.trim_end_matches('.');
     let mut names = vec![
         format!("{zone}."),
         format!("www.{zone}."),
@@ -780,6 +784,38 @@ async fn comments_and_white_space_as_in_a_dnsmasq_conf() {
             "  local=/lan/",
             "rev-server=10.0.0.0/8,{b}  # Consul's reverse zone",
         ],
+        ..Case::default()
+    })
+    .await;
+}
+
+/// Spellings dnsmasq accepts: a zone with a trailing dot and capitals, a `rev-server=` prefix
+/// written with host bits set, and a `rev-server=` without a server. dnsmasq(8):
+/// `--rev-server=<ip-address>[/<prefix-len>][,<server>]...`, the server being optional as in
+/// `--server`, where "a domain but no IP address ... tells dnsmasq that a domain is local and
+/// it may answer queries from /etc/hosts or DHCP but should never forward queries on that
+/// domain to any upstream servers."
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spellings_dnsmasq_accepts() {
+    compare(Case {
+        name: "spellings_dnsmasq_accepts",
+        lines: &[
+            "server=/Trail.Example./{a}",
+            "rev-server=192.168.3.7/24,{b}",
+            "rev-server=10.0.0.0/8",
+        ],
+        ..Case::default()
+    })
+    .await;
+}
+
+/// An internationalised zone: dnsmasq, built with IDN support as Debian's is, reads
+/// `/bücher.example/` as its ASCII form `xn--bcher-kva.example` (RFC 5891) and routes that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internationalised_zone() {
+    compare(Case {
+        name: "internationalised_zone",
+        lines: &["server=/bücher.example/{a}"],
         ..Case::default()
     })
     .await;
