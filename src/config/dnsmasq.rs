@@ -149,10 +149,21 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
                  every name below it"
             )),
             // dnsmasq reads /.example.com/ as /example.com/.
-            d => Zone::parse(d.strip_prefix('.').unwrap_or(d)),
+            d => Zone::parse(&ascii_domain(d.strip_prefix('.').unwrap_or(d))?),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((zones, target.trim()))
+}
+
+/// An internationalised domain in its ASCII form (RFC 5891), as dnsmasq built with IDN
+/// support reads it: `bücher.example` is `xn--bcher-kva.example`.
+fn ascii_domain(domain: &str) -> Result<String, String> {
+    if domain.is_ascii() {
+        return Ok(domain.to_string());
+    }
+    Name::from_utf8(domain)
+        .map(|name| name.to_ascii())
+        .map_err(|e| format!("{domain:?} is not a domain name: {e}"))
 }
 
 fn parse_server_rule(value: &str) -> Result<Rule, String> {
