@@ -247,15 +247,12 @@ fn questions(case: &Case) -> Vec<(String, RecordType)> {
         let (option, value) = line.trim().split_once('=').expect("OPTION=VALUE");
         match option {
             "server" | "local" | "address" => {
-                let types: &[RecordType] = if option == "address" {
-                    &[RecordType::A, RecordType::AAAA, RecordType::TXT]
-                } else {
-                    &[RecordType::A, RecordType::AAAA]
-                };
+                // A and AAAA are what address= answers; TXT stands for every other type.
+                let types = [RecordType::A, RecordType::AAAA, RecordType::TXT];
                 for zone in domains(value) {
                     for qname in zone_names(&zone) {
                         for qtype in types {
-                            push(qname.clone(), *qtype);
+                            push(qname.clone(), qtype);
                         }
                     }
                 }
@@ -314,7 +311,8 @@ fn zone_names(zone: &str) -> Vec<String> {
 }
 
 /// Reverse names around a `rev-server=` prefix (`ADDR[/LEN]`): the first and last address
-/// inside it and the addresses just outside, each with its parents near the prefix.
+/// inside it and the addresses just outside, each with its parents near the prefix, and the
+/// first one in upper case.
 fn reverse_names(prefix: &str) -> Vec<String> {
     let net: IpNet = prefix
         .parse()
@@ -324,7 +322,7 @@ fn reverse_names(prefix: &str) -> Vec<String> {
     let mut addrs = vec![first, last];
     addrs.extend(step(first, -1));
     addrs.extend(step(last, 1));
-    let mut names = Vec::new();
+    let mut names = vec![format!("{}.", reverse_labels(first).join(".")).to_uppercase()];
     for addr in addrs {
         let labels = reverse_labels(addr);
         // A label is an octet (8 bits) or a nibble (4 bits); keep the names one label
