@@ -728,8 +728,10 @@ async fn rev_server_ipv6_prefixes() {
     .await;
 }
 
-/// Reverse zones and domain lines together: a `server=` and a `local=` for reverse zones
-/// inside a `rev-server=` prefix are more specific, so they win for their names.
+/// Reverse zones and domain lines together: `server=`, `local=` and `server=/z/#` lines for
+/// reverse zones inside a `rev-server=` prefix. dnsmasq(8): `--rev-server` "is functionally
+/// the same as --server", and "More specific domains take precedence over less specific
+/// domains", so the domain lines win for their names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rev_server_with_more_specific_domain_lines() {
     compare(Case {

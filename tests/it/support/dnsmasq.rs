@@ -57,26 +57,32 @@ impl Dnsmasq {
     /// each one shows where it goes), and every query logged for the failure message.
     pub(crate) async fn start(conf: &str) -> Self {
         let binary = binary().expect("dnsmasq is installed");
-        let mut dir = TempDir::new().unwrap();
         for _ in 0..PORT_TRIES {
-            let conf_path = dir.path().join("dnsmasq.conf");
-            std::fs::write(&conf_path, conf).unwrap();
-            let port = free_port();
-            let child = spawn(&binary, &conf_path, dir.path(), port);
-            let mut dnsmasq = Self {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                dir,
-            };
+            let mut dnsmasq = Self::spawn(&binary, conf);
             match dnsmasq.wait_ready().await {
                 Ok(()) => return dnsmasq,
-                Err(log) if log.contains("Address already in use") => {
-                    dir = dnsmasq.take_dir();
-                }
+                // Another process took the port first; this attempt is dropped (killed).
+                Err(log) if log.contains("Address already in use") => {}
                 Err(log) => panic!("dnsmasq did not start:\n{log}\nconfig:\n{conf}"),
             }
         }
         panic!("dnsmasq found no free port in {PORT_TRIES} tries");
+    }
+
+    /// Writes `conf` to a fresh directory and starts dnsmasq on it, on a free port.
+    fn spawn(binary: &Path, conf: &str) -> Self {
+        let dir = TempDir::new().unwrap();
+        let conf_path = dir.path().join("dnsmasq.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let port = free_port();
+        let child = command(binary, &conf_path, dir.path(), port)
+            .spawn()
+            .expect("spawn dnsmasq");
+        Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+        }
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -111,14 +117,6 @@ impl Dnsmasq {
         }
         Err(format!("no answer within {START_WAIT:?}\n{}", self.log()))
     }
-
-    /// Stops this attempt and hands its directory to the next one.
-    fn take_dir(mut self) -> TempDir {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let dir = TempDir::new().unwrap();
-        std::mem::replace(&mut self.dir, dir)
-    }
 }
 
 impl Drop for Dnsmasq {
@@ -140,7 +138,8 @@ fn free_port() -> u16 {
     }
 }
 
-fn spawn(binary: &Path, conf: &Path, dir: &Path, port: u16) -> Child {
+/// The command line: see [`Dnsmasq::start`].
+fn command(binary: &Path, conf: &Path, dir: &Path, port: u16) -> Command {
     let mut command = Command::new(binary);
     command
         .arg("--no-daemon")
@@ -163,7 +162,6 @@ fn spawn(binary: &Path, conf: &Path, dir: &Path, port: u16) -> Child {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-        .spawn()
-        .expect("spawn dnsmasq")
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
+    command
 }
