@@ -51,6 +51,7 @@ const UNCOVERED: &[&str] = &[
     "example.com.",
     "www.example.org.",
     "fileserver.",
+    "localhost.",
     "consul.example.com.",
     "in-addr.arpa.",
     "ip6.arpa.",
@@ -221,7 +222,7 @@ fn dnsmasq_conf(lines: &[String], default: SocketAddr) -> String {
 }
 
 /// The splitdns configuration: the same lines in `rules`, the same default upstream, no
-/// cache, and nothing else that dnsmasq does not do by default. The timeout (how long
+/// cache, no hosts file, and nothing else that dnsmasq does not do by default. The timeout (how long
 /// splitdns waits on one server before the next) only matters where a fake is silent.
 fn splitdns_toml(lines: &[String], default: SocketAddr) -> String {
     let rules: Vec<String> = lines
@@ -230,7 +231,8 @@ fn splitdns_toml(lines: &[String], default: SocketAddr) -> String {
         .collect();
     format!(
         "rules = [{}]\n\n[server]\nlisten = [\"127.0.0.1:0\"]\nrebind_protection = false\n\n\
-         [upstream]\nservers = [\"{default}\"]\ntimeout = \"1s\"\n\n[cache]\nsize = 0\n",
+         [upstream]\nservers = [\"{default}\"]\ntimeout = \"1s\"\n\n[cache]\nsize = 0\n\n\
+         [local]\nhosts_files = []\n",
         rules.join(", ")
     )
 }
