@@ -159,10 +159,10 @@ impl Fakes {
     async fn outcome(&self, server: SocketAddr, qname: &str, qtype: RecordType) -> Outcome {
         let before: Vec<usize> = self.by_name.values().map(Witness::len).collect();
         let reply = ask(server, qname, qtype).await;
+        let wanted = name(qname).to_lowercase();
         let mut asked = BTreeSet::new();
         for (witness, from) in self.by_name.values().zip(before) {
             witness.settle().await;
-            let wanted = name(qname).to_lowercase();
             let received = witness.since(from);
             if received
                 .iter()
@@ -222,8 +222,9 @@ fn dnsmasq_conf(lines: &[String], default: SocketAddr) -> String {
 }
 
 /// The splitdns configuration: the same lines in `rules`, the same default upstream, no
-/// cache, no hosts file, and nothing else that dnsmasq does not do by default. The timeout (how long
-/// splitdns waits on one server before the next) only matters where a fake is silent.
+/// cache, no hosts file, and nothing else that dnsmasq does not do by default. The timeout
+/// (how long splitdns waits on one server before the next) matters only where a fake is
+/// silent.
 fn splitdns_toml(lines: &[String], default: SocketAddr) -> String {
     let rules: Vec<String> = lines
         .iter()
