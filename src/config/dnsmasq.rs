@@ -62,9 +62,10 @@ pub const RULE_OPTIONS: &[&str] = &[
 ];
 
 impl Rule {
-    /// Parses one line such as `server=/consul/127.0.0.1#8600`.
+    /// Parses one line such as `server=/consul/127.0.0.1#8600`; a comment after it
+    /// (`# local agent`) is dropped, as dnsmasq drops it.
     pub fn parse(line: &str) -> Result<Self, String> {
-        let (key, value) = split_option(line);
+        let (key, value) = split_option(strip_comment(line));
         let value = value.ok_or_else(|| format!("expected OPTION=VALUE ({SUPPORTED})"))?;
         match key {
             "server" | "local" => parse_server_rule(value),
@@ -148,10 +149,21 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
                  every name below it"
             )),
             // dnsmasq reads /.example.com/ as /example.com/.
-            d => Zone::parse(d.strip_prefix('.').unwrap_or(d)),
+            d => Zone::parse(&ascii_domain(d.strip_prefix('.').unwrap_or(d))?),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((zones, target.trim()))
+}
+
+/// An internationalised domain in its ASCII form (RFC 5891), as dnsmasq built with IDN
+/// support reads it: `bücher.example` is `xn--bcher-kva.example`.
+fn ascii_domain(domain: &str) -> Result<String, String> {
+    if domain.is_ascii() {
+        return Ok(domain.to_string());
+    }
+    Name::from_utf8(domain)
+        .map(|name| name.to_ascii())
+        .map_err(|e| format!("{domain:?} is not a domain name: {e}"))
 }
 
 fn parse_server_rule(value: &str) -> Result<Rule, String> {
@@ -186,18 +198,27 @@ fn parse_address_rule(value: &str) -> Result<Rule, String> {
     Ok(Rule::Zones { zones, action })
 }
 
+/// `rev-server=PREFIX[,SERVER]`: without a server the reverse zones are local, as
+/// dnsmasq(8) gives `--rev-server=<ip-address>[/<prefix-len>][,<server>]` and logs
+/// "using only locally-known addresses for 10.in-addr.arpa" for `rev-server=10.0.0.0/8`.
 fn parse_rev_server(value: &str) -> Result<Rule, String> {
-    let usage = "expected PREFIX,SERVER as in rev-server=10.0.0.0/8,127.0.0.1#8600";
-    let (prefix, server) = value.split_once(',').ok_or(usage)?;
+    let usage = "expected PREFIX[,SERVER] as in rev-server=10.0.0.0/8,127.0.0.1#8600";
+    let (prefix, server) = match value.split_once(',') {
+        Some((prefix, server)) => (prefix, Some(server)),
+        None => (value, None),
+    };
     let prefix: IpNet = prefix
         .trim()
         .parse()
         .or_else(|_| prefix.trim().parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{prefix:?} is not a prefix; {usage}"))?;
-    let server = parse_server(server.trim())?;
+    let action = match server {
+        Some(server) => RuleAction::Forward(vec![parse_server(server.trim())?]),
+        None => RuleAction::Local,
+    };
     Ok(Rule::Zones {
         zones: reverse_zones(prefix),
-        action: RuleAction::Forward(vec![server]),
+        action,
     })
 }
 

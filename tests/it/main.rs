@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod control;
 mod counters;
+mod differential;
 mod docker;
 mod forwarding;
 mod fuzz;

@@ -8,11 +8,13 @@
 pub(crate) mod agent;
 pub(crate) mod client;
 pub(crate) mod daemon;
+pub(crate) mod dnsmasq;
 pub(crate) mod fixtures;
 pub(crate) mod harness;
 pub(crate) mod http;
 pub(crate) mod netns;
 pub(crate) mod upstream;
+pub(crate) mod witness;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

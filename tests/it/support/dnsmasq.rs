@@ -1,0 +1,167 @@
+//! The real dnsmasq as a child process, on an ephemeral port of 127.0.0.1: the oracle the
+//! differential test holds splitdns's rule lines against. Killed on drop.
+//!
+//! CI installs it (Debian's `dnsmasq-base`, see `.ci/run`) and there a missing dnsmasq is a
+//! failure; elsewhere a test without it prints why and passes, like the namespace tests.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{DNSClass, RecordType};
+use tempfile::TempDir;
+
+use super::{client, name};
+
+/// How long dnsmasq gets to start answering.
+const START_WAIT: Duration = Duration::from_secs(10);
+/// How often a port that turned out to be taken is replaced by another.
+const PORT_TRIES: usize = 5;
+
+/// Where dnsmasq is installed: on `PATH`, or in `/usr/sbin` (Debian's place, which is not on a
+/// non-root user's `PATH`).
+pub(crate) fn binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("dnsmasq"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Prints why `test` is skipped and returns true when dnsmasq is not installed; under CI
+/// (`CI=true`) a missing dnsmasq fails the test instead.
+pub(crate) fn skip(test: &str) -> bool {
+    if binary().is_some() {
+        return false;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: dnsmasq is not installed (CI installs dnsmasq-base in .ci/run)");
+    }
+    eprintln!("skipping {test}: dnsmasq is not installed (apt-get install dnsmasq-base)");
+    true
+}
+
+pub(crate) struct Dnsmasq {
+    child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq on `conf` (a dnsmasq.conf body) and waits until it answers.
+    ///
+    /// The command line fixes what the comparison needs: no resolv.conf and no hosts file
+    /// (only `conf` routes), no cache and no negative cache (every query is forwarded, so
+    /// each one shows where it goes), and every query logged for the failure message.
+    pub(crate) async fn start(conf: &str) -> Self {
+        let binary = binary().expect("dnsmasq is installed");
+        for _ in 0..PORT_TRIES {
+            let mut dnsmasq = Self::spawn(&binary, conf);
+            match dnsmasq.wait_ready().await {
+                Ok(()) => return dnsmasq,
+                // Another process took the port first; this attempt is dropped (killed).
+                Err(log) if log.contains("Address already in use") => {}
+                Err(log) => panic!("dnsmasq did not start:\n{log}\nconfig:\n{conf}"),
+            }
+        }
+        panic!("dnsmasq found no free port in {PORT_TRIES} tries");
+    }
+
+    /// Writes `conf` to a fresh directory and starts dnsmasq on it, on a free port.
+    fn spawn(binary: &Path, conf: &str) -> Self {
+        let dir = TempDir::new().unwrap();
+        let conf_path = dir.path().join("dnsmasq.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let port = free_port();
+        let child = command(binary, &conf_path, dir.path(), port)
+            .spawn()
+            .expect("spawn dnsmasq");
+        Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+        }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What dnsmasq printed (errors before its log opens) and logged so far (start-up and
+    /// every query).
+    pub(crate) fn log(&self) -> String {
+        let read = |file: &str| std::fs::read_to_string(self.dir.path().join(file));
+        let mut text = read("stderr").unwrap_or_default();
+        text.push_str(&read("dnsmasq.log").unwrap_or_default());
+        text
+    }
+
+    /// Waits until a CHAOS `version.bind` query (answered by dnsmasq itself) gets a reply;
+    /// `Err(log)` if dnsmasq exits or stays silent.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_WAIT;
+        let mut probe = Message::query();
+        let mut question = Query::query(name("version.bind."), RecordType::TXT);
+        question.set_query_class(DNSClass::CH);
+        probe.add_query(question);
+        let bytes = client::encode(&probe);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Err(self.log());
+            }
+            if client::udp_maybe_reply(self.addr, &bytes).await.is_some() {
+                return Ok(());
+            }
+        }
+        Err(format!("no answer within {START_WAIT:?}\n{}", self.log()))
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now. dnsmasq binds it a moment
+/// later; if another process took it meanwhile, [`Dnsmasq::start`] tries another.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The command line: see [`Dnsmasq::start`].
+fn command(binary: &Path, conf: &Path, dir: &Path, port: u16) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("--no-daemon")
+        .arg(format!("--conf-file={}", conf.display()))
+        .args(["--no-resolv", "--no-hosts"])
+        .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
+        .arg(format!("--port={port}"))
+        .args(["--cache-size=0", "--no-negcache"])
+        .arg("--log-queries")
+        .arg(format!(
+            "--log-facility={}",
+            dir.join("dnsmasq.log").display()
+        ))
+        .arg("--pid-file=");
+    // As root dnsmasq would switch to `nobody`/`dip`; it needs no privilege on a high
+    // port, so it keeps running as whoever started it.
+    if nix::unistd::Uid::effective().is_root() {
+        command.args(["--user=root", "--group=root"]);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
+    command
+}
