@@ -2,10 +2,13 @@
 //!
 //! Each entry is a directory, a glob pattern or one file; relative entries are
 //! taken from the main config file's directory. A directory gives its `*.toml`
-//! and `*.conf` files in name order; dot files and editor backups (`~`) are
-//! passed over quietly, as dnsmasq's `conf-dir` does, and any other file is
-//! named in a warning, so a `10-consul` copied from a dnsmasq.d is not lost
-//! without a word. A directory that does not exist is a warning, not an error:
+//! files and its dnsmasq rule files in name order. Rule files are `*.conf` and
+//! files without an extension, so the `10-consul` that Consul's guide has
+//! dnsmasq users write into /etc/dnsmasq.d works as it is (dnsmasq's
+//! `conf-dir` reads every file it is not told to skip). Dot files and editor
+//! backups (`~`) are passed over quietly, as `conf-dir` does; any other file
+//! (`.dpkg-old`, `.bak`, `.disabled`) is named in a warning, so it is not
+//! lost without a word. A directory that does not exist is a warning, not an error:
 //! the packaged config includes `/etc/splitdns/conf.d`, which a host may not
 //! have, and a mistyped path should be seen but not stop DNS.
 
@@ -34,8 +37,8 @@ pub(super) struct Expanded {
 fn kind_of(path: &Path) -> Option<Kind> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => Some(Kind::Toml),
-        Some("conf") => Some(Kind::Conf),
-        _ => None,
+        Some("conf") | None => Some(Kind::Conf),
+        Some(_) => None,
     }
 }
 
@@ -67,7 +70,7 @@ impl Source<'_> {
                     self.invalid(
                         "include",
                         entry,
-                        "expected a directory, a glob pattern, or a file ending in .toml or .conf",
+                        "expected a directory, a glob pattern, or a file ending in .toml or .conf (or without an extension)",
                     )
                 })?;
                 vec![(path.clone(), kind)]
@@ -124,12 +127,12 @@ impl Source<'_> {
 
 fn skipped(path: &Path) -> String {
     format!(
-        "{}: not read: only files ending in .toml or .conf are included (rename it to read it)",
+        "{}: not read: only files ending in .toml or .conf, or without an extension, are included (rename it to read it)",
         path.display()
     )
 }
 
-/// A directory's `*.toml` and `*.conf` files, in name order.
+/// A directory's `*.toml` and rule files, in name order.
 fn directory(dir: &Path, out: &mut Expanded) -> Result<Vec<(PathBuf, Kind)>, ConfigError> {
     let unreadable = |source| ConfigError::Read {
         path: dir.display().to_string(),

@@ -45,8 +45,8 @@ fn load_err(path: &Path) -> String {
 }
 
 /// Consul's DNS forwarding guide has dnsmasq users write `/etc/dnsmasq.d/10-consul` holding
-/// `server=/consul/127.0.0.1#8600`: the same lines, comments and all, work as a `.conf`
-/// drop-in file.
+/// `server=/consul/127.0.0.1#8600`: that file, name, comments and all, works unchanged as a
+/// drop-in (dnsmasq's `conf-dir` reads it without any extension).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consuls_dnsmasq_file_works_unchanged_as_a_drop_in() {
     let consul = FakeUpstream::start(consul()).await;
@@ -56,7 +56,7 @@ async fn consuls_dnsmasq_file_works_unchanged_as_a_drop_in() {
         "# Enable forward lookup of the 'consul' domain:\nserver=/consul/{consul#}\n",
         &upstreams,
     );
-    let (_dir, path) = layout(&render(MAIN, &upstreams), &[("10-consul.conf", &guide)]);
+    let (_dir, path) = layout(&render(MAIN, &upstreams), &[("10-consul", &guide)]);
     let dns = Splitdns::start_config(load(&path)).await;
 
     let reply = dns.ask("web.service.consul.", RecordType::A).await;
@@ -66,8 +66,9 @@ async fn consuls_dnsmasq_file_works_unchanged_as_a_drop_in() {
     assert_eq!(internet.total(), 0);
 }
 
-/// Files are read in name order, `*.toml` and `*.conf` alike, after the main file; their
-/// lines accumulate with the main file's as dnsmasq's do; other files are passed over.
+/// Files are read in name order, `*.toml`, `*.conf` and rule files without an extension
+/// alike, after the main file; their lines accumulate with the main file's as dnsmasq's do;
+/// other files are passed over (a package manager's `.dpkg-old` with a warning).
 #[test]
 fn drop_ins_add_rules_routes_and_records_in_name_order() {
     let main = "rules = [\"server=/consul/192.0.2.1\"]\ninclude = [\"conf.d\"]\n";
@@ -80,6 +81,7 @@ fn drop_ins_add_rules_routes_and_records_in_name_order() {
                 "rules = [\"server=/consul/192.0.2.2\"]\n[[route]]\nzones = [\"corp.example\"]\nservers = [\"192.0.2.53\"]\n[[record]]\nname = \"gw.lan\"\ntype = \"A\"\nvalue = \"192.0.2.1\"\n",
             ),
             ("10-consul", "server=/consul/192.0.2.9\n"),
+            ("10-consul.dpkg-old", "server=/consul/192.0.2.8\n"),
             (".20-lan.toml.swp", "junk"),
             ("20-lan.toml~", "junk"),
         ],
@@ -92,7 +94,13 @@ fn drop_ins_add_rules_routes_and_records_in_name_order() {
         .iter()
         .find(|r| r.zones[0].to_string() == "consul.")
         .unwrap();
-    let servers = ["192.0.2.1:53", "192.0.2.2:53", "192.0.2.3:53"].map(|s| s.parse().unwrap());
+    let servers = [
+        "192.0.2.1:53",
+        "192.0.2.9:53",
+        "192.0.2.2:53",
+        "192.0.2.3:53",
+    ]
+    .map(|s| s.parse().unwrap());
     assert_eq!(consul.action, RouteAction::Forward(servers.to_vec()));
     assert!(
         config
@@ -106,10 +114,10 @@ fn drop_ins_add_rules_routes_and_records_in_name_order() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["20-lan.toml", "30-late.conf"]);
+    assert_eq!(names, ["10-consul", "20-lan.toml", "30-late.conf"]);
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     assert!(
-        config.warnings[0].contains("10-consul") && config.warnings[0].contains(".conf"),
+        config.warnings[0].contains("10-consul.dpkg-old") && config.warnings[0].contains(".conf"),
         "a file that is not read is named, with how to have it read: {:?}",
         config.warnings
     );
