@@ -35,4 +35,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         conf_dir: Option<PathBuf>,
     },
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    Generate {
+        /// Written: DIR/man/*.8, DIR/man/splitdns.toml.5, DIR/completions/*.
+        dir: PathBuf,
+    },
 }

@@ -6,6 +6,7 @@
 
 pub mod dnsmasq;
 pub mod local;
+pub mod reference;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -919,6 +920,74 @@ mod tests {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("bogus"), "{text}: {err}");
         }
+    }
+
+    /// The keys a table accepts, as serde lists them when it rejects an
+    /// unknown one (`unknown field `x`, expected one of `a`, `b``), so the
+    /// list comes from the types themselves.
+    fn accepted_keys(table: &str) -> Vec<String> {
+        let probe = "not_a_key_of_any_table";
+        let text = match table {
+            "" => format!("{probe} = 1"),
+            t => format!("{t}\n{probe} = 1"),
+        };
+        let Err(err) = toml::from_str::<RawConfig>(&text) else {
+            panic!("{text}: accepted");
+        };
+        let message = err.to_string();
+        let (_, expected) = message
+            .split_once(&format!("unknown field `{probe}`"))
+            .unwrap_or_else(|| panic!("{text}: {message}"));
+        let expected = expected.lines().next().unwrap_or_default();
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_key_reference_lists_every_key_and_no_other() {
+        use reference::KEYS;
+        let mut documented: Vec<String> = KEYS.iter().map(|k| k.name()).collect();
+        let tables: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.table)
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut accepted = Vec::new();
+        for name in accepted_keys("") {
+            let table = tables
+                .iter()
+                .find(|t| t.trim_matches(['[', ']']) == name)
+                .copied();
+            match table {
+                Some(table) => accepted.extend(
+                    accepted_keys(table)
+                        .into_iter()
+                        .map(|key| format!("{table} {key}")),
+                ),
+                // Not a documented table: a top-level key (or an undocumented table).
+                None => accepted.push(name),
+            }
+        }
+        documented.sort();
+        documented.dedup();
+        accepted.sort();
+        let missing: Vec<_> = accepted
+            .iter()
+            .filter(|k| !documented.contains(k))
+            .collect();
+        let unknown: Vec<_> = documented
+            .iter()
+            .filter(|k| !accepted.contains(k))
+            .collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "add to KEYS in src/config/reference.rs: {missing:?}; \
+             in KEYS but not accepted by the config types: {unknown:?}"
+        );
     }
 
     #[test]

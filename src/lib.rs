@@ -37,6 +37,7 @@ pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod connections;
+pub mod docs;
 pub mod fuzzing;
 pub mod handler;
 pub mod health;
@@ -109,6 +110,8 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{dir}: cannot write the man pages and completions: {source}")]
+    Generate { dir: String, source: std::io::Error },
 }
 
 /// Where a reload reads the config from.

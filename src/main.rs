@@ -28,6 +28,15 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         print!("{}", import.toml);
         return Ok(());
     }
+    if let Command::Generate { dir } = &command {
+        let written =
+            splitdns::docs::generate(dir).map_err(|source| splitdns::Error::Generate {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        written.iter().for_each(|p| println!("{}", p.display()));
+        return Ok(());
+    }
     let config = Config::discover(cli.config.as_deref())?;
     splitdns::logging::init(cli.log_level.as_deref(), config.log);
     if command == Command::Check {

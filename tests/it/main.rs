@@ -8,6 +8,7 @@ mod support;
 mod cache;
 mod cli;
 mod docker;
+mod docs;
 mod forwarding;
 mod fuzz;
 mod hardening;
