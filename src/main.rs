@@ -14,7 +14,8 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("splitdns: {error}");
+            let prefix = splitdns::logging::error_prefix();
+            eprintln!("{prefix}splitdns: {error}");
             ExitCode::FAILURE
         }
     }

@@ -7,7 +7,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use crate::support::client::{self, udp_maybe_reply};
-use crate::support::daemon::{BIN, Daemon};
+use crate::support::daemon::{BIN, Daemon, Journal};
 use crate::support::fixtures;
 use crate::support::harness::render;
 use crate::support::{FakeUpstream, answer_ips, assert_rcode, query};
@@ -233,4 +233,80 @@ fn the_nomad_job_renders_a_valid_config() {
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(config.user.as_deref(), Some("splitdns"));
     assert!(config.listen.iter().any(|l| l.to_string() == "docker0:53"));
+}
+
+/// A config that starts with one info line ("starting") and one warning (an interface that
+/// does not exist yet), touching nothing outside the test.
+const LOGS_A_WARNING: &str = "\
+[server]
+listen = [\"127.0.0.1:0\", \"nosuchif0:0\"]
+[upstream]
+servers = [\"127.0.0.1:9\"]
+";
+
+/// Under systemd, stderr is a stream to the journal, named by JOURNAL_STREAM (systemd.exec(5):
+/// "programs may compare the device and inode numbers ... with those of stderr"). The journal
+/// reads a syslog priority from a `<N>` prefix (sd-daemon(3): "<4>" SD_WARNING, "<6>" SD_INFO)
+/// and stamps each line itself, so a line has the prefix and no timestamp of its own, and
+/// `journalctl -p warning` shows the warning but not the info line.
+#[test]
+fn journal_lines_carry_a_priority_and_no_timestamp() {
+    let daemon = Daemon::start_with_journal(LOGS_A_WARNING, Journal::Stderr);
+    daemon.wait_ready();
+    let stderr = daemon.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let info = lines.iter().find(|l| l.contains("starting"));
+    let warning = lines.iter().find(|l| l.contains("nosuchif0"));
+    assert!(info.is_some_and(|l| l.starts_with("<6>")), "{stderr}");
+    assert!(warning.is_some_and(|l| l.starts_with("<4>")), "{stderr}");
+    for line in lines {
+        let (prefix, rest) = line.split_at(3.min(line.len()));
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].contains(&prefix),
+            "no priority: {line}"
+        );
+        assert!(!rest.trim_start().starts_with("20"), "a timestamp: {line}");
+    }
+}
+
+/// JOURNAL_STREAM naming another stream than stderr (a script redirected it) is not the
+/// journal: lines keep their own timestamp and no `<N>` prefix.
+#[test]
+fn a_redirected_stderr_keeps_timestamps() {
+    let daemon = Daemon::start_with_journal(LOGS_A_WARNING, Journal::Elsewhere);
+    daemon.wait_ready();
+    let stderr = daemon.stderr();
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("20"), "{stderr}");
+    assert!(
+        !stderr.contains("<6>") && !stderr.contains("<4>"),
+        "{stderr}"
+    );
+}
+
+/// The line that says why splitdns stopped is an error to the journal (`<3>`), so
+/// `journalctl -p err -u splitdns` shows why the unit failed.
+#[test]
+fn a_fatal_error_is_an_error_in_the_journal() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[server]\nlisten = []\n").unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let stream = {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
+    let status = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("JOURNAL_STREAM", stream)
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(text.starts_with("<3>splitdns: "), "{text}");
+    assert!(text.contains("[server] listen is empty"), "{text}");
 }
