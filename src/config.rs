@@ -358,11 +358,14 @@ impl Config {
 
     /// The built-in default: unprivileged, loopback only, resolv.conf upstreams,
     /// `consul` to a local agent on 127.0.0.1:8600, names from /etc/hosts.
+    /// Port 5380: unassigned by IANA and used by no DNS software we know of, where
+    /// 5353 is mDNS (avahi holds it on most desktops), 5355 LLMNR (systemd-resolved),
+    /// 5335 Unbound behind Pi-hole, 8053 and 8600 other resolvers and Consul.
     pub fn builtin() -> Self {
         let text = "\
 rules = [\"server=/consul/127.0.0.1#8600\"]
 [server]
-listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]
+listen = [\"127.0.0.1:5380\", \"[::1]:5380\"]
 [local]
 hosts_files = [\"/etc/hosts\"]
 ";
@@ -480,7 +483,7 @@ impl Source<'_> {
             self.invalid(
                 "[metrics] listen",
                 &raw.listen,
-                "expected ADDR:PORT, e.g. \"127.0.0.1:9153\"",
+                "expected ADDR:PORT, e.g. \"127.0.0.1:5381\"",
             )
         })?;
         let health_window = match &raw.health_window {
@@ -904,6 +907,22 @@ mod tests {
         assert_eq!(c.routes.len(), 1);
     }
 
+    /// The first command of the README runs the built-in default as any user, on a desktop
+    /// too: its port must be free there. 5353 is mDNS (RFC 6762, avahi-daemon), 5355 LLMNR
+    /// (RFC 4795, systemd-resolved), 53 needs root, 8600 is Consul's DNS port, 5335 and 8053
+    /// are where other local resolvers are commonly put.
+    #[test]
+    fn builtin_default_listens_where_no_known_service_does() {
+        for listen in Config::builtin().listen {
+            let Listen::Addr(addr) = listen else {
+                panic!("{listen}: the built-in default listens on addresses");
+            };
+            assert!(addr.ip().is_loopback(), "{addr}");
+            assert!(![53, 5353, 5355, 8600, 5335, 8053].contains(&addr.port()), "{addr}");
+            assert_eq!(addr.port(), 5380, "the README names 5380");
+        }
+    }
+
     #[test]
     fn unknown_keys_are_rejected_in_every_table() {
         for text in [
@@ -912,7 +931,7 @@ mod tests {
             "[upstream]\nbogus = 1",
             "[[route]]\nzones = [\"a\"]\nbogus = 1",
             "[cache]\nbogus = 1",
-            "[metrics]\nlisten = \"127.0.0.1:9153\"\nbogus = 1",
+            "[metrics]\nlisten = \"127.0.0.1:5381\"\nbogus = 1",
             "[log]\nbogus = 1",
             "[local]\nbogus = 1",
             "[[record]]\nname = \"a\"\ntype = \"A\"\nvalue = \"192.0.2.1\"\nbogus = 1",
@@ -1108,11 +1127,11 @@ mod tests {
     #[test]
     fn metrics_and_log_tables() {
         let c = parse(
-            "[metrics]\nlisten = \"127.0.0.1:9153\"\n[log]\nqueries = true\nformat = \"json\"",
+            "[metrics]\nlisten = \"127.0.0.1:5381\"\n[log]\nqueries = true\nformat = \"json\"",
         )
         .unwrap();
         let metrics = c.metrics.unwrap();
-        assert_eq!(metrics.listen, "127.0.0.1:9153".parse().unwrap());
+        assert_eq!(metrics.listen, "127.0.0.1:5381".parse().unwrap());
         assert_eq!(metrics.health_window, DEFAULT_HEALTH_WINDOW);
         assert!(c.log.queries);
         assert_eq!(c.log.format, LogFormat::Json);
@@ -1134,7 +1153,7 @@ mod tests {
             err.contains("test.toml:2") && err.contains("\"json\""),
             "{err}"
         );
-        let err = parse("[metrics]\nlisten = \"127.0.0.1:9153\"\nhealth_window = \"soon\"")
+        let err = parse("[metrics]\nlisten = \"127.0.0.1:5381\"\nhealth_window = \"soon\"")
             .unwrap_err()
             .to_string();
         assert!(err.contains("[metrics] health_window"), "{err}");
@@ -1150,8 +1169,8 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_listen("[::1]:5353").unwrap(),
-            Listen::Addr("[::1]:5353".parse().unwrap())
+            parse_listen("[::1]:5380").unwrap(),
+            Listen::Addr("[::1]:5380".parse().unwrap())
         );
         assert!(parse_listen("docker0").is_err());
     }
