@@ -918,7 +918,10 @@ mod tests {
                 panic!("{listen}: the built-in default listens on addresses");
             };
             assert!(addr.ip().is_loopback(), "{addr}");
-            assert!(![53, 5353, 5355, 8600, 5335, 8053].contains(&addr.port()), "{addr}");
+            assert!(
+                ![53, 5353, 5355, 8600, 5335, 8053].contains(&addr.port()),
+                "{addr}"
+            );
             assert_eq!(addr.port(), 5380, "the README names 5380");
         }
     }

@@ -264,6 +264,29 @@ pub fn check(config: &Config) -> Result<String, Error> {
     Ok(format!("{}: ok\n{}", config.origin, state.router))
 }
 
+/// `check --bind`: binds every listen address, and every present address of
+/// the listened interfaces, for a moment, as `run` would; the first one that
+/// cannot be bound (another DNS server holds it, or the port needs root) is
+/// the error. Returns the addresses tried.
+pub fn check_bind(config: &Config) -> Result<Vec<SocketAddr>, Error> {
+    let nets = interfaces::addresses();
+    let mut tried = Vec::new();
+    for listen in &config.listen {
+        let addrs = match listen {
+            Listen::Addr(addr) => vec![*addr],
+            Listen::Interface { name, port } => interfaces::listen_ips(&nets, name)
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, *port))
+                .collect(),
+        };
+        for addr in addrs {
+            server::probe(addr)?;
+            tried.push(addr);
+        }
+    }
+    Ok(tried)
+}
+
 /// The listen addresses written as addresses (not interfaces), for `check`,
 /// which binds nothing but should still skip them in resolv.conf.
 pub fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {

@@ -40,8 +40,13 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
     }
     let config = Config::discover(cli.config.as_deref())?;
     splitdns::logging::init(cli.log_level.as_deref(), config.log);
-    if command == Command::Check {
+    if let Command::Check { bind } = command {
         print!("{}", splitdns::check(&config)?);
+        if bind {
+            let free = splitdns::check_bind(&config)?;
+            let free: Vec<String> = free.iter().map(ToString::to_string).collect();
+            println!("free to listen on: {}", free.join(", "));
+        }
         return Ok(());
     }
     tracing::info!(config = %config.origin, "starting");
