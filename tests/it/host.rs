@@ -195,13 +195,10 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         return;
     }
     let unit = include_str!("../../systemd/splitdns.service");
-    assert!(
-        unit.contains("ExecStart=/usr/local/bin/splitdns "),
-        "{unit}"
-    );
+    assert!(unit.contains("ExecStart=/usr/bin/splitdns "), "{unit}");
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("splitdns.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/splitdns", BIN)).unwrap();
+    std::fs::write(&path, unit.replace("/usr/bin/splitdns", BIN)).unwrap();
 
     let out = Command::new("systemd-analyze")
         .args(["verify", path.to_str().unwrap()])
@@ -214,6 +211,46 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         .filter(|l| l.contains("splitdns.service"))
         .collect();
     assert!(out.status.success() && complaints.is_empty(), "{stderr}");
+}
+
+/// The unit waits for a reload's outcome (the control command, not a bare SIGHUP), gives the
+/// control socket its directory, and allows more open files than the packaged config can use:
+/// a TCP client each, an upstream TCP retry per query in flight, up to 16 UDP sockets per
+/// upstream server, two per listen address (systemd's default soft limit is 1024).
+#[test]
+fn the_systemd_unit_fits_the_packaged_config() {
+    let unit = include_str!("../../systemd/splitdns.service");
+    assert!(unit.contains("\nExecReload=/usr/bin/splitdns control reload\n"), "{unit}");
+    assert!(unit.contains("\nRuntimeDirectory=splitdns\n"), "{unit}");
+    let limit: usize = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("LimitNOFILE=")
+        .parse()
+        .unwrap();
+    let config = splitdns::Config::from_toml(
+        include_str!("../../conf/splitdns.toml"),
+        std::path::Path::new("conf/splitdns.toml"),
+    )
+    .unwrap();
+    let inflight: usize = config.upstream.max_inflight
+        + config
+            .routes
+            .iter()
+            .map(|r| r.max_inflight.unwrap_or(config.upstream.max_inflight))
+            .sum::<usize>();
+    // resolv.conf: counted as 3 nameservers, the most glibc uses (resolv.conf(5)).
+    let servers = config.upstream.servers.len().max(3)
+        + config
+            .routes
+            .iter()
+            .map(|r| match &r.action {
+                splitdns::config::RouteAction::Forward(servers) => servers.len(),
+                _ => 0,
+            })
+            .sum::<usize>();
+    let needed = config.tcp.max_connections + inflight + 16 * servers + 2 * 8 + 64;
+    assert!(limit >= needed, "LimitNOFILE={limit}, the packaged config may use {needed}");
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod load;
 mod local;
 mod loops;
 mod metrics;
+mod package;
 mod properties;
 mod reliability;
 mod rewrite;

@@ -40,16 +40,21 @@ impl Daemon {
     /// given. The directory and files are readable by everyone, so a daemon that switched to
     /// another user can still read its config and reach the notify socket.
     pub(crate) fn start(config: &str, netns: Option<&Netns>) -> Self {
-        Self::spawn(config, netns, Journal::Unset)
+        Self::spawn(BIN, config, netns, Journal::Unset)
+    }
+
+    /// As [`Daemon::start`], with another splitdns binary (the one a package installed).
+    pub(crate) fn start_binary(bin: &str, config: &str) -> Self {
+        Self::spawn(bin, config, None, Journal::Unset)
     }
 
     /// As [`Daemon::start`], with `JOURNAL_STREAM` set (systemd.exec(5)): naming the device and
     /// inode of stderr, as when systemd connected stderr to the journal, or another stream.
     pub(crate) fn start_with_journal(config: &str, journal: Journal) -> Self {
-        Self::spawn(config, None, journal)
+        Self::spawn(BIN, config, None, journal)
     }
 
-    fn spawn(config: &str, netns: Option<&Netns>, journal: Journal) -> Self {
+    fn spawn(bin: &str, config: &str, netns: Option<&Netns>, journal: Journal) -> Self {
         let dir = TempDir::new().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let socket_path = dir.path().join("notify");
@@ -64,10 +69,10 @@ impl Daemon {
         let mut command = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns.name(), BIN]);
+                c.args(["netns", "exec", ns.name(), bin]);
                 c
             }
-            None => Command::new(BIN),
+            None => Command::new(bin),
         };
         match journal {
             Journal::Unset => command.env_remove("JOURNAL_STREAM"),
