@@ -1,6 +1,7 @@
 //! splitdns as a service on a host: systemd's notify protocol, SIGHUP reloads, the switch to an
 //! unprivileged user, and the systemd unit itself. These run the real binary.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use hickory_proto::op::ResponseCode;
@@ -220,7 +221,10 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
 #[test]
 fn the_systemd_unit_fits_the_packaged_config() {
     let unit = include_str!("../../systemd/splitdns.service");
-    assert!(unit.contains("\nExecReload=/usr/bin/splitdns control reload\n"), "{unit}");
+    assert!(
+        unit.contains("\nExecReload=/usr/bin/splitdns control reload\n"),
+        "{unit}"
+    );
     assert!(unit.contains("\nRuntimeDirectory=splitdns\n"), "{unit}");
     let limit: usize = unit
         .lines()
@@ -250,26 +254,120 @@ fn the_systemd_unit_fits_the_packaged_config() {
             })
             .sum::<usize>();
     let needed = config.tcp.max_connections + inflight + 16 * servers + 2 * 8 + 64;
-    assert!(limit >= needed, "LimitNOFILE={limit}, the packaged config may use {needed}");
+    assert!(
+        limit >= needed,
+        "LimitNOFILE={limit}, the packaged config may use {needed}"
+    );
 }
 
 #[test]
 fn the_nomad_job_renders_a_valid_config() {
-    let job = include_str!("../../conf/nomad/splitdns.nomad.hcl");
-    let (_, rest) = job
-        .split_once("data          = <<-EOT\n")
-        .expect("a heredoc template");
-    let (body, _) = rest.split_once("\n        EOT").expect("the heredoc's end");
-    // `<<-` strips the common indentation, as here.
-    let text: String = body
-        .lines()
-        .map(|l| l.strip_prefix("          ").unwrap_or(l))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text = heredoc(NOMAD_JOB, "EOT");
     let config = splitdns::Config::from_toml(&text, std::path::Path::new("nomad template"))
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(config.user.as_deref(), Some("splitdns"));
-    assert!(config.listen.iter().any(|l| l.to_string() == "docker0:53"));
+    for bridge in ["docker0:53", "nomad:53"] {
+        assert!(
+            config.listen.iter().any(|l| l.to_string() == bridge),
+            "{bridge}"
+        );
+    }
+}
+
+const NOMAD_JOB: &str = include_str!("../../conf/nomad/splitdns.nomad.hcl");
+
+/// The text of the job's `<<-MARKER` heredoc, with the common indentation stripped as HCL does.
+fn heredoc(job: &str, marker: &str) -> String {
+    let (_, rest) = job
+        .split_once(&format!("<<-{marker}\n"))
+        .unwrap_or_else(|| panic!("no <<-{marker} heredoc"));
+    let lines: Vec<&str> = rest.lines().take_while(|l| l.trim() != marker).collect();
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
+        .collect()
+}
+
+/// Nomad's data directory is normally closed to other users (root, 0700 or 0711), so once
+/// splitdns runs as its own user it cannot read the template's file in the task directory
+/// again, and a reload would fail. The job's start script copies the file to /run/splitdns and
+/// its change_script copies it again before the SIGHUP. Run here with the job's own scripts,
+/// /run/splitdns and the binary moved into a temporary directory, and `nobody` as the user.
+#[tokio::test]
+async fn the_nomad_job_reloads_when_the_data_directory_is_closed() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping: needs root (it switches to nobody and owns files as root)");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let group = nix::unistd::Group::from_gid(nobody.gid)
+        .unwrap()
+        .unwrap()
+        .name;
+    let tmp = tempfile::TempDir::new().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tmp.path().join("data");
+    let task_dir = data.join("alloc/0/splitdns/local");
+    std::fs::create_dir_all(&task_dir).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let adapt = |script: String| {
+        script
+            .replace("/run/splitdns", &run.join("splitdns").display().to_string())
+            .replace("/usr/bin/splitdns", BIN)
+            .replace("-o splitdns -g splitdns", &format!("-o nobody -g {group}"))
+    };
+    let rendered = task_dir.join("splitdns.toml");
+    let config = "[server]\nlisten = [\"127.0.0.1:0\"]\nuser = \"nobody\"\n\
+                  [upstream]\nservers = [\"127.0.0.1:9\"]\n";
+    std::fs::write(&rendered, config).unwrap();
+    let closed = Command::new("runuser")
+        .args(["-u", "nobody", "--", "cat"])
+        .arg(&rendered)
+        .output()
+        .unwrap();
+    assert!(
+        !closed.status.success(),
+        "nobody can read the task directory: no test"
+    );
+
+    let daemon = Daemon::start_script(
+        &adapt(heredoc(NOMAD_JOB, "START")),
+        &[("NOMAD_TASK_DIR", task_dir.as_path())],
+    );
+    let addr = daemon.wait_ready()[0];
+    std::fs::write(
+        &rendered,
+        format!("rules = [\"address=/probe.lan/192.0.2.7\"]\n{config}"),
+    )
+    .unwrap();
+    let change = Command::new("sh")
+        .arg("-c")
+        .arg(adapt(heredoc(NOMAD_JOB, "RELOAD")))
+        .env("NOMAD_TASK_DIR", &task_dir)
+        .output()
+        .unwrap();
+    assert!(
+        change.status.success(),
+        "{}",
+        String::from_utf8_lossy(&change.stderr)
+    );
+    daemon.wait_notify("RELOADING=1");
+    daemon.wait_ready();
+
+    let reply = client::udp(addr, &query("probe.lan.", RecordType::A)).await;
+    assert_eq!(
+        answer_ips(&reply),
+        ["192.0.2.7".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert!(!daemon.stderr().contains("rejected"), "{}", daemon.stderr());
 }
 
 /// A config that starts with one info line ("starting") and one warning (an interface that

@@ -38,7 +38,10 @@ fn on_free_ports(installed: &str) -> String {
         })
         .map(|l| l + "\n")
         .collect();
-    assert_eq!(moved, 2, "[server] listen and [metrics] listen in {INSTALLED_CONFIG}");
+    assert_eq!(
+        moved, 2,
+        "[server] listen and [metrics] listen in {INSTALLED_CONFIG}"
+    );
     text
 }
 
@@ -49,7 +52,10 @@ async fn the_installed_package_answers_with_its_config() {
         return;
     }
     let installed = std::fs::read_to_string(INSTALLED_CONFIG).unwrap();
-    assert!(installed.contains("\"server=/consul/127.0.0.1#8600\""), "{installed}");
+    assert!(
+        installed.contains("\"server=/consul/127.0.0.1#8600\""),
+        "{installed}"
+    );
     let consul_addr: SocketAddr = CONSUL.parse().unwrap();
     let consul_udp = std::net::UdpSocket::bind(consul_addr)
         .unwrap_or_else(|e| panic!("a fake Consul agent on {CONSUL}: {e}"));
@@ -71,7 +77,9 @@ async fn the_installed_package_answers_with_its_config() {
 
     // Started as root, it runs as the user the package created ([server] user).
     let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
-    let user = nix::unistd::User::from_name("splitdns").unwrap().expect("the splitdns user");
+    let user = nix::unistd::User::from_name("splitdns")
+        .unwrap()
+        .expect("the splitdns user");
     let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
     assert_eq!(
         uid.split_whitespace().next(),
