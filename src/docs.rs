@@ -11,8 +11,8 @@ use clap_complete::Shell;
 use roff::{Roff, bold, roman};
 
 use crate::cli::Cli;
-use crate::config::DEFAULT_PATH;
 use crate::config::reference::{KEYS, RULES, plain};
+use crate::config::{Config, DEFAULT_PATH};
 
 /// Writes `DIR/man/*.8`, `DIR/man/splitdns.toml.5` and
 /// `DIR/completions/{splitdns.bash,_splitdns,splitdns.fish}`; returns the files written.
@@ -80,12 +80,21 @@ fn command_page(command: clap::Command, extra: &[Roff]) -> io::Result<(String, S
 }
 
 fn main_page_extra() -> [Roff; 4] {
+    let builtin: Vec<String> = Config::builtin()
+        .listen
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     [
         section("FILES"),
         definition(
             DEFAULT_PATH,
-            "The config, read when --config is not given; without it, the built-in default \
-             (loopback port 5380, consul to 127.0.0.1:8600, /etc/hosts). See splitdns.toml(5).",
+            &format!(
+                "The config, read when --config is not given; without it, the built-in \
+                 default: listening on {}, consul to 127.0.0.1:8600, names from /etc/hosts. \
+                 See splitdns.toml(5).",
+                builtin.join(" and ")
+            ),
         ),
         section("SIGNALS"),
         para(

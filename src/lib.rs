@@ -23,6 +23,8 @@
 //! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
 //!   notify protocol.
 //! - [`import`]: `import-dnsmasq`, a dnsmasq.conf -> splitdns TOML.
+//! - [`docs`]: the man pages and shell completions, made from [`cli`] and
+//!   [`config::reference`] (`splitdns generate DIR`, for the package).
 //! - [`fuzzing`]: the entry points of the fuzz targets.
 //!
 //! Seeing into it:
