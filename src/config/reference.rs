@@ -378,7 +378,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         form: "`rewrite=/ZONE/.../TARGET/`",
-        meaning: "splitdns's own: a [rewrite route](#rewrite-routes) without servers.",
+        meaning: "splitdns's own: a rewrite route without servers (see [Rewrite routes](#rewrite-routes)).",
     },
     Rule {
         form: "`host-record=NAME[,NAME...],[IPV4],[IPV6][,TTL]`",
@@ -432,7 +432,8 @@ pub fn rules_markdown() -> String {
 }
 
 /// Markdown marks dropped, for the man page: `code` and *emphasis* become plain
-/// text, `[text](#anchor)` becomes text.
+/// text, `[text](#anchor)` becomes text, and a link to a README section other
+/// than the rules (which the page has too) says where to look.
 pub fn plain(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len());
     let mut rest = markdown;
@@ -448,8 +449,11 @@ pub fn plain(markdown: &str) -> String {
             },
             '*' => {}
             '[' => match link(rest) {
-                Some((text, after)) => {
+                Some((text, target, after)) => {
                     out.push_str(text);
+                    if target.starts_with('#') && target != "#rules" {
+                        out.push_str(" in the README");
+                    }
                     rest = after;
                 }
                 None => out.push(c),
@@ -460,14 +464,14 @@ pub fn plain(markdown: &str) -> String {
     out
 }
 
-/// `text](target)rest` -> (`text`, `rest`).
-fn link(rest: &str) -> Option<(&str, &str)> {
+/// `text](target)rest` -> (`text`, `target`, `rest`).
+fn link(rest: &str) -> Option<(&str, &str, &str)> {
     let close = rest.find(']')?;
     if !rest[close + 1..].starts_with('(') {
         return None;
     }
     let end = rest[close..].find(')')? + close;
-    Some((&rest[..close], &rest[end + 1..]))
+    Some((&rest[..close], &rest[close + 2..end], &rest[end + 1..]))
 }
 
 #[cfg(test)]
@@ -478,8 +482,9 @@ mod tests {
     fn plain_drops_the_marks() {
         assert_eq!(
             plain("a `[server] listen` *replaces* it (see [Behaviour](#behaviour))."),
-            "a [server] listen replaces it (see Behaviour)."
+            "a [server] listen replaces it (see Behaviour in the README)."
         );
+        assert_eq!(plain("lines (see [Rules](#rules))"), "lines (see Rules)");
         assert_eq!(
             plain("`server=/ZONE/`, `local=/ZONE/`"),
             "server=/ZONE/, local=/ZONE/"
