@@ -260,6 +260,38 @@ fn the_systemd_unit_fits_the_packaged_config() {
     );
 }
 
+/// The config the package installs as /etc/splitdns/splitdns.toml serves a real Consul +
+/// Docker host as it is: 127.0.0.1:53 and docker0:53, consul to the local agent, metrics off
+/// CoreDNS's 9153, and nothing forwarded to the documentation addresses of its examples
+/// (RFC 5737), which the host cannot reach.
+#[test]
+fn the_packaged_config_fits_a_real_host() {
+    let config = splitdns::Config::from_toml(
+        include_str!("../../conf/splitdns.toml"),
+        std::path::Path::new("conf/splitdns.toml"),
+    )
+    .unwrap();
+    let listen: Vec<String> = config.listen.iter().map(ToString::to_string).collect();
+    assert_eq!(listen, ["127.0.0.1:53", "docker0:53"]);
+    let metrics = config.metrics.expect("[metrics]");
+    assert!(metrics.listen.ip().is_loopback() && metrics.listen.port() != 9153);
+    let documentation = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"]
+        .map(|n| n.parse::<ipnet::IpNet>().unwrap());
+    let mut forwarded = config.upstream.servers.clone();
+    for route in &config.routes {
+        if let splitdns::config::RouteAction::Forward(servers) = &route.action {
+            forwarded.extend(servers);
+        }
+    }
+    assert!(forwarded.contains(&"127.0.0.1:8600".parse().unwrap()));
+    for server in forwarded {
+        assert!(
+            !documentation.iter().any(|n| n.contains(&server.ip())),
+            "forwards to {server}"
+        );
+    }
+}
+
 #[test]
 fn the_nomad_job_renders_a_valid_config() {
     let text = heredoc(NOMAD_JOB, "EOT");
