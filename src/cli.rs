@@ -24,7 +24,12 @@ pub enum Command {
     /// Serve DNS in the foreground until SIGTERM or SIGINT (the default).
     Run,
     /// Validate the config and print the routing table.
-    Check,
+    Check {
+        /// Also bind every listen address for a moment, as run would, to find
+        /// out whether another program (dnsmasq, systemd-resolved) holds it.
+        #[arg(long)]
+        bind: bool,
+    },
     /// Translate a dnsmasq config to splitdns TOML on stdout; what cannot be
     /// carried over is listed on stderr as FILE:LINE: OPTION: ignored (why).
     ImportDnsmasq {
@@ -47,6 +52,12 @@ pub enum Command {
         socket: Option<PathBuf>,
         #[command(subcommand)]
         command: ControlCommand,
+    },
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    Generate {
+        /// Written: DIR/man/*.8, DIR/man/splitdns.toml.5, DIR/completions/*.
+        dir: PathBuf,
     },
 }
 

@@ -8,6 +8,7 @@ pub mod control;
 pub mod dnsmasq;
 mod include;
 pub mod local;
+pub mod reference;
 mod rules;
 
 use std::fmt;
@@ -484,6 +485,9 @@ impl Config {
 }
 
 /// The built-in default's text, including `include` when given.
+/// Port 5380: unassigned by IANA and used by no DNS software we know of, where
+/// 5353 is mDNS (avahi holds it on most desktops), 5355 LLMNR (systemd-resolved),
+/// 5335 Unbound behind Pi-hole, 8053 and 8600 other resolvers and Consul.
 fn builtin_text(include: Option<&str>) -> String {
     let include = include
         .map(|dir| format!("include = [{dir:?}]\n"))
@@ -491,7 +495,7 @@ fn builtin_text(include: Option<&str>) -> String {
     format!(
         "{include}rules = [\"server=/consul/127.0.0.1#8600\"]
 [server]
-listen = [\"127.0.0.1:5353\", \"[::1]:5353\"]
+listen = [\"127.0.0.1:5380\", \"[::1]:5380\"]
 [local]
 hosts_files = [\"/etc/hosts\"]
 "
@@ -690,7 +694,7 @@ impl Source<'_> {
             self.invalid(
                 "[metrics] listen",
                 &raw.listen,
-                "expected ADDR:PORT, e.g. \"127.0.0.1:9153\"",
+                "expected ADDR:PORT, e.g. \"127.0.0.1:5381\"",
             )
         })?;
         let health_window = match &raw.health_window {
@@ -1115,6 +1119,25 @@ mod tests {
         assert_eq!(c.routes.len(), 1);
     }
 
+    /// The first command of the README runs the built-in default as any user, on a desktop
+    /// too: its port must be free there. 5353 is mDNS (RFC 6762, avahi-daemon), 5355 LLMNR
+    /// (RFC 4795, systemd-resolved), 53 needs root, 8600 is Consul's DNS port, 5335 and 8053
+    /// are where other local resolvers are commonly put.
+    #[test]
+    fn builtin_default_listens_where_no_known_service_does() {
+        for listen in Config::builtin().listen {
+            let Listen::Addr(addr) = listen else {
+                panic!("{listen}: the built-in default listens on addresses");
+            };
+            assert!(addr.ip().is_loopback(), "{addr}");
+            assert!(
+                ![53, 5353, 5355, 8600, 5335, 8053].contains(&addr.port()),
+                "{addr}"
+            );
+            assert_eq!(addr.port(), 5380, "the README names 5380");
+        }
+    }
+
     #[test]
     fn unknown_keys_are_rejected_in_every_table() {
         for text in [
@@ -1123,7 +1146,7 @@ mod tests {
             "[upstream]\nbogus = 1",
             "[[route]]\nzones = [\"a\"]\nbogus = 1",
             "[cache]\nbogus = 1",
-            "[metrics]\nlisten = \"127.0.0.1:9153\"\nbogus = 1",
+            "[metrics]\nlisten = \"127.0.0.1:5381\"\nbogus = 1",
             "[log]\nbogus = 1",
             "[local]\nbogus = 1",
             "[[record]]\nname = \"a\"\ntype = \"A\"\nvalue = \"192.0.2.1\"\nbogus = 1",
@@ -1131,6 +1154,74 @@ mod tests {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("bogus"), "{text}: {err}");
         }
+    }
+
+    /// The keys a table accepts, as serde lists them when it rejects an
+    /// unknown one (`unknown field `x`, expected one of `a`, `b``), so the
+    /// list comes from the types themselves.
+    fn accepted_keys(table: &str) -> Vec<String> {
+        let probe = "not_a_key_of_any_table";
+        let text = match table {
+            "" => format!("{probe} = 1"),
+            t => format!("{t}\n{probe} = 1"),
+        };
+        let Err(err) = toml::from_str::<RawConfig>(&text) else {
+            panic!("{text}: accepted");
+        };
+        let message = err.to_string();
+        let (_, expected) = message
+            .split_once(&format!("unknown field `{probe}`"))
+            .unwrap_or_else(|| panic!("{text}: {message}"));
+        let expected = expected.lines().next().unwrap_or_default();
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_key_reference_lists_every_key_and_no_other() {
+        use reference::KEYS;
+        let mut documented: Vec<String> = KEYS.iter().map(|k| k.name()).collect();
+        let tables: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.table)
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut accepted = Vec::new();
+        for name in accepted_keys("") {
+            let table = tables
+                .iter()
+                .find(|t| t.trim_matches(['[', ']']) == name)
+                .copied();
+            match table {
+                Some(table) => accepted.extend(
+                    accepted_keys(table)
+                        .into_iter()
+                        .map(|key| format!("{table} {key}")),
+                ),
+                // Not a documented table: a top-level key (or an undocumented table).
+                None => accepted.push(name),
+            }
+        }
+        documented.sort();
+        documented.dedup();
+        accepted.sort();
+        let missing: Vec<_> = accepted
+            .iter()
+            .filter(|k| !documented.contains(k))
+            .collect();
+        let unknown: Vec<_> = documented
+            .iter()
+            .filter(|k| !accepted.contains(k))
+            .collect();
+        assert!(
+            missing.is_empty() && unknown.is_empty(),
+            "add to KEYS in src/config/reference.rs: {missing:?}; \
+             in KEYS but not accepted by the config types: {unknown:?}"
+        );
     }
 
     #[test]
@@ -1251,11 +1342,11 @@ mod tests {
     #[test]
     fn metrics_and_log_tables() {
         let c = parse(
-            "[metrics]\nlisten = \"127.0.0.1:9153\"\n[log]\nqueries = true\nformat = \"json\"",
+            "[metrics]\nlisten = \"127.0.0.1:5381\"\n[log]\nqueries = true\nformat = \"json\"",
         )
         .unwrap();
         let metrics = c.metrics.unwrap();
-        assert_eq!(metrics.listen, "127.0.0.1:9153".parse().unwrap());
+        assert_eq!(metrics.listen, "127.0.0.1:5381".parse().unwrap());
         assert_eq!(metrics.health_window, DEFAULT_HEALTH_WINDOW);
         assert!(c.log.queries);
         assert_eq!(c.log.format, LogFormat::Json);
@@ -1277,7 +1368,7 @@ mod tests {
             err.contains("test.toml:2") && err.contains("\"json\""),
             "{err}"
         );
-        let err = parse("[metrics]\nlisten = \"127.0.0.1:9153\"\nhealth_window = \"soon\"")
+        let err = parse("[metrics]\nlisten = \"127.0.0.1:5381\"\nhealth_window = \"soon\"")
             .unwrap_err()
             .to_string();
         assert!(err.contains("[metrics] health_window"), "{err}");
@@ -1325,8 +1416,8 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_listen("[::1]:5353").unwrap(),
-            Listen::Addr("[::1]:5353".parse().unwrap())
+            parse_listen("[::1]:5380").unwrap(),
+            Listen::Addr("[::1]:5380".parse().unwrap())
         );
         assert!(parse_listen("docker0").is_err());
     }

@@ -25,6 +25,8 @@
 //! - [`privilege`]: the switch to `[server] user`; [`notify`]: systemd's
 //!   notify protocol.
 //! - [`import`]: `import-dnsmasq`, a dnsmasq.conf -> splitdns TOML.
+//! - [`docs`]: the man pages and shell completions, made from [`cli`] and
+//!   [`config::reference`] (`splitdns generate DIR`, for the package).
 //! - [`fuzzing`]: the entry points of the fuzz targets.
 //!
 //! Seeing into it:
@@ -40,6 +42,7 @@ pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod control;
+pub mod docs;
 pub mod fuzzing;
 pub mod handler;
 pub mod health;
@@ -114,6 +117,8 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{dir}: cannot write the man pages and completions: {source}")]
+    Generate { dir: String, source: std::io::Error },
 }
 
 /// Where a reload reads the config from.
@@ -294,6 +299,29 @@ pub fn check(config: &Config) -> Result<String, Error> {
     }
     out.push_str(&state.router.to_string());
     Ok(out)
+}
+
+/// `check --bind`: binds every listen address, and every present address of
+/// the listened interfaces, for a moment, as `run` would; the first one that
+/// cannot be bound (another DNS server holds it, or the port needs root) is
+/// the error. Returns the addresses tried.
+pub fn check_bind(config: &Config) -> Result<Vec<SocketAddr>, Error> {
+    let nets = interfaces::addresses();
+    let mut tried = Vec::new();
+    for listen in &config.listen {
+        let addrs = match listen {
+            Listen::Addr(addr) => vec![*addr],
+            Listen::Interface { name, port } => interfaces::listen_ips(&nets, name)
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, *port))
+                .collect(),
+        };
+        for addr in addrs {
+            server::probe(addr)?;
+            tried.push(addr);
+        }
+    }
+    Ok(tried)
 }
 
 /// The listen addresses written as addresses (not interfaces), for `check`,

@@ -14,7 +14,8 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("splitdns: {error}");
+            let prefix = splitdns::logging::error_prefix();
+            eprintln!("{prefix}splitdns: {error}");
             ExitCode::FAILURE
         }
     }
@@ -38,11 +39,25 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         print!("{}", splitdns::control::request(&path, &command.request())?);
         return Ok(());
     }
+    if let Command::Generate { dir } = &command {
+        let written =
+            splitdns::docs::generate(dir).map_err(|source| splitdns::Error::Generate {
+                dir: dir.display().to_string(),
+                source,
+            })?;
+        written.iter().for_each(|p| println!("{}", p.display()));
+        return Ok(());
+    }
     let config = Config::discover(cli.config.as_deref())?;
     splitdns::logging::init(cli.log_level.as_deref(), config.log);
     config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
-    if command == Command::Check {
+    if let Command::Check { bind } = command {
         print!("{}", splitdns::check(&config)?);
+        if bind {
+            let free = splitdns::check_bind(&config)?;
+            let free: Vec<String> = free.iter().map(ToString::to_string).collect();
+            println!("free to listen on: {}", free.join(", "));
+        }
         return Ok(());
     }
     tracing::info!(config = %config.origin, "starting");

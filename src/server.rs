@@ -120,6 +120,17 @@ impl Listener {
     }
 }
 
+/// Binds `addr` for UDP and TCP as [`Listener::bind`] would, and closes both
+/// again: whether splitdns could listen there now.
+pub fn probe(addr: SocketAddr) -> Result<(), BindError> {
+    let udp = udp_socket(addr).map_err(|e| BindError::new(addr, "UDP", e))?;
+    let bound = udp
+        .local_addr()
+        .map_err(|e| BindError::new(addr, "UDP", e))?;
+    tcp_listener(bound).map_err(|e| BindError::new(bound, "TCP", e))?;
+    Ok(())
+}
+
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     if addr.is_ipv6() {

@@ -289,3 +289,46 @@ fn run_with_a_bad_config_fails_with_one_line() {
 
     assert_rejected(&output, "bad-run.toml", "listen_on");
 }
+
+/// `check --bind` tells whether `run` could listen: the package's postinst asks it before
+/// starting the service, so that a host where dnsmasq still holds port 53 gets the migration
+/// steps instead of a unit that fails in a restart loop.
+#[test]
+fn check_bind_names_an_address_another_program_holds() {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let held = udp.local_addr().unwrap();
+    let _tcp = std::net::TcpListener::bind(held).unwrap();
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "held.toml",
+        &format!("[server]\nlisten = [\"{held}\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n"),
+    );
+    let out = splitdns(&["check", "--bind", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.starts_with("splitdns: "), "{stderr}");
+    assert!(stderr.contains(&held.to_string()), "{stderr}");
+    assert!(stderr.contains("another DNS server"), "{stderr}");
+}
+
+#[test]
+fn check_bind_passes_where_run_could_listen() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "free.toml",
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:9\"]\n",
+    );
+    let out = splitdns(&["check", "--bind", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("free to listen on: 127.0.0.1:0"),
+        "{stdout}"
+    );
+}

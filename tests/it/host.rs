@@ -1,13 +1,14 @@
 //! splitdns as a service on a host: systemd's notify protocol, SIGHUP reloads, the switch to an
 //! unprivileged user, and the systemd unit itself. These run the real binary.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use crate::support::client::{self, udp_maybe_reply};
-use crate::support::daemon::{BIN, Daemon};
+use crate::support::daemon::{BIN, Daemon, Journal};
 use crate::support::fixtures;
 use crate::support::harness::render;
 use crate::support::{FakeUpstream, answer_ips, assert_rcode, query};
@@ -195,13 +196,10 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         return;
     }
     let unit = include_str!("../../systemd/splitdns.service");
-    assert!(
-        unit.contains("ExecStart=/usr/local/bin/splitdns "),
-        "{unit}"
-    );
+    assert!(unit.contains("ExecStart=/usr/bin/splitdns "), "{unit}");
     let dir = tempfile::TempDir::new().unwrap();
     let path = dir.path().join("splitdns.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/splitdns", BIN)).unwrap();
+    std::fs::write(&path, unit.replace("/usr/bin/splitdns", BIN)).unwrap();
 
     let out = Command::new("systemd-analyze")
         .args(["verify", path.to_str().unwrap()])
@@ -216,21 +214,266 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     assert!(out.status.success() && complaints.is_empty(), "{stderr}");
 }
 
+/// The unit waits for a reload's outcome (the control command, not a bare SIGHUP), gives the
+/// control socket its directory, and allows more open files than the packaged config can use:
+/// a TCP client each, an upstream TCP retry per query in flight, up to 16 UDP sockets per
+/// upstream server, two per listen address (systemd's default soft limit is 1024).
+#[test]
+fn the_systemd_unit_fits_the_packaged_config() {
+    let unit = include_str!("../../systemd/splitdns.service");
+    assert!(
+        unit.contains("\nExecReload=/usr/bin/splitdns control reload\n"),
+        "{unit}"
+    );
+    assert!(unit.contains("\nRuntimeDirectory=splitdns\n"), "{unit}");
+    let limit: usize = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("LimitNOFILE=")
+        .parse()
+        .unwrap();
+    let config = splitdns::Config::from_toml(
+        include_str!("../../conf/splitdns.toml"),
+        std::path::Path::new("conf/splitdns.toml"),
+    )
+    .unwrap();
+    let inflight: usize = config.upstream.max_inflight
+        + config
+            .routes
+            .iter()
+            .map(|r| r.max_inflight.unwrap_or(config.upstream.max_inflight))
+            .sum::<usize>();
+    // resolv.conf: counted as 3 nameservers, the most glibc uses (resolv.conf(5)).
+    let servers = config.upstream.servers.len().max(3)
+        + config
+            .routes
+            .iter()
+            .map(|r| match &r.action {
+                splitdns::config::RouteAction::Forward(servers) => servers.len(),
+                _ => 0,
+            })
+            .sum::<usize>();
+    let needed = config.tcp.max_connections + inflight + 16 * servers + 2 * 8 + 64;
+    assert!(
+        limit >= needed,
+        "LimitNOFILE={limit}, the packaged config may use {needed}"
+    );
+}
+
+/// The config the package installs as /etc/splitdns/splitdns.toml serves a real Consul +
+/// Docker host as it is: 127.0.0.1:53 and docker0:53, consul to the local agent, metrics off
+/// CoreDNS's 9153, and nothing forwarded to the documentation addresses of its examples
+/// (RFC 5737), which the host cannot reach.
+#[test]
+fn the_packaged_config_fits_a_real_host() {
+    let config = splitdns::Config::from_toml(
+        include_str!("../../conf/splitdns.toml"),
+        std::path::Path::new("conf/splitdns.toml"),
+    )
+    .unwrap();
+    let listen: Vec<String> = config.listen.iter().map(ToString::to_string).collect();
+    assert_eq!(listen, ["127.0.0.1:53", "docker0:53"]);
+    let metrics = config.metrics.expect("[metrics]");
+    assert!(metrics.listen.ip().is_loopback() && metrics.listen.port() != 9153);
+    let documentation = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"]
+        .map(|n| n.parse::<ipnet::IpNet>().unwrap());
+    let mut forwarded = config.upstream.servers.clone();
+    for route in &config.routes {
+        if let splitdns::config::RouteAction::Forward(servers) = &route.action {
+            forwarded.extend(servers);
+        }
+    }
+    assert!(forwarded.contains(&"127.0.0.1:8600".parse().unwrap()));
+    for server in forwarded {
+        assert!(
+            !documentation.iter().any(|n| n.contains(&server.ip())),
+            "forwards to {server}"
+        );
+    }
+}
+
 #[test]
 fn the_nomad_job_renders_a_valid_config() {
-    let job = include_str!("../../conf/nomad/splitdns.nomad.hcl");
-    let (_, rest) = job
-        .split_once("data          = <<-EOT\n")
-        .expect("a heredoc template");
-    let (body, _) = rest.split_once("\n        EOT").expect("the heredoc's end");
-    // `<<-` strips the common indentation, as here.
-    let text: String = body
-        .lines()
-        .map(|l| l.strip_prefix("          ").unwrap_or(l))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text = heredoc(NOMAD_JOB, "EOT");
     let config = splitdns::Config::from_toml(&text, std::path::Path::new("nomad template"))
         .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(config.user.as_deref(), Some("splitdns"));
-    assert!(config.listen.iter().any(|l| l.to_string() == "docker0:53"));
+    for bridge in ["docker0:53", "nomad:53"] {
+        assert!(
+            config.listen.iter().any(|l| l.to_string() == bridge),
+            "{bridge}"
+        );
+    }
+}
+
+const NOMAD_JOB: &str = include_str!("../../conf/nomad/splitdns.nomad.hcl");
+
+/// The text of the job's `<<-MARKER` heredoc, with the common indentation stripped as HCL does.
+fn heredoc(job: &str, marker: &str) -> String {
+    let (_, rest) = job
+        .split_once(&format!("<<-{marker}\n"))
+        .unwrap_or_else(|| panic!("no <<-{marker} heredoc"));
+    let lines: Vec<&str> = rest.lines().take_while(|l| l.trim() != marker).collect();
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
+        .collect()
+}
+
+/// Nomad's data directory is normally closed to other users (root, 0700 or 0711), so once
+/// splitdns runs as its own user it cannot read the template's file in the task directory
+/// again, and a reload would fail. The job's start script copies the file to /run/splitdns and
+/// its change_script copies it again before the SIGHUP. Run here with the job's own scripts,
+/// /run/splitdns and the binary moved into a temporary directory, and `nobody` as the user.
+#[tokio::test]
+async fn the_nomad_job_reloads_when_the_data_directory_is_closed() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping: needs root (it switches to nobody and owns files as root)");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let group = nix::unistd::Group::from_gid(nobody.gid)
+        .unwrap()
+        .unwrap()
+        .name;
+    let tmp = tempfile::TempDir::new().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = tmp.path().join("data");
+    let task_dir = data.join("alloc/0/splitdns/local");
+    std::fs::create_dir_all(&task_dir).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let adapt = |script: String| {
+        script
+            .replace("/run/splitdns", &run.join("splitdns").display().to_string())
+            .replace("/usr/bin/splitdns", BIN)
+            .replace("-o splitdns -g splitdns", &format!("-o nobody -g {group}"))
+    };
+    let rendered = task_dir.join("splitdns.toml");
+    let config = "[server]\nlisten = [\"127.0.0.1:0\"]\nuser = \"nobody\"\n\
+                  [upstream]\nservers = [\"127.0.0.1:9\"]\n";
+    std::fs::write(&rendered, config).unwrap();
+    let closed = Command::new("runuser")
+        .args(["-u", "nobody", "--", "cat"])
+        .arg(&rendered)
+        .output()
+        .unwrap();
+    assert!(
+        !closed.status.success(),
+        "nobody can read the task directory: no test"
+    );
+
+    let daemon = Daemon::start_script(
+        &adapt(heredoc(NOMAD_JOB, "START")),
+        &[("NOMAD_TASK_DIR", task_dir.as_path())],
+    );
+    let addr = daemon.wait_ready()[0];
+    std::fs::write(
+        &rendered,
+        format!("rules = [\"address=/probe.lan/192.0.2.7\"]\n{config}"),
+    )
+    .unwrap();
+    let change = Command::new("sh")
+        .arg("-c")
+        .arg(adapt(heredoc(NOMAD_JOB, "RELOAD")))
+        .env("NOMAD_TASK_DIR", &task_dir)
+        .output()
+        .unwrap();
+    assert!(
+        change.status.success(),
+        "{}",
+        String::from_utf8_lossy(&change.stderr)
+    );
+    daemon.wait_notify("RELOADING=1");
+    daemon.wait_ready();
+
+    let reply = client::udp(addr, &query("probe.lan.", RecordType::A)).await;
+    assert_eq!(
+        answer_ips(&reply),
+        ["192.0.2.7".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert!(!daemon.stderr().contains("rejected"), "{}", daemon.stderr());
+}
+
+/// A config that starts with one info line ("starting") and one warning (an interface that
+/// does not exist yet), touching nothing outside the test.
+const LOGS_A_WARNING: &str = "\
+[server]
+listen = [\"127.0.0.1:0\", \"nosuchif0:0\"]
+[upstream]
+servers = [\"127.0.0.1:9\"]
+";
+
+/// Under systemd, stderr is a stream to the journal, named by JOURNAL_STREAM (systemd.exec(5):
+/// "programs may compare the device and inode numbers ... with those of stderr"). The journal
+/// reads a syslog priority from a `<N>` prefix (sd-daemon(3): "<4>" SD_WARNING, "<6>" SD_INFO)
+/// and stamps each line itself, so a line has the prefix and no timestamp of its own, and
+/// `journalctl -p warning` shows the warning but not the info line.
+#[test]
+fn journal_lines_carry_a_priority_and_no_timestamp() {
+    let daemon = Daemon::start_with_journal(LOGS_A_WARNING, Journal::Stderr);
+    daemon.wait_ready();
+    let stderr = daemon.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let info = lines.iter().find(|l| l.contains("starting"));
+    let warning = lines.iter().find(|l| l.contains("nosuchif0"));
+    assert!(info.is_some_and(|l| l.starts_with("<6>")), "{stderr}");
+    assert!(warning.is_some_and(|l| l.starts_with("<4>")), "{stderr}");
+    for line in lines {
+        let (prefix, rest) = line.split_at(3.min(line.len()));
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].contains(&prefix),
+            "no priority: {line}"
+        );
+        assert!(!rest.trim_start().starts_with("20"), "a timestamp: {line}");
+    }
+}
+
+/// JOURNAL_STREAM naming another stream than stderr (a script redirected it) is not the
+/// journal: lines keep their own timestamp and no `<N>` prefix.
+#[test]
+fn a_redirected_stderr_keeps_timestamps() {
+    let daemon = Daemon::start_with_journal(LOGS_A_WARNING, Journal::Elsewhere);
+    daemon.wait_ready();
+    let stderr = daemon.stderr();
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("20"), "{stderr}");
+    assert!(
+        !stderr.contains("<6>") && !stderr.contains("<4>"),
+        "{stderr}"
+    );
+}
+
+/// The line that says why splitdns stopped is an error to the journal (`<3>`), so
+/// `journalctl -p err -u splitdns` shows why the unit failed.
+#[test]
+fn a_fatal_error_is_an_error_in_the_journal() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[server]\nlisten = []\n").unwrap();
+    let stderr_path = dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let stream = {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
+    let status = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("JOURNAL_STREAM", stream)
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(text.starts_with("<3>splitdns: "), "{text}");
+    assert!(text.contains("[server] listen is empty"), "{text}");
 }

@@ -3,7 +3,7 @@
 //! signals sent by pid. Optionally inside a network namespace. Killed on drop.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +19,15 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_splitdns");
 /// How long a test waits for a notification it expects.
 const NOTIFY_WAIT: Duration = Duration::from_secs(10);
 
+/// What `JOURNAL_STREAM` says about splitdns's stderr.
+pub(crate) enum Journal {
+    Unset,
+    /// stderr is the journal.
+    Stderr,
+    /// The journal is some other stream (stderr was redirected since).
+    Elsewhere,
+}
+
 pub(crate) struct Daemon {
     child: Child,
     notify: UnixDatagram,
@@ -31,6 +40,35 @@ impl Daemon {
     /// given. The directory and files are readable by everyone, so a daemon that switched to
     /// another user can still read its config and reach the notify socket.
     pub(crate) fn start(config: &str, netns: Option<&Netns>) -> Self {
+        Self::spawn(config, Journal::Unset, |path| run(BIN, netns, path))
+    }
+
+    /// As [`Daemon::start`], with another splitdns binary (the one a package installed).
+    pub(crate) fn start_binary(bin: &str, config: &str) -> Self {
+        Self::spawn(config, Journal::Unset, |path| run(bin, None, path))
+    }
+
+    /// As [`Daemon::start`], with `JOURNAL_STREAM` set (systemd.exec(5)): naming the device and
+    /// inode of stderr, as when systemd connected stderr to the journal, or another stream.
+    pub(crate) fn start_with_journal(config: &str, journal: Journal) -> Self {
+        Self::spawn(config, journal, |path| run(BIN, None, path))
+    }
+
+    /// `sh -c SCRIPT` with `envs`, a script that ends by exec'ing `splitdns run` on a config of
+    /// its own (as the Nomad job starts it), with the notify socket and stderr of
+    /// [`Daemon::start`].
+    pub(crate) fn start_script(script: &str, envs: &[(&str, &Path)]) -> Self {
+        Self::spawn("", Journal::Unset, |_| {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(script);
+            for (key, value) in envs {
+                command.env(key, value);
+            }
+            command
+        })
+    }
+
+    fn spawn(config: &str, journal: Journal, command: impl FnOnce(&Path) -> Command) -> Self {
         let dir = TempDir::new().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let socket_path = dir.path().join("notify");
@@ -40,16 +78,15 @@ impl Daemon {
         let config_path = dir.path().join("splitdns.toml");
         write_readable(&config_path, config);
         let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
-        let mut command = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns.name(), BIN]);
-                c
-            }
-            None => Command::new(BIN),
+        let meta = stderr.metadata().unwrap();
+        let journal_stream = format!("{}:{}", meta.dev(), meta.ino());
+        let mut command = command(&config_path);
+        match journal {
+            Journal::Unset => command.env_remove("JOURNAL_STREAM"),
+            Journal::Stderr => command.env("JOURNAL_STREAM", journal_stream),
+            Journal::Elsewhere => command.env("JOURNAL_STREAM", "1:1"),
         };
         let child = command
-            .args(["run", "--config", config_path.to_str().unwrap()])
             .env("NOTIFY_SOCKET", &socket_path)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -147,6 +184,20 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `splitdns run --config PATH`, in `netns` if given.
+fn run(bin: &str, netns: Option<&Netns>, config: &Path) -> Command {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns.name(), bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
+    command.arg("run").arg("--config").arg(config);
+    command
 }
 
 fn write_readable(path: &Path, text: &str) {

@@ -1,0 +1,511 @@
+//! The reference of every config key and rule line, in one place.
+//!
+//! The README's key and rule tables and the splitdns.toml(5) man page are both
+//! made from these lists, and a test checks that the keys here are exactly the
+//! keys the config types accept: a key added to a `Raw*` struct without a line
+//! here (or the other way round) fails `cargo test`.
+//!
+//! Texts are Markdown as the README shows them: `code`, *emphasis* and
+//! `[links](#anchor)`; the man page drops the marks.
+
+/// One config key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// `""` for a top-level key, else the table as written: `[server]`, `[[route]]`.
+    pub table: &'static str,
+    pub key: &'static str,
+    pub kind: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+impl Key {
+    /// `[server] listen`, or `rules` for a top-level key.
+    pub fn name(&self) -> String {
+        if self.table.is_empty() {
+            self.key.to_string()
+        } else {
+            format!("{} {}", self.table, self.key)
+        }
+    }
+}
+
+/// One dnsmasq-style line of `rules`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub form: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every key, in the order of the README's table.
+pub const KEYS: &[Key] = &[
+    Key {
+        table: "",
+        key: "include",
+        kind: "list of paths",
+        default: "`[]` (built-in default: `[\"/etc/splitdns/conf.d\"]` when that directory exists)",
+        meaning: "Drop-in files read after this one: directories, glob patterns or files; relative to this file's directory (see [Drop-in files](#drop-in-files)).",
+    },
+    Key {
+        table: "",
+        key: "rules",
+        kind: "list of strings",
+        default: "`[]`",
+        meaning: "dnsmasq-style routing and record lines (see [Rules](#rules)).",
+    },
+    Key {
+        table: "[server]",
+        key: "listen",
+        kind: "list of strings",
+        default: "`[\"127.0.0.1:53\"]`",
+        meaning: "Where to answer, over UDP and TCP: `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53), or `IFNAME:PORT`. `IFNAME:PORT` covers every IPv4 and non-link-local IPv6 address of the interface, and follows it: addresses are bound as they appear and closed as they go (see [Interfaces](#behaviour)). An interface that does not exist yet is a warning, not an error. A literal address that cannot be bound stops start-up. IPv6 addresses the host lacks are skipped with a warning. An empty list is an error.",
+    },
+    Key {
+        table: "[server]",
+        key: "user",
+        kind: "user name",
+        default: "none",
+        meaning: "When started as root: after reading the config, run as this user (its uid and primary group, no supplementary groups), keeping only `CAP_NET_BIND_SERVICE` so port 53 can still be bound on interfaces that appear later. Not root: ignored. The user must exist, and a reload reads the config as this user.",
+    },
+    Key {
+        table: "[server]",
+        key: "allow",
+        kind: "list of addresses or prefixes",
+        default: "loopback + subnets of listened interfaces",
+        meaning: "Clients allowed to query. Everyone else gets REFUSED. A list given here *replaces* the default, so include `127.0.0.0/8` and `::1` yourself.",
+    },
+    Key {
+        table: "[server]",
+        key: "rebind_protection",
+        kind: "bool",
+        default: "`false`",
+        meaning: "Strip private addresses from answers of the default upstreams (see [Behaviour](#behaviour)). Off by default, as in dnsmasq, Unbound, systemd-resolved and CoreDNS.",
+    },
+    Key {
+        table: "[server]",
+        key: "rebind_allow",
+        kind: "list of names",
+        default: "`[]`",
+        meaning: "With `rebind_protection` on: zones whose answers from the default upstreams may hold private addresses.",
+    },
+    Key {
+        table: "[server]",
+        key: "rate_limit",
+        kind: "queries per second",
+        default: "`0`",
+        meaning: "Per client address (IPv6: per /64), burst as large; past it REFUSED. `0` is no limit.",
+    },
+    Key {
+        table: "[server]",
+        key: "tcp_max_connections",
+        kind: "integer",
+        default: "`1000`",
+        meaning: "TCP connections open at once. Past it, the one idle longest is closed.",
+    },
+    Key {
+        table: "[server]",
+        key: "tcp_idle_timeout",
+        kind: "duration",
+        default: "`\"10s\"`",
+        meaning: "How long a TCP connection may wait for its next query.",
+    },
+    Key {
+        table: "[server]",
+        key: "tcp_read_timeout",
+        kind: "duration",
+        default: "`\"5s\"`",
+        meaning: "How long one TCP query may take to arrive once started, and one answer to be taken.",
+    },
+    Key {
+        table: "[server]",
+        key: "tcp_max_queries",
+        kind: "integer",
+        default: "`100`",
+        meaning: "Queries on one TCP connection before it is closed.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "servers",
+        kind: "list of servers",
+        default: "`[]`",
+        meaning: "Default upstreams for names outside every zone, asked in order. `server=ADDR` rules are appended.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "resolv_conf",
+        kind: "path",
+        default: "`\"/etc/resolv.conf\"`",
+        meaning: "Used only when there are no default servers from `servers` or `server=ADDR`. Only `nameserver` lines are used, on port 53. Nameservers equal to one of splitdns's own listen addresses (as they are now, interfaces included) are skipped. Watched: a change is in use within about 2 seconds, and on reload.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "timeout",
+        kind: "duration",
+        default: "`\"2s\"`",
+        meaning: "Wait per attempt, per server, before the next server is asked. At least `10ms`. It is also the default for routes.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "max_inflight",
+        kind: "integer",
+        default: "`1024`",
+        meaning: "Upstream queries in flight at once for the route. Past it, new cache misses get SERVFAIL. It is also the default for routes.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "strategy",
+        kind: "`\"failover\"`, `\"fastest\"` or `\"parallel\"`",
+        default: "`\"failover\"`",
+        meaning: "How servers are chosen (see [Behaviour](#behaviour)). It is also the default for routes.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "filter_aaaa",
+        kind: "bool",
+        default: "`false`",
+        meaning: "AAAA queries get NODATA without being forwarded (dnsmasq's `filter-AAAA`). It is also the default for routes. Local data is still answered.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "zones",
+        kind: "list of names or prefixes",
+        default: "required",
+        meaning: "Zones answered by this route, each with every name below it. A prefix (`\"10.0.0.0/8\"`, `\"fd00::/8\"`) means its reverse zones, as `rev-server=` has them, so a reverse route can have a `min_ttl` (Consul answers PTR with TTL 0), a `strategy` or a `timeout`.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "servers",
+        kind: "list of servers",
+        default: "`[]`",
+        meaning: "Servers for the route, asked in order. An empty list means the default upstreams, whose own `timeout` and `max_inflight` then apply.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "min_ttl",
+        kind: "seconds",
+        default: "`[cache] min_ttl`",
+        meaning: "TTL floor for this route's answers, positive and negative, replacing `[cache] min_ttl`. A floor above 0 lifts TTL 0 answers into the cache.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "timeout",
+        kind: "duration",
+        default: "`[upstream] timeout`",
+        meaning: "As `[upstream] timeout`, for this route.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "max_inflight",
+        kind: "integer",
+        default: "`[upstream] max_inflight`",
+        meaning: "As `[upstream] max_inflight`, for this route.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "strategy",
+        kind: "as `[upstream] strategy`",
+        default: "`[upstream] strategy`",
+        meaning: "As `[upstream] strategy`, for this route.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "rewrite",
+        kind: "name",
+        default: "none",
+        meaning: "Ask the route's names under this zone instead (see [Rewrite routes](#rewrite-routes)).",
+    },
+    Key {
+        table: "[[route]]",
+        key: "filter_aaaa",
+        kind: "bool",
+        default: "`[upstream] filter_aaaa`",
+        meaning: "As `[upstream] filter_aaaa`, for this route.",
+    },
+    Key {
+        table: "[local]",
+        key: "hosts_files",
+        kind: "list of paths",
+        default: "`[]` (built-in default: `[\"/etc/hosts\"]`)",
+        meaning: "Hosts files answering A, AAAA and PTR; re-read within seconds of a change. See [Local data](#local-data).",
+    },
+    Key {
+        table: "[local]",
+        key: "domain_needed",
+        kind: "bool",
+        default: "`false`",
+        meaning: "Single-label names that no route names get NXDOMAIN unless local data has them; never forwarded.",
+    },
+    Key {
+        table: "[local]",
+        key: "bogus_priv",
+        kind: "bool",
+        default: "`false`",
+        meaning: "Reverse lookups in the private zones of RFC 6303 that no route covers get NXDOMAIN unless local data has them; never forwarded.",
+    },
+    Key {
+        table: "[local]",
+        key: "ttl",
+        kind: "seconds",
+        default: "`0`",
+        meaning: "TTL of local answers: hosts files, records, `address=`.",
+    },
+    Key {
+        table: "[[record]]",
+        key: "name",
+        kind: "name",
+        default: "required",
+        meaning: "The record's owner name, absolute whether or not it ends in a dot.",
+    },
+    Key {
+        table: "[[record]]",
+        key: "type",
+        kind: "record type",
+        default: "required",
+        meaning: "A, AAAA, CNAME, SRV, TXT, PTR or MX.",
+    },
+    Key {
+        table: "[[record]]",
+        key: "value",
+        kind: "string",
+        default: "required",
+        meaning: "The record data in zone-file form: `192.0.2.1`, `10 mail.lan.` for MX, `0 5 143 mail.lan.` for SRV, `\"v=spf1 mx -all\"` for TXT.",
+    },
+    Key {
+        table: "[[record]]",
+        key: "ttl",
+        kind: "seconds",
+        default: "`[local] ttl`",
+        meaning: "TTL of this record.",
+    },
+    Key {
+        table: "[cache]",
+        key: "size",
+        kind: "entries",
+        default: "`10000`",
+        meaning: "Answers held. `0` turns the cache off.",
+    },
+    Key {
+        table: "[cache]",
+        key: "min_ttl",
+        kind: "seconds",
+        default: "`0`",
+        meaning: "Floor for every cached TTL, positive and negative, except on routes that set their own. It must not exceed `max_ttl`.",
+    },
+    Key {
+        table: "[cache]",
+        key: "max_ttl",
+        kind: "seconds",
+        default: "`86400`",
+        meaning: "Cap on positive TTLs, both as stored and as served.",
+    },
+    Key {
+        table: "[cache]",
+        key: "max_negative_ttl",
+        kind: "seconds",
+        default: "`3600`",
+        meaning: "Cap on negative TTLs (NXDOMAIN and NODATA).",
+    },
+    Key {
+        table: "[cache]",
+        key: "serve_stale",
+        kind: "duration",
+        default: "`\"1h\"`",
+        meaning: "How long past expiry an answer may still be given, with TTL 30, when the upstreams fail (RFC 8767). `\"0s\"` turns it off.",
+    },
+    Key {
+        table: "[cache]",
+        key: "prefetch",
+        kind: "bool",
+        default: "`false`",
+        meaning: "Refresh an answer in the background when it is asked for in the last 10% of its TTL.",
+    },
+    Key {
+        table: "[metrics]",
+        key: "listen",
+        kind: "`ADDR:PORT`",
+        default: "no endpoint",
+        meaning: "Serve `/metrics`, `/health` and `/ready` over HTTP here (see [Observing it](#observing-it)). Without a `[metrics]` table there is no endpoint. A port that cannot be bound fails start-up.",
+    },
+    Key {
+        table: "[metrics]",
+        key: "health_window",
+        kind: "duration",
+        default: "`\"5s\"`",
+        meaning: "How long a server may keep failing, without one good reply, before `/health` and `splitdns_upstream_healthy` call it down. At least `10ms`.",
+    },
+    Key {
+        table: "[log]",
+        key: "queries",
+        kind: "boolean",
+        default: "`false`",
+        meaning: "Log one line per client query.",
+    },
+    Key {
+        table: "[log]",
+        key: "format",
+        kind: "`\"plain\"` or `\"json\"`",
+        default: "`\"plain\"`",
+        meaning: "Format of every log line. `json` writes one object per line, with the fields at the top level.",
+    },
+    Key {
+        table: "[control]",
+        key: "socket",
+        kind: "absolute path",
+        default: "none (no socket)",
+        meaning: "The Unix socket [`splitdns control`](#splitdns-control) talks to, created at start with mode 0660; when started as root with `[server] user`, owned by that user. A socket file left by an earlier run is replaced; one another splitdns answers on stops start-up. The example config sets `\"/run/splitdns/control.sock\"`. Changed at the next restart.",
+    },
+];
+
+/// Every rule line form, in the order of the README's table.
+pub const RULES: &[Rule] = &[
+    Rule {
+        form: "`server=/ZONE/.../ADDR#PORT`",
+        meaning: "Forward the zones to this server; more lines for a zone add servers, asked in order. `ADDR`, `ADDR#PORT`, `IP:PORT` and `[V6]:PORT` are all accepted.",
+    },
+    Rule {
+        form: "`server=/ZONE/#`",
+        meaning: "Forward the zones to the default upstreams. This carves an exception out of a wider zone, as in `server=/skip.consul/#`.",
+    },
+    Rule {
+        form: "`server=/ZONE/`, `local=/ZONE/`",
+        meaning: "Answer locally: NXDOMAIN, unless a more specific rule covers the name. Never forwarded.",
+    },
+    Rule {
+        form: "`address=/ZONE/IP`",
+        meaning: "This address for the zones and every name below them. The record is A or AAAA, matching the address family; more lines add addresses. Other types go where they would without the line (dnsmasq 2.86 and later): to the zone's other lines, else to the zone above; with `local=/ZONE/` as well, they get NODATA.",
+    },
+    Rule {
+        form: "`address=/ZONE/#`",
+        meaning: "`0.0.0.0` and `::` (a block), as above.",
+    },
+    Rule {
+        form: "`address=/ZONE/`",
+        meaning: "Same as `local=/ZONE/`.",
+    },
+    Rule {
+        form: "`server=ADDR`",
+        meaning: "One more default upstream, after `[upstream] servers`.",
+    },
+    Rule {
+        form: "`rev-server=PREFIX,ADDR#PORT`",
+        meaning: "Forward the reverse zone of `PREFIX` (IPv4 or IPv6). `10.0.0.0/8` becomes `10.in-addr.arpa`. A prefix that does not end on a label boundary becomes every zone it covers, so `172.16.0.0/12` becomes `16.172.in-addr.arpa` … `31.172.in-addr.arpa`.",
+    },
+    Rule {
+        form: "`rev-server=PREFIX`",
+        meaning: "The same reverse zones, answered locally as with `local=`.",
+    },
+    Rule {
+        form: "`rewrite=/ZONE/.../TARGET/`",
+        meaning: "splitdns's own: a [rewrite route](#rewrite-routes). Its servers are the `server=/ZONE/ADDR` lines of the same zone; without any, the rewritten name is routed.",
+    },
+    Rule {
+        form: "`host-record=NAME[,NAME...],[IPV4],[IPV6][,TTL]`",
+        meaning: "A and AAAA for every name, and a PTR from each address to the first name.",
+    },
+    Rule {
+        form: "`cname=ALIAS[,ALIAS...],TARGET[,TTL]`",
+        meaning: "CNAME records; the target's records are added when it is local data too.",
+    },
+    Rule {
+        form: "`srv-host=_SVC._PROTO.DOMAIN[,TARGET[,PORT[,PRIORITY[,WEIGHT]]]]`",
+        meaning: "An SRV record (dnsmasq's field order; port 1, priority 0, weight 0 by default). Without a target: \"service not available\" (target `.`).",
+    },
+    Rule {
+        form: "`txt-record=NAME[,TEXT...]`",
+        meaning: "A TXT record, one string per field; quote text with commas (`\"a,b\"`). Text over 255 bytes is split.",
+    },
+    Rule {
+        form: "`ptr-record=NAME,TARGET`",
+        meaning: "A PTR record.",
+    },
+    Rule {
+        form: "`mx-host=NAME,HOST[,PREFERENCE]`",
+        meaning: "An MX record (preference 1 by default). The host is required.",
+    },
+];
+
+/// The README's key table, as Markdown.
+pub fn keys_markdown() -> String {
+    let mut out = String::from("| key | type | default | meaning |\n|---|---|---|---|\n");
+    for key in KEYS {
+        let line = format!(
+            "| `{}` | {} | {} | {} |\n",
+            key.name(),
+            key.kind,
+            key.default,
+            key.meaning
+        );
+        out.push_str(&line);
+    }
+    out
+}
+
+/// The README's rule table, as Markdown.
+pub fn rules_markdown() -> String {
+    let mut out = String::from("| rule | meaning |\n|---|---|\n");
+    for rule in RULES {
+        out.push_str(&format!("| {} | {} |\n", rule.form, rule.meaning));
+    }
+    out
+}
+
+/// Markdown marks dropped, for the man page: `code` and *emphasis* become plain
+/// text, `[text](#anchor)` becomes text, and a link to a README section other
+/// than the rules (which the page has too) says where to look.
+pub fn plain(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut rest = markdown;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        match c {
+            '`' => match rest.find('`') {
+                Some(end) => {
+                    out.push_str(&rest[..end]);
+                    rest = &rest[end + 1..];
+                }
+                None => out.push(c),
+            },
+            '*' => {}
+            '[' => match link(rest) {
+                Some((text, target, after)) => {
+                    out.push_str(text);
+                    if target.starts_with('#') && target != "#rules" {
+                        out.push_str(" in the README");
+                    }
+                    rest = after;
+                }
+                None => out.push(c),
+            },
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text](target)rest` -> (`text`, `target`, `rest`).
+fn link(rest: &str) -> Option<(&str, &str, &str)> {
+    let close = rest.find(']')?;
+    if !rest[close + 1..].starts_with('(') {
+        return None;
+    }
+    let end = rest[close..].find(')')? + close;
+    Some((&rest[..close], &rest[close + 2..end], &rest[end + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_drops_the_marks() {
+        assert_eq!(
+            plain("a `[server] listen` *replaces* it (see [Behaviour](#behaviour))."),
+            "a [server] listen replaces it (see Behaviour in the README)."
+        );
+        assert_eq!(plain("lines (see [Rules](#rules))"), "lines (see Rules)");
+        assert_eq!(
+            plain("`server=/ZONE/`, `local=/ZONE/`"),
+            "server=/ZONE/, local=/ZONE/"
+        );
+    }
+}
