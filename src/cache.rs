@@ -14,6 +14,7 @@ use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use tokio::sync::watch;
 
 use crate::answer::{Answer, seconds};
+use crate::question::Question;
 use crate::wire::{self, Query};
 
 /// `lowercased name | type | class | flags`: what makes two questions the same answer.
@@ -30,6 +31,18 @@ pub fn key_of<'b>(query: &Query, buf: &'b mut [u8; 260]) -> &'b [u8] {
         query.qclass,
         query.dnssec_ok(),
         query.checking_disabled(),
+        buf,
+    )
+}
+
+/// The cache key of `question`, written into `buf`.
+pub fn question_key<'b>(question: &Question, buf: &'b mut [u8; 260]) -> &'b [u8] {
+    key_for(
+        question.lower.as_bytes(),
+        question.qtype,
+        question.qclass,
+        question.dnssec_ok,
+        question.checking_disabled,
         buf,
     )
 }

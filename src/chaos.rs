@@ -11,8 +11,7 @@
 
 use std::net::SocketAddr;
 
-use crate::handler::{Shared, State};
-use crate::stats;
+use crate::state::{Shared, State};
 use crate::wire::{self, Query};
 
 /// Class CHAOS (RFC 1035 §3.2.4).
@@ -59,7 +58,7 @@ fn strings(shared: &Shared, state: &State, name: &[u8]) -> Option<Vec<String>> {
 /// that use it, as dnsmasq sums the server lines that name one address.
 fn servers(state: &State) -> Vec<String> {
     let mut totals: Vec<(SocketAddr, u64, u64)> = Vec::new();
-    for upstream in stats::upstreams(state) {
+    for upstream in state.router.upstream_groups() {
         for server in upstream.members() {
             let queries = server.metrics().queries.get();
             let failed = server.metrics().failures();

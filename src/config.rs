@@ -10,6 +10,7 @@ mod include;
 pub mod local;
 pub mod reference;
 mod rules;
+mod upstream;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -22,13 +23,13 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::health::Strategy;
 use crate::zone::Zone;
 pub use control::ControlConfig;
 use control::RawControl;
 use dnsmasq::{Rule, RuleAction};
 pub use local::{LocalConfig, StaticRecord};
 use local::{RawLocal, RawRecord};
+pub use upstream::Strategy;
 
 /// Where splitdns looks for its config when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::control::DEFAULT_SOCKET;
 use crate::config::{Config, DEFAULT_PATH};
-use crate::handler::Shared;
+use crate::state::Shared;
 use crate::zone::Zone;
 
 /// How long the client waits for the whole exchange, a reload included.

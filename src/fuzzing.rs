@@ -10,11 +10,13 @@ use crate::answer::{Answer, TtlPolicy};
 use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::config::dnsmasq::Rule;
-use crate::handler::{Guards, Protocol, Shared, Step};
+use crate::handler::Step;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimit;
 use crate::rebind;
 use crate::router::Router;
+use crate::state::{Guards, Shared};
+use crate::wire::Protocol;
 use crate::wire::{self, Message, Query};
 
 const POLICY: TtlPolicy = TtlPolicy {

@@ -13,73 +13,23 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use ipnet::IpNet;
-
 use crate::answer::Answer;
-use crate::cache::{self, Cache, Flight, Flights, Served};
+use crate::cache::{self, Flight, Served};
 use crate::chaos;
-use crate::config::TcpConfig;
 use crate::local;
-use crate::local_data::LocalData;
 use crate::loops;
-use crate::metrics::{Dropped, Metrics};
+use crate::metrics::Dropped;
 use crate::querylog::{self, Source};
-use crate::ratelimit::RateLimit;
-use crate::rebind::{self, Rebind};
-use crate::router::{Action, Route, Router};
+use crate::question::Question;
+use crate::rebind;
+use crate::router::{Action, Route};
 use crate::srv;
+use crate::state::{InFlightGuard, Shared, State};
 use crate::upstream::Ask;
-use crate::wire::{self, NameBuf, Query, Reject};
-
-/// What a reload replaces as a whole: a query works on one snapshot throughout.
-pub struct State {
-    /// Shared with the next state when only `allow` changes (an interface
-    /// came or went), so its upstream sockets are kept.
-    pub router: Arc<Router>,
-    pub allow: Vec<IpNet>,
-    /// `[log] queries`: checked before anything of the log line is built.
-    pub log_queries: bool,
-    /// Swapped on its own when a hosts file changes; a reload brings a new one.
-    pub local: ArcSwap<LocalData>,
-    pub rebind: Rebind,
-    /// Counts the routing tables: a new router gets the next epoch. Answers
-    /// are fetched, coalesced and stored under the epoch of their state.
-    pub epoch: u64,
-}
-
-/// Everything the listeners share. The cache lives outside [`State`], so a
-/// reload keeps it.
-pub struct Shared {
-    pub state: ArcSwap<State>,
-    pub cache: Cache,
-    pub metrics: Metrics,
-    /// Set while the listeners serve: what `/ready` reports.
-    pub serving: AtomicBool,
-    flights: Flights,
-    in_flight: InFlight,
-    rate_limit: RateLimit,
-    /// `[server] tcp_*`, fixed at start.
-    pub tcp: TcpConfig,
-    /// Itself, so a cache hit can start a prefetch task that outlives it.
-    me: Weak<Self>,
-}
-
-/// The defences fixed at start: a reload does not change them.
-pub struct Guards {
-    pub rate_limit: RateLimit,
-    pub tcp: TcpConfig,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    Udp = 0,
-    Tcp = 1,
-}
+use crate::wire::{self, Protocol, Query, Reject};
 
 /// Who asked, over what, and when: what the accounting at the end needs.
 #[derive(Clone, Copy)]
@@ -109,16 +59,6 @@ pub struct Miss {
     _in_flight: InFlightGuard,
 }
 
-/// A question splitdns resolves, from a client or for itself (SRV targets).
-#[derive(Clone, Copy)]
-pub struct Question {
-    pub lower: NameBuf,
-    pub qtype: u16,
-    pub qclass: u16,
-    pub dnssec_ok: bool,
-    pub checking_disabled: bool,
-}
-
 /// TCP responses are limited only by the 16-bit length prefix.
 pub const TCP_LIMIT: usize = 65_535;
 /// With a stale answer at hand, the longest a client waits for a fresh one
@@ -127,51 +67,7 @@ pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
 /// The TTL of stale records in a response (RFC 8767 §4 recommends 30 s).
 pub const STALE_TTL: u32 = 30;
 
-impl From<&Query> for Question {
-    fn from(query: &Query) -> Self {
-        Self {
-            lower: query.lower,
-            qtype: query.qtype,
-            qclass: query.qclass,
-            dnssec_ok: query.dnssec_ok(),
-            checking_disabled: query.checking_disabled(),
-        }
-    }
-}
-
-impl Question {
-    fn key<'b>(&self, buf: &'b mut [u8; 260]) -> &'b [u8] {
-        cache::key_for(
-            self.lower.as_bytes(),
-            self.qtype,
-            self.qclass,
-            self.dnssec_ok,
-            self.checking_disabled,
-            buf,
-        )
-    }
-}
-
 impl Shared {
-    pub fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
-        Arc::new_cyclic(|me| Self {
-            state: ArcSwap::from_pointee(state),
-            cache,
-            metrics,
-            serving: AtomicBool::new(false),
-            flights: Flights::default(),
-            in_flight: InFlight::default(),
-            rate_limit: guards.rate_limit,
-            tcp: guards.tcp,
-            me: me.clone(),
-        })
-    }
-
-    /// Client queries waiting for an upstream now.
-    pub fn inflight(&self) -> usize {
-        self.in_flight.count.load(Ordering::Relaxed)
-    }
-
     /// Answers `packet` if that needs no waiting: bad input, refused clients,
     /// local rules and cache hits. Everything else comes back as a [`Step::Miss`].
     pub fn answer_now(
@@ -309,7 +205,7 @@ impl Shared {
     pub async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
         let mut out = Vec::new();
-        let (answer, source) = if loops::came_back(&miss.state, query, miss.client) {
+        let (answer, source) = if loops::came_back(&miss.state.router, query, miss.client) {
             (None, Source::Local)
         } else {
             Arc::clone(self)
@@ -360,7 +256,7 @@ impl Shared {
         question: Question,
     ) -> (Option<Arc<Answer>>, Source) {
         let mut key = [0; 260];
-        let key = question.key(&mut key);
+        let key = cache::question_key(&question, &mut key);
         let now = Instant::now();
         if let Some(answer) = self.cache.get(key, now) {
             return (Some(Arc::new(answer)), Source::Cache);
@@ -398,7 +294,7 @@ impl Shared {
             return (None, Source::None);
         };
         let mut key = [0; 260];
-        let key = question.key(&mut key);
+        let key = cache::question_key(&question, &mut key);
         let leader = match self.flights.join(key, state.epoch) {
             Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
             Flight::Leader(leader) => leader,
@@ -445,18 +341,20 @@ impl Shared {
         };
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
-            answer = srv::complete(&self, &state, answer, upstream.timeout()).await;
+            let lookup = |question| resolve_boxed(Arc::clone(&self), Arc::clone(&state), question);
+            let cx = srv::Context {
+                router: &state.router,
+                cache: &self.cache,
+                epoch: state.epoch,
+                lookup: &lookup,
+            };
+            answer = srv::complete(cx, answer, upstream.timeout()).await;
         }
         // Not kept when a reload changed the routes while it was fetched.
         self.cache
             .insert_fetched(leader.key(), &answer, Instant::now(), state.epoch);
         leader.finish(&answer);
         (Some(answer), Source::Server(server))
-    }
-
-    /// Waits until no miss is in flight, or `deadline` passes.
-    pub async fn drain(&self, deadline: std::time::Duration) {
-        let _ = tokio::time::timeout(deadline, self.in_flight.idle()).await;
     }
 }
 
@@ -522,7 +420,7 @@ fn answer_locally(
 
 /// [`Shared::resolve`] behind a box, for the SRV completion that calls back
 /// into it (an async fn cannot contain itself).
-pub fn resolve_boxed(
+fn resolve_boxed(
     shared: Arc<Shared>,
     state: Arc<State>,
     question: Question,
@@ -533,37 +431,4 @@ pub fn resolve_boxed(
 /// The RCODE of a response splitdns wrote (the header's four bits).
 fn rcode_of(out: &[u8]) -> u16 {
     out.get(3).map_or(0, |b| u16::from(b & 0x0f))
-}
-
-/// Counts misses in flight, so shutdown can wait for them.
-#[derive(Default)]
-struct InFlight {
-    count: Arc<AtomicUsize>,
-}
-
-struct InFlightGuard {
-    count: Arc<AtomicUsize>,
-}
-
-impl InFlight {
-    fn enter(&self) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        InFlightGuard {
-            count: Arc::clone(&self.count),
-        }
-    }
-
-    /// Polls rather than being notified: it runs once, at shutdown, and keeps
-    /// the per-query path free of wake-ups.
-    async fn idle(&self) {
-        while self.count.load(Ordering::Relaxed) > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::Relaxed);
-    }
 }

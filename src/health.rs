@@ -12,15 +12,13 @@
 //! window, and up again at its next good reply; a server never asked counts as
 //! up, and a route is healthy while one of its servers is up.
 
-use std::fmt;
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::handler::State;
-use crate::router::Action;
+use crate::config::Strategy;
+use crate::router::{Action, Router};
 
 /// Consecutive failures that take a server out of rotation.
 pub const DOWN_AFTER: u32 = 3;
@@ -29,41 +27,6 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// `fastest` puts another server first on one query in this many, so a server
 /// that was slow once gets measured again.
 const REMEASURE_EVERY: u32 = 16;
-
-/// How a route picks among its servers (`strategy` in `[upstream]` and `[[route]]`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Strategy {
-    /// Healthy servers in the listed order, one after the other.
-    #[default]
-    Failover,
-    /// Healthy servers by smoothed RTT, lowest first.
-    Fastest,
-    /// Every healthy server at once; the first good answer wins.
-    Parallel,
-}
-
-impl FromStr for Strategy {
-    type Err = &'static str;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "failover" => Ok(Self::Failover),
-            "fastest" => Ok(Self::Fastest),
-            "parallel" => Ok(Self::Parallel),
-            _ => Err("expected \"failover\", \"fastest\" or \"parallel\""),
-        }
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Failover => "failover",
-            Self::Fastest => "fastest",
-            Self::Parallel => "parallel",
-        })
-    }
-}
 
 /// One server's recent outcome, updated with relaxed atomics by every attempt.
 #[derive(Debug, Default)]
@@ -173,10 +136,10 @@ fn millis(now: Instant) -> u64 {
 
 /// `Ok` when every forwarding route has a server that is up; otherwise the
 /// routes that have none, one per line, for the `/health` body.
-pub fn check(state: &State, window: Duration) -> Result<(), String> {
+pub fn check(router: &Router, window: Duration) -> Result<(), String> {
     let now = Instant::now();
     let mut problems = String::new();
-    for route in state.router.routes() {
+    for route in router.routes() {
         let Action::Forward(upstream) = &route.action else {
             continue;
         };

@@ -8,7 +8,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -20,8 +19,18 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::MetricsConfig;
-use crate::handler::Shared;
-use crate::health;
+
+/// What the endpoint reads from the running server.
+pub trait Report: Send + Sync + 'static {
+    /// Whether the listeners serve now (`/ready`).
+    fn serving(&self) -> bool;
+    /// Every counter now, as OpenMetrics text; `window` decides which
+    /// servers are up.
+    fn metrics_text(&self, window: Duration) -> String;
+    /// `Ok` when every forwarding route has a server that is up; otherwise
+    /// the routes that have none, one per line.
+    fn health(&self, window: Duration) -> Result<(), String>;
+}
 
 /// What Prometheus negotiates for the text that prometheus-client writes.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -50,7 +59,7 @@ impl Endpoint {
     }
 
     /// Serves until the task is aborted.
-    pub async fn serve(self, shared: Arc<Shared>) {
+    pub async fn serve<R: Report>(self, shared: Arc<R>) {
         let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
             let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
@@ -68,7 +77,7 @@ impl Endpoint {
             let window = self.health_window;
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
-                    let response = respond(&req, &shared, window);
+                    let response = respond(&req, shared.as_ref(), window);
                     async move { Ok::<_, std::convert::Infallible>(response) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -82,14 +91,18 @@ impl Endpoint {
     }
 }
 
-fn respond(req: &Request<Incoming>, shared: &Shared, window: Duration) -> Response<Full<Bytes>> {
+fn respond(
+    req: &Request<Incoming>,
+    shared: &impl Report,
+    window: Duration,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n".into());
     }
-    let serving = shared.serving.load(Ordering::Relaxed);
+    let serving = shared.serving();
     match req.uri().path() {
         "/metrics" => {
-            let body = shared.metrics.encode(&shared.scrape(window));
+            let body = shared.metrics_text(window);
             let mut response = text(StatusCode::OK, body);
             response
                 .headers_mut()
@@ -97,7 +110,7 @@ fn respond(req: &Request<Incoming>, shared: &Shared, window: Duration) -> Respon
             response
         }
         "/health" if !serving => text(StatusCode::SERVICE_UNAVAILABLE, "not serving\n".into()),
-        "/health" => match health::check(&shared.state.load(), window) {
+        "/health" => match shared.health(window) {
             Ok(()) => text(StatusCode::OK, "ok\n".into()),
             Err(problems) => text(StatusCode::SERVICE_UNAVAILABLE, problems),
         },

@@ -43,6 +43,7 @@ pub mod config;
 pub mod connections;
 pub mod control;
 pub mod docs;
+pub mod failure;
 pub mod fuzzing;
 pub mod handler;
 pub mod health;
@@ -59,6 +60,7 @@ pub mod metrics;
 pub mod notify;
 pub mod privilege;
 pub mod querylog;
+pub mod question;
 pub mod ratelimit;
 pub mod rebind;
 pub mod reload;
@@ -68,6 +70,7 @@ pub mod router;
 pub mod server;
 pub mod signal;
 pub mod srv;
+pub mod state;
 pub mod stats;
 pub mod upstream;
 pub mod wire;
@@ -83,7 +86,6 @@ use tokio::sync::mpsc;
 
 pub use config::Config;
 use config::{ConfigError, Listen};
-use handler::{Shared, State};
 use listeners::Listeners;
 use local_data::LocalData;
 use metrics::Metrics;
@@ -91,6 +93,7 @@ use privilege::PrivilegeError;
 use router::Router;
 use server::BindError;
 use signal::Control;
+use state::{Shared, State};
 
 /// How long shutdown waits for queries already being resolved.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -170,7 +173,7 @@ impl Server {
         let cache = cache::Cache::new(config.cache.size)
             .with_serve_stale(config.cache.serve_stale)
             .with_prefetch(config.cache.prefetch);
-        let guards = handler::Guards {
+        let guards = state::Guards {
             rate_limit: ratelimit::RateLimit::new(config.guard.rate_limit),
             tcp: config.tcp.clone(),
         };
@@ -230,7 +233,7 @@ impl Server {
             tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
             tasks.spawn(http.serve(Arc::clone(&self.shared)));
         }
-        tasks.spawn(local_data::watch(Arc::clone(&self.shared)));
+        tasks.spawn(Arc::clone(&self.shared).watch_local_data());
         let (reload_tx, reloads) = mpsc::channel(4);
         if let Some(socket) = self.control {
             let shared = Arc::clone(&self.shared);

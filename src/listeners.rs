@@ -13,9 +13,9 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use crate::config::Listen;
-use crate::handler::Shared;
 use crate::interfaces;
 use crate::server::{BindError, Listener};
+use crate::state::Shared;
 
 /// The listeners held, in the order they were bound.
 pub struct Listeners {

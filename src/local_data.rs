@@ -17,8 +17,9 @@ use hickory_proto::rr::rdata::PTR;
 use hickory_proto::rr::{Name, RData};
 use hickory_proto::serialize::binary::BinEncodable;
 
+use arc_swap::ArcSwap;
+
 use crate::config::{Config, LocalConfig, StaticRecord};
-use crate::handler::Shared;
 use crate::hosts;
 use crate::zone::Zone;
 
@@ -151,26 +152,20 @@ impl LocalData {
     }
 }
 
-/// Re-reads the hosts files of the running state whenever one changes. Runs
-/// until aborted; follows reloads, since it looks at the current state each time.
-pub async fn watch(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let state = shared.state.load_full();
-        let current = state.local.load_full();
-        if !current.changed_on_disk() {
-            continue;
+/// Re-reads the hosts files behind `local` if one changed since they were
+/// read; keeps the old data when they cannot be read now.
+pub fn refresh(local: &ArcSwap<LocalData>) {
+    let current = local.load_full();
+    if !current.changed_on_disk() {
+        return;
+    }
+    match LocalData::from_local(Arc::clone(&current.config)) {
+        Ok(fresh) => {
+            tracing::info!(names = fresh.len(), "hosts files changed: re-read");
+            local.store(Arc::new(fresh));
         }
-        match LocalData::from_local(Arc::clone(&current.config)) {
-            Ok(fresh) => {
-                tracing::info!(names = fresh.len(), "hosts files changed: re-read");
-                state.local.store(Arc::new(fresh));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "hosts files changed but cannot be read; keeping the old data")
-            }
+        Err(error) => {
+            tracing::warn!(%error, "hosts files changed but cannot be read; keeping the old data")
         }
     }
 }

@@ -16,9 +16,8 @@
 
 use std::net::IpAddr;
 
-use crate::handler::State;
 use crate::logging::Every;
-use crate::router::Action;
+use crate::router::{Action, Router};
 use crate::wire::{self, Query};
 
 /// At most one error line per 10 s; the others are counted.
@@ -38,12 +37,12 @@ fn looks_like_ours(query: &Query) -> bool {
 
 /// Whether `query` is one of ours, forwarded back to us by the upstream we
 /// are asking it. Logs an error naming that upstream.
-pub fn came_back(state: &State, query: &Query, client: IpAddr) -> bool {
+pub fn came_back(router: &Router, query: &Query, client: IpAddr) -> bool {
     if !looks_like_ours(query) {
         return false;
     }
     let lower = query.lower.as_bytes();
-    let Action::Forward(upstream) = &state.router.route(lower).action else {
+    let Action::Forward(upstream) = &router.route(lower).action else {
         return false;
     };
     let mut question = [0u8; 259];

@@ -27,8 +27,8 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::config::Config;
-use crate::handler::Protocol;
-use crate::upstream::Failure;
+use crate::failure::Failure;
+use crate::wire::Protocol;
 
 /// Every metric name starts with this.
 const PREFIX: &str = "splitdns";

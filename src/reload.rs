@@ -21,11 +21,11 @@ use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::control::ReloadRequest;
-use crate::handler::{Shared, State};
 use crate::listeners::Listeners;
 use crate::local_data::LocalData;
 use crate::router::Router;
 use crate::signal::Control;
+use crate::state::{Shared, State};
 use crate::{Error, Loader, interfaces, notify, resolv};
 
 /// First wait before binding again an interface address that failed; it

@@ -292,6 +292,20 @@ impl Router {
         &self.routes
     }
 
+    /// The distinct upstream groups, in route order: routes that use the
+    /// default upstreams share one group, which is listed once.
+    pub fn upstream_groups(&self) -> Vec<&Arc<Upstream>> {
+        let mut seen: Vec<&Arc<Upstream>> = Vec::new();
+        for route in &self.routes {
+            if let Action::Forward(upstream) = &route.action
+                && !seen.iter().any(|u| Arc::ptr_eq(u, upstream))
+            {
+                seen.push(upstream);
+            }
+        }
+        seen
+    }
+
     /// The servers of the default route (from the config or resolv.conf).
     pub fn default_servers(&self) -> Vec<SocketAddr> {
         self.routes[0].spec.servers.clone()
@@ -377,7 +391,7 @@ impl fmt::Display for Router {
                 write!(f, " (min_ttl {})", route.ttl.min)?;
             }
             match &route.action {
-                Action::Forward(up) if up.strategy() != crate::health::Strategy::Failover => {
+                Action::Forward(up) if up.strategy() != crate::config::Strategy::Failover => {
                     write!(f, " (strategy {})", up.strategy())?
                 }
                 _ => {}

@@ -23,7 +23,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::TcpConfig;
 use crate::connections::{Connections, Slot};
-use crate::handler::{Protocol, Shared, Step};
+use crate::handler::Step;
+use crate::state::Shared;
+use crate::wire::Protocol;
 use batch::Batch;
 
 mod batch;

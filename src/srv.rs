@@ -8,6 +8,8 @@
 //! the client gets the SRV answer.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,21 +19,31 @@ use hickory_proto::serialize::binary::BinEncodable;
 use tokio::task::JoinSet;
 
 use crate::answer::Answer;
-use crate::cache;
-use crate::handler::{Question, Shared, State, resolve_boxed};
+use crate::cache::{self, Cache};
+use crate::question::Question;
+use crate::router::Router;
 use crate::wire::NameBuf;
+
+/// Resolves a target's address through splitdns's own routing and cache (an
+/// async fn cannot contain itself, hence the box).
+pub type Lookup<'a> =
+    &'a (dyn Fn(Question) -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> + Sync);
+
+/// Where completion stores and looks things up: the routing table and
+/// epoch of the query's state, and the cache.
+pub struct Context<'a> {
+    pub router: &'a Router,
+    pub cache: &'a Cache,
+    pub epoch: u64,
+    pub lookup: Lookup<'a>,
+}
 
 const CLASS_IN: u16 = 1;
 
 /// Stores the SRV reply's target addresses and fills in the missing ones within
 /// `budget`. Returns the answer to give the client (the same one when nothing
 /// was missing or nothing could be added).
-pub async fn complete(
-    shared: &Arc<Shared>,
-    state: &Arc<State>,
-    answer: Arc<Answer>,
-    budget: Duration,
-) -> Arc<Answer> {
+pub async fn complete(cx: Context<'_>, answer: Arc<Answer>, budget: Duration) -> Arc<Answer> {
     let Ok(mut msg) = Message::from_vec(answer.bytes()) else {
         return answer;
     };
@@ -49,7 +61,7 @@ pub async fn complete(
     let addresses = addresses_by_owner(&msg.additionals);
     for ((owner, rtype), records) in &addresses {
         if targets.contains(owner) {
-            store_addresses(shared, state, owner, *rtype, records);
+            store_addresses(&cx, owner, *rtype, records);
         }
     }
     let missing: Vec<&Name> = dedup(&targets)
@@ -59,12 +71,12 @@ pub async fn complete(
     if missing.is_empty() {
         return answer;
     }
-    let found = resolve_targets(shared, state, &missing, budget).await;
+    let found = resolve_targets(cx.lookup, &missing, budget).await;
     if found.is_empty() {
         return answer;
     }
     msg.additionals.extend(found);
-    let policy = state.router.route(answer_lower(&answer)).ttl;
+    let policy = cx.router.route(answer_lower(&answer)).ttl;
     match msg.to_vec() {
         Ok(bytes) => Answer::from_reply(&bytes, answer_lower(&answer), policy, Instant::now())
             .map(Arc::new)
@@ -111,15 +123,9 @@ fn dedup(names: &[Name]) -> Vec<&Name> {
 
 /// Caches `records` as the answer to `owner rtype`, under the TTL rules of the
 /// owner's own route.
-fn store_addresses(
-    shared: &Shared,
-    state: &State,
-    owner: &Name,
-    rtype: RecordType,
-    records: &[Record],
-) {
+fn store_addresses(cx: &Context<'_>, owner: &Name, rtype: RecordType, records: &[Record]) {
     let Ok(wire) = owner.to_bytes() else { return };
-    let policy = state.router.route(&wire).ttl;
+    let policy = cx.router.route(&wire).ttl;
     let shortest = records.iter().map(|r| r.ttl).min().unwrap_or(0);
     if shortest.max(policy.min) == 0 {
         // Consul's default TTL 0: nothing to keep, so nothing to build.
@@ -132,19 +138,13 @@ fn store_addresses(
     if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
         let mut key = [0; 260];
         let key = cache::key_for(&wire, u16::from(rtype), CLASS_IN, false, false, &mut key);
-        shared
-            .cache
-            .insert_fetched(key, &answer, Instant::now(), state.epoch);
+        cx.cache
+            .insert_fetched(key, &answer, Instant::now(), cx.epoch);
     }
 }
 
 /// A and AAAA of every target, asked concurrently, whatever arrives within `budget`.
-async fn resolve_targets(
-    shared: &Arc<Shared>,
-    state: &Arc<State>,
-    targets: &[&Name],
-    budget: Duration,
-) -> Vec<Record> {
+async fn resolve_targets(lookup: Lookup<'_>, targets: &[&Name], budget: Duration) -> Vec<Record> {
     let mut lookups = JoinSet::new();
     for target in targets {
         let Some(lower) = target.to_bytes().ok().and_then(|w| NameBuf::from_wire(&w)) else {
@@ -158,11 +158,7 @@ async fn resolve_targets(
                 dnssec_ok: false,
                 checking_disabled: false,
             };
-            lookups.spawn(resolve_boxed(
-                Arc::clone(shared),
-                Arc::clone(state),
-                question,
-            ));
+            lookups.spawn(lookup(question));
         }
     }
     let mut found = Vec::new();

@@ -5,112 +5,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use crate::handler::{Shared, State};
-use crate::metrics::Scrape;
-use crate::router::Action;
-use crate::upstream::Upstream;
-
-/// The distinct upstream groups of `state`, in route order: routes that use
-/// the default upstreams share one group, which is listed once.
-pub fn upstreams(state: &State) -> Vec<&Arc<Upstream>> {
-    let mut seen: Vec<&Arc<Upstream>> = Vec::new();
-    for route in state.router.routes() {
-        if let Action::Forward(upstream) = &route.action
-            && !seen.iter().any(|u| Arc::ptr_eq(u, upstream))
-        {
-            seen.push(upstream);
-        }
-    }
-    seen
-}
-
-impl Shared {
-    /// The values a scrape reads now; `window` decides which servers are up.
-    pub fn scrape(&self, window: Duration) -> Scrape {
-        let state = self.state.load();
-        let now = Instant::now();
-        let mut servers = Vec::new();
-        for upstream in upstreams(&state) {
-            for server in upstream.members() {
-                servers.push((
-                    upstream.route().to_string(),
-                    server.addr(),
-                    server.health().is_up(window, now),
-                ));
-            }
-        }
-        Scrape {
-            cache_entries: self.cache.len() as u64,
-            cache_insertions: self.cache.insertions(),
-            cache_evictions: self.cache.evictions(),
-            inflight: self.inflight() as u64,
-            upstreams: servers,
-        }
-    }
-
-    /// The statistics now; `window` decides which servers are up.
-    pub fn stats(&self, window: Duration) -> Stats {
-        let (hits, misses) = self.metrics.hits_and_misses();
-        let state = self.state.load();
-        let now = Instant::now();
-        let mut servers = Vec::new();
-        for upstream in upstreams(&state) {
-            for server in upstream.members() {
-                let m = server.metrics();
-                let kinds: Vec<String> = m
-                    .failures_by_kind()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(kind, n)| format!("{kind} {n}"))
-                    .collect();
-                servers.push(ServerStats {
-                    addr: server.addr(),
-                    route: upstream.route().to_string(),
-                    queries: m.queries.get(),
-                    failed: m.failures(),
-                    failures: kinds.join(", "),
-                    up: server.health().is_up(window, now),
-                });
-            }
-        }
-        Stats {
-            size: self.cache.size(),
-            entries: self.cache.len(),
-            hits,
-            misses,
-            insertions: self.cache.insertions(),
-            evictions: self.cache.evictions(),
-            servers,
-        }
-    }
-
-    /// Logs the statistics, as dnsmasq does on SIGUSR1.
-    pub fn log_stats(&self, window: Duration) {
-        let stats = self.stats(window);
-        tracing::info!(
-            size = stats.size,
-            entries = stats.entries,
-            hits = stats.hits,
-            misses = stats.misses,
-            insertions = stats.insertions,
-            evictions = stats.evictions,
-            "cache statistics"
-        );
-        for server in &stats.servers {
-            tracing::info!(
-                server = %server.addr,
-                route = %server.route,
-                queries = server.queries,
-                failed = server.failed,
-                failures = %server.failures,
-                health = server.health(),
-                "upstream statistics"
-            );
-        }
-    }
-}
 
 /// What SIGUSR1 logs and `splitdns control stats` prints.
 #[derive(Debug, Clone)]
@@ -140,7 +34,7 @@ pub struct ServerStats {
 }
 
 impl ServerStats {
-    fn health(&self) -> &'static str {
+    pub fn health(&self) -> &'static str {
         if self.up { "up" } else { "down" }
     }
 }

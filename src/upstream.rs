@@ -20,7 +20,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
-use crate::health::{self, ServerHealth, Strategy};
+use crate::config::Strategy;
+use crate::failure::Failure;
+use crate::health::{self, ServerHealth};
 use crate::metrics::{Metrics, ServerMetrics};
 use crate::wire::{self, Message};
 
@@ -33,21 +35,6 @@ pub enum UpstreamError {
     NoServers,
     #[error("every server failed (last: {0})")]
     AllFailed(Failure),
-}
-
-/// How one attempt at one server failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    #[error("timeout")]
-    Timeout,
-    #[error("SERVFAIL")]
-    ServFail,
-    #[error("REFUSED")]
-    Refused,
-    #[error("bad reply")]
-    BadReply,
-    #[error("network error: {0}")]
-    Network(io::ErrorKind),
 }
 
 /// The question being asked upstream, lowercased.

@@ -16,6 +16,13 @@ pub const TYPE_NS: u16 = 2;
 pub const TYPE_MX: u16 = 15;
 pub const TYPE_SRV: u16 = 33;
 pub const TYPE_RRSIG: u16 = 46;
+/// The transport a query came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Udp = 0,
+    Tcp = 1,
+}
+
 /// The EDNS UDP payload size splitdns advertises and asks upstreams for: the
 /// DNS flag day 2020 value, which avoids IP fragmentation on every common path.
 pub const EDNS_UDP_SIZE: u16 = 1232;

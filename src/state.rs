@@ -1,0 +1,228 @@
+//! The state every listener shares: [`Shared`] (cache, metrics, the current
+//! [`State`] behind an `ArcSwap`) and [`State`], what a reload replaces as a
+//! whole (router, access list, local data). Everything below the per-query
+//! pipeline is given what it needs from here; nothing here calls up into it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+
+use crate::cache::{Cache, Flights};
+use crate::config::TcpConfig;
+use crate::health;
+use crate::http::Report;
+use crate::local_data::{self, LocalData};
+use crate::metrics::{Metrics, Scrape};
+use crate::ratelimit::RateLimit;
+use crate::rebind::Rebind;
+use crate::router::Router;
+use crate::stats::{ServerStats, Stats};
+
+/// What a reload replaces as a whole: a query works on one snapshot throughout.
+pub struct State {
+    /// Shared with the next state when only `allow` changes (an interface
+    /// came or went), so its upstream sockets are kept.
+    pub router: Arc<Router>,
+    pub allow: Vec<IpNet>,
+    /// `[log] queries`: checked before anything of the log line is built.
+    pub log_queries: bool,
+    /// Swapped on its own when a hosts file changes; a reload brings a new one.
+    pub local: ArcSwap<LocalData>,
+    pub rebind: Rebind,
+    /// Counts the routing tables: a new router gets the next epoch. Answers
+    /// are fetched, coalesced and stored under the epoch of their state.
+    pub epoch: u64,
+}
+
+/// Everything the listeners share. The cache lives outside [`State`], so a
+/// reload keeps it.
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub cache: Cache,
+    pub metrics: Metrics,
+    /// Set while the listeners serve: what `/ready` reports.
+    pub serving: AtomicBool,
+    pub flights: Flights,
+    pub in_flight: InFlight,
+    pub rate_limit: RateLimit,
+    /// `[server] tcp_*`, fixed at start.
+    pub tcp: TcpConfig,
+    /// Itself, so a cache hit can start a prefetch task that outlives it.
+    pub me: Weak<Self>,
+}
+
+/// The defences fixed at start: a reload does not change them.
+pub struct Guards {
+    pub rate_limit: RateLimit,
+    pub tcp: TcpConfig,
+}
+
+impl Shared {
+    pub fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            state: ArcSwap::from_pointee(state),
+            cache,
+            metrics,
+            serving: AtomicBool::new(false),
+            flights: Flights::default(),
+            in_flight: InFlight::default(),
+            rate_limit: guards.rate_limit,
+            tcp: guards.tcp,
+            me: me.clone(),
+        })
+    }
+
+    /// Client queries waiting for an upstream now.
+    pub fn inflight(&self) -> usize {
+        self.in_flight.count.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no miss is in flight, or `deadline` passes.
+    pub async fn drain(&self, deadline: std::time::Duration) {
+        let _ = tokio::time::timeout(deadline, self.in_flight.idle()).await;
+    }
+    /// The values a scrape reads now; `window` decides which servers are up.
+    pub fn scrape(&self, window: Duration) -> Scrape {
+        let state = self.state.load();
+        let now = Instant::now();
+        let mut servers = Vec::new();
+        for upstream in state.router.upstream_groups() {
+            for server in upstream.members() {
+                servers.push((
+                    upstream.route().to_string(),
+                    server.addr(),
+                    server.health().is_up(window, now),
+                ));
+            }
+        }
+        Scrape {
+            cache_entries: self.cache.len() as u64,
+            cache_insertions: self.cache.insertions(),
+            cache_evictions: self.cache.evictions(),
+            inflight: self.inflight() as u64,
+            upstreams: servers,
+        }
+    }
+
+    /// The statistics now; `window` decides which servers are up.
+    pub fn stats(&self, window: Duration) -> Stats {
+        let (hits, misses) = self.metrics.hits_and_misses();
+        let state = self.state.load();
+        let now = Instant::now();
+        let mut servers = Vec::new();
+        for upstream in state.router.upstream_groups() {
+            for server in upstream.members() {
+                let m = server.metrics();
+                let kinds: Vec<String> = m
+                    .failures_by_kind()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(kind, n)| format!("{kind} {n}"))
+                    .collect();
+                servers.push(ServerStats {
+                    addr: server.addr(),
+                    route: upstream.route().to_string(),
+                    queries: m.queries.get(),
+                    failed: m.failures(),
+                    failures: kinds.join(", "),
+                    up: server.health().is_up(window, now),
+                });
+            }
+        }
+        Stats {
+            size: self.cache.size(),
+            entries: self.cache.len(),
+            hits,
+            misses,
+            insertions: self.cache.insertions(),
+            evictions: self.cache.evictions(),
+            servers,
+        }
+    }
+
+    /// Logs the statistics, as dnsmasq does on SIGUSR1.
+    pub fn log_stats(&self, window: Duration) {
+        let stats = self.stats(window);
+        tracing::info!(
+            size = stats.size,
+            entries = stats.entries,
+            hits = stats.hits,
+            misses = stats.misses,
+            insertions = stats.insertions,
+            evictions = stats.evictions,
+            "cache statistics"
+        );
+        for server in &stats.servers {
+            tracing::info!(
+                server = %server.addr,
+                route = %server.route,
+                queries = server.queries,
+                failed = server.failed,
+                failures = %server.failures,
+                health = server.health(),
+                "upstream statistics"
+            );
+        }
+    }
+
+    /// Re-reads the hosts files of the running state whenever one changes.
+    /// Runs until aborted; follows reloads, since it looks at the current
+    /// state each time.
+    pub async fn watch_local_data(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(local_data::POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            local_data::refresh(&self.state.load().local);
+        }
+    }
+}
+
+impl Report for Shared {
+    fn serving(&self) -> bool {
+        self.serving.load(Ordering::Relaxed)
+    }
+
+    fn metrics_text(&self, window: Duration) -> String {
+        self.metrics.encode(&self.scrape(window))
+    }
+
+    fn health(&self, window: Duration) -> Result<(), String> {
+        health::check(&self.state.load().router, window)
+    }
+}
+
+/// Counts misses in flight, so shutdown can wait for them.
+#[derive(Default)]
+pub struct InFlight {
+    count: Arc<AtomicUsize>,
+}
+
+pub struct InFlightGuard {
+    count: Arc<AtomicUsize>,
+}
+
+impl InFlight {
+    pub fn enter(&self) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard {
+            count: Arc::clone(&self.count),
+        }
+    }
+
+    /// Polls rather than being notified: it runs once, at shutdown, and keeps
+    /// the per-query path free of wake-ups.
+    async fn idle(&self) {
+        while self.count.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
