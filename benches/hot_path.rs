@@ -10,11 +10,11 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query as HQuery};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use splitdns::answer::{Answer, TtlPolicy};
-use splitdns::cache::{self, Cache};
 use splitdns::config::Config;
-use splitdns::router::Router;
-use splitdns::wire::Query;
+use splitdns::dns::answer::{Answer, TtlPolicy};
+use splitdns::dns::wire::Query;
+use splitdns::resolve::cache::{self, Cache};
+use splitdns::resolve::router::Router;
 
 const POLICY: TtlPolicy = TtlPolicy {
     min: 0,

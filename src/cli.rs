@@ -82,8 +82,8 @@ pub enum ControlCommand {
 
 impl ControlCommand {
     /// The request sent over the socket.
-    pub fn request(&self) -> crate::control::Request {
-        use crate::control::Request;
+    pub fn request(&self) -> crate::serve::control::Request {
+        use crate::serve::control::Request;
         match self {
             Self::Reload => Request::Reload,
             Self::Flush { names } => Request::Flush(names.clone()),

@@ -6,18 +6,18 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::answer::{Answer, TtlPolicy};
-use crate::cache::{self, Cache};
 use crate::config::Config;
 use crate::config::dnsmasq::Rule;
-use crate::handler::Step;
-use crate::metrics::Metrics;
-use crate::ratelimit::RateLimit;
-use crate::rebind;
-use crate::router::Router;
+use crate::dns::answer::{Answer, TtlPolicy};
+use crate::dns::wire::Protocol;
+use crate::dns::wire::{self, Message, Query};
+use crate::observe::metrics::Metrics;
+use crate::resolve::cache::{self, Cache};
+use crate::resolve::rebind;
+use crate::resolve::router::Router;
+use crate::serve::handler::Step;
+use crate::state::ratelimit::RateLimit;
 use crate::state::{Guards, Shared};
-use crate::wire::Protocol;
-use crate::wire::{self, Message, Query};
 
 const POLICY: TtlPolicy = TtlPolicy {
     min: 0,
@@ -103,7 +103,7 @@ servers = ["127.0.0.1:9"]
 "#;
         let config = Config::from_toml(text, Path::new("fuzz.toml")).expect("fuzzing config");
         let metrics = Metrics::new();
-        let state = crate::build_state(&config, &[], &metrics).expect("fuzzing state");
+        let state = crate::serve::start::build_state(&config, &[], &metrics).expect("fuzzing state");
         let cache = Cache::new(1000).with_prefetch(false);
         let now = Instant::now();
         let answer = Answer::from_reply(&cached_reply(), CACHED, POLICY, now).expect("valid reply");

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
-use crate::cache::{Cache, Flights};
+pub mod ratelimit;
+
 use crate::config::TcpConfig;
-use crate::health;
-use crate::http::Report;
-use crate::local_data::{self, LocalData};
-use crate::metrics::{Metrics, Scrape};
-use crate::ratelimit::RateLimit;
-use crate::rebind::Rebind;
-use crate::router::Router;
-use crate::stats::{ServerStats, Stats};
+use crate::host::local_data::{self, LocalData};
+use crate::observe::http::Report;
+use crate::observe::metrics::{Metrics, Scrape};
+use crate::observe::stats::{ServerStats, Stats};
+use crate::resolve::cache::{Cache, Flights};
+use crate::resolve::health;
+use crate::resolve::rebind::Rebind;
+use crate::resolve::router::Router;
+use crate::state::ratelimit::RateLimit;
 
 /// What a reload replaces as a whole: a query works on one snapshot throughout.
 pub struct State {

@@ -11,7 +11,7 @@ use hickory_proto::rr::{Name, RData};
 use ipnet::IpNet;
 
 use super::local::{StaticRecord, rdata_name};
-use crate::zone::Zone;
+use crate::dns::zone::Zone;
 
 /// What one rule line says.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::zone::Zone;
+use crate::dns::zone::Zone;
 
 /// `[local]` plus every static record, from `[[record]]` tables and record rules.
 #[derive(Debug, Clone, PartialEq, Default)]

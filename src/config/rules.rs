@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::RouteConfig;
 use super::dnsmasq::{Rule, RuleAction};
-use crate::zone::Zone;
+use crate::dns::zone::Zone;
 
 /// A zone rule line and where it was written.
 pub(super) struct Placed {

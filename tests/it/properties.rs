@@ -10,9 +10,9 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use splitdns::answer::{Answer, TtlPolicy};
-use splitdns::cache::{self, Cache, Served};
-use splitdns::wire::Query;
+use splitdns::dns::answer::{Answer, TtlPolicy};
+use splitdns::dns::wire::Query;
+use splitdns::resolve::cache::{self, Cache, Served};
 
 const LOWER: &[u8] = b"\x03web\x07example\x00";
 

@@ -11,8 +11,8 @@
 
 use std::net::SocketAddr;
 
+use crate::dns::wire::{self, Query};
 use crate::state::{Shared, State};
-use crate::wire::{self, Query};
 
 /// Class CHAOS (RFC 1035 §3.2.4).
 pub const CLASS_CH: u16 = 3;

@@ -18,7 +18,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::Strategy;
-use crate::router::{Action, Router};
+use crate::resolve::router::{Action, Router};
 
 /// Consecutive failures that take a server out of rotation.
 pub const DOWN_AFTER: u32 = 3;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use crate::config::Listen;
-use crate::interfaces;
-use crate::server::{BindError, Listener};
+use crate::host::interfaces;
+use crate::serve::server::{BindError, Listener};
 use crate::state::Shared;
 
 /// The listeners held, in the order they were bound.

@@ -18,7 +18,7 @@ use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{LogConfig, LogFormat};
-use crate::querylog;
+use crate::observe::querylog;
 
 /// Installs the subscriber. The config is read first so that its `[log]` table
 /// can choose the format; a config error is printed on its own line either way.

@@ -4,7 +4,7 @@
 //! The protocol is one request line (`reload`, `flush [ZONE ...]`, `stats`,
 //! `routes`), one response, then the server closes: the response's first line
 //! is `ok` or `error`, the rest is the text to show. A reload goes through the
-//! [`Supervisor`](crate::reload::Supervisor), as SIGHUP does, and the client
+//! [`Supervisor`](crate::serve::reload::Supervisor), as SIGHUP does, and the client
 //! gets its outcome; the other commands read the shared state and the cache
 //! directly, so none of them waits on a reload or holds up a query for longer
 //! than a cache shard's lock.
@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::control::DEFAULT_SOCKET;
 use crate::config::{Config, DEFAULT_PATH};
+use crate::dns::zone::Zone;
 use crate::state::Shared;
-use crate::zone::Zone;
 
 /// How long the client waits for the whole exchange, a reload included.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -193,7 +193,7 @@ fn bind_error(path: &Path, source: io::Error) -> ControlError {
 }
 
 /// chown to `user` and its primary group, when running as root (as
-/// [`crate::privilege`] then switches to that user).
+/// [`crate::host::privilege`] then switches to that user).
 fn give_to(path: &Path, user: &str) -> Result<(), ControlError> {
     if !nix::unistd::Uid::effective().is_root() {
         return Ok(());

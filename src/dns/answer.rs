@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use crate::wire::{self, Message, Query, Records, Section};
+use crate::dns::wire::{self, Message, Query, Records, Section};
 
 /// TTL bounds for one route, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -77,7 +77,7 @@ impl NameBuf {
 
 impl std::fmt::Display for NameBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        crate::zone::write_wire_name(f, self.as_bytes())
+        crate::dns::zone::write_wire_name(f, self.as_bytes())
     }
 }
 

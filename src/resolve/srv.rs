@@ -18,11 +18,11 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 use tokio::task::JoinSet;
 
-use crate::answer::Answer;
-use crate::cache::{self, Cache};
-use crate::question::Question;
-use crate::router::Router;
-use crate::wire::NameBuf;
+use crate::dns::answer::Answer;
+use crate::dns::question::Question;
+use crate::dns::wire::NameBuf;
+use crate::resolve::cache::{self, Cache};
+use crate::resolve::router::Router;
 
 /// Resolves a target's address through splitdns's own routing and cache (an
 /// async fn cannot contain itself, hence the box).
@@ -88,14 +88,14 @@ pub async fn complete(cx: Context<'_>, answer: Arc<Answer>, budget: Duration) ->
 /// The lowercased question name of a normalised answer.
 fn answer_lower(answer: &Answer) -> &[u8] {
     let bytes = answer.bytes();
-    let mut end = crate::wire::HEADER_LEN;
+    let mut end = crate::dns::wire::HEADER_LEN;
     while let Some(&len) = bytes.get(end) {
         end += usize::from(len) + 1;
         if len == 0 {
             break;
         }
     }
-    &bytes[crate::wire::HEADER_LEN..end.min(bytes.len())]
+    &bytes[crate::dns::wire::HEADER_LEN..end.min(bytes.len())]
 }
 
 fn addresses_by_owner(additionals: &[Record]) -> BTreeMap<(Name, RecordType), Vec<Record>> {

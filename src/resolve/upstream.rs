@@ -1,5 +1,5 @@
 //! One route's upstream servers: failover, fastest or parallel over the ones
-//! in rotation (see [`crate::health`]), UDP then TCP on truncation, reply
+//! in rotation (see [`crate::resolve::health`]), UDP then TCP on truncation, reply
 //! validation, and a bound on queries in flight.
 //!
 //! Every query gets a fresh random ID and goes out from a socket bound to a
@@ -21,10 +21,10 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::config::Strategy;
-use crate::failure::Failure;
-use crate::health::{self, ServerHealth};
-use crate::metrics::{Metrics, ServerMetrics};
-use crate::wire::{self, Message};
+use crate::dns::wire::{self, Message};
+use crate::observe::failure::Failure;
+use crate::observe::metrics::{Metrics, ServerMetrics};
+use crate::resolve::health::{self, ServerHealth};
 
 /// Why a route's upstreams gave no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -22,13 +22,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::config::TcpConfig;
-use crate::connections::{Connections, Slot};
-use crate::handler::Step;
+use crate::dns::wire::Protocol;
+use crate::serve::batch::Batch;
+use crate::serve::connections::{Connections, Slot};
+use crate::serve::handler::Step;
 use crate::state::Shared;
-use crate::wire::Protocol;
-use batch::Batch;
-
-mod batch;
 
 /// Pipelined queries of one connection being resolved at once.
 const TCP_PIPELINE: usize = 32;

@@ -23,8 +23,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
 
-use crate::wire::NameBuf;
-use crate::zone::Zone;
+use crate::dns::wire::NameBuf;
+use crate::dns::zone::Zone;
 
 /// One rewrite: names under `zone` are asked under `target`.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 //!
 //! Counting must cost a query no more than a relaxed atomic add: per-route and
 //! per-server handles are looked up by label once, when the routing table is
-//! built, and kept in the [`Route`](crate::router::Route) and the upstream
+//! built, and kept in the [`Route`](crate::resolve::router::Route) and the upstream
 //! servers. The same labels give back the same handles, so a reload that keeps
 //! a route or a server keeps its counts going instead of restarting them.
 //!
@@ -27,8 +27,8 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::config::Config;
-use crate::failure::Failure;
-use crate::wire::Protocol;
+use crate::dns::wire::Protocol;
+use crate::observe::failure::Failure;
 
 /// Every metric name starts with this.
 const PREFIX: &str = "splitdns";

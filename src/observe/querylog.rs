@@ -9,9 +9,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crate::metrics::{qtype_name, rcode_name};
-use crate::wire::Query;
-use crate::zone::Zone;
+use crate::dns::wire::Query;
+use crate::dns::zone::Zone;
+use crate::observe::metrics::{qtype_name, rcode_name};
 
 /// The tracing target of query lines, for filters such as `splitdns::query=off`.
 pub const TARGET: &str = "splitdns::query";

@@ -10,8 +10,8 @@
 
 use std::net::IpAddr;
 
-use crate::local_data::{LocalData, Rr};
-use crate::wire::{self, Query};
+use crate::dns::wire::{self, Query};
+use crate::host::local_data::{LocalData, Rr};
 
 const TYPE_A: u16 = 1;
 pub const TYPE_AAAA: u16 = 28;

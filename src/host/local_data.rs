@@ -20,8 +20,8 @@ use hickory_proto::serialize::binary::BinEncodable;
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, LocalConfig, StaticRecord};
-use crate::hosts;
-use crate::zone::Zone;
+use crate::dns::zone::Zone;
+use crate::host::hosts;
 
 /// How often hosts files are checked for changes.
 pub const POLL: Duration = Duration::from_secs(1);

@@ -12,13 +12,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::answer::TtlPolicy;
 use crate::config::{Config, RouteAction};
-use crate::metrics::{Metrics, RouteMetrics};
-use crate::rewrite::Rewrite;
-use crate::upstream::Upstream;
-use crate::wire::NameBuf;
-use crate::zone::Zone;
+use crate::dns::answer::TtlPolicy;
+use crate::dns::rewrite::Rewrite;
+use crate::dns::wire::NameBuf;
+use crate::dns::zone::Zone;
+use crate::observe::metrics::{Metrics, RouteMetrics};
+use crate::resolve::upstream::Upstream;
 
 /// What answers the names of a route.
 pub enum Action {
@@ -48,7 +48,7 @@ pub struct Route {
     /// Everything that shapes this route's answers, so a reload can tell an
     /// unchanged route (its cache entries stay) from a changed one.
     spec: Spec,
-    /// Names are asked under this zone instead (see [`crate::rewrite`]).
+    /// Names are asked under this zone instead (see [`crate::dns::rewrite`]).
     pub rewrite: Option<Zone>,
     /// AAAA queries get NODATA here, unasked.
     pub filter_aaaa: bool,
@@ -93,7 +93,7 @@ impl Route {
             Action::Address(ips) => ips,
             _ => &self.addresses,
         };
-        qtype == crate::wire::TYPE_ANY
+        qtype == crate::dns::wire::TYPE_ANY
             || ips.iter().any(|ip| match ip {
                 IpAddr::V4(_) => qtype == TYPE_A,
                 IpAddr::V6(_) => qtype == TYPE_AAAA,
@@ -448,7 +448,7 @@ mod tests {
         let name = Zone::parse("x.b.consul").unwrap();
         let zone = |qtype| r.route_for(name.wire(), qtype).zone.to_string();
         assert_eq!(zone(TYPE_A), "b.consul.");
-        assert_eq!(zone(crate::wire::TYPE_ANY), "b.consul.");
+        assert_eq!(zone(crate::dns::wire::TYPE_ANY), "b.consul.");
         assert_eq!(zone(TYPE_AAAA), "consul.");
         assert_eq!(zone(15), "consul.");
     }

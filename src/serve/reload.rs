@@ -20,13 +20,14 @@ use tokio::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
-use crate::control::ReloadRequest;
-use crate::listeners::Listeners;
-use crate::local_data::LocalData;
-use crate::router::Router;
-use crate::signal::Control;
+use crate::host::local_data::LocalData;
+use crate::host::signal::Control;
+use crate::host::{interfaces, notify, resolv};
+use crate::resolve::router::Router;
+use crate::serve::control::ReloadRequest;
+use crate::serve::listeners::Listeners;
+use crate::serve::start::{Error, Loader};
 use crate::state::{Shared, State};
-use crate::{Error, Loader, interfaces, notify, resolv};
 
 /// First wait before binding again an interface address that failed; it
 /// doubles up to [`RETRY_MAX`] while the failures go on.
@@ -168,8 +169,8 @@ impl Supervisor {
     /// shared, and only `allow` may be new.
     fn swap_state(&mut self, reloaded: Option<LocalData>) {
         let bound = self.listeners.addrs();
-        let servers = crate::default_servers(&self.config, &bound);
-        let allow = crate::allow(&self.config, &bound);
+        let servers = crate::serve::start::default_servers(&self.config, &bound);
+        let allow = crate::serve::start::allow(&self.config, &bound);
         let current = self.shared.state.load_full();
         let old_servers = current.router.default_servers();
         let router = if reloaded.is_some() || servers != old_servers {
@@ -199,7 +200,7 @@ impl Supervisor {
                 Some(local) => ArcSwap::from_pointee(local),
                 None => ArcSwap::new(current.local.load_full()),
             },
-            rebind: crate::rebind::Rebind::new(&self.config.guard),
+            rebind: crate::resolve::rebind::Rebind::new(&self.config.guard),
             epoch,
         });
         if rerouted {

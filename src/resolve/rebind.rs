@@ -16,13 +16,13 @@ use std::sync::Arc;
 use hickory_proto::op::Message as HMessage;
 use hickory_proto::rr::{RData, Record};
 
-use crate::answer;
 use crate::config::GuardConfig;
-use crate::logging::Every;
-use crate::router::{Action, Router};
-use crate::upstream::Upstream;
-use crate::wire::Message;
-use crate::zone::Zone;
+use crate::dns::answer;
+use crate::dns::wire::Message;
+use crate::dns::zone::Zone;
+use crate::observe::logging::Every;
+use crate::resolve::router::{Action, Router};
+use crate::resolve::upstream::Upstream;
 
 /// At most one warning per 10 s; the others are counted in the next one.
 static LOG: Every = Every::seconds(10);
@@ -133,7 +133,7 @@ fn private_v4(ip: Ipv4Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire;
+    use crate::dns::wire;
 
     #[test]
     fn private_ranges_and_their_mapped_forms() {

@@ -16,9 +16,9 @@
 
 use std::net::IpAddr;
 
-use crate::logging::Every;
-use crate::router::{Action, Router};
-use crate::wire::{self, Query};
+use crate::dns::wire::{self, Query};
+use crate::observe::logging::Every;
+use crate::resolve::router::{Action, Router};
 
 /// At most one error line per 10 s; the others are counted.
 static LOG: Every = Every::seconds(10);

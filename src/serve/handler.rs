@@ -16,20 +16,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::answer::Answer;
-use crate::cache::{self, Flight, Served};
-use crate::chaos;
-use crate::local;
-use crate::loops;
-use crate::metrics::Dropped;
-use crate::querylog::{self, Source};
-use crate::question::Question;
-use crate::rebind;
-use crate::router::{Action, Route};
-use crate::srv;
+use crate::dns::answer::Answer;
+use crate::dns::question::Question;
+use crate::dns::wire::{self, Protocol, Query, Reject};
+use crate::observe::metrics::Dropped;
+use crate::observe::querylog::{self, Source};
+use crate::resolve::cache::{self, Flight, Served};
+use crate::resolve::loops;
+use crate::resolve::rebind;
+use crate::resolve::router::{Action, Route};
+use crate::resolve::srv;
+use crate::resolve::upstream::Ask;
+use crate::serve::chaos;
+use crate::serve::local;
 use crate::state::{InFlightGuard, Shared, State};
-use crate::upstream::Ask;
-use crate::wire::{self, Protocol, Query, Reject};
 
 /// Who asked, over what, and when: what the accounting at the end needs.
 #[derive(Clone, Copy)]

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::config::dnsmasq::{RULE_OPTIONS, Rule, split_option, strip_comment};
-use crate::zone::Zone;
+use crate::dns::zone::Zone;
 
 /// dnsmasq's defaults, where splitdns's differ.
 const DNSMASQ_CACHE_SIZE: u64 = 150;

@@ -13,9 +13,9 @@ use std::time::Instant;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use tokio::sync::watch;
 
-use crate::answer::{Answer, seconds};
-use crate::question::Question;
-use crate::wire::{self, Query};
+use crate::dns::answer::{Answer, seconds};
+use crate::dns::question::Question;
+use crate::dns::wire::{self, Query};
 
 /// `lowercased name | type | class | flags`: what makes two questions the same answer.
 pub type Key = Box<[u8]>;
@@ -472,7 +472,7 @@ pub async fn follow(mut rx: watch::Receiver<FlightResult>) -> Option<Arc<Answer>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::answer::TtlPolicy;
+    use crate::dns::answer::TtlPolicy;
     use std::time::Duration;
 
     const POLICY: TtlPolicy = TtlPolicy {

@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod dnsmasq;
+pub mod import;
 mod include;
 pub mod local;
 pub mod reference;
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::zone::Zone;
+use crate::dns::zone::Zone;
 pub use control::ControlConfig;
 use control::RawControl;
 use dnsmasq::{Rule, RuleAction};

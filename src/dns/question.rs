@@ -1,6 +1,6 @@
 //! The question splitdns resolves: from a client, or for itself (SRV targets).
 
-use crate::wire::{NameBuf, Query};
+use crate::dns::wire::{NameBuf, Query};
 
 /// A question splitdns resolves, its name lowercased.
 #[derive(Clone, Copy)]

@@ -1,0 +1,12 @@
+//! Seeing into it: the counters ([`metrics`]) and the failure kinds they
+//! count ([`failure`]), reading them back ([`stats`]), `/metrics`, `/health`
+//! and `/ready` over HTTP ([`http`]), one line per client query
+//! ([`querylog`]) and the log set-up ([`logging`]). Everything records into
+//! this layer; it reads the running server only through [`http::Report`].
+
+pub mod failure;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod querylog;
+pub mod stats;

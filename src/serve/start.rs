@@ -1,0 +1,290 @@
+//! Start-up: binding the listeners and building the state a config
+//! describes, then serving until shutdown. A reload builds its new state
+//! through the same [`build_state`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tokio::sync::mpsc;
+
+use crate::config::{self, Config, ConfigError, Listen};
+use crate::host::local_data::{self, LocalData};
+use crate::host::privilege::PrivilegeError;
+use crate::host::signal::{self, Control};
+use crate::host::{interfaces, resolv};
+use crate::observe::http;
+use crate::observe::metrics::Metrics;
+use crate::resolve::{cache, rebind, router::Router};
+use crate::serve::listeners::Listeners;
+use crate::serve::server::{self, BindError};
+use crate::serve::{control, reload};
+use crate::state::{self, Shared, State, ratelimit};
+
+/// How long shutdown waits for queries already being resolved.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Why splitdns could not start (or a reload was rejected).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Local(#[from] local_data::LoadError),
+    #[error(transparent)]
+    Import(#[from] config::import::ImportError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error(
+        "[metrics] listen {addr}: cannot listen: {source}; pick a free port or remove the [metrics] table"
+    )]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{dir}: cannot write the man pages and completions: {source}")]
+    Generate { dir: String, source: std::io::Error },
+}
+
+/// Where a reload reads the config from.
+pub type Loader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// A bound, not yet serving, splitdns.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Listeners,
+    config: Config,
+    loader: Loader,
+    /// The `[metrics]` endpoint, when configured.
+    http: Option<http::Endpoint>,
+    /// The `[control]` socket, when configured.
+    control: Option<control::Socket>,
+}
+
+impl Server {
+    /// Binds every listener of `config`, the control socket included, and
+    /// builds the routing table. An `IFNAME:PORT` whose interface is missing
+    /// is waited for, not an error.
+    pub async fn bind(config: Config) -> Result<Self, Error> {
+        let control = control::Socket::bind(&config)?;
+        Self::bind_with_control(config, control).await
+    }
+
+    /// [`Server::bind`] with the control socket bound already (before the
+    /// switch to `[server] user`, which may not create files where it goes).
+    pub async fn bind_with_control(
+        config: Config,
+        control: Option<control::Socket>,
+    ) -> Result<Self, Error> {
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let listeners = Listeners::bind(&config.listen, workers)?;
+        let http = match &config.metrics {
+            Some(m) => Some(
+                http::Endpoint::bind(m)
+                    .await
+                    .map_err(|source| Error::Metrics {
+                        addr: m.listen,
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let metrics = Metrics::new();
+        let state = build_state(&config, &listeners.addrs(), &metrics)?;
+        metrics.config_loaded(&config);
+        let cache = cache::Cache::new(config.cache.size)
+            .with_serve_stale(config.cache.serve_stale)
+            .with_prefetch(config.cache.prefetch);
+        let guards = state::Guards {
+            rate_limit: ratelimit::RateLimit::new(config.guard.rate_limit),
+            tcp: config.tcp.clone(),
+        };
+        let shared = Shared::new(state, cache, metrics, guards);
+        let source = config.source.clone();
+        Ok(Self {
+            shared,
+            listeners,
+            config,
+            loader: Box::new(move || match &source {
+                Some(path) => Config::load(path),
+                None => Config::builtin_default(),
+            }),
+            http,
+            control,
+        })
+    }
+
+    /// Where `/metrics`, `/health` and `/ready` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(http::Endpoint::addr)
+    }
+
+    /// Replaces how a reload gets the new config (by default: the file the
+    /// config was loaded from, else the built-in default).
+    pub fn reload_from(mut self, loader: Loader) -> Self {
+        self.loader = loader;
+        self
+    }
+
+    /// The addresses bound now, in listen order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.addrs()
+    }
+
+    /// Serves until `shutdown` completes, then lets queries in flight finish
+    /// (for at most a few seconds).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        self.serve(signal::shutdown_on(shutdown)).await
+    }
+
+    /// Serves, reloading on [`Control::Reload`], until [`Control::Shutdown`]
+    /// or the channel closes; then lets queries in flight finish.
+    pub async fn serve(self, controls: mpsc::Receiver<Control>) -> Result<(), Error> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let shared = Arc::clone(&self.shared);
+        let window = self
+            .config
+            .metrics
+            .as_ref()
+            .map_or(config::DEFAULT_HEALTH_WINDOW, |m| m.health_window);
+        tasks.spawn(signal::on_stats_request(move || shared.log_stats(window)));
+        if let Some(http) = self.http {
+            tracing::info!(addr = %http.addr(), "serving /metrics, /health and /ready over HTTP");
+            tasks.spawn(http.serve(Arc::clone(&self.shared)));
+        }
+        tasks.spawn(Arc::clone(&self.shared).watch_local_data());
+        let (reload_tx, reloads) = mpsc::channel(4);
+        if let Some(socket) = self.control {
+            let shared = Arc::clone(&self.shared);
+            tasks.spawn(control::serve(socket, shared, reload_tx, window));
+        }
+        let shared = Arc::clone(&self.shared);
+        let supervisor = reload::Supervisor::new(self.config, self.loader, shared, self.listeners);
+        self.shared
+            .serving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let listeners = supervisor.run(controls, reloads).await;
+        tracing::info!("shutting down");
+        self.shared
+            .serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        tasks.abort_all();
+        drop(listeners);
+        self.shared.drain(DRAIN).await;
+        Ok(())
+    }
+}
+
+/// The routing table, access list and local data for `config`, given the
+/// bound addresses; its routes and servers are counted in `metrics`. Fails
+/// only when a hosts file exists but cannot be read.
+pub fn build_state(
+    config: &Config,
+    bound: &[SocketAddr],
+    metrics: &Metrics,
+) -> Result<State, Error> {
+    let default_servers = default_servers(config, bound);
+    if default_servers.is_empty() {
+        tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
+    }
+    Ok(State {
+        router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
+        allow: allow(config, bound),
+        log_queries: config.log.queries,
+        local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
+        rebind: rebind::Rebind::new(&config.guard),
+        epoch: 0,
+    })
+}
+
+/// `[upstream] servers`, or when there are none, resolv.conf's nameservers
+/// other than splitdns itself.
+pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr> {
+    if config.upstream.servers.is_empty() {
+        resolv::upstreams(&config.upstream.resolv_conf, bound)
+    } else {
+        config.upstream.servers.clone()
+    }
+}
+
+/// `[server] allow`, or the default for what is bound now.
+pub fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
+    config.allow.clone().unwrap_or_else(|| default_allow(bound))
+}
+
+/// `splitdns check`: the config's routing table as text, or why it is not valid.
+pub fn check(config: &Config) -> Result<String, Error> {
+    let state = build_state(config, &literal_listen_addrs(config), &Metrics::default())?;
+    let mut out = format!("{}: ok\n", config.origin);
+    for file in &config.included {
+        out.push_str(&format!("{}: ok\n", file.display()));
+    }
+    out.push_str(&state.router.to_string());
+    Ok(out)
+}
+
+/// `check --bind`: binds every listen address, and every present address of
+/// the listened interfaces, for a moment, as `run` would; the first one that
+/// cannot be bound (another DNS server holds it, or the port needs root) is
+/// the error. Returns the addresses tried.
+pub fn check_bind(config: &Config) -> Result<Vec<SocketAddr>, Error> {
+    let nets = interfaces::addresses();
+    let mut tried = Vec::new();
+    for listen in &config.listen {
+        let addrs = match listen {
+            Listen::Addr(addr) => vec![*addr],
+            Listen::Interface { name, port } => interfaces::listen_ips(&nets, name)
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, *port))
+                .collect(),
+        };
+        for addr in addrs {
+            server::probe(addr)?;
+            tried.push(addr);
+        }
+    }
+    Ok(tried)
+}
+
+/// The listen addresses written as addresses (not interfaces), for `check`,
+/// which binds nothing but should still skip them in resolv.conf.
+pub fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {
+    config
+        .listen
+        .iter()
+        .filter_map(|l| match l {
+            Listen::Addr(addr) => Some(*addr),
+            Listen::Interface { .. } => None,
+        })
+        .collect()
+}
+
+/// Loopback plus the subnets of the interfaces that hold a listened address:
+/// never the world.
+fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
+    let mut allow: Vec<IpNet> = vec![
+        "127.0.0.0/8".parse().expect("literal"),
+        "::1/128".parse().expect("literal"),
+    ];
+    let nets = interfaces::addresses();
+    for addr in bound {
+        let ip = addr.ip();
+        if ip.is_unspecified() {
+            allow.extend(nets.iter().map(|(_, n)| n.trunc()));
+        } else if let Some((_, net)) = nets.iter().find(|(_, n)| n.addr() == ip) {
+            allow.push(net.trunc());
+        }
+    }
+    allow.sort();
+    allow.dedup();
+    allow
+}
