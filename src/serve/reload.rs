@@ -17,8 +17,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use arc_swap::ArcSwap;
-
 use crate::config::Config;
 use crate::host::local_data::LocalData;
 use crate::host::signal::Control;
@@ -26,8 +24,8 @@ use crate::host::{interfaces, notify, resolv};
 use crate::resolve::router::Router;
 use crate::serve::control::ReloadRequest;
 use crate::serve::listeners::Listeners;
-use crate::serve::start::{Error, Loader};
-use crate::state::{Shared, State};
+use crate::serve::start::{self, Error, Loader, Parts};
+use crate::state::Shared;
 
 /// First wait before binding again an interface address that failed; it
 /// doubles up to [`RETRY_MAX`] while the failures go on.
@@ -169,8 +167,8 @@ impl Supervisor {
     /// shared, and only `allow` may be new.
     fn swap_state(&mut self, reloaded: Option<LocalData>) {
         let bound = self.listeners.addrs();
-        let servers = crate::serve::start::default_servers(&self.config, &bound);
-        let allow = crate::serve::start::allow(&self.config, &bound);
+        let servers = start::default_servers(&self.config, &bound);
+        let allow = start::allow(&self.config, &bound);
         let current = self.shared.state.load_full();
         let old_servers = current.router.default_servers();
         let router = if reloaded.is_some() || servers != old_servers {
@@ -192,17 +190,16 @@ impl Supervisor {
         }
         let rerouted = !Arc::ptr_eq(&router, &current.router);
         let epoch = current.epoch + u64::from(rerouted);
-        let state = Arc::new(State {
+        let parts = Parts {
             router: Arc::clone(&router),
             allow,
-            log_queries: self.config.log.queries,
             local: match reloaded {
-                Some(local) => ArcSwap::from_pointee(local),
-                None => ArcSwap::new(current.local.load_full()),
+                Some(local) => Arc::new(local),
+                None => current.local.load_full(),
             },
-            rebind: crate::resolve::rebind::Rebind::new(&self.config.guard),
             epoch,
-        });
+        };
+        let state = Arc::new(start::assemble(&self.config, parts));
         if rerouted {
             // Before the swap: no query under the new state finds an entry of
             // a changed route, and fetches begun under the old routes (still

@@ -196,14 +196,36 @@ pub fn build_state(
     if default_servers.is_empty() {
         tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
     }
-    Ok(State {
+    let local = Arc::new(LocalData::load(config)?);
+    let parts = Parts {
         router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
         allow: allow(config, bound),
-        log_queries: config.log.queries,
-        local: arc_swap::ArcSwap::from_pointee(LocalData::load(config)?),
-        rebind: rebind::Rebind::new(&config.guard),
+        local,
         epoch: 0,
-    })
+    };
+    Ok(assemble(config, parts))
+}
+
+/// What a [`State`] is made of besides the config's own keys: at start-up all
+/// new; on a reload, the router or local data may be the running ones.
+pub struct Parts {
+    pub router: Arc<Router>,
+    pub allow: Vec<IpNet>,
+    pub local: Arc<LocalData>,
+    /// 0 at start; one more each time a reload brings a new router.
+    pub epoch: u64,
+}
+
+/// The one place a [`State`] is put together, at start-up and on every reload.
+pub fn assemble(config: &Config, parts: Parts) -> State {
+    State {
+        router: parts.router,
+        allow: parts.allow,
+        log_queries: config.log.queries,
+        local: arc_swap::ArcSwap::new(parts.local),
+        rebind: rebind::Rebind::new(&config.guard),
+        epoch: parts.epoch,
+    }
 }
 
 /// `[upstream] servers`, or when there are none, resolv.conf's nameservers
