@@ -19,6 +19,7 @@ mod headers;
 mod host;
 mod import;
 mod includes;
+mod layers;
 mod load;
 mod local;
 mod loops;
