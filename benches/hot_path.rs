@@ -11,10 +11,10 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use splitdns::config::Config;
-use splitdns::dns::answer::{Answer, TtlPolicy};
-use splitdns::dns::wire::Query;
-use splitdns::resolve::cache::{self, Cache};
-use splitdns::resolve::router::Router;
+use splitdns::parts::Query;
+use splitdns::parts::Router;
+use splitdns::parts::{self as cache, Cache};
+use splitdns::parts::{Answer, TtlPolicy};
 
 const POLICY: TtlPolicy = TtlPolicy {
     min: 0,

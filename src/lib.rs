@@ -20,14 +20,40 @@
 
 pub mod cli;
 pub mod config;
-pub mod dns;
+pub(crate) mod dns;
 pub mod docs;
 pub mod fuzzing;
-pub mod host;
-pub mod observe;
-pub mod resolve;
-pub mod serve;
-pub mod state;
+pub(crate) mod host;
+pub(crate) mod observe;
+pub(crate) mod resolve;
+pub(crate) mod serve;
+pub(crate) mod state;
 
 pub use config::Config;
-pub use serve::start::{Error, Loader, Server, build_state, check, check_bind};
+pub use serve::start::{Error, Loader, Server, check, check_bind};
+
+/// Logging set-up, for `main`.
+pub mod logging {
+    pub use crate::observe::logging::{error_prefix, init};
+}
+
+/// The control socket: `main` binds it before dropping privileges, and
+/// `splitdns control` talks to it.
+pub mod control {
+    pub use crate::serve::control::{ControlError, Socket, request, socket_path};
+}
+
+/// The process around the server: the switch to `[server] user` and the
+/// OS signals.
+pub mod process {
+    pub use crate::host::privilege::switch_to;
+    pub use crate::host::signal::controls;
+}
+
+/// The hot path's pieces, one by one, for the benches and property tests.
+pub mod parts {
+    pub use crate::dns::answer::{Answer, TtlPolicy};
+    pub use crate::dns::wire::Query;
+    pub use crate::resolve::cache::{Cache, Served, key_for, key_of};
+    pub use crate::resolve::router::Router;
+}

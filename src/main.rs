@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let prefix = splitdns::observe::logging::error_prefix();
+            let prefix = splitdns::logging::error_prefix();
             eprintln!("{prefix}splitdns: {error}");
             ExitCode::FAILURE
         }
@@ -35,11 +35,8 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         return Ok(());
     }
     if let Command::Control { socket, command } = &command {
-        let path = splitdns::serve::control::socket_path(socket.as_deref(), cli.config.as_deref());
-        print!(
-            "{}",
-            splitdns::serve::control::request(&path, &command.request())?
-        );
+        let path = splitdns::control::socket_path(socket.as_deref(), cli.config.as_deref());
+        print!("{}", splitdns::control::request(&path, &command.request())?);
         return Ok(());
     }
     if let Command::Generate { dir } = &command {
@@ -52,7 +49,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         return Ok(());
     }
     let config = Config::discover(cli.config.as_deref())?;
-    splitdns::observe::logging::init(cli.log_level.as_deref(), config.log);
+    splitdns::logging::init(cli.log_level.as_deref(), config.log);
     config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
     if let Command::Check { bind } = command {
         print!("{}", splitdns::check(&config)?);
@@ -66,10 +63,10 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
     tracing::info!(config = %config.origin, "starting");
     // While still root, so it can be created in a directory the user cannot
     // write to, and handed to the user.
-    let control = splitdns::serve::control::Socket::bind(&config)?;
+    let control = splitdns::control::Socket::bind(&config)?;
     // Before the runtime exists: its threads inherit only what is kept.
     if let Some(user) = &config.user {
-        splitdns::host::privilege::switch_to(user)?;
+        splitdns::process::switch_to(user)?;
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {
@@ -77,6 +74,6 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         let server = Server::bind_with_control(config, control)
             .await?
             .reload_from(Box::new(move || Config::discover(path.as_deref())));
-        server.serve(splitdns::host::signal::controls()).await
+        server.serve(splitdns::process::controls()).await
     })
 }

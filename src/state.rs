@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
-pub mod ratelimit;
+pub(crate) mod ratelimit;
 
 use crate::config::TcpConfig;
 use crate::host::local_data::{self, LocalData};
@@ -24,7 +24,7 @@ use crate::resolve::router::Router;
 use crate::state::ratelimit::RateLimit;
 
 /// What a reload replaces as a whole: a query works on one snapshot throughout.
-pub struct State {
+pub(crate) struct State {
     /// Shared with the next state when only `allow` changes (an interface
     /// came or went), so its upstream sockets are kept.
     pub router: Arc<Router>,
@@ -41,7 +41,7 @@ pub struct State {
 
 /// Everything the listeners share. The cache lives outside [`State`], so a
 /// reload keeps it.
-pub struct Shared {
+pub(crate) struct Shared {
     pub state: ArcSwap<State>,
     pub cache: Cache,
     pub metrics: Metrics,
@@ -57,13 +57,13 @@ pub struct Shared {
 }
 
 /// The defences fixed at start: a reload does not change them.
-pub struct Guards {
+pub(crate) struct Guards {
     pub rate_limit: RateLimit,
     pub tcp: TcpConfig,
 }
 
 impl Shared {
-    pub fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
+    pub(crate) fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             state: ArcSwap::from_pointee(state),
             cache,
@@ -78,16 +78,16 @@ impl Shared {
     }
 
     /// Client queries waiting for an upstream now.
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.in_flight.count.load(Ordering::Relaxed)
     }
 
     /// Waits until no miss is in flight, or `deadline` passes.
-    pub async fn drain(&self, deadline: std::time::Duration) {
+    pub(crate) async fn drain(&self, deadline: std::time::Duration) {
         let _ = tokio::time::timeout(deadline, self.in_flight.idle()).await;
     }
     /// The values a scrape reads now; `window` decides which servers are up.
-    pub fn scrape(&self, window: Duration) -> Scrape {
+    pub(crate) fn scrape(&self, window: Duration) -> Scrape {
         let state = self.state.load();
         let now = Instant::now();
         let mut servers = Vec::new();
@@ -110,7 +110,7 @@ impl Shared {
     }
 
     /// The statistics now; `window` decides which servers are up.
-    pub fn stats(&self, window: Duration) -> Stats {
+    pub(crate) fn stats(&self, window: Duration) -> Stats {
         let (hits, misses) = self.metrics.hits_and_misses();
         let state = self.state.load();
         let now = Instant::now();
@@ -145,7 +145,7 @@ impl Shared {
     }
 
     /// Logs the statistics, as dnsmasq does on SIGUSR1.
-    pub fn log_stats(&self, window: Duration) {
+    pub(crate) fn log_stats(&self, window: Duration) {
         let stats = self.stats(window);
         tracing::info!(
             size = stats.size,
@@ -172,7 +172,7 @@ impl Shared {
     /// Re-reads the hosts files of the running state whenever one changes.
     /// Runs until aborted; follows reloads, since it looks at the current
     /// state each time.
-    pub async fn watch_local_data(self: Arc<Self>) {
+    pub(crate) async fn watch_local_data(self: Arc<Self>) {
         let mut tick = tokio::time::interval(local_data::POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -198,16 +198,16 @@ impl Report for Shared {
 
 /// Counts misses in flight, so shutdown can wait for them.
 #[derive(Default)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     count: Arc<AtomicUsize>,
 }
 
-pub struct InFlightGuard {
+pub(crate) struct InFlightGuard {
     count: Arc<AtomicUsize>,
 }
 
 impl InFlight {
-    pub fn enter(&self) -> InFlightGuard {
+    pub(crate) fn enter(&self) -> InFlightGuard {
         self.count.fetch_add(1, Ordering::Relaxed);
         InFlightGuard {
             count: Arc::clone(&self.count),

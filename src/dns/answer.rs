@@ -43,7 +43,7 @@ pub enum Malformed {
 
 /// Seconds since the first time anything asked, as a u32: enough for 136 years
 /// of uptime, and half the size of an `Instant` in every cache entry.
-pub fn seconds(now: Instant) -> u32 {
+pub(crate) fn seconds(now: Instant) -> u32 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
     now.saturating_duration_since(epoch).as_secs() as u32
@@ -271,7 +271,7 @@ impl Answer {
 }
 
 /// NOERROR with at least one answer record.
-pub fn is_positive(msg: &Message<'_>) -> bool {
+pub(crate) fn is_positive(msg: &Message<'_>) -> bool {
     msg.rcode() == wire::RCODE_NOERROR && msg.records.iter().any(|r| r.section == Section::Answer)
 }
 
@@ -280,7 +280,7 @@ pub fn is_positive(msg: &Message<'_>) -> bool {
 /// records are the point (SRV targets, MX and NS hosts) or DNSSEC proofs may be
 /// in the authority section (DO set): the client needs nothing else, and the
 /// cache holds less. Negative answers keep the SOA that gives their TTL.
-pub fn kept_records(msg: &Message<'_>, positive: bool, qtype: u16) -> usize {
+pub(crate) fn kept_records(msg: &Message<'_>, positive: bool, qtype: u16) -> usize {
     let all = msg.records.len();
     let dnssec = msg.records.iter().any(|r| r.rtype == wire::TYPE_RRSIG);
     if dnssec

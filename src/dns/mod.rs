@@ -3,8 +3,8 @@
 //! ([`question`]), the encoded answer the cache holds ([`answer`]) and
 //! rewrite mapping ([`rewrite`]). Depends on nothing else of splitdns.
 
-pub mod answer;
-pub mod question;
-pub mod rewrite;
-pub mod wire;
-pub mod zone;
+pub(crate) mod answer;
+pub(crate) mod question;
+pub(crate) mod rewrite;
+pub(crate) mod wire;
+pub(crate) mod zone;

@@ -4,7 +4,7 @@ use crate::dns::wire::{NameBuf, Query};
 
 /// A question splitdns resolves, its name lowercased.
 #[derive(Clone, Copy)]
-pub struct Question {
+pub(crate) struct Question {
     pub lower: NameBuf,
     pub qtype: u16,
     pub qclass: u16,

@@ -7,15 +7,15 @@
 
 use std::ops::Range;
 
-pub const HEADER_LEN: usize = 12;
-pub const TYPE_OPT: u16 = 41;
-pub const TYPE_SOA: u16 = 6;
-pub const TYPE_CNAME: u16 = 5;
-pub const TYPE_ANY: u16 = 255;
-pub const TYPE_NS: u16 = 2;
-pub const TYPE_MX: u16 = 15;
-pub const TYPE_SRV: u16 = 33;
-pub const TYPE_RRSIG: u16 = 46;
+pub(crate) const HEADER_LEN: usize = 12;
+pub(crate) const TYPE_OPT: u16 = 41;
+pub(crate) const TYPE_SOA: u16 = 6;
+pub(crate) const TYPE_CNAME: u16 = 5;
+pub(crate) const TYPE_ANY: u16 = 255;
+pub(crate) const TYPE_NS: u16 = 2;
+pub(crate) const TYPE_MX: u16 = 15;
+pub(crate) const TYPE_SRV: u16 = 33;
+pub(crate) const TYPE_RRSIG: u16 = 46;
 /// The transport a query came over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -25,18 +25,18 @@ pub enum Protocol {
 
 /// The EDNS UDP payload size splitdns advertises and asks upstreams for: the
 /// DNS flag day 2020 value, which avoids IP fragmentation on every common path.
-pub const EDNS_UDP_SIZE: u16 = 1232;
+pub(crate) const EDNS_UDP_SIZE: u16 = 1232;
 /// Without EDNS a UDP response may not exceed 512 bytes (RFC 1035 §4.2.1).
-pub const CLASSIC_UDP_SIZE: usize = 512;
+pub(crate) const CLASSIC_UDP_SIZE: usize = 512;
 
-pub const RCODE_NOERROR: u8 = 0;
-pub const RCODE_FORMERR: u8 = 1;
-pub const RCODE_SERVFAIL: u8 = 2;
-pub const RCODE_NXDOMAIN: u8 = 3;
-pub const RCODE_NOTIMP: u8 = 4;
-pub const RCODE_REFUSED: u8 = 5;
+pub(crate) const RCODE_NOERROR: u8 = 0;
+pub(crate) const RCODE_FORMERR: u8 = 1;
+pub(crate) const RCODE_SERVFAIL: u8 = 2;
+pub(crate) const RCODE_NXDOMAIN: u8 = 3;
+pub(crate) const RCODE_NOTIMP: u8 = 4;
+pub(crate) const RCODE_REFUSED: u8 = 5;
 /// Extended RCODE 16 (RFC 6891 §6.1.3): the upper 8 bits go in the OPT record.
-pub const EXT_RCODE_BADVERS: u16 = 16;
+pub(crate) const EXT_RCODE_BADVERS: u16 = 16;
 
 const FLAG_QR: u8 = 0x80;
 const FLAG_AA: u8 = 0x04;
@@ -68,8 +68,8 @@ impl NameBuf {
         })
     }
 
-    pub fn to_lowercase(&self) -> Self {
-        let mut lower = *self;
+    pub fn to_lowercase(self) -> Self {
+        let mut lower = self;
         lower.bytes[..usize::from(self.len)].make_ascii_lowercase();
         lower
     }
@@ -215,7 +215,7 @@ fn opcode(packet: &[u8]) -> u8 {
     (packet[2] >> 3) & 0x0f
 }
 
-pub fn read_u16(buf: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn read_u16(buf: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]))
 }
 
@@ -293,7 +293,7 @@ fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, ()> {
 
 /// The section a record sits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Section {
+pub(crate) enum Section {
     Answer,
     Authority,
     Additional,
@@ -301,7 +301,7 @@ pub enum Section {
 
 /// Where one resource record lies in a message.
 #[derive(Clone, Debug)]
-pub struct Record {
+pub(crate) struct Record {
     pub start: usize,
     pub section: Section,
     pub rtype: u16,
@@ -332,12 +332,12 @@ impl Record {
         })
     }
 
-    pub fn ttl(&self, buf: &[u8]) -> u32 {
+    pub(crate) fn ttl(&self, buf: &[u8]) -> u32 {
         read_u32(buf, self.ttl_at).unwrap_or(0)
     }
 
     /// The SOA MINIMUM field: the last 4 bytes of its RDATA (RFC 1035 §3.3.13).
-    pub fn soa_minimum(&self, buf: &[u8]) -> Option<u32> {
+    pub(crate) fn soa_minimum(&self, buf: &[u8]) -> Option<u32> {
         (self.rtype == TYPE_SOA && self.rdata.len() >= 22)
             .then(|| read_u32(buf, self.rdata.end - 4))
             .flatten()
@@ -346,14 +346,14 @@ impl Record {
 
 /// The records of a message after its question, in order, with their sections.
 /// Stops (returns `None`) at the first record that does not fit the buffer.
-pub struct Records<'a> {
+pub(crate) struct Records<'a> {
     buf: &'a [u8],
     at: usize,
     left: [u16; 3],
 }
 
 impl<'a> Records<'a> {
-    pub fn new(buf: &'a [u8], question_end: usize) -> Self {
+    pub(crate) fn new(buf: &'a [u8], question_end: usize) -> Self {
         Self {
             buf,
             at: question_end,
@@ -362,12 +362,12 @@ impl<'a> Records<'a> {
     }
 
     /// Where the next record would start: after the last, the end of the message.
-    pub fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.at
     }
 
     /// Whether every record counted in the header has been read.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.left == [0; 3]
     }
 }
@@ -386,21 +386,21 @@ impl Iterator for Records<'_> {
 }
 
 /// End of the question of a message that has one (header checked by the caller).
-pub fn question_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn question_end(buf: &[u8]) -> Option<usize> {
     let end = plain_name_end(buf, HEADER_LEN)? + 4;
     (end <= buf.len()).then_some(end)
 }
 
 /// A reply read as far as its header and question: enough to match it to the
 /// query waiting for it without walking its records.
-pub struct Reply<'a> {
+pub(crate) struct Reply<'a> {
     buf: &'a [u8],
     question_end: usize,
 }
 
 impl<'a> Reply<'a> {
     /// A response (QR=1) to a standard query with exactly one question.
-    pub fn header(buf: &'a [u8]) -> Option<Self> {
+    pub(crate) fn header(buf: &'a [u8]) -> Option<Self> {
         let ok = buf.len() >= HEADER_LEN
             && buf[2] & FLAG_QR != 0
             && opcode(buf) == 0
@@ -409,17 +409,17 @@ impl<'a> Reply<'a> {
         Some(Self { buf, question_end })
     }
 
-    pub fn id(&self) -> u16 {
+    pub(crate) fn id(&self) -> u16 {
         u16::from_be_bytes([self.buf[0], self.buf[1]])
     }
 
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         self.buf[2] & FLAG_TC != 0
     }
 
     /// Whether the question is `lower`, `qtype`, `qclass`; the name compared
     /// case-insensitively (Consul 1.19+ lowercases it, others echo 0x20 case).
-    pub fn asks(&self, lower: &[u8], qtype: u16, qclass: u16) -> bool {
+    pub(crate) fn asks(&self, lower: &[u8], qtype: u16, qclass: u16) -> bool {
         let name_end = self.question_end - 4;
         self.buf[HEADER_LEN..name_end].eq_ignore_ascii_case(lower)
             && read_u16(self.buf, name_end) == Some(qtype)
@@ -428,7 +428,7 @@ impl<'a> Reply<'a> {
 }
 
 /// A whole message: header fields and the place of every record.
-pub struct Message<'a> {
+pub(crate) struct Message<'a> {
     pub buf: &'a [u8],
     pub question_end: usize,
     pub records: Vec<Record>,
@@ -437,7 +437,7 @@ pub struct Message<'a> {
 impl<'a> Message<'a> {
     /// Walks a message with one question, checking every length and name on the way.
     /// Bytes after the last record are an error: they would be copied into the cache.
-    pub fn parse(buf: &'a [u8]) -> Option<Self> {
+    pub(crate) fn parse(buf: &'a [u8]) -> Option<Self> {
         if buf.len() < HEADER_LEN || read_u16(buf, 4)? != 1 {
             return None;
         }
@@ -451,28 +451,16 @@ impl<'a> Message<'a> {
         })
     }
 
-    pub fn id(&self) -> u16 {
-        u16::from_be_bytes([self.buf[0], self.buf[1]])
-    }
-
-    pub fn is_response(&self) -> bool {
-        self.buf[2] & FLAG_QR != 0
-    }
-
-    pub fn opcode(&self) -> u8 {
-        opcode(self.buf)
-    }
-
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         self.buf[2] & FLAG_TC != 0
     }
 
-    pub fn rcode(&self) -> u8 {
+    pub(crate) fn rcode(&self) -> u8 {
         self.buf[3] & 0x0f
     }
 
     /// The question's name, type and class, name compared as written.
-    pub fn question(&self) -> (&[u8], u16, u16) {
+    pub(crate) fn question(&self) -> (&[u8], u16, u16) {
         let name_end = self.question_end - 4;
         (
             &self.buf[HEADER_LEN..name_end],
@@ -480,17 +468,11 @@ impl<'a> Message<'a> {
             read_u16(self.buf, name_end + 2).unwrap_or(0),
         )
     }
-
-    /// Whether the question is `lower` (compared case-insensitively), `qtype`, `qclass`.
-    pub fn asks(&self, lower: &[u8], qtype: u16, qclass: u16) -> bool {
-        let (name, t, c) = self.question();
-        t == qtype && c == qclass && name.eq_ignore_ascii_case(lower)
-    }
 }
 
 /// Builds a query to send upstream: RD set, CD as the client asked, EDNS0 with
 /// [`EDNS_UDP_SIZE`] always, DO as the client asked.
-pub fn build_query(
+pub(crate) fn build_query(
     id: u16,
     lower: &[u8],
     qtype: u16,
@@ -511,7 +493,7 @@ pub fn build_query(
 }
 
 /// Appends an OPT record (RFC 6891 §6.1.2) advertising [`EDNS_UDP_SIZE`], version 0.
-pub fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
+pub(crate) fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
     out.push(0);
     out.extend_from_slice(&TYPE_OPT.to_be_bytes());
     out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
@@ -521,7 +503,7 @@ pub fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
     out.extend_from_slice(&[0, 0]);
 }
 
-pub const OPT_LEN: usize = 11;
+pub(crate) const OPT_LEN: usize = 11;
 
 /// The reply to a packet that did not parse as a query splitdns answers
 /// (FORMERR, NOTIMP, or REFUSED to a stranger): the packet's ID, opcode and
@@ -530,7 +512,7 @@ pub const OPT_LEN: usize = 11;
 /// CD are set (RA) and copied (CD, RFC 4035 §3.2.2) only under opcode QUERY,
 /// the one they are defined for (RFC 6895 §2); AA, TC, Z and AD stay clear.
 /// Parsed queries use [`Query::write_error`].
-pub fn error_reply(
+pub(crate) fn error_reply(
     packet: &[u8],
     rcode: u8,
     question_end: Option<usize>,
@@ -558,19 +540,19 @@ pub fn error_reply(
 }
 
 /// Header bits of a stored answer: QR and RA set, RD/CD/ID left for the client's.
-pub fn stored_flags(authoritative: bool, authentic: bool, rcode: u8) -> [u8; 2] {
+pub(crate) fn stored_flags(authoritative: bool, authentic: bool, rcode: u8) -> [u8; 2] {
     [
         FLAG_QR | if authoritative { FLAG_AA } else { 0 },
         FLAG_RA | if authentic { FLAG_AD } else { 0 } | (rcode & 0x0f),
     ]
 }
 
-pub fn authentic_data(buf: &[u8]) -> bool {
+pub(crate) fn authentic_data(buf: &[u8]) -> bool {
     buf.get(3).is_some_and(|b| b & FLAG_AD != 0)
 }
 
 /// Gives a stored answer the client's ID, RD and CD bits.
-pub fn patch_header(out: &mut [u8], query: &Query) {
+pub(crate) fn patch_header(out: &mut [u8], query: &Query) {
     out[..2].copy_from_slice(&query.id.to_be_bytes());
     out[2] = (out[2] & !FLAG_RD) | (query.flags[0] & FLAG_RD);
     out[3] = (out[3] & !FLAG_CD) | (query.flags[1] & FLAG_CD);
@@ -578,14 +560,14 @@ pub fn patch_header(out: &mut [u8], query: &Query) {
 
 /// Turns a response that is too large for the client into header + question
 /// with TC=1 (RFC 1035 §4.2.1, RFC 2181 §9): the client retries over TCP.
-pub fn truncate_to_question(out: &mut Vec<u8>, question_end: usize) {
+pub(crate) fn truncate_to_question(out: &mut Vec<u8>, question_end: usize) {
     out.truncate(question_end);
     out[2] |= FLAG_TC;
     out[6..12].fill(0);
 }
 
 /// Adds `n` (wrapping: `u16::MAX` takes one away) to ARCOUNT.
-pub fn add_to_arcount(out: &mut [u8], n: u16) {
+pub(crate) fn add_to_arcount(out: &mut [u8], n: u16) {
     let count = read_u16(out, 10).unwrap_or(0).wrapping_add(n);
     out[10..12].copy_from_slice(&count.to_be_bytes());
 }

@@ -46,11 +46,6 @@ impl Zone {
         Ok(Self { wire: wire.into() })
     }
 
-    /// Wraps wire bytes that are already lowercased and well formed.
-    pub fn from_lower_wire(wire: &[u8]) -> Self {
-        Self { wire: wire.into() }
-    }
-
     pub fn wire(&self) -> &[u8] {
         &self.wire
     }
@@ -69,7 +64,7 @@ impl Zone {
 }
 
 /// Writes wire-format name bytes in presentation form, `.` for the root.
-pub fn write_wire_name(f: &mut impl fmt::Write, wire: &[u8]) -> fmt::Result {
+pub(crate) fn write_wire_name(f: &mut impl fmt::Write, wire: &[u8]) -> fmt::Result {
     let mut i = 0;
     if wire.first().is_none_or(|&l| l == 0) {
         return f.write_char('.');

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 /// One usable line: an address and its names, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub ip: IpAddr,
     pub names: Vec<String>,
 }
@@ -13,7 +13,7 @@ pub struct Entry {
 /// `(line number, why)`, so the caller can say where. Like glibc and dnsmasq,
 /// a bad line is skipped rather than failing the whole file: /etc/hosts is
 /// shared with other programs and often carries lines only they understand.
-pub fn parse(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
+pub(crate) fn parse(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
     let mut entries = Vec::new();
     let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -24,7 +24,7 @@ const POLL: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// Every interface address with its prefix, by interface name.
-pub fn addresses() -> Vec<(String, IpNet)> {
+pub(crate) fn addresses() -> Vec<(String, IpNet)> {
     let Ok(ifaces) = if_addrs::get_if_addrs() else {
         return Vec::new();
     };
@@ -42,7 +42,7 @@ pub fn addresses() -> Vec<(String, IpNet)> {
 
 /// The addresses an `IFNAME:PORT` entry listens on: IPv4 and non-link-local
 /// IPv6 (a link-local address needs a scope the socket would have to carry).
-pub fn listen_ips(addresses: &[(String, IpNet)], name: &str) -> Vec<IpAddr> {
+pub(crate) fn listen_ips(addresses: &[(String, IpNet)], name: &str) -> Vec<IpAddr> {
     addresses
         .iter()
         .filter(|(ifname, net)| ifname == name && !is_link_local(net.addr()))
@@ -55,14 +55,14 @@ fn is_link_local(ip: IpAddr) -> bool {
 }
 
 /// Wakes up when interfaces or their addresses may have changed.
-pub struct Changes {
+pub(crate) struct Changes {
     netlink: Option<AsyncFd<Socket>>,
 }
 
 impl Changes {
     /// Joins rtnetlink's link and address groups; falls back to polling (with
     /// a warning) where that is refused.
-    pub fn subscribe() -> Self {
+    pub(crate) fn subscribe() -> Self {
         match netlink() {
             Ok(socket) => Self {
                 netlink: Some(socket),
@@ -75,7 +75,7 @@ impl Changes {
     }
 
     /// Completes once something may have changed (bursts count once).
-    pub async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         let Some(socket) = &self.netlink else {
             tokio::time::sleep(POLL).await;
             return;

@@ -24,7 +24,7 @@ use crate::dns::zone::Zone;
 use crate::host::hosts;
 
 /// How often hosts files are checked for changes.
-pub const POLL: Duration = Duration::from_secs(1);
+pub(crate) const POLL: Duration = Duration::from_secs(1);
 
 /// Why local data could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum LoadError {
 
 /// One record, encoded for the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rr {
+pub(crate) struct Rr {
     pub rtype: u16,
     pub ttl: u32,
     /// RDATA with every name uncompressed, so it can be copied into any message.
@@ -51,7 +51,7 @@ pub struct Rr {
 }
 
 /// Local names and the switches of `[local]`, as one snapshot.
-pub struct LocalData {
+pub(crate) struct LocalData {
     names: HashMap<Box<[u8]>, Vec<Rr>>,
     domain_needed: bool,
     /// The RFC 6303 zones answered NXDOMAIN, when bogus_priv is on.
@@ -72,12 +72,13 @@ impl LocalData {
     /// Reads the hosts files of `config` and encodes every local record.
     /// A missing hosts file is a warning (it is picked up when it appears); one
     /// that exists but cannot be read is an error.
-    pub fn load(config: &Config) -> Result<Self, LoadError> {
+    pub(crate) fn load(config: &Config) -> Result<Self, LoadError> {
         Self::from_local(Arc::new(config.local.clone()))
     }
 
     /// No names, nothing refused.
-    pub fn empty() -> Self {
+    #[cfg(test)]
+    fn empty() -> Self {
         Self {
             names: HashMap::new(),
             domain_needed: false,
@@ -115,7 +116,7 @@ impl LocalData {
     }
 
     /// The records of a lowercased wire name, if it is a local name.
-    pub fn lookup(&self, lower: &[u8]) -> Option<&[Rr]> {
+    pub(crate) fn lookup(&self, lower: &[u8]) -> Option<&[Rr]> {
         if self.names.is_empty() {
             return None;
         }
@@ -125,7 +126,7 @@ impl LocalData {
     /// Whether a name that no route covers must get NXDOMAIN instead of going
     /// to the default upstreams: a single-label name under domain_needed, or a
     /// reverse name in a private zone under bogus_priv.
-    pub fn keeps_home(&self, lower: &[u8]) -> bool {
+    pub(crate) fn keeps_home(&self, lower: &[u8]) -> bool {
         (self.domain_needed && is_single_label(lower))
             || (!self.private_zones.is_empty()
                 && lower.ends_with(b"\x04arpa\x00")
@@ -133,17 +134,13 @@ impl LocalData {
     }
 
     /// `[local] ttl`: the TTL of `address=` answers.
-    pub fn ttl(&self) -> u32 {
+    pub(crate) fn ttl(&self) -> u32 {
         self.config.ttl
     }
 
     /// Local names held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 
     /// Whether a hosts file changed since it was read.
@@ -154,7 +151,7 @@ impl LocalData {
 
 /// Re-reads the hosts files behind `local` if one changed since they were
 /// read; keeps the old data when they cannot be read now.
-pub fn refresh(local: &ArcSwap<LocalData>) {
+pub(crate) fn refresh(local: &ArcSwap<LocalData>) {
     let current = local.load_full();
     if !current.changed_on_disk() {
         return;
@@ -203,7 +200,7 @@ fn is_single_label(lower: &[u8]) -> bool {
 /// The locally served reverse zones of RFC 6303 §4 (private, loopback,
 /// link-local, documentation and ULA space): a question about them has no
 /// public answer, and forwarding it leaks the private address plan.
-pub fn private_reverse_zones() -> Vec<Zone> {
+pub(crate) fn private_reverse_zones() -> Vec<Zone> {
     let mut zones: Vec<String> = [
         "10.in-addr.arpa",
         "168.192.in-addr.arpa",

@@ -3,10 +3,10 @@
 //! of them ([`local_data`]), the switch to `[server] user` ([`privilege`]),
 //! systemd's notify protocol ([`notify`]) and OS signals ([`signal`]).
 
-pub mod hosts;
-pub mod interfaces;
-pub mod local_data;
-pub mod notify;
-pub mod privilege;
-pub mod resolv;
-pub mod signal;
+pub(crate) mod hosts;
+pub(crate) mod interfaces;
+pub(crate) mod local_data;
+pub(crate) mod notify;
+pub(crate) mod privilege;
+pub(crate) mod resolv;
+pub(crate) mod signal;

@@ -7,30 +7,30 @@
 use sd_notify::NotifyState;
 
 /// Listeners are bound and queries are answered.
-pub fn ready(status: &str) {
+pub(crate) fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
 /// A reload has started; [`ready`] says it is over, whatever its outcome.
-pub fn reloading() {
+pub(crate) fn reloading() {
     match NotifyState::monotonic_usec_now() {
         Ok(now) => send(&[NotifyState::Reloading, now]),
         Err(_) => send(&[NotifyState::Reloading]),
     }
 }
 
-pub fn stopping() {
+pub(crate) fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("shutting down")]);
 }
 
-pub fn status(status: &str) {
+pub(crate) fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }
 
 /// Pings systemd's watchdog at half its period, from a task on the runtime:
 /// if the runtime stops making progress, the pings stop and systemd restarts
 /// the service. Does nothing when the unit has no WatchdogSec.
-pub fn spawn_watchdog() {
+pub(crate) fn spawn_watchdog() {
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
     };

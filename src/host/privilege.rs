@@ -33,7 +33,7 @@ pub enum PrivilegeError {
 
 /// Who splitdns runs as after [`drop_to`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Not root: nothing to drop, and no way to switch.
     NotRoot,
     /// Now running as this uid and gid, with CAP_NET_BIND_SERVICE only.
@@ -61,7 +61,7 @@ pub fn switch_to(user: &str) -> Result<(), PrivilegeError> {
 /// Switches to `user` (its uid and primary gid, no supplementary groups) if
 /// running as root, keeping only CAP_NET_BIND_SERVICE. Call it while the
 /// process has a single thread.
-pub fn drop_to(user: &str) -> Result<Outcome, PrivilegeError> {
+pub(crate) fn drop_to(user: &str) -> Result<Outcome, PrivilegeError> {
     if !Uid::effective().is_root() {
         return Ok(Outcome::NotRoot);
     }

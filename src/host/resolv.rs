@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How often [`Watch`] looks at the file: a change is picked up within this.
-pub const POLL: Duration = Duration::from_secs(2);
+pub(crate) const POLL: Duration = Duration::from_secs(2);
 
 /// The `nameserver` lines of a resolv.conf, port 53, in file order. IPv6
 /// link-local addresses keep their `%scope` (an interface name or index).
-pub fn nameservers(text: &str) -> Vec<SocketAddr> {
+pub(crate) fn nameservers(text: &str) -> Vec<SocketAddr> {
     text.lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
@@ -46,7 +46,7 @@ fn interface_index(name: &str) -> Option<u32> {
 
 /// Reads `path` and drops every server splitdns itself listens on, so that a
 /// resolv.conf pointing at splitdns does not make it forward to itself.
-pub fn upstreams(path: &Path, own: &[SocketAddr]) -> Vec<SocketAddr> {
+pub(crate) fn upstreams(path: &Path, own: &[SocketAddr]) -> Vec<SocketAddr> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => {
@@ -67,13 +67,13 @@ pub fn upstreams(path: &Path, own: &[SocketAddr]) -> Vec<SocketAddr> {
 /// [`POLL`]: cheap for a file this small, and it sees what a timestamp check
 /// misses, such as the symlink swaps of resolvconf and NetworkManager, or an
 /// edit within the same second.
-pub struct Watch {
+pub(crate) struct Watch {
     path: PathBuf,
     last: Option<Vec<u8>>,
 }
 
 impl Watch {
-    pub fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
             last: std::fs::read(path).ok(),
@@ -82,7 +82,7 @@ impl Watch {
 
     /// Whether the contents differ from the last look (appearing and
     /// disappearing count).
-    pub fn changed(&mut self) -> bool {
+    pub(crate) fn changed(&mut self) -> bool {
         let now = std::fs::read(&self.path).ok();
         if now == self.last {
             return false;

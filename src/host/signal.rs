@@ -50,7 +50,9 @@ pub fn controls() -> mpsc::Receiver<Control> {
 
 /// A channel that says [`Control::Shutdown`] once `shutdown` completes, for
 /// callers that only ever stop the server.
-pub fn shutdown_on(shutdown: impl Future<Output = ()> + Send + 'static) -> mpsc::Receiver<Control> {
+pub(crate) fn shutdown_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> mpsc::Receiver<Control> {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         tokio::select! {
@@ -64,7 +66,9 @@ pub fn shutdown_on(shutdown: impl Future<Output = ()> + Send + 'static) -> mpsc:
 /// Calls `dump` on every SIGUSR1, dnsmasq's "log your statistics" signal.
 /// The handler is installed before this returns, so a signal sent once the
 /// server answers is never lost (nor fatal, which is SIGUSR1's default).
-pub fn on_stats_request(dump: impl Fn() + Send + 'static) -> impl Future<Output = ()> + Send {
+pub(crate) fn on_stats_request(
+    dump: impl Fn() + Send + 'static,
+) -> impl Future<Output = ()> + Send {
     let usr1 = signal(SignalKind::user_defined1());
     async move {
         let Ok(mut usr1) = usr1 else {

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use crate::config::MetricsConfig;
 
 /// What the endpoint reads from the running server.
-pub trait Report: Send + Sync + 'static {
+pub(crate) trait Report: Send + Sync + 'static {
     /// Whether the listeners serve now (`/ready`).
     fn serving(&self) -> bool;
     /// Every counter now, as OpenMetrics text; `window` decides which
@@ -38,14 +38,14 @@ const MAX_CONNECTIONS: usize = 16;
 const HEADER_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A bound, not yet serving, endpoint.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     listener: TcpListener,
     addr: SocketAddr,
     health_window: Duration,
 }
 
 impl Endpoint {
-    pub async fn bind(config: &MetricsConfig) -> io::Result<Self> {
+    pub(crate) async fn bind(config: &MetricsConfig) -> io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Self {
             addr: listener.local_addr()?,
@@ -54,12 +54,12 @@ impl Endpoint {
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Serves until the task is aborted.
-    pub async fn serve<R: Report>(self, shared: Arc<R>) {
+    pub(crate) async fn serve<R: Report>(self, shared: Arc<R>) {
         let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
             let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {

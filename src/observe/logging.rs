@@ -66,7 +66,7 @@ pub fn error_prefix() -> &'static str {
 /// `DEVICE:INODE` of the stream it connected, and a stderr redirected
 /// elsewhere since (by a shell script in between) no longer matches it
 /// (systemd.exec(5), "JOURNAL_STREAM").
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
         return false;
     };
@@ -115,14 +115,14 @@ fn priority(level: &Level) -> u8 {
 /// Lets one log line through per period and counts the rest, so a condition
 /// that repeats on every query (a loop, a rebinding upstream) costs a counter
 /// increment instead of a formatted line each time.
-pub struct Every {
+pub(crate) struct Every {
     seconds: u64,
     last: AtomicU64,
     skipped: AtomicU64,
 }
 
 impl Every {
-    pub const fn seconds(seconds: u64) -> Self {
+    pub(crate) const fn seconds(seconds: u64) -> Self {
         Self {
             seconds,
             last: AtomicU64::new(0),
@@ -131,7 +131,7 @@ impl Every {
     }
 
     /// `Some(lines skipped since the last one)` when a line may be written now.
-    pub fn due(&self) -> Option<u64> {
+    pub(crate) fn due(&self) -> Option<u64> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

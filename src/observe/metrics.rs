@@ -478,7 +478,7 @@ const NQ: usize = QTYPES.len() + 1;
 const NR: usize = RCODES.len() + 1;
 
 /// The mnemonic of a query type, or `TYPEn` (RFC 3597 §5).
-pub fn qtype_name(qtype: u16) -> std::borrow::Cow<'static, str> {
+pub(crate) fn qtype_name(qtype: u16) -> std::borrow::Cow<'static, str> {
     match QTYPES.iter().find(|(t, _)| *t == qtype) {
         Some((_, name)) => (*name).into(),
         None => format!("TYPE{qtype}").into(),
@@ -486,7 +486,7 @@ pub fn qtype_name(qtype: u16) -> std::borrow::Cow<'static, str> {
 }
 
 /// The mnemonic of an RCODE, or `RCODEn`.
-pub fn rcode_name(rcode: u16) -> std::borrow::Cow<'static, str> {
+pub(crate) fn rcode_name(rcode: u16) -> std::borrow::Cow<'static, str> {
     match RCODES.iter().find(|(r, _)| *r == rcode) {
         Some((_, name)) => (*name).into(),
         None => format!("RCODE{rcode}").into(),

@@ -4,9 +4,9 @@
 //! ([`querylog`]) and the log set-up ([`logging`]). Everything records into
 //! this layer; it reads the running server only through [`http::Report`].
 
-pub mod failure;
-pub mod http;
-pub mod logging;
-pub mod metrics;
-pub mod querylog;
-pub mod stats;
+pub(crate) mod failure;
+pub(crate) mod http;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod querylog;
+pub(crate) mod stats;

@@ -14,11 +14,11 @@ use crate::dns::zone::Zone;
 use crate::observe::metrics::{qtype_name, rcode_name};
 
 /// The tracing target of query lines, for filters such as `splitdns::query=off`.
-pub const TARGET: &str = "splitdns::query";
+pub(crate) const TARGET: &str = "splitdns::query";
 
 /// Where an answer came from, as the `upstream` field shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// This server, at `ADDR:PORT`.
     Server(SocketAddr),
     Cache,
@@ -47,7 +47,7 @@ impl fmt::Display for Source {
 
 /// Writes the line for one answered query. `route` is `None` for queries
 /// answered before routing (refused, CHAOS, malformed).
-pub fn log(
+pub(crate) fn log(
     client: IpAddr,
     query: &Query,
     route: Option<&Zone>,

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 /// What SIGUSR1 logs and `splitdns control stats` prints.
 #[derive(Debug, Clone)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// `[cache] size`, in entries.
     pub size: u64,
     pub entries: usize,
@@ -22,7 +22,7 @@ pub struct Stats {
 
 /// One upstream server's counters, for the route it serves.
 #[derive(Debug, Clone)]
-pub struct ServerStats {
+pub(crate) struct ServerStats {
     pub addr: SocketAddr,
     pub route: String,
     pub queries: u64,
@@ -34,7 +34,7 @@ pub struct ServerStats {
 }
 
 impl ServerStats {
-    pub fn health(&self) -> &'static str {
+    pub(crate) fn health(&self) -> &'static str {
         if self.up { "up" } else { "down" }
     }
 }

@@ -18,7 +18,7 @@ use crate::dns::question::Question;
 use crate::dns::wire::{self, Query};
 
 /// `lowercased name | type | class | flags`: what makes two questions the same answer.
-pub type Key = Box<[u8]>;
+pub(crate) type Key = Box<[u8]>;
 
 const KEY_DO: u8 = 1;
 const KEY_CD: u8 = 2;
@@ -36,7 +36,7 @@ pub fn key_of<'b>(query: &Query, buf: &'b mut [u8; 260]) -> &'b [u8] {
 }
 
 /// The cache key of `question`, written into `buf`.
-pub fn question_key<'b>(question: &Question, buf: &'b mut [u8; 260]) -> &'b [u8] {
+pub(crate) fn question_key<'b>(question: &Question, buf: &'b mut [u8; 260]) -> &'b [u8] {
     key_for(
         question.lower.as_bytes(),
         question.qtype,
@@ -398,19 +398,19 @@ type FlightResult = Option<Arc<Answer>>;
 /// Misses in flight, by key and routing epoch: a miss that comes in after a
 /// reload changed the routes does not wait on a fetch begun under the old ones.
 #[derive(Default)]
-pub struct Flights {
+pub(crate) struct Flights {
     in_flight: Mutex<HashMap<Key, watch::Receiver<FlightResult>>>,
 }
 
 /// The first miss for a key fetches; later ones wait for it.
-pub enum Flight<'a> {
+pub(crate) enum Flight<'a> {
     Leader(Leader<'a>),
     Follower(watch::Receiver<FlightResult>),
 }
 
 /// Held by the miss that fetches. Dropping it without [`Leader::finish`] (an error,
 /// a cancelled task) releases the followers with no answer.
-pub struct Leader<'a> {
+pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     /// The cache key, then the epoch's eight bytes.
     key: Key,
@@ -421,7 +421,7 @@ const EPOCH_LEN: usize = 8;
 
 impl Flights {
     /// Joins the flight for `key` under routing `epoch`, or starts one.
-    pub fn join(&self, key: &[u8], epoch: u64) -> Flight<'_> {
+    pub(crate) fn join(&self, key: &[u8], epoch: u64) -> Flight<'_> {
         let mut buf = [0; 260 + EPOCH_LEN];
         buf[..key.len()].copy_from_slice(key);
         buf[key.len()..key.len() + EPOCH_LEN].copy_from_slice(&epoch.to_be_bytes());
@@ -442,11 +442,11 @@ impl Flights {
 
 impl Leader<'_> {
     /// The cache key of the question being fetched.
-    pub fn key(&self) -> &[u8] {
+    pub(crate) fn key(&self) -> &[u8] {
         &self.key[..self.key.len() - EPOCH_LEN]
     }
 
-    pub fn finish(self, answer: &Arc<Answer>) {
+    pub(crate) fn finish(self, answer: &Arc<Answer>) {
         self.tx.send_replace(Some(Arc::clone(answer)));
     }
 }
@@ -462,7 +462,7 @@ impl Drop for Leader<'_> {
 }
 
 /// Waits for the leader of a flight; `None` if it failed.
-pub async fn follow(mut rx: watch::Receiver<FlightResult>) -> Option<Arc<Answer>> {
+pub(crate) async fn follow(mut rx: watch::Receiver<FlightResult>) -> Option<Arc<Answer>> {
     rx.wait_for(Option::is_some)
         .await
         .ok()

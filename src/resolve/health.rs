@@ -21,9 +21,9 @@ use crate::config::Strategy;
 use crate::resolve::router::{Action, Router};
 
 /// Consecutive failures that take a server out of rotation.
-pub const DOWN_AFTER: u32 = 3;
+pub(crate) const DOWN_AFTER: u32 = 3;
 /// The shortest time between two probes of a server out of rotation.
-pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// `fastest` puts another server first on one query in this many, so a server
 /// that was slow once gets measured again.
 const REMEASURE_EVERY: u32 = 16;
@@ -110,7 +110,7 @@ impl ServerHealth {
 /// The order to ask servers in, as indices into `servers`: those in rotation
 /// only (all of them when none is), arranged by `strategy`. `turn` is a counter
 /// that varies between queries, used by `fastest` to re-measure.
-pub fn order(strategy: Strategy, servers: &[&ServerHealth], turn: u32) -> Vec<usize> {
+pub(crate) fn order(strategy: Strategy, servers: &[&ServerHealth], turn: u32) -> Vec<usize> {
     let mut up: Vec<usize> = (0..servers.len())
         .filter(|&i| servers[i].in_rotation())
         .collect();
@@ -136,7 +136,7 @@ fn millis(now: Instant) -> u64 {
 
 /// `Ok` when every forwarding route has a server that is up; otherwise the
 /// routes that have none, one per line, for the `/health` body.
-pub fn check(router: &Router, window: Duration) -> Result<(), String> {
+pub(crate) fn check(router: &Router, window: Duration) -> Result<(), String> {
     let now = Instant::now();
     let mut problems = String::new();
     for route in router.routes() {

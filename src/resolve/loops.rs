@@ -37,7 +37,7 @@ fn looks_like_ours(query: &Query) -> bool {
 
 /// Whether `query` is one of ours, forwarded back to us by the upstream we
 /// are asking it. Logs an error naming that upstream.
-pub fn came_back(router: &Router, query: &Query, client: IpAddr) -> bool {
+pub(crate) fn came_back(router: &Router, query: &Query, client: IpAddr) -> bool {
     if !looks_like_ours(query) {
         return false;
     }

@@ -5,10 +5,10 @@
 //! [`dns`](crate::dns), [`config`](crate::config) and
 //! [`observe`](crate::observe) only.
 
-pub mod cache;
-pub mod health;
-pub mod loops;
-pub mod rebind;
-pub mod router;
-pub mod srv;
-pub mod upstream;
+pub(crate) mod cache;
+pub(crate) mod health;
+pub(crate) mod loops;
+pub(crate) mod rebind;
+pub(crate) mod router;
+pub(crate) mod srv;
+pub(crate) mod upstream;

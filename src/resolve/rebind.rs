@@ -31,13 +31,13 @@ const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 
 /// The rebind policy of one configuration.
-pub struct Rebind {
+pub(crate) struct Rebind {
     on: bool,
     allow: Vec<Zone>,
 }
 
 impl Rebind {
-    pub fn new(guard: &GuardConfig) -> Self {
+    pub(crate) fn new(guard: &GuardConfig) -> Self {
         Self {
             on: guard.rebind_protection,
             allow: guard.rebind_allow.clone(),
@@ -47,7 +47,7 @@ impl Rebind {
     /// Whether answers for `lower`, fetched from `used`, are screened:
     /// protection on, `used` is the default upstreams, and no `rebind_allow`
     /// zone holds the name.
-    pub fn guards(&self, router: &Router, used: &Arc<Upstream>, lower: &[u8]) -> bool {
+    pub(crate) fn guards(&self, router: &Router, used: &Arc<Upstream>, lower: &[u8]) -> bool {
         let Action::Forward(default) = &router.routes()[0].action else {
             return false;
         };
@@ -58,7 +58,7 @@ impl Rebind {
 /// `reply` without its A/AAAA records that hold private addresses; the same
 /// bytes when it has none. `None` when such a reply cannot be re-encoded: it is
 /// then not used at all.
-pub fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Vec<u8>> {
+pub(crate) fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Vec<u8>> {
     let msg = Message::parse(&reply)?;
     // Only what will be stored matters: the glue of a plain A answer
     // (`ns A 127.0.0.1`) is dropped when it is stored anyway.
@@ -103,7 +103,7 @@ fn address(rdata: &[u8]) -> Option<IpAddr> {
 /// Addresses a name on the internet has no business pointing at: this host,
 /// its LANs, link-local and carrier-grade NAT space, in either family.
 /// Documentation ranges (192.0.2.0/24, 2001:db8::/32) are not private.
-pub fn is_private(ip: IpAddr) -> bool {
+pub(crate) fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => private_v4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

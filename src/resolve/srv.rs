@@ -26,12 +26,12 @@ use crate::resolve::router::Router;
 
 /// Resolves a target's address through splitdns's own routing and cache (an
 /// async fn cannot contain itself, hence the box).
-pub type Lookup<'a> =
+pub(crate) type Lookup<'a> =
     &'a (dyn Fn(Question) -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> + Sync);
 
 /// Where completion stores and looks things up: the routing table and
 /// epoch of the query's state, and the cache.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub router: &'a Router,
     pub cache: &'a Cache,
     pub epoch: u64,
@@ -43,7 +43,11 @@ const CLASS_IN: u16 = 1;
 /// Stores the SRV reply's target addresses and fills in the missing ones within
 /// `budget`. Returns the answer to give the client (the same one when nothing
 /// was missing or nothing could be added).
-pub async fn complete(cx: Context<'_>, answer: Arc<Answer>, budget: Duration) -> Arc<Answer> {
+pub(crate) async fn complete(
+    cx: Context<'_>,
+    answer: Arc<Answer>,
+    budget: Duration,
+) -> Arc<Answer> {
     let Ok(mut msg) = Message::from_vec(answer.bytes()) else {
         return answer;
     };

@@ -15,12 +15,12 @@ use crate::dns::wire::{self, Query};
 use crate::state::{Shared, State};
 
 /// Class CHAOS (RFC 1035 §3.2.4).
-pub const CLASS_CH: u16 = 3;
+pub(crate) const CLASS_CH: u16 = 3;
 const TYPE_TXT: u16 = 16;
 
 /// Writes the answer to a CHAOS query for one of the names above into `out`;
 /// false (and `out` untouched) for any other query.
-pub fn answer(
+pub(crate) fn answer(
     shared: &Shared,
     state: &State,
     query: &Query,

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 /// Open connections, at most `cap` of them.
-pub struct Connections {
+pub(crate) struct Connections {
     cap: usize,
     table: Mutex<HashMap<u64, Arc<Conn>>>,
     /// Orders events (connects, queries): a tick, not a time, so "longest
@@ -22,7 +22,7 @@ pub struct Connections {
 }
 
 /// One connection's state as the table sees it.
-pub struct Conn {
+pub(crate) struct Conn {
     /// Queries of this connection being resolved now.
     pending: AtomicUsize,
     /// [`Connections::clock`] at the connect or the last query.
@@ -31,14 +31,14 @@ pub struct Conn {
 }
 
 /// A connection's place in the table; leaving drops it.
-pub struct Slot {
+pub(crate) struct Slot {
     id: u64,
     pub conn: Arc<Conn>,
     connections: Arc<Connections>,
 }
 
 impl Connections {
-    pub fn new(cap: usize) -> Arc<Self> {
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
             table: Mutex::new(HashMap::new()),
@@ -49,7 +49,7 @@ impl Connections {
     /// A slot for a new connection. When the table is full, the connection
     /// idle longest is told to close and gives up its place; when none is
     /// idle, `None`: the new connection is closed instead.
-    pub fn admit(self: &Arc<Self>) -> Option<Slot> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<Slot> {
         let mut table = self.table.lock().expect("connection table lock");
         if table.len() >= self.cap {
             let (&victim, _) = table
@@ -74,12 +74,9 @@ impl Connections {
         })
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.table.lock().expect("connection table lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn tick(&self) -> u64 {
@@ -89,26 +86,26 @@ impl Connections {
 
 impl Slot {
     /// A query arrived: the connection is active now.
-    pub fn queried(&self) {
+    pub(crate) fn queried(&self) {
         let tick = self.connections.tick();
         self.conn.last_active.store(tick, Ordering::Relaxed);
     }
 
     /// Resolves when the table asks this connection to close.
-    pub async fn closed(&self) {
+    pub(crate) async fn closed(&self) {
         self.conn.close.notified().await;
     }
 }
 
 impl Conn {
     /// Marks a query being resolved until the guard drops.
-    pub fn busy(self: &Arc<Self>) -> Busy {
+    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
         self.pending.fetch_add(1, Ordering::Relaxed);
         Busy(Arc::clone(self))
     }
 }
 
-pub struct Busy(Arc<Conn>);
+pub(crate) struct Busy(Arc<Conn>);
 
 impl Drop for Busy {
     fn drop(&mut self) {

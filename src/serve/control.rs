@@ -25,7 +25,7 @@ use crate::dns::zone::Zone;
 use crate::state::Shared;
 
 /// How long the client waits for the whole exchange, a reload included.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the server waits for a client's request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest request line the server reads.
@@ -77,7 +77,7 @@ impl Request {
 }
 
 /// A reload asked for over the socket, with where its outcome goes.
-pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+pub(crate) type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 /// Why the control socket could not be set up, or a control command failed;
 /// worded for the operator.
@@ -211,7 +211,7 @@ fn give_to(path: &Path, user: &str) -> Result<(), ControlError> {
 
 /// Answers control clients until the task is aborted. Reloads are handed to
 /// the supervisor through `reloads`.
-pub async fn serve(
+pub(crate) async fn serve(
     socket: Socket,
     shared: Arc<Shared>,
     reloads: mpsc::Sender<ReloadRequest>,

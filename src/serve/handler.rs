@@ -40,7 +40,7 @@ struct Asked {
 }
 
 /// The outcome of the synchronous part of a query.
-pub enum Step {
+pub(crate) enum Step {
     /// The response is in `out`: send it.
     Reply,
     /// Send nothing (not a query, or not worth an answer).
@@ -50,7 +50,7 @@ pub enum Step {
 }
 
 /// A query that has to wait for an upstream.
-pub struct Miss {
+pub(crate) struct Miss {
     query: Query,
     client: IpAddr,
     state: Arc<State>,
@@ -60,17 +60,17 @@ pub struct Miss {
 }
 
 /// TCP responses are limited only by the 16-bit length prefix.
-pub const TCP_LIMIT: usize = 65_535;
+pub(crate) const TCP_LIMIT: usize = 65_535;
 /// With a stale answer at hand, the longest a client waits for a fresh one
 /// (RFC 8767 §5, the client response timer).
-pub const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
+pub(crate) const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
 /// The TTL of stale records in a response (RFC 8767 §4 recommends 30 s).
-pub const STALE_TTL: u32 = 30;
+pub(crate) const STALE_TTL: u32 = 30;
 
 impl Shared {
     /// Answers `packet` if that needs no waiting: bad input, refused clients,
     /// local rules and cache hits. Everything else comes back as a [`Step::Miss`].
-    pub fn answer_now(
+    pub(crate) fn answer_now(
         &self,
         packet: &[u8],
         client: IpAddr,
@@ -202,7 +202,7 @@ impl Shared {
     }
 
     /// Fetches the answer for a miss and writes the client's response.
-    pub async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
+    pub(crate) async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
         let mut out = Vec::new();
         let (answer, source) = if loops::came_back(&miss.state.router, query, miss.client) {
@@ -241,7 +241,7 @@ impl Shared {
     /// already in flight, or from a new fetch; when that fails or is slow and
     /// an expired answer is at hand, that one, stale (RFC 8767). `None` when
     /// the upstreams failed and there is nothing stale to give.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         self: Arc<Self>,
         state: Arc<State>,
         question: Question,

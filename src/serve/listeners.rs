@@ -18,7 +18,7 @@ use crate::serve::server::{BindError, Listener};
 use crate::state::Shared;
 
 /// The listeners held, in the order they were bound.
-pub struct Listeners {
+pub(crate) struct Listeners {
     workers: usize,
     held: Vec<Held>,
     /// `IFNAME:PORT` entries known to have no address, so each wait is
@@ -38,7 +38,7 @@ struct Held {
 
 /// What [`Listeners::follow`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Followed {
+pub(crate) struct Followed {
     /// A listener was opened or closed.
     pub changed: bool,
     /// An address could not be bound; try again later.
@@ -48,7 +48,7 @@ pub struct Followed {
 impl Listeners {
     /// Binds the literal entries of `listen` (an error if one cannot be
     /// bound) and the present addresses of its interfaces.
-    pub fn bind(listen: &[Listen], workers: usize) -> Result<Self, BindError> {
+    pub(crate) fn bind(listen: &[Listen], workers: usize) -> Result<Self, BindError> {
         let mut listeners = Self {
             workers,
             held: Vec::new(),
@@ -60,12 +60,12 @@ impl Listeners {
     }
 
     /// The addresses bound now, in listen order.
-    pub fn addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         self.held.iter().map(|h| h.addr).collect()
     }
 
     /// Starts answering on every listener bound since the last call.
-    pub fn serve(&mut self, shared: &Arc<Shared>) {
+    pub(crate) fn serve(&mut self, shared: &Arc<Shared>) {
         for held in &mut self.held {
             if let Some(listener) = held.pending.take() {
                 tracing::info!(addr = %held.addr, entry = %held.entry, "listening (UDP and TCP)");
@@ -77,7 +77,7 @@ impl Listeners {
     /// Applies a new listen list: binds its new literal entries first (if one
     /// fails, nothing changes), then closes entries no longer listed and
     /// follows the interfaces.
-    pub fn apply(&mut self, listen: &[Listen]) -> Result<Followed, BindError> {
+    pub(crate) fn apply(&mut self, listen: &[Listen]) -> Result<Followed, BindError> {
         let before = self.held.len();
         self.bind_literals(listen)?;
         let mut followed = Followed {
@@ -129,7 +129,7 @@ impl Listeners {
 
     /// Matches the `IFNAME:PORT` listeners to the interfaces' addresses now:
     /// binds the new ones, closes the gone ones.
-    pub fn follow(&mut self, listen: &[Listen]) -> Followed {
+    pub(crate) fn follow(&mut self, listen: &[Listen]) -> Followed {
         let addresses = interfaces::addresses();
         let mut followed = Followed::default();
         self.held.retain(|h| {

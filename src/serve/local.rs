@@ -14,28 +14,28 @@ use crate::dns::wire::{self, Query};
 use crate::host::local_data::{LocalData, Rr};
 
 const TYPE_A: u16 = 1;
-pub const TYPE_AAAA: u16 = 28;
+pub(crate) const TYPE_AAAA: u16 = 28;
 /// The question name, at offset 12.
 const QUESTION_POINTER: [u8; 2] = [0xc0, 0x0c];
 /// CNAME links followed inside local data before giving up (a loop, or absurd).
 const MAX_CHAIN: usize = 8;
 
 /// NXDOMAIN for a name in a local zone.
-pub fn nxdomain(query: &Query, out: &mut Vec<u8>) {
+pub(crate) fn nxdomain(query: &Query, out: &mut Vec<u8>) {
     start(query, wire::RCODE_NXDOMAIN, true, out);
     finish(query, 0, out);
 }
 
 /// NOERROR with no records, not authoritative: the name was not asked about
 /// (`filter_aaaa`), so splitdns knows nothing of it.
-pub fn filtered(query: &Query, out: &mut Vec<u8>) {
+pub(crate) fn filtered(query: &Query, out: &mut Vec<u8>) {
     start(query, wire::RCODE_NOERROR, false, out);
     finish(query, 0, out);
 }
 
 /// The zone's addresses that fit the question's type; NODATA when none do.
 /// `ttl` is `[local] ttl`.
-pub fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u8>) {
+pub(crate) fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u8>) {
     start(query, wire::RCODE_NOERROR, true, out);
     let mut count = 0u16;
     for ip in ips {
@@ -60,7 +60,7 @@ pub fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u8>) {
 /// RFC 8482 §4.2: an ANY query gets one synthesised HINFO record, CPU
 /// "RFC8482" and an empty OS, instead of everything upstream knows about the
 /// name. ANY is never forwarded, so splitdns cannot be used to amplify a flood.
-pub fn rfc8482(query: &Query, out: &mut Vec<u8>) {
+pub(crate) fn rfc8482(query: &Query, out: &mut Vec<u8>) {
     const TYPE_HINFO: u16 = 13;
     /// Long, so that resolvers behind splitdns keep it (RFC 8482 §6).
     const HINFO_TTL: u32 = 3600;
@@ -80,7 +80,13 @@ pub fn rfc8482(query: &Query, out: &mut Vec<u8>) {
 /// its CNAME, followed through local data; else NODATA. SRV and MX answers
 /// carry the local addresses of their targets as additional records. Too large
 /// for `limit`: TC=1, so the client asks again over TCP.
-pub fn data(query: &Query, local: &LocalData, records: &[Rr], limit: usize, out: &mut Vec<u8>) {
+pub(crate) fn data(
+    query: &Query,
+    local: &LocalData,
+    records: &[Rr],
+    limit: usize,
+    out: &mut Vec<u8>,
+) {
     start(query, wire::RCODE_NOERROR, true, out);
     let qtype = query.qtype;
     let mut answers = 0u16;

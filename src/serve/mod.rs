@@ -4,13 +4,13 @@
 //! ([`local`], [`chaos`]), reloads ([`reload`]) and the control socket
 //! ([`control`]). The top of the crate: nothing below imports from here.
 
-pub mod batch;
-pub mod chaos;
-pub mod connections;
-pub mod control;
-pub mod handler;
-pub mod listeners;
-pub mod local;
-pub mod reload;
-pub mod server;
-pub mod start;
+pub(crate) mod batch;
+pub(crate) mod chaos;
+pub(crate) mod connections;
+pub(crate) mod control;
+pub(crate) mod handler;
+pub(crate) mod listeners;
+pub(crate) mod local;
+pub(crate) mod reload;
+pub(crate) mod server;
+pub(crate) mod start;

@@ -33,7 +33,7 @@ const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Owns the listeners and the config while the server runs.
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     config: Config,
     loader: Loader,
     shared: Arc<Shared>,
@@ -43,7 +43,12 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(config: Config, loader: Loader, shared: Arc<Shared>, listeners: Listeners) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        loader: Loader,
+        shared: Arc<Shared>,
+        listeners: Listeners,
+    ) -> Self {
         Self {
             resolv: watch_resolv(&config),
             config,
@@ -58,7 +63,7 @@ impl Supervisor {
     /// back the listeners, still open, for the caller to close.
     /// `reloads` are reloads asked for over the control socket: the same
     /// reload as SIGHUP's, its outcome sent back.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut controls: mpsc::Receiver<Control>,
         mut reloads: mpsc::Receiver<ReloadRequest>,
@@ -91,7 +96,7 @@ impl Supervisor {
     /// only if it is valid, its local data loads and its new listen addresses
     /// can all be bound. Says what happened, in the words `splitdns check`
     /// uses when the config was rejected.
-    pub fn reload(&mut self) -> Result<String, String> {
+    pub(crate) fn reload(&mut self) -> Result<String, String> {
         notify::reloading();
         tracing::info!("reloading {}", self.config.origin);
         let outcome = match self.try_reload() {

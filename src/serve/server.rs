@@ -63,7 +63,7 @@ impl BindError {
 }
 
 /// The sockets bound for one listen address.
-pub struct Listener {
+pub(crate) struct Listener {
     pub addr: SocketAddr,
     udp: Vec<Arc<UdpSocket>>,
     tcp: TcpListener,
@@ -72,7 +72,7 @@ pub struct Listener {
 impl Listener {
     /// Binds UDP (one socket per worker) and TCP on `addr`. Port 0 picks a port
     /// free for both protocols.
-    pub fn bind(addr: SocketAddr, workers: usize) -> Result<Self, BindError> {
+    pub(crate) fn bind(addr: SocketAddr, workers: usize) -> Result<Self, BindError> {
         let attempts = if addr.port() == 0 { 20 } else { 1 };
         let mut last = None;
         for _ in 0..attempts {
@@ -111,7 +111,7 @@ impl Listener {
     }
 
     /// Serves until the returned tasks are aborted.
-    pub fn spawn(self, shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) {
+    pub(crate) fn spawn(self, shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) {
         for socket in self.udp {
             tasks.spawn(serve_udp(Arc::clone(shared), socket));
         }
@@ -122,7 +122,7 @@ impl Listener {
 
 /// Binds `addr` for UDP and TCP as [`Listener::bind`] would, and closes both
 /// again: whether splitdns could listen there now.
-pub fn probe(addr: SocketAddr) -> Result<(), BindError> {
+pub(crate) fn probe(addr: SocketAddr) -> Result<(), BindError> {
     let udp = udp_socket(addr).map_err(|e| BindError::new(addr, "UDP", e))?;
     let bound = udp
         .local_addr()

@@ -187,7 +187,7 @@ impl Server {
 /// The routing table, access list and local data for `config`, given the
 /// bound addresses; its routes and servers are counted in `metrics`. Fails
 /// only when a hosts file exists but cannot be read.
-pub fn build_state(
+pub(crate) fn build_state(
     config: &Config,
     bound: &[SocketAddr],
     metrics: &Metrics,
@@ -208,7 +208,7 @@ pub fn build_state(
 
 /// What a [`State`] is made of besides the config's own keys: at start-up all
 /// new; on a reload, the router or local data may be the running ones.
-pub struct Parts {
+pub(crate) struct Parts {
     pub router: Arc<Router>,
     pub allow: Vec<IpNet>,
     pub local: Arc<LocalData>,
@@ -217,7 +217,7 @@ pub struct Parts {
 }
 
 /// The one place a [`State`] is put together, at start-up and on every reload.
-pub fn assemble(config: &Config, parts: Parts) -> State {
+pub(crate) fn assemble(config: &Config, parts: Parts) -> State {
     State {
         router: parts.router,
         allow: parts.allow,
@@ -230,7 +230,7 @@ pub fn assemble(config: &Config, parts: Parts) -> State {
 
 /// `[upstream] servers`, or when there are none, resolv.conf's nameservers
 /// other than splitdns itself.
-pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr> {
+pub(crate) fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr> {
     if config.upstream.servers.is_empty() {
         resolv::upstreams(&config.upstream.resolv_conf, bound)
     } else {
@@ -239,7 +239,7 @@ pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr>
 }
 
 /// `[server] allow`, or the default for what is bound now.
-pub fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
+pub(crate) fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
     config.allow.clone().unwrap_or_else(|| default_allow(bound))
 }
 
@@ -279,7 +279,7 @@ pub fn check_bind(config: &Config) -> Result<Vec<SocketAddr>, Error> {
 
 /// The listen addresses written as addresses (not interfaces), for `check`,
 /// which binds nothing but should still skip them in resolv.conf.
-pub fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {
+pub(crate) fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {
     config
         .listen
         .iter()

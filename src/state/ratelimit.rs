@@ -20,7 +20,7 @@ const BUCKETS: usize = 1 << 14;
 /// Tokens are counted in thousandths, so refill is exact per millisecond.
 const MILLI: u64 = 1000;
 
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     /// Queries per second per client; 0 = no limit.
     rate: u32,
     buckets: Box<[AtomicU64]>,
@@ -30,7 +30,7 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    pub fn new(rate: u32) -> Self {
+    pub(crate) fn new(rate: u32) -> Self {
         let buckets = if rate == 0 { 0 } else { BUCKETS };
         Self {
             rate,
@@ -41,7 +41,7 @@ impl RateLimit {
     }
 
     /// Whether `client` may ask one more query at `now`; takes its token if so.
-    pub fn admit(&self, client: IpAddr, now: Instant) -> bool {
+    pub(crate) fn admit(&self, client: IpAddr, now: Instant) -> bool {
         if self.rate == 0 {
             return true;
         }

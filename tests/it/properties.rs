@@ -10,9 +10,9 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use splitdns::dns::answer::{Answer, TtlPolicy};
-use splitdns::dns::wire::Query;
-use splitdns::resolve::cache::{self, Cache, Served};
+use splitdns::parts::Query;
+use splitdns::parts::{self as cache, Cache, Served};
+use splitdns::parts::{Answer, TtlPolicy};
 
 const LOWER: &[u8] = b"\x03web\x07example\x00";
 
