@@ -43,9 +43,6 @@ pub enum RuleAction {
     Address(Vec<IpAddr>),
 }
 
-const SUPPORTED: &str = "supported: server=, local=, address=, rev-server=, rewrite=, \
-                         host-record=, cname=, srv-host=, txt-record=, ptr-record=, mx-host=";
-
 /// The options [`Rule::parse`] understands.
 pub const RULE_OPTIONS: &[&str] = &[
     "server",
@@ -61,12 +58,18 @@ pub const RULE_OPTIONS: &[&str] = &[
     "mx-host",
 ];
 
+/// `supported: server=, local=, ...`, for the errors of a line that is none of them.
+fn supported() -> String {
+    let options: Vec<String> = RULE_OPTIONS.iter().map(|o| format!("{o}=")).collect();
+    format!("supported: {}", options.join(", "))
+}
+
 impl Rule {
     /// Parses one line such as `server=/consul/127.0.0.1#8600`; a comment after it
     /// (`# local agent`) is dropped, as dnsmasq drops it.
     pub fn parse(line: &str) -> Result<Self, String> {
         let (key, value) = split_option(strip_comment(line));
-        let value = value.ok_or_else(|| format!("expected OPTION=VALUE ({SUPPORTED})"))?;
+        let value = value.ok_or_else(|| format!("expected OPTION=VALUE ({})", supported()))?;
         match key {
             "server" | "local" => parse_server_rule(value),
             "address" => parse_address_rule(value),
@@ -78,7 +81,7 @@ impl Rule {
             "txt-record" => parse_txt_record(value),
             "ptr-record" => parse_ptr_record(value),
             "mx-host" => parse_mx_host(value),
-            other => Err(format!("unsupported rule {other:?} ({SUPPORTED})")),
+            other => Err(format!("unsupported rule {other:?} ({})", supported())),
         }
     }
 }

@@ -7,9 +7,9 @@
 //! a few patches: the client's ID, flags and question case, TTLs counted down by
 //! age, an OPT when the client sent one, and truncation to the client's size.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::dns::clock;
 use crate::dns::wire::{self, Message, Query, Records, Section};
 
 /// TTL bounds for one route, in seconds.
@@ -44,9 +44,7 @@ pub enum Malformed {
 /// Seconds since the first time anything asked, as a u32: enough for 136 years
 /// of uptime, and half the size of an `Instant` in every cache entry.
 pub(crate) fn seconds(now: Instant) -> u32 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    now.saturating_duration_since(epoch).as_secs() as u32
+    clock::since_start(now).as_secs() as u32
 }
 
 impl Answer {

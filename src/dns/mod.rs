@@ -4,6 +4,7 @@
 //! rewrite mapping ([`rewrite`]). Depends on nothing else of splitdns.
 
 pub(crate) mod answer;
+pub(crate) mod clock;
 pub(crate) mod question;
 pub(crate) mod rewrite;
 pub(crate) mod wire;

@@ -8,14 +8,24 @@
 use std::ops::Range;
 
 pub(crate) const HEADER_LEN: usize = 12;
-pub(crate) const TYPE_OPT: u16 = 41;
-pub(crate) const TYPE_SOA: u16 = 6;
-pub(crate) const TYPE_CNAME: u16 = 5;
-pub(crate) const TYPE_ANY: u16 = 255;
+
+// The record types and classes splitdns reads or writes itself, defined only
+// here (RFC 1035 §3.2.2-§3.2.4, RFC 3596, RFC 2782, RFC 6891, RFC 4034).
+pub(crate) const TYPE_A: u16 = 1;
 pub(crate) const TYPE_NS: u16 = 2;
+pub(crate) const TYPE_CNAME: u16 = 5;
+pub(crate) const TYPE_SOA: u16 = 6;
+pub(crate) const TYPE_HINFO: u16 = 13;
 pub(crate) const TYPE_MX: u16 = 15;
+pub(crate) const TYPE_TXT: u16 = 16;
+pub(crate) const TYPE_AAAA: u16 = 28;
 pub(crate) const TYPE_SRV: u16 = 33;
+pub(crate) const TYPE_OPT: u16 = 41;
 pub(crate) const TYPE_RRSIG: u16 = 46;
+pub(crate) const TYPE_ANY: u16 = 255;
+pub(crate) const CLASS_IN: u16 = 1;
+pub(crate) const CLASS_CH: u16 = 3;
+
 /// The transport a query came over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {

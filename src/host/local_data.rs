@@ -2,8 +2,8 @@
 //! records, and the `[local]` switches that keep names from being forwarded.
 //!
 //! Records are encoded once, at load, so answering is a hash lookup and a few
-//! copies. Hosts files are watched by [`watch`]: a changed file is re-read
-//! within [`POLL`] without a signal, and a reload builds a fresh [`LocalData`]
+//! copies. Hosts files are checked every [`POLL`] ([`refresh`], run by the
+//! shared state's watcher): a changed file is re-read without a signal, and a reload builds a fresh [`LocalData`]
 //! with [`LocalData::load`].
 
 use std::collections::HashSet;

@@ -1,7 +1,8 @@
-//! Reading the counters back: for a scrape, and for the SIGUSR1 dump that
-//! dnsmasq users know (cache size, entries, hits, misses, evictions, then one
-//! line per upstream server with its queries, failures and health), which
-//! `splitdns control stats` prints.
+//! The counters read back, as the SIGUSR1 dump that dnsmasq users know
+//! (cache size, entries, hits, misses, evictions, then one line per upstream
+//! server with its queries, failures and health), which `splitdns control
+//! stats` prints. `Shared::stats` and `Shared::scrape` (in `state.rs`) fill
+//! them in from the running state.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -13,11 +13,12 @@
 //! up, and a route is healthy while one of its servers is up.
 
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::Strategy;
+use crate::dns::clock;
 use crate::resolve::router::{Action, Router};
 
 /// Consecutive failures that take a server out of rotation.
@@ -129,9 +130,7 @@ pub(crate) fn order(strategy: Strategy, servers: &[&ServerHealth], turn: u32) ->
 
 /// Milliseconds since the first call, plus one so that 0 can mean "not failing".
 fn millis(now: Instant) -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    now.saturating_duration_since(epoch).as_millis() as u64 + 1
+    clock::since_start(now).as_millis() as u64 + 1
 }
 
 /// `Ok` when every forwarding route has a server that is up; otherwise the

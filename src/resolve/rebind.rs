@@ -18,7 +18,7 @@ use hickory_proto::rr::{RData, Record};
 
 use crate::config::GuardConfig;
 use crate::dns::answer;
-use crate::dns::wire::Message;
+use crate::dns::wire::{self, Message};
 use crate::dns::zone::Zone;
 use crate::observe::logging::Every;
 use crate::resolve::router::{Action, Router};
@@ -26,9 +26,6 @@ use crate::resolve::upstream::Upstream;
 
 /// At most one warning per 10 s; the others are counted in the next one.
 static LOG: Every = Every::seconds(10);
-
-const TYPE_A: u16 = 1;
-const TYPE_AAAA: u16 = 28;
 
 /// The rebind policy of one configuration.
 pub(crate) struct Rebind {
@@ -65,7 +62,7 @@ pub(crate) fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Ve
     let (_, qtype, _) = msg.question();
     let kept = answer::kept_records(&msg, answer::is_positive(&msg), qtype);
     let private = msg.records[..kept].iter().any(|r| {
-        (r.rtype == TYPE_A || r.rtype == TYPE_AAAA)
+        (r.rtype == wire::TYPE_A || r.rtype == wire::TYPE_AAAA)
             && address(&msg.buf[r.rdata.clone()]).is_some_and(is_private)
     });
     if !private {

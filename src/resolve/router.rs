@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::config::{Config, RouteAction};
 use crate::dns::answer::TtlPolicy;
 use crate::dns::rewrite::Rewrite;
-use crate::dns::wire::NameBuf;
+use crate::dns::wire::{self, NameBuf};
 use crate::dns::zone::Zone;
 use crate::observe::metrics::{Metrics, RouteMetrics};
 use crate::resolve::upstream::Upstream;
@@ -93,10 +93,10 @@ impl Route {
             Action::Address(ips) => ips,
             _ => &self.addresses,
         };
-        qtype == crate::dns::wire::TYPE_ANY
+        qtype == wire::TYPE_ANY
             || ips.iter().any(|ip| match ip {
-                IpAddr::V4(_) => qtype == TYPE_A,
-                IpAddr::V6(_) => qtype == TYPE_AAAA,
+                IpAddr::V4(_) => qtype == wire::TYPE_A,
+                IpAddr::V6(_) => qtype == wire::TYPE_AAAA,
             })
     }
 
@@ -105,9 +105,6 @@ impl Route {
         matches!(self.action, Action::Address(_)) && !self.answers_type(qtype)
     }
 }
-
-const TYPE_A: u16 = 1;
-const TYPE_AAAA: u16 = 28;
 
 pub struct Router {
     by_zone: HashMap<Box<[u8]>, usize>,
@@ -447,9 +444,9 @@ mod tests {
             router("rules = [\"server=/consul/127.0.0.1#8600\", \"address=/b.consul/192.0.2.7\"]");
         let name = Zone::parse("x.b.consul").unwrap();
         let zone = |qtype| r.route_for(name.wire(), qtype).zone.to_string();
-        assert_eq!(zone(TYPE_A), "b.consul.");
-        assert_eq!(zone(crate::dns::wire::TYPE_ANY), "b.consul.");
-        assert_eq!(zone(TYPE_AAAA), "consul.");
+        assert_eq!(zone(wire::TYPE_A), "b.consul.");
+        assert_eq!(zone(wire::TYPE_ANY), "b.consul.");
+        assert_eq!(zone(wire::TYPE_AAAA), "consul.");
         assert_eq!(zone(15), "consul.");
     }
 

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::dns::answer::Answer;
 use crate::dns::question::Question;
-use crate::dns::wire::NameBuf;
+use crate::dns::wire::{self, NameBuf};
 use crate::resolve::cache::{self, Cache};
 use crate::resolve::router::Router;
 
@@ -37,8 +37,6 @@ pub(crate) struct Context<'a> {
     pub epoch: u64,
     pub lookup: Lookup<'a>,
 }
-
-const CLASS_IN: u16 = 1;
 
 /// Stores the SRV reply's target addresses and fills in the missing ones within
 /// `budget`. Returns the answer to give the client (the same one when nothing
@@ -92,14 +90,14 @@ pub(crate) async fn complete(
 /// The lowercased question name of a normalised answer.
 fn answer_lower(answer: &Answer) -> &[u8] {
     let bytes = answer.bytes();
-    let mut end = crate::dns::wire::HEADER_LEN;
+    let mut end = wire::HEADER_LEN;
     while let Some(&len) = bytes.get(end) {
         end += usize::from(len) + 1;
         if len == 0 {
             break;
         }
     }
-    &bytes[crate::dns::wire::HEADER_LEN..end.min(bytes.len())]
+    &bytes[wire::HEADER_LEN..end.min(bytes.len())]
 }
 
 fn addresses_by_owner(additionals: &[Record]) -> BTreeMap<(Name, RecordType), Vec<Record>> {
@@ -141,7 +139,14 @@ fn store_addresses(cx: &Context<'_>, owner: &Name, rtype: RecordType, records: &
     let Ok(bytes) = msg.to_vec() else { return };
     if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
         let mut key = [0; 260];
-        let key = cache::key_for(&wire, u16::from(rtype), CLASS_IN, false, false, &mut key);
+        let key = cache::key_for(
+            &wire,
+            u16::from(rtype),
+            wire::CLASS_IN,
+            false,
+            false,
+            &mut key,
+        );
         cx.cache
             .insert_fetched(key, &answer, Instant::now(), cx.epoch);
     }
@@ -158,7 +163,7 @@ async fn resolve_targets(lookup: Lookup<'_>, targets: &[&Name], budget: Duration
             let question = Question {
                 lower,
                 qtype: qtype.into(),
-                qclass: CLASS_IN,
+                qclass: wire::CLASS_IN,
                 dnssec_ok: false,
                 checking_disabled: false,
             };

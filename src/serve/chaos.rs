@@ -14,10 +14,6 @@ use std::net::SocketAddr;
 use crate::dns::wire::{self, Query};
 use crate::state::{Shared, State};
 
-/// Class CHAOS (RFC 1035 §3.2.4).
-pub(crate) const CLASS_CH: u16 = 3;
-const TYPE_TXT: u16 = 16;
-
 /// Writes the answer to a CHAOS query for one of the names above into `out`;
 /// false (and `out` untouched) for any other query.
 pub(crate) fn answer(
@@ -27,13 +23,13 @@ pub(crate) fn answer(
     limit: usize,
     out: &mut Vec<u8>,
 ) -> bool {
-    if query.qclass != CLASS_CH {
+    if query.qclass != wire::CLASS_CH {
         return false;
     }
     let Some(strings) = strings(shared, state, query.lower.as_bytes()) else {
         return false;
     };
-    let wants_txt = query.qtype == TYPE_TXT || query.qtype == wire::TYPE_ANY;
+    let wants_txt = query.qtype == wire::TYPE_TXT || query.qtype == wire::TYPE_ANY;
     write(query, if wants_txt { &strings } else { &[] }, limit, out);
     true
 }
@@ -86,24 +82,14 @@ fn host_name() -> String {
 
 /// An authoritative answer with one CH TXT record holding `strings` (none: NODATA).
 fn write(query: &Query, strings: &[String], limit: usize, out: &mut Vec<u8>) {
-    out.clear();
-    out.extend_from_slice(&query.id.to_be_bytes());
-    let [flags, rflags] = wire::stored_flags(true, false, wire::RCODE_NOERROR);
-    out.push(flags | (query.flags[0] & 0x01));
-    out.push(rflags | (query.flags[1] & 0x10));
-    let answers = u16::from(!strings.is_empty());
-    out.extend_from_slice(&[0, 1]);
-    out.extend_from_slice(&answers.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(query.name.as_bytes());
-    out.extend_from_slice(&query.qtype.to_be_bytes());
-    out.extend_from_slice(&query.qclass.to_be_bytes());
+    query.write_head(wire::stored_flags(true, false, wire::RCODE_NOERROR), out);
     let question_end = out.len();
-    if answers > 0 {
+    if !strings.is_empty() {
+        out[6..8].copy_from_slice(&1u16.to_be_bytes());
         // Owner: a pointer to the question name at offset 12 (RFC 1035 §4.1.4).
         out.extend_from_slice(&[0xc0, 0x0c]);
-        out.extend_from_slice(&TYPE_TXT.to_be_bytes());
-        out.extend_from_slice(&CLASS_CH.to_be_bytes());
+        out.extend_from_slice(&wire::TYPE_TXT.to_be_bytes());
+        out.extend_from_slice(&wire::CLASS_CH.to_be_bytes());
         out.extend_from_slice(&0u32.to_be_bytes());
         let rdlen_at = out.len();
         out.extend_from_slice(&[0, 0]);

@@ -387,7 +387,7 @@ fn answer_locally(
     let local_data = state.local.load();
     if route.is_default() && local_data.keeps_home(lower) {
         local::nxdomain(query, out);
-    } else if route.filter_aaaa && query.qtype == local::TYPE_AAAA {
+    } else if route.filter_aaaa && query.qtype == wire::TYPE_AAAA {
         local::filtered(query, out);
     } else if !route.addresses.is_empty()
         && (route.answers_type(query.qtype) || matches!(route.action, Action::Local))

@@ -13,8 +13,6 @@ use std::net::IpAddr;
 use crate::dns::wire::{self, Query};
 use crate::host::local_data::{LocalData, Rr};
 
-const TYPE_A: u16 = 1;
-pub(crate) const TYPE_AAAA: u16 = 28;
 /// The question name, at offset 12.
 const QUESTION_POINTER: [u8; 2] = [0xc0, 0x0c];
 /// CNAME links followed inside local data before giving up (a loop, or absurd).
@@ -40,8 +38,8 @@ pub(crate) fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u
     let mut count = 0u16;
     for ip in ips {
         let (rtype, rdata): (u16, &[u8]) = match ip {
-            IpAddr::V4(v4) => (TYPE_A, &v4.octets()[..]),
-            IpAddr::V6(v6) => (TYPE_AAAA, &v6.octets()[..]),
+            IpAddr::V4(v4) => (wire::TYPE_A, &v4.octets()[..]),
+            IpAddr::V6(v6) => (wire::TYPE_AAAA, &v6.octets()[..]),
         };
         if query.qtype != rtype && query.qtype != wire::TYPE_ANY {
             continue;
@@ -61,14 +59,13 @@ pub(crate) fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u
 /// "RFC8482" and an empty OS, instead of everything upstream knows about the
 /// name. ANY is never forwarded, so splitdns cannot be used to amplify a flood.
 pub(crate) fn rfc8482(query: &Query, out: &mut Vec<u8>) {
-    const TYPE_HINFO: u16 = 13;
     /// Long, so that resolvers behind splitdns keep it (RFC 8482 §6).
     const HINFO_TTL: u32 = 3600;
     const RDATA: &[u8] = b"\x07RFC8482\x00";
     // Not authoritative: the name may live anywhere.
     start(query, wire::RCODE_NOERROR, false, out);
     out.extend_from_slice(&[0xc0, 0x0c]);
-    out.extend_from_slice(&TYPE_HINFO.to_be_bytes());
+    out.extend_from_slice(&wire::TYPE_HINFO.to_be_bytes());
     out.extend_from_slice(&query.qclass.to_be_bytes());
     out.extend_from_slice(&HINFO_TTL.to_be_bytes());
     out.extend_from_slice(&(RDATA.len() as u16).to_be_bytes());
@@ -120,7 +117,7 @@ pub(crate) fn data(
     if matches!(qtype, wire::TYPE_SRV | wire::TYPE_MX) {
         for target in records.iter().filter_map(|r| r.target.as_deref()) {
             for rr in local.lookup(target).unwrap_or_default() {
-                if matches!(rr.rtype, TYPE_A | TYPE_AAAA) {
+                if matches!(rr.rtype, wire::TYPE_A | wire::TYPE_AAAA) {
                     push(out, target, rr);
                     additionals += 1;
                 }
