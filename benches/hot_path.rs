@@ -13,8 +13,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use splitdns::config::Config;
 use splitdns::parts::Query;
 use splitdns::parts::Router;
-use splitdns::parts::{self as cache, Cache};
 use splitdns::parts::{Answer, TtlPolicy};
+use splitdns::parts::{Cache, CacheKey};
 
 const POLICY: TtlPolicy = TtlPolicy {
     min: 0,
@@ -65,13 +65,11 @@ fn hot_path(c: &mut Criterion) {
     let answer =
         Answer::from_reply(&upstream_reply(), query.lower.as_bytes(), POLICY, now).unwrap();
     let cache = Cache::new(200_000);
-    let mut key = [0; 260];
-    cache.insert(cache::key_of(&query, &mut key), &answer, now);
+    cache.insert(&CacheKey::of(&query), &answer, now);
     let mut out = Vec::with_capacity(512);
     c.bench_function("cache_hit_and_patch", |b| {
         b.iter(|| {
-            let mut key = [0; 260];
-            let key = cache::key_of(black_box(&query), &mut key);
+            let key = &CacheKey::of(black_box(&query));
             cache.serve(key, &query, now, 512, &mut out)
         })
     });

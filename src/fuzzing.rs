@@ -12,7 +12,7 @@ use crate::dns::answer::{Answer, TtlPolicy};
 use crate::dns::wire::Protocol;
 use crate::dns::wire::{self, Message, Query};
 use crate::observe::metrics::Metrics;
-use crate::resolve::cache::{self, Cache};
+use crate::resolve::cache::{Cache, CacheKey};
 use crate::resolve::rebind;
 use crate::resolve::router::Router;
 use crate::serve::handler::Step;
@@ -107,8 +107,7 @@ servers = ["127.0.0.1:9"]
         let cache = Cache::new(1000).with_prefetch(false);
         let now = Instant::now();
         let answer = Answer::from_reply(&cached_reply(), CACHED, POLICY, now).expect("valid reply");
-        let mut key = [0; 260];
-        cache.insert(cache::key_for(CACHED, 1, 1, false, false, &mut key), &answer, now);
+        cache.insert(&CacheKey::new(CACHED, 1, 1, false, false), &answer, now);
         let guards = Guards {
             rate_limit: RateLimit::new(0),
             tcp: config.tcp.clone(),

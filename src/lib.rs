@@ -54,6 +54,6 @@ pub mod process {
 pub mod parts {
     pub use crate::dns::answer::{Answer, TtlPolicy};
     pub use crate::dns::wire::Query;
-    pub use crate::resolve::cache::{Cache, Served, key_for, key_of};
+    pub use crate::resolve::cache::{Cache, CacheKey, Served};
     pub use crate::resolve::router::Router;
 }

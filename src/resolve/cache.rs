@@ -23,45 +23,63 @@ pub(crate) type Key = Box<[u8]>;
 const KEY_DO: u8 = 1;
 const KEY_CD: u8 = 2;
 
-/// Builds the cache key of a query into `buf`, without allocating.
-pub fn key_of<'b>(query: &Query, buf: &'b mut [u8; 260]) -> &'b [u8] {
-    key_for(
-        query.lower.as_bytes(),
-        query.qtype,
-        query.qclass,
-        query.dnssec_ok(),
-        query.checking_disabled(),
-        buf,
-    )
+/// The longest key: a name of 255 bytes, type, class and the flags byte.
+const MAX_KEY: usize = 255 + 5;
+
+/// The cache key of one question, `lowercased name | type | class | flags`,
+/// built once per query on the stack and carried down the miss path. It
+/// derefs to its bytes, which is what the cache and the flight table hash.
+#[derive(Clone, Copy)]
+pub struct CacheKey {
+    bytes: [u8; MAX_KEY],
+    len: u16,
 }
 
-/// The cache key of `question`, written into `buf`.
-pub(crate) fn question_key<'b>(question: &Question, buf: &'b mut [u8; 260]) -> &'b [u8] {
-    key_for(
-        question.lower.as_bytes(),
-        question.qtype,
-        question.qclass,
-        question.dnssec_ok,
-        question.checking_disabled,
-        buf,
-    )
+impl CacheKey {
+    /// The key of `lower` (a lowercased wire-format name) asked with these
+    /// type, class and DO/CD bits.
+    pub fn new(lower: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool, cd: bool) -> Self {
+        let mut bytes = [0; MAX_KEY];
+        let n = lower.len();
+        bytes[..n].copy_from_slice(lower);
+        bytes[n..n + 2].copy_from_slice(&qtype.to_be_bytes());
+        bytes[n + 2..n + 4].copy_from_slice(&qclass.to_be_bytes());
+        bytes[n + 4] = if dnssec_ok { KEY_DO } else { 0 } | if cd { KEY_CD } else { 0 };
+        Self {
+            bytes,
+            len: (n + 5) as u16,
+        }
+    }
+
+    /// The key of a client's query.
+    pub fn of(query: &Query) -> Self {
+        Self::new(
+            query.lower.as_bytes(),
+            query.qtype,
+            query.qclass,
+            query.dnssec_ok(),
+            query.checking_disabled(),
+        )
+    }
+
+    /// The key of a question splitdns resolves.
+    pub(crate) fn of_question(question: &Question) -> Self {
+        Self::new(
+            question.lower.as_bytes(),
+            question.qtype,
+            question.qclass,
+            question.dnssec_ok,
+            question.checking_disabled,
+        )
+    }
 }
 
-/// The key of a question splitdns asks itself (SRV targets): DO and CD clear.
-pub fn key_for<'b>(
-    lower: &[u8],
-    qtype: u16,
-    qclass: u16,
-    dnssec_ok: bool,
-    cd: bool,
-    buf: &'b mut [u8; 260],
-) -> &'b [u8] {
-    let n = lower.len();
-    buf[..n].copy_from_slice(lower);
-    buf[n..n + 2].copy_from_slice(&qtype.to_be_bytes());
-    buf[n + 2..n + 4].copy_from_slice(&qclass.to_be_bytes());
-    buf[n + 4] = if dnssec_ok { KEY_DO } else { 0 } | if cd { KEY_CD } else { 0 };
-    &buf[..n + 5]
+impl std::ops::Deref for CacheKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// Bounded, TTL-aware answer cache. A size of 0 disables it.
@@ -335,7 +353,7 @@ fn matches(answer: &Answer, key: &[u8]) -> bool {
 }
 
 fn hash_of(answer: &Answer, hasher: &DefaultHashBuilder) -> u64 {
-    let mut key = [0; 260];
+    let mut key = [0; MAX_KEY];
     let question = answer.question();
     key[..question.len()].copy_from_slice(question);
     key[question.len()] = answer.key_flags();
@@ -422,7 +440,7 @@ const EPOCH_LEN: usize = 8;
 impl Flights {
     /// Joins the flight for `key` under routing `epoch`, or starts one.
     pub(crate) fn join(&self, key: &[u8], epoch: u64) -> Flight<'_> {
-        let mut buf = [0; 260 + EPOCH_LEN];
+        let mut buf = [0; MAX_KEY + EPOCH_LEN];
         buf[..key.len()].copy_from_slice(key);
         buf[key.len()..key.len() + EPOCH_LEN].copy_from_slice(&epoch.to_be_bytes());
         let flight_key = &buf[..key.len() + EPOCH_LEN];
@@ -493,8 +511,7 @@ mod tests {
         reply.extend_from_slice(&ttl.to_be_bytes());
         reply.extend_from_slice(&[0, 4, 192, 0, 2, 1]);
         let answer = Answer::from_reply(&reply, &name, POLICY, now).unwrap();
-        let mut key = [0; 260];
-        let key = key_for(&name, 1, 1, false, false, &mut key).to_vec();
+        let key = CacheKey::new(&name, 1, 1, false, false).to_vec();
         (key, answer)
     }
 

@@ -71,6 +71,10 @@ struct Spec {
     filter_aaaa: bool,
 }
 
+/// A route of one router, by position: valid for the router it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RouteId(usize);
+
 /// Where a name is finally answered, after its route's rewrite if any.
 pub struct Target<'a> {
     pub action: &'a Action,
@@ -238,17 +242,27 @@ impl Router {
     /// dnsmasq 2.90 tried by hand sends AAAA for a name under
     /// `address=/b.z/192.0.2.1` to the servers of `server=/z/...`.
     pub fn route_for(&self, lower: &[u8], qtype: u16) -> &Route {
+        self.get(self.route_id(lower, qtype))
+    }
+
+    /// [`Router::route_for`] as an index into this router's routes, for a
+    /// query that carries its route across an await.
+    pub(crate) fn route_id(&self, lower: &[u8], qtype: u16) -> RouteId {
         let mut at = 0;
         while at < lower.len() {
-            if let Some(&i) = self.by_zone.get(&lower[at..]) {
-                let route = &self.routes[i];
-                if !route.passes_on(qtype) {
-                    return route;
-                }
+            if let Some(&i) = self.by_zone.get(&lower[at..])
+                && !self.routes[i].passes_on(qtype)
+            {
+                return RouteId(i);
             }
             at += usize::from(lower[at]) + 1;
         }
-        &self.routes[0]
+        RouteId(0)
+    }
+
+    /// The route `id` names (from [`Router::route_id`] of this router).
+    pub(crate) fn get(&self, id: RouteId) -> &Route {
+        &self.routes[id.0]
     }
 
     /// Where `lower`, whose route is `route`, is answered. `None` when a

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use crate::dns::answer::Answer;
 use crate::dns::question::Question;
 use crate::dns::wire::{self, NameBuf};
-use crate::resolve::cache::{self, Cache};
+use crate::resolve::cache::{Cache, CacheKey};
 use crate::resolve::router::Router;
 
 /// Resolves a target's address through splitdns's own routing and cache (an
@@ -138,17 +138,9 @@ fn store_addresses(cx: &Context<'_>, owner: &Name, rtype: RecordType, records: &
     msg.add_answers(records.iter().cloned());
     let Ok(bytes) = msg.to_vec() else { return };
     if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
-        let mut key = [0; 260];
-        let key = cache::key_for(
-            &wire,
-            u16::from(rtype),
-            wire::CLASS_IN,
-            false,
-            false,
-            &mut key,
-        );
+        let key = CacheKey::new(&wire, u16::from(rtype), wire::CLASS_IN, false, false);
         cx.cache
-            .insert_fetched(key, &answer, Instant::now(), cx.epoch);
+            .insert_fetched(&key, &answer, Instant::now(), cx.epoch);
     }
 }
 

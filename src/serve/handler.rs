@@ -21,10 +21,10 @@ use crate::dns::question::Question;
 use crate::dns::wire::{self, Protocol, Query, Reject};
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, Source};
-use crate::resolve::cache::{self, Flight, Served};
+use crate::resolve::cache::{self, CacheKey, Flight, Served};
 use crate::resolve::loops;
 use crate::resolve::rebind;
-use crate::resolve::router::{Action, Route};
+use crate::resolve::router::{Action, Route, RouteId, Router};
 use crate::resolve::srv;
 use crate::resolve::upstream::Ask;
 use crate::serve::chaos;
@@ -49,9 +49,29 @@ pub(crate) enum Step {
     Miss(Box<Miss>),
 }
 
+/// A question on its way to an answer, with what is worked out once for it:
+/// its cache key and its route (in the router of the state it is resolved under).
+#[derive(Clone, Copy)]
+struct Asking {
+    question: Question,
+    key: CacheKey,
+    route: RouteId,
+}
+
+impl Asking {
+    fn new(router: &Router, question: Question) -> Self {
+        Self {
+            key: CacheKey::of_question(&question),
+            route: router.route_id(question.lower.as_bytes(), question.qtype),
+            question,
+        }
+    }
+}
+
 /// A query that has to wait for an upstream.
 pub(crate) struct Miss {
     query: Query,
+    asking: Asking,
     client: IpAddr,
     state: Arc<State>,
     limit: usize,
@@ -104,18 +124,23 @@ impl Shared {
         if chaos::answer(self, &state, &query, limit, out) {
             return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
         }
-        let route = state.router.route_for(query.lower.as_bytes(), query.qtype);
+        let route_id = state.router.route_id(query.lower.as_bytes(), query.qtype);
+        let route = state.router.get(route_id);
         if let Some(source) = answer_local_data(&state, &query, route, limit, out)
             .or_else(|| answer_locally(&state, &query, route, out))
         {
             return self.replied(&state, &query, asked, Some(route), source, rcode_of(out));
         }
-        let mut key = [0; 260];
-        let key = cache::key_of(&query, &mut key);
-        let served = self.cache.serve(key, &query, asked.at, limit, out);
+        let key = CacheKey::of(&query);
+        let served = self.cache.serve(&key, &query, asked.at, limit, out);
+        let asking = |query: &Query| Asking {
+            question: Question::from(query),
+            key,
+            route: route_id,
+        };
         if served != Served::Miss {
             if served == Served::HitRefresh {
-                self.prefetch(&state, &query);
+                self.prefetch(&state, asking(&query));
             }
             route.metrics.hits.inc();
             return self.replied(
@@ -129,6 +154,7 @@ impl Shared {
         }
         route.metrics.misses.inc();
         Step::Miss(Box::new(Miss {
+            asking: asking(&query),
             query,
             client,
             state: arc_swap::Guard::into_inner(state),
@@ -139,12 +165,12 @@ impl Shared {
     }
 
     /// Refreshes a hot entry before it expires, in the background.
-    fn prefetch(&self, state: &Arc<State>, query: &Query) {
+    fn prefetch(&self, state: &Arc<State>, asking: Asking) {
         let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
         else {
             return;
         };
-        runtime.spawn(me.fetch(Arc::clone(state), Question::from(query)));
+        runtime.spawn(me.fetch(Arc::clone(state), asking));
     }
 
     /// A packet that is not a query we answer normally: dropped, or answered
@@ -209,17 +235,14 @@ impl Shared {
             (None, Source::Local)
         } else {
             Arc::clone(self)
-                .resolve_traced(Arc::clone(&miss.state), Question::from(query))
+                .resolve_traced(Arc::clone(&miss.state), miss.asking)
                 .await
         };
         match answer {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
-        let route = miss
-            .state
-            .router
-            .route_for(query.lower.as_bytes(), query.qtype);
+        let route = miss.state.router.get(miss.asking.route);
         // The query was counted as a miss when it left for the upstream; a stale
         // answer is counted once more, as stale, so an operator sees how much of
         // the route's traffic lives on expired data.
@@ -246,33 +269,32 @@ impl Shared {
         state: Arc<State>,
         question: Question,
     ) -> Option<Arc<Answer>> {
-        self.resolve_traced(state, question).await.0
+        let asking = Asking::new(&state.router, question);
+        self.resolve_traced(state, asking).await.0
     }
 
     /// [`Shared::resolve`], also telling where the answer came from.
     async fn resolve_traced(
         self: Arc<Self>,
         state: Arc<State>,
-        question: Question,
+        asking: Asking,
     ) -> (Option<Arc<Answer>>, Source) {
-        let mut key = [0; 260];
-        let key = cache::question_key(&question, &mut key);
         let now = Instant::now();
-        if let Some(answer) = self.cache.get(key, now) {
+        if let Some(answer) = self.cache.get(&asking.key, now) {
             return (Some(Arc::new(answer)), Source::Cache);
         }
-        let Some(stale) = self.cache.stale(key, now) else {
-            return self.fetch(state, question).await;
+        let Some(stale) = self.cache.stale(&asking.key, now) else {
+            return self.fetch(state, asking).await;
         };
         // The fetch runs on its own, so it still refreshes the cache when the
         // client has been given the stale answer.
-        let fetch = tokio::spawn(Arc::clone(&self).fetch(state, question));
+        let fetch = tokio::spawn(Arc::clone(&self).fetch(state, asking));
         if let Ok(Ok((Some(answer), source))) =
             tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await
         {
             return (Some(answer), source);
         }
-        tracing::info!(name = %question.lower, "serving a stale answer: the upstreams failed or are slow");
+        tracing::info!(name = %asking.question.lower, "serving a stale answer: the upstreams failed or are slow");
         let stale = stale.to_stale(Instant::now(), STALE_TTL);
         (Some(Arc::new(stale)), Source::Stale)
     }
@@ -282,20 +304,17 @@ impl Shared {
     async fn fetch(
         self: Arc<Self>,
         state: Arc<State>,
-        question: Question,
+        asking: Asking,
     ) -> (Option<Arc<Answer>>, Source) {
-        let route = state
-            .router
-            .route_for(question.lower.as_bytes(), question.qtype);
+        let question = asking.question;
+        let route = state.router.get(asking.route);
         let Some(target) = state.router.target(route, &question.lower) else {
             return (None, Source::None);
         };
         let Action::Forward(upstream) = target.action else {
             return (None, Source::None);
         };
-        let mut key = [0; 260];
-        let key = cache::question_key(&question, &mut key);
-        let leader = match self.flights.join(key, state.epoch) {
+        let leader = match self.flights.join(&asking.key, state.epoch) {
             Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
             Flight::Leader(leader) => leader,
         };

@@ -11,8 +11,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use splitdns::parts::Query;
-use splitdns::parts::{self as cache, Cache, Served};
 use splitdns::parts::{Answer, TtlPolicy};
+use splitdns::parts::{Cache, CacheKey, Served};
 
 const LOWER: &[u8] = b"\x03web\x07example\x00";
 
@@ -91,8 +91,7 @@ proptest! {
         prop_assert_eq!(got, want);
 
         let cache = Cache::new(100).with_serve_stale(window);
-        let mut key = [0; 260];
-        let key = cache::key_for(LOWER, 1, 1, false, false, &mut key);
+        let key = &CacheKey::new(LOWER, 1, 1, false, false);
         cache.insert(key, &answer, now);
         let hit = cache.serve(key, &query, later, 65_535, &mut out) != Served::Miss;
         prop_assert_eq!(hit, lifetime > 0 && age < lifetime);
