@@ -2,23 +2,23 @@
 //! in rotation (see [`crate::health`]), UDP then TCP on truncation, reply
 //! validation, and a bound on queries in flight.
 //!
-//! Every query gets a fresh random ID and goes out from a socket bound to a
-//! random port, connected to the server so the kernel drops datagrams from any
-//! other address; a reply is taken only if its ID and question match, anything
-//! else is dropped and the wait goes on (RFC 5452 §9). Sockets are pooled and
-//! replaced after a few dozen queries, so ports keep changing without a socket
-//! per query.
+//! Every UDP query gets a random ID and a socket of its own, on a random
+//! port, connected to the server so the kernel drops datagrams from any other
+//! address, and closed when the query ends (RFC 5452 §9.2); a reply is taken
+//! only if its ID and question match, anything else is dropped and the wait
+//! goes on. A refused query (ICMP port unreachable) fails that server at once.
 
-use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use socket2::{Domain, SockRef, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::health::{self, ServerHealth, Strategy};
 use crate::metrics::{Metrics, ServerMetrics};
@@ -176,7 +176,7 @@ impl Upstream {
     pub fn outstanding(&self, id: u16, question: &[u8]) -> Option<SocketAddr> {
         self.servers
             .iter()
-            .find(|s| s.udp.is_pending(id, question))
+            .find(|s| s.in_flight.contains(id, question))
             .map(|s| s.addr)
     }
 
@@ -256,10 +256,10 @@ impl Upstream {
     }
 }
 
-/// One upstream server and its pooled UDP sockets.
+/// One upstream server and the queries outstanding at it.
 pub struct Server {
     addr: SocketAddr,
-    udp: UdpPool,
+    in_flight: InFlight,
     metrics: ServerMetrics,
     health: ServerHealth,
 }
@@ -268,7 +268,7 @@ impl Server {
     fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
-            udp: UdpPool::new(addr),
+            in_flight: InFlight::default(),
             metrics: ServerMetrics::default(),
             health: ServerHealth::default(),
         }
@@ -314,7 +314,9 @@ impl Server {
 
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.metrics.queries.inc();
-        let reply = self.udp.exchange(ask, timeout).await?;
+        let outstanding = self.in_flight.register(ask);
+        let reply = udp_exchange(self.addr, ask, outstanding.id, timeout).await?;
+        drop(outstanding);
         let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
             self.metrics.queries.inc();
             tcp_exchange(self.addr, ask, timeout).await?
@@ -339,247 +341,110 @@ fn answers(reply: &[u8], id: u16, ask: Ask<'_>) -> bool {
         .is_some_and(|r| r.id() == id && r.asks(ask.lower, ask.qtype, ask.qclass))
 }
 
-/// Replace a pooled socket after this many queries, so the source port keeps moving.
-const USES_PER_SOCKET: u32 = 64;
-const SOCKETS_PER_SERVER: usize = 8;
 /// Room for any UDP reply that keeps to the size splitdns advertises, with
-/// slack for servers that round it up to the old 4096 default.
+/// slack for servers that round it up to the old 4096 default. Upstreams are
+/// asked for at most EDNS_UDP_SIZE bytes over UDP; a larger datagram breaks
+/// that and arrives cut, fails to parse and is dropped.
 const UDP_REPLY_BUFFER: usize = 4096;
 
-struct UdpPool {
-    server: SocketAddr,
-    slots: Vec<Mutex<Option<Arc<PooledSocket>>>>,
-    next: AtomicUsize,
-}
+/// The queries outstanding at one server over UDP, by ID, with their question
+/// (lowercased name, type and class): IDs are unique among them, and `loops`
+/// looks a query that came back up here.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<u16, Box<[u8]>>>);
 
-struct PooledSocket {
-    socket: UdpSocket,
-    pending: Mutex<HashMap<u16, Waiter>>,
-    /// Every ID this socket has sent: never two queries with the same
-    /// (source port, ID), so a late reply can never match a newer query.
-    issued: Mutex<Vec<u16>>,
-    uses: AtomicU32,
-    /// Set when the pool has replaced this socket: its reader stops once no
-    /// query waits on it any more.
-    retired: AtomicBool,
-    wake_reader: Notify,
-}
-
-struct Waiter {
-    question: Box<[u8]>,
-    tx: oneshot::Sender<Vec<u8>>,
-}
-
-impl UdpPool {
-    fn new(server: SocketAddr) -> Self {
-        Self {
-            server,
-            slots: (0..SOCKETS_PER_SERVER).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        let (socket, id, rx) = self.checkout(ask).map_err(|e| Failure::Network(e.kind()))?;
-        let mut pending = PendingGuard {
-            socket: &socket,
-            id: Some(id),
-        };
-        let query = ask.query(id);
-        socket
-            .socket
-            .send(&query)
-            .await
-            .map_err(|e| Failure::Network(e.kind()))?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => {
-                // The reader removed the entry with the reply; from now on the
-                // ID may belong to another query, which must stay registered.
-                pending.id = None;
-                Ok(reply)
-            }
-            Ok(Err(_)) => Err(Failure::Network(io::ErrorKind::BrokenPipe)),
-            Err(_) => Err(Failure::Timeout),
-        }
-    }
-
-    /// Whether a pooled socket waits for a reply to `id` asking `question`.
-    /// Sockets already replaced are not looked at.
-    fn is_pending(&self, id: u16, question: &[u8]) -> bool {
-        self.slots.iter().any(|slot| {
-            let socket = slot.lock().expect("socket slot lock").clone();
-            socket.is_some_and(|s| {
-                s.pending
-                    .lock()
-                    .expect("pending lock")
-                    .get(&id)
-                    .is_some_and(|w| *w.question == *question)
-            })
-        })
-    }
-
-    /// A socket from the pool (replacing one that has served its quota) with
-    /// `ask` registered on it under a fresh ID. Registering under the slot lock
-    /// means a socket is never retired between being handed out and having a
-    /// query waiting on it, which would let its reader stop too early.
-    fn checkout(
-        &self,
-        ask: Ask<'_>,
-    ) -> io::Result<(Arc<PooledSocket>, u16, oneshot::Receiver<Vec<u8>>)> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
-        let mut slot = slot.lock().expect("socket slot lock");
-        let socket = match slot.as_ref() {
-            Some(s) if s.uses.fetch_add(1, Ordering::Relaxed) < USES_PER_SOCKET => Arc::clone(s),
-            _ => {
-                if let Some(old) = slot.take() {
-                    old.retire();
-                }
-                let fresh = PooledSocket::open(self.server)?;
-                *slot = Some(Arc::clone(&fresh));
-                fresh
-            }
-        };
-        let (id, rx) = socket.register(ask);
-        Ok((socket, id, rx))
-    }
-}
-
-impl Drop for UdpPool {
-    fn drop(&mut self) {
-        for slot in &self.slots {
-            if let Some(s) = slot.lock().expect("socket slot lock").take() {
-                s.retire();
-            }
-        }
-    }
-}
-
-impl PooledSocket {
-    fn open(server: SocketAddr) -> io::Result<Arc<Self>> {
-        let local: SocketAddr = if server.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let std = std::net::UdpSocket::bind(local)?;
-        std.connect(server)?;
-        std.set_nonblocking(true)?;
-        let socket = Arc::new(Self {
-            socket: UdpSocket::from_std(std)?,
-            pending: Mutex::new(HashMap::new()),
-            issued: Mutex::new(Vec::with_capacity(USES_PER_SOCKET as usize)),
-            uses: AtomicU32::new(1),
-            retired: AtomicBool::new(false),
-            wake_reader: Notify::new(),
-        });
-        tokio::spawn(Arc::clone(&socket).read_replies());
-        Ok(socket)
-    }
-
-    /// Takes a random ID this socket has not used before.
-    fn register(&self, ask: Ask<'_>) -> (u16, oneshot::Receiver<Vec<u8>>) {
-        let (tx, rx) = oneshot::channel();
+impl InFlight {
+    /// Takes a random ID no query in flight at this server has, for `ask`.
+    fn register(&self, ask: Ask<'_>) -> Outstanding<'_> {
         let mut question = Vec::with_capacity(ask.lower.len() + 4);
         question.extend_from_slice(ask.lower);
         question.extend_from_slice(&ask.qtype.to_be_bytes());
         question.extend_from_slice(&ask.qclass.to_be_bytes());
-        let mut pending = self.pending.lock().expect("pending lock");
-        let mut issued = self.issued.lock().expect("issued IDs lock");
+        let mut table = self.0.lock().expect("in-flight table lock");
         let id = loop {
             let id: u16 = rand::random();
-            if !pending.contains_key(&id) && !issued.contains(&id) {
+            if !table.contains_key(&id) {
                 break id;
             }
         };
-        issued.push(id);
-        pending.insert(
-            id,
-            Waiter {
-                question: question.into(),
-                tx,
-            },
-        );
-        (id, rx)
+        table.insert(id, question.into());
+        Outstanding { table: self, id }
     }
 
-    fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
-        self.wake_reader.notify_one();
-    }
-
-    /// A retired socket with no query waiting is closed by its reader.
-    fn is_finished(&self) -> bool {
-        self.retired.load(Ordering::Acquire)
-            && self.pending.lock().expect("pending lock").is_empty()
-    }
-
-    /// Hands each reply to the query waiting on its ID, if the question matches.
-    async fn read_replies(self: Arc<Self>) {
-        // Upstreams are asked for at most EDNS_UDP_SIZE bytes over UDP; a
-        // larger datagram breaks that and arrives cut, fails to parse and is
-        // dropped. A small buffer matters: sockets are replaced every few
-        // dozen queries, and 64 KiB each would scatter the heap.
-        let mut buf = vec![0u8; UDP_REPLY_BUFFER];
-        while !self.is_finished() {
-            tokio::select! {
-                // ICMP errors from earlier sends surface as errors; that query times out.
-                received = self.socket.recv(&mut buf) => if let Ok(n) = received {
-                    self.dispatch(&buf[..n]);
-                },
-                () = self.wake_reader.notified() => {}
-            }
-        }
-    }
-
-    fn dispatch(&self, reply: &[u8]) {
-        let Some(id) = wire::read_u16(reply, 0) else {
-            return;
-        };
-        let mut pending = self.pending.lock().expect("pending lock");
-        let Some(waiter) = pending.get(&id) else {
-            return;
-        };
-        let q = &waiter.question;
-        let (lower, tail) = q.split_at(q.len() - 4);
-        let ask = Ask {
-            lower,
-            qtype: u16::from_be_bytes([tail[0], tail[1]]),
-            qclass: u16::from_be_bytes([tail[2], tail[3]]),
-            dnssec_ok: false,
-            checking_disabled: false,
-        };
-        if !answers(reply, id, ask) {
-            tracing::debug!(
-                id,
-                "dropped an upstream reply that does not match its query"
-            );
-            return;
-        }
-        if let Some(waiter) = pending.remove(&id) {
-            let _ = waiter.tx.send(reply.to_vec());
-        }
+    fn contains(&self, id: u16, question: &[u8]) -> bool {
+        let table = self.0.lock().expect("in-flight table lock");
+        table.get(&id).is_some_and(|q| **q == *question)
     }
 }
 
-/// Removes a query from its socket's pending table however the wait ends.
-struct PendingGuard<'a> {
-    socket: &'a PooledSocket,
-    /// `None` once the reply arrived (the reader already removed the entry).
-    id: Option<u16>,
+/// A query's entry in its server's [`InFlight`] table, removed however the wait ends.
+struct Outstanding<'a> {
+    table: &'a InFlight,
+    id: u16,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.socket
-                .pending
-                .lock()
-                .expect("pending lock")
-                .remove(&id);
+        let mut table = self.table.0.lock().expect("in-flight table lock");
+        table.remove(&self.id);
+    }
+}
+
+/// One query over UDP from a socket of its own, used once and closed (RFC 5452
+/// §9.2: an unpredictable source port for every query). `connect` binds the
+/// socket to a port the kernel draws at random from the whole ephemeral range,
+/// and makes the kernel drop datagrams from any other address. The query is
+/// sent before the socket joins the reactor, so the send never waits for a
+/// turn of the event loop; the reply is read here, in the waiting future,
+/// with no task of its own. A refusal (ICMP port unreachable: nothing listens
+/// there) ends the wait at once.
+async fn udp_exchange(
+    server: SocketAddr,
+    ask: Ask<'_>,
+    id: u16,
+    timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
+    let network = |e: io::Error| Failure::Network(e.kind());
+    let query = ask.query(id);
+    let socket = Socket::new(Domain::for_address(server), Type::DGRAM.nonblocking(), None)
+        .map_err(network)?;
+    socket.connect(&server.into()).map_err(network)?;
+    let sent = socket.send(&query);
+    let socket = UdpSocket::from_std(socket.into()).map_err(network)?;
+    match sent {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            socket.send(&query).await.map_err(network)?;
         }
-        if self.socket.is_finished() {
-            self.socket.wake_reader.notify_one();
+        sent => {
+            sent.map_err(network)?;
         }
+    }
+    tokio::time::timeout(timeout, read_reply(&socket, id, ask))
+        .await
+        .map_err(|_| Failure::Timeout)?
+}
+
+/// Waits for the datagram that answers `ask` with `id`; anything else is
+/// dropped and the wait goes on (RFC 5452 §9).
+async fn read_reply(socket: &UdpSocket, id: u16, ask: Ask<'_>) -> Result<Vec<u8>, Failure> {
+    let mut buf = vec![0u8; UDP_REPLY_BUFFER];
+    loop {
+        // ERROR too: an ICMP error sets only EPOLLERR, and the recv that
+        // follows returns it (ECONNREFUSED for port unreachable).
+        let len = socket
+            .async_io(Interest::READABLE | Interest::ERROR, || {
+                (&*SockRef::from(socket)).read(&mut buf)
+            })
+            .await
+            .map_err(|e| Failure::Network(e.kind()))?;
+        if answers(&buf[..len], id, ask) {
+            buf.truncate(len);
+            return Ok(buf);
+        }
+        tracing::debug!(
+            id,
+            "dropped an upstream reply that does not match its query"
+        );
     }
 }
 
