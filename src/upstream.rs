@@ -2,11 +2,12 @@
 //! in rotation (see [`crate::health`]), UDP then TCP on truncation, reply
 //! validation, and a bound on queries in flight.
 //!
-//! Every UDP query gets a random ID and a socket of its own, on a random
-//! port, connected to the server so the kernel drops datagrams from any other
-//! address, and closed when the query ends (RFC 5452 §9.2); a reply is taken
-//! only if its ID and question match, anything else is dropped and the wait
-//! goes on. A refused query (ICMP port unreachable) fails that server at once.
+//! Every UDP query gets a random ID and a port of its own, drawn at random by
+//! the kernel when its socket connects to the server (so the kernel drops
+//! datagrams from any other address) and given back when the query ends (RFC
+//! 5452 §9.2); a reply is taken only if its ID and question match, anything
+//! else is dropped and the wait goes on. A refused query (ICMP port
+//! unreachable) fails that server at once.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
-use socket2::{Domain, SockRef, Socket, Type};
+use socket2::{Domain, SockAddr, SockAddrStorage, SockRef, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -260,6 +261,7 @@ impl Upstream {
 pub struct Server {
     addr: SocketAddr,
     in_flight: InFlight,
+    sockets: UdpSockets,
     metrics: ServerMetrics,
     health: ServerHealth,
 }
@@ -269,6 +271,7 @@ impl Server {
         Self {
             addr,
             in_flight: InFlight::default(),
+            sockets: UdpSockets::default(),
             metrics: ServerMetrics::default(),
             health: ServerHealth::default(),
         }
@@ -315,7 +318,7 @@ impl Server {
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.metrics.queries.inc();
         let outstanding = self.in_flight.register(ask);
-        let reply = udp_exchange(self.addr, ask, outstanding.id, timeout).await?;
+        let reply = udp_exchange(&self.sockets, self.addr, ask, outstanding.id, timeout).await?;
         drop(outstanding);
         let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
             self.metrics.queries.inc();
@@ -390,28 +393,106 @@ impl Drop for Outstanding<'_> {
     }
 }
 
-/// One query over UDP from a socket of its own, used once and closed (RFC 5452
-/// §9.2: an unpredictable source port for every query). `connect` binds the
-/// socket to a port the kernel draws at random from the whole ephemeral range,
-/// and makes the kernel drop datagrams from any other address. The query is
-/// sent before the socket joins the reactor, so the send never waits for a
-/// turn of the event loop; the reply is read here, in the waiting future,
-/// with no task of its own. A refusal (ICMP port unreachable: nothing listens
-/// there) ends the wait at once.
+/// Idle sockets kept per server; past this many, a finished query's socket is closed.
+const MAX_IDLE_SOCKETS: usize = 256;
+
+/// A server's UDP sockets between queries. Each is disconnected, and a
+/// disconnected socket that was never bound gives its port back (Linux
+/// `udp_disconnect`): it holds no port and can receive nothing until the next
+/// query's `connect` draws a new random one. Reusing the socket rather than
+/// opening one per query saves its socket(), close() and the two epoll
+/// registrations; the port changes all the same.
+#[derive(Default)]
+struct UdpSockets {
+    idle: Mutex<Vec<UdpSocket>>,
+}
+
+impl UdpSockets {
+    /// An idle socket, or a new one registered with the reactor.
+    fn take(&self, server: SocketAddr) -> io::Result<UdpSocket> {
+        if let Some(socket) = self.idle.lock().expect("idle sockets lock").pop() {
+            return Ok(socket);
+        }
+        let socket = Socket::new(Domain::for_address(server), Type::DGRAM.nonblocking(), None)?;
+        UdpSocket::from_std(socket.into())
+    }
+
+    /// Releases the port of a socket whose query was answered, and keeps the
+    /// socket for another query. A socket whose query failed is closed
+    /// instead: it may hold an ICMP error or a late reply that the next query
+    /// must not see.
+    fn give_back(&self, socket: UdpSocket) {
+        if disconnect(&socket).is_err() {
+            return;
+        }
+        // The reply was read without draining the socket, so the reactor
+        // still marks it readable; forget that without a read. A duplicate
+        // reply that came in before the disconnect is still queued: the next
+        // query reads and drops it (its ID is that of a finished query), and
+        // its own reply wakes it, as every datagram that arrives does.
+        let _ = socket.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+        let mut idle = self.idle.lock().expect("idle sockets lock");
+        if idle.len() < MAX_IDLE_SOCKETS {
+            idle.push(socket);
+        }
+    }
+}
+
+/// connect(2) to an `AF_UNSPEC` address: "connectionless sockets may dissolve
+/// the association" this way, and the port the socket was given by `connect`
+/// goes back to the kernel.
+fn disconnect(socket: &UdpSocket) -> io::Result<()> {
+    let storage = SockAddrStorage::zeroed();
+    let len = storage.size_of();
+    // SAFETY: an all-zero sockaddr_storage is an AF_UNSPEC address (family 0),
+    // and `len` is that storage's own size.
+    let unspecified = unsafe { SockAddr::new(storage, len) };
+    SockRef::from(socket).connect(&unspecified)
+}
+
+/// A socket lent to one query: given back once the query is answered
+/// ([`Lease::answered`]), closed however else the query ends.
+struct Lease<'a> {
+    sockets: &'a UdpSockets,
+    socket: Option<UdpSocket>,
+}
+
+impl Lease<'_> {
+    fn answered(mut self) {
+        if let Some(socket) = self.socket.take() {
+            self.sockets.give_back(socket);
+        }
+    }
+}
+
+/// One query over UDP from a port of its own (RFC 5452 §9.2: an unpredictable
+/// source port for every query). `connect` gives the socket a port the kernel
+/// draws at random from the whole ephemeral range, and makes the kernel drop
+/// datagrams from any other address. The reply is read here, in the waiting
+/// future, with no task of its own. A refusal (ICMP port unreachable: nothing
+/// listens there) ends the wait at once.
 async fn udp_exchange(
+    sockets: &UdpSockets,
     server: SocketAddr,
     ask: Ask<'_>,
     id: u16,
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
     let network = |e: io::Error| Failure::Network(e.kind());
-    let query = ask.query(id);
-    let socket = Socket::new(Domain::for_address(server), Type::DGRAM.nonblocking(), None)
+    let lease = Lease {
+        sockets,
+        socket: Some(sockets.take(server).map_err(network)?),
+    };
+    let socket = lease.socket.as_ref().expect("a lease holds its socket");
+    SockRef::from(socket)
+        .connect(&server.into())
         .map_err(network)?;
-    socket.connect(&server.into()).map_err(network)?;
-    let sent = socket.send(&query);
-    let socket = UdpSocket::from_std(socket.into()).map_err(network)?;
-    match sent {
+    let query = ask.query(id);
+    // Sent straight away: a socket's send readiness is only known after a turn
+    // of the reactor, and a UDP socket with nothing queued has room.
+    match SockRef::from(socket).send(&query) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             socket.send(&query).await.map_err(network)?;
         }
@@ -419,9 +500,11 @@ async fn udp_exchange(
             sent.map_err(network)?;
         }
     }
-    tokio::time::timeout(timeout, read_reply(&socket, id, ask))
+    let reply = tokio::time::timeout(timeout, read_reply(socket, id, ask))
         .await
-        .map_err(|_| Failure::Timeout)?
+        .map_err(|_| Failure::Timeout)??;
+    lease.answered();
+    Ok(reply)
 }
 
 /// Waits for the datagram that answers `ask` with `id`; anything else is
