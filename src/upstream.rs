@@ -2,15 +2,16 @@
 //! in rotation (see [`crate::health`]), UDP then TCP on truncation, reply
 //! validation, and a bound on queries in flight.
 //!
-//! Every UDP query gets a random ID and a port of its own, drawn at random by
-//! the kernel when its socket connects to the server (so the kernel drops
-//! datagrams from any other address) and given back when the query ends (RFC
-//! 5452 §9.2); a reply is taken only if its ID and question match, anything
-//! else is dropped and the wait goes on. A refused query (ICMP port
-//! unreachable) fails that server at once.
+//! Every UDP query gets a random ID and a source port of its own, drawn at
+//! random by the kernel when the query is sent and given back when it is
+//! answered (RFC 5452 §9.2); a reply is taken only if it comes from the
+//! server's address and port and its ID and question match, anything else is
+//! dropped and the wait goes on. A refused query (ICMP port unreachable)
+//! fails that server at once.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -393,14 +394,18 @@ impl Drop for Outstanding<'_> {
     }
 }
 
-/// Idle sockets kept per server; past this many, a finished query's socket is closed.
-const MAX_IDLE_SOCKETS: usize = 256;
+/// Idle sockets kept per server; past this many, a finished query's socket is
+/// closed. Enough for the queries a busy server has in flight at once; a burst
+/// beyond it opens sockets that are closed again when it is over.
+const MAX_IDLE_SOCKETS: usize = 64;
 
-/// A server's UDP sockets between queries. Each is disconnected, and a
-/// disconnected socket that was never bound gives its port back (Linux
-/// `udp_disconnect`): it holds no port and can receive nothing until the next
-/// query's `connect` draws a new random one. Reusing the socket rather than
-/// opening one per query saves its socket(), close() and the two epoll
+/// A server's UDP sockets between queries. None is ever bound explicitly, so
+/// each gets a port only when a query is sent from it, drawn by the kernel at
+/// random from the whole ephemeral range, and gives that port back when the
+/// query is answered and the socket is dissolved (`connect` to `AF_UNSPEC`;
+/// Linux `udp_disconnect` releases a port it chose itself). Between queries a
+/// socket holds no port and can receive nothing. Reusing the socket rather
+/// than opening one per query saves its socket(), close() and two epoll
 /// registrations; the port changes all the same.
 #[derive(Default)]
 struct UdpSockets {
@@ -414,6 +419,7 @@ impl UdpSockets {
             return Ok(socket);
         }
         let socket = Socket::new(Domain::for_address(server), Type::DGRAM.nonblocking(), None)?;
+        hear_icmp_errors(&socket, server)?;
         UdpSocket::from_std(socket.into())
     }
 
@@ -422,14 +428,15 @@ impl UdpSockets {
     /// instead: it may hold an ICMP error or a late reply that the next query
     /// must not see.
     fn give_back(&self, socket: UdpSocket) {
-        if disconnect(&socket).is_err() {
+        if dissolve(&socket).is_err() {
             return;
         }
         // The reply was read without draining the socket, so the reactor
         // still marks it readable; forget that without a read. A duplicate
-        // reply that came in before the disconnect is still queued: the next
-        // query reads and drops it (its ID is that of a finished query), and
-        // its own reply wakes it, as every datagram that arrives does.
+        // reply that came in before the port was released is still queued:
+        // the next query reads and drops it (its ID is that of a finished
+        // query), and its own reply wakes it, as every datagram that arrives
+        // does.
         let _ = socket.try_io(Interest::READABLE, || {
             Err::<(), _>(io::ErrorKind::WouldBlock.into())
         });
@@ -440,10 +447,37 @@ impl UdpSockets {
     }
 }
 
-/// connect(2) to an `AF_UNSPEC` address: "connectionless sockets may dissolve
-/// the association" this way, and the port the socket was given by `connect`
-/// goes back to the kernel.
-fn disconnect(socket: &UdpSocket) -> io::Result<()> {
+/// `IP_RECVERR` (`IPV6_RECVERR`): a socket with no connected peer hears of
+/// ICMP errors only with it (ip(7)), and a port unreachable is how a stopped
+/// Consul agent answers.
+fn hear_icmp_errors(socket: &Socket, server: SocketAddr) -> io::Result<()> {
+    let (level, name) = if server.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: the option value is a c_int that outlives the call, and its
+    // size is the length passed.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// connect(2) to an `AF_UNSPEC` address, which dissolves any association
+/// and gives back the port the kernel chose for the socket.
+fn dissolve(socket: &UdpSocket) -> io::Result<()> {
     let storage = SockAddrStorage::zeroed();
     let len = storage.size_of();
     // SAFETY: an all-zero sockaddr_storage is an AF_UNSPEC address (family 0),
@@ -468,11 +502,11 @@ impl Lease<'_> {
 }
 
 /// One query over UDP from a port of its own (RFC 5452 §9.2: an unpredictable
-/// source port for every query). `connect` gives the socket a port the kernel
-/// draws at random from the whole ephemeral range, and makes the kernel drop
-/// datagrams from any other address. The reply is read here, in the waiting
-/// future, with no task of its own. A refusal (ICMP port unreachable: nothing
-/// listens there) ends the wait at once.
+/// source port for every query): sending from a socket with no port binds it
+/// to one the kernel draws at random from the whole ephemeral range. The
+/// reply is read here, in the waiting future, with no task of its own. A
+/// refusal (ICMP port unreachable: nothing listens there) ends the wait at
+/// once.
 async fn udp_exchange(
     sockets: &UdpSockets,
     server: SocketAddr,
@@ -480,55 +514,77 @@ async fn udp_exchange(
     id: u16,
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
-    let network = |e: io::Error| Failure::Network(e.kind());
     let lease = Lease {
         sockets,
         socket: Some(sockets.take(server).map_err(network)?),
     };
     let socket = lease.socket.as_ref().expect("a lease holds its socket");
-    SockRef::from(socket)
-        .connect(&server.into())
-        .map_err(network)?;
     let query = ask.query(id);
-    // Sent straight away: a socket's send readiness is only known after a turn
-    // of the reactor, and a UDP socket with nothing queued has room.
-    match SockRef::from(socket).send(&query) {
+    // Sent straight away: a new socket's send readiness is only known after a
+    // turn of the reactor, and a UDP socket with nothing queued has room.
+    match SockRef::from(socket).send_to(&query, &server.into()) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            socket.send(&query).await.map_err(network)?;
+            socket.send_to(&query, server).await.map_err(network)?;
         }
         sent => {
             sent.map_err(network)?;
         }
     }
-    let reply = tokio::time::timeout(timeout, read_reply(socket, id, ask))
+    let reply = tokio::time::timeout(timeout, read_reply(socket, server, id, ask))
         .await
         .map_err(|_| Failure::Timeout)??;
     lease.answered();
     Ok(reply)
 }
 
-/// Waits for the datagram that answers `ask` with `id`; anything else is
-/// dropped and the wait goes on (RFC 5452 §9).
-async fn read_reply(socket: &UdpSocket, id: u16, ask: Ask<'_>) -> Result<Vec<u8>, Failure> {
+fn network(error: io::Error) -> Failure {
+    Failure::Network(error.kind())
+}
+
+/// Waits for the datagram from `server` that answers `ask` with `id`;
+/// anything else is dropped and the wait goes on (RFC 5452 §9). An ICMP error
+/// about the query (ECONNREFUSED for port unreachable) ends the wait.
+async fn read_reply(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    id: u16,
+    ask: Ask<'_>,
+) -> Result<Vec<u8>, Failure> {
     let mut buf = vec![0u8; UDP_REPLY_BUFFER];
     loop {
-        // ERROR too: an ICMP error sets only EPOLLERR, and the recv that
-        // follows returns it (ECONNREFUSED for port unreachable).
-        let len = socket
-            .async_io(Interest::READABLE | Interest::ERROR, || {
-                (&*SockRef::from(socket)).read(&mut buf)
-            })
+        // An ICMP error marks the socket in error, not readable.
+        let ready = socket
+            .ready(Interest::READABLE | Interest::ERROR)
             .await
-            .map_err(|e| Failure::Network(e.kind()))?;
-        if answers(&buf[..len], id, ask) {
-            buf.truncate(len);
-            return Ok(buf);
+            .map_err(network)?;
+        if ready.is_error() {
+            if let Some(error) = socket.take_error().map_err(network)? {
+                return Err(network(error));
+            }
+            let _ = socket.try_io(Interest::ERROR, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
         }
-        tracing::debug!(
-            id,
-            "dropped an upstream reply that does not match its query"
-        );
+        if !ready.is_readable() {
+            continue;
+        }
+        match socket.try_recv_from(&mut buf) {
+            Ok((len, from)) if same_endpoint(from, server) && answers(&buf[..len], id, ask) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Ok((_, from)) => {
+                tracing::debug!(id, %from, "dropped a datagram that does not answer the query");
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(network(e)),
+        }
     }
+}
+
+/// Same address and port (an IPv6 flow label or scope may differ).
+fn same_endpoint(from: SocketAddr, server: SocketAddr) -> bool {
+    from.ip() == server.ip() && from.port() == server.port()
 }
 
 /// One query over a new TCP connection (RFC 7766), for replies truncated over UDP.
@@ -558,5 +614,40 @@ async fn tcp_exchange(
         Ok(reply)
     } else {
         Err(Failure::BadReply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What per-query ports rest on: a socket the kernel bound when it sent
+    /// holds no port once dissolved, so its next send draws a new one.
+    async fn port_is_given_back(local: &str) {
+        let Ok(server) = std::net::UdpSocket::bind(local) else {
+            return; // no such loopback address here (IPv6 off)
+        };
+        let server = server.local_addr().unwrap();
+        let sockets = UdpSockets::default();
+        let socket = sockets.take(server).unwrap();
+        SockRef::from(&socket)
+            .send_to(b"query", &server.into())
+            .unwrap();
+        assert_ne!(socket.local_addr().unwrap().port(), 0);
+
+        sockets.give_back(socket);
+
+        let socket = sockets.take(server).unwrap();
+        assert_eq!(socket.local_addr().unwrap().port(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_answered_query_gives_its_port_back_ipv4() {
+        port_is_given_back("127.0.0.1:0").await;
+    }
+
+    #[tokio::test]
+    async fn an_answered_query_gives_its_port_back_ipv6() {
+        port_is_given_back("[::1]:0").await;
     }
 }
