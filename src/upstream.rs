@@ -244,6 +244,9 @@ impl Upstream {
     /// Sends this question, in the background, to each skipped server that is
     /// due a probe: its answer, if any, puts it back in rotation.
     fn probe_skipped(&self, ask: Ask<'_>, order: &[usize]) {
+        if order.len() == self.servers.len() {
+            return; // none skipped: the usual case, and no clock read
+        }
         let now = Instant::now();
         for (i, server) in self.servers.iter().enumerate() {
             if order.contains(&i) || !server.health.claim_probe(now) {
@@ -296,8 +299,9 @@ impl Server {
         let result = self.ask(ask, timeout).await;
         match &result {
             Ok(_) => {
-                self.metrics.latency.observe(sent.elapsed());
-                self.health.answered(sent.elapsed());
+                let rtt = sent.elapsed();
+                self.metrics.latency.observe(rtt);
+                self.health.answered(rtt);
             }
             Err(failure) => {
                 self.metrics.failed(*failure);
@@ -395,9 +399,10 @@ impl Drop for Outstanding<'_> {
 }
 
 /// Idle sockets kept per server; past this many, a finished query's socket is
-/// closed. Enough for the queries a busy server has in flight at once; a burst
+/// closed. Above what a busy server has in flight at once, so a load that
+/// ebbs and flows does not close sockets only to open them again; a burst
 /// beyond it opens sockets that are closed again when it is over.
-const MAX_IDLE_SOCKETS: usize = 64;
+const MAX_IDLE_SOCKETS: usize = 256;
 
 /// A server's UDP sockets between queries. None is ever bound explicitly, so
 /// each gets a port only when a query is sent from it, drawn by the kernel at
