@@ -195,6 +195,13 @@ impl Upstream {
             .in_flight
             .try_acquire()
             .map_err(|_| UpstreamError::Busy)?;
+        if let [server] = self.servers.as_slice() {
+            // One server is asked whatever its health or the strategy.
+            let reply = server.attempt(ask, self.timeout).await;
+            return reply
+                .map(|reply| (reply, server.addr))
+                .map_err(UpstreamError::AllFailed);
+        }
         let healths: Vec<&ServerHealth> = self.servers.iter().map(|s| &s.health).collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let order = health::order(self.strategy, &healths, turn);
