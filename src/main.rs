@@ -68,6 +68,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
     if let Some(user) = &config.user {
         splitdns::process::switch_to(user)?;
     }
+    raise_open_files_limit();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {
         let path = cli.config.clone();
@@ -76,4 +77,20 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
             .reload_from(Box::new(move || Config::discover(path.as_deref())));
         server.serve(splitdns::process::controls()).await
     })
+}
+
+/// Every upstream query over UDP holds a socket of its own while it waits (a
+/// source port per query), up to `max_inflight` per route, and a soft limit of
+/// 1024 open files (systemd's and most shells' default) would cap them below
+/// that. Raising the soft limit to the hard one needs no privilege.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if soft < hard
+        && let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(%error, soft, hard, "could not raise the limit on open files");
+    }
 }

@@ -117,7 +117,8 @@ pub struct ServerMetrics {
     pub latency: Latency,
 }
 
-/// Failure kinds as labelled; [`Failure::Network`] covers send errors and refused TCP connections.
+/// Failure kinds as labelled; [`Failure::Network`] covers refused connections
+/// (ICMP port unreachable over UDP, a reset over TCP) and other socket errors.
 const FAILURE_KINDS: [&str; 5] = ["timeout", "servfail", "refused", "bad_reply", "network"];
 
 fn failure_index(failure: Failure) -> usize {

@@ -10,9 +10,7 @@
 //! up on that one name quickly and stays in use for every other one. A
 //! forwarder that picks a new ID is not recognised: its copy joins the
 //! single-flight of the original, and both end at the upstream timeout
-//! (one query each way, never a storm). Queries outstanding on an upstream
-//! socket that the pool has just replaced are not seen either, with the
-//! same outcome.
+//! (one query each way, never a storm).
 
 use std::net::IpAddr;
 

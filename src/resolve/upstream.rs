@@ -2,23 +2,25 @@
 //! in rotation (see [`crate::resolve::health`]), UDP then TCP on truncation, reply
 //! validation, and a bound on queries in flight.
 //!
-//! Every query gets a fresh random ID and goes out from a socket bound to a
-//! random port, connected to the server so the kernel drops datagrams from any
-//! other address; a reply is taken only if its ID and question match, anything
-//! else is dropped and the wait goes on (RFC 5452 §9). Sockets are pooled and
-//! replaced after a few dozen queries, so ports keep changing without a socket
-//! per query.
+//! Every UDP query gets a random ID and a source port of its own, drawn at
+//! random by the kernel when the query is sent and given back when it is
+//! answered (RFC 5452 §9.2); a reply is taken only if it comes from the
+//! server's address and port and its ID and question match, anything else is
+//! dropped and the wait goes on. A refused query (ICMP port unreachable)
+//! fails that server at once.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use socket2::{Domain, SockAddr, SockAddrStorage, SockRef, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::config::Strategy;
 use crate::dns::wire::{self, Message};
@@ -163,7 +165,7 @@ impl Upstream {
     pub fn outstanding(&self, id: u16, question: &[u8]) -> Option<SocketAddr> {
         self.servers
             .iter()
-            .find(|s| s.udp.is_pending(id, question))
+            .find(|s| s.in_flight.contains(id, question))
             .map(|s| s.addr)
     }
 
@@ -180,6 +182,13 @@ impl Upstream {
             .in_flight
             .try_acquire()
             .map_err(|_| UpstreamError::Busy)?;
+        if let [server] = self.servers.as_slice() {
+            // One server is asked whatever its health or the strategy.
+            let reply = server.attempt(ask, self.timeout).await;
+            return reply
+                .map(|reply| (reply, server.addr))
+                .map_err(UpstreamError::AllFailed);
+        }
         let healths: Vec<&ServerHealth> = self.servers.iter().map(|s| &s.health).collect();
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let order = health::order(self.strategy, &healths, turn);
@@ -229,6 +238,9 @@ impl Upstream {
     /// Sends this question, in the background, to each skipped server that is
     /// due a probe: its answer, if any, puts it back in rotation.
     fn probe_skipped(&self, ask: Ask<'_>, order: &[usize]) {
+        if order.len() == self.servers.len() {
+            return; // none skipped: the usual case, and no clock read
+        }
         let now = Instant::now();
         for (i, server) in self.servers.iter().enumerate() {
             if order.contains(&i) || !server.health.claim_probe(now) {
@@ -243,10 +255,11 @@ impl Upstream {
     }
 }
 
-/// One upstream server and its pooled UDP sockets.
+/// One upstream server and the queries outstanding at it.
 pub struct Server {
     addr: SocketAddr,
-    udp: UdpPool,
+    in_flight: InFlight,
+    sockets: UdpSockets,
     metrics: ServerMetrics,
     health: ServerHealth,
 }
@@ -255,7 +268,8 @@ impl Server {
     fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
-            udp: UdpPool::new(addr),
+            in_flight: InFlight::default(),
+            sockets: UdpSockets::default(),
             metrics: ServerMetrics::default(),
             health: ServerHealth::default(),
         }
@@ -279,8 +293,9 @@ impl Server {
         let result = self.ask(ask, timeout).await;
         match &result {
             Ok(_) => {
-                self.metrics.latency.observe(sent.elapsed());
-                self.health.answered(sent.elapsed());
+                let rtt = sent.elapsed();
+                self.metrics.latency.observe(rtt);
+                self.health.answered(rtt);
             }
             Err(failure) => {
                 self.metrics.failed(*failure);
@@ -301,7 +316,9 @@ impl Server {
 
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.metrics.queries.inc();
-        let reply = self.udp.exchange(ask, timeout).await?;
+        let outstanding = self.in_flight.register(ask);
+        let reply = udp_exchange(&self.sockets, self.addr, ask, outstanding.id, timeout).await?;
+        drop(outstanding);
         let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
             self.metrics.queries.inc();
             tcp_exchange(self.addr, ask, timeout).await?
@@ -326,248 +343,247 @@ fn answers(reply: &[u8], id: u16, ask: Ask<'_>) -> bool {
         .is_some_and(|r| r.id() == id && r.asks(ask.lower, ask.qtype, ask.qclass))
 }
 
-/// Replace a pooled socket after this many queries, so the source port keeps moving.
-const USES_PER_SOCKET: u32 = 64;
-const SOCKETS_PER_SERVER: usize = 8;
 /// Room for any UDP reply that keeps to the size splitdns advertises, with
-/// slack for servers that round it up to the old 4096 default.
+/// slack for servers that round it up to the old 4096 default. Upstreams are
+/// asked for at most EDNS_UDP_SIZE bytes over UDP; a larger datagram breaks
+/// that and arrives cut, fails to parse and is dropped.
 const UDP_REPLY_BUFFER: usize = 4096;
 
-struct UdpPool {
-    server: SocketAddr,
-    slots: Vec<Mutex<Option<Arc<PooledSocket>>>>,
-    next: AtomicUsize,
-}
+/// The queries outstanding at one server over UDP, by ID, with their question
+/// (lowercased name, type and class): IDs are unique among them, and `loops`
+/// looks a query that came back up here.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<u16, Box<[u8]>>>);
 
-struct PooledSocket {
-    socket: UdpSocket,
-    pending: Mutex<HashMap<u16, Waiter>>,
-    /// Every ID this socket has sent: never two queries with the same
-    /// (source port, ID), so a late reply can never match a newer query.
-    issued: Mutex<Vec<u16>>,
-    uses: AtomicU32,
-    /// Set when the pool has replaced this socket: its reader stops once no
-    /// query waits on it any more.
-    retired: AtomicBool,
-    wake_reader: Notify,
-}
-
-struct Waiter {
-    question: Box<[u8]>,
-    tx: oneshot::Sender<Vec<u8>>,
-}
-
-impl UdpPool {
-    fn new(server: SocketAddr) -> Self {
-        Self {
-            server,
-            slots: (0..SOCKETS_PER_SERVER).map(|_| Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    async fn exchange(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        let (socket, id, rx) = self.checkout(ask).map_err(|e| Failure::Network(e.kind()))?;
-        let mut pending = PendingGuard {
-            socket: &socket,
-            id: Some(id),
-        };
-        let query = ask.query(id);
-        socket
-            .socket
-            .send(&query)
-            .await
-            .map_err(|e| Failure::Network(e.kind()))?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => {
-                // The reader removed the entry with the reply; from now on the
-                // ID may belong to another query, which must stay registered.
-                pending.id = None;
-                Ok(reply)
-            }
-            Ok(Err(_)) => Err(Failure::Network(io::ErrorKind::BrokenPipe)),
-            Err(_) => Err(Failure::Timeout),
-        }
-    }
-
-    /// Whether a pooled socket waits for a reply to `id` asking `question`.
-    /// Sockets already replaced are not looked at.
-    fn is_pending(&self, id: u16, question: &[u8]) -> bool {
-        self.slots.iter().any(|slot| {
-            let socket = slot.lock().expect("socket slot lock").clone();
-            socket.is_some_and(|s| {
-                s.pending
-                    .lock()
-                    .expect("pending lock")
-                    .get(&id)
-                    .is_some_and(|w| *w.question == *question)
-            })
-        })
-    }
-
-    /// A socket from the pool (replacing one that has served its quota) with
-    /// `ask` registered on it under a fresh ID. Registering under the slot lock
-    /// means a socket is never retired between being handed out and having a
-    /// query waiting on it, which would let its reader stop too early.
-    fn checkout(
-        &self,
-        ask: Ask<'_>,
-    ) -> io::Result<(Arc<PooledSocket>, u16, oneshot::Receiver<Vec<u8>>)> {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
-        let mut slot = slot.lock().expect("socket slot lock");
-        let socket = match slot.as_ref() {
-            Some(s) if s.uses.fetch_add(1, Ordering::Relaxed) < USES_PER_SOCKET => Arc::clone(s),
-            _ => {
-                if let Some(old) = slot.take() {
-                    old.retire();
-                }
-                let fresh = PooledSocket::open(self.server)?;
-                *slot = Some(Arc::clone(&fresh));
-                fresh
-            }
-        };
-        let (id, rx) = socket.register(ask);
-        Ok((socket, id, rx))
-    }
-}
-
-impl Drop for UdpPool {
-    fn drop(&mut self) {
-        for slot in &self.slots {
-            if let Some(s) = slot.lock().expect("socket slot lock").take() {
-                s.retire();
-            }
-        }
-    }
-}
-
-impl PooledSocket {
-    fn open(server: SocketAddr) -> io::Result<Arc<Self>> {
-        let local: SocketAddr = if server.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let std = std::net::UdpSocket::bind(local)?;
-        std.connect(server)?;
-        std.set_nonblocking(true)?;
-        let socket = Arc::new(Self {
-            socket: UdpSocket::from_std(std)?,
-            pending: Mutex::new(HashMap::new()),
-            issued: Mutex::new(Vec::with_capacity(USES_PER_SOCKET as usize)),
-            uses: AtomicU32::new(1),
-            retired: AtomicBool::new(false),
-            wake_reader: Notify::new(),
-        });
-        tokio::spawn(Arc::clone(&socket).read_replies());
-        Ok(socket)
-    }
-
-    /// Takes a random ID this socket has not used before.
-    fn register(&self, ask: Ask<'_>) -> (u16, oneshot::Receiver<Vec<u8>>) {
-        let (tx, rx) = oneshot::channel();
+impl InFlight {
+    /// Takes a random ID no query in flight at this server has, for `ask`.
+    fn register(&self, ask: Ask<'_>) -> Outstanding<'_> {
         let mut question = Vec::with_capacity(ask.lower.len() + 4);
         question.extend_from_slice(ask.lower);
         question.extend_from_slice(&ask.qtype.to_be_bytes());
         question.extend_from_slice(&ask.qclass.to_be_bytes());
-        let mut pending = self.pending.lock().expect("pending lock");
-        let mut issued = self.issued.lock().expect("issued IDs lock");
+        let mut table = self.0.lock().expect("in-flight table lock");
         let id = loop {
             let id: u16 = rand::random();
-            if !pending.contains_key(&id) && !issued.contains(&id) {
+            if !table.contains_key(&id) {
                 break id;
             }
         };
-        issued.push(id);
-        pending.insert(
-            id,
-            Waiter {
-                question: question.into(),
-                tx,
-            },
-        );
-        (id, rx)
+        table.insert(id, question.into());
+        Outstanding { table: self, id }
     }
 
-    fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
-        self.wake_reader.notify_one();
-    }
-
-    /// A retired socket with no query waiting is closed by its reader.
-    fn is_finished(&self) -> bool {
-        self.retired.load(Ordering::Acquire)
-            && self.pending.lock().expect("pending lock").is_empty()
-    }
-
-    /// Hands each reply to the query waiting on its ID, if the question matches.
-    async fn read_replies(self: Arc<Self>) {
-        // Upstreams are asked for at most EDNS_UDP_SIZE bytes over UDP; a
-        // larger datagram breaks that and arrives cut, fails to parse and is
-        // dropped. A small buffer matters: sockets are replaced every few
-        // dozen queries, and 64 KiB each would scatter the heap.
-        let mut buf = vec![0u8; UDP_REPLY_BUFFER];
-        while !self.is_finished() {
-            tokio::select! {
-                // ICMP errors from earlier sends surface as errors; that query times out.
-                received = self.socket.recv(&mut buf) => if let Ok(n) = received {
-                    self.dispatch(&buf[..n]);
-                },
-                () = self.wake_reader.notified() => {}
-            }
-        }
-    }
-
-    fn dispatch(&self, reply: &[u8]) {
-        let Some(id) = wire::read_u16(reply, 0) else {
-            return;
-        };
-        let mut pending = self.pending.lock().expect("pending lock");
-        let Some(waiter) = pending.get(&id) else {
-            return;
-        };
-        let q = &waiter.question;
-        let (lower, tail) = q.split_at(q.len() - 4);
-        let ask = Ask {
-            lower,
-            qtype: u16::from_be_bytes([tail[0], tail[1]]),
-            qclass: u16::from_be_bytes([tail[2], tail[3]]),
-            dnssec_ok: false,
-            checking_disabled: false,
-        };
-        if !answers(reply, id, ask) {
-            tracing::debug!(
-                id,
-                "dropped an upstream reply that does not match its query"
-            );
-            return;
-        }
-        if let Some(waiter) = pending.remove(&id) {
-            let _ = waiter.tx.send(reply.to_vec());
-        }
+    fn contains(&self, id: u16, question: &[u8]) -> bool {
+        let table = self.0.lock().expect("in-flight table lock");
+        table.get(&id).is_some_and(|q| **q == *question)
     }
 }
 
-/// Removes a query from its socket's pending table however the wait ends.
-struct PendingGuard<'a> {
-    socket: &'a PooledSocket,
-    /// `None` once the reply arrived (the reader already removed the entry).
-    id: Option<u16>,
+/// A query's entry in its server's [`InFlight`] table, removed however the wait ends.
+struct Outstanding<'a> {
+    table: &'a InFlight,
+    id: u16,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.socket
-                .pending
-                .lock()
-                .expect("pending lock")
-                .remove(&id);
+        let mut table = self.table.0.lock().expect("in-flight table lock");
+        table.remove(&self.id);
+    }
+}
+
+/// Idle sockets kept per server; past this many, a finished query's socket is
+/// closed. Above what a busy server has in flight at once, so a load that
+/// ebbs and flows does not close sockets only to open them again; a burst
+/// beyond it opens sockets that are closed again when it is over.
+const MAX_IDLE_SOCKETS: usize = 256;
+
+/// A server's UDP sockets between queries. None is ever bound explicitly, so
+/// each gets a port only when a query is sent from it, drawn by the kernel at
+/// random from the whole ephemeral range, and gives that port back when the
+/// query is answered and the socket is dissolved (`connect` to `AF_UNSPEC`;
+/// Linux `udp_disconnect` releases a port it chose itself). Between queries a
+/// socket holds no port and can receive nothing. Reusing the socket rather
+/// than opening one per query saves its socket(), close() and two epoll
+/// registrations; the port changes all the same.
+#[derive(Default)]
+struct UdpSockets {
+    idle: Mutex<Vec<UdpSocket>>,
+}
+
+impl UdpSockets {
+    /// An idle socket, or a new one registered with the reactor.
+    fn take(&self, server: SocketAddr) -> io::Result<UdpSocket> {
+        if let Some(socket) = self.idle.lock().expect("idle sockets lock").pop() {
+            return Ok(socket);
         }
-        if self.socket.is_finished() {
-            self.socket.wake_reader.notify_one();
+        let socket = Socket::new(Domain::for_address(server), Type::DGRAM.nonblocking(), None)?;
+        hear_icmp_errors(&socket, server)?;
+        UdpSocket::from_std(socket.into())
+    }
+
+    /// Releases the port of a socket whose query was answered, and keeps the
+    /// socket for another query. A socket whose query failed is closed
+    /// instead: it may hold an ICMP error or a late reply that the next query
+    /// must not see.
+    fn give_back(&self, socket: UdpSocket) {
+        if dissolve(&socket).is_err() {
+            return;
+        }
+        // The reply was read without draining the socket, so the reactor
+        // still marks it readable; forget that without a read. A duplicate
+        // reply that came in before the port was released is still queued:
+        // the next query reads and drops it (its ID is that of a finished
+        // query), and its own reply wakes it, as every datagram that arrives
+        // does.
+        let _ = socket.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+        let mut idle = self.idle.lock().expect("idle sockets lock");
+        if idle.len() < MAX_IDLE_SOCKETS {
+            idle.push(socket);
         }
     }
+}
+
+/// `IP_RECVERR` (`IPV6_RECVERR`): a socket with no connected peer hears of
+/// ICMP errors only with it (ip(7)), and a port unreachable is how a stopped
+/// Consul agent answers.
+fn hear_icmp_errors(socket: &Socket, server: SocketAddr) -> io::Result<()> {
+    let (level, name) = if server.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: the option value is a c_int that outlives the call, and its
+    // size is the length passed.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// connect(2) to an `AF_UNSPEC` address, which dissolves any association
+/// and gives back the port the kernel chose for the socket.
+fn dissolve(socket: &UdpSocket) -> io::Result<()> {
+    let storage = SockAddrStorage::zeroed();
+    let len = storage.size_of();
+    // SAFETY: an all-zero sockaddr_storage is an AF_UNSPEC address (family 0),
+    // and `len` is that storage's own size.
+    let unspecified = unsafe { SockAddr::new(storage, len) };
+    SockRef::from(socket).connect(&unspecified)
+}
+
+/// A socket lent to one query: given back once the query is answered
+/// ([`Lease::answered`]), closed however else the query ends.
+struct Lease<'a> {
+    sockets: &'a UdpSockets,
+    socket: Option<UdpSocket>,
+}
+
+impl Lease<'_> {
+    fn answered(mut self) {
+        if let Some(socket) = self.socket.take() {
+            self.sockets.give_back(socket);
+        }
+    }
+}
+
+/// One query over UDP from a port of its own (RFC 5452 §9.2: an unpredictable
+/// source port for every query): sending from a socket with no port binds it
+/// to one the kernel draws at random from the whole ephemeral range. The
+/// reply is read here, in the waiting future, with no task of its own. A
+/// refusal (ICMP port unreachable: nothing listens there) ends the wait at
+/// once.
+async fn udp_exchange(
+    sockets: &UdpSockets,
+    server: SocketAddr,
+    ask: Ask<'_>,
+    id: u16,
+    timeout: Duration,
+) -> Result<Vec<u8>, Failure> {
+    let lease = Lease {
+        sockets,
+        socket: Some(sockets.take(server).map_err(network)?),
+    };
+    let socket = lease.socket.as_ref().expect("a lease holds its socket");
+    let query = ask.query(id);
+    // Sent straight away: a new socket's send readiness is only known after a
+    // turn of the reactor, and a UDP socket with nothing queued has room.
+    match SockRef::from(socket).send_to(&query, &server.into()) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            socket.send_to(&query, server).await.map_err(network)?;
+        }
+        sent => {
+            sent.map_err(network)?;
+        }
+    }
+    let reply = tokio::time::timeout(timeout, read_reply(socket, server, id, ask))
+        .await
+        .map_err(|_| Failure::Timeout)??;
+    lease.answered();
+    Ok(reply)
+}
+
+fn network(error: io::Error) -> Failure {
+    Failure::Network(error.kind())
+}
+
+/// Waits for the datagram from `server` that answers `ask` with `id`;
+/// anything else is dropped and the wait goes on (RFC 5452 §9). An ICMP error
+/// about the query (ECONNREFUSED for port unreachable) ends the wait.
+async fn read_reply(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    id: u16,
+    ask: Ask<'_>,
+) -> Result<Vec<u8>, Failure> {
+    let mut buf = vec![0u8; UDP_REPLY_BUFFER];
+    loop {
+        // An ICMP error marks the socket in error, not readable.
+        let ready = socket
+            .ready(Interest::READABLE | Interest::ERROR)
+            .await
+            .map_err(network)?;
+        if ready.is_error() {
+            if let Some(error) = socket.take_error().map_err(network)? {
+                return Err(network(error));
+            }
+            let _ = socket.try_io(Interest::ERROR, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+        if !ready.is_readable() {
+            continue;
+        }
+        match socket.try_recv_from(&mut buf) {
+            Ok((len, from)) if same_endpoint(from, server) && answers(&buf[..len], id, ask) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Ok((_, from)) => {
+                tracing::debug!(id, %from, "dropped a datagram that does not answer the query");
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(network(e)),
+        }
+    }
+}
+
+/// Same address and port (an IPv6 flow label or scope may differ).
+fn same_endpoint(from: SocketAddr, server: SocketAddr) -> bool {
+    from.ip() == server.ip() && from.port() == server.port()
 }
 
 /// One query over a new TCP connection (RFC 7766), for replies truncated over UDP.
@@ -597,5 +613,40 @@ async fn tcp_exchange(
         Ok(reply)
     } else {
         Err(Failure::BadReply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What per-query ports rest on: a socket the kernel bound when it sent
+    /// holds no port once dissolved, so its next send draws a new one.
+    async fn port_is_given_back(local: &str) {
+        let Ok(server) = std::net::UdpSocket::bind(local) else {
+            return; // no such loopback address here (IPv6 off)
+        };
+        let server = server.local_addr().unwrap();
+        let sockets = UdpSockets::default();
+        let socket = sockets.take(server).unwrap();
+        SockRef::from(&socket)
+            .send_to(b"query", &server.into())
+            .unwrap();
+        assert_ne!(socket.local_addr().unwrap().port(), 0);
+
+        sockets.give_back(socket);
+
+        let socket = sockets.take(server).unwrap();
+        assert_eq!(socket.local_addr().unwrap().port(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_answered_query_gives_its_port_back_ipv4() {
+        port_is_given_back("127.0.0.1:0").await;
+    }
+
+    #[tokio::test]
+    async fn an_answered_query_gives_its_port_back_ipv6() {
+        port_is_given_back("[::1]:0").await;
     }
 }

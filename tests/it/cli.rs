@@ -236,6 +236,15 @@ fn free_port() -> u16 {
 /// Starts `splitdns run` and waits until it answers; retries on another port if the one
 /// picked was taken in between.
 async fn start_run(dir: &TempDir, upstream: &FakeUpstream) -> (Running, SocketAddr) {
+    start_run_with(dir, upstream, Command::new(BIN)).await
+}
+
+/// [`start_run`] with `command` (the binary, or a wrapper that execs it) given the arguments.
+async fn start_run_with(
+    dir: &TempDir,
+    upstream: &FakeUpstream,
+    mut command: Command,
+) -> (Running, SocketAddr) {
     for attempt in 0..3 {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let text = format!(
@@ -243,7 +252,7 @@ async fn start_run(dir: &TempDir, upstream: &FakeUpstream) -> (Running, SocketAd
             upstream.addr()
         );
         let path = write(dir, &format!("run-{attempt}.toml"), &text);
-        let child = Command::new(BIN)
+        let child = command
             .args(["run", "--config", path.to_str().unwrap()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -277,6 +286,36 @@ async fn run_serves_queries() {
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
         assert_eq!(answer_ips(&reply).len(), 1);
     }
+}
+
+/// `(soft, hard)` limit on open files of process `pid`, from /proc (proc(5) `limits`).
+fn open_files_limit(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    (
+        fields.next().unwrap().to_string(),
+        fields.next().unwrap().to_string(),
+    )
+}
+
+/// Each upstream query waits on a socket of its own, up to `max_inflight` (1024) per route:
+/// systemd's default soft limit of 1024 open files would cap them. `splitdns run` raises the
+/// soft limit to the hard one, which needs no privilege (setrlimit(2)).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_raises_the_soft_limit_on_open_files_to_the_hard_one() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let (_, hard) = open_files_limit(std::process::id());
+    let mut prlimit = Command::new("prlimit");
+    prlimit.arg(format!("--nofile=256:{hard}")).arg(BIN);
+
+    let (running, _) = start_run_with(&dir, &upstream, prlimit).await;
+
+    assert_eq!(open_files_limit(running.0.id()), (hard.clone(), hard));
 }
 
 #[test]

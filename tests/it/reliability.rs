@@ -8,6 +8,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use crate::support::fixtures::{consul, internet};
+use crate::support::http::{get, sample};
 use crate::support::{FakeUpstream, Mode, Splitdns, answer_ips, answer_ttls, assert_rcode};
 
 /// Consul TTLs are 0: `min_ttl` lifts them so the answer is cached, then expires quickly.
@@ -350,4 +351,100 @@ async fn without_prefetch_hits_near_the_end_do_not_ask_upstream() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     assert_eq!(consul.total(), 1);
+}
+
+/// Well under the 5 s attempt timeout of the routes below: a refusal acted on, not waited out.
+const AT_ONCE: Duration = Duration::from_secs(1);
+
+/// A loopback UDP port nothing listens on: a datagram sent there comes back as
+/// ICMP port unreachable, as from a host whose Consul agent is not running.
+fn closed_port() -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
+}
+
+/// The Consul route on `servers`, 5 s per attempt, with the metrics endpoint.
+fn consul_on(servers: &str, min_ttl: u32) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[metrics]
+listen = "127.0.0.1:0"
+[upstream]
+servers = ["{{internet}}"]
+timeout = "5s"
+[[route]]
+zones = ["consul"]
+servers = [{servers}]
+timeout = "5s"
+min_ttl = {min_ttl}
+"#
+    )
+}
+
+/// RFC 1122 §4.1.3.3: UDP "MUST pass to the application layer all ICMP error
+/// messages that it receives from the IP layer"; a port unreachable says no
+/// server listens there (the Consul agent is not running), so no reply can
+/// come and waiting out the 5 s attempt helps no one. The refusal is that
+/// server's failure, counted under `kind="network"`, and with no other server
+/// the client gets SERVFAIL in milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_by_the_only_server_is_servfail_at_once_not_after_the_timeout() {
+    let closed = closed_port();
+    let (dns, _consul, _internet) = start(&consul_on(&format!("\"{closed}\""), 0)).await;
+
+    let asked = Instant::now();
+    let reply = dns.ask("web.service.consul.", RecordType::A).await;
+
+    assert_rcode(&reply, ResponseCode::ServFail);
+    assert!(asked.elapsed() < AT_ONCE, "took {:?}", asked.elapsed());
+    let (_, text) = get(dns.metrics_addr(), "/metrics").await;
+    let failures = |kind: &str| {
+        let series = format!(
+            r#"splitdns_upstream_failures_total{{route="consul.",server="{closed}",kind="{kind}"}}"#
+        );
+        sample(&text, &series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(failures("network"), 1.0);
+    assert_eq!(failures("timeout"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_by_the_first_server_moves_on_to_the_next_at_once() {
+    let closed = closed_port();
+    let consul = FakeUpstream::start(consul()).await;
+    let internet = FakeUpstream::start(internet()).await;
+    let template = consul_on(&format!("\"{closed}\", \"{{consul}}\""), 0);
+    let dns = Splitdns::start(&template, &[("consul", &consul), ("internet", &internet)]).await;
+
+    let asked = Instant::now();
+    let reply = dns.ask("web.service.consul.", RecordType::A).await;
+
+    assert_rcode(&reply, ResponseCode::NoError);
+    assert!(asked.elapsed() < AT_ONCE, "took {:?}", asked.elapsed());
+    assert_eq!(consul.count("web.service.consul.", RecordType::A), 1);
+}
+
+/// RFC 8767 (abstract): stale data is there "to avoid outages when
+/// authoritative nameservers cannot be reached to refresh expired data"; a
+/// refusal says so at once, so the stale answer need not wait for the attempt
+/// timeout either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_stopped_after_an_answer_gets_the_stale_answer_at_once() {
+    let consul = FakeUpstream::start(consul()).await;
+    let internet = FakeUpstream::start(internet()).await;
+    let template = consul_on("\"{consul}\"", 1);
+    let dns = Splitdns::start(&template, &[("consul", &consul), ("internet", &internet)]).await;
+    let fresh = dns.ask("web.service.consul.", RecordType::A).await;
+    drop(consul);
+    tokio::time::sleep(ONE_SECOND_TTL_EXPIRES).await;
+
+    let asked = Instant::now();
+    let stale = dns.ask("web.service.consul.", RecordType::A).await;
+
+    assert!(asked.elapsed() < AT_ONCE, "took {:?}", asked.elapsed());
+    assert_rcode(&stale, ResponseCode::NoError);
+    assert_eq!(answer_ips(&stale), answer_ips(&fresh));
+    assert_eq!(answer_ttls(&stale, RecordType::A), [30, 30]);
 }
