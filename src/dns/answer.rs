@@ -253,18 +253,7 @@ impl Answer {
                     .copy_from_slice(&ttl.saturating_sub(age).to_be_bytes());
             }
         }
-        let opt_len = if query.edns.is_some() {
-            wire::OPT_LEN
-        } else {
-            0
-        };
-        if out.len() + opt_len > limit {
-            wire::truncate_to_question(out, question_end);
-        }
-        if query.edns.is_some() {
-            wire::push_opt(out, 0, query.dnssec_ok());
-            wire::add_to_arcount(out, 1);
-        }
+        query.fit_and_finish(out, question_end, limit);
     }
 }
 

@@ -213,6 +213,21 @@ impl Query {
         }
     }
 
+    /// Ends a response to this query whose question ends at `question_end`:
+    /// cut back to the question with TC=1 when it and its OPT record would
+    /// not fit in `limit`, then the OPT record if the client sent one.
+    #[inline]
+    pub(crate) fn fit_and_finish(&self, out: &mut Vec<u8>, question_end: usize, limit: usize) {
+        let opt_len = if self.edns.is_some() { OPT_LEN } else { 0 };
+        if out.len() + opt_len > limit {
+            truncate_to_question(out, question_end);
+        }
+        if self.edns.is_some() {
+            push_opt(out, 0, self.dnssec_ok());
+            add_to_arcount(out, 1);
+        }
+    }
+
     /// The largest response the client takes over UDP.
     pub fn udp_limit(&self) -> usize {
         self.edns.map_or(CLASSIC_UDP_SIZE, |e| {

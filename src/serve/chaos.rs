@@ -102,16 +102,5 @@ fn write(query: &Query, strings: &[String], limit: usize, out: &mut Vec<u8>) {
         let rdlen = (out.len() - rdlen_at - 2) as u16;
         out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
-    let opt = if query.edns.is_some() {
-        wire::OPT_LEN
-    } else {
-        0
-    };
-    if out.len() + opt > limit {
-        wire::truncate_to_question(out, question_end);
-    }
-    if query.edns.is_some() {
-        wire::push_opt(out, 0, query.dnssec_ok());
-        wire::add_to_arcount(out, 1);
-    }
+    query.fit_and_finish(out, question_end, limit);
 }
