@@ -3,6 +3,9 @@
 //! `cname=`, `srv-host=`, `txt-record=`, `ptr-record=`, `mx-host=`), so that lines
 //! copied from a dnsmasq.conf work in `rules` as they are, and `import-dnsmasq`
 //! reads a whole dnsmasq.conf with the same parser.
+//!
+//! Why this file is long: one parser per supported option, each short, and
+//! two hundred lines of tests.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

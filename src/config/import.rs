@@ -12,6 +12,10 @@
 //!
 //! With `--split DIR`, the rule lines of each conf-dir file go to a fragment
 //! of their own in DIR ([`split`]) and the main config includes DIR.
+//!
+//! Why this file is long: it is one translation table, every dnsmasq option
+//! the importer knows with what it becomes or why it is refused, then its
+//! tests.
 
 mod split;
 

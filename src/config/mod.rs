@@ -3,6 +3,12 @@
 //! Everything a user can get wrong in the file is caught here, before a socket is
 //! opened, and reported as a [`ConfigError`] that names the file, the line, the key
 //! and what to write instead. The rest of the program only sees typed values.
+//!
+//! Why this file is long (about 1,100 lines before its tests): it holds the
+//! `[server]`, `[cache]`, `[log]`, `[metrics]`, `[guard]` and `[[route]]`
+//! tables, each raw form beside its validation, and the one located error they
+//! all report through; `[local]`, `[control]` and the `strategy` key have
+//! files of their own beside it.
 
 pub mod control;
 pub mod dnsmasq;

@@ -1,4 +1,5 @@
-//! `[upstream]` and the `strategy` key that `[[route]]` shares with it.
+//! The `strategy` key of `[upstream]` and `[[route]]`: how a route picks
+//! among its servers.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,6 +1,6 @@
 //! The question splitdns resolves: from a client, or for itself (SRV targets).
 
-use crate::dns::wire::{NameBuf, Query};
+use crate::dns::wire::{self, NameBuf, Query};
 
 /// A question splitdns resolves, its name lowercased.
 #[derive(Clone, Copy)]
@@ -21,5 +21,19 @@ impl From<&Query> for Question {
             dnssec_ok: query.dnssec_ok(),
             checking_disabled: query.checking_disabled(),
         }
+    }
+}
+
+impl Question {
+    /// The query splitdns sends upstream for this question, with `id`.
+    pub(crate) fn query(&self, id: u16) -> Vec<u8> {
+        wire::build_query(
+            id,
+            self.lower.as_bytes(),
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+        )
     }
 }

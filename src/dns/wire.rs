@@ -4,6 +4,9 @@
 //! client query is read only as far as its header, question and OPT record, and a
 //! cached answer is kept encoded and patched in place. Everything that builds or
 //! inspects whole messages goes through hickory-proto instead.
+//!
+//! Why this file is long: it is every byte-level read and patch of the hot
+//! path in one place, so their bounds checks can be read together.
 
 use std::ops::Range;
 

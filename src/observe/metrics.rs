@@ -9,6 +9,10 @@
 //! Values that are read rather than counted (cache entries, health, queries in
 //! flight) are taken at scrape time, see [`Scrape`]. The exposition is
 //! prometheus-client's OpenMetrics text, which Prometheus scrapes natively.
+//!
+//! Why this file is long: every counter is declared, registered with its help
+//! text and resolved per route and server here, so this one file lists
+//! everything `/metrics` exposes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -4,6 +4,9 @@
 //! is fresh for its own lifetime, and the entry count is bounded by the
 //! configured size. Misses for the same key that overlap share one
 //! upstream query: the first becomes the leader, the rest wait for its answer.
+//!
+//! Why this file is long: the cache and the single-flight table share the
+//! key and the epoch rule, and 150 of its lines are tests.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,6 +8,10 @@
 //! server's address and port and its ID and question match, anything else is
 //! dropped and the wait goes on. A refused query (ICMP port unreachable)
 //! fails that server at once.
+//!
+//! Why this file is long: the socket pool, the three strategies and the TCP
+//! fallback share one server's state (sockets, IDs in flight, health) and
+//! are easiest to check read together.
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,6 +27,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
 use crate::config::Strategy;
+use crate::dns::question::Question;
 use crate::dns::wire::{self, Message};
 use crate::observe::failure::Failure;
 use crate::observe::metrics::{Metrics, ServerMetrics};
@@ -30,70 +35,13 @@ use crate::resolve::health::{self, ServerHealth};
 
 /// Why a route's upstreams gave no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("too many queries in flight for this route")]
     Busy,
     #[error("the route has no servers")]
     NoServers,
     #[error("every server failed (last: {0})")]
     AllFailed(Failure),
-}
-
-/// The question being asked upstream, lowercased.
-#[derive(Clone, Copy)]
-pub struct Ask<'a> {
-    pub lower: &'a [u8],
-    pub qtype: u16,
-    pub qclass: u16,
-    pub dnssec_ok: bool,
-    pub checking_disabled: bool,
-}
-
-impl Ask<'_> {
-    /// The query message for this question with `id`.
-    fn query(&self, id: u16) -> Vec<u8> {
-        wire::build_query(
-            id,
-            self.lower,
-            self.qtype,
-            self.qclass,
-            self.dnssec_ok,
-            self.checking_disabled,
-        )
-    }
-}
-
-impl Ask<'_> {
-    fn to_owned(self) -> OwnedAsk {
-        OwnedAsk {
-            lower: self.lower.into(),
-            qtype: self.qtype,
-            qclass: self.qclass,
-            dnssec_ok: self.dnssec_ok,
-            checking_disabled: self.checking_disabled,
-        }
-    }
-}
-
-/// An [`Ask`] that a background task can own (probes, parallel queries).
-struct OwnedAsk {
-    lower: Box<[u8]>,
-    qtype: u16,
-    qclass: u16,
-    dnssec_ok: bool,
-    checking_disabled: bool,
-}
-
-impl OwnedAsk {
-    fn as_ask(&self) -> Ask<'_> {
-        Ask {
-            lower: &self.lower,
-            qtype: self.qtype,
-            qclass: self.qclass,
-            dnssec_ok: self.dnssec_ok,
-            checking_disabled: self.checking_disabled,
-        }
-    }
 }
 
 /// The servers of one route and how to choose among them.
@@ -174,7 +122,7 @@ impl Upstream {
     /// failure of that server and moves on. Servers out of rotation are
     /// skipped (and probed in the background) unless every server is.
     /// Returns the reply and the server that gave it.
-    pub async fn ask(&self, ask: Ask<'_>) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
+    pub(crate) async fn ask(&self, ask: &Question) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
         if self.servers.is_empty() {
             return Err(UpstreamError::NoServers);
         }
@@ -211,16 +159,16 @@ impl Upstream {
     /// abandoned.
     async fn ask_parallel(
         &self,
-        ask: Ask<'_>,
+        ask: &Question,
         order: &[usize],
     ) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
-        let owned = Arc::new(ask.to_owned());
+        let owned = Arc::new(*ask);
         let mut attempts = tokio::task::JoinSet::new();
         for &i in order {
             let server = Arc::clone(&self.servers[i]);
             let (owned, timeout) = (Arc::clone(&owned), self.timeout);
             attempts.spawn(async move {
-                let reply = server.attempt(owned.as_ask(), timeout).await;
+                let reply = server.attempt(&owned, timeout).await;
                 reply.map(|reply| (reply, server.addr))
             });
         }
@@ -237,7 +185,7 @@ impl Upstream {
 
     /// Sends this question, in the background, to each skipped server that is
     /// due a probe: its answer, if any, puts it back in rotation.
-    fn probe_skipped(&self, ask: Ask<'_>, order: &[usize]) {
+    fn probe_skipped(&self, ask: &Question, order: &[usize]) {
         if order.len() == self.servers.len() {
             return; // none skipped: the usual case, and no clock read
         }
@@ -246,10 +194,10 @@ impl Upstream {
             if order.contains(&i) || !server.health.claim_probe(now) {
                 continue;
             }
-            let (server, owned, timeout) = (Arc::clone(server), ask.to_owned(), self.timeout);
+            let (server, owned, timeout) = (Arc::clone(server), *ask, self.timeout);
             tracing::debug!(server = %server.addr, "probing a server out of rotation");
             tokio::spawn(async move {
-                let _ = server.attempt(owned.as_ask(), timeout).await;
+                let _ = server.attempt(&owned, timeout).await;
             });
         }
     }
@@ -288,7 +236,7 @@ impl Server {
     }
 
     /// One attempt, with its outcome written into the server's metrics and health.
-    async fn attempt(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+    async fn attempt(&self, ask: &Question, timeout: Duration) -> Result<Vec<u8>, Failure> {
         let sent = Instant::now();
         let result = self.ask(ask, timeout).await;
         match &result {
@@ -314,7 +262,7 @@ impl Server {
         result
     }
 
-    async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
+    async fn ask(&self, ask: &Question, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.metrics.queries.inc();
         let outstanding = self.in_flight.register(ask);
         let reply = udp_exchange(&self.sockets, self.addr, ask, outstanding.id, timeout).await?;
@@ -338,9 +286,9 @@ impl Server {
 /// Whether `reply` answers `ask` with this ID: QR set, opcode QUERY, same question.
 /// Only the header and question are read here; the records are checked once,
 /// when the reply is stored.
-fn answers(reply: &[u8], id: u16, ask: Ask<'_>) -> bool {
+fn answers(reply: &[u8], id: u16, ask: &Question) -> bool {
     wire::Reply::header(reply)
-        .is_some_and(|r| r.id() == id && r.asks(ask.lower, ask.qtype, ask.qclass))
+        .is_some_and(|r| r.id() == id && r.asks(ask.lower.as_bytes(), ask.qtype, ask.qclass))
 }
 
 /// Room for any UDP reply that keeps to the size splitdns advertises, with
@@ -357,9 +305,9 @@ struct InFlight(Mutex<HashMap<u16, Box<[u8]>>>);
 
 impl InFlight {
     /// Takes a random ID no query in flight at this server has, for `ask`.
-    fn register(&self, ask: Ask<'_>) -> Outstanding<'_> {
-        let mut question = Vec::with_capacity(ask.lower.len() + 4);
-        question.extend_from_slice(ask.lower);
+    fn register(&self, ask: &Question) -> Outstanding<'_> {
+        let mut question = Vec::with_capacity(ask.lower.as_bytes().len() + 4);
+        question.extend_from_slice(ask.lower.as_bytes());
         question.extend_from_slice(&ask.qtype.to_be_bytes());
         question.extend_from_slice(&ask.qclass.to_be_bytes());
         let mut table = self.0.lock().expect("in-flight table lock");
@@ -509,7 +457,7 @@ impl Lease<'_> {
 async fn udp_exchange(
     sockets: &UdpSockets,
     server: SocketAddr,
-    ask: Ask<'_>,
+    ask: &Question,
     id: u16,
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
@@ -547,7 +495,7 @@ async fn read_reply(
     socket: &UdpSocket,
     server: SocketAddr,
     id: u16,
-    ask: Ask<'_>,
+    ask: &Question,
 ) -> Result<Vec<u8>, Failure> {
     let mut buf = vec![0u8; UDP_REPLY_BUFFER];
     loop {
@@ -589,7 +537,7 @@ fn same_endpoint(from: SocketAddr, server: SocketAddr) -> bool {
 /// One query over a new TCP connection (RFC 7766), for replies truncated over UDP.
 async fn tcp_exchange(
     server: SocketAddr,
-    ask: Ask<'_>,
+    ask: &Question,
     timeout: Duration,
 ) -> Result<Vec<u8>, Failure> {
     let id: u16 = rand::random();

@@ -26,7 +26,6 @@ use crate::resolve::loops;
 use crate::resolve::rebind;
 use crate::resolve::router::{Action, Route, RouteId, Router};
 use crate::resolve::srv;
-use crate::resolve::upstream::Ask;
 use crate::serve::chaos;
 use crate::serve::local;
 use crate::state::{InFlightGuard, Shared, State};
@@ -318,14 +317,11 @@ impl Shared {
             Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
             Flight::Leader(leader) => leader,
         };
-        let ask = Ask {
-            lower: target.ask.as_bytes(),
-            qtype: question.qtype,
-            qclass: question.qclass,
-            dnssec_ok: question.dnssec_ok,
-            checking_disabled: question.checking_disabled,
+        let ask = Question {
+            lower: target.ask,
+            ..question
         };
-        let (reply, server) = match upstream.ask(ask).await {
+        let (reply, server) = match upstream.ask(&ask).await {
             Ok(reply) => reply,
             Err(error) => {
                 tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
