@@ -33,7 +33,7 @@ use toml::Spanned;
 use crate::dns::zone::Zone;
 pub use control::ControlConfig;
 use control::RawControl;
-use dnsmasq::{Rule, RuleAction};
+use dnsmasq::Rule;
 pub use local::{LocalConfig, StaticRecord};
 use local::{RawLocal, RawRecord};
 pub use upstream::Strategy;
@@ -167,7 +167,20 @@ pub struct RouteConfig {
     pub defined_at: String,
 }
 
-pub use dnsmasq::RuleAction as RouteAction;
+/// What answers a route's names: what its `[[route]]` table or the rule
+/// lines for its zone come to, once merged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    /// Forward to these servers, in order.
+    Forward(Vec<SocketAddr>),
+    /// Forward to the default upstreams (`[[route]]` without servers,
+    /// `server=/x/#`).
+    DefaultUpstream,
+    /// Answered here; NXDOMAIN for names without local data.
+    Local,
+    /// These addresses for the zone and every name below it.
+    Address(Vec<IpAddr>),
+}
 
 /// `[cache]`: TTL bounds are in seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -782,9 +795,9 @@ impl Source<'_> {
         Ok(RouteConfig {
             zones,
             action: if servers.is_empty() {
-                RuleAction::DefaultUpstream
+                RouteAction::DefaultUpstream
             } else {
-                RuleAction::Forward(servers)
+                RouteAction::Forward(servers)
             },
             min_ttl: raw.min_ttl,
             timeout: match &raw.timeout {
@@ -1016,7 +1029,7 @@ impl Source<'_> {
 
 impl RouteConfig {
     /// A route from rule lines: rules take no options.
-    fn rule(zones: Vec<Zone>, action: RuleAction, defined_at: String) -> Self {
+    fn rule(zones: Vec<Zone>, action: RouteAction, defined_at: String) -> Self {
         Self {
             zones,
             action,
@@ -1296,7 +1309,7 @@ mod tests {
         let c = parse("rules = [\"address=/gw.lan/192.0.2.1\", \"address=/gw.lan/2001:db8::1\"]")
             .unwrap();
         assert_eq!(c.routes.len(), 1);
-        assert!(matches!(&c.routes[0].action, RuleAction::Address(a) if a.len() == 2));
+        assert!(matches!(&c.routes[0].action, RouteAction::Address(a) if a.len() == 2));
     }
 
     #[test]

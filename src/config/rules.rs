@@ -21,8 +21,8 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use super::RouteConfig;
 use super::dnsmasq::{Rule, RuleAction};
+use super::{RouteAction, RouteConfig};
 use crate::dns::zone::Zone;
 
 /// A zone rule line and where it was written.
@@ -164,25 +164,25 @@ fn resolve(
             });
         }
         let action = if rules.servers.is_empty() {
-            RuleAction::DefaultUpstream
+            RouteAction::DefaultUpstream
         } else {
-            RuleAction::Forward(rules.servers.clone())
+            RouteAction::Forward(rules.servers.clone())
         };
         let mut route = RouteConfig::rule(vec![zone.clone()], action, first.to_string());
         route.rewrite = Some(target.clone());
         return Ok(route);
     }
     let (action, addresses) = if rules.standard {
-        (RuleAction::DefaultUpstream, rules.addresses.clone())
+        (RouteAction::DefaultUpstream, rules.addresses.clone())
     } else if !rules.servers.is_empty() {
         (
-            RuleAction::Forward(rules.servers.clone()),
+            RouteAction::Forward(rules.servers.clone()),
             rules.addresses.clone(),
         )
     } else if rules.local {
-        (RuleAction::Local, rules.addresses.clone())
+        (RouteAction::Local, rules.addresses.clone())
     } else {
-        (RuleAction::Address(rules.addresses.clone()), Vec::new())
+        (RouteAction::Address(rules.addresses.clone()), Vec::new())
     };
     let mut route = RouteConfig::rule(vec![zone.clone()], action, first.to_string());
     route.addresses = addresses;
@@ -205,8 +205,8 @@ mod tests {
         fold(&placed)
     }
 
-    fn servers(list: &[&str]) -> RuleAction {
-        RuleAction::Forward(list.iter().map(|s| s.parse().unwrap()).collect())
+    fn servers(list: &[&str]) -> RouteAction {
+        RouteAction::Forward(list.iter().map(|s| s.parse().unwrap()).collect())
     }
 
     /// dnsmasq(8) `--server`: "More than one --server flag is allowed, with
@@ -248,7 +248,7 @@ mod tests {
             ["local=/z/", "server=/z/#"],
         ] {
             let routes = fold_lines(&lines).unwrap();
-            assert_eq!(routes[0].action, RuleAction::DefaultUpstream, "{lines:?}");
+            assert_eq!(routes[0].action, RouteAction::DefaultUpstream, "{lines:?}");
         }
         for lines in [
             ["server=/z/", "server=/z/192.0.2.1"],
@@ -263,13 +263,13 @@ mod tests {
     #[test]
     fn addresses_stay_beside_the_other_lines_of_their_zone() {
         let routes = fold_lines(&["address=/z/192.0.2.7", "local=/z/"]).unwrap();
-        assert_eq!(routes[0].action, RuleAction::Local);
+        assert_eq!(routes[0].action, RouteAction::Local);
         assert_eq!(
             routes[0].addresses,
             ["192.0.2.7".parse::<IpAddr>().unwrap()]
         );
         let routes = fold_lines(&["address=/z/192.0.2.7", "address=/z/2001:db8::7"]).unwrap();
-        assert!(matches!(&routes[0].action, RuleAction::Address(a) if a.len() == 2));
+        assert!(matches!(&routes[0].action, RouteAction::Address(a) if a.len() == 2));
         assert!(routes[0].addresses.is_empty());
     }
 
