@@ -43,6 +43,7 @@ pub mod config;
 pub mod connections;
 pub mod control;
 pub mod docs;
+pub mod encrypted;
 pub mod fuzzing;
 pub mod handler;
 pub mod health;
@@ -277,9 +278,12 @@ pub fn build_state(
 
 /// `[upstream] servers`, or when there are none, resolv.conf's nameservers
 /// other than splitdns itself.
-pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr> {
+pub fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<encrypted::ServerSpec> {
     if config.upstream.servers.is_empty() {
         resolv::upstreams(&config.upstream.resolv_conf, bound)
+            .into_iter()
+            .map(encrypted::ServerSpec::plain)
+            .collect()
     } else {
         config.upstream.servers.clone()
     }

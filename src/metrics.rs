@@ -57,6 +57,7 @@ struct Families {
     upstream_queries: Family<ServerLabels, Counter>,
     upstream_failures: Family<FailureLabels, Counter>,
     upstream_latency: Family<ServerLabels, Latency>,
+    tls_handshake_failures: Family<FailureLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -257,7 +258,10 @@ impl Metrics {
     }
 
     /// The handles of `server` as an upstream of `route`.
-    pub fn server(&self, route: &str, server: SocketAddr) -> ServerMetrics {
+    /// `server` is the entry as configured: its address for UDP servers,
+    /// `tls://ADDR#NAME` or `https://ADDR/PATH#NAME` for encrypted ones, so
+    /// the label shows the transport.
+    pub fn server(&self, route: &str, server: impl std::fmt::Display) -> ServerMetrics {
         let labels = ServerLabels {
             route: route.to_string(),
             server: server.to_string(),
@@ -274,6 +278,24 @@ impl Metrics {
                 .map(|kind| f.upstream_failures.get_or_create_owned(&failure(kind))),
             latency: f.upstream_latency.get_or_create_owned(&labels),
         }
+    }
+
+    /// The TLS handshake failure counters of an encrypted server, by kind.
+    pub fn tls_handshake_failures(
+        &self,
+        route: &str,
+        server: &str,
+    ) -> crate::encrypted::HandshakeCounters {
+        let counter = |kind: crate::encrypted::HandshakeFailure| {
+            self.families
+                .tls_handshake_failures
+                .get_or_create_owned(&FailureLabels {
+                    route: route.to_string(),
+                    server: server.to_string(),
+                    kind: kind.label(),
+                })
+        };
+        crate::encrypted::HandshakeCounters(crate::encrypted::HandshakeFailure::ALL.map(counter))
     }
 
     /// Client queries answered from the cache and sent upstream, over every
@@ -346,6 +368,7 @@ impl Families {
             upstream_queries: Family::default(),
             upstream_failures: Family::default(),
             upstream_latency: Family::default(),
+            tls_handshake_failures: Family::default(),
         };
         registry.register(
             "cache_hits",
@@ -381,6 +404,12 @@ impl Families {
             "upstream_latency_seconds",
             "Time from sending a query upstream to its usable reply",
             f.upstream_latency.clone(),
+        );
+        registry.register(
+            "upstream_tls_handshake_failures",
+            "TLS handshakes with an encrypted upstream that failed, by kind: expired, wrong_name, \
+             unknown_issuer, pin_mismatch, other",
+            f.tls_handshake_failures.clone(),
         );
         f
     }
@@ -676,7 +705,7 @@ mod tests {
     #[test]
     fn latency_buckets_are_cumulative() {
         let m = Metrics::new();
-        let s = m.server(".", "192.0.2.1:53".parse().unwrap());
+        let s = m.server(".", "192.0.2.1:53".parse::<SocketAddr>().unwrap());
         s.latency.observe(Duration::from_micros(300));
         s.latency.observe(Duration::from_millis(30));
         let text = m.encode(&Scrape::default());

@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
+use crate::encrypted::{self, ServerSpec};
 use crate::health::{self, ServerHealth, Strategy};
 use crate::metrics::{Metrics, ServerMetrics};
 use crate::wire::{self, Message};
@@ -62,7 +63,7 @@ pub struct Ask<'a> {
 
 impl Ask<'_> {
     /// The query message for this question with `id`.
-    fn query(&self, id: u16) -> Vec<u8> {
+    pub(crate) fn query(&self, id: u16) -> Vec<u8> {
         wire::build_query(
             id,
             self.lower,
@@ -121,7 +122,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(
-        servers: Vec<SocketAddr>,
+        servers: Vec<ServerSpec>,
         timeout: Duration,
         max_in_flight: usize,
         strategy: Strategy,
@@ -129,7 +130,7 @@ impl Upstream {
         Self {
             servers: servers
                 .into_iter()
-                .map(|addr| Arc::new(Server::new(addr)))
+                .map(|spec| Arc::new(Server::new(&spec)))
                 .collect(),
             timeout,
             in_flight: Semaphore::new(max_in_flight.max(1)),
@@ -143,7 +144,10 @@ impl Upstream {
     pub fn observed(mut self, metrics: &Metrics, route: &str) -> Self {
         for server in &mut self.servers {
             let server = Arc::get_mut(server).expect("servers are not shared before they serve");
-            server.metrics = metrics.server(route, server.addr);
+            server.metrics = metrics.server(route, &server.label);
+            if let Some(client) = &server.encrypted {
+                client.observed(metrics.tls_handshake_failures(route, &server.label));
+            }
         }
         self.route = route.to_string();
         self
@@ -248,7 +252,7 @@ impl Upstream {
                 continue;
             }
             let (server, owned, timeout) = (Arc::clone(server), ask.to_owned(), self.timeout);
-            tracing::debug!(server = %server.addr, "probing a server out of rotation");
+            tracing::debug!(server = %server.label, "probing a server out of rotation");
             tokio::spawn(async move {
                 let _ = server.attempt(owned.as_ask(), timeout).await;
             });
@@ -256,19 +260,25 @@ impl Upstream {
     }
 }
 
-/// One upstream server and its pooled UDP sockets.
+/// One upstream server and its pooled UDP sockets, or its encrypted connection.
 pub struct Server {
     addr: SocketAddr,
+    /// The entry as written: the address for UDP servers, `tls://ADDR#NAME` and
+    /// `https://ADDR/PATH#NAME` for encrypted ones.
+    label: String,
     udp: UdpPool,
+    encrypted: Option<encrypted::Client>,
     metrics: ServerMetrics,
     health: ServerHealth,
 }
 
 impl Server {
-    fn new(addr: SocketAddr) -> Self {
+    fn new(spec: &ServerSpec) -> Self {
         Self {
-            addr,
-            udp: UdpPool::new(addr),
+            addr: spec.addr,
+            label: spec.to_string(),
+            udp: UdpPool::new(spec.addr),
+            encrypted: encrypted::Client::new(spec),
             metrics: ServerMetrics::default(),
             health: ServerHealth::default(),
         }
@@ -276,6 +286,20 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The server as configured, with its transport.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// `"udp"` (with TCP fallback), `"tls"` or `"https"`.
+    pub fn transport(&self) -> &'static str {
+        match &self.encrypted {
+            None => "udp",
+            Some(_) if self.label.starts_with("https://") => "https",
+            Some(_) => "tls",
+        }
     }
 
     pub fn metrics(&self) -> &ServerMetrics {
@@ -297,10 +321,10 @@ impl Server {
             }
             Err(failure) => {
                 self.metrics.failed(*failure);
-                tracing::debug!(server = %self.addr, %failure, "upstream attempt failed");
+                tracing::debug!(server = %self.label, %failure, "upstream attempt failed");
                 if self.health.failed() {
                     tracing::warn!(
-                        server = %self.addr,
+                        server = %self.label,
                         %failure,
                         "upstream server out of rotation after {} failures in a row; probing it every {}s",
                         health::DOWN_AFTER,
@@ -314,6 +338,10 @@ impl Server {
 
     async fn ask(&self, ask: Ask<'_>, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.metrics.queries.inc();
+        if let Some(client) = &self.encrypted {
+            let reply = client.exchange(ask, Instant::now() + timeout).await?;
+            return usable(reply);
+        }
         let reply = self.udp.exchange(ask, timeout).await?;
         let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
             self.metrics.queries.inc();
@@ -321,13 +349,18 @@ impl Server {
         } else {
             reply
         };
-        let msg = Message::parse(&reply).ok_or(Failure::BadReply)?;
-        match msg.rcode() {
-            wire::RCODE_SERVFAIL => Err(Failure::ServFail),
-            wire::RCODE_REFUSED => Err(Failure::Refused),
-            _ if msg.truncated() => Err(Failure::BadReply),
-            _ => Ok(reply),
-        }
+        usable(reply)
+    }
+}
+
+/// `reply` unless its RCODE is SERVFAIL or REFUSED, or it is still truncated.
+fn usable(reply: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    let msg = Message::parse(&reply).ok_or(Failure::BadReply)?;
+    match msg.rcode() {
+        wire::RCODE_SERVFAIL => Err(Failure::ServFail),
+        wire::RCODE_REFUSED => Err(Failure::Refused),
+        _ if msg.truncated() => Err(Failure::BadReply),
+        _ => Ok(reply),
     }
 }
 

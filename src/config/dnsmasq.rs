@@ -4,6 +4,7 @@
 //! copied from a dnsmasq.conf work in `rules` as they are, and `import-dnsmasq`
 //! reads a whole dnsmasq.conf with the same parser.
 
+use crate::encrypted::ServerSpec;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hickory_proto::rr::rdata::{CNAME, MX, PTR, SRV, TXT};
@@ -17,7 +18,7 @@ use crate::zone::Zone;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
     /// `server=ADDR`: one more default upstream.
-    DefaultServer(SocketAddr),
+    DefaultServer(ServerSpec),
     /// A rule for one or more zones.
     Zones {
         zones: Vec<Zone>,
@@ -34,7 +35,7 @@ pub enum Rule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleAction {
     /// Forward to these servers, in order.
-    Forward(Vec<SocketAddr>),
+    Forward(Vec<ServerSpec>),
     /// `server=/x/#`: forward to the default upstreams.
     DefaultUpstream,
     /// `server=/x/`, `local=/x/`: answered here; NXDOMAIN for names without local data.
@@ -132,9 +133,20 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
     let Some(rest) = value.strip_prefix('/') else {
         return Ok((Vec::new(), value));
     };
-    let (domains, target) = rest
-        .rsplit_once('/')
-        .ok_or("a domain list must end with '/', as in /consul/")?;
+    // An encrypted server has slashes of its own: `/corp.example/tls://192.0.2.53#ns`.
+    let scheme = ["tls://", "https://"]
+        .iter()
+        .filter_map(|s| rest.find(s))
+        .min();
+    let (domains, target) = match scheme {
+        Some(i) => rest[..i]
+            .strip_suffix('/')
+            .map(|domains| (domains, &rest[i..]))
+            .ok_or("a domain list must end with '/', as in /corp.example/tls://192.0.2.53#ns")?,
+        None => rest
+            .rsplit_once('/')
+            .ok_or("a domain list must end with '/', as in /consul/")?,
+    };
     let zones = domains
         .split('/')
         .map(|d| match d {
@@ -450,8 +462,17 @@ pub fn reverse_zones(prefix: IpNet) -> Vec<Zone> {
         .collect()
 }
 
-/// An upstream server: `IP`, `IP#PORT`, `IP:PORT`, `[V6]:PORT` or `V6#PORT`; port 53 by default.
-pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
+/// An upstream server: `IP`, `IP#PORT`, `IP:PORT`, `[V6]:PORT` or `V6#PORT`
+/// (port 53, UDP with TCP fallback), or an encrypted one: `tls://IP[:PORT]#NAME`,
+/// `https://HOST[:PORT]/PATH[#NAME]` (see [`crate::encrypted::spec`]).
+pub fn parse_server(s: &str) -> Result<ServerSpec, String> {
+    match crate::encrypted::spec::parse(s) {
+        Some(encrypted) => encrypted,
+        None => parse_plain_server(s).map(ServerSpec::plain),
+    }
+}
+
+fn parse_plain_server(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
     let bad = || format!("{s:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT");
     if s.contains('@') {
@@ -482,6 +503,29 @@ mod tests {
             Rule::Zones { zones, .. } => zones.iter().map(ToString::to_string).collect(),
             _ => Vec::new(),
         }
+    }
+
+    #[test]
+    fn server_rules_take_encrypted_servers() {
+        let Rule::Zones { zones, action } =
+            Rule::parse("server=/corp.example/tls://192.0.2.53#ns.corp.example").unwrap()
+        else {
+            panic!("a zone rule");
+        };
+        assert_eq!(zones, [Zone::parse("corp.example").unwrap()]);
+        let RuleAction::Forward(servers) = action else {
+            panic!("forwards");
+        };
+        assert_eq!(
+            servers[0].to_string(),
+            "tls://192.0.2.53:853#ns.corp.example"
+        );
+        let Rule::DefaultServer(s) =
+            Rule::parse("server=https://192.0.2.1/dns-query#doh.example").unwrap()
+        else {
+            panic!("a default server");
+        };
+        assert_eq!(s.transport_name(), "https");
     }
 
     #[test]

@@ -1,0 +1,408 @@
+//! Encrypted upstreams: DNS over TLS (RFC 7858) and over HTTPS (RFC 8484),
+//! on hickory-net's TLS and HTTP/2 clients.
+//!
+//! A [`Client`] is the transport under one [`crate::upstream::Server`]: the
+//! failover, health, timeout and serve-stale rules above it are the same as for
+//! UDP servers. It keeps one connection and pipelines every query on it
+//! (RFC 7766 §6.2.1: many in flight, answers matched by ID; for HTTPS one
+//! HTTP/2 stream each, ID 0 per RFC 8484 §4.1). The handshake runs in a task
+//! of its own that every query arriving meanwhile waits on, so no query starts
+//! a second one, and a query that gives up does not abort it. A connection
+//! idle for [`IDLE_TIMEOUT`] is closed; one that breaks is replaced at once
+//! and its queries resent on the new one; a connect that fails is retried
+//! after a backoff that doubles up to [`MAX_BACKOFF`]. Reconnections resume
+//! the TLS session (rustls' session cache lives in the shared client config).
+
+pub mod https;
+pub mod spec;
+pub mod tls;
+pub mod trust;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use hickory_net::proto::op::{DnsRequest, DnsRequestOptions, Message};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::xfer::DnsExchange;
+use hickory_net::{DnsHandle as _, NetError};
+use rustls::ClientConfig;
+use tokio::sync::watch;
+
+pub use spec::{ServerSpec, Target, Transport};
+pub use trust::{HandshakeCounters, HandshakeFailure, Trust};
+
+use crate::upstream::{Ask, Failure};
+use crate::wire;
+
+/// A connection with no query for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first wait before connecting again after a failed connect.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Queries in flight on one connection (hickory's default is 32).
+const MAX_PIPELINED: usize = 1024;
+/// RFC 8467 §4.1: queries padded to a multiple of 128 octets.
+const PAD_BLOCK: usize = 128;
+
+type Exchange = DnsExchange<TokioRuntimeProvider>;
+
+/// The encrypted transport of one server.
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The entry as written (`tls://192.0.2.1:853#ns.example`), for logs.
+    label: String,
+    addr: SocketAddr,
+    https: bool,
+    name: String,
+    path: String,
+    trust: Arc<Trust>,
+    counters: OnceLock<HandshakeCounters>,
+    config: OnceLock<Result<Arc<ClientConfig>, String>>,
+    conn: Mutex<Conn>,
+}
+
+struct Conn {
+    state: State,
+    /// Bumped at each new connection, so a failure on an old one is not blamed on its successor.
+    generation: u64,
+    backoff: Duration,
+    last_used: Instant,
+}
+
+enum State {
+    Down {
+        retry_at: Instant,
+    },
+    /// The handshake under way; the value is set to its outcome.
+    Connecting(watch::Receiver<Option<Result<(), Failure>>>),
+    Up(Exchange),
+}
+
+impl Client {
+    /// The transport for `spec`, or `None` for a plain (UDP/TCP) entry.
+    pub fn new(spec: &ServerSpec) -> Option<Self> {
+        let target = spec.target()?;
+        Some(Self {
+            inner: Arc::new(Inner {
+                label: spec.to_string(),
+                addr: spec.addr,
+                https: matches!(spec.transport, Transport::Https(_)),
+                name: target.name.clone(),
+                path: target.path.clone(),
+                trust: target.trust.clone().unwrap_or_default(),
+                counters: OnceLock::new(),
+                config: OnceLock::new(),
+                conn: Mutex::new(Conn {
+                    state: State::Down {
+                        retry_at: Instant::now(),
+                    },
+                    generation: 0,
+                    backoff: FIRST_BACKOFF,
+                    last_used: Instant::now(),
+                }),
+            }),
+        })
+    }
+
+    /// Counts this server's handshake failures on `counters` (set once, before serving).
+    pub fn observed(&self, counters: HandshakeCounters) {
+        let _ = self.inner.counters.set(counters);
+    }
+
+    /// Asks `ask` over the connection, opening it if need be, before `deadline`.
+    /// The reply is checked against the question; the caller reads its RCODE.
+    pub async fn exchange(&self, ask: Ask<'_>, deadline: Instant) -> Result<Vec<u8>, Failure> {
+        let query = padded(ask.query(0));
+        let inner = &self.inner;
+        loop {
+            let (exchange, generation) = inner.connection(deadline).await?;
+            match send(&exchange, &query, deadline).await {
+                Ok(reply) if answers(&reply, ask) => return Ok(reply),
+                Ok(_) => return Err(Failure::BadReply),
+                Err(Sent::Timeout) => return Err(Failure::Timeout),
+                Err(Sent::Refused(e)) => {
+                    tracing::debug!(server = %inner.label, error = %e, "query failed on the connection");
+                    return Err(Failure::BadReply);
+                }
+                // Resent on a fresh connection until the deadline.
+                Err(Sent::Broken(e)) => inner.broken(generation, &e),
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn client_config(&self) -> Result<Arc<ClientConfig>, Failure> {
+        let counters = self
+            .counters
+            .get_or_init(HandshakeCounters::default)
+            .clone();
+        let alpn = self.https.then_some(&b"h2"[..]);
+        let config = self.config.get_or_init(|| {
+            trust::client_config(&self.trust, &self.label, counters, alpn)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        config.clone().map_err(|error| {
+            tracing::warn!(server = %self.label, %error, "cannot set up TLS for this server");
+            Failure::Network(io::ErrorKind::InvalidInput)
+        })
+    }
+
+    /// The open connection, or the outcome of the handshake this call starts
+    /// or joins. Waits out a backoff that ends before `deadline`.
+    async fn connection(self: &Arc<Self>, deadline: Instant) -> Result<(Exchange, u64), Failure> {
+        loop {
+            let next = {
+                let mut conn = self.conn.lock().expect("connection lock");
+                let now = Instant::now();
+                conn.last_used = now;
+                match &conn.state {
+                    State::Up(exchange) => return Ok((exchange.clone(), conn.generation)),
+                    State::Connecting(rx) => Next::Wait(rx.clone()),
+                    State::Down { retry_at } if *retry_at > now => Next::Sleep(*retry_at),
+                    State::Down { .. } => {
+                        let (tx, rx) = watch::channel(None);
+                        conn.state = State::Connecting(rx.clone());
+                        tokio::spawn(Arc::clone(self).connect(tx));
+                        Next::Wait(rx)
+                    }
+                }
+            };
+            let mut outcome = match next {
+                Next::Wait(rx) => rx,
+                Next::Sleep(retry_at) if retry_at >= deadline => {
+                    return Err(Failure::Network(io::ErrorKind::NotConnected));
+                }
+                Next::Sleep(retry_at) => {
+                    tokio::time::sleep_until(retry_at.into()).await;
+                    continue;
+                }
+            };
+            let result = outcome
+                .wait_for(Option::is_some)
+                .await
+                .map(|r| r.expect("waited for an outcome"));
+            match result {
+                Ok(Ok(())) => continue,
+                Ok(Err(failure)) => return Err(failure),
+                Err(_) => return Err(Failure::Network(io::ErrorKind::ConnectionAborted)),
+            }
+        }
+    }
+
+    /// Opens a connection and records the outcome for every query waiting on it.
+    async fn connect(self: Arc<Self>, tx: watch::Sender<Option<Result<(), Failure>>>) {
+        let result = match self.client_config() {
+            Ok(config) => {
+                let open = async {
+                    if self.https {
+                        https::connect(self.addr, &self.name, &self.path, config).await
+                    } else {
+                        tls::connect(self.addr, &self.name, config).await
+                    }
+                };
+                match tokio::time::timeout(MAX_BACKOFF, open).await {
+                    Ok(result) => result,
+                    Err(_) => Err(NetError::Timeout),
+                }
+            }
+            Err(failure) => {
+                let _ = tx.send(Some(Err(failure)));
+                self.set_down(MAX_BACKOFF);
+                return;
+            }
+        };
+        let outcome = match result {
+            Ok(exchange) => {
+                let generation = {
+                    let mut conn = self.conn.lock().expect("connection lock");
+                    conn.state = State::Up(exchange);
+                    conn.generation += 1;
+                    conn.backoff = FIRST_BACKOFF;
+                    conn.generation
+                };
+                tracing::debug!(server = %self.label, "connected");
+                tokio::spawn(Arc::clone(&self).close_when_idle(generation));
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(server = %self.label, %error, "could not connect to the upstream");
+                let backoff = {
+                    let conn = self.conn.lock().expect("connection lock");
+                    conn.backoff
+                };
+                self.set_down(backoff);
+                Err(match error {
+                    NetError::Timeout => Failure::Timeout,
+                    NetError::Io(e) => Failure::Network(e.kind()),
+                    _ => Failure::Network(io::ErrorKind::ConnectionAborted),
+                })
+            }
+        };
+        let _ = tx.send(Some(outcome));
+    }
+
+    fn set_down(&self, wait: Duration) {
+        let mut conn = self.conn.lock().expect("connection lock");
+        conn.state = State::Down {
+            retry_at: Instant::now() + wait,
+        };
+        conn.backoff = (wait * 2).min(MAX_BACKOFF);
+    }
+
+    /// The connection of `generation` failed under a query: the next query opens another.
+    fn broken(&self, generation: u64, error: &NetError) {
+        let mut conn = self.conn.lock().expect("connection lock");
+        if conn.generation == generation && matches!(conn.state, State::Up(_)) {
+            tracing::debug!(server = %self.label, %error, "connection lost; reconnecting");
+            conn.state = State::Down {
+                retry_at: Instant::now(),
+            };
+        }
+    }
+
+    /// Drops the connection once no query has used it for [`IDLE_TIMEOUT`].
+    async fn close_when_idle(self: Arc<Self>, generation: u64) {
+        let mut wake = Instant::now() + IDLE_TIMEOUT;
+        loop {
+            tokio::time::sleep_until(wake.into()).await;
+            let mut conn = self.conn.lock().expect("connection lock");
+            if conn.generation != generation || !matches!(conn.state, State::Up(_)) {
+                return;
+            }
+            let idle_until = conn.last_used + IDLE_TIMEOUT;
+            if idle_until <= Instant::now() {
+                tracing::debug!(server = %self.label, "closing an idle connection");
+                conn.state = State::Down {
+                    retry_at: Instant::now(),
+                };
+                return;
+            }
+            wake = idle_until;
+        }
+    }
+}
+
+/// What a query does after looking at the connection.
+enum Next {
+    /// Wait on the handshake under way.
+    Wait(watch::Receiver<Option<Result<(), Failure>>>),
+    /// Wait out the backoff, then connect.
+    Sleep(Instant),
+}
+
+enum Sent {
+    Timeout,
+    /// The connection is gone: the query may be resent on a new one.
+    Broken(NetError),
+    /// The server answered with an error of its own (an HTTP status, a bad message).
+    Refused(NetError),
+}
+
+async fn send(exchange: &Exchange, query: &[u8], deadline: Instant) -> Result<Vec<u8>, Sent> {
+    let message =
+        Message::from_vec(query).map_err(|e| Sent::Refused(NetError::from(e.to_string())))?;
+    let request = DnsRequest::new(message, DnsRequestOptions::default());
+    let mut replies = exchange.send(request);
+    match tokio::time::timeout_at(deadline.into(), replies.next()).await {
+        Err(_) => Err(Sent::Timeout),
+        Ok(Some(Ok(reply))) => Ok(reply.into_buffer()),
+        Ok(Some(Err(NetError::Timeout))) => Err(Sent::Timeout),
+        Ok(Some(Err(e @ (NetError::Io(_) | NetError::H2(_) | NetError::Busy)))) => {
+            Err(Sent::Broken(e))
+        }
+        Ok(Some(Err(e))) if is_closed(&e) => Err(Sent::Broken(e)),
+        Ok(Some(Err(e))) => Err(Sent::Refused(e)),
+        Ok(None) => Err(Sent::Broken(NetError::from("connection closed"))),
+    }
+}
+
+/// hickory reports a closed or dead connection as a message.
+fn is_closed(error: &NetError) -> bool {
+    let text = error.to_string();
+    [
+        "closed",
+        "canceled",
+        "shutdown",
+        "stream errored",
+        "NoConnections",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
+/// Whether `reply` answers `ask`: QR set, same question. hickory matched the
+/// ID on the connection (for HTTPS there is one stream per query).
+fn answers(reply: &[u8], ask: Ask<'_>) -> bool {
+    wire::Reply::header(reply).is_some_and(|r| r.asks(ask.lower, ask.qtype, ask.qclass))
+}
+
+/// Adds an EDNS Padding option (RFC 7830) so the query is a multiple of
+/// 128 octets long (RFC 8467 §4.1). `query` ends with the OPT record that
+/// [`wire::build_query`] writes, its RDLENGTH 0.
+fn padded(mut query: Vec<u8>) -> Vec<u8> {
+    const OPTION_HEADER: usize = 4;
+    let len = query.len() + OPTION_HEADER;
+    let pad = (PAD_BLOCK - len % PAD_BLOCK) % PAD_BLOCK;
+    let rdlen = query.len() - 2;
+    query[rdlen..].copy_from_slice(&((OPTION_HEADER + pad) as u16).to_be_bytes());
+    query.extend_from_slice(&12u16.to_be_bytes());
+    query.extend_from_slice(&(pad as u16).to_be_bytes());
+    query.resize(query.len() + pad, 0);
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_padded_to_128_octets_and_stay_so_through_hickory() {
+        for name in [
+            &b"\x01a\x00"[..],
+            b"\x07example\x03com\x00",
+            &[0x3f; 200][..],
+        ] {
+            let mut lower = name.to_vec();
+            if lower.len() == 200 {
+                // Three 63-octet labels.
+                lower = [
+                    &[63][..],
+                    &[b'a'; 63],
+                    &[63],
+                    &[b'b'; 63],
+                    &[63],
+                    &[b'c'; 63],
+                    &[0],
+                ]
+                .concat();
+            }
+            let ask = Ask {
+                lower: &lower,
+                qtype: 1,
+                qclass: 1,
+                dnssec_ok: true,
+                checking_disabled: false,
+            };
+            let query = padded(ask.query(0));
+            assert_eq!(query.len() % PAD_BLOCK, 0, "{} octets", query.len());
+            let message = Message::from_vec(&query).expect("a padded query parses");
+            let again = DnsRequest::new(message, DnsRequestOptions::default())
+                .to_vec()
+                .unwrap();
+            assert_eq!(
+                again.len() % PAD_BLOCK,
+                0,
+                "re-encoded: {} octets",
+                again.len()
+            );
+        }
+    }
+}
