@@ -58,6 +58,7 @@ struct Families {
     upstream_failures: Family<FailureLabels, Counter>,
     upstream_latency: Family<ServerLabels, Latency>,
     tls_handshake_failures: Family<FailureLabels, Counter>,
+    upstream_connections: Family<ServerLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -280,22 +281,26 @@ impl Metrics {
         }
     }
 
-    /// The TLS handshake failure counters of an encrypted server, by kind.
-    pub fn tls_handshake_failures(
-        &self,
-        route: &str,
-        server: &str,
-    ) -> crate::encrypted::HandshakeCounters {
-        let counter = |kind: crate::encrypted::HandshakeFailure| {
-            self.families
-                .tls_handshake_failures
+    /// The counters of an encrypted server: connections opened, and TLS
+    /// handshake failures by kind.
+    pub fn encrypted(&self, route: &str, server: &str) -> crate::encrypted::TransportMetrics {
+        use crate::encrypted::{HandshakeCounters, HandshakeFailure};
+        let f = &self.families;
+        let counter = |kind: HandshakeFailure| {
+            f.tls_handshake_failures
                 .get_or_create_owned(&FailureLabels {
                     route: route.to_string(),
                     server: server.to_string(),
                     kind: kind.label(),
                 })
         };
-        crate::encrypted::HandshakeCounters(crate::encrypted::HandshakeFailure::ALL.map(counter))
+        crate::encrypted::TransportMetrics {
+            failures: HandshakeCounters(HandshakeFailure::ALL.map(counter)),
+            connections: f.upstream_connections.get_or_create_owned(&ServerLabels {
+                route: route.to_string(),
+                server: server.to_string(),
+            }),
+        }
     }
 
     /// Client queries answered from the cache and sent upstream, over every
@@ -369,6 +374,7 @@ impl Families {
             upstream_failures: Family::default(),
             upstream_latency: Family::default(),
             tls_handshake_failures: Family::default(),
+            upstream_connections: Family::default(),
         };
         registry.register(
             "cache_hits",
@@ -410,6 +416,11 @@ impl Families {
             "TLS handshakes with an encrypted upstream that failed, by kind: expired, wrong_name, \
              unknown_issuer, pin_mismatch, other",
             f.tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "upstream_connections",
+            "Connections opened (TLS handshakes completed) to an encrypted upstream",
+            f.upstream_connections.clone(),
         );
         f
     }

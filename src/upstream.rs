@@ -146,7 +146,7 @@ impl Upstream {
             let server = Arc::get_mut(server).expect("servers are not shared before they serve");
             server.metrics = metrics.server(route, &server.label);
             if let Some(client) = &server.encrypted {
-                client.observed(metrics.tls_handshake_failures(route, &server.label));
+                client.observed(metrics.encrypted(route, &server.label));
             }
         }
         self.route = route.to_string();

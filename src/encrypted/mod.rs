@@ -20,6 +20,7 @@ pub mod trust;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -44,10 +45,22 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Queries in flight on one connection (hickory's default is 32).
 const MAX_PIPELINED: usize = 1024;
+/// How long a query waits for room when the connection's queue is full.
+const BUSY_WAIT: Duration = Duration::from_millis(2);
 /// RFC 8467 §4.1: queries padded to a multiple of 128 octets.
 const PAD_BLOCK: usize = 128;
 
 type Exchange = DnsExchange<TokioRuntimeProvider>;
+/// The task that drives one connection; it returns when the connection ends.
+type Background = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The counters of one encrypted server.
+#[derive(Clone, Debug, Default)]
+pub struct TransportMetrics {
+    /// Connections opened: TLS handshakes (and for HTTPS the HTTP/2 preface) completed.
+    pub connections: prometheus_client::metrics::counter::Counter,
+    pub failures: HandshakeCounters,
+}
 
 /// The encrypted transport of one server.
 pub struct Client {
@@ -62,7 +75,7 @@ struct Inner {
     name: String,
     path: String,
     trust: Arc<Trust>,
-    counters: OnceLock<HandshakeCounters>,
+    metrics: OnceLock<TransportMetrics>,
     config: OnceLock<Result<Arc<ClientConfig>, String>>,
     conn: Mutex<Conn>,
 }
@@ -81,7 +94,11 @@ enum State {
     },
     /// The handshake under way; the value is set to its outcome.
     Connecting(watch::Receiver<Option<Result<(), Failure>>>),
-    Up(Exchange),
+    /// The connection; `closed` is set when its background task ends.
+    Up {
+        exchange: Exchange,
+        closed: Arc<AtomicBool>,
+    },
 }
 
 impl Client {
@@ -96,7 +113,7 @@ impl Client {
                 name: target.name.clone(),
                 path: target.path.clone(),
                 trust: target.trust.clone().unwrap_or_default(),
-                counters: OnceLock::new(),
+                metrics: OnceLock::new(),
                 config: OnceLock::new(),
                 conn: Mutex::new(Conn {
                     state: State::Down {
@@ -110,9 +127,9 @@ impl Client {
         })
     }
 
-    /// Counts this server's handshake failures on `counters` (set once, before serving).
-    pub fn observed(&self, counters: HandshakeCounters) {
-        let _ = self.inner.counters.set(counters);
+    /// Counts this server's connections and handshake failures (set once, before serving).
+    pub fn observed(&self, metrics: TransportMetrics) {
+        let _ = self.inner.metrics.set(metrics);
     }
 
     /// Asks `ask` over the connection, opening it if need be, before `deadline`.
@@ -121,8 +138,8 @@ impl Client {
         let query = padded(ask.query(0));
         let inner = &self.inner;
         loop {
-            let (exchange, generation) = inner.connection(deadline).await?;
-            match send(&exchange, &query, deadline).await {
+            let connection = inner.connection(deadline).await?;
+            match send(&connection, &query, deadline).await {
                 Ok(reply) if answers(&reply, ask) => return Ok(reply),
                 Ok(_) => return Err(Failure::BadReply),
                 Err(Sent::Timeout) => return Err(Failure::Timeout),
@@ -131,18 +148,19 @@ impl Client {
                     return Err(Failure::BadReply);
                 }
                 // Resent on a fresh connection until the deadline.
-                Err(Sent::Broken(e)) => inner.broken(generation, &e),
+                Err(Sent::Broken(e)) => inner.broken(connection.generation, &e),
             }
         }
     }
 }
 
 impl Inner {
+    fn metrics(&self) -> &TransportMetrics {
+        self.metrics.get_or_init(TransportMetrics::default)
+    }
+
     fn client_config(&self) -> Result<Arc<ClientConfig>, Failure> {
-        let counters = self
-            .counters
-            .get_or_init(HandshakeCounters::default)
-            .clone();
+        let counters = self.metrics().failures.clone();
         let alpn = self.https.then_some(&b"h2"[..]);
         let config = self.config.get_or_init(|| {
             trust::client_config(&self.trust, &self.label, counters, alpn)
@@ -157,14 +175,20 @@ impl Inner {
 
     /// The open connection, or the outcome of the handshake this call starts
     /// or joins. Waits out a backoff that ends before `deadline`.
-    async fn connection(self: &Arc<Self>, deadline: Instant) -> Result<(Exchange, u64), Failure> {
+    async fn connection(self: &Arc<Self>, deadline: Instant) -> Result<Connection, Failure> {
         loop {
             let next = {
                 let mut conn = self.conn.lock().expect("connection lock");
                 let now = Instant::now();
                 conn.last_used = now;
                 match &conn.state {
-                    State::Up(exchange) => return Ok((exchange.clone(), conn.generation)),
+                    State::Up { exchange, closed } => {
+                        return Ok(Connection {
+                            exchange: exchange.clone(),
+                            closed: Arc::clone(closed),
+                            generation: conn.generation,
+                        });
+                    }
                     State::Connecting(rx) => Next::Wait(rx.clone()),
                     State::Down { retry_at } if *retry_at > now => Next::Sleep(*retry_at),
                     State::Down { .. } => {
@@ -191,7 +215,15 @@ impl Inner {
                 .map(|r| r.expect("waited for an outcome"));
             match result {
                 Ok(Ok(())) => continue,
-                Ok(Err(failure)) => return Err(failure),
+                // A certificate or TLS failure will not mend by itself: the
+                // server fails now, and failover moves on.
+                Ok(Err(failure @ Failure::Network(io::ErrorKind::InvalidData))) => {
+                    return Err(failure);
+                }
+                // Refused or reset (a server restarting): again after the
+                // backoff, while the query has time.
+                Ok(Err(failure)) if Instant::now() >= deadline => return Err(failure),
+                Ok(Err(_)) => continue,
                 Err(_) => return Err(Failure::Network(io::ErrorKind::ConnectionAborted)),
             }
         }
@@ -203,9 +235,9 @@ impl Inner {
             Ok(config) => {
                 let open = async {
                     if self.https {
-                        https::connect(self.addr, &self.name, &self.path, config).await
+                        https::connect(self.addr, &self.name, &self.path, config, MAX_BACKOFF).await
                     } else {
-                        tls::connect(self.addr, &self.name, config).await
+                        tls::connect(self.addr, &self.name, config, MAX_BACKOFF).await
                     }
                 };
                 match tokio::time::timeout(MAX_BACKOFF, open).await {
@@ -220,14 +252,25 @@ impl Inner {
             }
         };
         let outcome = match result {
-            Ok(exchange) => {
+            Ok((exchange, background)) => {
+                let closed = Arc::new(AtomicBool::new(false));
                 let generation = {
                     let mut conn = self.conn.lock().expect("connection lock");
-                    conn.state = State::Up(exchange);
+                    conn.state = State::Up {
+                        exchange,
+                        closed: Arc::clone(&closed),
+                    };
                     conn.generation += 1;
                     conn.backoff = FIRST_BACKOFF;
                     conn.generation
                 };
+                let me = Arc::clone(&self);
+                tokio::spawn(async move {
+                    background.await;
+                    closed.store(true, Ordering::Release);
+                    me.broken(generation, &NetError::from("connection closed"));
+                });
+                self.metrics().connections.inc();
                 tracing::debug!(server = %self.label, "connected");
                 tokio::spawn(Arc::clone(&self).close_when_idle(generation));
                 Ok(())
@@ -260,7 +303,7 @@ impl Inner {
     /// The connection of `generation` failed under a query: the next query opens another.
     fn broken(&self, generation: u64, error: &NetError) {
         let mut conn = self.conn.lock().expect("connection lock");
-        if conn.generation == generation && matches!(conn.state, State::Up(_)) {
+        if conn.generation == generation && matches!(conn.state, State::Up { .. }) {
             tracing::debug!(server = %self.label, %error, "connection lost; reconnecting");
             conn.state = State::Down {
                 retry_at: Instant::now(),
@@ -274,7 +317,7 @@ impl Inner {
         loop {
             tokio::time::sleep_until(wake.into()).await;
             let mut conn = self.conn.lock().expect("connection lock");
-            if conn.generation != generation || !matches!(conn.state, State::Up(_)) {
+            if conn.generation != generation || !matches!(conn.state, State::Up { .. }) {
                 return;
             }
             let idle_until = conn.last_used + IDLE_TIMEOUT;
@@ -288,6 +331,13 @@ impl Inner {
             wake = idle_until;
         }
     }
+}
+
+/// The open connection as a query takes it.
+struct Connection {
+    exchange: Exchange,
+    closed: Arc<AtomicBool>,
+    generation: u64,
 }
 
 /// What a query does after looking at the connection.
@@ -306,22 +356,39 @@ enum Sent {
     Refused(NetError),
 }
 
-async fn send(exchange: &Exchange, query: &[u8], deadline: Instant) -> Result<Vec<u8>, Sent> {
+async fn send(connection: &Connection, query: &[u8], deadline: Instant) -> Result<Vec<u8>, Sent> {
     let message =
         Message::from_vec(query).map_err(|e| Sent::Refused(NetError::from(e.to_string())))?;
     let request = DnsRequest::new(message, DnsRequestOptions::default());
-    let mut replies = exchange.send(request);
-    match tokio::time::timeout_at(deadline.into(), replies.next()).await {
-        Err(_) => Err(Sent::Timeout),
-        Ok(Some(Ok(reply))) => Ok(reply.into_buffer()),
-        Ok(Some(Err(NetError::Timeout))) => Err(Sent::Timeout),
-        Ok(Some(Err(e @ (NetError::Io(_) | NetError::H2(_) | NetError::Busy)))) => {
-            Err(Sent::Broken(e))
-        }
-        Ok(Some(Err(e))) if is_closed(&e) => Err(Sent::Broken(e)),
-        Ok(Some(Err(e))) => Err(Sent::Refused(e)),
-        Ok(None) => Err(Sent::Broken(NetError::from("connection closed"))),
+    loop {
+        let mut replies = connection.exchange.send(request.clone());
+        let reply = tokio::time::timeout_at(deadline.into(), replies.next())
+            .await
+            .map_err(|_| Sent::Timeout)?;
+        return match reply {
+            Some(Ok(reply)) => Ok(reply.into_buffer()),
+            // The connection's queue is full for a moment (a burst): wait
+            // for room rather than open another connection.
+            // hickory reports a queue whose connection has ended as busy too.
+            Some(Err(e)) if is_busy(&e) && connection.closed.load(Ordering::Acquire) => {
+                Err(Sent::Broken(e))
+            }
+            Some(Err(e)) if is_busy(&e) => {
+                tokio::time::sleep(BUSY_WAIT).await;
+                continue;
+            }
+            Some(Err(NetError::Timeout)) => Err(Sent::Timeout),
+            Some(Err(e @ (NetError::Io(_) | NetError::H2(_)))) => Err(Sent::Broken(e)),
+            Some(Err(e)) if is_closed(&e) => Err(Sent::Broken(e)),
+            Some(Err(e)) => Err(Sent::Refused(e)),
+            None => Err(Sent::Broken(NetError::from("connection closed"))),
+        };
     }
+}
+
+/// hickory's queues towards the connection are full: `Busy`, or a message.
+fn is_busy(error: &NetError) -> bool {
+    matches!(error, NetError::Busy) || error.to_string().contains("channel is full")
 }
 
 /// hickory reports a closed or dead connection as a message.

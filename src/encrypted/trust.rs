@@ -206,8 +206,11 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    if let Some(alpn) = alpn {
-        config.alpn_protocols = vec![alpn.to_vec()];
+    match alpn {
+        Some(alpn) => config.alpn_protocols = vec![alpn.to_vec()],
+        // DoT has a port of its own and no virtual hosts: the name is
+        // verified without being sent in clear text (as hickory does).
+        None => config.enable_sni = false,
     }
     Ok(config)
 }
