@@ -134,10 +134,10 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
         return Ok((Vec::new(), value));
     };
     // An encrypted server has slashes of its own: `/corp.example/tls://192.0.2.53#ns`.
-    let scheme = ["tls://", "https://"]
-        .iter()
-        .filter_map(|s| rest.find(s))
-        .min();
+    // The server starts after the last '/' before its "://".
+    let scheme = rest
+        .find("://")
+        .and_then(|j| rest[..j].rfind('/').map(|i| i + 1));
     let (domains, target) = match scheme {
         Some(i) => rest[..i]
             .strip_suffix('/')

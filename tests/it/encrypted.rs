@@ -391,3 +391,61 @@ async fn kdig_sees_what_splitdns_sees() {
         ResponseCode::ServFail
     );
 }
+
+fn config_error(text: &str) -> String {
+    splitdns::config::Config::from_toml(text, std::path::Path::new("splitdns.toml"))
+        .expect_err("the config is rejected")
+        .to_string()
+}
+
+/// Errors an operator can cause name the file, line, key and value, and say how to fix it.
+#[test]
+fn encrypted_entries_that_cannot_work_are_config_errors() {
+    let err = config_error("[upstream]\nservers = [\"https://dns.quad9.net/dns-query\"]\n");
+    assert!(
+        err.starts_with(
+            "splitdns.toml:2: [upstream] servers = \"https://dns.quad9.net/dns-query\""
+        ) && err.contains("bootstrap = { \"dns.quad9.net\" = \"ADDRESS\" }"),
+        "{err}"
+    );
+    let err = config_error(
+        "[upstream]\nservers = [\"tls://9.9.9.9#dns.quad9.net\"]\npin_sha256 = [\"abc\"]\n",
+    );
+    assert!(
+        err.starts_with("splitdns.toml:3: [upstream] pin_sha256 = \"abc\""),
+        "{err}"
+    );
+    assert!(err.contains("base64"), "{err}");
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let text = format!(
+        "[[route]]\nzones = [\"corp.example\"]\nservers = [\"tls://192.0.2.53#ns.corp.example\"]\nca_file = \"{}\"\n",
+        empty.path().display()
+    );
+    let err = config_error(&text);
+    assert!(
+        err.starts_with("splitdns.toml:4: [[route]] #1 ca_file"),
+        "{err}"
+    );
+    assert!(err.contains("no PEM certificate"), "{err}");
+    let err = config_error("rules = [\"server=/corp.example/quic://192.0.2.53\"]\n");
+    assert!(err.contains("unknown transport \"quic\""), "{err}");
+}
+
+/// One entry switches a route to DoT: a rule line, with `[upstream]`'s CA, parses to the
+/// transport and the name it verifies, as `splitdns check` prints it.
+#[test]
+fn a_rule_line_switches_a_zone_to_dns_over_tls() {
+    let pki = Pki::new();
+    let text = format!(
+        "rules = [\"server=/corp.example/tls://192.0.2.53#ns.corp.example\"]\n[upstream]\nservers = [\"192.0.2.1\"]\nca_file = \"{}\"\n",
+        pki.ca_file().display()
+    );
+    let config = harness::parse(&text);
+    let router = splitdns::router::Router::new(&config, config.upstream.servers.clone());
+    let table = router.to_string();
+    assert!(
+        table.contains("corp.example. -> tls://192.0.2.53:853#ns.corp.example"),
+        "{table}"
+    );
+    assert!(table.contains(". -> 192.0.2.1:53"), "{table}");
+}
