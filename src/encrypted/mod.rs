@@ -21,7 +21,7 @@ pub mod trust;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -43,6 +43,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first wait before connecting again after a failed connect.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How many connections a query is tried on when the one it was sent on breaks.
+const RESENDS: usize = 3;
 /// Queries in flight on one connection (hickory's default is 32).
 const MAX_PIPELINED: usize = 1024;
 /// How long a query waits for room when the connection's queue is full.
@@ -135,9 +137,15 @@ impl Client {
     /// Asks `ask` over the connection, opening it if need be, before `deadline`.
     /// The reply is checked against the question; the caller reads its RCODE.
     pub async fn exchange(&self, ask: Ask<'_>, deadline: Instant) -> Result<Vec<u8>, Failure> {
+        tokio::time::timeout_at(deadline.into(), self.exchange_until(ask, deadline))
+            .await
+            .unwrap_or(Err(Failure::Timeout))
+    }
+
+    async fn exchange_until(&self, ask: Ask<'_>, deadline: Instant) -> Result<Vec<u8>, Failure> {
         let query = padded(ask.query(0));
         let inner = &self.inner;
-        loop {
+        for _ in 0..RESENDS {
             let connection = inner.connection(deadline).await?;
             match send(&connection, &query, deadline).await {
                 Ok(reply) if answers(&reply, ask) => return Ok(reply),
@@ -147,10 +155,11 @@ impl Client {
                     tracing::debug!(server = %inner.label, error = %e, "query failed on the connection");
                     return Err(Failure::BadReply);
                 }
-                // Resent on a fresh connection until the deadline.
+                // Sent again on a fresh connection.
                 Err(Sent::Broken(e)) => inner.broken(connection.generation, &e),
             }
         }
+        Err(Failure::Network(io::ErrorKind::ConnectionReset))
     }
 }
 
@@ -264,15 +273,19 @@ impl Inner {
                     conn.backoff = FIRST_BACKOFF;
                     conn.generation
                 };
-                let me = Arc::clone(&self);
+                // Weak: a server dropped with its routing table (a reload)
+                // takes its connection with it.
+                let me = Arc::downgrade(&self);
                 tokio::spawn(async move {
                     background.await;
                     closed.store(true, Ordering::Release);
-                    me.broken(generation, &NetError::from("connection closed"));
+                    if let Some(me) = me.upgrade() {
+                        me.broken(generation, &NetError::from("connection closed"));
+                    }
                 });
                 self.metrics().connections.inc();
                 tracing::debug!(server = %self.label, "connected");
-                tokio::spawn(Arc::clone(&self).close_when_idle(generation));
+                tokio::spawn(close_when_idle(Arc::downgrade(&self), generation));
                 Ok(())
             }
             Err(error) => {
@@ -310,26 +323,29 @@ impl Inner {
             };
         }
     }
+}
 
-    /// Drops the connection once no query has used it for [`IDLE_TIMEOUT`].
-    async fn close_when_idle(self: Arc<Self>, generation: u64) {
-        let mut wake = Instant::now() + IDLE_TIMEOUT;
-        loop {
-            tokio::time::sleep_until(wake.into()).await;
-            let mut conn = self.conn.lock().expect("connection lock");
-            if conn.generation != generation || !matches!(conn.state, State::Up { .. }) {
-                return;
-            }
-            let idle_until = conn.last_used + IDLE_TIMEOUT;
-            if idle_until <= Instant::now() {
-                tracing::debug!(server = %self.label, "closing an idle connection");
-                conn.state = State::Down {
-                    retry_at: Instant::now(),
-                };
-                return;
-            }
-            wake = idle_until;
+/// Drops the connection of `generation` once no query has used it for [`IDLE_TIMEOUT`].
+async fn close_when_idle(inner: Weak<Inner>, generation: u64) {
+    let mut wake = Instant::now() + IDLE_TIMEOUT;
+    loop {
+        tokio::time::sleep_until(wake.into()).await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let mut conn = inner.conn.lock().expect("connection lock");
+        if conn.generation != generation || !matches!(conn.state, State::Up { .. }) {
+            return;
         }
+        let idle_until = conn.last_used + IDLE_TIMEOUT;
+        if idle_until <= Instant::now() {
+            tracing::debug!(server = %inner.label, "closing an idle connection");
+            conn.state = State::Down {
+                retry_at: Instant::now(),
+            };
+            return;
+        }
+        wake = idle_until;
     }
 }
 
