@@ -7,6 +7,7 @@
 //! Why this file is long: one parser per supported option, each short, and
 //! two hundred lines of tests.
 
+use super::server_spec::ServerSpec;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hickory_proto::rr::rdata::{CNAME, MX, PTR, SRV, TXT};
@@ -20,7 +21,7 @@ use crate::dns::zone::Zone;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
     /// `server=ADDR`: one more default upstream.
-    DefaultServer(SocketAddr),
+    DefaultServer(ServerSpec),
     /// A rule for one or more zones.
     Zones {
         zones: Vec<Zone>,
@@ -37,7 +38,7 @@ pub enum Rule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleAction {
     /// Forward to these servers, in order.
-    Forward(Vec<SocketAddr>),
+    Forward(Vec<ServerSpec>),
     /// `server=/x/#`: forward to the default upstreams.
     DefaultUpstream,
     /// `server=/x/`, `local=/x/`: answered here; NXDOMAIN for names without local data.
@@ -138,9 +139,20 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
     let Some(rest) = value.strip_prefix('/') else {
         return Ok((Vec::new(), value));
     };
-    let (domains, target) = rest
-        .rsplit_once('/')
-        .ok_or("a domain list must end with '/', as in /consul/")?;
+    // An encrypted server has slashes of its own: `/corp.example/tls://192.0.2.53#ns`.
+    // The server starts after the last '/' before its "://".
+    let scheme = rest
+        .find("://")
+        .and_then(|j| rest[..j].rfind('/').map(|i| i + 1));
+    let (domains, target) = match scheme {
+        Some(i) => rest[..i]
+            .strip_suffix('/')
+            .map(|domains| (domains, &rest[i..]))
+            .ok_or("a domain list must end with '/', as in /corp.example/tls://192.0.2.53#ns")?,
+        None => rest
+            .rsplit_once('/')
+            .ok_or("a domain list must end with '/', as in /consul/")?,
+    };
     let zones = domains
         .split('/')
         .map(|d| match d {
@@ -456,8 +468,17 @@ pub fn reverse_zones(prefix: IpNet) -> Vec<Zone> {
         .collect()
 }
 
-/// An upstream server: `IP`, `IP#PORT`, `IP:PORT`, `[V6]:PORT` or `V6#PORT`; port 53 by default.
-pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
+/// An upstream server: `IP`, `IP#PORT`, `IP:PORT`, `[V6]:PORT` or `V6#PORT`
+/// (port 53, UDP with TCP fallback), or an encrypted one: `tls://IP[:PORT]#NAME`,
+/// `https://HOST[:PORT]/PATH[#NAME]` (see [`super::server_spec`]).
+pub fn parse_server(s: &str) -> Result<ServerSpec, String> {
+    match super::server_spec::parse(s) {
+        Some(encrypted) => encrypted,
+        None => parse_plain_server(s).map(ServerSpec::plain),
+    }
+}
+
+fn parse_plain_server(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
     let bad = || format!("{s:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT");
     if s.contains('@') {
@@ -488,6 +509,29 @@ mod tests {
             Rule::Zones { zones, .. } => zones.iter().map(ToString::to_string).collect(),
             _ => Vec::new(),
         }
+    }
+
+    #[test]
+    fn server_rules_take_encrypted_servers() {
+        let Rule::Zones { zones, action } =
+            Rule::parse("server=/corp.example/tls://192.0.2.53#ns.corp.example").unwrap()
+        else {
+            panic!("a zone rule");
+        };
+        assert_eq!(zones, [Zone::parse("corp.example").unwrap()]);
+        let RuleAction::Forward(servers) = action else {
+            panic!("forwards");
+        };
+        assert_eq!(
+            servers[0].to_string(),
+            "tls://192.0.2.53:853#ns.corp.example"
+        );
+        let Rule::DefaultServer(s) =
+            Rule::parse("server=https://192.0.2.1/dns-query#doh.example").unwrap()
+        else {
+            panic!("a default server");
+        };
+        assert_eq!(s.transport_name(), "https");
     }
 
     #[test]

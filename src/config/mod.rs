@@ -17,13 +17,20 @@ mod include;
 pub mod local;
 pub mod reference;
 mod rules;
+pub(crate) mod server_spec;
+pub(crate) mod trust;
 mod upstream;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+
+use std::sync::Arc;
+
+use server_spec::ServerSpec;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use trust::Trust;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -33,7 +40,7 @@ use toml::Spanned;
 use crate::dns::zone::Zone;
 pub use control::ControlConfig;
 use control::RawControl;
-use dnsmasq::Rule;
+use dnsmasq::{Rule, RuleAction};
 pub use local::{LocalConfig, StaticRecord};
 use local::{RawLocal, RawRecord};
 pub use upstream::Strategy;
@@ -131,7 +138,7 @@ pub enum Listen {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     /// Explicit servers; when empty, `resolv_conf` is read at start.
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<ServerSpec>,
     pub resolv_conf: PathBuf,
     /// Per attempt, per server.
     pub timeout: Duration,
@@ -172,7 +179,7 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RouteAction {
     /// Forward to these servers, in order.
-    Forward(Vec<SocketAddr>),
+    Forward(Vec<ServerSpec>),
     /// Forward to the default upstreams (`[[route]]` without servers,
     /// `server=/x/#`).
     DefaultUpstream,
@@ -379,6 +386,11 @@ struct RawUpstream {
     strategy: Option<Spanned<String>>,
     #[serde(default)]
     filter_aaaa: bool,
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pin_sha256: Vec<Spanned<String>>,
+    #[serde(default)]
+    bootstrap: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -393,6 +405,9 @@ struct RawRoute {
     strategy: Option<Spanned<String>>,
     rewrite: Option<Spanned<String>>,
     filter_aaaa: Option<bool>,
+    ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pin_sha256: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -448,9 +463,11 @@ impl Config {
         let mut hash = Sha256::new();
         hash.update(text.as_bytes());
         let mut entries = Entries {
-            default_servers: src.servers("[upstream] servers", &raw.upstream.servers)?,
+            encrypted: src.encrypted_defaults(&raw.upstream)?,
             ..Entries::default()
         };
+        entries.default_servers =
+            src.servers("[upstream] servers", &raw.upstream.servers, None, &entries)?;
         src.add_entries(&raw.rules, &raw.route, &raw.record, &mut entries)?;
         let mut included = Vec::new();
         for (path, kind) in expanded.files {
@@ -527,12 +544,14 @@ hosts_files = [\"/etc/hosts\"]
 /// gathered before they are checked against each other.
 #[derive(Default)]
 struct Entries {
-    default_servers: Vec<SocketAddr>,
+    default_servers: Vec<ServerSpec>,
     /// Zone rule lines, folded into routes once all are read.
     zone_rules: Vec<rules::Placed>,
     /// `[[route]]` tables.
     routes: Vec<RouteConfig>,
     records: Vec<StaticRecord>,
+    /// `[upstream]`'s trust and bootstrap addresses for encrypted servers.
+    encrypted: server_spec::Defaults,
 }
 
 /// The text being validated, so every error can point at its line.
@@ -582,13 +601,14 @@ impl Source<'_> {
         into: &mut Entries,
     ) -> Result<(), ConfigError> {
         for (i, rule) in rules.iter().enumerate() {
-            let parsed = Rule::parse(rule.get_ref())
-                .map_err(|problem| self.invalid(&format!("rules[{i}]"), rule, problem))?;
             let at = self.place(format!("rules[{i}] (line {})", self.line_of(rule.span())));
-            into.add_rule(parsed, at);
+            Rule::parse(rule.get_ref())
+                .and_then(|parsed| into.add_rule(parsed, at))
+                .map_err(|problem| self.invalid(&format!("rules[{i}]"), rule, problem))?;
         }
         for (i, route) in routes.iter().enumerate() {
-            into.routes.push(self.route(i, route)?);
+            let route = self.route(i, route, into)?;
+            into.routes.push(route);
         }
         for record in records {
             into.records.push(self.record(record)?);
@@ -638,13 +658,15 @@ impl Source<'_> {
             if text.is_empty() {
                 continue;
             }
-            let rule = Rule::parse(text).map_err(|problem| ConfigError::Line {
-                path: self.path.clone(),
-                line: i + 1,
-                text: text.to_string(),
-                problem,
-            })?;
-            into.add_rule(rule, format!("{}:{}", self.path, i + 1));
+            let at = format!("{}:{}", self.path, i + 1);
+            Rule::parse(text)
+                .and_then(|rule| into.add_rule(rule, at))
+                .map_err(|problem| ConfigError::Line {
+                    path: self.path.clone(),
+                    line: i + 1,
+                    text: text.to_string(),
+                    problem,
+                })?;
         }
         Ok(())
     }
@@ -655,6 +677,7 @@ impl Source<'_> {
             zone_rules,
             routes: tables,
             records,
+            encrypted: _,
         } = entries;
         let mut routes = rules::fold(&zone_rules).map_err(|c| ConfigError::RuleConflict {
             path: self.path.clone(),
@@ -765,7 +788,12 @@ impl Source<'_> {
         })
     }
 
-    fn route(&self, i: usize, route: &Spanned<RawRoute>) -> Result<RouteConfig, ConfigError> {
+    fn route(
+        &self,
+        i: usize,
+        route: &Spanned<RawRoute>,
+        entries: &Entries,
+    ) -> Result<RouteConfig, ConfigError> {
         let key = format!("[[route]] #{}", i + 1);
         let raw = route.get_ref();
         let mut zones = Vec::new();
@@ -784,7 +812,13 @@ impl Source<'_> {
                 problem: "a route needs at least one zone, e.g. zones = [\"consul\"]".into(),
             });
         }
-        let servers = self.servers(&format!("{key} servers"), &raw.servers)?;
+        let trust = self.trust(&key, raw.ca_file.as_ref(), &raw.pin_sha256)?;
+        let servers = self.servers(
+            &format!("{key} servers"),
+            &raw.servers,
+            trust.as_ref(),
+            entries,
+        )?;
         let rewrite = match &raw.rewrite {
             Some(target) => Some(
                 Zone::parse(target.get_ref())
@@ -813,10 +847,67 @@ impl Source<'_> {
         })
     }
 
-    fn servers(&self, key: &str, raw: &[Spanned<String>]) -> Result<Vec<SocketAddr>, ConfigError> {
+    /// Server entries; encrypted ones get `trust` (else `[upstream]`'s) and
+    /// their bootstrap address.
+    fn servers(
+        &self,
+        key: &str,
+        raw: &[Spanned<String>],
+        trust: Option<&Arc<Trust>>,
+        entries: &Entries,
+    ) -> Result<Vec<ServerSpec>, ConfigError> {
+        let parse = |s: &str| {
+            let mut spec = dnsmasq::parse_server(s)?;
+            spec.finish(trust, &entries.encrypted)?;
+            Ok::<_, String>(spec)
+        };
         raw.iter()
-            .map(|s| dnsmasq::parse_server(s.get_ref()).map_err(|p| self.invalid(key, s, p)))
+            .map(|s| parse(s.get_ref()).map_err(|p| self.invalid(key, s, p)))
             .collect()
+    }
+
+    /// `ca_file` and `pin_sha256` of `[upstream]` or a route; `None` when neither is set.
+    fn trust(
+        &self,
+        table: &str,
+        ca_file: Option<&Spanned<String>>,
+        pins: &[Spanned<String>],
+    ) -> Result<Option<Arc<Trust>>, ConfigError> {
+        if ca_file.is_none() && pins.is_empty() {
+            return Ok(None);
+        }
+        let texts: Vec<String> = pins.iter().map(|p| p.get_ref().clone()).collect();
+        let path = ca_file.map(|f| PathBuf::from(f.get_ref()));
+        Trust::load(path.as_deref(), &texts)
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|(i, problem)| match pins.get(i) {
+                Some(pin) => self.invalid(&format!("{table} pin_sha256"), pin, problem),
+                None => self.invalid(
+                    &format!("{table} ca_file"),
+                    ca_file.expect("only ca_file fails without a pin"),
+                    problem,
+                ),
+            })
+    }
+
+    /// `[upstream]`'s trust and `bootstrap`, for every encrypted server entry.
+    fn encrypted_defaults(&self, raw: &RawUpstream) -> Result<server_spec::Defaults, ConfigError> {
+        let trust = self.trust("[upstream]", raw.ca_file.as_ref(), &raw.pin_sha256)?;
+        let mut bootstrap = std::collections::HashMap::new();
+        for (host, addr) in &raw.bootstrap {
+            let ip: IpAddr = addr.get_ref().parse().map_err(|_| {
+                self.invalid(
+                    &format!("[upstream] bootstrap.{host:?}"),
+                    addr,
+                    "expected the IP address to connect to for this host name, e.g. \"9.9.9.9\"",
+                )
+            })?;
+            bootstrap.insert(host.trim_end_matches('.').to_ascii_lowercase(), ip);
+        }
+        Ok(server_spec::Defaults {
+            trust: trust.unwrap_or_default(),
+            bootstrap,
+        })
     }
 
     fn timeout(&self, key: &str, raw: Option<&Spanned<String>>) -> Result<Duration, ConfigError> {
@@ -1046,7 +1137,20 @@ impl RouteConfig {
 }
 
 impl Entries {
-    fn add_rule(&mut self, rule: Rule, at: String) {
+    /// Adds a parsed rule line; its encrypted servers get `[upstream]`'s trust.
+    fn add_rule(&mut self, mut rule: Rule, at: String) -> Result<(), String> {
+        match &mut rule {
+            Rule::DefaultServer(server) => server.finish(None, &self.encrypted)?,
+            Rule::Zones {
+                action: RuleAction::Forward(servers),
+                ..
+            } => {
+                for server in servers {
+                    server.finish(None, &self.encrypted)?;
+                }
+            }
+            _ => {}
+        }
         match rule {
             Rule::DefaultServer(server) => self.default_servers.push(server),
             Rule::Records(more) => self.records.extend(more),
@@ -1054,6 +1158,7 @@ impl Entries {
                 self.zone_rules.push(rules::Placed { rule, at })
             }
         }
+        Ok(())
     }
 }
 

@@ -128,7 +128,7 @@ pub const KEYS: &[Key] = &[
         key: "servers",
         kind: "list of servers",
         default: "`[]`",
-        meaning: "Default upstreams for names outside every zone, asked in order. `server=ADDR` rules are appended.",
+        meaning: "Default upstreams for names outside every zone, asked in order. `server=ADDR` rules are appended. An entry is `IP`, `IP#PORT` or `[V6]:PORT` (UDP, TCP when truncated), `tls://IP[:PORT]#NAME` (DNS over TLS, port 853) or `https://HOST[:PORT]/PATH[#NAME]` (DNS over HTTPS, port 443); `NAME` is the name the certificate must be valid for (see [Encrypted upstreams](#encrypted-upstreams)).",
     },
     Key {
         table: "[upstream]",
@@ -164,6 +164,27 @@ pub const KEYS: &[Key] = &[
         kind: "bool",
         default: "`false`",
         meaning: "AAAA queries get NODATA without being forwarded (dnsmasq's `filter-AAAA`). It is also the default for routes. Local data is still answered.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "ca_file",
+        kind: "path",
+        default: "the system's CA store",
+        meaning: "PEM file of the CAs that encrypted (`tls://`, `https://`) servers' certificates must chain to, in place of the system's store (`/etc/ssl/certs`). It is also the default for routes and for servers in rule lines.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "pin_sha256",
+        kind: "list of strings",
+        default: "`[]`",
+        meaning: "SPKI pins (RFC 7858 §4.2): base64 SHA-256 digests of a public key; an encrypted server's certificate must carry one of them, on top of chaining to a trusted CA. It is also the default for routes and rule lines.",
+    },
+    Key {
+        table: "[upstream]",
+        key: "bootstrap",
+        kind: "table of host = IP",
+        default: "`{}`",
+        meaning: "Addresses to connect to for the host names of encrypted entries (`https://dns.quad9.net/dns-query`), which splitdns does not look up itself; the certificate is verified against the host name.",
     },
     Key {
         table: "[[route]]",
@@ -220,6 +241,20 @@ pub const KEYS: &[Key] = &[
         kind: "bool",
         default: "`[upstream] filter_aaaa`",
         meaning: "As `[upstream] filter_aaaa`, for this route.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "ca_file",
+        kind: "path",
+        default: "`[upstream] ca_file`",
+        meaning: "As `[upstream] ca_file`, for this route's encrypted servers (a private CA for a corporate resolver). Setting it or `pin_sha256` replaces both of `[upstream]`'s.",
+    },
+    Key {
+        table: "[[route]]",
+        key: "pin_sha256",
+        kind: "list of strings",
+        default: "`[upstream] pin_sha256`",
+        meaning: "As `[upstream] pin_sha256`, for this route's encrypted servers.",
     },
     Key {
         table: "[local]",
@@ -360,7 +395,7 @@ pub const KEYS: &[Key] = &[
 pub const RULES: &[Rule] = &[
     Rule {
         form: "`server=/ZONE/.../ADDR#PORT`",
-        meaning: "Forward the zones to this server; more lines for a zone add servers, asked in order. `ADDR`, `ADDR#PORT`, `IP:PORT` and `[V6]:PORT` are all accepted.",
+        meaning: "Forward the zones to this server; more lines for a zone add servers, asked in order. `ADDR`, `ADDR#PORT`, `IP:PORT` and `[V6]:PORT` are all accepted, and encrypted servers as in `[upstream] servers`: `server=/corp.example/tls://192.0.2.53#ns.corp.example` (with `[upstream] ca_file` and `pin_sha256`).",
     },
     Rule {
         form: "`server=/ZONE/#`",

@@ -19,9 +19,10 @@
 //! --local=/example.com/").
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use super::dnsmasq::{Rule, RuleAction};
+use super::server_spec::ServerSpec;
 use super::{RouteAction, RouteConfig};
 use crate::dns::zone::Zone;
 
@@ -43,7 +44,7 @@ pub(super) struct Conflict {
 /// Everything the lines say about one zone.
 #[derive(Default)]
 struct ZoneRules {
-    servers: Vec<SocketAddr>,
+    servers: Vec<ServerSpec>,
     /// `server=/z/#`.
     standard: bool,
     /// `server=/z/`, `local=/z/`, `address=/z/`.
@@ -102,7 +103,7 @@ fn add(rules: &mut ZoneRules, action: &RuleAction) {
         RuleAction::Forward(servers) => {
             for server in servers {
                 if !rules.servers.contains(server) {
-                    rules.servers.push(*server);
+                    rules.servers.push(server.clone());
                 }
             }
         }

@@ -32,7 +32,7 @@ use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 use crate::dns::wire::Protocol;
-use crate::observe::failure::Failure;
+use crate::observe::failure::{Failure, HandshakeFailure};
 
 /// Every metric name starts with this.
 const PREFIX: &str = "splitdns";
@@ -61,6 +61,8 @@ struct Families {
     upstream_queries: Family<ServerLabels, Counter>,
     upstream_failures: Family<FailureLabels, Counter>,
     upstream_latency: Family<ServerLabels, Latency>,
+    tls_handshake_failures: Family<FailureLabels, Counter>,
+    upstream_connections: Family<ServerLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -262,7 +264,10 @@ impl Metrics {
     }
 
     /// The handles of `server` as an upstream of `route`.
-    pub fn server(&self, route: &str, server: SocketAddr) -> ServerMetrics {
+    /// `server` is the entry as configured: its address for UDP servers,
+    /// `tls://ADDR#NAME` or `https://ADDR/PATH#NAME` for encrypted ones, so
+    /// the label shows the transport.
+    pub fn server(&self, route: &str, server: impl std::fmt::Display) -> ServerMetrics {
         let labels = ServerLabels {
             route: route.to_string(),
             server: server.to_string(),
@@ -278,6 +283,27 @@ impl Metrics {
             failures: FAILURE_KINDS
                 .map(|kind| f.upstream_failures.get_or_create_owned(&failure(kind))),
             latency: f.upstream_latency.get_or_create_owned(&labels),
+        }
+    }
+
+    /// The counters of an encrypted server: connections opened, and TLS
+    /// handshake failures by kind.
+    pub(crate) fn encrypted(&self, route: &str, server: &str) -> TransportMetrics {
+        let f = &self.families;
+        let counter = |kind: HandshakeFailure| {
+            f.tls_handshake_failures
+                .get_or_create_owned(&FailureLabels {
+                    route: route.to_string(),
+                    server: server.to_string(),
+                    kind: kind.label(),
+                })
+        };
+        TransportMetrics {
+            failures: HandshakeCounters(HandshakeFailure::ALL.map(counter)),
+            connections: f.upstream_connections.get_or_create_owned(&ServerLabels {
+                route: route.to_string(),
+                server: server.to_string(),
+            }),
         }
     }
 
@@ -351,6 +377,8 @@ impl Families {
             upstream_queries: Family::default(),
             upstream_failures: Family::default(),
             upstream_latency: Family::default(),
+            tls_handshake_failures: Family::default(),
+            upstream_connections: Family::default(),
         };
         registry.register(
             "cache_hits",
@@ -386,6 +414,17 @@ impl Families {
             "upstream_latency_seconds",
             "Time from sending a query upstream to its usable reply",
             f.upstream_latency.clone(),
+        );
+        registry.register(
+            "upstream_tls_handshake_failures",
+            "TLS handshakes with an encrypted upstream that failed, by kind: expired, wrong_name, \
+             unknown_issuer, pin_mismatch, other",
+            f.tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "upstream_connections",
+            "Connections opened (TLS handshakes completed) to an encrypted upstream",
+            f.upstream_connections.clone(),
         );
         f
     }
@@ -681,7 +720,7 @@ mod tests {
     #[test]
     fn latency_buckets_are_cumulative() {
         let m = Metrics::new();
-        let s = m.server(".", "192.0.2.1:53".parse().unwrap());
+        let s = m.server(".", "192.0.2.1:53".parse::<SocketAddr>().unwrap());
         s.latency.observe(Duration::from_micros(300));
         s.latency.observe(Duration::from_millis(30));
         let text = m.encode(&Scrape::default());
@@ -731,5 +770,23 @@ mod tests {
             second.contains("splitdns_config_reloads_total{result=\"failed\"} 1"),
             "{second}"
         );
+    }
+}
+
+/// The counters of one encrypted upstream server.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TransportMetrics {
+    /// Connections opened: TLS handshakes (and for HTTPS the HTTP/2 preface) completed.
+    pub(crate) connections: Counter,
+    pub(crate) failures: HandshakeCounters,
+}
+
+/// The handshake failure counters of one server, by [`HandshakeFailure`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HandshakeCounters(pub(crate) [Counter; 5]);
+
+impl HandshakeCounters {
+    pub(crate) fn count(&self, kind: HandshakeFailure) {
+        self.0[kind as usize].inc();
     }
 }

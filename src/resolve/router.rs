@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::server_spec::ServerSpec;
 use crate::config::{Config, RouteAction};
 use crate::dns::answer::TtlPolicy;
 use crate::dns::rewrite::Rewrite;
@@ -63,7 +64,7 @@ struct Spec {
     zones: Vec<Zone>,
     action: RouteAction,
     addresses: Vec<IpAddr>,
-    servers: Vec<SocketAddr>,
+    servers: Vec<ServerSpec>,
     timeout: Duration,
     max_inflight: usize,
     ttl: TtlPolicy,
@@ -119,7 +120,7 @@ impl Router {
     /// Builds the table from `config`; `default_servers` are the upstreams of the
     /// root (from the config or resolv.conf). Its counters are not exported:
     /// a server uses [`Router::with_metrics`].
-    pub fn new(config: &Config, default_servers: Vec<SocketAddr>) -> Self {
+    pub fn new(config: &Config, default_servers: Vec<ServerSpec>) -> Self {
         Self::with_metrics(config, default_servers, &Metrics::default())
     }
 
@@ -127,7 +128,7 @@ impl Router {
     /// under the route's first zone.
     pub fn with_metrics(
         config: &Config,
-        default_servers: Vec<SocketAddr>,
+        default_servers: Vec<ServerSpec>,
         metrics: &Metrics,
     ) -> Self {
         let cache = &config.cache;
@@ -318,7 +319,7 @@ impl Router {
     }
 
     /// The servers of the default route (from the config or resolv.conf).
-    pub fn default_servers(&self) -> Vec<SocketAddr> {
+    pub fn default_servers(&self) -> Vec<ServerSpec> {
         self.routes[0].spec.servers.clone()
     }
 
@@ -380,8 +381,7 @@ impl fmt::Display for Router {
                     write!(f, "(no servers: SERVFAIL)")?
                 }
                 Action::Forward(up) => {
-                    let servers: Vec<String> =
-                        up.servers().iter().map(ToString::to_string).collect();
+                    let servers: Vec<&str> = up.members().iter().map(|s| s.label()).collect();
                     write!(f, "{}", servers.join(", "))?;
                 }
                 Action::Local => write!(f, "local (NXDOMAIN unless local data)")?,

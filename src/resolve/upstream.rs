@@ -27,10 +27,12 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
 use crate::config::Strategy;
+use crate::config::server_spec::ServerSpec;
 use crate::dns::question::Question;
 use crate::dns::wire::{self, Message};
 use crate::observe::failure::Failure;
 use crate::observe::metrics::{Metrics, ServerMetrics};
+use crate::resolve::encrypted;
 use crate::resolve::health::{self, ServerHealth};
 
 /// Why a route's upstreams gave no usable answer.
@@ -58,7 +60,7 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(
-        servers: Vec<SocketAddr>,
+        servers: Vec<ServerSpec>,
         timeout: Duration,
         max_in_flight: usize,
         strategy: Strategy,
@@ -66,7 +68,7 @@ impl Upstream {
         Self {
             servers: servers
                 .into_iter()
-                .map(|addr| Arc::new(Server::new(addr)))
+                .map(|spec| Arc::new(Server::new(&spec)))
                 .collect(),
             timeout,
             in_flight: Semaphore::new(max_in_flight.max(1)),
@@ -80,7 +82,10 @@ impl Upstream {
     pub fn observed(mut self, metrics: &Metrics, route: &str) -> Self {
         for server in &mut self.servers {
             let server = Arc::get_mut(server).expect("servers are not shared before they serve");
-            server.metrics = metrics.server(route, server.addr);
+            server.metrics = metrics.server(route, &server.label);
+            if let Some(client) = &server.encrypted {
+                client.observed(metrics.encrypted(route, &server.label));
+            }
         }
         self.route = route.to_string();
         self
@@ -195,7 +200,7 @@ impl Upstream {
                 continue;
             }
             let (server, owned, timeout) = (Arc::clone(server), *ask, self.timeout);
-            tracing::debug!(server = %server.addr, "probing a server out of rotation");
+            tracing::debug!(server = %server.label, "probing a server out of rotation");
             tokio::spawn(async move {
                 let _ = server.attempt(&owned, timeout).await;
             });
@@ -203,21 +208,27 @@ impl Upstream {
     }
 }
 
-/// One upstream server and the queries outstanding at it.
+/// One upstream server and the queries outstanding at it, or its encrypted connection.
 pub struct Server {
     addr: SocketAddr,
+    /// The entry as written: the address for UDP servers, `tls://ADDR#NAME` and
+    /// `https://ADDR/PATH#NAME` for encrypted ones.
+    label: String,
     in_flight: InFlight,
     sockets: UdpSockets,
+    encrypted: Option<encrypted::Client>,
     metrics: ServerMetrics,
     health: ServerHealth,
 }
 
 impl Server {
-    fn new(addr: SocketAddr) -> Self {
+    fn new(spec: &ServerSpec) -> Self {
         Self {
-            addr,
+            addr: spec.addr,
+            label: spec.to_string(),
             in_flight: InFlight::default(),
             sockets: UdpSockets::default(),
+            encrypted: encrypted::Client::new(spec),
             metrics: ServerMetrics::default(),
             health: ServerHealth::default(),
         }
@@ -225,6 +236,20 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The server as configured, with its transport.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// `"udp"` (with TCP fallback), `"tls"` or `"https"`.
+    pub fn transport(&self) -> &'static str {
+        match &self.encrypted {
+            None => "udp",
+            Some(_) if self.label.starts_with("https://") => "https",
+            Some(_) => "tls",
+        }
     }
 
     pub fn metrics(&self) -> &ServerMetrics {
@@ -247,10 +272,10 @@ impl Server {
             }
             Err(failure) => {
                 self.metrics.failed(*failure);
-                tracing::debug!(server = %self.addr, %failure, "upstream attempt failed");
+                tracing::debug!(server = %self.label, %failure, "upstream attempt failed");
                 if self.health.failed() {
                     tracing::warn!(
-                        server = %self.addr,
+                        server = %self.label,
                         %failure,
                         "upstream server out of rotation after {} failures in a row; probing it every {}s",
                         health::DOWN_AFTER,
@@ -264,6 +289,10 @@ impl Server {
 
     async fn ask(&self, ask: &Question, timeout: Duration) -> Result<Vec<u8>, Failure> {
         self.metrics.queries.inc();
+        if let Some(client) = &self.encrypted {
+            let reply = client.exchange(ask, Instant::now() + timeout).await?;
+            return usable(reply);
+        }
         let outstanding = self.in_flight.register(ask);
         let reply = udp_exchange(&self.sockets, self.addr, ask, outstanding.id, timeout).await?;
         drop(outstanding);
@@ -273,13 +302,18 @@ impl Server {
         } else {
             reply
         };
-        let msg = Message::parse(&reply).ok_or(Failure::BadReply)?;
-        match msg.rcode() {
-            wire::RCODE_SERVFAIL => Err(Failure::ServFail),
-            wire::RCODE_REFUSED => Err(Failure::Refused),
-            _ if msg.truncated() => Err(Failure::BadReply),
-            _ => Ok(reply),
-        }
+        usable(reply)
+    }
+}
+
+/// `reply` unless its RCODE is SERVFAIL or REFUSED, or it is still truncated.
+fn usable(reply: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    let msg = Message::parse(&reply).ok_or(Failure::BadReply)?;
+    match msg.rcode() {
+        wire::RCODE_SERVFAIL => Err(Failure::ServFail),
+        wire::RCODE_REFUSED => Err(Failure::Refused),
+        _ if msg.truncated() => Err(Failure::BadReply),
+        _ => Ok(reply),
     }
 }
 

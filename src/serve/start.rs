@@ -10,6 +10,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::sync::mpsc;
 
+use crate::config::server_spec::ServerSpec;
 use crate::config::{self, Config, ConfigError, Listen};
 use crate::host::local_data::{self, LocalData};
 use crate::host::privilege::PrivilegeError;
@@ -230,9 +231,12 @@ pub(crate) fn assemble(config: &Config, parts: Parts) -> State {
 
 /// `[upstream] servers`, or when there are none, resolv.conf's nameservers
 /// other than splitdns itself.
-pub(crate) fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<SocketAddr> {
+pub(crate) fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<ServerSpec> {
     if config.upstream.servers.is_empty() {
         resolv::upstreams(&config.upstream.resolv_conf, bound)
+            .into_iter()
+            .map(ServerSpec::plain)
+            .collect()
     } else {
         config.upstream.servers.clone()
     }

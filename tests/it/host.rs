@@ -280,7 +280,7 @@ fn the_packaged_config_fits_a_real_host() {
     let mut forwarded = config.upstream.servers.clone();
     for route in &config.routes {
         if let splitdns::config::RouteAction::Forward(servers) = &route.action {
-            forwarded.extend(servers);
+            forwarded.extend(servers.iter().cloned());
         }
     }
     assert!(forwarded.contains(&"127.0.0.1:8600".parse().unwrap()));

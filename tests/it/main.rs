@@ -12,6 +12,7 @@ mod counters;
 mod differential;
 mod docker;
 mod docs;
+mod encrypted;
 mod forwarding;
 mod fuzz;
 mod hardening;

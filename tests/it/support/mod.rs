@@ -13,6 +13,7 @@ pub(crate) mod fixtures;
 pub(crate) mod harness;
 pub(crate) mod http;
 pub(crate) mod netns;
+pub(crate) mod unbound;
 pub(crate) mod upstream;
 pub(crate) mod witness;
 

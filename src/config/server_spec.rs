@@ -1,0 +1,334 @@
+//! One upstream server entry and the transport it names: `IP#PORT` (UDP with
+//! TCP fallback), `tls://IP[:PORT]#NAME` (RFC 7858, port 853) or
+//! `https://HOST[:PORT]/PATH[#NAME]` (RFC 8484, port 443).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use super::trust::Trust;
+
+/// An upstream server: where it is and how it is spoken to. Derefs to its
+/// address, so code that only needs where to send keeps using a `SocketAddr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP, and TCP when a reply is truncated.
+    Plain,
+    /// DNS over TLS (RFC 7858).
+    Tls(Target),
+    /// DNS over HTTPS (RFC 8484), HTTP/2.
+    Https(Target),
+}
+
+/// What an encrypted entry connects to and what it verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The name the certificate must be valid for (an IP address when none is given).
+    pub name: String,
+    /// The host name written in place of an address, until `bootstrap` gives it one.
+    pub unresolved: Option<String>,
+    /// The HTTP path (`/dns-query`); empty for TLS.
+    pub path: String,
+    /// The CA store and pins; `None` until the config gives the entry its route's.
+    pub trust: Option<Arc<Trust>>,
+}
+
+impl ServerSpec {
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            transport: Transport::Plain,
+        }
+    }
+
+    /// `"udp"`, `"tls"` or `"https"`.
+    pub fn transport_name(&self) -> &'static str {
+        match self.transport {
+            Transport::Plain => "udp",
+            Transport::Tls(_) => "tls",
+            Transport::Https(_) => "https",
+        }
+    }
+
+    /// The encrypted target, for TLS and HTTPS entries.
+    pub fn target(&self) -> Option<&Target> {
+        match &self.transport {
+            Transport::Plain => None,
+            Transport::Tls(t) | Transport::Https(t) => Some(t),
+        }
+    }
+
+    pub fn target_mut(&mut self) -> Option<&mut Target> {
+        match &mut self.transport {
+            Transport::Plain => None,
+            Transport::Tls(t) | Transport::Https(t) => Some(t),
+        }
+    }
+}
+
+impl From<SocketAddr> for ServerSpec {
+    fn from(addr: SocketAddr) -> Self {
+        Self::plain(addr)
+    }
+}
+
+impl Deref for ServerSpec {
+    type Target = SocketAddr;
+
+    fn deref(&self) -> &SocketAddr {
+        &self.addr
+    }
+}
+
+/// The entry as it would be written back: what metrics labels and logs show.
+impl fmt::Display for ServerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.transport {
+            Transport::Plain => write!(f, "{}", self.addr),
+            Transport::Tls(t) => write!(f, "tls://{}#{}", self.addr, t.name),
+            Transport::Https(t) => write!(f, "https://{}{}#{}", self.addr, t.path, t.name),
+        }
+    }
+}
+
+/// What the config gives every encrypted entry that does not say otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// `[upstream] ca_file` and `pin_sha256`.
+    pub trust: Arc<Trust>,
+    /// `[upstream] bootstrap`: addresses for the host names in entries.
+    pub bootstrap: std::collections::HashMap<String, IpAddr>,
+}
+
+impl ServerSpec {
+    /// Gives an encrypted entry `trust` (its route's, else the defaults') and
+    /// an address for a host name from `bootstrap`.
+    pub fn finish(
+        &mut self,
+        trust: Option<&Arc<Trust>>,
+        defaults: &Defaults,
+    ) -> Result<(), String> {
+        let shown = self.to_string();
+        let Some(target) = self.target_mut() else {
+            return Ok(());
+        };
+        if target.trust.is_none() {
+            target.trust = Some(Arc::clone(trust.unwrap_or(&defaults.trust)));
+        }
+        let Some(host) = target.unresolved.take() else {
+            return Ok(());
+        };
+        let Some(&ip) = defaults.bootstrap.get(&host) else {
+            let path = if target.path.is_empty() {
+                ""
+            } else {
+                &target.path
+            };
+            let scheme = shown.split("://").next().unwrap_or("https");
+            return Err(format!(
+                "splitdns does not look up {host:?} to reach it; give its address: write \
+                 \"{scheme}://ADDRESS{path}#{host}\", or add [upstream] bootstrap = {{ \"{host}\" = \"ADDRESS\" }}"
+            ));
+        };
+        self.addr.set_ip(ip);
+        Ok(())
+    }
+}
+
+/// Any server entry, as [`crate::config::dnsmasq::parse_server`] reads it.
+impl std::str::FromStr for ServerSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::config::dnsmasq::parse_server(s)
+    }
+}
+
+/// Parses a `tls://` or `https://` entry; `None` when `s` names no scheme.
+pub(crate) fn parse(s: &str) -> Option<Result<ServerSpec, String>> {
+    let s = s.trim();
+    if let Some(rest) = s.strip_prefix("tls://") {
+        return Some(parse_tls(rest).map_err(|p| format!("{s:?}: {p}")));
+    }
+    if let Some(rest) = s.strip_prefix("https://") {
+        return Some(parse_https(rest).map_err(|p| format!("{s:?}: {p}")));
+    }
+    if let Some((scheme, _)) = s.split_once("://") {
+        return Some(Err(format!(
+            "{s:?}: unknown transport {scheme:?}; expected tls:// (DNS over TLS) or https:// \
+             (DNS over HTTPS), or a plain address for UDP and TCP"
+        )));
+    }
+    None
+}
+
+/// `IP[:PORT]#NAME`, `[V6][:PORT]#NAME`; the name may be left out to verify the address.
+fn parse_tls(rest: &str) -> Result<ServerSpec, String> {
+    let (authority, name) = match rest.split_once('#') {
+        Some((a, n)) => (a, Some(n)),
+        None => (rest, None),
+    };
+    if authority.contains('/') {
+        return Err("a tls:// entry has no path; for DNS over HTTPS write https://".into());
+    }
+    let (host, port) = split_authority(authority, 853)?;
+    let target = |unresolved| Target {
+        name: String::new(),
+        unresolved,
+        path: String::new(),
+        trust: None,
+    };
+    let (addr, mut target) = match host.parse::<IpAddr>() {
+        Ok(ip) => (SocketAddr::new(ip, port), target(None)),
+        Err(_) => (unresolved(port), target(Some(host.clone()))),
+    };
+    target.name = verify_name(name, &host)?;
+    Ok(ServerSpec {
+        addr,
+        transport: Transport::Tls(target),
+    })
+}
+
+/// `HOST[:PORT][/PATH][#NAME]`; the path defaults to `/dns-query` (RFC 8484 §6's example).
+fn parse_https(rest: &str) -> Result<ServerSpec, String> {
+    let (rest, name) = match rest.split_once('#') {
+        Some((r, n)) => (r, Some(n)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/dns-query"),
+    };
+    if path.contains('?') || path.contains('{') {
+        return Err(
+            "the path takes no query string or URI template; write it like /dns-query".into(),
+        );
+    }
+    let (host, port) = split_authority(authority, 443)?;
+    let (addr, unresolved_host) = match host.parse::<IpAddr>() {
+        Ok(ip) => (SocketAddr::new(ip, port), None),
+        Err(_) => (unresolved(port), Some(host.clone())),
+    };
+    Ok(ServerSpec {
+        addr,
+        transport: Transport::Https(Target {
+            name: verify_name(name, &host)?,
+            unresolved: unresolved_host,
+            path: path.to_string(),
+            trust: None,
+        }),
+    })
+}
+
+/// An address that `bootstrap` fills in later (only the port is known).
+fn unresolved(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
+}
+
+fn split_authority(authority: &str, default_port: u16) -> Result<(String, u16), String> {
+    let bad_port = |p: &str| format!("{p:?} is not a port number");
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (ip, after) = v6
+            .split_once(']')
+            .ok_or("an IPv6 address in brackets lacks its closing ]")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad_port(p))?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("unexpected {after:?} after the address")),
+        };
+        ip.parse::<IpAddr>()
+            .map_err(|_| format!("{ip:?} is not an IPv6 address"))?;
+        return Ok((ip.to_string(), port));
+    }
+    if authority.parse::<IpAddr>().is_ok() {
+        return Ok((authority.to_string(), default_port));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().map_err(|_| bad_port(p))?),
+        None => (authority, default_port),
+    };
+    if host.is_empty() {
+        return Err("the server's address is missing".into());
+    }
+    if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
+        return Err(format!("{host:?} is neither an IP address nor a host name"));
+    }
+    Ok((host.to_string(), port))
+}
+
+fn is_host_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The name after `#`, or else the host as written (a name or an address).
+fn verify_name(name: Option<&str>, host: &str) -> Result<String, String> {
+    match name {
+        Some(n) if is_host_name(n) || n.parse::<IpAddr>().is_ok() => {
+            Ok(n.trim_end_matches('.').to_ascii_lowercase())
+        }
+        Some(n) => Err(format!(
+            "{n:?} after # is not a host name to verify the certificate against"
+        )),
+        None => Ok(host.to_ascii_lowercase()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> ServerSpec {
+        parse(s).expect("a scheme").expect("parses")
+    }
+
+    #[test]
+    fn tls_entries_default_to_port_853_and_verify_the_name() {
+        let s = ok("tls://9.9.9.9#dns.quad9.net");
+        assert_eq!(s.addr, "9.9.9.9:853".parse().unwrap());
+        assert_eq!(s.to_string(), "tls://9.9.9.9:853#dns.quad9.net");
+        let s = ok("tls://[2620:fe::fe]:8853#dns.quad9.net");
+        assert_eq!(s.addr, "[2620:fe::fe]:8853".parse().unwrap());
+        assert_eq!(s.target().unwrap().name, "dns.quad9.net");
+        assert_eq!(ok("tls://192.0.2.53").target().unwrap().name, "192.0.2.53");
+    }
+
+    #[test]
+    fn https_entries_take_a_path_and_a_bootstrap_for_host_names() {
+        let s = ok("https://9.9.9.9/dns-query#dns.quad9.net");
+        assert_eq!(s.addr, "9.9.9.9:443".parse().unwrap());
+        assert_eq!(s.target().unwrap().path, "/dns-query");
+        let s = ok("https://dns.quad9.net/dns-query");
+        let t = s.target().unwrap();
+        assert_eq!(t.unresolved.as_deref(), Some("dns.quad9.net"));
+        assert_eq!(t.name, "dns.quad9.net");
+        assert_eq!(
+            ok("https://127.0.0.1:8443#x.test").target().unwrap().path,
+            "/dns-query"
+        );
+    }
+
+    #[test]
+    fn bad_entries_say_what_is_wrong() {
+        assert!(parse("9.9.9.9").is_none());
+        let err = parse("quic://9.9.9.9").unwrap().unwrap_err();
+        assert!(err.contains("unknown transport"), "{err}");
+        assert!(parse("tls://9.9.9.9:x#a").unwrap().is_err());
+        assert!(parse("tls://9.9.9.9/dns-query").unwrap().is_err());
+        assert!(parse("tls://9.9.9.9#bad name").unwrap().is_err());
+        assert!(parse("https://[::1/dns-query").unwrap().is_err());
+    }
+}
