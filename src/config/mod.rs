@@ -106,13 +106,18 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    /// The text is not TOML, or a key or a value's type is not what the table
+    /// takes: toml's own message, which names the line.
     #[error("{path}: {message}")]
     Syntax { path: String, message: String },
-    #[error("{path}:{line}: {key} = {value:?}: {problem}")]
+    /// A value the table takes in form but not in meaning: every such error, in
+    /// every table, is reported through this one, with its line.
+    #[error("{path}:{line}: {key} = {value}: {problem}")]
     Invalid {
         path: String,
         line: usize,
         key: String,
+        /// The value as TOML writes it: quoted when it is a string.
         value: String,
         problem: String,
     },
@@ -340,17 +345,30 @@ impl Source<'_> {
         }
     }
 
+    /// `key = "value"` is wrong for `problem`, on the line where it is written.
     fn invalid(
         &self,
         key: &str,
         value: &Spanned<String>,
         problem: impl fmt::Display,
     ) -> ConfigError {
+        self.invalid_at(key, value.span(), format!("{:?}", value.get_ref()), problem)
+    }
+
+    /// `key = value` is wrong for `problem`; `value` as TOML writes it, `span`
+    /// where it is written.
+    fn invalid_at(
+        &self,
+        key: &str,
+        span: Range<usize>,
+        value: impl fmt::Display,
+        problem: impl fmt::Display,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.clone(),
-            line: self.line_of(value.span()),
+            line: self.line_of(span),
             key: key.to_string(),
-            value: value.get_ref().clone(),
+            value: value.to_string(),
             problem: problem.to_string(),
         }
     }

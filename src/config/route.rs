@@ -82,13 +82,12 @@ impl Source<'_> {
             );
         }
         if zones.is_empty() {
-            return Err(ConfigError::Invalid {
-                path: self.path.clone(),
-                line: self.line_of(route.span()),
-                key: format!("{key} zones"),
-                value: String::new(),
-                problem: "a route needs at least one zone, e.g. zones = [\"consul\"]".into(),
-            });
+            return Err(self.invalid_at(
+                &format!("{key} zones"),
+                route.span(),
+                "\"\"",
+                "a route needs at least one zone, e.g. zones = [\"consul\"]",
+            ));
         }
         let servers = self.servers(&format!("{key} servers"), &raw.servers)?;
         let rewrite = match &raw.rewrite {

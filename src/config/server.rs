@@ -69,17 +69,18 @@ impl fmt::Display for Listen {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
-    pub(super) listen: Option<Vec<Spanned<String>>>,
+    /// Spanned, so that an empty list is reported at its line.
+    pub(super) listen: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) allow: Option<Vec<Spanned<String>>>,
     pub(super) rebind_protection: Option<bool>,
     #[serde(default)]
     pub(super) rebind_allow: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) rate_limit: u32,
-    pub(super) tcp_max_connections: Option<usize>,
+    pub(super) tcp_max_connections: Option<Spanned<usize>>,
     pub(super) tcp_idle_timeout: Option<Spanned<String>>,
     pub(super) tcp_read_timeout: Option<Spanned<String>>,
-    pub(super) tcp_max_queries: Option<usize>,
+    pub(super) tcp_max_queries: Option<Spanned<usize>>,
     pub(super) user: Option<Spanned<String>>,
 }
 
@@ -101,19 +102,18 @@ impl Source<'_> {
 
     pub(super) fn tcp(&self, raw: &RawServer) -> Result<TcpConfig, ConfigError> {
         let default = TcpConfig::default();
-        let positive = |key: &str, value: Option<usize>, default: usize| match value {
-            Some(0) => Err(ConfigError::Syntax {
-                path: self.path.clone(),
-                message: format!("[server] {key} = 0: must be at least 1"),
-            }),
-            Some(n) => Ok(n),
+        let positive = |key: &str, value: &Option<Spanned<usize>>, default: usize| match value {
+            Some(n) if *n.get_ref() == 0 => {
+                Err(self.invalid_at(key, n.span(), 0, "must be at least 1"))
+            }
+            Some(n) => Ok(*n.get_ref()),
             None => Ok(default),
         };
         let min = Duration::from_millis(10);
         Ok(TcpConfig {
             max_connections: positive(
-                "tcp_max_connections",
-                raw.tcp_max_connections,
+                "[server] tcp_max_connections",
+                &raw.tcp_max_connections,
                 default.max_connections,
             )?,
             idle_timeout: self.duration(
@@ -128,24 +128,31 @@ impl Source<'_> {
                 default.read_timeout,
                 min,
             )?,
-            max_queries: positive("tcp_max_queries", raw.tcp_max_queries, default.max_queries)?,
+            max_queries: positive(
+                "[server] tcp_max_queries",
+                &raw.tcp_max_queries,
+                default.max_queries,
+            )?,
         })
     }
 
     pub(super) fn listen(
         &self,
-        raw: Option<Vec<Spanned<String>>>,
+        raw: Option<Spanned<Vec<Spanned<String>>>>,
     ) -> Result<Vec<Listen>, ConfigError> {
         let Some(raw) = raw else {
             return Ok(vec![Listen::Addr("127.0.0.1:53".parse().expect("literal"))]);
         };
-        if raw.is_empty() {
-            return Err(ConfigError::Syntax {
-                path: self.path.clone(),
-                message: "[server] listen is empty: give at least one ADDR:PORT".into(),
-            });
+        if raw.get_ref().is_empty() {
+            return Err(self.invalid_at(
+                "[server] listen",
+                raw.span(),
+                "[]",
+                "give at least one ADDR:PORT, e.g. \"127.0.0.1:53\"",
+            ));
         }
-        raw.iter()
+        raw.get_ref()
+            .iter()
             .map(|l| parse_listen(l.get_ref()).map_err(|p| self.invalid("[server] listen", l, p)))
             .collect()
     }
@@ -220,6 +227,35 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::parse;
+
+    /// Every mistake in a value names the file and the line it is on, as
+    /// ripgrep reports a bad line (`path:line: error`): `[server] tcp_* = 0`
+    /// and an empty `listen` are no exception.
+    #[test]
+    fn zero_tcp_limits_and_empty_listen_name_their_line() {
+        for (text, expected) in [
+            (
+                "[server]\ntcp_max_queries = 0",
+                "test.toml:2: [server] tcp_max_queries = 0: must be at least 1",
+            ),
+            (
+                "[server]\nlisten = [\"127.0.0.1:53\"]\ntcp_max_connections = 0",
+                "test.toml:3: [server] tcp_max_connections = 0: must be at least 1",
+            ),
+            (
+                "# a comment\n[server]\nlisten = []",
+                "test.toml:3: [server] listen = []: give at least one ADDR:PORT",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { .. }),
+                "{text}: {err:?}"
+            );
+            assert!(err.to_string().starts_with(expected), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn listen_forms() {
