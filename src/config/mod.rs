@@ -10,7 +10,7 @@
 //! `local.rs` (`[local]`, `[[record]]`), `observe.rs` (`[metrics]`, `[log]`) and
 //! `control.rs`. Rule lines are `dnsmasq.rs` and `rules.rs`, drop-in files
 //! `include.rs`. This file keeps [`Config`], loading and discovery, the located
-//! error ([`Source`], [`ConfigError`]) every table reports through, and the
+//! error (`Source`, [`ConfigError`]) every table reports through, and the
 //! assembly of the tables into one [`Config`].
 
 mod cache;
