@@ -1,6 +1,9 @@
 //! Entry points for fuzzing: each takes arbitrary bytes and must neither panic
 //! nor hang. The cargo-fuzz targets in `fuzz/` call these, and so does a
 //! bounded mutation test in the test suite, so they run on every `cargo test`.
+//! Compiled only with the `fuzzing` feature: `fuzz/Cargo.toml` turns it on, and
+//! so does the crate's dev-dependency on itself, for the test suite; a plain
+//! build carries none of it.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

@@ -16,12 +16,14 @@
 //!   control socket.
 //!
 //! Beside them: [`cli`] (the command line), [`docs`] (man pages and
-//! completions) and [`fuzzing`] (the fuzz targets' entry points).
+//! completions) and `fuzzing` (the fuzz targets' entry points, behind the
+//! `fuzzing` feature).
 
 pub mod cli;
 pub mod config;
 pub(crate) mod dns;
 pub mod docs;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub(crate) mod host;
 pub(crate) mod observe;

@@ -7,6 +7,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::{ConfigError, Source};
 use crate::dns::zone::Zone;
 
 /// `[local]` plus every static record, from `[[record]]` tables and record rules.
@@ -129,9 +130,44 @@ pub fn rdata_name(text: &str) -> Result<Name, String> {
     Ok(name)
 }
 
+impl Source<'_> {
+    /// `[local]`, with every static record already gathered.
+    pub(super) fn local(&self, raw: RawLocal, records: Vec<StaticRecord>) -> LocalConfig {
+        LocalConfig {
+            hosts_files: raw.hosts_files,
+            domain_needed: raw.domain_needed,
+            bogus_priv: raw.bogus_priv,
+            ttl: raw.ttl,
+            records,
+        }
+    }
+
+    pub(super) fn record(&self, raw: &Spanned<RawRecord>) -> Result<StaticRecord, ConfigError> {
+        let RawRecord {
+            name,
+            rtype,
+            value,
+            ttl,
+        } = raw.get_ref();
+        let key = |field: &str| format!("[[record]] {field}");
+        let owner = Zone::parse(name.get_ref()).map_err(|p| self.invalid(&key("name"), name, p))?;
+        let rtype =
+            record_type(rtype.get_ref()).map_err(|p| self.invalid(&key("type"), rtype, p))?;
+        let rdata = parse_rdata(rtype, value.get_ref())
+            .map_err(|p| self.invalid(&key("value"), value, p))?;
+        Ok(StaticRecord {
+            name: owner,
+            rdata,
+            ttl: *ttl,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::config::tests::parse;
 
     #[test]
     fn presentation_values_parse_to_absolute_names() {
@@ -150,5 +186,26 @@ mod tests {
     fn types_are_case_insensitive_and_limited() {
         assert_eq!(record_type("aaaa").unwrap(), RecordType::AAAA);
         assert!(record_type("NS").unwrap_err().contains("CNAME"));
+    }
+
+    #[test]
+    fn bad_record_value_names_key_line_and_form() {
+        let text =
+            "[local]\nttl = 5\n\n[[record]]\nname = \"lan\"\ntype = \"MX\"\nvalue = \"mail.lan\"\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("test.toml:7: [[record]] value"), "{err}");
+        assert!(err.contains("10 mail.example."), "{err}");
+    }
+
+    #[test]
+    fn local_defaults_and_builtin_hosts() {
+        let c = parse("").unwrap();
+        assert!(c.local.hosts_files.is_empty());
+        assert_eq!(c.local.ttl, 0);
+        assert!(!c.upstream.filter_aaaa);
+        assert_eq!(
+            Config::builtin().local.hosts_files,
+            [PathBuf::from("/etc/hosts")]
+        );
     }
 }

@@ -1,8 +1,21 @@
-//! The `strategy` key of `[upstream]` and `[[route]]`: how a route picks
-//! among its servers.
+//! `[upstream]`: the default route, where names outside every zone go, and the
+//! `strategy` key that `[[route]]` tables share with it. Server entries are
+//! parsed by [`dnsmasq::parse_server`], the one grammar of `server=` lines.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::server_spec::{self, ServerSpec};
+use super::trust::Trust;
+use super::{ConfigError, Entries, Source, dnsmasq};
 
 /// How a route picks among its servers (`strategy` in `[upstream]` and `[[route]]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,5 +49,169 @@ impl fmt::Display for Strategy {
             Self::Fastest => "fastest",
             Self::Parallel => "parallel",
         })
+    }
+}
+
+/// The default route: where names outside every zone go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamConfig {
+    /// Explicit servers; when empty, `resolv_conf` is read at start.
+    pub servers: Vec<ServerSpec>,
+    pub resolv_conf: PathBuf,
+    /// Per attempt, per server.
+    pub timeout: Duration,
+    /// In-flight upstream queries for the route; past it, new misses get SERVFAIL.
+    pub max_inflight: usize,
+    /// How the servers are chosen; routes inherit it unless they set their own.
+    pub strategy: Strategy,
+    /// AAAA queries get NODATA without being forwarded. Also the default for
+    /// every route.
+    pub filter_aaaa: bool,
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_MAX_INFLIGHT: usize = 1024;
+const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    #[serde(default)]
+    pub(super) servers: Vec<Spanned<String>>,
+    pub(super) resolv_conf: Option<PathBuf>,
+    pub(super) timeout: Option<Spanned<String>>,
+    pub(super) max_inflight: Option<usize>,
+    pub(super) strategy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) filter_aaaa: bool,
+    pub(super) ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) pin_sha256: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) bootstrap: BTreeMap<String, Spanned<String>>,
+}
+
+impl Source<'_> {
+    /// `[upstream]`, with the default servers of its `servers` key and of the
+    /// `server=ADDR` rules already gathered.
+    pub(super) fn upstream(
+        &self,
+        raw: RawUpstream,
+        servers: Vec<ServerSpec>,
+    ) -> Result<UpstreamConfig, ConfigError> {
+        Ok(UpstreamConfig {
+            servers,
+            resolv_conf: raw
+                .resolv_conf
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOLV_CONF)),
+            timeout: self.timeout("[upstream] timeout", raw.timeout.as_ref())?,
+            max_inflight: raw.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+            strategy: self
+                .strategy("[upstream] strategy", raw.strategy.as_ref())?
+                .unwrap_or_default(),
+            filter_aaaa: raw.filter_aaaa,
+        })
+    }
+
+    /// Server entries; encrypted ones get `trust` (else `[upstream]`'s) and
+    /// their bootstrap address.
+    pub(super) fn servers(
+        &self,
+        key: &str,
+        raw: &[Spanned<String>],
+        trust: Option<&Arc<Trust>>,
+        entries: &Entries,
+    ) -> Result<Vec<ServerSpec>, ConfigError> {
+        let parse = |s: &str| {
+            let mut spec = dnsmasq::parse_server(s)?;
+            spec.finish(trust, &entries.encrypted)?;
+            Ok::<_, String>(spec)
+        };
+        raw.iter()
+            .map(|s| parse(s.get_ref()).map_err(|p| self.invalid(key, s, p)))
+            .collect()
+    }
+
+    /// `ca_file` and `pin_sha256` of `[upstream]` or a route; `None` when neither is set.
+    pub(super) fn trust(
+        &self,
+        table: &str,
+        ca_file: Option<&Spanned<String>>,
+        pins: &[Spanned<String>],
+    ) -> Result<Option<Arc<Trust>>, ConfigError> {
+        if ca_file.is_none() && pins.is_empty() {
+            return Ok(None);
+        }
+        let texts: Vec<String> = pins.iter().map(|p| p.get_ref().clone()).collect();
+        let path = ca_file.map(|f| PathBuf::from(f.get_ref()));
+        Trust::load(path.as_deref(), &texts)
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|(i, problem)| match pins.get(i) {
+                Some(pin) => self.invalid(&format!("{table} pin_sha256"), pin, problem),
+                None => self.invalid(
+                    &format!("{table} ca_file"),
+                    ca_file.expect("only ca_file fails without a pin"),
+                    problem,
+                ),
+            })
+    }
+
+    /// `[upstream]`'s trust and `bootstrap`, for every encrypted server entry.
+    pub(super) fn encrypted_defaults(
+        &self,
+        raw: &RawUpstream,
+    ) -> Result<server_spec::Defaults, ConfigError> {
+        let trust = self.trust("[upstream]", raw.ca_file.as_ref(), &raw.pin_sha256)?;
+        let mut bootstrap = HashMap::new();
+        for (host, addr) in &raw.bootstrap {
+            let ip: IpAddr = addr.get_ref().parse().map_err(|_| {
+                self.invalid(
+                    &format!("[upstream] bootstrap.{host:?}"),
+                    addr,
+                    "expected the IP address to connect to for this host name, e.g. \"9.9.9.9\"",
+                )
+            })?;
+            bootstrap.insert(host.trim_end_matches('.').to_ascii_lowercase(), ip);
+        }
+        Ok(server_spec::Defaults {
+            trust: trust.unwrap_or_default(),
+            bootstrap,
+        })
+    }
+
+    pub(super) fn timeout(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+    ) -> Result<Duration, ConfigError> {
+        self.duration(key, raw, DEFAULT_TIMEOUT, Duration::from_millis(10))
+    }
+
+    pub(super) fn strategy(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+    ) -> Result<Option<Strategy>, ConfigError> {
+        raw.map(|s| {
+            s.get_ref()
+                .parse::<Strategy>()
+                .map_err(|problem| self.invalid(key, s, problem))
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::parse;
+
+    #[test]
+    fn bad_duration_names_key_and_line() {
+        let err = parse("[upstream]\ntimeout = \"two seconds\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("test.toml:2"), "{err}");
+        assert!(err.contains("[upstream] timeout"), "{err}");
+        assert!(err.contains("500ms"), "{err}");
     }
 }

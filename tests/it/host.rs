@@ -475,5 +475,5 @@ fn a_fatal_error_is_an_error_in_the_journal() {
     assert!(!status.success());
     let text = std::fs::read_to_string(&stderr_path).unwrap();
     assert!(text.starts_with("<3>splitdns: "), "{text}");
-    assert!(text.contains("[server] listen is empty"), "{text}");
+    assert!(text.contains("bad.toml:2: [server] listen = []"), "{text}");
 }
