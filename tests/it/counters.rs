@@ -12,26 +12,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::support::client::{self, REPLY_WAIT, udp_exchange_raw};
-use crate::support::http::{get, sample};
+use crate::support::http::{sample, value};
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, name, query};
-
-async fn scrape(dns: &Splitdns) -> String {
-    let (status, body) = get(dns.metrics_addr(), "/metrics").await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-#[track_caller]
-fn value(text: &str, series: &str) -> f64 {
-    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
-}
 
 /// Scrapes until `series` reads `want` (at most 5 s): gauges follow events a little later
 /// than the reply that caused them.
 async fn eventually(dns: &Splitdns, series: &str, want: f64) {
     let deadline = Instant::now() + REPLY_WAIT;
     loop {
-        let text = scrape(dns).await;
+        let text = dns.scrape().await;
         let got = sample(&text, series);
         if got == Some(want) {
             return;
@@ -164,7 +153,7 @@ listen = "127.0.0.1:0"
         ResponseCode::NoError,
     );
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let b = bad.addr;
     let failures = |route: &str, kind: &str| {
         value(
@@ -248,7 +237,7 @@ listen = "127.0.0.1:0"
         .expect("no reply to the stranger")
         .unwrap();
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let v = |qtype: &str, rcode: &str| {
         value(
             &text,
@@ -277,7 +266,7 @@ async fn a_full_cache_counts_its_evictions() {
         assert_rcode(&dns.ask(qname, RecordType::A).await, ResponseCode::NoError);
     }
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     assert_eq!(value(&text, "splitdns_cache_insertions_total"), 3.0);
     assert_eq!(value(&text, "splitdns_cache_evictions_total"), 1.0);
     assert_eq!(value(&text, "splitdns_cache_entries"), 2.0);
@@ -329,6 +318,6 @@ async fn tcp_connections_shows_the_connections_open_now() {
     eventually(&dns, "splitdns_tcp_connections", 2.0).await;
     drop(open);
     eventually(&dns, "splitdns_tcp_connections", 0.0).await;
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     assert_eq!(value(&text, "splitdns_tcp_connections_accepted_total"), 2.0);
 }
