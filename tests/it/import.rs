@@ -535,7 +535,7 @@ async fn split_keeps_the_conf_dir_layout_one_fragment_per_file() {
         [render("server={internet#}", &upstreams)],
         "only the main file's rules stay in it"
     );
-    assert_eq!(file_names(&out), ["10-consul.conf", "20-docker.conf"]);
+    assert_eq!(file_names(out), ["10-consul.conf", "20-docker.conf"]);
     assert_eq!(
         fragment_lines(&out.join("10-consul.conf")),
         [render("server=/consul/{consul#}", &upstreams)]
@@ -602,7 +602,7 @@ fn split_never_overwrites_a_file() {
         )),
         "{stderr}"
     );
-    assert_eq!(file_names(&out), ["10-consul.conf"]);
+    assert_eq!(file_names(out), ["10-consul.conf"]);
     assert_eq!(
         fragment_lines(&out.join("10-consul.conf")),
         ["server=/consul/10.0.0.5#8600"]
