@@ -3,16 +3,17 @@
 //! on a dashboard, which is worse than no counter.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
 
 use crate::support::client::{self, REPLY_WAIT, udp_exchange_raw};
 use crate::support::http::{sample, value};
+use crate::support::upstream::{bind_pair, frame, read_frame};
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, name, query};
 
 /// Scrapes until `series` reads `want` (at most 5 s): gauges follow events a little later
@@ -40,27 +41,16 @@ async fn eventually(dns: &Splitdns, series: &str, want: f64) {
 /// - anything else: TC=1 over UDP; over TCP, a reply with another ID.
 struct Misbehaving {
     addr: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Misbehaving {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// Aborted when dropped.
+    _tasks: JoinSet<()>,
 }
 
 impl Misbehaving {
     async fn start() -> Self {
-        let (tcp, udp) = loop {
-            let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            if let Ok(udp) = UdpSocket::bind(tcp.local_addr().unwrap()).await {
-                break (tcp, Arc::new(udp));
-            }
-        };
+        let (udp, tcp) = bind_pair().await;
         let addr = tcp.local_addr().unwrap();
-        let udp_task = tokio::spawn(async move {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
             let mut buf = vec![0u8; 65535];
             loop {
                 let Ok((len, peer)) = udp.recv_from(&mut buf).await else {
@@ -79,19 +69,15 @@ impl Misbehaving {
                 let _ = udp.send_to(&msg.to_vec().unwrap(), peer).await;
             }
         });
-        let tcp_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 let Ok((mut stream, _)) = tcp.accept().await else {
                     continue;
                 };
                 tokio::spawn(async move {
-                    let Ok(len) = stream.read_u16().await else {
+                    let Some(query) = read_frame(&mut stream).await else {
                         return;
                     };
-                    let mut query = vec![0; usize::from(len)];
-                    if stream.read_exact(&mut query).await.is_err() {
-                        return;
-                    }
                     let Ok(mut msg) = Message::from_vec(&query) else {
                         return;
                     };
@@ -100,16 +86,13 @@ impl Misbehaving {
                     }
                     msg.metadata.message_type = MessageType::Response;
                     msg.metadata.id = msg.metadata.id.wrapping_add(1);
-                    let reply = msg.to_vec().unwrap();
-                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                    framed.extend_from_slice(&reply);
-                    let _ = stream.write_all(&framed).await;
+                    let _ = stream.write_all(&frame(&msg.to_vec().unwrap())).await;
                 });
             }
         });
         Self {
             addr,
-            tasks: vec![udp_task, tcp_task],
+            _tasks: tasks,
         }
     }
 }

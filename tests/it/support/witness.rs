@@ -17,7 +17,7 @@ use hickory_proto::rr::rdata::{A, AAAA, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use super::upstream::{bind_pair, frame, read_frame};
 use super::{client, name};
@@ -35,15 +35,8 @@ struct Shared {
 pub(crate) struct Witness {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// The serving tasks, aborted when the witness is dropped.
+    _tasks: JoinSet<()>,
 }
 
 impl Witness {
@@ -57,14 +50,13 @@ impl Witness {
             silent: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
         });
-        let tasks = vec![
-            tokio::spawn(serve_udp(udp, shared.clone())),
-            tokio::spawn(serve_tcp(tcp, shared.clone())),
-        ];
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve_udp(udp, shared.clone()));
+        tasks.spawn(serve_tcp(tcp, shared.clone()));
         Self {
             addr,
             shared,
-            tasks,
+            _tasks: tasks,
         }
     }
 
