@@ -35,6 +35,30 @@ fn config(dir: &TempDir, upstreams: &[(&str, &FakeUpstream)]) -> String {
     render(CONFIG, upstreams).replace("SOCKET", socket(dir).to_str().unwrap())
 }
 
+/// The internet and Consul fakes, a directory for the socket, and [`CONFIG`] rendered
+/// against them.
+struct Setup {
+    internet: FakeUpstream,
+    consul: FakeUpstream,
+    dir: TempDir,
+    text: String,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let internet = FakeUpstream::start(fixtures::internet()).await;
+        let consul = FakeUpstream::start(fixtures::consul()).await;
+        let dir = TempDir::new().unwrap();
+        let text = config(&dir, &[("internet", &internet), ("consul", &consul)]);
+        Self {
+            internet,
+            consul,
+            dir,
+            text,
+        }
+    }
+}
+
 fn socket(dir: &TempDir) -> PathBuf {
     dir.path().join("control.sock")
 }
@@ -72,14 +96,14 @@ async fn ask(addr: std::net::SocketAddr, qname: &str) {
 /// `[control] socket`. The new route must be in force when the command returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_reload_waits_for_the_outcome_and_words_a_rejection_as_check_does() {
-    let internet = FakeUpstream::start(fixtures::internet()).await;
-    let consul = FakeUpstream::start(fixtures::consul()).await;
+    let Setup {
+        internet,
+        consul: _consul,
+        dir,
+        text,
+    } = Setup::new().await;
     let consul2 = FakeUpstream::start(fixtures::consul()).await;
-    let dir = TempDir::new().unwrap();
-    let daemon = Daemon::start(
-        &config(&dir, &[("internet", &internet), ("consul", &consul)]),
-        None,
-    );
+    let daemon = Daemon::start(&text, None);
     let addr = daemon.wait_ready()[0];
     let path = daemon.config_path().to_str().unwrap().to_string();
     ask(addr, "web.service.consul.").await;
@@ -98,8 +122,7 @@ async fn control_reload_waits_for_the_outcome_and_words_a_rejection_as_check_doe
         "the new route is in force when the command returns"
     );
 
-    let bad = config(&dir, &[("internet", &internet), ("consul", &consul)])
-        .replace(r#"timeout = "1s""#, r#"timeout = "two seconds""#);
+    let bad = text.replace(r#"timeout = "1s""#, r#"timeout = "two seconds""#);
     daemon.rewrite_config(&bad);
     let rejected = splitdns(&["control", "--config", &path, "reload"]);
     let check = splitdns(&["check", "--config", &path]);
@@ -122,10 +145,12 @@ async fn control_reload_waits_for_the_outcome_and_words_a_rejection_as_check_doe
 /// zone; prints how many." A flushed name is asked upstream again; a kept one is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_flush_drops_the_zones_named_or_everything() {
-    let internet = FakeUpstream::start(fixtures::internet()).await;
-    let consul = FakeUpstream::start(fixtures::consul()).await;
-    let dir = TempDir::new().unwrap();
-    let text = config(&dir, &[("internet", &internet), ("consul", &consul)]);
+    let Setup {
+        internet,
+        consul,
+        dir,
+        text,
+    } = Setup::new().await;
     let dns = Splitdns::start_config(parse(&text)).await;
     let names = [
         "www.example.",
@@ -165,10 +190,12 @@ async fn control_flush_drops_the_zones_named_or_everything() {
 /// queries, failures, health)."
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_stats_prints_the_cache_and_every_server() {
-    let internet = FakeUpstream::start(fixtures::internet()).await;
-    let consul = FakeUpstream::start(fixtures::consul()).await;
-    let dir = TempDir::new().unwrap();
-    let text = config(&dir, &[("internet", &internet), ("consul", &consul)]);
+    let Setup {
+        internet,
+        consul,
+        dir,
+        text,
+    } = Setup::new().await;
     let dns = Splitdns::start_config(parse(&text)).await;
     ask(dns.addr(), "www.example.").await;
     ask(dns.addr(), "www.example.").await;
@@ -200,10 +227,12 @@ async fn control_stats_prints_the_cache_and_every_server() {
 /// Issue 10: "`routes`: the routing table in force now, like `check` prints it."
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_routes_prints_the_table_check_prints() {
-    let internet = FakeUpstream::start(fixtures::internet()).await;
-    let consul = FakeUpstream::start(fixtures::consul()).await;
-    let dir = TempDir::new().unwrap();
-    let text = config(&dir, &[("internet", &internet), ("consul", &consul)]);
+    let Setup {
+        internet: _internet,
+        consul,
+        dir,
+        text,
+    } = Setup::new().await;
     let file = dir.path().join("splitdns.toml");
     std::fs::write(&file, &text).unwrap();
     let dns = Splitdns::start_config(parse(&text)).await;
@@ -224,13 +253,15 @@ async fn control_routes_prints_the_table_check_prints() {
 /// `[server] user`, owned by that user; a socket file left by an earlier run is replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_socket_is_0660_owned_by_the_service_user_and_replaces_a_stale_one() {
-    let internet = FakeUpstream::start(fixtures::internet()).await;
-    let consul = FakeUpstream::start(fixtures::consul()).await;
-    let dir = TempDir::new().unwrap();
+    let Setup {
+        internet: _internet,
+        consul: _consul,
+        dir,
+        mut text,
+    } = Setup::new().await;
     drop(std::os::unix::net::UnixListener::bind(socket(&dir)).unwrap());
     assert!(socket(&dir).exists(), "a stale socket file is left");
     let root = nix::unistd::Uid::effective().is_root();
-    let mut text = config(&dir, &[("internet", &internet), ("consul", &consul)]);
     if root {
         text = text.replace("[server]", "[server]\nuser = \"nobody\"");
     }
@@ -252,10 +283,12 @@ async fn the_control_socket_is_0660_owned_by_the_service_user_and_replaces_a_sta
 /// it leaves the first one's socket alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_splitdns_on_the_same_control_socket_does_not_start() {
-    let internet = FakeUpstream::start(fixtures::internet()).await;
-    let consul = FakeUpstream::start(fixtures::consul()).await;
-    let dir = TempDir::new().unwrap();
-    let text = config(&dir, &[("internet", &internet), ("consul", &consul)]);
+    let Setup {
+        internet: _internet,
+        consul: _consul,
+        dir,
+        text,
+    } = Setup::new().await;
     let first = Splitdns::start_config(parse(&text)).await;
 
     let second = splitdns::Server::bind(parse(&text)).await;

@@ -3,35 +3,25 @@
 //! on a dashboard, which is worse than no counter.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
 
 use crate::support::client::{self, REPLY_WAIT, udp_exchange_raw};
-use crate::support::http::{get, sample};
+use crate::support::http::{sample, value};
+use crate::support::upstream::{bind_pair, frame, read_frame};
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, name, query};
-
-async fn scrape(dns: &Splitdns) -> String {
-    let (status, body) = get(dns.metrics_addr(), "/metrics").await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-#[track_caller]
-fn value(text: &str, series: &str) -> f64 {
-    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
-}
 
 /// Scrapes until `series` reads `want` (at most 5 s): gauges follow events a little later
 /// than the reply that caused them.
 async fn eventually(dns: &Splitdns, series: &str, want: f64) {
     let deadline = Instant::now() + REPLY_WAIT;
     loop {
-        let text = scrape(dns).await;
+        let text = dns.scrape().await;
         let got = sample(&text, series);
         if got == Some(want) {
             return;
@@ -51,27 +41,16 @@ async fn eventually(dns: &Splitdns, series: &str, want: f64) {
 /// - anything else: TC=1 over UDP; over TCP, a reply with another ID.
 struct Misbehaving {
     addr: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Misbehaving {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// Aborted when dropped.
+    _tasks: JoinSet<()>,
 }
 
 impl Misbehaving {
     async fn start() -> Self {
-        let (tcp, udp) = loop {
-            let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            if let Ok(udp) = UdpSocket::bind(tcp.local_addr().unwrap()).await {
-                break (tcp, Arc::new(udp));
-            }
-        };
+        let (udp, tcp) = bind_pair().await;
         let addr = tcp.local_addr().unwrap();
-        let udp_task = tokio::spawn(async move {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
             let mut buf = vec![0u8; 65535];
             loop {
                 let Ok((len, peer)) = udp.recv_from(&mut buf).await else {
@@ -90,19 +69,15 @@ impl Misbehaving {
                 let _ = udp.send_to(&msg.to_vec().unwrap(), peer).await;
             }
         });
-        let tcp_task = tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 let Ok((mut stream, _)) = tcp.accept().await else {
                     continue;
                 };
                 tokio::spawn(async move {
-                    let Ok(len) = stream.read_u16().await else {
+                    let Some(query) = read_frame(&mut stream).await else {
                         return;
                     };
-                    let mut query = vec![0; usize::from(len)];
-                    if stream.read_exact(&mut query).await.is_err() {
-                        return;
-                    }
                     let Ok(mut msg) = Message::from_vec(&query) else {
                         return;
                     };
@@ -111,16 +86,13 @@ impl Misbehaving {
                     }
                     msg.metadata.message_type = MessageType::Response;
                     msg.metadata.id = msg.metadata.id.wrapping_add(1);
-                    let reply = msg.to_vec().unwrap();
-                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-                    framed.extend_from_slice(&reply);
-                    let _ = stream.write_all(&framed).await;
+                    let _ = stream.write_all(&frame(&msg.to_vec().unwrap())).await;
                 });
             }
         });
         Self {
             addr,
-            tasks: vec![udp_task, tcp_task],
+            _tasks: tasks,
         }
     }
 }
@@ -164,7 +136,7 @@ listen = "127.0.0.1:0"
         ResponseCode::NoError,
     );
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let b = bad.addr;
     let failures = |route: &str, kind: &str| {
         value(
@@ -248,7 +220,7 @@ listen = "127.0.0.1:0"
         .expect("no reply to the stranger")
         .unwrap();
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let v = |qtype: &str, rcode: &str| {
         value(
             &text,
@@ -277,7 +249,7 @@ async fn a_full_cache_counts_its_evictions() {
         assert_rcode(&dns.ask(qname, RecordType::A).await, ResponseCode::NoError);
     }
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     assert_eq!(value(&text, "splitdns_cache_insertions_total"), 3.0);
     assert_eq!(value(&text, "splitdns_cache_evictions_total"), 1.0);
     assert_eq!(value(&text, "splitdns_cache_entries"), 2.0);
@@ -329,6 +301,6 @@ async fn tcp_connections_shows_the_connections_open_now() {
     eventually(&dns, "splitdns_tcp_connections", 2.0).await;
     drop(open);
     eventually(&dns, "splitdns_tcp_connections", 0.0).await;
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     assert_eq!(value(&text, "splitdns_tcp_connections_accepted_total"), 2.0);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use crate::support::http::{get, sample};
+use crate::support::http::{get, value};
 use crate::support::unbound::{self, Pki, SERVER_NAME, Unbound};
 use crate::support::{Splitdns, client, harness};
 
@@ -45,7 +45,43 @@ fn first_a(reply: &hickory_proto::op::Message) -> Option<String> {
 
 async fn metric(dns: &Splitdns, series: &str) -> f64 {
     let (_, body) = get(dns.metrics_addr(), "/metrics").await;
-    sample(&body, series).unwrap_or_else(|| panic!("no {series} in:\n{body}"))
+    value(&body, series)
+}
+
+/// `splitdns_upstream_connections_total` of the default route's server `entry`.
+async fn connections(dns: &Splitdns, entry: &str) -> f64 {
+    let labels = format!("{{route=\".\",server=\"{entry}\"}}");
+    metric(dns, &format!("splitdns_upstream_connections_total{labels}")).await
+}
+
+/// Unbound on a fresh PKI, and splitdns whose default route is Unbound's listener as
+/// `entry` names it (with `extra` in `[upstream]`). A test binds every field: Unbound's
+/// config points into the PKI's directory, and dropping Unbound stops it.
+struct Forwarding {
+    _pki: Pki,
+    unbound: Unbound,
+    entry: String,
+    dns: Splitdns,
+}
+
+impl Forwarding {
+    async fn start(entry: impl Fn(&Unbound) -> String, extra: &str) -> Self {
+        let pki = Pki::new();
+        let unbound = Unbound::start(&pki).await;
+        let entry = entry(&unbound);
+        let dns = start(&entry, &pki, extra).await;
+        Self {
+            _pki: pki,
+            unbound,
+            entry,
+            dns,
+        }
+    }
+
+    /// Over DoT to Unbound's TLS listener, verifying the name `name`.
+    async fn dot(name: &str, extra: &str) -> Self {
+        Self::start(|unbound| tls_entry(unbound.tls, name), extra).await
+    }
 }
 
 fn tls_entry(addr: SocketAddr, name: &str) -> String {
@@ -59,10 +95,12 @@ async fn dot_answers_come_through_unbounds_tls_listener() {
     if unbound::skip("dot_answers_come_through_unbounds_tls_listener") {
         return;
     }
-    let pki = Pki::new();
-    let unbound = Unbound::start(&pki).await;
-    let entry = tls_entry(unbound.tls, SERVER_NAME);
-    let dns = start(&entry, &pki, "").await;
+    let Forwarding {
+        _pki,
+        unbound,
+        entry: _,
+        dns,
+    } = Forwarding::dot(SERVER_NAME, "").await;
     let reply = dns.ask("www.test.", RecordType::A).await;
     assert_eq!(reply.response_code, ResponseCode::NoError);
     assert_eq!(first_a(&reply).as_deref(), Some("192.0.2.10"));
@@ -77,11 +115,7 @@ async fn dot_answers_come_through_unbounds_tls_listener() {
         2.0
     );
     assert_eq!(
-        metric(
-            &dns,
-            &format!("splitdns_upstream_connections_total{labels}")
-        )
-        .await,
+        connections(&dns, &format!("tls://{}#{SERVER_NAME}", unbound.tls)).await,
         1.0
     );
     assert_eq!(
@@ -99,10 +133,16 @@ async fn doh_answers_come_through_unbounds_https_listener() {
     if unbound::skip("doh_answers_come_through_unbounds_https_listener") {
         return;
     }
-    let pki = Pki::new();
-    let unbound = Unbound::start(&pki).await;
-    let entry = format!("https://{}/dns-query#{SERVER_NAME}", unbound.https);
-    let dns = start(&entry, &pki, "").await;
+    let Forwarding {
+        _pki,
+        unbound,
+        entry: _,
+        dns,
+    } = Forwarding::start(
+        |unbound| format!("https://{}/dns-query#{SERVER_NAME}", unbound.https),
+        "",
+    )
+    .await;
     let reply = dns.ask("www.test.", RecordType::A).await;
     assert_eq!(reply.response_code, ResponseCode::NoError);
     assert_eq!(first_a(&reply).as_deref(), Some("192.0.2.10"));
@@ -114,14 +154,10 @@ async fn doh_answers_come_through_unbounds_https_listener() {
         ResponseCode::NXDomain,
         "NXDOMAIN comes back as it is"
     );
-    let labels = format!(
-        "{{route=\".\",server=\"https://{}/dns-query#{SERVER_NAME}\"}}",
-        unbound.https
-    );
     assert_eq!(
-        metric(
+        connections(
             &dns,
-            &format!("splitdns_upstream_connections_total{labels}")
+            &format!("https://{}/dns-query#{SERVER_NAME}", unbound.https)
         )
         .await,
         1.0
@@ -238,10 +274,12 @@ async fn handshake_failures_are_counted_by_kind() {
     if unbound::skip("handshake_failures_are_counted_by_kind") {
         return;
     }
-    let pki = Pki::new();
-    let unbound = Unbound::start(&pki).await;
-    let entry = tls_entry(unbound.tls, "other.test");
-    let dns = start(&entry, &pki, "").await;
+    let Forwarding {
+        _pki,
+        unbound: _unbound,
+        entry,
+        dns,
+    } = Forwarding::dot("other.test", "").await;
     let reply = dns.ask("www.test.", RecordType::A).await;
     assert_eq!(reply.response_code, ResponseCode::ServFail);
     let series = format!(
@@ -257,10 +295,12 @@ async fn two_hundred_concurrent_misses_share_one_connection() {
     if unbound::skip("two_hundred_concurrent_misses_share_one_connection") {
         return;
     }
-    let pki = Pki::new();
-    let unbound = Unbound::start(&pki).await;
-    let entry = tls_entry(unbound.tls, SERVER_NAME);
-    let dns = start(&entry, &pki, "").await;
+    let Forwarding {
+        _pki,
+        unbound,
+        entry,
+        dns,
+    } = Forwarding::dot(SERVER_NAME, "").await;
     let addr = dns.addr();
     let asks: Vec<_> = (0..200)
         .map(|i| {
@@ -282,15 +322,7 @@ async fn two_hundred_concurrent_misses_share_one_connection() {
         1,
         "one connection at Unbound"
     );
-    let labels = format!("{{route=\".\",server=\"{entry}\"}}");
-    assert_eq!(
-        metric(
-            &dns,
-            &format!("splitdns_upstream_connections_total{labels}")
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(connections(&dns, &entry).await, 1.0);
     assert_eq!(unbound.stat("num.query.tls"), 200);
 }
 
@@ -302,10 +334,12 @@ async fn a_server_restart_loses_no_query() {
     if unbound::skip("a_server_restart_loses_no_query") {
         return;
     }
-    let pki = Pki::new();
-    let mut unbound = Unbound::start(&pki).await;
-    let entry = tls_entry(unbound.tls, SERVER_NAME);
-    let dns = start(&entry, &pki, "timeout = \"5s\"").await;
+    let Forwarding {
+        _pki,
+        mut unbound,
+        entry,
+        dns,
+    } = Forwarding::dot(SERVER_NAME, "timeout = \"5s\"").await;
     let addr = dns.addr();
     let traffic = tokio::spawn(async move {
         let mut codes = Vec::new();
@@ -328,15 +362,7 @@ async fn a_server_restart_loses_no_query() {
         "the new connection resumed the TLS session:\n{}",
         unbound.log()
     );
-    let labels = format!("{{route=\".\",server=\"{entry}\"}}");
-    assert!(
-        metric(
-            &dns,
-            &format!("splitdns_upstream_connections_total{labels}")
-        )
-        .await
-            >= 2.0
-    );
+    assert!(connections(&dns, &entry).await >= 2.0);
 }
 
 /// `kdig +tls` against the same Unbound: a correct client gets the same answer with the right

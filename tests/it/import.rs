@@ -30,6 +30,48 @@ fn import(args: &[&str]) -> Output {
         .expect("run splitdns")
 }
 
+/// A dnsmasq setup in a temporary directory: `dnsmasq.d/` holding fragments, and a
+/// `dnsmasq.conf` whose first line reads it; `splitdns.d/` is where `--split` writes.
+struct ConfDir {
+    dir: TempDir,
+    conf_d: PathBuf,
+    main: PathBuf,
+    out: PathBuf,
+}
+
+impl ConfDir {
+    /// `fragments` (file name, text) in `dnsmasq.d/`; `rest` follows `conf-dir=` in the main file.
+    fn new(fragments: &[(&str, &str)], rest: &str) -> Self {
+        let dir = TempDir::new().unwrap();
+        let conf_d = dir.path().join("dnsmasq.d");
+        std::fs::create_dir_all(&conf_d).unwrap();
+        for (file, text) in fragments {
+            write(&conf_d, file, text);
+        }
+        let main = write(
+            dir.path(),
+            "dnsmasq.conf",
+            &format!("conf-dir={}\n{rest}", conf_d.display()),
+        );
+        let out = dir.path().join("splitdns.d");
+        Self {
+            dir,
+            conf_d,
+            main,
+            out,
+        }
+    }
+
+    /// `import-dnsmasq dnsmasq.conf --split splitdns.d`.
+    fn split(&self) -> Output {
+        import(&[
+            self.main.to_str().unwrap(),
+            "--split",
+            self.out.to_str().unwrap(),
+        ])
+    }
+}
+
 /// Runs the import, checks its output with `splitdns check`, and returns (TOML, stderr lines).
 fn import_and_check(dir: &Path, args: &[&str]) -> (String, Vec<String>) {
     let output = import(args);
@@ -453,35 +495,25 @@ async fn split_keeps_the_conf_dir_layout_one_fragment_per_file() {
         FakeUpstream::start(internet()).await,
     );
     let upstreams = [("consul", &consul), ("internet", &internet)];
-    let dir = TempDir::new().unwrap();
-    let conf_d = dir.path().join("dnsmasq.d");
-    std::fs::create_dir_all(&conf_d).unwrap();
-    write(
-        &conf_d,
-        "10-consul",
-        &render(
-            "# Enable forward lookup of the 'consul' domain:\nserver=/consul/{consul#}\n",
-            &upstreams,
-        ),
-    );
-    write(
-        &conf_d,
-        "20-docker.conf",
-        "interface=docker0\nhost-record=gw.docker,172.17.0.1\nenable-tftp\n",
-    );
-    write(&conf_d, "10-consul~", "server=/stale/192.0.2.1\n");
-    write(&conf_d, ".20-docker.conf.swp", "server=/swap/192.0.2.1\n");
-    let main = render(
-        &format!(
-            "conf-dir={}\nno-resolv\nno-hosts\nserver={{internet#}}\n",
-            conf_d.display()
-        ),
+    let consul_fragment = render(
+        "# Enable forward lookup of the 'consul' domain:\nserver=/consul/{consul#}\n",
         &upstreams,
     );
-    let path = write(dir.path(), "dnsmasq.conf", &main);
-    let out = dir.path().join("splitdns.d");
+    let setup = ConfDir::new(
+        &[
+            ("10-consul", &consul_fragment),
+            (
+                "20-docker.conf",
+                "interface=docker0\nhost-record=gw.docker,172.17.0.1\nenable-tftp\n",
+            ),
+            ("10-consul~", "server=/stale/192.0.2.1\n"),
+            (".20-docker.conf.swp", "server=/swap/192.0.2.1\n"),
+        ],
+        &render("no-resolv\nno-hosts\nserver={internet#}\n", &upstreams),
+    );
+    let (conf_d, out) = (&setup.conf_d, &setup.out);
 
-    let output = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+    let output = setup.split();
 
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
@@ -503,7 +535,7 @@ async fn split_keeps_the_conf_dir_layout_one_fragment_per_file() {
         [render("server={internet#}", &upstreams)],
         "only the main file's rules stay in it"
     );
-    assert_eq!(file_names(&out), ["10-consul.conf", "20-docker.conf"]);
+    assert_eq!(file_names(out), ["10-consul.conf", "20-docker.conf"]);
     assert_eq!(
         fragment_lines(&out.join("10-consul.conf")),
         [render("server=/consul/{consul#}", &upstreams)]
@@ -514,7 +546,7 @@ async fn split_keeps_the_conf_dir_layout_one_fragment_per_file() {
     );
 
     // The main config with its fragments, as splitdns reads them.
-    let main_path = write(dir.path(), "splitdns.toml", &toml);
+    let main_path = write(setup.dir.path(), "splitdns.toml", &toml);
     let check = Command::new(BIN)
         .args(["check", "--config", main_path.to_str().unwrap()])
         .env("RUST_LOG", "error")
@@ -546,21 +578,18 @@ async fn split_keeps_the_conf_dir_layout_one_fragment_per_file() {
 /// operator's own) is not overwritten, and nothing at all is written or printed.
 #[test]
 fn split_never_overwrites_a_file() {
-    let dir = TempDir::new().unwrap();
-    let conf_d = dir.path().join("dnsmasq.d");
-    let out = dir.path().join("splitdns.d");
-    std::fs::create_dir_all(&conf_d).unwrap();
-    std::fs::create_dir_all(&out).unwrap();
-    write(&conf_d, "05-lan", "local=/lan/\n");
-    write(&conf_d, "10-consul", "server=/consul/127.0.0.1#8600\n");
-    write(&out, "10-consul.conf", "server=/consul/10.0.0.5#8600\n");
-    let path = write(
-        dir.path(),
-        "dnsmasq.conf",
-        &format!("conf-dir={}\n", conf_d.display()),
+    let setup = ConfDir::new(
+        &[
+            ("05-lan", "local=/lan/\n"),
+            ("10-consul", "server=/consul/127.0.0.1#8600\n"),
+        ],
+        "",
     );
+    let out = &setup.out;
+    std::fs::create_dir_all(out).unwrap();
+    write(out, "10-consul.conf", "server=/consul/10.0.0.5#8600\n");
 
-    let output = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+    let output = setup.split();
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
@@ -573,7 +602,7 @@ fn split_never_overwrites_a_file() {
         )),
         "{stderr}"
     );
-    assert_eq!(file_names(&out), ["10-consul.conf"]);
+    assert_eq!(file_names(out), ["10-consul.conf"]);
     assert_eq!(
         fragment_lines(&out.join("10-consul.conf")),
         ["server=/consul/10.0.0.5#8600"]
@@ -585,22 +614,13 @@ fn split_never_overwrites_a_file() {
 /// changes the order of a zone's servers, the import says so.
 #[test]
 fn split_warns_when_a_zones_servers_would_change_order() {
-    let dir = TempDir::new().unwrap();
-    let conf_d = dir.path().join("dnsmasq.d");
-    std::fs::create_dir_all(&conf_d).unwrap();
-    write(&conf_d, "10-consul", "server=/consul/10.0.0.5#8600\n");
-    let path = write(
-        dir.path(),
-        "dnsmasq.conf",
-        &format!(
-            "conf-dir={}\nserver=/consul/10.0.0.6#8600\nserver=/other/10.0.0.7\n",
-            conf_d.display()
-        ),
+    let setup = ConfDir::new(
+        &[("10-consul", "server=/consul/10.0.0.5#8600\n")],
+        "server=/consul/10.0.0.6#8600\nserver=/other/10.0.0.7\n",
     );
-    let out = dir.path().join("splitdns.d");
 
-    let split = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
-    let whole = import(&[path.to_str().unwrap()]);
+    let split = setup.split();
+    let whole = import(&[setup.main.to_str().unwrap()]);
 
     let stderr = String::from_utf8_lossy(&split.stderr);
     assert!(split.status.success(), "{stderr}");
@@ -621,19 +641,16 @@ fn split_warns_when_a_zones_servers_would_change_order() {
 /// would be the fragment `10-consul.conf`: the import stops rather than merge or drop one.
 #[test]
 fn split_refuses_two_files_that_would_share_a_fragment() {
-    let dir = TempDir::new().unwrap();
-    let conf_d = dir.path().join("dnsmasq.d");
-    let out = dir.path().join("splitdns.d");
-    std::fs::create_dir_all(&conf_d).unwrap();
-    write(&conf_d, "10-consul", "server=/consul/127.0.0.1#8600\n");
-    write(&conf_d, "10-consul.conf", "server=/consul/127.0.0.2#8600\n");
-    let path = write(
-        dir.path(),
-        "dnsmasq.conf",
-        &format!("conf-dir={}\n", conf_d.display()),
+    let setup = ConfDir::new(
+        &[
+            ("10-consul", "server=/consul/127.0.0.1#8600\n"),
+            ("10-consul.conf", "server=/consul/127.0.0.2#8600\n"),
+        ],
+        "",
     );
+    let out = &setup.out;
 
-    let output = import(&[path.to_str().unwrap(), "--split", out.to_str().unwrap()]);
+    let output = setup.split();
 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());

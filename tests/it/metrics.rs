@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use crate::support::client::{self, REPLY_WAIT};
 use crate::support::fixtures::internet;
 use crate::support::harness::standard_plus;
-use crate::support::http::{get, sample};
+use crate::support::http::{get, scrape, value};
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, query};
 
 /// STANDARD plus the metrics endpoint on an ephemeral port and `extra`.
@@ -24,18 +24,6 @@ fn standard_with_metrics(extra: &str) -> String {
 
 async fn standard() -> (Splitdns, FakeUpstream, FakeUpstream) {
     Splitdns::with_fakes(&standard_with_metrics("[cache]\nsize = 500")).await
-}
-
-async fn scrape(dns: &Splitdns) -> String {
-    let (status, body) = get(dns.metrics_addr(), "/metrics").await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
-/// The sample's value, failing with the whole exposition when it is missing.
-#[track_caller]
-fn value(text: &str, series: &str) -> f64 {
-    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
 }
 
 #[tokio::test]
@@ -63,7 +51,7 @@ async fn metrics_count_a_known_sequence_of_queries() {
         ResponseCode::NoError,
     );
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let (i, c) = (internet.addr(), consul.addr());
     let v = |series: &str| value(&text, series);
     assert_eq!(
@@ -157,7 +145,7 @@ async fn failures_are_counted_by_kind_and_server() {
         ResponseCode::ServFail,
     );
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let i = internet.addr();
     let failures = |kind: &str| {
         value(
@@ -207,7 +195,7 @@ async fn stale_answers_are_counted_under_their_route() {
         assert!(stale.answers.iter().all(|r| r.ttl == 30), "{stale}");
     }
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let v = |series: &str| value(&text, series);
     assert_eq!(
         v(r#"splitdns_cache_stale_answers_total{route="consul."}"#),
@@ -263,7 +251,7 @@ listen = "127.0.0.1:0"
         assert_rcode(&dns.ask(qname, qtype).await, rcode);
     }
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let v = |series: &str| value(&text, series);
     assert_eq!(
         v(r#"splitdns_local_answers_total{route="ads.example."}"#),
@@ -306,7 +294,7 @@ async fn dropped_packets_are_counted_by_reason() {
         .unwrap();
     assert_eq!(client::decode(&buf[..len]).metadata.id, ask.metadata.id);
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     assert_eq!(
         value(
             &text,
@@ -358,7 +346,7 @@ health_window = "50ms"
         body.contains("route .") && body.contains(&internet.addr().to_string()),
         "{body}"
     );
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let i = internet.addr();
     assert_eq!(
         value(
@@ -459,7 +447,7 @@ async fn chaos_answers_match_the_counters() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert_eq!(chaos(&dns, "id.server.").await, [host.trim()]);
 
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let total = |name: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(name))
@@ -698,11 +686,6 @@ async fn sighup_reloads_are_counted_and_config_info_follows_them() {
         .unwrap_or_else(|| panic!("no addr= in: {serving}"))
         .parse()
         .unwrap();
-    let scrape = || async move {
-        let (status, body) = get(endpoint, "/metrics").await;
-        assert_eq!(status, 200, "{body}");
-        body
-    };
     let info = |text: &str| {
         let lines: Vec<&str> = text
             .lines()
@@ -711,13 +694,13 @@ async fn sighup_reloads_are_counted_and_config_info_follows_them() {
         assert_eq!(lines.len(), 1, "{text}");
         lines[0].to_string()
     };
-    let started = info(&scrape().await);
+    let started = info(&scrape(endpoint).await);
 
     let text = std::fs::read_to_string(&running.config).unwrap();
     std::fs::write(&running.config, text.replace("192.0.2.1", "192.0.2.2")).unwrap();
     running.signal("HUP");
     running.until("reloaded");
-    let after_reload = scrape().await;
+    let after_reload = scrape(endpoint).await;
     assert_eq!(
         value(
             &after_reload,
@@ -739,7 +722,7 @@ async fn sighup_reloads_are_counted_and_config_info_follows_them() {
     std::fs::write(&running.config, "[server]\nlisten = [").unwrap();
     running.signal("HUP");
     running.until("reload rejected");
-    let after_reject = scrape().await;
+    let after_reject = scrape(endpoint).await;
     assert_eq!(
         value(
             &after_reject,
@@ -800,7 +783,7 @@ async fn sigusr1_logs_cache_and_server_statistics() {
 async fn grafana_dashboard_uses_only_exported_metrics() {
     let (dns, _consul, _internet) = standard().await;
     dns.ask("www.example.", RecordType::A).await;
-    let text = scrape(&dns).await;
+    let text = dns.scrape().await;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/grafana-dashboard.json");
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("dashboard is JSON");

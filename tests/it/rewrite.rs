@@ -6,29 +6,30 @@ use std::net::Ipv4Addr;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use crate::support::fixtures::{consul, consul_with_ttl, internet};
+use crate::support::fixtures::{Zone, consul, consul_with_ttl, internet};
+use crate::support::harness::standard_plus;
 use crate::support::{
     FakeUpstream, Splitdns, additional_ips, answer_ips, assert_rcode, name, query_with_edns,
 };
 
-/// `infra.local` rewritten into Consul's service namespace; no servers of its own.
-const REWRITE: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-timeout = "500ms"
-[[route]]
-zones = ["consul"]
-servers = ["{consul}"]
-timeout = "500ms"
-[[route]]
-zones = ["infra.local"]
-rewrite = "service.consul"
-"#;
+/// [`STANDARD`]'s routes and `infra.local` rewritten into `target`, with no servers of its
+/// own; the rewrite route is the last table, so a line added after it is its own.
+///
+/// [`STANDARD`]: crate::support::harness::STANDARD
+fn rewrite_to(target: &str) -> String {
+    standard_plus(
+        "",
+        &format!("[[route]]\nzones = [\"infra.local\"]\nrewrite = \"{target}\""),
+    )
+}
 
-async fn start(consul: &FakeUpstream, internet: &FakeUpstream) -> Splitdns {
-    Splitdns::start(REWRITE, &[("consul", consul), ("internet", internet)]).await
+/// The Consul fake answering from `zone`, the internet fake, and splitdns on `template`
+/// rendered against them.
+async fn start(zone: Zone, template: &str) -> (Splitdns, FakeUpstream, FakeUpstream) {
+    let consul = FakeUpstream::start(zone).await;
+    let internet = FakeUpstream::start(internet()).await;
+    let dns = Splitdns::start(template, &[("consul", &consul), ("internet", &internet)]).await;
+    (dns, consul, internet)
 }
 
 fn ips(list: &[&str]) -> Vec<Ipv4Addr> {
@@ -42,11 +43,7 @@ fn sorted(mut v: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_a_is_asked_under_the_target_and_answered_under_the_asked_name() {
-    let (consul, internet) = (
-        FakeUpstream::start(consul()).await,
-        FakeUpstream::start(internet()).await,
-    );
-    let dns = start(&consul, &internet).await;
+    let (dns, consul, internet) = start(consul(), &rewrite_to("service.consul")).await;
 
     let reply = dns.ask("Web.Infra.Local.", RecordType::A).await;
 
@@ -62,11 +59,7 @@ async fn rewritten_a_is_asked_under_the_target_and_answered_under_the_asked_name
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_nodata_and_nxdomain_carry_the_soa_of_the_asked_zone() {
-    let (consul, internet) = (
-        FakeUpstream::start(consul()).await,
-        FakeUpstream::start(internet()).await,
-    );
-    let dns = start(&consul, &internet).await;
+    let (dns, consul, _internet) = start(consul(), &rewrite_to("service.consul")).await;
 
     let nodata = dns.ask("web.infra.local.", RecordType::AAAA).await;
     let nxdomain = dns.ask("nope.infra.local.", RecordType::A).await;
@@ -85,11 +78,7 @@ async fn rewritten_nodata_and_nxdomain_carry_the_soa_of_the_asked_zone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_srv_keeps_consul_targets_and_their_additionals() {
-    let (consul, internet) = (
-        FakeUpstream::start(consul()).await,
-        FakeUpstream::start(internet()).await,
-    );
-    let dns = start(&consul, &internet).await;
+    let (dns, consul, _internet) = start(consul(), &rewrite_to("service.consul")).await;
 
     let reply = dns
         .udp(&query_with_edns(
@@ -133,11 +122,7 @@ async fn rewritten_srv_keeps_consul_targets_and_their_additionals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_answers_are_cached_under_the_asked_name() {
-    let (consul, internet) = (
-        FakeUpstream::start(consul_with_ttl(30)).await,
-        FakeUpstream::start(internet()).await,
-    );
-    let dns = start(&consul, &internet).await;
+    let (dns, consul, _internet) = start(consul_with_ttl(30), &rewrite_to("service.consul")).await;
 
     let first = dns.ask("web.infra.local.", RecordType::A).await;
     let second = dns.ask("WEB.infra.local.", RecordType::A).await;
@@ -156,10 +141,6 @@ async fn rewritten_answers_are_cached_under_the_asked_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewrite_rule_works_like_the_route() {
-    let (consul, internet) = (
-        FakeUpstream::start(consul()).await,
-        FakeUpstream::start(internet()).await,
-    );
     let config = r#"
 rules = ["server=/consul/{consul#}", "rewrite=/infra.local/service.consul/"]
 [server]
@@ -167,7 +148,7 @@ listen = ["127.0.0.1:0"]
 [upstream]
 servers = ["{internet}"]
 "#;
-    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, consul, internet) = start(consul(), config).await;
 
     let reply = dns.ask("web.infra.local.", RecordType::A).await;
 
@@ -183,7 +164,10 @@ async fn rewrite_route_with_servers_asks_them() {
         FakeUpstream::start(consul()).await,
         FakeUpstream::start(internet()).await,
     );
-    let config = format!("{REWRITE}servers = [\"{{other}}\"]\n");
+    let config = format!(
+        "{}servers = [\"{{other}}\"]\n",
+        rewrite_to("service.consul")
+    );
     let upstreams = [
         ("consul", &consul),
         ("other", &other_agent),
@@ -216,22 +200,6 @@ servers = ["{internet}"]
     assert_eq!(reply.answers[0].name, name("x.gw.example."));
     assert_eq!(internet.total(), 0);
 }
-
-/// `infra.local` rewritten onto the whole Consul domain, as `rewrite = "consul"` does.
-const WHOLE_ZONE: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-timeout = "500ms"
-[[route]]
-zones = ["consul"]
-servers = ["{consul}"]
-timeout = "500ms"
-[[route]]
-zones = ["infra.local"]
-rewrite = "consul"
-"#;
 
 /// Every A and AAAA record of the additional section, as (owner, address text), sorted.
 fn additional_addresses(reply: &hickory_proto::op::Message) -> Vec<(String, String)> {
@@ -269,11 +237,7 @@ fn srv_targets(reply: &hickory_proto::op::Message) -> Vec<String> {
 /// route and the same servers that gave the SRV answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_zone_rewrite_maps_srv_targets_and_their_additionals_once() {
-    let (consul, internet) = (
-        FakeUpstream::start(consul_with_ttl(30)).await,
-        FakeUpstream::start(internet()).await,
-    );
-    let dns = Splitdns::start(WHOLE_ZONE, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, consul, internet) = start(consul_with_ttl(30), &rewrite_to("consul")).await;
 
     let reply = dns
         .udp(&query_with_edns(
@@ -319,11 +283,7 @@ async fn whole_zone_rewrite_maps_srv_targets_and_their_additionals_once() {
 /// the name the SRV answer gives it, through the rewrite route, and added once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_zone_rewrite_completes_missing_targets_under_the_mapped_name() {
-    let (consul, internet) = (
-        FakeUpstream::start(consul()).await,
-        FakeUpstream::start(internet()).await,
-    );
-    let dns = Splitdns::start(WHOLE_ZONE, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, consul, internet) = start(consul(), &rewrite_to("consul")).await;
 
     let reply = dns
         .udp(&query_with_edns(

@@ -17,21 +17,28 @@ fn with_rules(rules: &[&str]) -> String {
     )
 }
 
-/// dnsmasq(8), `--server`: "More than one --server flag is allowed, with repeated domain or
-/// ipaddr parts as required." Two lines for `consul` are one server group, asked in order:
-/// the second server answers when the first fails.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_server_lines_are_one_group_asked_in_order() {
+/// splitdns on [`with_rules`]`(rules)`, with two Consul-like servers `{first}` and
+/// `{second}` and the internet-like `{internet}`.
+async fn two_servers(rules: &[&str]) -> (Splitdns, FakeUpstream, FakeUpstream, FakeUpstream) {
     let first = FakeUpstream::start(consul()).await;
     let second = FakeUpstream::start(consul()).await;
     let internet = FakeUpstream::start(internet()).await;
-    let template = with_rules(&["server=/consul/{first#}", "server=/consul/{second#}"]);
     let upstreams = [
         ("first", &first),
         ("second", &second),
         ("internet", &internet),
     ];
-    let dns = Splitdns::start(&template, &upstreams).await;
+    let dns = Splitdns::start(&with_rules(rules), &upstreams).await;
+    (dns, first, second, internet)
+}
+
+/// dnsmasq(8), `--server`: "More than one --server flag is allowed, with repeated domain or
+/// ipaddr parts as required." Two lines for `consul` are one server group, asked in order:
+/// the second server answers when the first fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_server_lines_are_one_group_asked_in_order() {
+    let (dns, first, second, internet) =
+        two_servers(&["server=/consul/{first#}", "server=/consul/{second#}"]).await;
 
     let reply = dns.ask("web.service.consul.", RecordType::A).await;
     assert_eq!(answer_ips(&reply).len(), 2);
@@ -50,19 +57,11 @@ async fn repeated_server_lines_are_one_group_asked_in_order() {
 /// server to that zone only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_for_two_zones_and_another_for_one_of_them() {
-    let first = FakeUpstream::start(consul()).await;
-    let second = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let template = with_rules(&[
+    let (dns, first, second, _internet) = two_servers(&[
         "server=/consul/in-addr.arpa/{first#}",
         "server=/in-addr.arpa/{second#}",
-    ]);
-    let upstreams = [
-        ("first", &first),
-        ("second", &second),
-        ("internet", &internet),
-    ];
-    let dns = Splitdns::start(&template, &upstreams).await;
+    ])
+    .await;
     first.set_mode(Mode::ServFail);
 
     dns.ask("web.service.consul.", RecordType::A).await;
@@ -88,10 +87,7 @@ async fn standard_servers_line_wins_over_a_server_for_the_same_zone() {
         ["server=/consul/{consul#}", "server=/consul/#"],
         ["server=/consul/#", "server=/consul/{consul#}"],
     ] {
-        let consul = FakeUpstream::start(consul()).await;
-        let internet = FakeUpstream::start(internet()).await;
-        let upstreams = [("consul", &consul), ("internet", &internet)];
-        let dns = Splitdns::start(&with_rules(&rules), &upstreams).await;
+        let (dns, consul, internet) = Splitdns::with_fakes(&with_rules(&rules)).await;
 
         dns.ask("web.service.consul.", RecordType::A).await;
 
@@ -113,10 +109,7 @@ async fn a_server_line_wins_over_local_for_the_same_zone() {
         ["local=/consul/", "server=/consul/{consul#}"],
         ["server=/consul/{consul#}", "server=/consul/"],
     ] {
-        let consul = FakeUpstream::start(consul()).await;
-        let internet = FakeUpstream::start(internet()).await;
-        let upstreams = [("consul", &consul), ("internet", &internet)];
-        let dns = Splitdns::start(&with_rules(&rules), &upstreams).await;
+        let (dns, consul, _internet) = Splitdns::with_fakes(&with_rules(&rules)).await;
 
         let reply = dns.ask("web.service.consul.", RecordType::A).await;
 
@@ -130,11 +123,11 @@ async fn a_server_line_wins_over_local_for_the_same_zone() {
 /// sends AAAA for x.b.consul to the consul server).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_under_a_forwarded_zone_leaves_other_types_to_that_zone() {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let template = with_rules(&["server=/consul/{consul#}", "address=/b.consul/192.0.2.7"]);
-    let upstreams = [("consul", &consul), ("internet", &internet)];
-    let dns = Splitdns::start(&template, &upstreams).await;
+    let (dns, consul, internet) = Splitdns::with_fakes(&with_rules(&[
+        "server=/consul/{consul#}",
+        "address=/b.consul/192.0.2.7",
+    ]))
+    .await;
 
     let a = dns.ask("x.b.consul.", RecordType::A).await;
     dns.ask("x.b.consul.", RecordType::AAAA).await;
@@ -152,14 +145,11 @@ async fn address_under_a_forwarded_zone_leaves_other_types_to_that_zone() {
 /// one rewrite route, not two definitions of `infra.local`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewrite_takes_the_server_lines_of_its_zone() {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let template = with_rules(&[
+    let (dns, consul, internet) = Splitdns::with_fakes(&with_rules(&[
         "rewrite=/infra.local/service.consul/",
         "server=/infra.local/{consul#}",
-    ]);
-    let upstreams = [("consul", &consul), ("internet", &internet)];
-    let dns = Splitdns::start(&template, &upstreams).await;
+    ]))
+    .await;
 
     let reply = dns.ask("web.infra.local.", RecordType::A).await;
 
@@ -172,19 +162,11 @@ async fn rewrite_takes_the_server_lines_of_its_zone() {
 /// one prefix are one server group too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rev_server_lines_accumulate() {
-    let first = FakeUpstream::start(consul()).await;
-    let second = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let template = with_rules(&[
+    let (dns, first, second, _internet) = two_servers(&[
         "rev-server=10.0.0.0/8,{first#}",
         "rev-server=10.0.0.0/8,{second#}",
-    ]);
-    let upstreams = [
-        ("first", &first),
-        ("second", &second),
-        ("internet", &internet),
-    ];
-    let dns = Splitdns::start(&template, &upstreams).await;
+    ])
+    .await;
     first.set_mode(Mode::ServFail);
 
     let reply = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
@@ -198,8 +180,6 @@ async fn rev_server_lines_accumulate() {
 /// TTL 0 (its PTR TTL is fixed), and `min_ttl` lets the answer be cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_for_a_prefix_covers_its_reverse_zone_with_options() {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
     let template = r#"
 [server]
 listen = ["127.0.0.1:0"]
@@ -210,7 +190,7 @@ zones = ["10.0.0.0/8", "fd00::/8"]
 servers = ["{consul}"]
 min_ttl = 30
 "#;
-    let dns = Splitdns::start(template, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, consul, internet) = Splitdns::with_fakes(template).await;
 
     let first = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
     let second = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;

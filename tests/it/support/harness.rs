@@ -124,6 +124,11 @@ impl Splitdns {
         self.metrics.expect("the config has no [metrics] table")
     }
 
+    /// The `[metrics]` endpoint's `/metrics` text, asserting it answers 200.
+    pub(crate) async fn scrape(&self) -> String {
+        super::http::scrape(self.metrics_addr()).await
+    }
+
     pub(crate) fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }

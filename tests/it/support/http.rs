@@ -44,3 +44,16 @@ pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
         )
     })
 }
+
+/// `/metrics` from `addr`, asserting it answers 200.
+pub(crate) async fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = get(addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The sample's value, failing with the whole exposition when it is missing.
+#[track_caller]
+pub(crate) fn value(text: &str, series: &str) -> f64 {
+    sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use super::a;
 use super::fixtures::Zone;
@@ -68,15 +68,8 @@ struct Shared {
 pub(crate) struct FakeUpstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for FakeUpstream {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// The serving tasks, aborted when the fake is dropped.
+    _tasks: JoinSet<()>,
 }
 
 impl FakeUpstream {
@@ -107,14 +100,13 @@ impl FakeUpstream {
             seen: Mutex::new(Vec::new()),
             udp_sources: Mutex::new(Vec::new()),
         });
-        let tasks = vec![
-            tokio::spawn(serve_udp(Arc::new(udp), shared.clone())),
-            tokio::spawn(serve_tcp(tcp, shared.clone())),
-        ];
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve_udp(Arc::new(udp), shared.clone()));
+        tasks.spawn(serve_tcp(tcp, shared.clone()));
         Self {
             addr,
             shared,
-            tasks,
+            _tasks: tasks,
         }
     }
 
@@ -172,7 +164,7 @@ impl FakeUpstream {
 }
 
 /// Binds UDP on an ephemeral port, then TCP on the same port (retrying if TCP's is taken).
-async fn bind_pair() -> (UdpSocket, TcpListener) {
+pub(crate) async fn bind_pair() -> (UdpSocket, TcpListener) {
     for _ in 0..50 {
         let udp = bind_udp();
         let port = udp.local_addr().unwrap().port();
@@ -235,20 +227,28 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
 async fn serve_tcp_conn(stream: TcpStream, shared: Arc<Shared>) {
     let (mut reader, writer) = stream.into_split();
     let writer = Arc::new(tokio::sync::Mutex::new(writer));
-    loop {
-        let mut len = [0u8; 2];
-        if reader.read_exact(&mut len).await.is_err() {
-            return;
-        }
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        if reader.read_exact(&mut buf).await.is_err() {
-            return;
-        }
+    while let Some(buf) = read_frame(&mut reader).await {
         let Some(replies) = receive(&shared, &buf, Proto::Tcp) else {
             continue;
         };
         tokio::spawn(write_tcp_replies(writer.clone(), replies));
     }
+}
+
+/// The next length-prefixed DNS message on a TCP stream (RFC 1035 §4.2.2); `None` at its end.
+pub(crate) async fn read_frame(reader: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    reader.read_exact(&mut len).await.ok()?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    reader.read_exact(&mut buf).await.ok()?;
+    Some(buf)
+}
+
+/// `bytes` with its two-byte length prefix, ready to write to a TCP stream.
+pub(crate) fn frame(bytes: &[u8]) -> Vec<u8> {
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    framed
 }
 
 async fn write_tcp_replies(
@@ -257,9 +257,7 @@ async fn write_tcp_replies(
 ) {
     for (delay, bytes) in replies {
         tokio::time::sleep(delay).await;
-        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&bytes);
-        let _ = writer.lock().await.write_all(&framed).await;
+        let _ = writer.lock().await.write_all(&frame(&bytes)).await;
     }
 }
 

@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use hickory_proto::op::{Message, MessageType};
 use hickory_proto::rr::rdata::{A, AAAA, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
+use super::upstream::{bind_pair, frame, read_frame};
 use super::{client, name};
 
 /// The question [`Witness::settle`] asks; never logged.
@@ -34,15 +35,8 @@ struct Shared {
 pub(crate) struct Witness {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// The serving tasks, aborted when the witness is dropped.
+    _tasks: JoinSet<()>,
 }
 
 impl Witness {
@@ -56,14 +50,13 @@ impl Witness {
             silent: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
         });
-        let tasks = vec![
-            tokio::spawn(serve_udp(udp, shared.clone())),
-            tokio::spawn(serve_tcp(tcp, shared.clone())),
-        ];
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve_udp(udp, shared.clone()));
+        tasks.spawn(serve_tcp(tcp, shared.clone()));
         Self {
             addr,
             shared,
-            tasks,
+            _tasks: tasks,
         }
     }
 
@@ -97,18 +90,6 @@ impl Witness {
     }
 }
 
-/// Binds UDP on an ephemeral port, then TCP on the same port (retrying if TCP's is taken).
-async fn bind_pair() -> (UdpSocket, TcpListener) {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
-            return (udp, tcp);
-        }
-    }
-    panic!("no free port for both UDP and TCP");
-}
-
 /// Answers each datagram before reading the next, so the log follows arrival order.
 async fn serve_udp(sock: UdpSocket, shared: Arc<Shared>) {
     let mut buf = vec![0u8; 65535];
@@ -129,21 +110,11 @@ async fn serve_tcp(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn serve_tcp_conn(mut stream: TcpStream, shared: Arc<Shared>) {
-    loop {
-        let mut len = [0u8; 2];
-        if stream.read_exact(&mut len).await.is_err() {
-            return;
-        }
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        if stream.read_exact(&mut buf).await.is_err() {
-            return;
-        }
+    while let Some(buf) = read_frame(&mut stream).await {
         let Some(reply) = answer(&shared, &buf) else {
             continue;
         };
-        let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&reply);
-        if stream.write_all(&framed).await.is_err() {
+        if stream.write_all(&frame(&reply)).await.is_err() {
             return;
         }
     }
