@@ -779,9 +779,16 @@ async fn sigusr1_logs_cache_and_server_statistics() {
     client::udp(addr, &query("www.example.", RecordType::A)).await;
 }
 
+/// Every series a dashboard panel reads is exported once the feature it shows is configured
+/// (here: an encrypted server, for the connection and handshake-failure panels).
 #[tokio::test]
 async fn grafana_dashboard_uses_only_exported_metrics() {
-    let (dns, _consul, _internet) = standard().await;
+    let encrypted_route = "[[route]]\nzones = [\"corp.example\"]\nservers = [\"tls://127.0.0.1:853#ns.corp.example\"]";
+    let config = standard_plus(
+        encrypted_route,
+        "[metrics]\nlisten = \"127.0.0.1:0\"\n[cache]\nsize = 500",
+    );
+    let (dns, _consul, _internet) = Splitdns::with_fakes(&config).await;
     dns.ask("www.example.", RecordType::A).await;
     let text = dns.scrape().await;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/grafana-dashboard.json");
