@@ -12,30 +12,17 @@ use crate::support::daemon::{BIN, Daemon};
 use crate::support::harness::{parse, render};
 use crate::support::{FakeUpstream, Splitdns, answer_ips, client, fixtures, query};
 
-/// The Consul route keeps answers 60 s (Consul's own TTL is 0), so both routes cache.
-const CONFIG: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-
-[upstream]
-servers = ["{internet}"]
-timeout = "1s"
-
-[[route]]
-zones = ["consul"]
-servers = ["{consul}"]
-min_ttl = 60
-
-[control]
-socket = "SOCKET"
-"#;
-
 /// A directory for the socket, and the config naming it, rendered against the fakes.
 fn config(dir: &TempDir, upstreams: &[(&str, &FakeUpstream)]) -> String {
-    render(CONFIG, upstreams).replace("SOCKET", socket(dir).to_str().unwrap())
+    let config = format!(
+        "{}\n[control]\nsocket = {:?}\n",
+        fixtures::DAEMON_CONFIG,
+        socket(dir)
+    );
+    render(&config, upstreams)
 }
 
-/// The internet and Consul fakes, a directory for the socket, and [`CONFIG`] rendered
+/// The internet and Consul fakes, a directory for the socket, and [`fixtures::DAEMON_CONFIG`] rendered
 /// against them.
 struct Setup {
     internet: FakeUpstream,
@@ -91,7 +78,7 @@ async fn ask(addr: std::net::SocketAddr, qname: &str) {
     assert!(!answer_ips(&reply).is_empty(), "{qname}: {reply}");
 }
 
-/// Issue 10: "`reload`: reload and wait for the outcome; exit 0 when applied, non-zero with the
+/// Expected: "`reload`: reload and wait for the outcome; exit 0 when applied, non-zero with the
 /// same message as `check` when rejected." Without `--socket` the path comes from the config's
 /// `[control] socket`. The new route must be in force when the command returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +128,7 @@ async fn control_reload_waits_for_the_outcome_and_words_a_rejection_as_check_doe
     );
 }
 
-/// Issue 10: "`flush [ZONE|NAME ...]`: drop the whole cache, or the entries at and under each
+/// Expected: "`flush [ZONE|NAME ...]`: drop the whole cache, or the entries at and under each
 /// zone; prints how many." A flushed name is asked upstream again; a kept one is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_flush_drops_the_zones_named_or_everything() {
@@ -186,7 +173,7 @@ async fn control_flush_drops_the_zones_named_or_everything() {
     );
 }
 
-/// Issue 10: "`stats`: what SIGUSR1 logs, on stdout (cache size, hits, misses, per-server
+/// Expected: "`stats`: what SIGUSR1 logs, on stdout (cache size, hits, misses, per-server
 /// queries, failures, health)."
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_stats_prints_the_cache_and_every_server() {
@@ -224,7 +211,7 @@ async fn control_stats_prints_the_cache_and_every_server() {
     );
 }
 
-/// Issue 10: "`routes`: the routing table in force now, like `check` prints it."
+/// Expected: "`routes`: the routing table in force now, like `check` prints it."
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_routes_prints_the_table_check_prints() {
     let Setup {
@@ -249,7 +236,7 @@ async fn control_routes_prints_the_table_check_prints() {
     drop(dns);
 }
 
-/// Issue 10: the socket is mode 0660 and, when splitdns starts as root and switches to
+/// The socket is mode 0660 and, when splitdns starts as root and switches to
 /// `[server] user`, owned by that user; a socket file left by an earlier run is replaced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_socket_is_0660_owned_by_the_service_user_and_replaces_a_stale_one() {
@@ -279,7 +266,7 @@ async fn the_control_socket_is_0660_owned_by_the_service_user_and_replaces_a_sta
     assert!(stdout.starts_with("cache size"), "{stdout}");
 }
 
-/// Issue 10: "a second splitdns on the same socket path is a typed, worded start-up error", and
+/// Expected: "a second splitdns on the same socket path is a typed, worded start-up error", and
 /// it leaves the first one's socket alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_splitdns_on_the_same_control_socket_does_not_start() {

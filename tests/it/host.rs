@@ -13,19 +13,7 @@ use crate::support::fixtures;
 use crate::support::harness::render;
 use crate::support::{FakeUpstream, answer_ips, assert_rcode, query};
 
-const CONFIG: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-
-[upstream]
-servers = ["{internet}"]
-timeout = "1s"
-
-[[route]]
-zones = ["consul"]
-servers = ["{consul}"]
-min_ttl = 60
-"#;
+const CONFIG: &str = fixtures::DAEMON_CONFIG;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_is_notified_once_listening() {

@@ -56,7 +56,7 @@ impl Racer {
     }
 }
 
-/// Issue 9: a reload that moves `moved.test` from server A to server B must not leave A's answer
+/// A reload that moves `moved.test` from server A to server B must not leave A's answer
 /// in the cache. The reload drops the cache entries of changed routes (README, "Reloading"); an
 /// answer fetched under the old table that arrives after that must not be stored, and a query
 /// that comes after the reload must not be handed the answer of a fetch begun under the old
@@ -124,7 +124,7 @@ servers = ["{consul}"]
 min_ttl = 60
 "#;
 
-/// Issue 9: "A rejected reload must change nothing": the new config asks for another listen
+/// Expected: "A rejected reload must change nothing": the new config asks for another listen
 /// address, another Consul server and a hosts file that cannot be read (a directory). The reload
 /// is refused, so the listener, the routes and the cache stay exactly as they were: the same
 /// address answers, nothing else is listed as answering, and both names are still cache hits

@@ -309,3 +309,19 @@ fn load_answer(qname: &Name, qtype: RecordType) -> Option<Vec<Record>> {
 pub(crate) fn load_ip(i: u32) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(0xc612_0000 | (i & 0x1_ffff))
 }
+
+/// A daemon's config with both routes caching: the Consul route keeps answers 60 s (Consul's
+/// own TTL is 0). Rendered against the `internet` and `consul` fakes.
+pub(crate) const DAEMON_CONFIG: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+
+[upstream]
+servers = ["{internet}"]
+timeout = "1s"
+
+[[route]]
+zones = ["consul"]
+servers = ["{consul}"]
+min_ttl = 60
+"#;
