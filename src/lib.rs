@@ -56,6 +56,6 @@ pub mod process {
 pub mod parts {
     pub use crate::dns::answer::{Answer, TtlPolicy};
     pub use crate::dns::wire::Query;
-    pub use crate::resolve::cache::{Cache, CacheKey, Served};
+    pub use crate::resolve::cache::{Cache, CacheKey, Cached, Served};
     pub use crate::resolve::router::Router;
 }

@@ -82,6 +82,8 @@ pub struct Config {
     pub cache: CacheConfig,
     pub guard: GuardConfig,
     pub tcp: TcpConfig,
+    /// `[server] threads`: how many threads answer UDP.
+    pub threads: usize,
     /// `[metrics]`: `None` when the table is absent (no HTTP endpoint).
     pub metrics: Option<MetricsConfig>,
     pub log: LogConfig,
@@ -482,6 +484,7 @@ impl Source<'_> {
             origin: self.path.clone(),
             guard,
             tcp,
+            threads: self.threads(raw.server.threads)?,
             source: None,
             user: self.user(raw.server.user)?,
             listen: self.listen(raw.server.listen)?,

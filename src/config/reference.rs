@@ -97,6 +97,13 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         table: "[server]",
+        key: "threads",
+        kind: "integer",
+        default: "cores",
+        meaning: "Threads answering UDP, each with its own socket on every listen address; the kernel spreads clients over them. Default: one per core splitdns may run on (its CPU affinity).",
+    },
+    Key {
+        table: "[server]",
         key: "tcp_max_connections",
         kind: "integer",
         default: "`1000`",

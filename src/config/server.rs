@@ -82,6 +82,7 @@ pub(super) struct RawServer {
     pub(super) tcp_read_timeout: Option<Spanned<String>>,
     pub(super) tcp_max_queries: Option<Spanned<usize>>,
     pub(super) user: Option<Spanned<String>>,
+    pub(super) threads: Option<Spanned<usize>>,
 }
 
 impl Source<'_> {
@@ -157,6 +158,20 @@ impl Source<'_> {
             .collect()
     }
 
+    /// `threads`, or by default one per core this process may run on.
+    pub(super) fn threads(&self, raw: Option<Spanned<usize>>) -> Result<usize, ConfigError> {
+        match raw {
+            Some(n) if *n.get_ref() == 0 => Err(self.invalid_at(
+                "[server] threads",
+                n.span(),
+                0,
+                "must be at least 1 (leave it out for one per core)",
+            )),
+            Some(n) => Ok(*n.get_ref()),
+            None => Ok(default_threads()),
+        }
+    }
+
     pub(super) fn user(&self, raw: Option<Spanned<String>>) -> Result<Option<String>, ConfigError> {
         let Some(raw) = raw else { return Ok(None) };
         let name = raw.get_ref();
@@ -222,6 +237,12 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
         name: name.to_string(),
         port,
     })
+}
+
+/// One UDP thread per core this process may run on (its CPU affinity, as
+/// systemd's `CPUAffinity=` or `taskset` set it).
+pub(super) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 #[cfg(test)]

@@ -115,6 +115,13 @@ pub struct Cache {
     floor: AtomicU64,
 }
 
+/// What [`Cache::lookup`] found.
+pub enum Cached {
+    Fresh(Answer),
+    /// Expired, within the stale window.
+    Stale(Answer),
+}
+
 /// What [`Cache::serve`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
@@ -148,9 +155,12 @@ impl Cache {
             shards: (0..shards)
                 .map(|i| {
                     Mutex::new(Shard {
-                        index: HashTable::new(),
-                        // Reserved, not touched: pages cost memory only once
-                        // used, and a full cache never pays for growth by doubling.
+                        // Both sized for a full shard up front, so that filling
+                        // the cache never rehashes or copies what it holds. The
+                        // slots are reserved, not touched (pages cost memory
+                        // only once used); the index is the size a full shard
+                        // would grow it to anyway.
+                        index: HashTable::with_capacity(shard_capacity),
                         slots: Vec::with_capacity(shard_capacity),
                         rng: 0x9e37_79b9_7f4a_7c15 ^ i as u64,
                     })
@@ -229,25 +239,10 @@ impl Cache {
         Served::Hit
     }
 
-    /// A copy of the entry for `key` if it has expired but is still within the
-    /// stale window: what to answer when the upstreams fail (RFC 8767 §4).
-    pub fn stale(&self, key: &[u8], now: Instant) -> Option<Answer> {
-        if self.stale_window == 0 {
-            return None;
-        }
-        self.copy_if(key, |answer| {
-            let within = seconds(now) < answer.expires().saturating_add(self.stale_window);
-            !answer.is_fresh(now) && within
-        })
-    }
-
-    /// A copy of the fresh entry for `key`, if any.
-    pub fn get(&self, key: &[u8], now: Instant) -> Option<Answer> {
-        self.copy_if(key, |answer| answer.is_fresh(now))
-    }
-
-    /// A copy of the entry for `key` when `wanted` accepts it.
-    fn copy_if(&self, key: &[u8], wanted: impl FnOnce(&Answer) -> bool) -> Option<Answer> {
+    /// A copy of the entry for `key` if it is fresh, or has expired but is
+    /// still within the stale window: what to answer when the upstreams fail
+    /// (RFC 8767 §4). One lookup for both, on the miss path.
+    pub fn lookup(&self, key: &[u8], now: Instant) -> Option<Cached> {
         if self.shard_capacity == 0 {
             return None;
         }
@@ -257,7 +252,23 @@ impl Cache {
             .index
             .find(hash, |&i| matches(&shard.slots[i as usize], key))?;
         let answer = &shard.slots[i as usize];
-        wanted(answer).then(|| answer.clone())
+        if answer.is_fresh(now) {
+            Some(Cached::Fresh(answer.clone()))
+        } else if self.stale_window > 0
+            && seconds(now) < answer.expires().saturating_add(self.stale_window)
+        {
+            Some(Cached::Stale(answer.clone()))
+        } else {
+            None
+        }
+    }
+
+    /// A copy of the fresh entry for `key`, if any.
+    pub fn get(&self, key: &[u8], now: Instant) -> Option<Answer> {
+        match self.lookup(key, now)? {
+            Cached::Fresh(answer) => Some(answer),
+            Cached::Stale(_) => None,
+        }
     }
 
     /// Keeps `answer` if it has a lifetime; TTL 0 and failures are not kept.

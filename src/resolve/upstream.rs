@@ -13,6 +13,7 @@
 //! fallback share one server's state (sockets, IDs in flight, health) and
 //! are easiest to check read together.
 
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -388,15 +389,46 @@ const MAX_IDLE_SOCKETS: usize = 256;
 /// socket holds no port and can receive nothing. Reusing the socket rather
 /// than opening one per query saves its socket(), close() and two epoll
 /// registrations; the port changes all the same.
-#[derive(Default)]
+///
+/// A socket is registered with the reactor of the thread that opened it, so
+/// each reactor has its own idle sockets (see [`use_own_sockets`]): a query
+/// then sends, waits and reads on one thread.
 struct UdpSockets {
-    idle: Mutex<Vec<UdpSocket>>,
+    idle: Box<[Mutex<Vec<UdpSocket>>]>,
+}
+
+impl Default for UdpSockets {
+    fn default() -> Self {
+        Self {
+            idle: (0..POOLS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+/// Idle socket pools per server: one per reactor, up to this many (more
+/// reactors share pools, which is correct, only slower).
+const POOLS: usize = 64;
+
+thread_local! {
+    /// The pool this thread's queries use: 0 for the threads of the main
+    /// runtime, which share one reactor.
+    static POOL: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Says that the calling thread runs a reactor of its own (the `index`th,
+/// from 0): its queries use their own idle sockets.
+pub(crate) fn use_own_sockets(index: usize) {
+    POOL.with(|p| p.set(1 + index % (POOLS - 1)));
 }
 
 impl UdpSockets {
+    fn pool(&self) -> &Mutex<Vec<UdpSocket>> {
+        &self.idle[POOL.with(Cell::get)]
+    }
+
     /// An idle socket, or a new one registered with the reactor.
     fn take(&self, server: SocketAddr) -> io::Result<UdpSocket> {
-        if let Some(socket) = self.idle.lock().expect("idle sockets lock").pop() {
+        if let Some(socket) = self.pool().lock().expect("idle sockets lock").pop() {
             return Ok(socket);
         }
         let socket = Socket::new(Domain::for_address(server), Type::DGRAM.nonblocking(), None)?;
@@ -421,7 +453,7 @@ impl UdpSockets {
         let _ = socket.try_io(Interest::READABLE, || {
             Err::<(), _>(io::ErrorKind::WouldBlock.into())
         });
-        let mut idle = self.idle.lock().expect("idle sockets lock");
+        let mut idle = self.pool().lock().expect("idle sockets lock");
         if idle.len() < MAX_IDLE_SOCKETS {
             idle.push(socket);
         }
@@ -531,7 +563,6 @@ async fn read_reply(
     id: u16,
     ask: &Question,
 ) -> Result<Vec<u8>, Failure> {
-    let mut buf = vec![0u8; UDP_REPLY_BUFFER];
     loop {
         // An ICMP error marks the socket in error, not readable.
         let ready = socket
@@ -549,18 +580,27 @@ async fn read_reply(
         if !ready.is_readable() {
             continue;
         }
-        match socket.try_recv_from(&mut buf) {
-            Ok((len, from)) if same_endpoint(from, server) && answers(&buf[..len], id, ask) => {
-                buf.truncate(len);
-                return Ok(buf);
-            }
-            Ok((_, from)) => {
+        // Read into this thread's buffer, and copied out only when it is the
+        // answer: no buffer of the largest size to allocate per query.
+        let received = REPLY_BUFFER.with_borrow_mut(|buf| {
+            socket.try_recv_from(buf).map(|(len, from)| {
+                let wanted = same_endpoint(from, server) && answers(&buf[..len], id, ask);
+                (wanted.then(|| buf[..len].to_vec()), from)
+            })
+        });
+        match received {
+            Ok((Some(reply), _)) => return Ok(reply),
+            Ok((None, from)) => {
                 tracing::debug!(id, %from, "dropped a datagram that does not answer the query");
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(network(e)),
         }
     }
+}
+
+thread_local! {
+    static REPLY_BUFFER: RefCell<[u8; UDP_REPLY_BUFFER]> = const { RefCell::new([0; UDP_REPLY_BUFFER]) };
 }
 
 /// Same address and port (an IPv6 flow label or scope may differ).

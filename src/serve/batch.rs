@@ -10,6 +10,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::ptr;
 
+use socket2::SockAddr;
+
 /// Datagrams per system call.
 pub(super) const BATCH: usize = 32;
 /// Queries are small; a larger datagram is reported truncated and dropped.
@@ -93,51 +95,66 @@ impl Batch {
         Some((&self.bufs[i][..self.lens[i]], client, &mut self.replies[i]))
     }
 
-    /// The sender of datagram `i`.
-    pub(super) fn client(&self, i: usize) -> Option<SocketAddr> {
-        socket_addr(&self.addrs[i])
+    /// Sends the marked replies of the first `n` datagrams, then `queued`
+    /// (answers to earlier misses), in as few calls as [`BATCH`] allows.
+    /// Returns how many went; when the socket's buffer is full the rest are
+    /// left, in [`Batch::outgoing`] order, for the caller to send one by one.
+    pub(super) fn send(&self, fd: RawFd, n: usize, queued: &[(Vec<u8>, SocketAddr)]) -> usize {
+        let mut outgoing = self.outgoing(n, queued).peekable();
+        let mut sent = 0;
+        while outgoing.peek().is_some() {
+            // SAFETY: as in recv; zeroed C structs, filled before use.
+            let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+            let mut addrs: [SockAddr; BATCH] = std::array::from_fn(|_| SockAddr::from(UNSET));
+            let mut count = 0;
+            for (slot, (bytes, to)) in outgoing.by_ref().take(BATCH).enumerate() {
+                iovs[slot] = libc::iovec {
+                    iov_base: bytes.as_ptr().cast_mut().cast(),
+                    iov_len: bytes.len(),
+                };
+                addrs[slot] = to;
+                count = slot + 1;
+            }
+            for slot in 0..count {
+                let hdr = &mut hdrs[slot].msg_hdr;
+                hdr.msg_name = addrs[slot].as_ptr().cast_mut().cast();
+                hdr.msg_namelen = addrs[slot].len();
+                hdr.msg_iov = &mut iovs[slot];
+                hdr.msg_iovlen = 1;
+            }
+            // SAFETY: the headers point at live reply buffers and addresses
+            // with their true lengths; the kernel only reads them.
+            let done =
+                unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT) };
+            let done = usize::try_from(done).unwrap_or(0);
+            sent += done;
+            if done < count {
+                break;
+            }
+        }
+        sent
     }
 
-    pub(super) fn reply(&self, i: usize) -> &[u8] {
-        &self.replies[i]
-    }
-
-    /// Sends every marked reply of the first `n` datagrams to its sender in one
-    /// call. Returns the marked datagrams and how many of them went; the caller
-    /// sends the rest one by one.
-    pub(super) fn send(&mut self, fd: RawFd, n: usize) -> (Vec<usize>, usize) {
-        let marked: Vec<usize> = (0..n).filter(|&i| self.reply[i]).collect();
-        if marked.is_empty() {
-            return (marked, 0);
-        }
-        // SAFETY: as in recv; zeroed C structs, filled before use.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        for (slot, &i) in marked.iter().enumerate() {
-            iovs[slot] = libc::iovec {
-                iov_base: self.replies[i].as_mut_ptr().cast(),
-                iov_len: self.replies[i].len(),
-            };
-            let hdr = &mut hdrs[slot].msg_hdr;
-            hdr.msg_name = ptr::from_mut(&mut self.addrs[i]).cast();
-            hdr.msg_namelen = self.addr_lens[i];
-            hdr.msg_iov = &mut iovs[slot];
-            hdr.msg_iovlen = 1;
-        }
-        // SAFETY: the headers point at live reply buffers and addresses of this
-        // batch with their true lengths; the kernel only reads them.
-        let sent = unsafe {
-            libc::sendmmsg(
-                fd,
-                hdrs.as_mut_ptr(),
-                marked.len() as u32,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        let sent = usize::try_from(sent).unwrap_or(0);
-        (marked, sent)
+    /// Every reply to send: the marked ones of the first `n` datagrams, then `queued`.
+    pub(super) fn outgoing<'a>(
+        &'a self,
+        n: usize,
+        queued: &'a [(Vec<u8>, SocketAddr)],
+    ) -> impl Iterator<Item = (&'a [u8], SockAddr)> + 'a {
+        let answered = (0..n).filter(|&i| self.reply[i]).filter_map(|i| {
+            socket_addr(&self.addrs[i]).map(|to| (self.replies[i].as_slice(), SockAddr::from(to)))
+        });
+        answered.chain(
+            queued
+                .iter()
+                .map(|(bytes, to)| (bytes.as_slice(), SockAddr::from(*to))),
+        )
     }
 }
+
+/// A placeholder address for slots not used in a call.
+const UNSET: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(storage.ss_family) {

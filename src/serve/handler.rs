@@ -21,7 +21,7 @@ use crate::dns::question::Question;
 use crate::dns::wire::{self, Protocol, Query, Reject};
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, Source};
-use crate::resolve::cache::{self, CacheKey, Flight, Served};
+use crate::resolve::cache::{self, CacheKey, Cached, Flight, Served};
 use crate::resolve::loops;
 use crate::resolve::rebind;
 use crate::resolve::router::{Action, Route, RouteId, Router};
@@ -278,12 +278,10 @@ impl Shared {
         state: Arc<State>,
         asking: Asking,
     ) -> (Option<Arc<Answer>>, Source) {
-        let now = Instant::now();
-        if let Some(answer) = self.cache.get(&asking.key, now) {
-            return (Some(Arc::new(answer)), Source::Cache);
-        }
-        let Some(stale) = self.cache.stale(&asking.key, now) else {
-            return self.fetch(state, asking).await;
+        let stale = match self.cache.lookup(&asking.key, Instant::now()) {
+            Some(Cached::Fresh(answer)) => return (Some(Arc::new(answer)), Source::Cache),
+            Some(Cached::Stale(stale)) => stale,
+            None => return self.fetch(state, asking).await,
         };
         // The fetch runs on its own, so it still refreshes the cache when the
         // client has been given the stale answer.

@@ -15,11 +15,13 @@ use tokio::task::JoinSet;
 use crate::config::Listen;
 use crate::host::interfaces;
 use crate::serve::server::{BindError, Listener};
+use crate::serve::shards::Shards;
 use crate::state::Shared;
 
 /// The listeners held, in the order they were bound.
 pub(crate) struct Listeners {
-    workers: usize,
+    /// The threads that answer UDP; each listener has a socket on every one.
+    shards: Arc<Shards>,
     held: Vec<Held>,
     /// `IFNAME:PORT` entries known to have no address, so each wait is
     /// logged once.
@@ -48,15 +50,21 @@ pub(crate) struct Followed {
 impl Listeners {
     /// Binds the literal entries of `listen` (an error if one cannot be
     /// bound) and the present addresses of its interfaces.
-    pub(crate) fn bind(listen: &[Listen], workers: usize) -> Result<Self, BindError> {
+    pub(crate) fn bind(listen: &[Listen], shards: Arc<Shards>) -> Result<Self, BindError> {
         let mut listeners = Self {
-            workers,
+            shards,
             held: Vec::new(),
             waiting: HashSet::new(),
         };
         listeners.bind_literals(listen)?;
         listeners.follow(listen);
         Ok(listeners)
+    }
+
+    /// The UDP threads, to keep them running past the listeners (so that
+    /// queries in flight at shutdown are still answered).
+    pub(crate) fn shards(&self) -> Arc<Shards> {
+        Arc::clone(&self.shards)
     }
 
     /// The addresses bound now, in listen order.
@@ -69,7 +77,7 @@ impl Listeners {
         for held in &mut self.held {
             if let Some(listener) = held.pending.take() {
                 tracing::info!(addr = %held.addr, entry = %held.entry, "listening (UDP and TCP)");
-                listener.spawn(shared, &mut held.tasks);
+                listener.spawn(shared, &self.shards, &mut held.tasks);
             }
         }
     }
@@ -113,7 +121,7 @@ impl Listeners {
             if self.held.iter().any(|h| &h.entry == entry) {
                 continue;
             }
-            match Listener::bind(*addr, self.workers) {
+            match Listener::bind(*addr, self.shards.len()) {
                 Ok(listener) => self.hold(entry.clone(), listener),
                 Err(e) if addr.is_ipv6() && ipv6_missing(&e) => {
                     tracing::warn!(%addr, error = %e, "skipping an IPv6 listener: this host has no IPv6 there");
@@ -158,7 +166,7 @@ impl Listeners {
                 {
                     continue;
                 }
-                match Listener::bind(addr, self.workers) {
+                match Listener::bind(addr, self.shards.len()) {
                     Ok(listener) => {
                         self.hold(entry.clone(), listener);
                         followed.changed = true;

@@ -13,4 +13,5 @@ pub(crate) mod listeners;
 pub(crate) mod local;
 pub(crate) mod reload;
 pub(crate) mod server;
+pub(crate) mod shards;
 pub(crate) mod start;

@@ -12,20 +12,22 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::config::TcpConfig;
 use crate::dns::wire::Protocol;
-use crate::serve::batch::Batch;
+use crate::serve::batch::{BATCH, Batch};
 use crate::serve::connections::{Connections, Slot};
 use crate::serve::handler::Step;
+use crate::serve::shards::Shards;
 use crate::state::Shared;
 
 /// Pipelined queries of one connection being resolved at once.
@@ -65,7 +67,8 @@ impl BindError {
 /// The sockets bound for one listen address.
 pub(crate) struct Listener {
     pub addr: SocketAddr,
-    udp: Vec<Arc<UdpSocket>>,
+    /// One per shard; each is registered with its shard's reactor when it starts serving.
+    udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
 }
 
@@ -97,11 +100,6 @@ impl Listener {
             udp.push(udp_socket(bound).map_err(|e| BindError::new(bound, "UDP", e))?);
         }
         let tcp = tcp_listener(bound).map_err(|e| BindError::new(bound, "TCP", e))?;
-        let udp = udp
-            .into_iter()
-            .map(|s| UdpSocket::from_std(s).map(Arc::new))
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(|e| BindError::new(bound, "UDP", e))?;
         let tcp = TcpListener::from_std(tcp).map_err(|e| BindError::new(bound, "TCP", e))?;
         Ok(Self {
             addr: bound,
@@ -110,10 +108,16 @@ impl Listener {
         })
     }
 
-    /// Serves until the returned tasks are aborted.
-    pub(crate) fn spawn(self, shared: &Arc<Shared>, tasks: &mut tokio::task::JoinSet<()>) {
-        for socket in self.udp {
-            tasks.spawn(serve_udp(Arc::clone(shared), socket));
+    /// Serves until the returned tasks are aborted: UDP on the shards, one
+    /// socket each, TCP on the calling runtime.
+    pub(crate) fn spawn(
+        self,
+        shared: &Arc<Shared>,
+        shards: &Shards,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        for (i, socket) in self.udp.into_iter().enumerate() {
+            tasks.spawn_on(serve_udp(Arc::clone(shared), socket), shards.handle(i));
         }
         let limits = shared.tcp.clone();
         tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp, limits));
@@ -157,18 +161,48 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Answers a burst of queries per wake-up: hits and local answers go back in
-/// one sendmmsg, misses each get a task that answers when the upstream has.
-async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
+/// one sendmmsg, misses each get a task on this shard, and their answers wait
+/// in the [`Outbox`] to go out with the next burst's.
+async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket) {
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(socket) => Arc::new(socket),
+        Err(error) => {
+            tracing::error!(%error, "cannot serve a UDP socket");
+            return;
+        }
+    };
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
+    let outbox = Arc::new(Outbox::default());
+    let _closed = OutboxClosed(Arc::clone(&outbox), Arc::clone(&socket));
     loop {
-        let received = match socket.async_io(Interest::READABLE, || batch.recv(fd)).await {
-            Ok(n) => n,
-            Err(error) => {
-                tracing::debug!(%error, "UDP receive failed");
-                continue;
-            }
+        let readable = tokio::select! {
+            biased;
+            ready = socket.readable() => ready.is_ok(),
+            () = outbox.posted.notified() => false,
         };
+        let received = if readable {
+            match socket.try_io(Interest::READABLE, || batch.recv(fd)) {
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(error) => {
+                    tracing::debug!(%error, "UDP receive failed");
+                    0
+                }
+            }
+        } else {
+            0
+        };
+        if received > 0 && received < BATCH {
+            // Fewer than asked for: the queue was empty when read. Forget the
+            // readiness now rather than learn it from one more receive that
+            // would fail: a datagram that arrives after the read is reported
+            // by the reactor afresh, and the reactor runs on this thread, so
+            // it cannot have seen one in between.
+            let _ = socket.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
         for i in 0..received {
             let Some((packet, client, out)) = batch.query(i) else {
                 continue;
@@ -178,19 +212,62 @@ async fn serve_udp(shared: Arc<Shared>, socket: Arc<UdpSocket>) {
                 Step::Drop => {}
                 Step::Miss(miss) => {
                     let shared = Arc::clone(&shared);
-                    let socket = Arc::clone(&socket);
+                    let (outbox, socket) = (Arc::clone(&outbox), Arc::clone(&socket));
                     tokio::spawn(async move {
                         let reply = shared.answer_miss(miss).await;
-                        let _ = socket.send_to(&reply, client).await;
+                        outbox.post(reply, client, &socket).await;
                     });
                 }
             }
         }
-        let (marked, sent) = batch.send(fd, received);
-        for &i in &marked[sent..] {
-            if let Some(client) = batch.client(i) {
-                let _ = socket.send_to(batch.reply(i), client).await;
+        let queued = outbox.take();
+        let sent = batch.send(fd, received, &queued);
+        for (reply, client) in batch.outgoing(received, &queued).skip(sent) {
+            if let Some(client) = client.as_socket() {
+                let _ = socket.send_to(reply, client).await;
             }
+        }
+    }
+}
+
+/// Answers to misses of one UDP socket, waiting for its loop to send them
+/// together with its next burst: one sendmmsg for the answers that came in
+/// together, rather than a sendto each.
+#[derive(Default)]
+struct Outbox {
+    queue: Mutex<Vec<(Vec<u8>, SocketAddr)>>,
+    posted: Notify,
+    /// The loop is gone (the listener closed): answers go out directly.
+    closed: AtomicBool,
+}
+
+impl Outbox {
+    async fn post(&self, reply: Vec<u8>, client: SocketAddr, socket: &UdpSocket) {
+        if !self.closed.load(Ordering::Acquire) {
+            let mut queue = self.queue.lock().expect("outbox lock");
+            queue.push((reply, client));
+            if queue.len() == 1 {
+                self.posted.notify_one();
+            }
+            return;
+        }
+        let _ = socket.send_to(&reply, client).await;
+    }
+
+    fn take(&self) -> Vec<(Vec<u8>, SocketAddr)> {
+        std::mem::take(&mut *self.queue.lock().expect("outbox lock"))
+    }
+}
+
+/// Marks the outbox closed when the loop that empties it ends, and sends
+/// what it still holds.
+struct OutboxClosed(Arc<Outbox>, Arc<UdpSocket>);
+
+impl Drop for OutboxClosed {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        for (reply, client) in self.0.take() {
+            let _ = self.1.try_send_to(&reply, client);
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::observe::metrics::Metrics;
 use crate::resolve::{cache, rebind, router::Router};
 use crate::serve::listeners::Listeners;
 use crate::serve::server::{self, BindError};
+use crate::serve::shards::Shards;
 use crate::serve::{control, reload};
 use crate::state::{self, Shared, State, ratelimit};
 
@@ -49,6 +50,8 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the threads that answer UDP: {0}")]
+    Threads(std::io::Error),
     #[error("{dir}: cannot write the man pages and completions: {source}")]
     Generate { dir: String, source: std::io::Error },
 }
@@ -83,8 +86,8 @@ impl Server {
         config: Config,
         control: Option<control::Socket>,
     ) -> Result<Self, Error> {
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        let listeners = Listeners::bind(&config.listen, workers)?;
+        let shards = Shards::start(config.threads).map_err(Error::Threads)?;
+        let listeners = Listeners::bind(&config.listen, Arc::new(shards))?;
         let http = match &config.metrics {
             Some(m) => Some(
                 http::Endpoint::bind(m)
@@ -179,8 +182,10 @@ impl Server {
             .serving
             .store(false, std::sync::atomic::Ordering::Relaxed);
         tasks.abort_all();
+        let shards = listeners.shards();
         drop(listeners);
         self.shared.drain(DRAIN).await;
+        drop(shards);
         Ok(())
     }
 }

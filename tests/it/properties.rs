@@ -12,7 +12,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use splitdns::parts::Query;
 use splitdns::parts::{Answer, TtlPolicy};
-use splitdns::parts::{Cache, CacheKey, Served};
+use splitdns::parts::{Cache, CacheKey, Cached, Served};
 
 const LOWER: &[u8] = b"\x03web\x07example\x00";
 
@@ -95,9 +95,12 @@ proptest! {
         cache.insert(key, &answer, now);
         let hit = cache.serve(key, &query, later, 65_535, &mut out) != Served::Miss;
         prop_assert_eq!(hit, lifetime > 0 && age < lifetime);
-        let stale = cache.stale(key, later).is_some();
-        prop_assert_eq!(stale, lifetime > 0 && window > 0 && age >= lifetime && age < lifetime.saturating_add(window));
-        if let Some(old) = cache.stale(key, later) {
+        let stale = match cache.lookup(key, later) {
+            Some(Cached::Stale(old)) => Some(old),
+            _ => None,
+        };
+        prop_assert_eq!(stale.is_some(), lifetime > 0 && window > 0 && age >= lifetime && age < lifetime.saturating_add(window));
+        if let Some(old) = stale {
             old.to_stale(later, 30).write_response(&query, later, 65_535, &mut out);
             let msg = Message::from_vec(&out).unwrap();
             prop_assert!(msg.answers.iter().all(|r| r.ttl == 30));
