@@ -99,8 +99,8 @@ pub const KEYS: &[Key] = &[
         table: "[server]",
         key: "threads",
         kind: "integer",
-        default: "cores",
-        meaning: "Threads answering UDP, each with its own socket on every listen address; the kernel spreads clients over them. Default: one per core splitdns may run on (its CPU affinity).",
+        default: "half the cores",
+        meaning: "Threads answering UDP, each with its own socket on every listen address; the kernel spreads clients over them. Default: half the cores splitdns may run on (its CPU affinity), at least 1, leaving the rest to its clients on the same host.",
     },
     Key {
         table: "[server]",

@@ -158,14 +158,14 @@ impl Source<'_> {
             .collect()
     }
 
-    /// `threads`, or by default one per core this process may run on.
+    /// `threads`, or by default half the cores this process may run on.
     pub(super) fn threads(&self, raw: Option<Spanned<usize>>) -> Result<usize, ConfigError> {
         match raw {
             Some(n) if *n.get_ref() == 0 => Err(self.invalid_at(
                 "[server] threads",
                 n.span(),
                 0,
-                "must be at least 1 (leave it out for one per core)",
+                "must be at least 1 (leave it out for half the cores)",
             )),
             Some(n) => Ok(*n.get_ref()),
             None => Ok(default_threads()),
@@ -239,10 +239,15 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
     })
 }
 
-/// One UDP thread per core this process may run on (its CPU affinity, as
-/// systemd's `CPUAffinity=` or `taskset` set it).
+/// Half the cores this process may run on (its CPU affinity, as systemd's
+/// `CPUAffinity=` or `taskset` set it), at least one. splitdns answers only
+/// its own host (localhost and the container bridge), so every query it
+/// answers is also work for a client on the same cores, and the kernel's
+/// side of a loopback exchange costs the client about what it costs
+/// splitdns: a thread per core would compete with its own clients
+/// (BENCHMARKS.md, "Threads").
 pub(super) fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    std::thread::available_parallelism().map_or(1, |n| (usize::from(n) / 2).max(1))
 }
 
 #[cfg(test)]

@@ -299,6 +299,41 @@ fn name_end(buf: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// The possibly compressed name at `at`, spelled out and lowercased.
+/// Pointers are followed as [`name_end`] allows them: backwards only.
+pub(crate) fn read_name(buf: &[u8], at: usize) -> Option<NameBuf> {
+    let mut bytes = [0; 255];
+    let mut len = 0;
+    let (mut pos, mut limit) = (at, at);
+    loop {
+        let label = usize::from(*buf.get(pos)?);
+        match label {
+            0 => {
+                *bytes.get_mut(len)? = 0;
+                return Some(NameBuf {
+                    len: (len + 1) as u8,
+                    bytes,
+                });
+            }
+            1..=63 => {
+                let text = buf.get(pos..=pos + label)?;
+                bytes.get_mut(len..=len + label)?.copy_from_slice(text);
+                bytes[len + 1..=len + label].make_ascii_lowercase();
+                len += label + 1;
+                pos += label + 1;
+            }
+            0xc0..=0xff => {
+                let target = usize::from(read_u16(buf, pos)? & 0x3fff);
+                if target >= limit {
+                    return None;
+                }
+                (pos, limit) = (target, target);
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// The EDNS record of a query, if any. More than one OPT is a FORMERR (RFC 6891 §6.1.1).
 fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, ()> {
     let mut walk = Records::new(packet, question_end);
@@ -610,6 +645,28 @@ mod tests {
         q.extend_from_slice(&qtype.to_be_bytes());
         q.extend_from_slice(&1u16.to_be_bytes());
         q
+    }
+
+    /// RFC 1035 §4.1.4: a name is a sequence of labels ending in a zero
+    /// octet, or labels ending in a pointer to a prior occurrence of a name,
+    /// or a pointer alone; "F.ISI.ARPA" then "FOO.F.ISI.ARPA" as pointer
+    /// and labels, and the root. A pointer forward, or to itself, is no name.
+    #[test]
+    fn reads_compressed_names_lowercased() {
+        let mut msg = vec![0; HEADER_LEN];
+        msg.extend_from_slice(b"\x01F\x03ISI\x04ARPA\x00"); // 12: F.ISI.ARPA
+        msg.extend_from_slice(b"\x03FOO\xc0\x0c"); // 24: FOO + pointer to 12
+        msg.extend_from_slice(b"\xc0\x18"); // 30: pointer to 24
+        msg.push(0); // 32: the root
+        msg.extend_from_slice(b"\xc0\x24"); // 33: a pointer forward, to 36
+        msg.extend_from_slice(b"\xc0\x23"); // 35: a pointer to itself
+        let name = |at| read_name(&msg, at).map(|n| n.as_bytes().to_vec());
+        assert_eq!(name(12).unwrap(), b"\x01f\x03isi\x04arpa\x00");
+        assert_eq!(name(24).unwrap(), b"\x03foo\x01f\x03isi\x04arpa\x00");
+        assert_eq!(name(30).unwrap(), b"\x03foo\x01f\x03isi\x04arpa\x00");
+        assert_eq!(name(32).unwrap(), b"\x00");
+        assert_eq!(name(33), None);
+        assert_eq!(name(35), None);
     }
 
     #[test]

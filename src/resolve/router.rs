@@ -6,7 +6,7 @@
 //! default route. `notconsul.` never matches `consul.` because suffixes only start
 //! on label boundaries.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::dns::answer::Answer;
 use crate::dns::question::Question;
-use crate::dns::wire::{self, NameBuf};
+use crate::dns::wire::{self, NameBuf, Section};
 use crate::resolve::cache::{Cache, CacheKey};
 use crate::resolve::router::Router;
 
@@ -46,6 +46,9 @@ pub(crate) async fn complete(
     answer: Arc<Answer>,
     budget: Duration,
 ) -> Arc<Answer> {
+    if !has_work(&cx, answer.bytes()) {
+        return answer;
+    }
     let Ok(mut msg) = Message::from_vec(answer.bytes()) else {
         return answer;
     };
@@ -85,6 +88,41 @@ pub(crate) async fn complete(
             .unwrap_or(answer),
         Err(_) => answer,
     }
+}
+
+/// Whether completing this SRV answer could change anything: a target with no
+/// address in the additional section, or an address that would be cached.
+/// Read off the wire form, so that the usual Consul answer (every target's
+/// address included, all with TTL 0) costs a walk over its records and no
+/// parse. Errs towards yes: the full path decides.
+fn has_work(cx: &Context<'_>, bytes: &[u8]) -> bool {
+    let Some(question_end) = wire::question_end(bytes) else {
+        return true;
+    };
+    let mut targets = Vec::new();
+    let mut owners = Vec::new();
+    for record in wire::Records::new(bytes, question_end) {
+        let name_at = match (record.section, record.rtype) {
+            (Section::Answer, wire::TYPE_SRV) => record.rdata.start + 6,
+            (Section::Additional, wire::TYPE_A | wire::TYPE_AAAA) => record.start,
+            _ => continue,
+        };
+        let Some(name) = wire::read_name(bytes, name_at) else {
+            return true;
+        };
+        if record.section == Section::Answer {
+            if name.as_bytes() != [0] {
+                targets.push(name);
+            }
+        } else if record.ttl(bytes) > 0 || cx.router.route(name.as_bytes()).ttl.min > 0 {
+            return true;
+        } else {
+            owners.push(name);
+        }
+    }
+    !targets
+        .iter()
+        .all(|t| owners.iter().any(|o| o.as_bytes() == t.as_bytes()))
 }
 
 /// The lowercased question name of a normalised answer.
