@@ -129,6 +129,13 @@ fn reliability_keys_and_their_defaults() {
     assert_eq!(c.guard.rate_limit, 0);
     assert_eq!(c.tcp, TcpConfig::default());
     assert_eq!(c.upstream.strategy, Strategy::Failover);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(
+        c.threads,
+        (cores / 2).max(1),
+        "half the cores, at least one"
+    );
+    assert_eq!(parse("[server]\nthreads = 3").unwrap().threads, 3);
     let c = parse(
         "[upstream]\nstrategy = \"fastest\"\n[[route]]\nzones = [\"a\"]\nstrategy = \"parallel\"\n[cache]\nserve_stale = \"0s\"",
     )
@@ -162,6 +169,11 @@ fn bad_reliability_values_name_key_and_line() {
             "{text}: {err}"
         );
     }
+    let err = parse("[server]\nthreads = 0").unwrap_err().to_string();
+    assert!(
+        err.contains("[server] threads") && err.contains("test.toml:2"),
+        "{err}"
+    );
     let err = parse("[server]\ntcp_max_queries = 0")
         .unwrap_err()
         .to_string();

@@ -33,4 +33,5 @@ mod rewrite;
 mod routing;
 mod rules;
 mod srv;
+mod threads;
 mod wire;
