@@ -10,11 +10,11 @@
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::dns::answer::{Answer, seconds};
 use crate::dns::question::Question;
@@ -424,20 +424,26 @@ impl Shard {
     }
 }
 
-/// What a miss waits on: the leader's answer, or nothing if it failed.
-type FlightResult = Option<Arc<Answer>>;
+/// One fetch in flight: its outcome once known (`None` inside when it
+/// failed), and the wake-up of the misses waiting for it. One allocation and
+/// one wake-up list per fetch.
+#[derive(Default)]
+struct InFlight {
+    outcome: OnceLock<Option<Arc<Answer>>>,
+    done: Notify,
+}
 
 /// Misses in flight, by key and routing epoch: a miss that comes in after a
 /// reload changed the routes does not wait on a fetch begun under the old ones.
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<Key, watch::Receiver<FlightResult>>>,
+    in_flight: Mutex<HashMap<Key, Arc<InFlight>>>,
 }
 
 /// The first miss for a key fetches; later ones wait for it.
 pub(crate) enum Flight<'a> {
     Leader(Leader<'a>),
-    Follower(watch::Receiver<FlightResult>),
+    Follower(Follower),
 }
 
 /// Held by the miss that fetches. Dropping it without [`Leader::finish`] (an error,
@@ -446,8 +452,11 @@ pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     /// The cache key, then the epoch's eight bytes.
     key: Key,
-    tx: watch::Sender<FlightResult>,
+    flight: Arc<InFlight>,
 }
+
+/// Held by a miss that waits for a leader: [`Follower::answer`].
+pub(crate) struct Follower(Arc<InFlight>);
 
 const EPOCH_LEN: usize = 8;
 
@@ -459,15 +468,16 @@ impl Flights {
         buf[key.len()..key.len() + EPOCH_LEN].copy_from_slice(&epoch.to_be_bytes());
         let flight_key = &buf[..key.len() + EPOCH_LEN];
         let mut in_flight = self.in_flight.lock().expect("flight table lock");
-        if let Some(rx) = in_flight.get(flight_key) {
-            return Flight::Follower(rx.clone());
+        if let Some(flight) = in_flight.get(flight_key) {
+            return Flight::Follower(Follower(Arc::clone(flight)));
         }
-        let (tx, rx) = watch::channel(None);
-        in_flight.insert(flight_key.into(), rx);
+        let flight = Arc::new(InFlight::default());
+        let key: Key = flight_key.into();
+        in_flight.insert(key.clone(), Arc::clone(&flight));
         Flight::Leader(Leader {
             flights: self,
-            key: flight_key.into(),
-            tx,
+            key,
+            flight,
         })
     }
 }
@@ -479,7 +489,8 @@ impl Leader<'_> {
     }
 
     pub(crate) fn finish(self, answer: &Arc<Answer>) {
-        self.tx.send_replace(Some(Arc::clone(answer)));
+        let _ = self.flight.outcome.set(Some(Arc::clone(answer)));
+        // Drop wakes the followers.
     }
 }
 
@@ -490,15 +501,25 @@ impl Drop for Leader<'_> {
             .lock()
             .expect("flight table lock")
             .remove(&self.key);
+        let _ = self.flight.outcome.set(None);
+        self.flight.done.notify_waiters();
     }
 }
 
-/// Waits for the leader of a flight; `None` if it failed.
-pub(crate) async fn follow(mut rx: watch::Receiver<FlightResult>) -> Option<Arc<Answer>> {
-    rx.wait_for(Option::is_some)
-        .await
-        .ok()
-        .and_then(|a| a.clone())
+impl Follower {
+    /// The leader's answer once it has one; `None` if it failed.
+    pub(crate) async fn answer(self) -> Option<Arc<Answer>> {
+        let done = self.0.done.notified();
+        tokio::pin!(done);
+        // Registered before the outcome is looked at, so a leader that
+        // finishes in between still wakes this one.
+        done.as_mut().enable();
+        if let Some(outcome) = self.0.outcome.get() {
+            return outcome.clone();
+        }
+        done.await;
+        self.0.outcome.get().cloned().flatten()
+    }
 }
 
 #[cfg(test)]
@@ -601,20 +622,20 @@ mod tests {
         let Flight::Leader(leader) = flights.join(&key, 0) else {
             panic!("first is the leader")
         };
-        let Flight::Follower(rx) = flights.join(&key, 0) else {
+        let Flight::Follower(follower) = flights.join(&key, 0) else {
             panic!("second follows")
         };
         leader.finish(&Arc::new(a.clone()));
-        assert_eq!(follow(rx).await.as_deref(), Some(&a));
+        assert_eq!(follower.answer().await.as_deref(), Some(&a));
         let Flight::Leader(leader) = flights.join(&key, 0) else {
             panic!("a finished flight is gone")
         };
-        let Flight::Follower(rx) = flights.join(&key, 0) else {
+        let Flight::Follower(follower) = flights.join(&key, 0) else {
             panic!("second follows")
         };
         drop(leader);
         assert!(
-            follow(rx).await.is_none(),
+            follower.answer().await.is_none(),
             "a failed leader releases its followers"
         );
     }

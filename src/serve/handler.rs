@@ -21,7 +21,7 @@ use crate::dns::question::Question;
 use crate::dns::wire::{self, Protocol, Query, Reject};
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, Source};
-use crate::resolve::cache::{self, CacheKey, Cached, Flight, Served};
+use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
 use crate::resolve::loops;
 use crate::resolve::rebind;
 use crate::resolve::router::{Action, Route, RouteId, Router};
@@ -312,7 +312,7 @@ impl Shared {
             return (None, Source::None);
         };
         let leader = match self.flights.join(&asking.key, state.epoch) {
-            Flight::Follower(rx) => return (cache::follow(rx).await, Source::Coalesced),
+            Flight::Follower(follower) => return (follower.answer().await, Source::Coalesced),
             Flight::Leader(leader) => leader,
         };
         let ask = Question {
@@ -344,12 +344,10 @@ impl Shared {
         } else {
             reply
         };
-        let Ok(answer) = Answer::from_reply(
-            &reply,
-            question.lower.as_bytes(),
-            target.ttl,
-            Instant::now(),
-        ) else {
+        let received = Instant::now();
+        let Ok(answer) =
+            Answer::from_reply(&reply, question.lower.as_bytes(), target.ttl, received)
+        else {
             return (None, Source::None);
         };
         let mut answer = Arc::new(answer);
@@ -365,7 +363,7 @@ impl Shared {
         }
         // Not kept when a reload changed the routes while it was fetched.
         self.cache
-            .insert_fetched(leader.key(), &answer, Instant::now(), state.epoch);
+            .insert_fetched(leader.key(), &answer, received, state.epoch);
         leader.finish(&answer);
         (Some(answer), Source::Server(server))
     }
