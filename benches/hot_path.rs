@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -82,5 +83,76 @@ fn hot_path(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, hot_path);
+/// Cache hits from several threads at once, as the UDP threads serve them:
+/// each thread on names of its own (spread over the cache's shards), or all on
+/// one name (one shard, one lock: a service every container asks for). The
+/// time is per hit and per thread, so flat from 1 to 2 threads means the
+/// shared cache costs nothing extra for the second thread.
+fn hits_from_threads(c: &mut Criterion) {
+    let now = Instant::now();
+    let cache = Arc::new(Cache::new(200_000));
+    let names: Vec<Vec<u8>> = (0..2_000)
+        .map(|i| named_query(&format!("h{i}.bench.test.")))
+        .collect();
+    for packet in &names {
+        let query = Query::parse(packet).unwrap();
+        let answer =
+            Answer::from_reply(&reply_for(&query), query.lower.as_bytes(), POLICY, now).unwrap();
+        cache.insert(&CacheKey::of(&query), &answer, now);
+    }
+    let names = Arc::new(names);
+    let mut group = c.benchmark_group("hits_from_threads");
+    for (label, shared_name) in [("own_names", false), ("one_name", true)] {
+        for threads in [1, 2] {
+            group.bench_function(format!("{label}/{threads}"), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|scope| {
+                        for t in 0..threads {
+                            let (cache, names) = (&cache, &names);
+                            scope.spawn(move || {
+                                let mut out = Vec::with_capacity(512);
+                                for i in 0..iters as usize {
+                                    let n = if shared_name {
+                                        0
+                                    } else {
+                                        (i * 2 + t) % names.len()
+                                    };
+                                    let query = Query::parse(&names[n]).unwrap();
+                                    let key = &CacheKey::of(&query);
+                                    black_box(cache.serve(key, &query, now, 512, &mut out));
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn named_query(name: &str) -> Vec<u8> {
+    let mut q = Message::new(0x1234, MessageType::Query, OpCode::Query);
+    q.add_query(HQuery::query(
+        Name::from_ascii(name).unwrap(),
+        RecordType::A,
+    ));
+    q.to_vec().unwrap()
+}
+
+fn reply_for(query: &Query) -> Vec<u8> {
+    let name = Name::from_ascii(query.lower.to_string()).unwrap();
+    let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+    m.add_query(HQuery::query(name.clone(), RecordType::A));
+    m.add_answer(Record::from_rdata(
+        name,
+        3600,
+        RData::A(A::new(192, 0, 2, 1)),
+    ));
+    m.to_vec().unwrap()
+}
+
+criterion_group!(benches, hot_path, hits_from_threads);
 criterion_main!(benches);
