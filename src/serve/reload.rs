@@ -134,6 +134,13 @@ impl Supervisor {
                 self.config.cache.size
             );
         }
+        if config.threads != self.config.threads {
+            tracing::warn!(
+                "[server] threads = {} takes effect at the next restart; {} threads answer UDP until then",
+                config.threads,
+                self.config.threads
+            );
+        }
         if config.user != self.config.user {
             tracing::warn!("[server] user takes effect at the next restart");
         }
