@@ -34,7 +34,12 @@ fn client_query() -> Vec<u8> {
 }
 
 fn upstream_reply() -> Vec<u8> {
-    let name = Name::from_ascii("h123.bench.test.").unwrap();
+    reply_to("h123.bench.test.")
+}
+
+/// An upstream's answer to `name A`: one A record, TTL 3600.
+fn reply_to(name: &str) -> Vec<u8> {
+    let name = Name::from_ascii(name).unwrap();
     let mut m = Message::new(7, MessageType::Response, OpCode::Query);
     m.add_query(HQuery::query(name.clone(), RecordType::A));
     m.add_answer(Record::from_rdata(
@@ -96,8 +101,13 @@ fn hits_from_threads(c: &mut Criterion) {
         .collect();
     for packet in &names {
         let query = Query::parse(packet).unwrap();
-        let answer =
-            Answer::from_reply(&reply_for(&query), query.lower.as_bytes(), POLICY, now).unwrap();
+        let answer = Answer::from_reply(
+            &reply_to(&query.lower.to_string()),
+            query.lower.as_bytes(),
+            POLICY,
+            now,
+        )
+        .unwrap();
         cache.insert(&CacheKey::of(&query), &answer, now);
     }
     let names = Arc::new(names);
@@ -140,18 +150,6 @@ fn named_query(name: &str) -> Vec<u8> {
         RecordType::A,
     ));
     q.to_vec().unwrap()
-}
-
-fn reply_for(query: &Query) -> Vec<u8> {
-    let name = Name::from_ascii(query.lower.to_string()).unwrap();
-    let mut m = Message::new(7, MessageType::Response, OpCode::Query);
-    m.add_query(HQuery::query(name.clone(), RecordType::A));
-    m.add_answer(Record::from_rdata(
-        name,
-        3600,
-        RData::A(A::new(192, 0, 2, 1)),
-    ));
-    m.to_vec().unwrap()
 }
 
 criterion_group!(benches, hot_path, hits_from_threads);
