@@ -21,7 +21,6 @@ const SLOT: usize = 4096;
 pub(super) struct Batch {
     bufs: Box<[[u8; SLOT]]>,
     addrs: Box<[libc::sockaddr_storage]>,
-    addr_lens: [libc::socklen_t; BATCH],
     lens: [usize; BATCH],
     truncated: [bool; BATCH],
     /// `replies[i]` is sent back to the sender of datagram `i` when `reply[i]`.
@@ -36,7 +35,6 @@ impl Batch {
             // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
             addrs: vec![unsafe { mem::zeroed::<libc::sockaddr_storage>() }; BATCH]
                 .into_boxed_slice(),
-            addr_lens: [0; BATCH],
             lens: [0; BATCH],
             truncated: [false; BATCH],
             replies: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
@@ -78,7 +76,6 @@ impl Batch {
         let n = n as usize;
         for (i, hdr) in hdrs.iter().enumerate().take(n) {
             self.lens[i] = hdr.msg_len as usize;
-            self.addr_lens[i] = hdr.msg_hdr.msg_namelen;
             self.truncated[i] = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.reply[i] = false;
         }

@@ -67,6 +67,11 @@ impl Listeners {
         Arc::clone(&self.shards)
     }
 
+    /// How many threads answer UDP.
+    pub(crate) fn threads(&self) -> usize {
+        self.shards.len()
+    }
+
     /// The addresses bound now, in listen order.
     pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         self.held.iter().map(|h| h.addr).collect()

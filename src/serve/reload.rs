@@ -134,11 +134,11 @@ impl Supervisor {
                 self.config.cache.size
             );
         }
-        if config.threads != self.config.threads {
+        let running = self.listeners.threads();
+        if config.threads != running {
             tracing::warn!(
-                "[server] threads = {} takes effect at the next restart; {} threads answer UDP until then",
+                "[server] threads = {} takes effect at the next restart; {running} threads answer UDP until then",
                 config.threads,
-                self.config.threads
             );
         }
         if config.user != self.config.user {

@@ -227,6 +227,13 @@ async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket) {
                 let _ = socket.send_to(reply, client).await;
             }
         }
+        if received == BATCH {
+            // More may be waiting, and waiting for readiness would not wait:
+            // let this thread's other work run first (the misses just
+            // spawned, upstream replies, timers, the other sockets), so a
+            // flood is answered in turns rather than starving them.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -266,8 +273,19 @@ struct OutboxClosed(Arc<Outbox>, Arc<UdpSocket>);
 impl Drop for OutboxClosed {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::Release);
-        for (reply, client) in self.0.take() {
-            let _ = self.1.try_send_to(&reply, client);
+        let mut waiting = self.0.take();
+        waiting.retain(|(reply, client)| {
+            matches!(self.1.try_send_to(reply, *client), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        });
+        // A full send buffer: the rest go out as it drains, if the runtime
+        // is still there to send them.
+        if let (false, Ok(runtime)) = (waiting.is_empty(), tokio::runtime::Handle::try_current()) {
+            let socket = Arc::clone(&self.1);
+            runtime.spawn(async move {
+                for (reply, client) in waiting {
+                    let _ = socket.send_to(&reply, client).await;
+                }
+            });
         }
     }
 }

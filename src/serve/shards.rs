@@ -10,6 +10,7 @@
 //! the runtime that started the server.
 
 use std::io;
+use std::sync::mpsc as std_mpsc;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
@@ -25,24 +26,36 @@ pub(crate) struct Shards {
 }
 
 impl Shards {
-    /// Starts `count` (at least 1) shard threads.
+    /// Starts `count` (at least 1) shard threads. Each builds its runtime
+    /// on its own thread and hands its handle back, so a runtime is never
+    /// dropped on the caller's (async) thread, even when a start fails.
     pub(crate) fn start(count: usize) -> io::Result<Self> {
         let mut handles = Vec::new();
         let mut stops = Vec::new();
         for index in 0..count.max(1) {
-            let runtime = Builder::new_current_thread().enable_all().build()?;
-            handles.push(runtime.handle().clone());
+            let (started, handle) = std_mpsc::channel::<io::Result<Handle>>();
             let (stop, stopped) = oneshot::channel::<()>();
-            stops.push(stop);
             std::thread::Builder::new()
                 .name(format!("splitdns-udp-{index}"))
                 .spawn(move || {
+                    let runtime = match Builder::new_current_thread().enable_all().build() {
+                        Ok(runtime) => runtime,
+                        Err(error) => {
+                            let _ = started.send(Err(error));
+                            return;
+                        }
+                    };
                     upstream::use_own_sockets(index);
+                    let _ = started.send(Ok(runtime.handle().clone()));
+                    // Until the sender is dropped; the runtime then ends
+                    // here, with the tasks it still runs.
                     let _ = runtime.block_on(stopped);
-                    // Dropped here, on its own thread: tasks still running
-                    // on it are dropped with it.
-                    drop(runtime);
                 })?;
+            let handle = handle
+                .recv()
+                .map_err(|_| io::Error::other("a UDP thread ended at start"))??;
+            handles.push(handle);
+            stops.push(stop);
         }
         Ok(Self {
             handles,

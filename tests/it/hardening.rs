@@ -386,3 +386,47 @@ async fn no_two_queries_in_flight_share_a_port_and_id() {
         "a (source port, ID) pair was in flight twice"
     );
 }
+
+/// One client flooding splitdns must not stop it answering others: a flood of
+/// one cached name at one listen address, faster than splitdns can read it, while
+/// another client asks a name that has to go upstream at the other address. Both
+/// addresses are served by the same thread (`threads = 1`), so that thread has to
+/// take turns: the miss must still be forwarded, its reply read and its answer
+/// sent (RFC 1035 §7.1: a resolver multiplexes many requests at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_at_one_address_does_not_stop_answers_at_another() {
+    let internet = FakeUpstream::start(internet()).await;
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0", "127.0.0.2:0"]
+threads = 1
+[upstream]
+servers = ["{internet}"]
+"#;
+    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let (flooded, other) = (dns.addrs()[0], dns.addrs()[1]);
+    let hot = encode(&query("n1.load.example.", RecordType::A));
+    client::udp(flooded, &query("n1.load.example.", RecordType::A)).await;
+
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let (hot, flooding) = (hot.clone(), std::sync::Arc::clone(&flooding));
+            tokio::spawn(async move {
+                let socket = client::udp_socket().await;
+                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = socket.send_to(&hot, flooded).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let reply = client::udp(other, &query("n2.load.example.", RecordType::A)).await;
+
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    for flooder in flooders {
+        flooder.await.unwrap();
+    }
+    assert_eq!(answer_ips(&reply), [crate::support::fixtures::load_ip(2)]);
+}
