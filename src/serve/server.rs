@@ -1,8 +1,8 @@
 //! Listeners: UDP and TCP on every listen address.
 //!
-//! Each UDP address gets one socket per worker thread (SO_REUSEPORT), so the
-//! kernel spreads queries over the cores and no lock is shared between them; a
-//! cache hit is answered inline in the socket's loop. TCP connections take
+//! Each UDP address gets one socket per UDP thread (SO_REUSEPORT, see
+//! [`Shards`]), so the kernel spreads clients over the threads; a cache hit is
+//! answered inline in the socket's loop. TCP connections take
 //! pipelined queries and answer each as soon as it is ready (RFC 7766 §6.2.1.1),
 //! within the limits of [`TcpConfig`]: a cap on connections (the one idle
 //! longest makes room), an idle timeout, a deadline per message and for each
@@ -73,13 +73,13 @@ pub(crate) struct Listener {
 }
 
 impl Listener {
-    /// Binds UDP (one socket per worker) and TCP on `addr`. Port 0 picks a port
+    /// Binds UDP (one socket per UDP thread) and TCP on `addr`. Port 0 picks a port
     /// free for both protocols.
-    pub(crate) fn bind(addr: SocketAddr, workers: usize) -> Result<Self, BindError> {
+    pub(crate) fn bind(addr: SocketAddr, threads: usize) -> Result<Self, BindError> {
         let attempts = if addr.port() == 0 { 20 } else { 1 };
         let mut last = None;
         for _ in 0..attempts {
-            match Self::bind_once(addr, workers) {
+            match Self::bind_once(addr, threads) {
                 Ok(listener) => return Ok(listener),
                 Err(e) if addr.port() == 0 && e.source.kind() == io::ErrorKind::AddrInUse => {
                     last = Some(e)
@@ -90,13 +90,13 @@ impl Listener {
         Err(last.expect("at least one attempt"))
     }
 
-    fn bind_once(addr: SocketAddr, workers: usize) -> Result<Self, BindError> {
+    fn bind_once(addr: SocketAddr, threads: usize) -> Result<Self, BindError> {
         let first = udp_socket(addr).map_err(|e| BindError::new(addr, "UDP", e))?;
         let bound = first
             .local_addr()
             .map_err(|e| BindError::new(addr, "UDP", e))?;
         let mut udp = vec![first];
-        for _ in 1..workers.max(1) {
+        for _ in 1..threads.max(1) {
             udp.push(udp_socket(bound).map_err(|e| BindError::new(bound, "UDP", e))?);
         }
         let tcp = tcp_listener(bound).map_err(|e| BindError::new(bound, "TCP", e))?;

@@ -2,8 +2,8 @@
 //! with a socket of its own on every listen address (SO_REUSEPORT), so the
 //! kernel spreads clients over the threads and a query is read, resolved,
 //! forwarded, answered and its upstream reply read on one thread, by one
-//! reactor, with no hand-off between threads (see BENCHMARKS.md: a
-//! work-stealing pool paid for cross-thread wake-ups on every batch).
+//! reactor, with no hand-off between threads (BENCHMARKS.md, "Closer to the
+//! floor": the work-stealing runtime this replaced cost more CPU per query).
 //! Shared state (cache, routes, metrics) is the same for all of them.
 //!
 //! Everything else (TCP, the control socket, `/metrics`, reloads) runs on
