@@ -21,6 +21,7 @@ const SLOT: usize = 4096;
 pub(super) struct Batch {
     bufs: Box<[[u8; SLOT]]>,
     addrs: Box<[libc::sockaddr_storage]>,
+    addr_lens: [libc::socklen_t; BATCH],
     lens: [usize; BATCH],
     truncated: [bool; BATCH],
     /// `replies[i]` is sent back to the sender of datagram `i` when `reply[i]`.
@@ -35,6 +36,7 @@ impl Batch {
             // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
             addrs: vec![unsafe { mem::zeroed::<libc::sockaddr_storage>() }; BATCH]
                 .into_boxed_slice(),
+            addr_lens: [0; BATCH],
             lens: [0; BATCH],
             truncated: [false; BATCH],
             replies: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
@@ -76,6 +78,7 @@ impl Batch {
         let n = n as usize;
         for (i, hdr) in hdrs.iter().enumerate().take(n) {
             self.lens[i] = hdr.msg_len as usize;
+            self.addr_lens[i] = hdr.msg_hdr.msg_namelen;
             self.truncated[i] = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.reply[i] = false;
         }
@@ -96,32 +99,28 @@ impl Batch {
     /// (answers to earlier misses), in as few calls as [`BATCH`] allows.
     /// Returns how many went; when the socket's buffer is full the rest are
     /// left, in [`Batch::outgoing`] order, for the caller to send one by one.
-    pub(super) fn send(&self, fd: RawFd, n: usize, queued: &[(Vec<u8>, SocketAddr)]) -> usize {
+    pub(super) fn send(&self, fd: RawFd, n: usize, queued: &[(Vec<u8>, SockAddr)]) -> usize {
         let mut outgoing = self.outgoing(n, queued).peekable();
         let mut sent = 0;
         while outgoing.peek().is_some() {
             // SAFETY: as in recv; zeroed C structs, filled before use.
             let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
             let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-            let mut addrs: [SockAddr; BATCH] = std::array::from_fn(|_| SockAddr::from(UNSET));
             let mut count = 0;
             for (slot, (bytes, to)) in outgoing.by_ref().take(BATCH).enumerate() {
                 iovs[slot] = libc::iovec {
                     iov_base: bytes.as_ptr().cast_mut().cast(),
                     iov_len: bytes.len(),
                 };
-                addrs[slot] = to;
-                count = slot + 1;
-            }
-            for slot in 0..count {
                 let hdr = &mut hdrs[slot].msg_hdr;
-                hdr.msg_name = addrs[slot].as_ptr().cast_mut().cast();
-                hdr.msg_namelen = addrs[slot].len();
+                (hdr.msg_name, hdr.msg_namelen) = to.raw();
                 hdr.msg_iov = &mut iovs[slot];
                 hdr.msg_iovlen = 1;
+                count = slot + 1;
             }
             // SAFETY: the headers point at live reply buffers and addresses
-            // with their true lengths; the kernel only reads them.
+            // (this batch's, or the queued answers') with their true lengths;
+            // the kernel only reads them.
             let done =
                 unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT) };
             let done = usize::try_from(done).unwrap_or(0);
@@ -137,21 +136,45 @@ impl Batch {
     pub(super) fn outgoing<'a>(
         &'a self,
         n: usize,
-        queued: &'a [(Vec<u8>, SocketAddr)],
-    ) -> impl Iterator<Item = (&'a [u8], SockAddr)> + 'a {
-        let answered = (0..n).filter(|&i| self.reply[i]).filter_map(|i| {
-            socket_addr(&self.addrs[i]).map(|to| (self.replies[i].as_slice(), SockAddr::from(to)))
+        queued: &'a [(Vec<u8>, SockAddr)],
+    ) -> impl Iterator<Item = (&'a [u8], To<'a>)> + 'a {
+        let answered = (0..n).filter(|&i| self.reply[i]).map(|i| {
+            (
+                self.replies[i].as_slice(),
+                To::Sender(&self.addrs[i], self.addr_lens[i]),
+            )
         });
         answered.chain(
             queued
                 .iter()
-                .map(|(bytes, to)| (bytes.as_slice(), SockAddr::from(*to))),
+                .map(|(bytes, to)| (bytes.as_slice(), To::Queued(to))),
         )
     }
 }
 
-/// A placeholder address for slots not used in a call.
-const UNSET: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+/// Where a reply goes: back to a datagram's sender, at the address the
+/// kernel wrote for it, or to the client of a queued answer.
+pub(super) enum To<'a> {
+    Sender(&'a libc::sockaddr_storage, libc::socklen_t),
+    Queued(&'a SockAddr),
+}
+
+impl To<'_> {
+    /// The address as sendmmsg takes it.
+    fn raw(&self) -> (*mut libc::c_void, libc::socklen_t) {
+        match self {
+            Self::Sender(storage, len) => (ptr::from_ref(*storage).cast_mut().cast(), *len),
+            Self::Queued(to) => (to.as_ptr().cast_mut().cast(), to.len()),
+        }
+    }
+
+    pub(super) fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Sender(storage, _) => socket_addr(storage),
+            Self::Queued(to) => to.as_socket(),
+        }
+    }
+}
 
 fn socket_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match i32::from(storage.ss_family) {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -222,8 +222,8 @@ async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket) {
         }
         let queued = outbox.take();
         let sent = batch.send(fd, received, &queued);
-        for (reply, client) in batch.outgoing(received, &queued).skip(sent) {
-            if let Some(client) = client.as_socket() {
+        for (reply, to) in batch.outgoing(received, &queued).skip(sent) {
+            if let Some(client) = to.socket_addr() {
                 let _ = socket.send_to(reply, client).await;
             }
         }
@@ -242,7 +242,8 @@ async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket) {
 /// together, rather than a sendto each.
 #[derive(Default)]
 struct Outbox {
-    queue: Mutex<Vec<(Vec<u8>, SocketAddr)>>,
+    /// Each answer with its client's address in the form sendmmsg takes.
+    queue: Mutex<Vec<(Vec<u8>, SockAddr)>>,
     posted: Notify,
     /// The loop is gone (the listener closed): answers go out directly.
     closed: AtomicBool,
@@ -252,7 +253,7 @@ impl Outbox {
     async fn post(&self, reply: Vec<u8>, client: SocketAddr, socket: &UdpSocket) {
         if !self.closed.load(Ordering::Acquire) {
             let mut queue = self.queue.lock().expect("outbox lock");
-            queue.push((reply, client));
+            queue.push((reply, SockAddr::from(client)));
             if queue.len() == 1 {
                 self.posted.notify_one();
             }
@@ -261,7 +262,7 @@ impl Outbox {
         let _ = socket.send_to(&reply, client).await;
     }
 
-    fn take(&self) -> Vec<(Vec<u8>, SocketAddr)> {
+    fn take(&self) -> Vec<(Vec<u8>, SockAddr)> {
         std::mem::take(&mut *self.queue.lock().expect("outbox lock"))
     }
 }
@@ -273,7 +274,12 @@ struct OutboxClosed(Arc<Outbox>, Arc<UdpSocket>);
 impl Drop for OutboxClosed {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::Release);
-        let mut waiting = self.0.take();
+        let mut waiting: Vec<(Vec<u8>, SocketAddr)> = self
+            .0
+            .take()
+            .into_iter()
+            .filter_map(|(reply, to)| Some((reply, to.as_socket()?)))
+            .collect();
         waiting.retain(|(reply, client)| {
             matches!(self.1.try_send_to(reply, *client), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
         });
