@@ -264,7 +264,8 @@ impl Cache {
     }
 
     /// A copy of the fresh entry for `key`, if any.
-    pub fn get(&self, key: &[u8], now: Instant) -> Option<Answer> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &[u8], now: Instant) -> Option<Answer> {
         match self.lookup(key, now)? {
             Cached::Fresh(answer) => Some(answer),
             Cached::Stale(_) => None,
@@ -428,7 +429,7 @@ impl Shard {
 /// failed), and the wake-up of the misses waiting for it. One allocation and
 /// one wake-up list per fetch.
 #[derive(Default)]
-struct InFlight {
+struct Fetching {
     outcome: OnceLock<Option<Arc<Answer>>>,
     done: Notify,
 }
@@ -437,7 +438,7 @@ struct InFlight {
 /// reload changed the routes does not wait on a fetch begun under the old ones.
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<Key, Arc<InFlight>>>,
+    in_flight: Mutex<HashMap<Key, Arc<Fetching>>>,
 }
 
 /// The first miss for a key fetches; later ones wait for it.
@@ -452,11 +453,11 @@ pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     /// The cache key, then the epoch's eight bytes.
     key: Key,
-    flight: Arc<InFlight>,
+    flight: Arc<Fetching>,
 }
 
 /// Held by a miss that waits for a leader: [`Follower::answer`].
-pub(crate) struct Follower(Arc<InFlight>);
+pub(crate) struct Follower(Arc<Fetching>);
 
 const EPOCH_LEN: usize = 8;
 
@@ -471,7 +472,7 @@ impl Flights {
         if let Some(flight) = in_flight.get(flight_key) {
             return Flight::Follower(Follower(Arc::clone(flight)));
         }
-        let flight = Arc::new(InFlight::default());
+        let flight = Arc::new(Fetching::default());
         let key: Key = flight_key.into();
         in_flight.insert(key.clone(), Arc::clone(&flight));
         Flight::Leader(Leader {
