@@ -7,6 +7,7 @@ use std::process::Command;
 use splitdns::config::reference::{KEYS, RULES, keys_markdown, rules_markdown};
 
 use crate::support::daemon::BIN;
+use crate::support::prereq;
 
 const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
 
@@ -99,8 +100,11 @@ fn man_pages_cover_every_command_and_key() {
         let form = splitdns::config::reference::plain(rule.form);
         assert!(toml5.contains(&form), "{form} missing");
     }
-    if Command::new("groff").arg("--version").output().is_err() {
-        eprintln!("skipping the rendering check: groff is not installed");
+    if prereq::skip(
+        "man_pages_cover_every_command_and_key",
+        "groff",
+        prereq::no_program("groff"),
+    ) {
         return;
     }
     for page in std::fs::read_dir(&man).unwrap() {

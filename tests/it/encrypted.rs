@@ -12,7 +12,7 @@ use hickory_proto::rr::{RData, RecordType};
 
 use crate::support::http::{get, value};
 use crate::support::unbound::{self, Pki, SERVER_NAME, Unbound};
-use crate::support::{Splitdns, client, harness};
+use crate::support::{Splitdns, client, harness, prereq};
 
 /// A config whose default route is `server`, trusting `pki`'s CA, with metrics on.
 fn config(server: &str, pki: &Pki, extra: &str) -> String {
@@ -372,11 +372,11 @@ async fn kdig_sees_what_splitdns_sees() {
     if unbound::skip("kdig_sees_what_splitdns_sees") {
         return;
     }
-    if !std::path::Path::new("/usr/bin/kdig").is_file() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("kdig is not installed (CI installs knot-dnsutils in .ci/run)");
-        }
-        eprintln!("skipping kdig_sees_what_splitdns_sees: kdig is not installed");
+    if prereq::skip(
+        "kdig_sees_what_splitdns_sees",
+        "kdig",
+        prereq::no_program("kdig"),
+    ) {
         return;
     }
     let pki = Pki::new();

@@ -11,6 +11,7 @@ use crate::support::client::{self, udp_maybe_reply};
 use crate::support::daemon::{BIN, Daemon, Journal};
 use crate::support::fixtures;
 use crate::support::harness::render;
+use crate::support::prereq;
 use crate::support::{FakeUpstream, answer_ips, assert_rcode, query};
 
 const CONFIG: &str = fixtures::DAEMON_CONFIG;
@@ -129,8 +130,11 @@ async fn sighup_binds_new_listen_entries_and_closes_removed_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_as_root_it_runs_as_the_configured_user_with_one_capability() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipping: needs root to switch users");
+    if prereq::skip(
+        "started_as_root_it_runs_as_the_configured_user_with_one_capability",
+        "root",
+        prereq::not_root(),
+    ) {
         return;
     }
     let internet = FakeUpstream::start(fixtures::internet()).await;
@@ -175,12 +179,11 @@ async fn started_as_root_it_runs_as_the_configured_user_with_one_capability() {
 
 #[test]
 fn the_systemd_unit_passes_systemd_analyze_verify() {
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping: systemd-analyze is not installed");
+    if prereq::skip(
+        "the_systemd_unit_passes_systemd_analyze_verify",
+        "systemd-analyze",
+        prereq::no_program("systemd-analyze"),
+    ) {
         return;
     }
     let unit = include_str!("../../systemd/splitdns.service");
@@ -321,8 +324,11 @@ fn heredoc(job: &str, marker: &str) -> String {
 /// /run/splitdns and the binary moved into a temporary directory, and `nobody` as the user.
 #[tokio::test]
 async fn the_nomad_job_reloads_when_the_data_directory_is_closed() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipping: needs root (it switches to nobody and owns files as root)");
+    if prereq::skip(
+        "the_nomad_job_reloads_when_the_data_directory_is_closed",
+        "root",
+        prereq::not_root(),
+    ) {
         return;
     }
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();

@@ -1,8 +1,8 @@
 //! The real dnsmasq as a child process, on an ephemeral port of 127.0.0.1: the oracle the
 //! differential test holds splitdns's rule lines against. Killed on drop.
 //!
-//! CI installs it (Debian's `dnsmasq-base`, see `.ci/run`) and there a missing dnsmasq is a
-//! failure; elsewhere a test without it prints why and passes, like the namespace tests.
+//! CI installs it (Debian's `dnsmasq-base`, see `.ci/run`); a missing dnsmasq fails the test
+//! unless `SPLITDNS_SKIP` names it (see [`prereq`]).
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -13,34 +13,22 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{DNSClass, RecordType};
 use tempfile::TempDir;
 
-use super::{client, name};
+use super::{client, name, prereq};
 
 /// How long dnsmasq gets to start answering.
 const START_WAIT: Duration = Duration::from_secs(10);
 /// How often a port that turned out to be taken is replaced by another.
 const PORT_TRIES: usize = 5;
 
-/// Where dnsmasq is installed: on `PATH`, or in `/usr/sbin` (Debian's place, which is not on a
-/// non-root user's `PATH`).
+/// Where dnsmasq is installed.
 pub(crate) fn binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("dnsmasq"))
-        .find(|candidate| candidate.is_file())
+    prereq::find_program("dnsmasq")
 }
 
-/// Prints why `test` is skipped and returns true when dnsmasq is not installed; under CI
-/// (`CI=true`) a missing dnsmasq fails the test instead.
+/// Whether `test` must return because dnsmasq is missing and `SPLITDNS_SKIP` names it;
+/// panics when it is missing otherwise (see [`prereq`]).
 pub(crate) fn skip(test: &str) -> bool {
-    if binary().is_some() {
-        return false;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: dnsmasq is not installed (CI installs dnsmasq-base in .ci/run)");
-    }
-    eprintln!("skipping {test}: dnsmasq is not installed (apt-get install dnsmasq-base)");
-    true
+    prereq::skip(test, "dnsmasq", prereq::no_program("dnsmasq"))
 }
 
 pub(crate) struct Dnsmasq {

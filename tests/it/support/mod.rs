@@ -7,12 +7,14 @@
 
 pub(crate) mod agent;
 pub(crate) mod client;
+pub(crate) mod clients;
 pub(crate) mod daemon;
 pub(crate) mod dnsmasq;
 pub(crate) mod fixtures;
 pub(crate) mod harness;
 pub(crate) mod http;
 pub(crate) mod netns;
+pub(crate) mod prereq;
 pub(crate) mod unbound;
 pub(crate) mod upstream;
 pub(crate) mod witness;

@@ -1,5 +1,5 @@
 //! Network namespaces a test creates, and always deletes (with everything in them) when the
-//! guard drops. They need root: [`unavailable`] says why a test skips.
+//! guard drops. They need root: [`unavailable`] says why they cannot run.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -7,6 +7,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::sched::{CloneFlags, setns};
+
+use super::prereq;
 
 /// Why namespace tests cannot run here, if they cannot.
 pub(crate) fn unavailable() -> Option<&'static str> {
@@ -20,15 +22,10 @@ pub(crate) fn unavailable() -> Option<&'static str> {
     None
 }
 
-/// Prints why `test` is skipped and returns true, when namespaces are unavailable.
+/// Whether `test` must return because namespaces are unavailable and `SPLITDNS_SKIP` names
+/// `netns`; panics when they are unavailable otherwise (see [`prereq`]).
 pub(crate) fn skip(test: &str) -> bool {
-    match unavailable() {
-        Some(reason) => {
-            eprintln!("skipping {test}: {reason}");
-            true
-        }
-        None => false,
-    }
+    prereq::skip(test, "netns", unavailable())
 }
 
 /// A network namespace with its loopback up; deleted on drop.
@@ -94,8 +91,37 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Gives the namespace a resolv.conf of its own: `ip netns exec` mounts
+    /// `/etc/netns/NAME/resolv.conf` over `/etc/resolv.conf` for what it runs (ip-netns(8)),
+    /// so clients there never see the host's resolver. Removed with the namespace.
+    pub(crate) fn resolv_conf(&self, text: &str) {
+        let dir = self.etc_dir();
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        std::fs::write(dir.join("resolv.conf"), text).unwrap();
+    }
+
+    /// Runs `program ARGS` inside the namespace with `ip netns exec`, which blocks the
+    /// calling thread until it exits (call it from a multi-threaded runtime).
+    pub(crate) fn exec(
+        &self,
+        program: &str,
+        args: &[&str],
+    ) -> std::io::Result<std::process::Output> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+    }
+
+    fn etc_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new("/etc/netns").join(&self.name)
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.etc_dir());
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();

@@ -18,7 +18,7 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use super::client;
+use super::{client, prereq};
 
 const START_WAIT: Duration = Duration::from_secs(15);
 const BINARY: &str = "/usr/sbin/unbound";
@@ -26,17 +26,11 @@ const BINARY: &str = "/usr/sbin/unbound";
 /// The name Unbound's certificate is for.
 pub(crate) const SERVER_NAME: &str = "dns.test";
 
-/// Prints why `test` is skipped and returns true when Unbound is not installed; under CI
-/// (`CI=true`) a missing Unbound fails the test instead.
+/// Whether `test` must return because Unbound is missing and `SPLITDNS_SKIP` names it;
+/// panics when it is missing otherwise (see [`prereq`]).
 pub(crate) fn skip(test: &str) -> bool {
-    if Path::new(BINARY).is_file() {
-        return false;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: unbound is not installed (CI installs it in .ci/run)");
-    }
-    eprintln!("skipping {test}: unbound is not installed (apt-get install unbound)");
-    true
+    let missing = (!Path::new(BINARY).is_file()).then_some("unbound is not installed");
+    prereq::skip(test, "unbound", missing)
 }
 
 /// A CA and a server certificate it signed, as PEM files in a directory of their own.
