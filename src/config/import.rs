@@ -5,7 +5,9 @@
 //! so whatever is emitted there is what `check` accepts. dnsmasq's implicit
 //! defaults are written out (hosts read from /etc/hosts, cache-size 150,
 //! dns-forward-max 150, every interface on port 53), since splitdns's own
-//! defaults differ. Every option that cannot be carried over is a warning
+//! defaults differ; without `user=` the output runs as the `splitdns` user if
+//! this host has it, else as dnsmasq's `nobody`, so it starts where it was
+//! imported. Every option that cannot be carried over is a warning
 //! `FILE:LINE: OPTION: ignored (why)`; options splitdns does not need become a
 //! note in the output. Rule lines come out as they were written, in dnsmasq's
 //! reading order, so repeated lines for one zone keep dnsmasq's meaning.
@@ -30,8 +32,11 @@ use crate::dns::zone::Zone;
 const DNSMASQ_CACHE_SIZE: u64 = 150;
 const DNSMASQ_FORWARD_MAX: usize = 150;
 const DNSMASQ_HOSTS: &str = "/etc/hosts";
-/// Without `user=`: the user the README's install creates and the unit runs as.
+/// Without `user=`: the user the package creates and the unit runs as, when
+/// this host has it.
 const SPLITDNS_USER: &str = "splitdns";
+/// Without `user=` otherwise: dnsmasq's own default (dnsmasq(8), --user).
+const DNSMASQ_USER: &str = "nobody";
 /// Includes nested deeper than this are a loop.
 const MAX_DEPTH: usize = 16;
 
@@ -114,7 +119,7 @@ pub fn import(
             0,
         );
     }
-    let mut out = Translation::new(&reader.lines);
+    let mut out = Translation::new(&reader.lines, default_user());
     for line in &reader.lines {
         out.line(line);
     }
@@ -134,6 +139,16 @@ pub fn import(
         toml: out.render(path, Some(&dir)),
         warnings,
     })
+}
+
+/// The user the output runs as without `user=`: one this host has, so that it
+/// starts here.
+fn default_user() -> &'static str {
+    if crate::host::privilege::user_exists(SPLITDNS_USER) {
+        SPLITDNS_USER
+    } else {
+        DNSMASQ_USER
+    }
 }
 
 #[derive(Default)]
@@ -280,6 +295,8 @@ struct Translation {
     rebind_allow: Vec<Zone>,
     log_queries: bool,
     user: Option<String>,
+    /// What `user` is without `user=` ([`default_user`]).
+    default_user: &'static str,
     notes: Vec<String>,
     warnings: Vec<String>,
 }
@@ -287,9 +304,10 @@ struct Translation {
 impl Translation {
     /// `stop-dns-rebind` is known before the lines are read: whether
     /// `rebind-localhost-ok` matters does not depend on which came first.
-    fn new(lines: &[Line]) -> Self {
+    fn new(lines: &[Line], default_user: &'static str) -> Self {
         Self {
             rebind: lines.iter().any(|l| l.key == "stop-dns-rebind"),
+            default_user,
             ..Self::default()
         }
     }
@@ -439,10 +457,11 @@ impl Translation {
         if accepts(&format!("[server]\nuser = {}\n", quote(value))) {
             self.user = Some(value.to_string());
         } else {
-            self.ignore(
-                line,
-                "not a user name splitdns takes (letters, digits, '_', '.', '-', at most 32); the output runs as \"splitdns\"",
+            let why = format!(
+                "not a user name splitdns takes (letters, digits, '_', '.', '-', at most 32); the output runs as {}",
+                quote(self.default_user)
             );
+            self.ignore(line, &why);
         }
     }
 
@@ -596,13 +615,26 @@ impl Translation {
             let _ = writeln!(t, "listen = [{}]", list(&listen));
         }
         self.render_rebind(t);
-        if self.user.is_none() {
-            t.push_str(
-                "# dnsmasq ran as \"nobody\" without user=; splitdns runs as its own user.\n",
-            );
-        }
-        let user = self.user.as_deref().unwrap_or(SPLITDNS_USER);
+        self.render_default_user(t);
+        let user = self.user.as_deref().unwrap_or(self.default_user);
         let _ = writeln!(t, "user = {}", quote(user));
+    }
+
+    /// Without `user=`, why the user is the one written and how to change it.
+    fn render_default_user(&self, t: &mut String) {
+        if self.user.is_some() {
+            return;
+        }
+        t.push_str("# dnsmasq ran as \"nobody\" without user=.\n");
+        if self.default_user == SPLITDNS_USER {
+            t.push_str("# splitdns runs as its own user, which this host has.\n");
+            return;
+        }
+        t.push_str("# So does splitdns: this host has no \"splitdns\" user. To run as that\n");
+        t.push_str("# user instead, create it (install the splitdns package, which does, or run\n");
+        t.push_str(
+            "# `useradd --system --no-create-home splitdns`) and set user = \"splitdns\".\n",
+        );
     }
 
     /// Written out either way: dnsmasq screens nothing without `stop-dns-rebind`.
@@ -737,10 +769,16 @@ fn list(items: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// As on a host with the `splitdns` user.
     fn translate(text: &str) -> (String, Vec<String>) {
+        translate_for(text, SPLITDNS_USER)
+    }
+
+    /// As on a host where [`default_user`] is `default_user`.
+    fn translate_for(text: &str, default_user: &'static str) -> (String, Vec<String>) {
         let mut reader = Reader::default();
         reader.text(Path::new("dnsmasq.conf"), text, 0);
-        let mut out = Translation::new(&reader.lines);
+        let mut out = Translation::new(&reader.lines, default_user);
         for line in &reader.lines {
             out.line(line);
         }
@@ -806,12 +844,43 @@ mod tests {
     }
 
     #[test]
-    fn a_user_name_splitdns_cannot_take_is_reported_and_splitdns_used() {
-        let (toml, warnings) = translate("user=no body\n");
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].starts_with("dnsmasq.conf:1: user: ignored ("));
-        let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
-        assert_eq!(config.user.as_deref(), Some("splitdns"));
+    fn a_user_name_splitdns_cannot_take_is_reported_and_the_default_used() {
+        for default in [SPLITDNS_USER, DNSMASQ_USER] {
+            let (toml, warnings) = translate_for("user=no body\n", default);
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].starts_with("dnsmasq.conf:1: user: ignored ("));
+            assert!(
+                warnings[0].ends_with(&format!("the output runs as \"{default}\")")),
+                "{warnings:?}"
+            );
+            let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+            assert_eq!(config.user.as_deref(), Some(default));
+        }
+    }
+
+    /// dnsmasq(8), --user: "Normally this user is "nobody"". Without `user=` the output
+    /// names `splitdns` only where that user exists, else `nobody`, saying how to switch.
+    #[test]
+    fn without_user_the_output_runs_as_a_user_the_host_has() {
+        let (own, _) = translate_for("", SPLITDNS_USER);
+        let (nobody, _) = translate_for("", DNSMASQ_USER);
+        let (named, _) = translate_for("user=dnsmasq\n", DNSMASQ_USER);
+
+        let user = |toml: &str| Config::from_toml(toml, Path::new("out.toml")).unwrap().user;
+        assert_eq!(user(&own).as_deref(), Some("splitdns"));
+        assert_eq!(user(&nobody).as_deref(), Some("nobody"));
+        assert_eq!(user(&named).as_deref(), Some("dnsmasq"));
+        assert!(
+            nobody.contains("useradd --system --no-create-home splitdns"),
+            "{nobody}"
+        );
+        assert!(
+            nobody
+                .lines()
+                .any(|l| l.starts_with('#') && l.contains("set user = \"splitdns\"")),
+            "{nobody}"
+        );
+        assert!(!own.contains("useradd") && !named.contains("useradd"));
     }
 
     #[test]

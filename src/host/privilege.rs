@@ -58,6 +58,11 @@ pub fn switch_to(user: &str) -> Result<(), PrivilegeError> {
     Ok(())
 }
 
+/// Whether this host has an account named `user` (a lookup that fails counts as no).
+pub(crate) fn user_exists(user: &str) -> bool {
+    matches!(User::from_name(user), Ok(Some(_)))
+}
+
 /// Switches to `user` (its uid and primary gid, no supplementary groups) if
 /// running as root, keeping only CAP_NET_BIND_SERVICE. Call it while the
 /// process has a single thread.

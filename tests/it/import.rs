@@ -9,10 +9,13 @@ use hickory_proto::rr::RecordType;
 use splitdns::config::{Config, Listen};
 use tempfile::TempDir;
 
+use crate::support::client;
+use crate::support::daemon::Daemon;
 use crate::support::fixtures::{consul, internet};
 use crate::support::harness::render;
+use crate::support::prereq;
 use crate::support::upstream::Mode;
-use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode};
+use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode, query};
 
 const BIN: &str = env!("CARGO_BIN_EXE_splitdns");
 
@@ -313,13 +316,21 @@ fn log_queries_turns_on_the_query_log() {
     }
 }
 
+/// The user the import writes without `user=`: splitdns's own when this host has it (the
+/// package creates it), else `nobody`, as dnsmasq did.
+fn default_user() -> &'static str {
+    match nix::unistd::User::from_name("splitdns").unwrap() {
+        Some(_) => "splitdns",
+        None => "nobody",
+    }
+}
+
 /// dnsmasq(8), `-u, --user`: "Specify the userid to which dnsmasq will change after
 /// startup. [...] Normally this user is "nobody" but that can be over-ridden with this
-/// switch." A user the operator named is kept as given. Without one, splitdns drops to
-/// its own user, the `splitdns` user the README's install creates and the unit runs as:
-/// `nobody` owns the files of every service that falls back to it.
+/// switch." A user the operator named is kept as given; without one, the import writes a
+/// user this host has (see [`default_user`]).
 #[test]
-fn user_is_kept_as_given_and_defaults_to_the_splitdns_user() {
+fn user_is_kept_as_given_and_defaults_to_a_user_this_host_has() {
     let dir = TempDir::new().unwrap();
     let named = write(dir.path(), "named.conf", "user=dnsmasq\n");
     let unnamed = write(dir.path(), "unnamed.conf", "cache-size=10\n");
@@ -329,9 +340,87 @@ fn user_is_kept_as_given_and_defaults_to_the_splitdns_user() {
 
     assert!(named_warnings.is_empty() && unnamed_warnings.is_empty());
     let named = Config::from_toml(&named, Path::new("named.toml")).unwrap();
-    let unnamed = Config::from_toml(&unnamed, Path::new("unnamed.toml")).unwrap();
+    let unnamed_config = Config::from_toml(&unnamed, Path::new("unnamed.toml")).unwrap();
     assert_eq!(named.user.as_deref(), Some("dnsmasq"));
-    assert_eq!(unnamed.user.as_deref(), Some("splitdns"));
+    assert_eq!(
+        unnamed_config.user.as_deref(),
+        Some(default_user()),
+        "{unnamed}"
+    );
+}
+
+/// dnsmasq(8), `-u, --user=<username>`: "Specify the userid to which dnsmasq will change
+/// after startup. dnsmasq must normally be started as root, but it will drop root
+/// privileges after startup by changing id to another user. Normally this user is "nobody"
+/// but that can be over-ridden with this switch." (the option list: "defaults to nobody").
+/// The config imported from a dnsmasq.conf without `user=` starts, as root, on the host it
+/// was imported on, answers, and runs as the user it names: `splitdns` where that user
+/// exists, `nobody` where it does not (with a comment saying how to switch to `splitdns`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_user_the_import_starts_here_as_root_and_drops_privileges() {
+    if prereq::skip(
+        "without_user_the_import_starts_here_as_root_and_drops_privileges",
+        "root",
+        prereq::not_root(),
+    ) {
+        return;
+    }
+    let internet = FakeUpstream::start(internet()).await;
+    let dir = TempDir::new().unwrap();
+    let conf = render(
+        "no-resolv\nno-hosts\nserver={internet#}\n",
+        &[("internet", &internet)],
+    );
+    let path = write(dir.path(), "dnsmasq.conf", &conf);
+
+    let (toml, warnings) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let expected = default_user();
+    let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
+    assert_eq!(config.user.as_deref(), Some(expected), "{toml}");
+    if expected == "nobody" {
+        assert!(
+            toml.lines()
+                .any(|l| l.starts_with('#') && l.contains("user = \"splitdns\"")),
+            "no comment on how to switch to the splitdns user:\n{toml}"
+        );
+    }
+
+    // As imported, but on an ephemeral loopback port instead of every interface's port 53.
+    let on_loopback: String = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("listen = ") {
+                "listen = [\"127.0.0.1:0\"]\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let daemon = Daemon::start(&on_loopback, None);
+    let addr = daemon.wait_ready()[0];
+    let reply = client::udp(addr, &query("www.example.", RecordType::A)).await;
+    assert_eq!(answer_ips(&reply).len(), 1, "{}", daemon.stderr());
+    assert_eq!(internet.count("www.example.", RecordType::A), 1);
+
+    let uid = nix::unistd::User::from_name(expected)
+        .unwrap()
+        .unwrap()
+        .uid
+        .to_string();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+    let ids: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("a Uid: line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        ids,
+        [uid.as_str(); 4],
+        "real, effective, saved, fs: {status}"
+    );
 }
 
 /// dnsmasq(8): `--stop-dns-rebind` "Reject (and log) addresses from upstream nameservers
