@@ -24,8 +24,8 @@ pub(crate) enum Libc {
 impl Libc {
     fn compiler(self) -> &'static str {
         match self {
-            Libc::Musl => "musl-gcc",
-            Libc::Glibc => "cc",
+            Self::Musl => "musl-gcc",
+            Self::Glibc => "cc",
         }
     }
 }

@@ -27,14 +27,13 @@ pub(crate) fn skip(test: &str, need: &str, missing: Option<impl Display>) -> boo
         return false;
     };
     let under_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    if under_ci || !opted_out(need) {
+    if under_ci {
+        panic!("{test} needs {need}: {missing}. Install it (.ci/run does); CI=true skips nothing");
+    }
+    if !opted_out(need) {
         panic!(
-            "{test} needs {need}: {missing}. Install it (.ci/run lists every prerequisite){}",
-            if under_ci {
-                "; CI=true skips nothing"
-            } else {
-                ", or skip it visibly with SPLITDNS_SKIP={need}"
-            }
+            "{test} needs {need}: {missing}. Install it (.ci/run lists every prerequisite), \
+             or skip it visibly with {OPT_OUT}={need}"
         );
     }
     eprintln!("SKIPPED {test}: {missing} ({OPT_OUT} names {need})");
