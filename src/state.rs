@@ -18,7 +18,6 @@ use crate::observe::http::Report;
 use crate::observe::metrics::{Metrics, Scrape};
 use crate::observe::stats::{ServerStats, Stats};
 use crate::resolve::cache::{Cache, Flights};
-use crate::resolve::health;
 use crate::resolve::rebind::Rebind;
 use crate::resolve::router::Router;
 use crate::state::ratelimit::RateLimit;
@@ -192,7 +191,7 @@ impl Report for Shared {
     }
 
     fn health(&self, window: Duration) -> Result<(), String> {
-        health::check(&self.state.load().router, window)
+        self.state.load().router.check_health(window)
     }
 }
 

@@ -10,16 +10,19 @@
 //! since failing without asking helps no one. For reporting: a server is down
 //! once its attempts have kept failing, without one good reply, for the health
 //! window, and up again at its next good reply; a server never asked counts as
-//! up, and a route is healthy while one of its servers is up.
+//! up, and a route is healthy while one of its servers is up
+//! ([`Router::check_health`](crate::resolve::router::Router::check_health)
+//! asks that of every route).
+//!
+//! One server's record, below the upstreams that keep one per server: it
+//! knows nothing of routes.
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::Strategy;
 use crate::dns::clock;
-use crate::resolve::router::{Action, Router};
 
 /// Consecutive failures that take a server out of rotation.
 pub(crate) const DOWN_AFTER: u32 = 3;
@@ -131,36 +134,6 @@ pub(crate) fn order(strategy: Strategy, servers: &[&ServerHealth], turn: u32) ->
 /// Milliseconds since the first call, plus one so that 0 can mean "not failing".
 fn millis(now: Instant) -> u64 {
     clock::since_start(now).as_millis() as u64 + 1
-}
-
-/// `Ok` when every forwarding route has a server that is up; otherwise the
-/// routes that have none, one per line, for the `/health` body.
-pub(crate) fn check(router: &Router, window: Duration) -> Result<(), String> {
-    let now = Instant::now();
-    let mut problems = String::new();
-    for route in router.routes() {
-        let Action::Forward(upstream) = &route.action else {
-            continue;
-        };
-        let servers = upstream.members();
-        if servers.is_empty() {
-            let _ = writeln!(problems, "route {}: no upstream servers", route.zone);
-        } else if !servers.iter().any(|s| s.health().is_up(window, now)) {
-            let names: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
-            let _ = writeln!(
-                problems,
-                "route {}: no answer from {} for {:?} or more",
-                route.zone,
-                names.join(", "),
-                window
-            );
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
 }
 
 #[cfg(test)]

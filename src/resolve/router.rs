@@ -7,10 +7,10 @@
 //! on label boundaries.
 
 use hashbrown::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::server_spec::ServerSpec;
 use crate::config::{Config, RouteAction};
@@ -316,6 +316,38 @@ impl Router {
             }
         }
         seen
+    }
+
+    /// `Ok` when every forwarding route has a server that is up (see
+    /// [`ServerHealth::is_up`](crate::resolve::health::ServerHealth::is_up));
+    /// otherwise the routes that have none, one per line, for the `/health`
+    /// body.
+    pub(crate) fn check_health(&self, window: Duration) -> Result<(), String> {
+        let now = Instant::now();
+        let mut problems = String::new();
+        for route in &self.routes {
+            let Action::Forward(upstream) = &route.action else {
+                continue;
+            };
+            let servers = upstream.members();
+            if servers.is_empty() {
+                let _ = writeln!(problems, "route {}: no upstream servers", route.zone);
+            } else if !servers.iter().any(|s| s.health().is_up(window, now)) {
+                let names: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
+                let _ = writeln!(
+                    problems,
+                    "route {}: no answer from {} for {:?} or more",
+                    route.zone,
+                    names.join(", "),
+                    window
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// The servers of the default route (from the config or resolv.conf).
