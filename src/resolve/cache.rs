@@ -20,9 +20,6 @@ use crate::dns::answer::{Answer, seconds};
 use crate::dns::question::Question;
 use crate::dns::wire::{self, Query};
 
-/// `lowercased name | type | class | flags`: what makes two questions the same answer.
-pub(crate) type Key = Box<[u8]>;
-
 const KEY_DO: u8 = 1;
 const KEY_CD: u8 = 2;
 
@@ -438,7 +435,7 @@ struct Fetching {
 /// reload changed the routes does not wait on a fetch begun under the old ones.
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<Key, Arc<Fetching>>>,
+    in_flight: Mutex<HashMap<FlightKey, Arc<Fetching>>>,
 }
 
 /// The first miss for a key fetches; later ones wait for it.
@@ -452,7 +449,7 @@ pub(crate) enum Flight<'a> {
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     /// The cache key, then the epoch's eight bytes.
-    key: Key,
+    key: FlightKey,
     flight: Arc<Fetching>,
 }
 
@@ -460,6 +457,9 @@ pub(crate) struct Leader<'a> {
 pub(crate) struct Follower(Arc<Fetching>);
 
 const EPOCH_LEN: usize = 8;
+
+/// A flight's key: the cache key, then the routing epoch's eight bytes.
+type FlightKey = Box<[u8]>;
 
 impl Flights {
     /// Joins the flight for `key` under routing `epoch`, or starts one.
@@ -473,7 +473,7 @@ impl Flights {
             return Flight::Follower(Follower(Arc::clone(flight)));
         }
         let flight = Arc::new(Fetching::default());
-        let key: Key = flight_key.into();
+        let key: FlightKey = flight_key.into();
         in_flight.insert(key.clone(), Arc::clone(&flight));
         Flight::Leader(Leader {
             flights: self,

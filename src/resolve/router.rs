@@ -76,8 +76,9 @@ struct Spec {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RouteId(usize);
 
-/// Where a name is finally answered, after its route's rewrite if any.
-pub struct Target<'a> {
+/// The route in effect for one name, after its route's rewrite if any: who
+/// answers it, under which name, with which TTL bounds.
+pub struct EffectiveRoute<'a> {
     pub action: &'a Action,
     /// The name to ask: the client's, or the rewritten one.
     pub ask: NameBuf,
@@ -268,9 +269,9 @@ impl Router {
 
     /// Where `lower`, whose route is `route`, is answered. `None` when a
     /// rewrite cannot apply (the rewritten name would be too long).
-    pub fn target<'a>(&'a self, route: &'a Route, lower: &NameBuf) -> Option<Target<'a>> {
+    pub fn target<'a>(&'a self, route: &'a Route, lower: &NameBuf) -> Option<EffectiveRoute<'a>> {
         let Some(to) = &route.rewrite else {
-            return Some(Target {
+            return Some(EffectiveRoute {
                 action: &route.action,
                 ask: *lower,
                 ttl: route.ttl,
@@ -292,7 +293,7 @@ impl Router {
             }
             _ => (&route.action, route.ttl),
         };
-        Some(Target {
+        Some(EffectiveRoute {
             action,
             ask,
             ttl,

@@ -49,7 +49,7 @@ pub(crate) enum UpstreamError {
 
 /// The servers of one route and how to choose among them.
 pub struct Upstream {
-    servers: Vec<Arc<Server>>,
+    servers: Vec<Arc<NameServer>>,
     timeout: Duration,
     in_flight: Semaphore,
     /// The route its servers are counted under (`.` for the default upstreams).
@@ -69,7 +69,7 @@ impl Upstream {
         Self {
             servers: servers
                 .into_iter()
-                .map(|spec| Arc::new(Server::new(&spec)))
+                .map(|spec| Arc::new(NameServer::new(&spec)))
                 .collect(),
             timeout,
             in_flight: Semaphore::new(max_in_flight.max(1)),
@@ -101,7 +101,7 @@ impl Upstream {
         &self.route
     }
 
-    pub fn members(&self) -> &[Arc<Server>] {
+    pub fn members(&self) -> &[Arc<NameServer>] {
         &self.servers
     }
 
@@ -119,7 +119,7 @@ impl Upstream {
     pub fn outstanding(&self, id: u16, question: &[u8]) -> Option<SocketAddr> {
         self.servers
             .iter()
-            .find(|s| s.in_flight.contains(id, question))
+            .find(|s| s.outstanding.contains(id, question))
             .map(|s| s.addr)
     }
 
@@ -210,24 +210,24 @@ impl Upstream {
 }
 
 /// One upstream server and the queries outstanding at it, or its encrypted connection.
-pub struct Server {
+pub struct NameServer {
     addr: SocketAddr,
     /// The entry as written: the address for UDP servers, `tls://ADDR#NAME` and
     /// `https://ADDR/PATH#NAME` for encrypted ones.
     label: String,
-    in_flight: InFlight,
+    outstanding: OutstandingIds,
     sockets: UdpSockets,
     encrypted: Option<encrypted::Client>,
     metrics: ServerMetrics,
     health: ServerHealth,
 }
 
-impl Server {
+impl NameServer {
     fn new(spec: &ServerSpec) -> Self {
         Self {
             addr: spec.addr,
             label: spec.to_string(),
-            in_flight: InFlight::default(),
+            outstanding: OutstandingIds::default(),
             sockets: UdpSockets::default(),
             encrypted: encrypted::Client::new(spec),
             metrics: ServerMetrics::default(),
@@ -294,7 +294,7 @@ impl Server {
             let reply = client.exchange(ask, Instant::now() + timeout).await?;
             return usable(reply);
         }
-        let outstanding = self.in_flight.register(ask);
+        let outstanding = self.outstanding.register(ask);
         let reply = udp_exchange(&self.sockets, self.addr, ask, outstanding.id, timeout).await?;
         drop(outstanding);
         let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
@@ -336,9 +336,9 @@ const UDP_REPLY_BUFFER: usize = 4096;
 /// (lowercased name, type and class): IDs are unique among them, and `loops`
 /// looks a query that came back up here.
 #[derive(Default)]
-struct InFlight(Mutex<HashMap<u16, Box<[u8]>>>);
+struct OutstandingIds(Mutex<HashMap<u16, Box<[u8]>>>);
 
-impl InFlight {
+impl OutstandingIds {
     /// Takes a random ID no query in flight at this server has, for `ask`.
     fn register(&self, ask: &Question) -> Outstanding<'_> {
         let mut question = Vec::with_capacity(ask.lower.as_bytes().len() + 4);
@@ -362,9 +362,9 @@ impl InFlight {
     }
 }
 
-/// A query's entry in its server's [`InFlight`] table, removed however the wait ends.
+/// A query's entry in its server's [`OutstandingIds`] table, removed however the wait ends.
 struct Outstanding<'a> {
-    table: &'a InFlight,
+    table: &'a OutstandingIds,
     id: u16,
 }
 

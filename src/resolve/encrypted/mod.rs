@@ -1,7 +1,7 @@
 //! Encrypted upstreams: DNS over TLS (RFC 7858) and over HTTPS (RFC 8484),
 //! on hickory-net's TLS and HTTP/2 clients.
 //!
-//! A [`Client`] is the transport under one [`super::upstream::Server`]: the
+//! A [`Client`] is the transport under one [`NameServer`](super::upstream::NameServer): the
 //! failover, health, timeout and serve-stale rules above it are the same as for
 //! UDP servers. It keeps one connection and pipelines every query on it
 //! (RFC 7766 §6.2.1: many in flight, answers matched by ID; for HTTPS one
@@ -71,18 +71,21 @@ struct Inner {
     trust: Arc<Trust>,
     metrics: OnceLock<TransportMetrics>,
     config: OnceLock<Result<Arc<ClientConfig>, String>>,
-    conn: Mutex<Conn>,
+    slot: Mutex<ConnectionSlot>,
 }
 
-struct Conn {
-    state: State,
+/// The server's one connection through its life: what it is now, which
+/// connection it is, and when to try again after a failed connect.
+struct ConnectionSlot {
+    state: ConnectionState,
     /// Bumped at each new connection, so a failure on an old one is not blamed on its successor.
     generation: u64,
     backoff: Duration,
     last_used: Instant,
 }
 
-enum State {
+/// The connection, the handshake that will give it, or when to try again.
+enum ConnectionState {
     Down {
         retry_at: Instant,
     },
@@ -109,8 +112,8 @@ impl Client {
                 trust: target.trust.clone().unwrap_or_default(),
                 metrics: OnceLock::new(),
                 config: OnceLock::new(),
-                conn: Mutex::new(Conn {
-                    state: State::Down {
+                slot: Mutex::new(ConnectionSlot {
+                    state: ConnectionState::Down {
                         retry_at: Instant::now(),
                     },
                     generation: 0,
@@ -183,22 +186,22 @@ impl Inner {
     async fn connection(self: &Arc<Self>, deadline: Instant) -> Result<Connection, Failure> {
         loop {
             let next = {
-                let mut conn = self.conn.lock().expect("connection lock");
+                let mut slot = self.slot.lock().expect("connection lock");
                 let now = Instant::now();
-                conn.last_used = now;
-                match &conn.state {
-                    State::Up { exchange, closed } => {
+                slot.last_used = now;
+                match &slot.state {
+                    ConnectionState::Up { exchange, closed } => {
                         return Ok(Connection {
                             exchange: exchange.clone(),
                             closed: Arc::clone(closed),
-                            generation: conn.generation,
+                            generation: slot.generation,
                         });
                     }
-                    State::Connecting(rx) => Next::Wait(rx.clone()),
-                    State::Down { retry_at } if *retry_at > now => Next::Sleep(*retry_at),
-                    State::Down { .. } => {
+                    ConnectionState::Connecting(rx) => Next::Wait(rx.clone()),
+                    ConnectionState::Down { retry_at } if *retry_at > now => Next::Sleep(*retry_at),
+                    ConnectionState::Down { .. } => {
                         let (tx, rx) = watch::channel(None);
-                        conn.state = State::Connecting(rx.clone());
+                        slot.state = ConnectionState::Connecting(rx.clone());
                         tokio::spawn(Arc::clone(self).connect(tx));
                         Next::Wait(rx)
                     }
@@ -260,14 +263,14 @@ impl Inner {
             Ok((exchange, background)) => {
                 let closed = Arc::new(AtomicBool::new(false));
                 let generation = {
-                    let mut conn = self.conn.lock().expect("connection lock");
-                    conn.state = State::Up {
+                    let mut slot = self.slot.lock().expect("connection lock");
+                    slot.state = ConnectionState::Up {
                         exchange,
                         closed: Arc::clone(&closed),
                     };
-                    conn.generation += 1;
-                    conn.backoff = FIRST_BACKOFF;
-                    conn.generation
+                    slot.generation += 1;
+                    slot.backoff = FIRST_BACKOFF;
+                    slot.generation
                 };
                 // Weak: a server dropped with its routing table (a reload)
                 // takes its connection with it.
@@ -287,8 +290,8 @@ impl Inner {
             Err(error) => {
                 tracing::warn!(server = %self.label, %error, "could not connect to the upstream");
                 let backoff = {
-                    let conn = self.conn.lock().expect("connection lock");
-                    conn.backoff
+                    let slot = self.slot.lock().expect("connection lock");
+                    slot.backoff
                 };
                 self.set_down(backoff);
                 Err(match error {
@@ -302,19 +305,19 @@ impl Inner {
     }
 
     fn set_down(&self, wait: Duration) {
-        let mut conn = self.conn.lock().expect("connection lock");
-        conn.state = State::Down {
+        let mut slot = self.slot.lock().expect("connection lock");
+        slot.state = ConnectionState::Down {
             retry_at: Instant::now() + wait,
         };
-        conn.backoff = (wait * 2).min(MAX_BACKOFF);
+        slot.backoff = (wait * 2).min(MAX_BACKOFF);
     }
 
     /// The connection of `generation` failed under a query: the next query opens another.
     fn broken(&self, generation: u64, error: &NetError) {
-        let mut conn = self.conn.lock().expect("connection lock");
-        if conn.generation == generation && matches!(conn.state, State::Up { .. }) {
+        let mut slot = self.slot.lock().expect("connection lock");
+        if slot.generation == generation && matches!(slot.state, ConnectionState::Up { .. }) {
             tracing::debug!(server = %self.label, %error, "connection lost; reconnecting");
-            conn.state = State::Down {
+            slot.state = ConnectionState::Down {
                 retry_at: Instant::now(),
             };
         }
@@ -329,14 +332,14 @@ async fn close_when_idle(inner: Weak<Inner>, generation: u64) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let mut conn = inner.conn.lock().expect("connection lock");
-        if conn.generation != generation || !matches!(conn.state, State::Up { .. }) {
+        let mut slot = inner.slot.lock().expect("connection lock");
+        if slot.generation != generation || !matches!(slot.state, ConnectionState::Up { .. }) {
             return;
         }
-        let idle_until = conn.last_used + IDLE_TIMEOUT;
+        let idle_until = slot.last_used + IDLE_TIMEOUT;
         if idle_until <= Instant::now() {
             tracing::debug!(server = %inner.label, "closing an idle connection");
-            conn.state = State::Down {
+            slot.state = ConnectionState::Down {
                 retry_at: Instant::now(),
             };
             return;
