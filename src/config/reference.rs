@@ -275,14 +275,14 @@ pub const KEYS: &[Key] = &[
         key: "domain_needed",
         kind: "bool",
         default: "`false`",
-        meaning: "Single-label names that no route names get NXDOMAIN unless local data has them; never forwarded.",
+        meaning: "Single-label names that no route names get NXDOMAIN unless local data has them (NODATA when it has names below them); never forwarded.",
     },
     Key {
         table: "[local]",
         key: "bogus_priv",
         kind: "bool",
         default: "`false`",
-        meaning: "Reverse lookups in the private zones of RFC 6303 that no route covers get NXDOMAIN unless local data has them; never forwarded.",
+        meaning: "Reverse lookups in the private zones of RFC 6303 that no route covers get NXDOMAIN unless local data has them (NODATA when it has names below them); never forwarded.",
     },
     Key {
         table: "[local]",
@@ -410,11 +410,11 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         form: "`server=/ZONE/`, `local=/ZONE/`",
-        meaning: "Answer locally: NXDOMAIN, unless a more specific rule covers the name. Never forwarded.",
+        meaning: "Answer locally: NXDOMAIN, unless a more specific rule covers the name. A name that exists gets NODATA for the types it lacks: one with local data or under an `address=`, or with such a name or another rule's zone below it. Never forwarded.",
     },
     Rule {
         form: "`address=/ZONE/IP`",
-        meaning: "This address for the zones and every name below them. The record is A or AAAA, matching the address family; more lines add addresses. Other types go where they would without the line (dnsmasq 2.86 and later): to the zone's other lines, else to the zone above; with `local=/ZONE/` as well, they get NODATA.",
+        meaning: "This address for the zones and every name below them. The record is A or AAAA, matching the address family; more lines add addresses. Other types go where they would without the line (dnsmasq 2.86 and later): to the zone's other lines, else to the zone above; where that is `local=` (for this zone or one above), they get NODATA, where dnsmasq says NXDOMAIN.",
     },
     Rule {
         form: "`address=/ZONE/#`",

@@ -53,6 +53,9 @@ pub(crate) struct Rr {
 /// Local names and the switches of `[local]`, as one snapshot.
 pub(crate) struct LocalData {
     names: HashMap<Box<[u8]>, Vec<Rr>>,
+    /// Every name above a local name, up to its top label: the empty
+    /// non-terminals, which exist though they own no records (RFC 8020 §2).
+    parents: HashSet<Box<[u8]>>,
     domain_needed: bool,
     /// The RFC 6303 zones answered NXDOMAIN, when bogus_priv is on.
     private_zones: Vec<Zone>,
@@ -81,6 +84,7 @@ impl LocalData {
     fn empty() -> Self {
         Self {
             names: HashMap::new(),
+            parents: HashSet::new(),
             domain_needed: false,
             private_zones: Vec::new(),
             config: Arc::default(),
@@ -103,6 +107,7 @@ impl LocalData {
             stamps.push((path.clone(), stamp));
         }
         Ok(Self {
+            parents: parents(builder.names.keys()),
             names: builder.names,
             domain_needed: config.domain_needed,
             private_zones: if config.bogus_priv {
@@ -123,14 +128,28 @@ impl LocalData {
         self.names.get(lower).map(Vec::as_slice)
     }
 
-    /// Whether a name that no route covers must get NXDOMAIN instead of going
-    /// to the default upstreams: a single-label name under domain_needed, or a
-    /// reverse name in a private zone under bogus_priv.
-    pub(crate) fn keeps_home(&self, lower: &[u8]) -> bool {
-        (self.domain_needed && is_single_label(lower))
-            || (!self.private_zones.is_empty()
-                && lower.ends_with(b"\x04arpa\x00")
-                && self.private_zones.iter().any(|z| z.contains(lower)))
+    /// Whether local names lie below a lowercased wire name: then it exists,
+    /// as an empty non-terminal, even where it has no records itself.
+    pub(crate) fn has_below(&self, lower: &[u8]) -> bool {
+        !self.parents.is_empty() && self.parents.contains(lower)
+    }
+
+    /// Whether a name that no route covers must stay here instead of going to
+    /// the default upstreams (NXDOMAIN, unless it exists here): a single-label
+    /// name under domain_needed, or a reverse name in a private zone under
+    /// bogus_priv. `Some` with the zone splitdns then answers the name in, as
+    /// its offset in the name: the single label itself, or the private zone.
+    pub(crate) fn home_zone(&self, lower: &[u8]) -> Option<usize> {
+        if self.domain_needed && is_single_label(lower) {
+            return Some(0);
+        }
+        if self.private_zones.is_empty() || !lower.ends_with(b"\x04arpa\x00") {
+            return None;
+        }
+        self.private_zones
+            .iter()
+            .find(|z| z.contains(lower))
+            .map(|z| lower.len() - z.wire().len())
     }
 
     /// `[local] ttl`: the TTL of `address=` answers.
@@ -189,6 +208,18 @@ fn read_hosts(path: &Path) -> Result<Option<String>, LoadError> {
             source,
         }),
     }
+}
+
+/// The proper ancestors of `names`, root excluded.
+fn parents<'a>(names: impl Iterator<Item = &'a Box<[u8]>>) -> HashSet<Box<[u8]>> {
+    let mut parents = HashSet::new();
+    for name in names {
+        let mut at = usize::from(name.first().copied().unwrap_or(0)) + 1;
+        while at + 1 < name.len() && parents.insert(name[at..].into()) {
+            at += usize::from(name[at]) + 1;
+        }
+    }
+    parents
 }
 
 /// `\x03lan\x00`: one label, then the root.
@@ -340,19 +371,48 @@ mod tests {
     }
 
     #[test]
+    fn names_above_local_names_exist() {
+        let mut b = Builder::default();
+        b.add_hosts(
+            Path::new("hosts"),
+            "192.0.2.7 a.b.lan\n192.0.2.8 c.b.lan\n",
+            0,
+        );
+        let data = LocalData {
+            parents: parents(b.names.keys()),
+            names: b.names,
+            ..LocalData::empty()
+        };
+        assert!(data.has_below(&wire("b.lan")));
+        assert!(data.has_below(&wire("lan")));
+        assert!(data.has_below(&wire("in-addr.arpa")));
+        assert!(
+            !data.has_below(&wire("a.b.lan")),
+            "a local name, not above one"
+        );
+        assert!(!data.has_below(&wire("x.lan")));
+        assert!(!data.has_below(&wire(".")));
+    }
+
+    #[test]
     fn private_zones_and_single_labels() {
         let data = LocalData {
             domain_needed: true,
             private_zones: private_reverse_zones(),
             ..LocalData::empty()
         };
-        assert!(data.keeps_home(&wire("printer")));
-        assert!(!data.keeps_home(&wire("printer.lan")));
-        assert!(!data.keeps_home(&wire(".")));
-        assert!(data.keeps_home(&wire("1.0.16.172.in-addr.arpa")));
-        assert!(data.keeps_home(&wire("5.1.168.192.in-addr.arpa")));
-        assert!(!data.keeps_home(&wire("1.0.32.172.in-addr.arpa")));
-        assert!(!data.keeps_home(&wire("8.8.8.8.in-addr.arpa")));
-        assert!(data.keeps_home(&wire(&format!("1.{}ip6.arpa", "0.".repeat(31)))));
+        let keeps_home = |name: &[u8]| data.home_zone(name).is_some();
+        assert!(keeps_home(&wire("printer")));
+        assert!(!keeps_home(&wire("printer.lan")));
+        assert!(!keeps_home(&wire(".")));
+        assert!(keeps_home(&wire("1.0.16.172.in-addr.arpa")));
+        assert!(keeps_home(&wire("5.1.168.192.in-addr.arpa")));
+        assert!(!keeps_home(&wire("1.0.32.172.in-addr.arpa")));
+        assert!(!keeps_home(&wire("8.8.8.8.in-addr.arpa")));
+        assert!(keeps_home(&wire(&format!("1.{}ip6.arpa", "0.".repeat(31)))));
+        assert_eq!(data.home_zone(&wire("printer")), Some(0));
+        let reverse = wire("1.168.192.in-addr.arpa");
+        let zone = data.home_zone(&reverse).unwrap();
+        assert_eq!(&reverse[zone..], &wire("168.192.in-addr.arpa")[..]);
     }
 }

@@ -110,11 +110,31 @@ impl Route {
     fn passes_on(&self, qtype: u16) -> bool {
         matches!(self.action, Action::Address(_)) && !self.answers_type(qtype)
     }
+
+    /// Whether names of the zone can exist: every route but a local zone
+    /// without addresses, whose names get NXDOMAIN (local data aside).
+    fn has_names(&self) -> bool {
+        !matches!(self.action, Action::Local) || !self.addresses.is_empty()
+    }
+
+    /// The offset in `lower` of the route's zone that holds it (the longest,
+    /// when several do); 0 when none does.
+    pub(crate) fn zone_in(&self, lower: &[u8]) -> usize {
+        self.zones
+            .iter()
+            .filter(|z| z.contains(lower))
+            .map(|z| lower.len() - z.wire().len())
+            .min()
+            .unwrap_or(0)
+    }
 }
 
 pub struct Router {
     by_zone: HashMap<Box<[u8]>, usize>,
     routes: Vec<Route>,
+    /// The names above the zones of routes that have names
+    /// ([`Route::has_names`]): empty non-terminals (RFC 8020 §2).
+    above_zones: hashbrown::HashSet<Box<[u8]>>,
 }
 
 impl Router {
@@ -222,7 +242,24 @@ impl Router {
             .enumerate()
             .flat_map(|(i, r)| r.zones.iter().map(move |z| (Box::from(z.wire()), i)))
             .collect();
-        Self { by_zone, routes }
+        let mut above_zones = hashbrown::HashSet::new();
+        for zone in routes
+            .iter()
+            .filter(|r| r.has_names())
+            .flat_map(|r| &r.zones)
+        {
+            let wire = zone.wire();
+            let mut at = usize::from(wire[0]) + 1;
+            while at + 1 < wire.len() {
+                above_zones.insert(Box::from(&wire[at..]));
+                at += usize::from(wire[at]) + 1;
+            }
+        }
+        Self {
+            by_zone,
+            routes,
+            above_zones,
+        }
     }
 
     /// The route of a lowercased wire-format name.
@@ -260,6 +297,16 @@ impl Router {
             at += usize::from(lower[at]) + 1;
         }
         RouteId(0)
+    }
+
+    /// Whether a lowercased wire name whose route is `route` exists by the
+    /// rules, though `route` has no records for it (RFC 8020 §2: NXDOMAIN
+    /// would say nothing exists at or below it): an `address=` zone it passed
+    /// on the way to `route` holds it (the name has that zone's addresses,
+    /// only not of the type asked), or a zone with names lies below it (an
+    /// empty non-terminal). Local data is the caller's to check.
+    pub(crate) fn holds(&self, lower: &[u8], route: &Route) -> bool {
+        !std::ptr::eq(self.route(lower), route) || self.above_zones.contains(lower)
     }
 
     /// The route `id` names (from [`Router::route_id`] of this router).
@@ -495,6 +542,26 @@ mod tests {
         assert_eq!(zone(wire::TYPE_ANY), "b.consul.");
         assert_eq!(zone(wire::TYPE_AAAA), "consul.");
         assert_eq!(zone(15), "consul.");
+    }
+
+    #[test]
+    fn names_at_address_zones_and_above_zones_with_names_exist() {
+        let r = router(
+            "rules = [\"local=/lan/\", \"address=/gw.lan/192.0.2.1\", \"server=/infra.corp/127.0.0.1\", \"local=/empty.corp/\"]",
+        );
+        let holds = |name: &str| {
+            let lower = Zone::parse(name).unwrap();
+            let route = r.route_for(lower.wire(), wire::TYPE_AAAA);
+            r.holds(lower.wire(), route)
+        };
+        assert!(holds("gw.lan"), "A from the address= zone");
+        assert!(holds("x.gw.lan"));
+        assert!(holds("lan"), "above gw.lan");
+        assert!(holds("corp"), "above infra.corp");
+        assert!(!holds("nas.lan"));
+        assert!(!holds("x.empty.corp"));
+        let lan = Zone::parse("x.lan").unwrap();
+        assert_eq!(r.route(lan.wire()).zone_in(lan.wire()), 2);
     }
 
     #[test]

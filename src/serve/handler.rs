@@ -380,9 +380,25 @@ fn answer_local_data(
 ) -> Option<Source> {
     let local_data = state.local.load();
     let records = local_data.lookup(query.lower.as_bytes())?;
-    local::data(query, &local_data, records, limit, out);
+    let ttl = local_data.ttl();
+    let soa = |name: &[u8]| local::Soa {
+        zone: soa_zone(&state.router, name, query.qtype),
+        ttl,
+    };
+    local::data(query, &local_data, records, &soa, limit, out);
     route.metrics.local.inc();
     Some(Source::Local)
+}
+
+/// Where the SOA of a local NODATA for `lower` is owned, as an offset in it:
+/// the local zone that answers the name (`local=/lan/` for `web.lan`), else
+/// the name itself, the only zone splitdns answers for there.
+fn soa_zone(router: &Router, lower: &[u8], qtype: u16) -> usize {
+    let route = router.route_for(lower, qtype);
+    match route.action {
+        Action::Local => route.zone_in(lower),
+        _ => 0,
+    }
 }
 
 /// Answers splitdns gives for `route` itself, never forwarding: single-label
@@ -396,8 +412,22 @@ fn answer_locally(
 ) -> Option<Source> {
     let lower = query.lower.as_bytes();
     let local_data = state.local.load();
-    if route.is_default() && local_data.keeps_home(lower) {
-        local::nxdomain(query, out);
+    // A name kept here that exists all the same (RFC 8020 §2: NXDOMAIN says
+    // nothing is at or below it) gets NODATA, with the SOA of `zone`.
+    let nxdomain = |zone: usize, out: &mut Vec<u8>| {
+        if local_data.has_below(lower) || state.router.holds(lower, route) {
+            let soa = local::Soa {
+                zone,
+                ttl: local_data.ttl(),
+            };
+            local::nodata(query, soa, out);
+        } else {
+            local::nxdomain(query, out);
+        }
+    };
+    let home = route.is_default().then(|| local_data.home_zone(lower));
+    if let Some(Some(zone)) = home {
+        nxdomain(zone, out);
     } else if route.filter_aaaa && query.qtype == wire::TYPE_AAAA {
         local::filtered(query, out);
     } else if !route.addresses.is_empty()
@@ -405,7 +435,11 @@ fn answer_locally(
     {
         // address= beside local=: the other types get NODATA, not NXDOMAIN
         // (dnsmasq 2.90 by hand: the name has data, of another type).
-        local::addresses(query, &route.addresses, local_data.ttl(), out);
+        let soa = local::Soa {
+            zone: route.zone_in(lower),
+            ttl: local_data.ttl(),
+        };
+        local::addresses(query, &route.addresses, soa, out);
     } else {
         let action = match &route.action {
             Action::Reroute => state.router.target(route, &query.lower).map(|t| t.action),
@@ -415,8 +449,14 @@ fn answer_locally(
             // RFC 8482: never forwarded, so never amplified.
             Some(Action::Forward(_)) if query.qtype == wire::TYPE_ANY => local::rfc8482(query, out),
             Some(Action::Forward(_)) => return None,
-            Some(Action::Local) => local::nxdomain(query, out),
-            Some(Action::Address(ips)) => local::addresses(query, ips, local_data.ttl(), out),
+            Some(Action::Local) => nxdomain(route.zone_in(lower), out),
+            Some(Action::Address(ips)) => {
+                let soa = local::Soa {
+                    zone: route.zone_in(lower),
+                    ttl: local_data.ttl(),
+                };
+                local::addresses(query, ips, soa, out)
+            }
             // A rewrite too long to apply, or into another rewrite (config refuses those).
             None | Some(Action::Reroute) => {
                 query.write_error(wire::RCODE_SERVFAIL.into(), out);

@@ -5,8 +5,14 @@
 //! NODATA rather than a trip upstream (dnsmasq forwards those, which loops and
 //! stalls).
 //!
-//! Owner names equal to the question are written as a pointer to it (RFC 1035
-//! §4.1.4), so the client's letter case comes back as it asked.
+//! NODATA is NOERROR with no records of the type and, in the authority
+//! section, the SOA of the zone the answer comes from (RFC 2308 §2.2, §3), so
+//! resolvers behind splitdns may cache it: see [`Soa`]. NXDOMAIN is only for a
+//! name with nothing at or below it (RFC 8020 §2); the handler decides which.
+//!
+//! Owner names equal to the question, or a zone above it, are written as a
+//! pointer into it (RFC 1035 §4.1.4), so the client's letter case comes back
+//! as it asked.
 
 use std::net::IpAddr;
 
@@ -18,9 +24,35 @@ const QUESTION_POINTER: [u8; 2] = [0xc0, 0x0c];
 /// CNAME links followed inside local data before giving up (a loop, or absurd).
 const MAX_CHAIN: usize = 8;
 
-/// NXDOMAIN for a name in a local zone.
+/// The SOA a local NODATA carries: owned by the zone the name is answered
+/// in, `zone` bytes from the start of the name (0: the name itself), with
+/// TTL and MINIMUM both `ttl` (`[local] ttl`), so a resolver caches the
+/// negative answer as long as it would the positive ones (RFC 2308 §5: the
+/// lesser of the two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Soa {
+    pub zone: usize,
+    pub ttl: u32,
+}
+
+/// The SOA's fixed fields: MNAME `localhost.` (no primary server stands
+/// behind a synthesised zone), then RNAME `nobody.invalid.`, serial 1 and
+/// the refresh, retry and expire that RFC 6303 §3 gives its locally served
+/// zones.
+const SOA_NAMES: &[u8] = b"\x09localhost\x00\x06nobody\x07invalid\x00";
+const SOA_TIMERS: [u32; 4] = [1, 3600, 1200, 604_800];
+
+/// NXDOMAIN for a name in a local zone: nothing exists at or below it.
 pub(crate) fn nxdomain(query: &Query, out: &mut Vec<u8>) {
     start(query, wire::RCODE_NXDOMAIN, true, out);
+    finish(query, 0, out);
+}
+
+/// NODATA for a name that exists here without records of the asked type (an
+/// empty non-terminal, or a name kept home above local data).
+pub(crate) fn nodata(query: &Query, soa: Soa, out: &mut Vec<u8>) {
+    start(query, wire::RCODE_NOERROR, true, out);
+    push_soa(out, &QUESTION_POINTER, query.lower.as_bytes(), soa);
     finish(query, 0, out);
 }
 
@@ -31,9 +63,10 @@ pub(crate) fn filtered(query: &Query, out: &mut Vec<u8>) {
     finish(query, 0, out);
 }
 
-/// The zone's addresses that fit the question's type; NODATA when none do.
-/// `ttl` is `[local] ttl`.
-pub(crate) fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u8>) {
+/// The zone's addresses that fit the question's type; NODATA with `soa` when
+/// none do. `soa.ttl` is `[local] ttl`, the addresses' TTL too.
+pub(crate) fn addresses(query: &Query, ips: &[IpAddr], soa: Soa, out: &mut Vec<u8>) {
+    let ttl = soa.ttl;
     start(query, wire::RCODE_NOERROR, true, out);
     let mut count = 0u16;
     for ip in ips {
@@ -51,6 +84,9 @@ pub(crate) fn addresses(query: &Query, ips: &[IpAddr], ttl: u32, out: &mut Vec<u
         out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         out.extend_from_slice(rdata);
         count += 1;
+    }
+    if count == 0 {
+        push_soa(out, &QUESTION_POINTER, query.lower.as_bytes(), soa);
     }
     finish(query, count, out);
 }
@@ -74,13 +110,16 @@ pub(crate) fn rfc8482(query: &Query, out: &mut Vec<u8>) {
 }
 
 /// The answer for a local name with `records`: those of the asked type; else
-/// its CNAME, followed through local data; else NODATA. SRV and MX answers
-/// carry the local addresses of their targets as additional records. Too large
-/// for `limit`: TC=1, so the client asks again over TCP.
+/// its CNAME, followed through local data; else NODATA, with the SOA `soa`
+/// gives for the name that lacks the type (the question, or the last name of
+/// the CNAME chain: RFC 2308 §2.2). SRV and MX answers carry the local
+/// addresses of their targets as additional records. Too large for `limit`:
+/// TC=1, so the client asks again over TCP.
 pub(crate) fn data(
     query: &Query,
     local: &LocalData,
     records: &[Rr],
+    soa: &dyn Fn(&[u8]) -> Soa,
     limit: usize,
     out: &mut Vec<u8>,
 ) {
@@ -88,7 +127,10 @@ pub(crate) fn data(
     let qtype = query.qtype;
     let mut answers = 0u16;
     let mut owner: &[u8] = &QUESTION_POINTER;
+    let mut name = query.lower.as_bytes();
     let mut at = records;
+    // The name the chain stopped at has no records of the type.
+    let mut nodata = false;
     for _ in 0..MAX_CHAIN {
         let direct = at
             .iter()
@@ -100,22 +142,29 @@ pub(crate) fn data(
             wrote = true;
         }
         if wrote || qtype == wire::TYPE_CNAME {
+            nodata = !wrote;
             break;
         }
         let Some(cname) = at.iter().find(|r| r.rtype == wire::TYPE_CNAME) else {
+            nodata = true;
             break;
         };
         push(out, owner, cname);
         answers += 1;
         let target = cname.target.as_deref().unwrap_or_default();
         match local.lookup(target) {
-            Some(next) => (owner, at) = (target, next),
+            Some(next) => (owner, name, at) = (target, target, next),
             None => break,
         }
     }
+    if nodata {
+        push_soa(out, owner, name, soa(name));
+    }
     let mut additionals = 0u16;
     if matches!(qtype, wire::TYPE_SRV | wire::TYPE_MX) {
-        for target in records.iter().filter_map(|r| r.target.as_deref()) {
+        // The targets of the records answered (none with NODATA).
+        let answered = at.iter().filter(|r| r.rtype == qtype);
+        for target in answered.filter_map(|r| r.target.as_deref()) {
             for rr in local.lookup(target).unwrap_or_default() {
                 if matches!(rr.rtype, wire::TYPE_A | wire::TYPE_AAAA) {
                     push(out, target, rr);
@@ -145,6 +194,34 @@ fn push(out: &mut Vec<u8>, owner: &[u8], rr: &Rr) {
     out.extend_from_slice(&rr.ttl.to_be_bytes());
     out.extend_from_slice(&(rr.rdata.len() as u16).to_be_bytes());
     out.extend_from_slice(&rr.rdata);
+}
+
+/// Appends the SOA `soa` describes to the authority section of `out`, which
+/// holds no authority records yet. `name` is the lowercased name the SOA's
+/// zone is counted in, and `owner` how that name is written in `out` (a
+/// pointer, or the name itself): a zone that is the name is written as
+/// `owner`, a zone above the question name as a pointer into the question.
+fn push_soa(out: &mut Vec<u8>, owner: &[u8], name: &[u8], soa: Soa) {
+    let zone = name.get(soa.zone..).unwrap_or(b"\x00");
+    if soa.zone == 0 {
+        out.extend_from_slice(owner);
+    } else if owner == QUESTION_POINTER && zone.len() > 1 {
+        let at = (wire::HEADER_LEN + soa.zone) as u16;
+        out.extend_from_slice(&(0xc000 | at).to_be_bytes());
+    } else {
+        out.extend_from_slice(zone);
+    }
+    out.extend_from_slice(&wire::TYPE_SOA.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&soa.ttl.to_be_bytes());
+    let rdlength = SOA_NAMES.len() + 4 * (SOA_TIMERS.len() + 1);
+    out.extend_from_slice(&(rdlength as u16).to_be_bytes());
+    out.extend_from_slice(SOA_NAMES);
+    for timer in SOA_TIMERS {
+        out.extend_from_slice(&timer.to_be_bytes());
+    }
+    out.extend_from_slice(&soa.ttl.to_be_bytes());
+    out[8..10].copy_from_slice(&1u16.to_be_bytes());
 }
 
 fn start(query: &Query, rcode: u8, authoritative: bool, out: &mut Vec<u8>) {

@@ -7,6 +7,17 @@
 //! An operator's dnsmasq lines must mean in splitdns what they mean in dnsmasq; dnsmasq's
 //! behaviour is the expectation, so nothing here is pinned from splitdns's own output.
 //!
+//! One difference is deliberate, and each case lists the names it shows on
+//! ([`Case::nodata`]): a name the rules give records (an `address=` zone and every name below
+//! it) or that has such a name below it, inside a `local=` zone, is answered by dnsmasq 2.90
+//! with NXDOMAIN for the types it lacks, and by splitdns with NODATA. NXDOMAIN says the name
+//! has nothing at all, of any type, and nothing below it (RFC 1034 §4.3.2; RFC 8020 §2: "all
+//! names and resource record sets (RRsets) below that node SHOULD be considered
+//! unreachable"), and musl's getaddrinfo fails the whole lookup on it. On those names and no
+//! others, dnsmasq's "not forwarded, NXDOMAIN" beside splitdns's "not forwarded, NOERROR, no
+//! records" passes, and every listed name must show it at least once, so a list that no longer
+//! matches what either server does fails too.
+//!
 //! The questions come from the rules: for every zone, the zone itself, a child, a deep
 //! child, a name sharing its suffix without a label boundary (`notconsul.`), its parent and
 //! an upper-case spelling; for every `rev-server=` prefix, reverse names of the first and
@@ -70,6 +81,23 @@ struct Case {
     silent: &'static [&'static str],
     /// Questions asked besides the generated ones (PTR under `.arpa`, else A).
     names: &'static [&'static str],
+    /// Names, as asked, where dnsmasq's NXDOMAIN is splitdns's NODATA: they exist (RFC 8020
+    /// §2), see the module comment.
+    nodata: &'static [&'static str],
+}
+
+impl Case {
+    /// Whether `theirs` and `ours` differ only as [`Case::nodata`] allows for `qname`.
+    fn nodata_for(&self, qname: &str, theirs: &Outcome, ours: &Outcome) -> bool {
+        let local = |rcode| Outcome {
+            asked: BTreeSet::new(),
+            rcode: Some(rcode),
+            answers: BTreeSet::new(),
+        };
+        self.nodata.contains(&qname)
+            && *theirs == local(ResponseCode::NXDomain)
+            && *ours == local(ResponseCode::NoError)
+    }
 }
 
 /// What one server did with one question.
@@ -266,6 +294,28 @@ fn questions(case: &Case) -> Vec<(String, RecordType)> {
                     push(qname, RecordType::PTR);
                 }
             }
+            "host-record" | "cname" => {
+                // The names the line gives records, a name below each (which has none)
+                // and the one above (which has one below it).
+                let types = [RecordType::A, RecordType::AAAA, RecordType::TXT];
+                let fields = value.split(',');
+                let names =
+                    fields.filter(|f| f.parse::<IpAddr>().is_err() && f.parse::<u32>().is_err());
+                for owner in names {
+                    let owner = owner.trim_end_matches('.');
+                    let mut around = vec![format!("{owner}."), format!("www.{owner}.")];
+                    around.extend(
+                        owner
+                            .split_once('.')
+                            .map(|(_, parent)| format!("{parent}.")),
+                    );
+                    for qname in around {
+                        for qtype in types {
+                            push(qname.clone(), qtype);
+                        }
+                    }
+                }
+            }
             other => panic!("no questions for {other}="),
         }
     }
@@ -386,12 +436,28 @@ async fn compare(case: Case) {
         Splitdns::start_config(parse(&splitdns_toml(&lines, fakes.default_upstream()))).await;
     let questions = questions(&case);
     let mut differences = Vec::new();
+    let mut nodata_seen = BTreeSet::new();
     for (qname, qtype) in &questions {
         let theirs = fakes.outcome(dnsmasq.addr(), qname, *qtype).await;
         let ours = fakes.outcome(splitdns.addr(), qname, *qtype).await;
-        if theirs != ours {
+        if case.nodata_for(qname, &theirs, &ours) {
+            nodata_seen.insert(qname.as_str());
+        } else if theirs != ours {
             differences.push(format!(
                 "  {qname} {qtype}\n    dnsmasq:  {theirs}\n    splitdns: {ours}"
+            ));
+        }
+    }
+    for qname in case.nodata {
+        assert!(
+            questions.iter().any(|(n, _)| n == qname),
+            "{}: {qname} is listed in nodata but never asked",
+            case.name
+        );
+        if !nodata_seen.contains(qname) {
+            differences.push(format!(
+                "  {qname} (listed in nodata)\n    no question shows dnsmasq's NXDOMAIN as \
+                 splitdns's NODATA"
             ));
         }
     }
@@ -525,6 +591,7 @@ async fn consul_two_agents_first_stopped() {
         together: &[&["agent1", "agent2"]],
         silent: &["agent1"],
         names: &["web.service.consul."],
+        nodata: &[],
     })
     .await;
 }
@@ -556,7 +623,8 @@ async fn overlapping_zones_longest_wins() {
 /// standard servers", so --server=/google.com/1.2.3.4 --server=/www.google.com/# will send
 /// queries for google.com and its subdomains to 1.2.3.4, except www.google.com (and its
 /// subdomains) which will be forwarded as usual." Two zones on the `#` line, one of them
-/// under a local zone.
+/// under a local zone, so the local zone's own name has names below it: NODATA, not
+/// NXDOMAIN (RFC 8020 §2, see the module comment).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hash_server_means_the_default_upstreams() {
     compare(Case {
@@ -567,6 +635,7 @@ async fn hash_server_means_the_default_upstreams() {
             "local=/lan/",
             "server=/public.lan/open.consul/#",
         ],
+        nodata: &["lan."],
         ..Case::default()
     })
     .await;
@@ -576,7 +645,9 @@ async fn hash_server_means_the_default_upstreams() {
 /// gives a domain but no IP address; this tells dnsmasq that a domain is local and it may
 /// answer queries from /etc/hosts or DHCP but should never forward queries on that domain to
 /// any upstream servers. --local is a synonym for --server to make configuration files
-/// clearer in this case." A more specific zone under a local one is still forwarded.
+/// clearer in this case." A more specific zone under a local one is still forwarded, and the
+/// local zone's own name, above it, gets NODATA, not NXDOMAIN (RFC 8020 §2, see the module
+/// comment).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_server_and_local_are_never_forwarded() {
     compare(Case {
@@ -588,6 +659,7 @@ async fn empty_server_and_local_are_never_forwarded() {
             "server=/infra.lan/{b}",
             "local=/deep.infra.lan/",
         ],
+        nodata: &["lan."],
         ..Case::default()
     })
     .await;
@@ -601,6 +673,12 @@ async fn empty_server_and_local_are_never_forwarded() {
 /// queries which don't match the specified address literal changed in version 2.86. Previous
 /// versions, configured with (eg) --address=/example.com/1.2.3.4 and then queried for a RR type
 /// other than A would return a NoData answer. From 2.86, the query is sent upstream."
+///
+/// Under `local=/lan/`, "upstream" is the local zone, and there dnsmasq 2.90 answers AAAA and
+/// TXT for gw.lan and the names below it with NXDOMAIN, though they have an A record, and
+/// lan. too, though gw.lan is below it. splitdns answers NODATA: RFC 1034 §4.3.2, "If the
+/// name is found but no data of the desired type is present", the answer is empty, and RFC
+/// 8020 §2 (see the module comment).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_under_a_forwarded_zone() {
     compare(Case {
@@ -613,6 +691,33 @@ async fn address_under_a_forwarded_zone() {
             "address=/both.consul/2001:db8::11",
             "local=/lan/",
             "address=/gw.lan/192.0.2.1",
+        ],
+        nodata: &[
+            "lan.",
+            "gw.lan.",
+            "www.gw.lan.",
+            "a.b.c.gw.lan.",
+            "WWW.GW.LAN.",
+        ],
+        ..Case::default()
+    })
+    .await;
+}
+
+/// Records in a local zone: dnsmasq(8), `--host-record`: "Add A, AAAA and PTR records to the
+/// DNS", and `--cname`: "Return a CNAME record which indicates that <cname> is really
+/// <target>". A type the name lacks is NODATA in both, and so is a name with a record name
+/// below it (`rack1.lan.`, `lan.`): dnsmasq 2.90 gets these right, as RFC 1034 §4.3.2 and
+/// RFC 8020 §2 have them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_in_a_local_zone() {
+    compare(Case {
+        name: "records_in_a_local_zone",
+        lines: &[
+            "local=/lan/",
+            "host-record=nas.lan,192.0.2.5",
+            "host-record=db.rack1.lan,192.0.2.6,2001:db8::6",
+            "cname=files.lan,nas.lan",
         ],
         ..Case::default()
     })

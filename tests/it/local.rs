@@ -85,8 +85,7 @@ async fn other_types_of_a_local_name_get_nodata_without_forwarding() {
 
     let reply = dns.ask("gw.lan.", RecordType::MX).await;
 
-    assert_local(&reply, ResponseCode::NoError);
-    assert!(reply.answers.is_empty());
+    assert_nodata(&reply, "gw.lan.", 0);
     assert_eq!(internet.total(), 0);
 }
 
@@ -396,4 +395,213 @@ async fn hosts_file_missing_at_start_is_read_when_it_appears() {
 
     assert_rcode(&before, ResponseCode::NXDomain);
     assert_eq!(answer_ips(&after), [ip("192.0.2.70")]);
+}
+
+/// NODATA as RFC 2308 §2.2 describes it: NOERROR, no answer records (or only the CNAMEs that
+/// lead to the name), authoritative, and the SOA of the zone in the authority section, owned
+/// by `zone`, with TTL and MINIMUM `ttl` (the negative TTL is the smaller of the two, RFC 2308
+/// §5).
+#[track_caller]
+fn assert_nodata(reply: &Message, zone: &str, ttl: u32) {
+    assert_local(reply, ResponseCode::NoError);
+    assert!(
+        reply
+            .answers
+            .iter()
+            .all(|r| r.record_type() == RecordType::CNAME),
+        "no records of the asked type: {reply}"
+    );
+    let soas: Vec<_> = reply
+        .authorities
+        .iter()
+        .filter(|r| r.record_type() == RecordType::SOA)
+        .collect();
+    assert_eq!(soas.len(), 1, "one SOA in the authority section: {reply}");
+    assert_eq!(soas[0].name, name(zone), "the SOA of the zone: {reply}");
+    let RData::SOA(soa) = &soas[0].data else {
+        unreachable!()
+    };
+    assert_eq!(
+        (soas[0].ttl, soa.minimum),
+        (ttl, ttl),
+        "negative TTL from [local] ttl: {reply}"
+    );
+}
+
+/// RFC 1034 §4.3.2, step 3.b: "If the name is found but no data of the desired type is
+/// present, [...] the response is an empty answer" — the name exists, so "authoritative name
+/// error" (NXDOMAIN) is only for a name that is not there at all. RFC 8020 §2: "when an
+/// iterative caching DNS resolver receives a response NXDOMAIN, [...] all names and resource
+/// record sets (RRsets) below that node SHOULD be considered unreachable", so a name that has
+/// anything at or below it must not get NXDOMAIN, whatever the type asked. RFC 2308 §2.2:
+/// NODATA "is indicated by an answer with the RCODE set to NOERROR and no relevant answers in
+/// the answer section. The authority section will contain an SOA record".
+///
+/// `address=/gw.lan/` gives gw.lan and every name below it an A record; `local=/lan/` makes
+/// splitdns the authority for lan. So AAAA, TXT and MX for those names get NODATA (dnsmasq
+/// 2.90 says NXDOMAIN, and musl's getaddrinfo then fails the whole lookup), lan. itself is an
+/// empty non-terminal above gw.lan (NODATA too), and names nothing gives records still get
+/// NXDOMAIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_types_of_an_address_rule_name_in_a_local_zone_get_nodata_not_nxdomain() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["local=/lan/", "address=/gw.lan/192.0.2.1"],
+        "[local]\nttl = 30\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let mut nodata = Vec::new();
+    for (qname, qtype) in [
+        ("gw.lan.", RecordType::AAAA),
+        ("gw.lan.", RecordType::TXT),
+        ("x.gw.lan.", RecordType::AAAA),
+        ("A.B.Gw.Lan.", RecordType::MX),
+        ("lan.", RecordType::A),
+        ("lan.", RecordType::AAAA),
+    ] {
+        nodata.push(dns.ask(qname, qtype).await);
+    }
+    let a = dns.ask("gw.lan.", RecordType::A).await;
+    let missing = dns.ask("nas.lan.", RecordType::AAAA).await;
+    let off_boundary = dns.ask("notgw.lan.", RecordType::A).await;
+
+    for reply in &nodata {
+        assert_nodata(reply, "lan.", 30);
+    }
+    assert_eq!(answer_ips(&a), [ip("192.0.2.1")]);
+    assert_local(&missing, ResponseCode::NXDomain);
+    assert_local(&off_boundary, ResponseCode::NXDomain);
+    assert_eq!(
+        internet.total() + consul.total(),
+        0,
+        "lan is never forwarded"
+    );
+}
+
+/// The same RFC 1034 §4.3.2 / RFC 2308 §2.2 rule with `address=` and `local=` for one zone
+/// (dnsmasq's "pre-2.86 behaviour"): NODATA, with the zone's SOA; and a zone with an
+/// `address=` inside makes the local zone above it an empty non-terminal (RFC 8020 §2), as
+/// does a zone below it that is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_zone_names_with_something_at_or_below_them_get_nodata() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &[
+            "address=/nas.lan/2001:db8::2",
+            "local=/nas.lan/",
+            "local=/corp/",
+            "server=/infra.corp/{consul#}",
+            "local=/empty/",
+        ],
+        "",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let nas = dns.ask("nas.lan.", RecordType::A).await;
+    let below = dns.ask("disk.nas.lan.", RecordType::TXT).await;
+    let corp = dns.ask("corp.", RecordType::A).await;
+    let empty = dns.ask("empty.", RecordType::A).await;
+    let beside = dns.ask("www.corp.", RecordType::A).await;
+
+    assert_nodata(&nas, "nas.lan.", 0);
+    assert_nodata(&below, "nas.lan.", 0);
+    assert_nodata(&corp, "corp.", 0);
+    assert_local(&empty, ResponseCode::NXDomain);
+    assert_local(&beside, ResponseCode::NXDomain);
+    assert_eq!(internet.total() + consul.total(), 0);
+}
+
+/// Hosts-file names: RFC 1034 §4.3.2 / RFC 2308 §2.2, as above. A name from a hosts file
+/// has A (or AAAA) and nothing else, so other types get NODATA with a SOA: the local zone's
+/// when one holds the name, else one owned by the name itself. A name above a hosts name is
+/// an empty non-terminal inside the local zone (RFC 8020 §2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_file_names_get_nodata_with_a_soa_for_other_types() {
+    let (consul, internet) = fakes().await;
+    let dir = TempDir::new().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "192.0.2.7 web.lan\n192.0.2.8 db.rack1.lan\n192.0.2.9 nas.home.arpa\n",
+    )
+    .unwrap();
+    let dns = start(&["local=/lan/"], &hosts_config(&hosts), &consul, &internet).await;
+
+    let aaaa = dns.ask("web.lan.", RecordType::AAAA).await;
+    let mx = dns.ask("Web.Lan.", RecordType::MX).await;
+    let rack = dns.ask("rack1.lan.", RecordType::A).await;
+    let apex = dns.ask("lan.", RecordType::A).await;
+    let outside = dns.ask("nas.home.arpa.", RecordType::AAAA).await;
+    let missing = dns.ask("db.rack2.lan.", RecordType::A).await;
+
+    assert_nodata(&aaaa, "lan.", 0);
+    assert_nodata(&mx, "lan.", 0);
+    assert_nodata(&rack, "lan.", 0);
+    assert_nodata(&apex, "lan.", 0);
+    assert_nodata(&outside, "nas.home.arpa.", 0);
+    assert_local(&missing, ResponseCode::NXDomain);
+    assert_eq!(internet.total(), 0);
+}
+
+/// `[[record]]` names: RFC 1034 §4.3.2 / RFC 2308 §2.2, as above; `_tcp.lan` is an empty
+/// non-terminal above `_imap._tcp.lan` (RFC 8020 §2); and a CNAME to a local name without the
+/// asked type is NODATA after the CNAME, with the SOA (RFC 2308 §2.2: "the answer section may
+/// contain a CNAME").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_names_get_nodata_with_a_soa_for_other_types() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["local=/lan/"],
+        &format!("{RECORDS}\n[local]\nttl = 5\n"),
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let aaaa = dns.ask("mail.lan.", RecordType::AAAA).await;
+    let apex = dns.ask("lan.", RecordType::A).await;
+    let tcp = dns.ask("_tcp.lan.", RecordType::SRV).await;
+    let srv_a = dns.ask("_imap._tcp.lan.", RecordType::A).await;
+    let cname = dns.ask("webmail.lan.", RecordType::AAAA).await;
+    let missing = dns.ask("_pop3._tcp.lan.", RecordType::SRV).await;
+
+    assert_nodata(&aaaa, "lan.", 5);
+    assert_nodata(&apex, "lan.", 5);
+    assert_nodata(&tcp, "lan.", 5);
+    assert_nodata(&srv_a, "lan.", 5);
+    assert_nodata(&cname, "lan.", 5);
+    assert_eq!(cname.answers.len(), 1, "the CNAME: {cname}");
+    assert_local(&missing, ResponseCode::NXDomain);
+    assert_eq!(internet.total(), 0);
+}
+
+/// `domain_needed` and `bogus_priv` keep names home with NXDOMAIN; a name above local data
+/// exists all the same (RFC 8020 §2) and gets NODATA (RFC 2308 §2.2), with the SOA of the
+/// RFC 6303 zone for a private reverse name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_kept_home_above_local_data_get_nodata() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["host-record=nas.home,192.168.1.5"],
+        "[local]\ndomain_needed = true\nbogus_priv = true\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let home = dns.ask("home.", RecordType::A).await;
+    let reverse = dns.ask("1.168.192.in-addr.arpa.", RecordType::PTR).await;
+    let other = dns.ask("2.168.192.in-addr.arpa.", RecordType::PTR).await;
+    let single = dns.ask("fileserver.", RecordType::A).await;
+
+    assert_nodata(&home, "home.", 0);
+    assert_nodata(&reverse, "168.192.in-addr.arpa.", 0);
+    assert_local(&other, ResponseCode::NXDomain);
+    assert_local(&single, ResponseCode::NXDomain);
+    assert_eq!(internet.total(), 0);
 }

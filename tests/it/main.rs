@@ -7,6 +7,8 @@ mod support;
 
 mod cache;
 mod cli;
+// Real C-library resolvers (musl, glibc) asking splitdns in a namespace of their own.
+mod clients;
 mod control;
 mod counters;
 mod differential;
