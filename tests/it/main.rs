@@ -13,6 +13,8 @@ mod control;
 mod counters;
 mod differential;
 mod docker;
+// The Docker recipes against a real dockerd in a namespace of its own.
+mod dockerd;
 mod docs;
 mod encrypted;
 mod forwarding;

@@ -10,6 +10,7 @@ pub(crate) mod client;
 pub(crate) mod clients;
 pub(crate) mod daemon;
 pub(crate) mod dnsmasq;
+pub(crate) mod dockerd;
 pub(crate) mod fixtures;
 pub(crate) mod harness;
 pub(crate) mod http;
