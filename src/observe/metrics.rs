@@ -45,6 +45,7 @@ pub struct Metrics {
     /// Every route handle handed out, by label: hits.bind and misses.bind sum them.
     routes: Mutex<HashMap<String, RouteMetrics>>,
     dropped: [Counter; Dropped::ALL.len()],
+    udp_datagrams: Family<ThreadLabel, Counter>,
     pub tcp_open: Gauge,
     tcp_accepted: Counter,
     reloads_ok: Counter,
@@ -96,6 +97,11 @@ struct ResultLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThreadLabel {
+    thread: usize,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -197,6 +203,12 @@ impl Metrics {
             "Packets that got no reply, by reason",
             dropped_family,
         );
+        let udp_datagrams = Family::<ThreadLabel, Counter>::default();
+        registry.register(
+            "udp_datagrams",
+            "Datagrams read from the UDP listeners, by the UDP thread that read them",
+            udp_datagrams.clone(),
+        );
         let tcp_open = Gauge::default();
         registry.register(
             "tcp_connections",
@@ -234,6 +246,7 @@ impl Metrics {
             families,
             routes: Mutex::default(),
             dropped,
+            udp_datagrams,
             tcp_open,
             tcp_accepted,
             reloads_ok,
@@ -314,6 +327,12 @@ impl Metrics {
         routes.values().fold((0, 0), |(hits, misses), r| {
             (hits + r.hits.get(), misses + r.misses.get())
         })
+    }
+
+    /// The count of datagrams read by UDP thread `thread` (from 0).
+    pub(crate) fn udp_thread(&self, thread: usize) -> Counter {
+        self.udp_datagrams
+            .get_or_create_owned(&ThreadLabel { thread })
     }
 
     pub fn dropped(&self, why: Dropped) {

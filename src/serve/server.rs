@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedReadHalf;
@@ -117,7 +118,11 @@ impl Listener {
         tasks: &mut tokio::task::JoinSet<()>,
     ) {
         for (i, socket) in self.udp.into_iter().enumerate() {
-            tasks.spawn_on(serve_udp(Arc::clone(shared), socket), shards.handle(i));
+            let read = shared.metrics.udp_thread(i);
+            tasks.spawn_on(
+                serve_udp(Arc::clone(shared), socket, read),
+                shards.handle(i),
+            );
         }
         let limits = shared.tcp.clone();
         tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp, limits));
@@ -163,7 +168,7 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// Answers a burst of queries per wake-up: hits and local answers go back in
 /// one sendmmsg, misses each get a task on this shard, and their answers wait
 /// in the [`Outbox`] to go out with the next burst's.
-async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket) {
+async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, read: Counter) {
     let socket = match UdpSocket::from_std(socket) {
         Ok(socket) => Arc::new(socket),
         Err(error) => {
@@ -193,6 +198,9 @@ async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket) {
         } else {
             0
         };
+        if received > 0 {
+            read.inc_by(received as u64);
+        }
         if received > 0 && received < BATCH {
             // Fewer than asked for: the queue was empty when read. Forget the
             // readiness now rather than learn it from one more receive that
