@@ -48,7 +48,7 @@ pub mod control {
 /// The process around the server: the switch to `[server] user` and the
 /// OS signals.
 pub mod process {
-    pub use crate::host::privilege::switch_to;
+    pub use crate::host::privilege::{switch_to, user_exists};
     pub use crate::host::signal::controls;
 }
 

@@ -97,11 +97,13 @@ impl Line {
 /// Reads `path` (and `conf_dir` as if a `conf-dir=` line ended it) and translates
 /// it. With `split`, each conf-dir file's rule lines are written to a fragment in
 /// that directory (nothing is written if any of them cannot be), and the TOML
-/// includes the directory.
+/// includes the directory. `default_user` is what the output runs as without `user=`
+/// (see [`default_user`]).
 pub fn import(
     path: &Path,
     conf_dir: Option<&Path>,
     split: Option<&Path>,
+    default_user: &'static str,
 ) -> Result<Import, ImportError> {
     let mut reader = Reader {
         split: split.is_some(),
@@ -119,7 +121,7 @@ pub fn import(
             0,
         );
     }
-    let mut out = Translation::new(&reader.lines, default_user());
+    let mut out = Translation::new(&reader.lines, default_user);
     for line in &reader.lines {
         out.line(line);
     }
@@ -141,10 +143,10 @@ pub fn import(
     })
 }
 
-/// The user the output runs as without `user=`: one this host has, so that it
-/// starts here.
-fn default_user() -> &'static str {
-    if crate::host::privilege::user_exists(SPLITDNS_USER) {
+/// The user the output runs as without `user=`: one this host has (`has_user` looks it
+/// up), so that it starts here.
+pub fn default_user(has_user: impl Fn(&str) -> bool) -> &'static str {
+    if has_user(SPLITDNS_USER) {
         SPLITDNS_USER
     } else {
         DNSMASQ_USER

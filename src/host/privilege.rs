@@ -59,7 +59,7 @@ pub fn switch_to(user: &str) -> Result<(), PrivilegeError> {
 }
 
 /// Whether this host has an account named `user` (a lookup that fails counts as no).
-pub(crate) fn user_exists(user: &str) -> bool {
+pub fn user_exists(user: &str) -> bool {
     matches!(User::from_name(user), Ok(Some(_)))
 }
 
