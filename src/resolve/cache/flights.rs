@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 
 use crate::dns::answer::Answer;
 
-use super::MAX_KEY;
+use super::key::MAX_KEY;
 
 /// One fetch in flight: its outcome once known (`None` inside when it
 /// failed), and the wake-up of the misses waiting for it. One allocation and
