@@ -149,7 +149,7 @@ pub const KEYS: &[Key] = &[
         key: "timeout",
         kind: "duration",
         default: "`\"2s\"`",
-        meaning: "Wait per attempt, per server, before the next server is asked. At least `10ms`. It is also the default for routes.",
+        meaning: "Wait per attempt, per server, before the next server is asked. At least `10ms`, at most `60s`. It is also the default for routes.",
     },
     Key {
         table: "[upstream]",

@@ -70,6 +70,10 @@ pub struct UpstreamConfig {
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest wait per attempt: resolvers give up on a query after seconds (glibc 5 s,
+/// dig 5 s, Unbound's whole resolution 2 min), so a minute per server already outlives
+/// every client.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_INFLIGHT: usize = 1024;
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 
@@ -179,12 +183,25 @@ impl Source<'_> {
         })
     }
 
+    /// A wait per attempt: at least 10 ms, and at most [`MAX_TIMEOUT`], past which no
+    /// client is still waiting (and a deadline of now + timeout could not be computed).
     pub(super) fn timeout(
         &self,
         key: &str,
         raw: Option<&Spanned<String>>,
     ) -> Result<Duration, ConfigError> {
-        self.duration(key, raw, DEFAULT_TIMEOUT, Duration::from_millis(10))
+        let timeout = self.duration(key, raw, DEFAULT_TIMEOUT, Duration::from_millis(10))?;
+        match raw {
+            Some(raw) if timeout > MAX_TIMEOUT => Err(self.invalid(
+                key,
+                raw,
+                format!(
+                    "must be at most {}",
+                    humantime::format_duration(MAX_TIMEOUT)
+                ),
+            )),
+            _ => Ok(timeout),
+        }
     }
 
     pub(super) fn strategy(
@@ -204,6 +221,27 @@ impl Source<'_> {
 #[cfg(test)]
 mod tests {
     use crate::config::tests::parse;
+
+    /// A wait so long that `now + timeout` overflows `Instant` would panic on the first
+    /// query; it is refused at load, naming the key, like every other bad value.
+    #[test]
+    fn timeouts_past_a_minute_are_refused_with_the_key() {
+        for raw in ["61s", "18446744073709551615s"] {
+            let err = parse(&format!("[upstream]\ntimeout = \"{raw}\""))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("[upstream] timeout"), "{err}");
+            assert!(err.contains("at most 1m"), "{err}");
+            let err = parse(&format!(
+                "[[route]]\nzones = [\"consul\"]\nservers = [\"127.0.0.1:8600\"]\ntimeout = \"{raw}\""
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("timeout"), "{err}");
+            assert!(err.contains("at most 1m"), "{err}");
+        }
+        assert!(parse("[upstream]\ntimeout = \"60s\"").is_ok());
+    }
 
     #[test]
     fn bad_duration_names_key_and_line() {
