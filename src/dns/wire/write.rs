@@ -1,0 +1,65 @@
+//! Building and patching messages: the query sent upstream, the OPT record,
+//! the header bits of a stored answer, truncation, ARCOUNT.
+
+use super::codes::{
+    EDNS_DO, EDNS_UDP_SIZE, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC,
+    HEADER_LEN, TYPE_OPT,
+};
+use super::message::read_u16;
+
+/// Builds a query to send upstream: RD set, CD as the client asked, EDNS0 with
+/// [`EDNS_UDP_SIZE`] always, DO as the client asked.
+pub(crate) fn build_query(
+    id: u16,
+    lower: &[u8],
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    cd: bool,
+) -> Vec<u8> {
+    let mut q = Vec::with_capacity(HEADER_LEN + lower.len() + 4 + 11);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.push(FLAG_RD);
+    q.push(if cd { FLAG_CD } else { 0 });
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
+    q.extend_from_slice(lower);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&qclass.to_be_bytes());
+    push_opt(&mut q, 0, dnssec_ok);
+    q
+}
+
+/// Appends an OPT record (RFC 6891 §6.1.2) advertising [`EDNS_UDP_SIZE`], version 0.
+pub(crate) fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&EDNS_UDP_SIZE.to_be_bytes());
+    out.push(ext_rcode);
+    out.push(0);
+    out.extend_from_slice(&(if dnssec_ok { EDNS_DO } else { 0 }).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+}
+
+pub(crate) const OPT_LEN: usize = 11;
+
+/// Header bits of a stored answer: QR and RA set, RD/CD/ID left for the client's.
+pub(crate) fn stored_flags(authoritative: bool, authentic: bool, rcode: u8) -> [u8; 2] {
+    [
+        FLAG_QR | if authoritative { FLAG_AA } else { 0 },
+        FLAG_RA | if authentic { FLAG_AD } else { 0 } | (rcode & 0x0f),
+    ]
+}
+
+/// Turns a response that is too large for the client into header + question
+/// with TC=1 (RFC 1035 §4.2.1, RFC 2181 §9): the client retries over TCP.
+pub(crate) fn truncate_to_question(out: &mut Vec<u8>, question_end: usize) {
+    out.truncate(question_end);
+    out[2] |= FLAG_TC;
+    out[6..12].fill(0);
+}
+
+/// Adds `n` (wrapping: `u16::MAX` takes one away) to ARCOUNT.
+pub(crate) fn add_to_arcount(out: &mut [u8], n: u16) {
+    let count = read_u16(out, 10).unwrap_or(0).wrapping_add(n);
+    out[10..12].copy_from_slice(&count.to_be_bytes());
+}
