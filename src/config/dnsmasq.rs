@@ -7,14 +7,14 @@
 //! Why this file is long: one parser per supported option, each short, and
 //! two hundred lines of tests.
 
-use super::server_spec::ServerSpec;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::rr::rdata::{CNAME, MX, PTR, SRV, TXT};
 use hickory_proto::rr::{Name, RData};
 use ipnet::IpNet;
 
 use super::local::{StaticRecord, rdata_name};
+use super::server_spec::{ServerSpec, parse_server};
 use crate::dns::zone::Zone;
 
 /// What one rule line says.
@@ -468,38 +468,6 @@ pub fn reverse_zones(prefix: IpNet) -> Vec<Zone> {
         .collect()
 }
 
-/// An upstream server: `IP`, `IP#PORT`, `IP:PORT`, `[V6]:PORT` or `V6#PORT`
-/// (port 53, UDP with TCP fallback), or an encrypted one: `tls://IP[:PORT]#NAME`,
-/// `https://HOST[:PORT]/PATH[#NAME]` (see [`super::server_spec`]).
-pub fn parse_server(s: &str) -> Result<ServerSpec, String> {
-    match super::server_spec::parse(s) {
-        Some(encrypted) => encrypted,
-        None => parse_plain_server(s).map(ServerSpec::plain),
-    }
-}
-
-fn parse_plain_server(s: &str) -> Result<SocketAddr, String> {
-    let s = s.trim();
-    let bad = || format!("{s:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT");
-    if s.contains('@') {
-        return Err(format!(
-            "{s:?}: choosing a source address or interface with @ is not supported"
-        ));
-    }
-    if let Some((ip, port)) = s.split_once('#') {
-        let ip = ip.trim_start_matches('[').trim_end_matches(']');
-        let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        return Ok(SocketAddr::new(ip, port));
-    }
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    s.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| bad())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,23 +539,6 @@ mod tests {
                 .unwrap_err()
                 .contains("unsupported")
         );
-    }
-
-    #[test]
-    fn server_addresses() {
-        assert_eq!(
-            parse_server("::1#5353").unwrap(),
-            "[::1]:5353".parse().unwrap()
-        );
-        assert_eq!(
-            parse_server("[::1]:5353").unwrap(),
-            "[::1]:5353".parse().unwrap()
-        );
-        assert_eq!(
-            parse_server("2001:db8::1").unwrap(),
-            "[2001:db8::1]:53".parse().unwrap()
-        );
-        assert!(parse_server("consul.local").is_err());
     }
 
     #[test]

@@ -142,17 +142,50 @@ impl ServerSpec {
     }
 }
 
-/// Any server entry, as [`crate::config::dnsmasq::parse_server`] reads it.
+/// Any server entry, as [`parse_server`] reads it.
 impl std::str::FromStr for ServerSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        crate::config::dnsmasq::parse_server(s)
+        parse_server(s)
     }
 }
 
+/// An upstream server: `IP`, `IP#PORT`, `IP:PORT`, `[V6]:PORT` or `V6#PORT`
+/// (port 53, UDP with TCP fallback), or an encrypted one: `tls://IP[:PORT]#NAME`,
+/// `https://HOST[:PORT]/PATH[#NAME]`. The one grammar of `[upstream] servers`,
+/// `[[route]] servers` and the server of a `server=` rule line.
+pub(crate) fn parse_server(s: &str) -> Result<ServerSpec, String> {
+    match parse_encrypted(s) {
+        Some(encrypted) => encrypted,
+        None => parse_plain(s).map(ServerSpec::plain),
+    }
+}
+
+fn parse_plain(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT");
+    if s.contains('@') {
+        return Err(format!(
+            "{s:?}: choosing a source address or interface with @ is not supported"
+        ));
+    }
+    if let Some((ip, port)) = s.split_once('#') {
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| bad())
+}
+
 /// Parses a `tls://` or `https://` entry; `None` when `s` names no scheme.
-pub(crate) fn parse(s: &str) -> Option<Result<ServerSpec, String>> {
+fn parse_encrypted(s: &str) -> Option<Result<ServerSpec, String>> {
     let s = s.trim();
     if let Some(rest) = s.strip_prefix("tls://") {
         return Some(parse_tls(rest).map_err(|p| format!("{s:?}: {p}")));
@@ -292,7 +325,24 @@ mod tests {
     use super::*;
 
     fn ok(s: &str) -> ServerSpec {
-        parse(s).expect("a scheme").expect("parses")
+        parse_encrypted(s).expect("a scheme").expect("parses")
+    }
+
+    #[test]
+    fn server_addresses() {
+        assert_eq!(
+            parse_server("::1#5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("[::1]:5353").unwrap(),
+            "[::1]:5353".parse().unwrap()
+        );
+        assert_eq!(
+            parse_server("2001:db8::1").unwrap(),
+            "[2001:db8::1]:53".parse().unwrap()
+        );
+        assert!(parse_server("consul.local").is_err());
     }
 
     #[test]
@@ -323,12 +373,16 @@ mod tests {
 
     #[test]
     fn bad_entries_say_what_is_wrong() {
-        assert!(parse("9.9.9.9").is_none());
-        let err = parse("quic://9.9.9.9").unwrap().unwrap_err();
+        assert!(parse_encrypted("9.9.9.9").is_none());
+        let err = parse_server("quic://9.9.9.9").unwrap_err();
         assert!(err.contains("unknown transport"), "{err}");
-        assert!(parse("tls://9.9.9.9:x#a").unwrap().is_err());
-        assert!(parse("tls://9.9.9.9/dns-query").unwrap().is_err());
-        assert!(parse("tls://9.9.9.9#bad name").unwrap().is_err());
-        assert!(parse("https://[::1/dns-query").unwrap().is_err());
+        for entry in [
+            "tls://9.9.9.9:x#a",
+            "tls://9.9.9.9/dns-query",
+            "tls://9.9.9.9#bad name",
+            "https://[::1/dns-query",
+        ] {
+            assert!(parse_encrypted(entry).unwrap().is_err(), "{entry}");
+        }
     }
 }

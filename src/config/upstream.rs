@@ -1,6 +1,6 @@
 //! `[upstream]`: the default route, where names outside every zone go, and the
 //! `strategy` key that `[[route]]` tables share with it. Server entries are
-//! parsed by [`dnsmasq::parse_server`], the one grammar of `server=` lines.
+//! parsed by [`server_spec::parse_server`], the one grammar of `server=` lines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -15,7 +15,7 @@ use toml::Spanned;
 
 use super::server_spec::{self, ServerSpec};
 use super::trust::Trust;
-use super::{ConfigError, Entries, Source, dnsmasq};
+use super::{ConfigError, Entries, Source};
 
 /// How a route picks among its servers (`strategy` in `[upstream]` and `[[route]]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl Source<'_> {
         entries: &Entries,
     ) -> Result<Vec<ServerSpec>, ConfigError> {
         let parse = |s: &str| {
-            let mut spec = dnsmasq::parse_server(s)?;
+            let mut spec = server_spec::parse_server(s)?;
             spec.finish(trust, &entries.encrypted)?;
             Ok::<_, String>(spec)
         };
