@@ -12,7 +12,7 @@ use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::xfer::DnsExchange;
 use rustls::ClientConfig;
 
-use super::{Background, Exchange};
+use super::transport::{Background, Exchange};
 
 /// Connects, completes the TLS handshake and the HTTP/2 preface. The caller
 /// spawns the background task, which ends when the connection does.

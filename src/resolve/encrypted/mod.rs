@@ -15,6 +15,7 @@
 
 mod https;
 mod tls;
+mod transport;
 mod verify;
 
 use std::io;
@@ -25,8 +26,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use hickory_net::proto::op::{DnsRequest, DnsRequestOptions, Message};
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_net::xfer::DnsExchange;
 use hickory_net::{DnsHandle as _, NetError};
 use rustls::ClientConfig;
 use tokio::sync::watch;
@@ -38,6 +37,8 @@ use crate::dns::wire;
 use crate::observe::failure::Failure;
 use crate::observe::metrics::TransportMetrics;
 
+use self::transport::Exchange;
+
 /// A connection with no query for this long is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first wait before connecting again after a failed connect.
@@ -45,16 +46,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How many connections a query is tried on when the one it was sent on breaks.
 const RESENDS: usize = 3;
-/// Queries in flight on one connection (hickory's default is 32).
-const MAX_PIPELINED: usize = 1024;
 /// How long a query waits for room when the connection's queue is full.
 const BUSY_WAIT: Duration = Duration::from_millis(2);
 /// RFC 8467 §4.1: queries padded to a multiple of 128 octets.
 const PAD_BLOCK: usize = 128;
-
-type Exchange = DnsExchange<TokioRuntimeProvider>;
-/// The task that drives one connection; it returns when the connection ends.
-type Background = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The encrypted transport of one server.
 pub(crate) struct Client {

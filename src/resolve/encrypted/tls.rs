@@ -11,7 +11,10 @@ use hickory_net::xfer::{DnsExchange, DnsMultiplexer};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
-use super::{Background, Exchange};
+use super::transport::{Background, Exchange};
+
+/// Queries in flight on one connection (hickory's default is 32).
+const MAX_PIPELINED: usize = 1024;
 
 /// Connects and completes the handshake. The caller spawns the background
 /// task that drives the connection; it ends when the connection does.
@@ -27,7 +30,7 @@ pub(crate) async fn connect(
         hickory_net::tls::tls_client_connect(addr, name, config, TokioRuntimeProvider::default());
     let multiplexer = DnsMultiplexer::new(stream.await?, handle)
         .with_timeout(timeout)
-        .with_max_active_requests(super::MAX_PIPELINED);
+        .with_max_active_requests(MAX_PIPELINED);
     let (exchange, background) = DnsExchange::from_stream(multiplexer);
     Ok((exchange, Box::pin(background)))
 }
