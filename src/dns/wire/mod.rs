@@ -7,7 +7,7 @@
 //!
 //! The numbers ([`codes`]), a name held inline ([`name`]), reading messages
 //! ([`message`]), the client's query and the responses shaped by it
-//! ([`query`]), and building and patching ([`write`]). Everything is used as
+//! ([`query`]), and building and patching ([`write`](mod@write)). Everything is used as
 //! `wire::NAME`, from the re-exports here.
 
 mod codes;
