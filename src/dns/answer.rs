@@ -383,6 +383,28 @@ mod tests {
         assert_eq!(a.question(), b"\x03web\x07example\x00\x00\x01\x00\x01");
     }
 
+    /// RFC 2181 §8: "Implementations should treat TTL values received with the most
+    /// significant bit set as if the entire value received was zero." Such an answer is
+    /// not kept, and is passed on with TTL 0, not the 2^31 - 1 or the cap it would read as.
+    #[test]
+    fn a_ttl_with_the_top_bit_set_counts_as_zero() {
+        let a = Answer::from_reply(
+            &reply(
+                ResponseCode::NoError,
+                &[(0x8000_0001, [1, 2, 3, 4]), (300, [1, 2, 3, 5])],
+                None,
+            ),
+            LOWER,
+            POLICY,
+            Instant::now(),
+        )
+        .unwrap();
+        assert_eq!(a.lifetime(), 0);
+        let parsed = HMessage::from_vec(a.bytes()).unwrap();
+        assert_eq!(parsed.answers[0].ttl, 0);
+        assert_eq!(parsed.answers[1].ttl, 300);
+    }
+
     #[test]
     fn ttls_count_down_and_client_case_and_id_are_restored() {
         let now = Instant::now();

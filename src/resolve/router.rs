@@ -464,7 +464,7 @@ impl fmt::Display for Router {
                     let servers: Vec<&str> = up.members().iter().map(|s| s.label()).collect();
                     write!(f, "{}", servers.join(", "))?;
                 }
-                Action::Local => write!(f, "local (NXDOMAIN unless local data)")?,
+                Action::Local => write!(f, "local (NXDOMAIN where no name exists)")?,
                 Action::Address(ips) => {
                     let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
                     write!(

@@ -143,8 +143,13 @@ impl Record {
         })
     }
 
+    /// The record's TTL, where one with the top bit set reads as 0: "Implementations
+    /// should treat TTL values received with the most significant bit set as if the
+    /// entire value received was zero" (RFC 2181 §8).
     pub(crate) fn ttl(&self, buf: &[u8]) -> u32 {
-        read_u32(buf, self.ttl_at).unwrap_or(0)
+        read_u32(buf, self.ttl_at)
+            .filter(|ttl| ttl >> 31 == 0)
+            .unwrap_or(0)
     }
 
     /// The SOA MINIMUM field: the last 4 bytes of its RDATA (RFC 1035 §3.3.13).
