@@ -13,6 +13,19 @@ pub const DEFAULT_SOCKET: &str = "/run/splitdns/control.sock";
 /// one of them the terminating NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// Why a `[control] socket` path cannot be used; the config error around it
+/// names the key, the value and its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum SocketPathError {
+    #[error("expected an absolute path, e.g. \"{}\"", DEFAULT_SOCKET)]
+    Relative,
+    #[error(
+        "a Unix socket path holds at most {} bytes; pick a shorter one",
+        MAX_SOCKET_PATH
+    )]
+    TooLong,
+}
+
 /// `[control]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ControlConfig {
@@ -30,20 +43,16 @@ pub(super) struct RawControl {
 
 impl RawControl {
     /// The validated table, or the value that is wrong and why.
-    pub(super) fn validate(self) -> Result<ControlConfig, (Spanned<String>, String)> {
+    pub(super) fn validate(self) -> Result<ControlConfig, (Spanned<String>, SocketPathError)> {
         let Some(socket) = self.socket else {
             return Ok(ControlConfig::default());
         };
         let path = PathBuf::from(socket.get_ref());
         if !path.is_absolute() {
-            let problem = format!("expected an absolute path, e.g. \"{DEFAULT_SOCKET}\"");
-            return Err((socket, problem));
+            return Err((socket, SocketPathError::Relative));
         }
         if socket.get_ref().len() > MAX_SOCKET_PATH {
-            let problem = format!(
-                "a Unix socket path holds at most {MAX_SOCKET_PATH} bytes; pick a shorter one"
-            );
-            return Err((socket, problem));
+            return Err((socket, SocketPathError::TooLong));
         }
         Ok(ControlConfig { socket: Some(path) })
     }

@@ -13,8 +13,8 @@ use hickory_proto::rr::rdata::{CNAME, MX, PTR, SRV, TXT};
 use hickory_proto::rr::{Name, RData};
 use ipnet::IpNet;
 
-use super::local::{StaticRecord, rdata_name};
-use super::server_spec::{ServerSpec, parse_server};
+use super::local::{RecordError, StaticRecord, rdata_name};
+use super::server_spec::{ServerError, ServerSpec, parse_server};
 use crate::dns::zone::Zone;
 
 /// What one rule line says.
@@ -62,18 +62,68 @@ pub const RULE_OPTIONS: &[&str] = &[
     "mx-host",
 ];
 
+/// Why a rule line is not understood; the config error around it names the
+/// line and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("expected OPTION=VALUE ({})", supported())]
+    NoValue,
+    #[error("unsupported rule {option:?} ({})", supported())]
+    Unsupported { option: String },
+    /// The value does not have the option's form, which `usage` gives with an example.
+    #[error("{usage}")]
+    Form { usage: &'static str },
+    /// One field is not what the option takes there.
+    #[error("{field:?} is not {expected}; {usage}")]
+    Field {
+        field: String,
+        expected: &'static str,
+        usage: &'static str,
+    },
+    #[error("a domain list must end with '/', as in {example}")]
+    UnclosedDomains { example: &'static str },
+    #[error(
+        "an empty domain between slashes (dnsmasq's \"unqualified names\") is not \
+         supported; write /example.com/"
+    )]
+    EmptyDomain,
+    #[error("/#/ (every name) is not supported; name the zones")]
+    EveryName,
+    #[error(
+        "{domain:?}: wildcards inside a label are not supported; a zone already covers \
+         every name below it"
+    )]
+    Wildcard { domain: String },
+    #[error("{domain:?} is not a domain name: {reason}")]
+    NotADomain { domain: String, reason: String },
+    #[error("{address:?} is not an IP address")]
+    NotAnAddress { address: String },
+    /// A zone or owner name that is not a valid name.
+    #[error("{0}")]
+    Zone(String),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
 /// `supported: server=, local=, ...`, for the errors of a line that is none of them.
 fn supported() -> String {
     let options: Vec<String> = RULE_OPTIONS.iter().map(|o| format!("{o}=")).collect();
     format!("supported: {}", options.join(", "))
 }
 
+/// `name` as a zone, or why it is none.
+fn zone(name: &str) -> Result<Zone, RuleError> {
+    Zone::parse(name).map_err(RuleError::Zone)
+}
+
 impl Rule {
     /// Parses one line such as `server=/consul/127.0.0.1#8600`; a comment after it
     /// (`# local agent`) is dropped, as dnsmasq drops it.
-    pub fn parse(line: &str) -> Result<Self, String> {
+    pub fn parse(line: &str) -> Result<Self, RuleError> {
         let (key, value) = split_option(strip_comment(line));
-        let value = value.ok_or_else(|| format!("expected OPTION=VALUE ({})", supported()))?;
+        let value = value.ok_or(RuleError::NoValue)?;
         match key {
             "server" | "local" => parse_server_rule(value),
             "address" => parse_address_rule(value),
@@ -85,7 +135,9 @@ impl Rule {
             "txt-record" => parse_txt_record(value),
             "ptr-record" => parse_ptr_record(value),
             "mx-host" => parse_mx_host(value),
-            other => Err(format!("unsupported rule {other:?} ({})", supported())),
+            other => Err(RuleError::Unsupported {
+                option: other.to_string(),
+            }),
         }
     }
 }
@@ -135,7 +187,7 @@ pub fn fields(value: &str) -> Vec<String> {
 }
 
 /// `/a/b/VALUE` -> (zones, VALUE). A value without the slashes has no zones.
-fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
+fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), RuleError> {
     let Some(rest) = value.strip_prefix('/') else {
         return Ok((Vec::new(), value));
     };
@@ -148,26 +200,23 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
         Some(i) => rest[..i]
             .strip_suffix('/')
             .map(|domains| (domains, &rest[i..]))
-            .ok_or("a domain list must end with '/', as in /corp.example/tls://192.0.2.53#ns")?,
-        None => rest
-            .rsplit_once('/')
-            .ok_or("a domain list must end with '/', as in /consul/")?,
+            .ok_or(RuleError::UnclosedDomains {
+                example: "/corp.example/tls://192.0.2.53#ns",
+            })?,
+        None => rest.rsplit_once('/').ok_or(RuleError::UnclosedDomains {
+            example: "/consul/",
+        })?,
     };
     let zones = domains
         .split('/')
         .map(|d| match d {
-            "" => Err(
-                "an empty domain between slashes (dnsmasq's \"unqualified names\") is not \
-                 supported; write /example.com/"
-                    .to_string(),
-            ),
-            "#" => Err("/#/ (every name) is not supported; name the zones".to_string()),
-            d if d.starts_with('*') => Err(format!(
-                "{d:?}: wildcards inside a label are not supported; a zone already covers \
-                 every name below it"
-            )),
+            "" => Err(RuleError::EmptyDomain),
+            "#" => Err(RuleError::EveryName),
+            d if d.starts_with('*') => Err(RuleError::Wildcard {
+                domain: d.to_string(),
+            }),
             // dnsmasq reads /.example.com/ as /example.com/.
-            d => Zone::parse(&ascii_domain(d.strip_prefix('.').unwrap_or(d))?),
+            d => zone(&ascii_domain(d.strip_prefix('.').unwrap_or(d))?),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((zones, target.trim()))
@@ -175,19 +224,22 @@ fn split_zones(value: &str) -> Result<(Vec<Zone>, &str), String> {
 
 /// An internationalised domain in its ASCII form (RFC 5891), as dnsmasq built with IDN
 /// support reads it: `bücher.example` is `xn--bcher-kva.example`.
-fn ascii_domain(domain: &str) -> Result<String, String> {
+fn ascii_domain(domain: &str) -> Result<String, RuleError> {
     if domain.is_ascii() {
         return Ok(domain.to_string());
     }
     Name::from_utf8(domain)
         .map(|name| name.to_ascii())
-        .map_err(|e| format!("{domain:?} is not a domain name: {e}"))
+        .map_err(|e| RuleError::NotADomain {
+            domain: domain.to_string(),
+            reason: e.to_string(),
+        })
 }
 
-fn parse_server_rule(value: &str) -> Result<Rule, String> {
+fn parse_server_rule(value: &str) -> Result<Rule, RuleError> {
     let (zones, target) = split_zones(value)?;
     if zones.is_empty() {
-        return parse_server(target).map(Rule::DefaultServer);
+        return Ok(Rule::DefaultServer(parse_server(target)?));
     }
     let action = match target {
         "" => RuleAction::Local,
@@ -197,10 +249,12 @@ fn parse_server_rule(value: &str) -> Result<Rule, String> {
     Ok(Rule::Zones { zones, action })
 }
 
-fn parse_address_rule(value: &str) -> Result<Rule, String> {
+fn parse_address_rule(value: &str) -> Result<Rule, RuleError> {
     let (zones, target) = split_zones(value)?;
     if zones.is_empty() {
-        return Err("expected /DOMAIN/ADDRESS, as in address=/gw.lan/192.0.2.1".into());
+        return Err(RuleError::Form {
+            usage: "expected /DOMAIN/ADDRESS, as in address=/gw.lan/192.0.2.1",
+        });
     }
     let action = match target {
         "" => RuleAction::Local,
@@ -208,10 +262,9 @@ fn parse_address_rule(value: &str) -> Result<Rule, String> {
             Ipv4Addr::UNSPECIFIED.into(),
             Ipv6Addr::UNSPECIFIED.into(),
         ]),
-        ip => RuleAction::Address(vec![
-            ip.parse()
-                .map_err(|_| format!("{ip:?} is not an IP address"))?,
-        ]),
+        ip => RuleAction::Address(vec![ip.parse().map_err(|_| RuleError::NotAnAddress {
+            address: ip.to_string(),
+        })?]),
     };
     Ok(Rule::Zones { zones, action })
 }
@@ -219,7 +272,7 @@ fn parse_address_rule(value: &str) -> Result<Rule, String> {
 /// `rev-server=PREFIX[,SERVER]`: without a server the reverse zones are local, as
 /// dnsmasq(8) gives `--rev-server=<ip-address>[/<prefix-len>][,<server>]` and logs
 /// "using only locally-known addresses for 10.in-addr.arpa" for `rev-server=10.0.0.0/8`.
-fn parse_rev_server(value: &str) -> Result<Rule, String> {
+fn parse_rev_server(value: &str) -> Result<Rule, RuleError> {
     let usage = "expected PREFIX[,SERVER] as in rev-server=10.0.0.0/8,127.0.0.1#8600";
     let (prefix, server) = match value.split_once(',') {
         Some((prefix, server)) => (prefix, Some(server)),
@@ -229,7 +282,11 @@ fn parse_rev_server(value: &str) -> Result<Rule, String> {
         .trim()
         .parse()
         .or_else(|_| prefix.trim().parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{prefix:?} is not a prefix; {usage}"))?;
+        .map_err(|_| RuleError::Field {
+            field: prefix.to_string(),
+            expected: "a prefix",
+            usage,
+        })?;
     let action = match server {
         Some(server) => RuleAction::Forward(vec![parse_server(server.trim())?]),
         None => RuleAction::Local,
@@ -241,22 +298,21 @@ fn parse_rev_server(value: &str) -> Result<Rule, String> {
 }
 
 /// `/infra.local/service.consul/`: every zone but the last is rewritten into the last.
-fn parse_rewrite(value: &str) -> Result<Rule, String> {
-    let usage = "expected /ZONE/TARGET/, as in rewrite=/infra.local/service.consul/";
+fn parse_rewrite(value: &str) -> Result<Rule, RuleError> {
+    let usage = RuleError::Form {
+        usage: "expected /ZONE/TARGET/, as in rewrite=/infra.local/service.consul/",
+    };
     let inner = value
         .strip_prefix('/')
-        .ok_or(usage)?
+        .ok_or(usage.clone())?
         .strip_suffix('/')
         .unwrap_or_else(|| value.trim_start_matches('/'));
     let mut names: Vec<&str> = inner.split('/').collect();
     let target = names.pop().filter(|_| !names.is_empty()).ok_or(usage)?;
-    let zones = names
-        .into_iter()
-        .map(Zone::parse)
-        .collect::<Result<Vec<_>, _>>()?;
+    let zones = names.into_iter().map(zone).collect::<Result<Vec<_>, _>>()?;
     Ok(Rule::Rewrite {
         zones,
-        target: Zone::parse(target)?,
+        target: zone(target)?,
     })
 }
 
@@ -265,9 +321,9 @@ fn ttl_field(text: &str) -> Option<u32> {
     text.parse().ok()
 }
 
-fn record(name: &str, rdata: RData, ttl: Option<u32>) -> Result<StaticRecord, String> {
+fn record(name: &str, rdata: RData, ttl: Option<u32>) -> Result<StaticRecord, RuleError> {
     Ok(StaticRecord {
-        name: Zone::parse(name)?,
+        name: zone(name)?,
         rdata,
         ttl,
     })
@@ -275,7 +331,7 @@ fn record(name: &str, rdata: RData, ttl: Option<u32>) -> Result<StaticRecord, St
 
 /// `host-record=NAME[,NAME...],[IPV4],[IPV6][,TTL]`: A and AAAA for every name,
 /// and a PTR from each address back to the first name.
-fn parse_host_record(value: &str) -> Result<Rule, String> {
+fn parse_host_record(value: &str) -> Result<Rule, RuleError> {
     let usage =
         "expected NAME[,NAME...],ADDRESS[,ADDRESS][,TTL], as in host-record=gw.lan,192.0.2.1";
     let fields = fields(value);
@@ -291,11 +347,15 @@ fn parse_host_record(value: &str) -> Result<Rule, String> {
         } else if addrs.is_empty() {
             names.push(field.as_str());
         } else {
-            return Err(format!("{field:?} is not an address; {usage}"));
+            return Err(RuleError::Field {
+                field: field.clone(),
+                expected: "an address",
+                usage,
+            });
         }
     }
     if names.is_empty() || addrs.is_empty() {
-        return Err(usage.into());
+        return Err(RuleError::Form { usage });
     }
     let mut records = Vec::new();
     for name in &names {
@@ -316,7 +376,7 @@ fn parse_host_record(value: &str) -> Result<Rule, String> {
 }
 
 /// `cname=ALIAS[,ALIAS...],TARGET[,TTL]`.
-fn parse_cname(value: &str) -> Result<Rule, String> {
+fn parse_cname(value: &str) -> Result<Rule, RuleError> {
     let usage = "expected ALIAS[,ALIAS...],TARGET[,TTL], as in cname=www.lan,gw.lan";
     let mut fields = fields(value);
     let ttl = match fields.last().and_then(|f| ttl_field(f)) {
@@ -326,9 +386,12 @@ fn parse_cname(value: &str) -> Result<Rule, String> {
         }
         _ => None,
     };
-    let target = fields.pop().filter(|t| !t.is_empty()).ok_or(usage)?;
+    let target = fields
+        .pop()
+        .filter(|t| !t.is_empty())
+        .ok_or(RuleError::Form { usage })?;
     if fields.is_empty() {
-        return Err(usage.into());
+        return Err(RuleError::Form { usage });
     }
     let target = rdata_name(&target)?;
     fields
@@ -341,19 +404,24 @@ fn parse_cname(value: &str) -> Result<Rule, String> {
 /// `srv-host=_SERVICE._PROTO.DOMAIN[,TARGET[,PORT[,PRIORITY[,WEIGHT]]]]`: note the
 /// field order differs from a zone file. Without a target the service is
 /// "decidedly not available" (RFC 2782: target `.`).
-fn parse_srv_host(value: &str) -> Result<Rule, String> {
+fn parse_srv_host(value: &str) -> Result<Rule, RuleError> {
     let usage = "expected _SERVICE._PROTO.DOMAIN,TARGET[,PORT[,PRIORITY[,WEIGHT]]], \
                  as in srv-host=_ldap._tcp.example.com,ldap.example.com,389";
     let fields = fields(value);
-    let number = |i: usize, default: u16| -> Result<u16, String> {
+    let number = |i: usize, default: u16| -> Result<u16, RuleError> {
         match fields.get(i).map(String::as_str) {
             None | Some("") => Ok(default),
-            Some(text) => text
-                .parse()
-                .map_err(|_| format!("{text:?} is not a number from 0 to 65535; {usage}")),
+            Some(text) => text.parse().map_err(|_| RuleError::Field {
+                field: text.to_string(),
+                expected: "a number from 0 to 65535",
+                usage,
+            }),
         }
     };
-    let name = fields.first().filter(|n| !n.is_empty()).ok_or(usage)?;
+    let name = fields
+        .first()
+        .filter(|n| !n.is_empty())
+        .ok_or(RuleError::Form { usage })?;
     let target = match fields.get(1).map(String::as_str) {
         None | Some("") => Name::root(),
         Some(target) => rdata_name(target)?,
@@ -364,12 +432,14 @@ fn parse_srv_host(value: &str) -> Result<Rule, String> {
 
 /// `txt-record=NAME[,TEXT...]`: one TXT record whose strings are the fields;
 /// text over 255 bytes is split into several strings (RFC 1035 §3.3.14).
-fn parse_txt_record(value: &str) -> Result<Rule, String> {
+fn parse_txt_record(value: &str) -> Result<Rule, RuleError> {
     let fields = fields(value);
     let name = fields
         .first()
         .filter(|n| !n.is_empty())
-        .ok_or("expected NAME[,TEXT...], as in txt-record=example.com,\"v=spf1 -all\"")?;
+        .ok_or(RuleError::Form {
+            usage: "expected NAME[,TEXT...], as in txt-record=example.com,\"v=spf1 -all\"",
+        })?;
     let mut strings: Vec<&[u8]> = Vec::new();
     for text in &fields[1..] {
         if text.is_empty() {
@@ -385,32 +455,36 @@ fn parse_txt_record(value: &str) -> Result<Rule, String> {
 }
 
 /// `ptr-record=NAME,TARGET`.
-fn parse_ptr_record(value: &str) -> Result<Rule, String> {
-    let usage = "expected NAME,TARGET, as in ptr-record=1.2.0.192.in-addr.arpa,gw.lan";
+fn parse_ptr_record(value: &str) -> Result<Rule, RuleError> {
+    let usage = RuleError::Form {
+        usage: "expected NAME,TARGET, as in ptr-record=1.2.0.192.in-addr.arpa,gw.lan",
+    };
     let fields = fields(value);
     let [name, target] = fields.as_slice() else {
-        return Err(usage.into());
+        return Err(usage);
     };
     if name.is_empty() || target.is_empty() {
-        return Err(usage.into());
+        return Err(usage);
     }
     let rdata = RData::PTR(PTR(rdata_name(target)?));
     Ok(Rule::Records(vec![record(name, rdata, None)?]))
 }
 
 /// `mx-host=NAME,HOST[,PREFERENCE]`; preference 1 by default, as in dnsmasq.
-fn parse_mx_host(value: &str) -> Result<Rule, String> {
+fn parse_mx_host(value: &str) -> Result<Rule, RuleError> {
     let usage = "expected NAME,HOST[,PREFERENCE], as in mx-host=example.com,mail.example.com,10 \
                  (splitdns does not guess the host)";
     let fields = fields(value);
     let (name, host) = match fields.as_slice() {
         [name, host] | [name, host, _] if !name.is_empty() && !host.is_empty() => (name, host),
-        _ => return Err(usage.into()),
+        _ => return Err(RuleError::Form { usage }),
     };
     let preference = match fields.get(2) {
-        Some(p) => p
-            .parse()
-            .map_err(|_| format!("{p:?} is not a preference from 0 to 65535; {usage}"))?,
+        Some(p) => p.parse().map_err(|_| RuleError::Field {
+            field: p.clone(),
+            expected: "a preference from 0 to 65535",
+            usage,
+        })?,
         None => 1,
     };
     let rdata = RData::MX(MX::new(preference, rdata_name(host)?));
@@ -537,6 +611,7 @@ mod tests {
         assert!(
             Rule::parse("dhcp-range=1,2")
                 .unwrap_err()
+                .to_string()
                 .contains("unsupported")
         );
     }

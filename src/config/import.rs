@@ -429,7 +429,7 @@ impl Translation {
                     fragment: line.fragment,
                 });
             }
-            Err(why) => self.ignore(line, &why),
+            Err(why) => self.ignore(line, &why.to_string()),
         }
     }
 
@@ -442,11 +442,10 @@ impl Translation {
         };
         let mut zones = Vec::new();
         for name in names {
-            let zone = match name {
-                "" => Err("expected a domain, as in rebind-domain-ok=/consul/".to_string()),
-                name => Zone::parse(name),
-            };
-            match zone {
+            if name.is_empty() {
+                return self.ignore(line, "expected a domain, as in rebind-domain-ok=/consul/");
+            }
+            match Zone::parse(name) {
                 Ok(zone) => zones.push(zone),
                 Err(why) => return self.ignore(line, &why),
             }

@@ -68,8 +68,24 @@ pub(super) struct RawRecord {
 /// The record types a `[[record]]` may have.
 pub const RECORD_TYPES: &str = "A, AAAA, CNAME, SRV, TXT, PTR or MX";
 
+/// Why a record's type, value or name is not one splitdns can serve; the config
+/// error around it names the key or the rule line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("expected one of {RECORD_TYPES}")]
+    UnknownType,
+    #[error("not a valid {rtype} value ({reason}); expected e.g. {example}")]
+    BadValue {
+        rtype: RecordType,
+        reason: String,
+        example: &'static str,
+    },
+    #[error("{name:?} is not a domain name ({reason})")]
+    BadName { name: String, reason: String },
+}
+
 /// `type = "MX"` -> the record type, if it is one splitdns serves locally.
-pub fn record_type(text: &str) -> Result<RecordType, String> {
+pub fn record_type(text: &str) -> Result<RecordType, RecordError> {
     let rtype = match text.to_ascii_uppercase().as_str() {
         "A" => RecordType::A,
         "AAAA" => RecordType::AAAA,
@@ -78,7 +94,7 @@ pub fn record_type(text: &str) -> Result<RecordType, String> {
         "TXT" => RecordType::TXT,
         "PTR" => RecordType::PTR,
         "MX" => RecordType::MX,
-        _ => return Err(format!("expected one of {RECORD_TYPES}")),
+        _ => return Err(RecordError::UnknownType),
     };
     Ok(rtype)
 }
@@ -86,7 +102,7 @@ pub fn record_type(text: &str) -> Result<RecordType, String> {
 /// Parses `value` in zone-file presentation form (RFC 1035 §5.1): `10 mail.example.`
 /// for MX, `0 5 8080 web.example.` for SRV, `"v=spf1 -all"` for TXT. Names are
 /// taken as absolute whether or not they end in a dot: a record has no origin.
-pub fn parse_rdata(rtype: RecordType, value: &str) -> Result<RData, String> {
+pub fn parse_rdata(rtype: RecordType, value: &str) -> Result<RData, RecordError> {
     let example = match rtype {
         RecordType::A => "192.0.2.1",
         RecordType::AAAA => "2001:db8::1",
@@ -95,8 +111,11 @@ pub fn parse_rdata(rtype: RecordType, value: &str) -> Result<RData, String> {
         RecordType::TXT => "\"some text\" \"more text\"",
         _ => "10 mail.example. (preference host)",
     };
-    let rdata = RData::try_from_str(rtype, value)
-        .map_err(|e| format!("not a valid {rtype} value ({e}); expected e.g. {example}"))?;
+    let rdata = RData::try_from_str(rtype, value).map_err(|e| RecordError::BadValue {
+        rtype,
+        reason: e.to_string(),
+        example,
+    })?;
     Ok(absolute(rdata))
 }
 
@@ -123,9 +142,11 @@ fn absolute(rdata: RData) -> RData {
 }
 
 /// A domain name for a record's data, from a dnsmasq field or a TOML string.
-pub fn rdata_name(text: &str) -> Result<Name, String> {
-    let mut name =
-        Name::from_ascii(text).map_err(|e| format!("{text:?} is not a domain name ({e})"))?;
+pub fn rdata_name(text: &str) -> Result<Name, RecordError> {
+    let mut name = Name::from_ascii(text).map_err(|e| RecordError::BadName {
+        name: text.to_string(),
+        reason: e.to_string(),
+    })?;
     name.set_fqdn(true);
     Ok(name)
 }
@@ -185,7 +206,7 @@ mod tests {
     #[test]
     fn types_are_case_insensitive_and_limited() {
         assert_eq!(record_type("aaaa").unwrap(), RecordType::AAAA);
-        assert!(record_type("NS").unwrap_err().contains("CNAME"));
+        assert!(record_type("NS").unwrap_err().to_string().contains("CNAME"));
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub use cache::CacheConfig;
 use cache::RawCache;
 pub use control::ControlConfig;
 use control::RawControl;
-use dnsmasq::{Rule, RuleAction};
+use dnsmasq::{Rule, RuleAction, RuleError};
 pub use local::{LocalConfig, StaticRecord};
 use local::{RawLocal, RawRecord};
 pub use observe::{DEFAULT_HEALTH_WINDOW, LogConfig, LogFormat, MetricsConfig};
@@ -51,7 +51,7 @@ use observe::{RawLog, RawMetrics};
 use route::RawRoute;
 pub use route::{RouteAction, RouteConfig};
 use server::RawServer;
-pub use server::{GuardConfig, Listen, TcpConfig, parse_listen};
+pub use server::{GuardConfig, Listen, ListenError, TcpConfig, parse_listen};
 use upstream::RawUpstream;
 pub use upstream::{Strategy, UpstreamConfig};
 
@@ -454,7 +454,7 @@ impl Source<'_> {
                     path: self.path.clone(),
                     line: i + 1,
                     text: text.to_string(),
-                    problem,
+                    problem: problem.to_string(),
                 })?;
         }
         Ok(())
@@ -530,7 +530,7 @@ impl Source<'_> {
 
 impl Entries {
     /// Adds a parsed rule line; its encrypted servers get `[upstream]`'s trust.
-    fn add_rule(&mut self, mut rule: Rule, at: String) -> Result<(), String> {
+    fn add_rule(&mut self, mut rule: Rule, at: String) -> Result<(), RuleError> {
         match &mut rule {
             Rule::DefaultServer(server) => server.finish(None, &self.encrypted)?,
             Rule::Zones {

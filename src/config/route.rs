@@ -81,10 +81,7 @@ impl Source<'_> {
         let raw = route.get_ref();
         let mut zones = Vec::new();
         for zone in &raw.zones {
-            zones.extend(
-                route_zones(zone.get_ref())
-                    .map_err(|problem| self.invalid(&format!("{key} zones"), zone, problem))?,
-            );
+            zones.extend(self.route_zones(&format!("{key} zones"), zone)?);
         }
         if zones.is_empty() {
             return Err(self.invalid_at(
@@ -127,6 +124,24 @@ impl Source<'_> {
             addresses: Vec::new(),
             defined_at: self.place(format!("{key} (line {})", self.line_of(route.span()))),
         })
+    }
+
+    /// A `[[route]] zones` entry: a zone name, or a prefix such as `"10.0.0.0/8"`
+    /// or `"fd00::/8"` for the reverse zones that cover it (as `rev-server=` has them).
+    fn route_zones(&self, key: &str, entry: &Spanned<String>) -> Result<Vec<Zone>, ConfigError> {
+        let text = entry.get_ref();
+        if !text.contains('/') {
+            let zone = Zone::parse(text).map_err(|problem| self.invalid(key, entry, problem))?;
+            return Ok(vec![zone]);
+        }
+        let prefix: IpNet = text.parse().map_err(|_| {
+            let problem = format!(
+                "{text:?} is neither a zone nor a prefix; write a name like \"consul\" or a \
+                 prefix like \"10.0.0.0/8\""
+            );
+            self.invalid(key, entry, problem)
+        })?;
+        Ok(dnsmasq::reverse_zones(prefix))
     }
 
     /// A rewrite into a zone that is itself rewritten would need a second pass
@@ -191,21 +206,6 @@ impl RouteConfig {
             defined_at,
         }
     }
-}
-
-/// A `[[route]] zones` entry: a zone name, or a prefix such as `"10.0.0.0/8"`
-/// or `"fd00::/8"` for the reverse zones that cover it (as `rev-server=` has them).
-fn route_zones(entry: &str) -> Result<Vec<Zone>, String> {
-    if !entry.contains('/') {
-        return Zone::parse(entry).map(|zone| vec![zone]);
-    }
-    let prefix: IpNet = entry.parse().map_err(|_| {
-        format!(
-            "{entry:?} is neither a zone nor a prefix; write a name like \"consul\" or a \
-             prefix like \"10.0.0.0/8\""
-        )
-    })?;
-    Ok(dnsmasq::reverse_zones(prefix))
 }
 
 #[cfg(test)]

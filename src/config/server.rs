@@ -213,25 +213,29 @@ impl Source<'_> {
     }
 }
 
+/// A `listen` entry that has none of its forms; the config error around it
+/// names the key and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected ADDR:PORT, [V6]:PORT or IFNAME:PORT, e.g. \"127.0.0.1:53\" or \"docker0:53\"")]
+pub struct ListenError;
+
 /// `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53) or `IFNAME:PORT`.
-pub fn parse_listen(s: &str) -> Result<Listen, String> {
+pub fn parse_listen(s: &str) -> Result<Listen, ListenError> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(Listen::Addr(addr));
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(Listen::Addr(SocketAddr::new(ip, 53)));
     }
-    let usage =
-        "expected ADDR:PORT, [V6]:PORT or IFNAME:PORT, e.g. \"127.0.0.1:53\" or \"docker0:53\"";
-    let (name, port) = s.rsplit_once(':').ok_or(usage)?;
-    let port = port.parse::<u16>().map_err(|_| usage)?;
+    let (name, port) = s.rsplit_once(':').ok_or(ListenError)?;
+    let port = port.parse::<u16>().map_err(|_| ListenError)?;
     let valid_name = !name.is_empty()
         && name.len() < 16
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b));
     if !valid_name {
-        return Err(usage.into());
+        return Err(ListenError);
     }
     Ok(Listen::Interface {
         name: name.to_string(),

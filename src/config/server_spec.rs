@@ -98,6 +98,60 @@ impl fmt::Display for ServerSpec {
     }
 }
 
+/// Why a server entry cannot be used; the config error around it names the key
+/// or the rule line and its place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerError {
+    #[error("{entry:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT")]
+    NotAServer { entry: String },
+    #[error("{entry:?}: choosing a source address or interface with @ is not supported")]
+    SourceChoice { entry: String },
+    #[error(
+        "{entry:?}: unknown transport {scheme:?}; expected tls:// (DNS over TLS) or https:// \
+         (DNS over HTTPS), or a plain address for UDP and TCP"
+    )]
+    UnknownTransport { entry: String, scheme: String },
+    /// A `tls://` or `https://` entry with a part that is wrong.
+    #[error("{entry:?}: {problem}")]
+    Encrypted {
+        entry: String,
+        problem: EncryptedEntryError,
+    },
+    /// A host name in place of an address, which `[upstream] bootstrap` does not give.
+    #[error(
+        "splitdns does not look up {host:?} to reach it; give its address: write \
+         \"{scheme}://ADDRESS{path}#{host}\", or add [upstream] bootstrap = {{ \"{host}\" = \"ADDRESS\" }}"
+    )]
+    NoBootstrap {
+        host: String,
+        scheme: &'static str,
+        path: String,
+    },
+}
+
+/// What is wrong after the scheme of a `tls://` or `https://` entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncryptedEntryError {
+    #[error("a tls:// entry has no path; for DNS over HTTPS write https://")]
+    TlsPath,
+    #[error("the path takes no query string or URI template; write it like /dns-query")]
+    QueryInPath,
+    #[error("an IPv6 address in brackets lacks its closing ]")]
+    UnclosedBracket,
+    #[error("{0:?} is not a port number")]
+    BadPort(String),
+    #[error("unexpected {0:?} after the address")]
+    AfterAddress(String),
+    #[error("{0:?} is not an IPv6 address")]
+    NotIpv6(String),
+    #[error("the server's address is missing")]
+    NoAddress,
+    #[error("{0:?} is neither an IP address nor a host name")]
+    NotAHost(String),
+    #[error("{0:?} after # is not a host name to verify the certificate against")]
+    BadVerifyName(String),
+}
+
 /// What the config gives every encrypted entry that does not say otherwise.
 #[derive(Debug, Clone, Default)]
 pub struct Defaults {
@@ -114,8 +168,8 @@ impl ServerSpec {
         &mut self,
         trust: Option<&Arc<Trust>>,
         defaults: &Defaults,
-    ) -> Result<(), String> {
-        let shown = self.to_string();
+    ) -> Result<(), ServerError> {
+        let scheme = self.transport_name();
         let Some(target) = self.target_mut() else {
             return Ok(());
         };
@@ -126,16 +180,11 @@ impl ServerSpec {
             return Ok(());
         };
         let Some(&ip) = defaults.bootstrap.get(&host) else {
-            let path = if target.path.is_empty() {
-                ""
-            } else {
-                &target.path
-            };
-            let scheme = shown.split("://").next().unwrap_or("https");
-            return Err(format!(
-                "splitdns does not look up {host:?} to reach it; give its address: write \
-                 \"{scheme}://ADDRESS{path}#{host}\", or add [upstream] bootstrap = {{ \"{host}\" = \"ADDRESS\" }}"
-            ));
+            return Err(ServerError::NoBootstrap {
+                host,
+                scheme,
+                path: target.path.clone(),
+            });
         };
         self.addr.set_ip(ip);
         Ok(())
@@ -144,9 +193,9 @@ impl ServerSpec {
 
 /// Any server entry, as [`parse_server`] reads it.
 impl std::str::FromStr for ServerSpec {
-    type Err = String;
+    type Err = ServerError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ServerError> {
         parse_server(s)
     }
 }
@@ -155,20 +204,22 @@ impl std::str::FromStr for ServerSpec {
 /// (port 53, UDP with TCP fallback), or an encrypted one: `tls://IP[:PORT]#NAME`,
 /// `https://HOST[:PORT]/PATH[#NAME]`. The one grammar of `[upstream] servers`,
 /// `[[route]] servers` and the server of a `server=` rule line.
-pub(crate) fn parse_server(s: &str) -> Result<ServerSpec, String> {
+pub(crate) fn parse_server(s: &str) -> Result<ServerSpec, ServerError> {
     match parse_encrypted(s) {
         Some(encrypted) => encrypted,
         None => parse_plain(s).map(ServerSpec::plain),
     }
 }
 
-fn parse_plain(s: &str) -> Result<SocketAddr, String> {
+fn parse_plain(s: &str) -> Result<SocketAddr, ServerError> {
     let s = s.trim();
-    let bad = || format!("{s:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT");
+    let bad = || ServerError::NotAServer {
+        entry: s.to_string(),
+    };
     if s.contains('@') {
-        return Err(format!(
-            "{s:?}: choosing a source address or interface with @ is not supported"
-        ));
+        return Err(ServerError::SourceChoice {
+            entry: s.to_string(),
+        });
     }
     if let Some((ip, port)) = s.split_once('#') {
         let ip = ip.trim_start_matches('[').trim_end_matches(']');
@@ -185,31 +236,35 @@ fn parse_plain(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// Parses a `tls://` or `https://` entry; `None` when `s` names no scheme.
-fn parse_encrypted(s: &str) -> Option<Result<ServerSpec, String>> {
+fn parse_encrypted(s: &str) -> Option<Result<ServerSpec, ServerError>> {
     let s = s.trim();
+    let located = |problem| ServerError::Encrypted {
+        entry: s.to_string(),
+        problem,
+    };
     if let Some(rest) = s.strip_prefix("tls://") {
-        return Some(parse_tls(rest).map_err(|p| format!("{s:?}: {p}")));
+        return Some(parse_tls(rest).map_err(located));
     }
     if let Some(rest) = s.strip_prefix("https://") {
-        return Some(parse_https(rest).map_err(|p| format!("{s:?}: {p}")));
+        return Some(parse_https(rest).map_err(located));
     }
     if let Some((scheme, _)) = s.split_once("://") {
-        return Some(Err(format!(
-            "{s:?}: unknown transport {scheme:?}; expected tls:// (DNS over TLS) or https:// \
-             (DNS over HTTPS), or a plain address for UDP and TCP"
-        )));
+        return Some(Err(ServerError::UnknownTransport {
+            entry: s.to_string(),
+            scheme: scheme.to_string(),
+        }));
     }
     None
 }
 
 /// `IP[:PORT]#NAME`, `[V6][:PORT]#NAME`; the name may be left out to verify the address.
-fn parse_tls(rest: &str) -> Result<ServerSpec, String> {
+fn parse_tls(rest: &str) -> Result<ServerSpec, EncryptedEntryError> {
     let (authority, name) = match rest.split_once('#') {
         Some((a, n)) => (a, Some(n)),
         None => (rest, None),
     };
     if authority.contains('/') {
-        return Err("a tls:// entry has no path; for DNS over HTTPS write https://".into());
+        return Err(EncryptedEntryError::TlsPath);
     }
     let (host, port) = split_authority(authority, 853)?;
     let target = |unresolved| Target {
@@ -230,7 +285,7 @@ fn parse_tls(rest: &str) -> Result<ServerSpec, String> {
 }
 
 /// `HOST[:PORT][/PATH][#NAME]`; the path defaults to `/dns-query` (RFC 8484 §6's example).
-fn parse_https(rest: &str) -> Result<ServerSpec, String> {
+fn parse_https(rest: &str) -> Result<ServerSpec, EncryptedEntryError> {
     let (rest, name) = match rest.split_once('#') {
         Some((r, n)) => (r, Some(n)),
         None => (rest, None),
@@ -240,9 +295,7 @@ fn parse_https(rest: &str) -> Result<ServerSpec, String> {
         None => (rest, "/dns-query"),
     };
     if path.contains('?') || path.contains('{') {
-        return Err(
-            "the path takes no query string or URI template; write it like /dns-query".into(),
-        );
+        return Err(EncryptedEntryError::QueryInPath);
     }
     let (host, port) = split_authority(authority, 443)?;
     let (addr, unresolved_host) = match host.parse::<IpAddr>() {
@@ -265,19 +318,22 @@ fn unresolved(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)
 }
 
-fn split_authority(authority: &str, default_port: u16) -> Result<(String, u16), String> {
-    let bad_port = |p: &str| format!("{p:?} is not a port number");
+fn split_authority(
+    authority: &str,
+    default_port: u16,
+) -> Result<(String, u16), EncryptedEntryError> {
+    let bad_port = |p: &str| EncryptedEntryError::BadPort(p.to_string());
     if let Some(v6) = authority.strip_prefix('[') {
         let (ip, after) = v6
             .split_once(']')
-            .ok_or("an IPv6 address in brackets lacks its closing ]")?;
+            .ok_or(EncryptedEntryError::UnclosedBracket)?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| bad_port(p))?,
             None if after.is_empty() => default_port,
-            None => return Err(format!("unexpected {after:?} after the address")),
+            None => return Err(EncryptedEntryError::AfterAddress(after.to_string())),
         };
         ip.parse::<IpAddr>()
-            .map_err(|_| format!("{ip:?} is not an IPv6 address"))?;
+            .map_err(|_| EncryptedEntryError::NotIpv6(ip.to_string()))?;
         return Ok((ip.to_string(), port));
     }
     if authority.parse::<IpAddr>().is_ok() {
@@ -288,10 +344,10 @@ fn split_authority(authority: &str, default_port: u16) -> Result<(String, u16), 
         None => (authority, default_port),
     };
     if host.is_empty() {
-        return Err("the server's address is missing".into());
+        return Err(EncryptedEntryError::NoAddress);
     }
     if host.parse::<IpAddr>().is_err() && !is_host_name(host) {
-        return Err(format!("{host:?} is neither an IP address nor a host name"));
+        return Err(EncryptedEntryError::NotAHost(host.to_string()));
     }
     Ok((host.to_string(), port))
 }
@@ -308,14 +364,12 @@ fn is_host_name(host: &str) -> bool {
 }
 
 /// The name after `#`, or else the host as written (a name or an address).
-fn verify_name(name: Option<&str>, host: &str) -> Result<String, String> {
+fn verify_name(name: Option<&str>, host: &str) -> Result<String, EncryptedEntryError> {
     match name {
         Some(n) if is_host_name(n) || n.parse::<IpAddr>().is_ok() => {
             Ok(n.trim_end_matches('.').to_ascii_lowercase())
         }
-        Some(n) => Err(format!(
-            "{n:?} after # is not a host name to verify the certificate against"
-        )),
+        Some(n) => Err(EncryptedEntryError::BadVerifyName(n.to_string())),
         None => Ok(host.to_ascii_lowercase()),
     }
 }
@@ -374,7 +428,7 @@ mod tests {
     #[test]
     fn bad_entries_say_what_is_wrong() {
         assert!(parse_encrypted("9.9.9.9").is_none());
-        let err = parse_server("quic://9.9.9.9").unwrap_err();
+        let err = parse_server("quic://9.9.9.9").unwrap_err().to_string();
         assert!(err.contains("unknown transport"), "{err}");
         for entry in [
             "tls://9.9.9.9:x#a",

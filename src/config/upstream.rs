@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::server_spec::{self, ServerSpec};
+use super::server_spec::{self, ServerError, ServerSpec};
 use super::trust::Trust;
 use super::{ConfigError, Entries, Source};
 
@@ -129,7 +129,7 @@ impl Source<'_> {
         let parse = |s: &str| {
             let mut spec = server_spec::parse_server(s)?;
             spec.finish(trust, &entries.encrypted)?;
-            Ok::<_, String>(spec)
+            Ok::<_, ServerError>(spec)
         };
         raw.iter()
             .map(|s| parse(s.get_ref()).map_err(|p| self.invalid(key, s, p)))
