@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Source};
+use super::{ConfigError, ConfigText};
 
 /// `[cache]`: TTL bounds are in seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Default for RawCache {
     }
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     pub(super) fn cache(&self, raw: RawCache) -> Result<CacheConfig, ConfigError> {
         let max_ttl = raw.max_ttl.unwrap_or(DEFAULT_MAX_TTL);
         let min_ttl = raw.min_ttl.as_ref().map_or(0, |m| *m.get_ref());

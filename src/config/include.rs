@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::{ConfigError, Source};
+use super::{ConfigError, ConfigText};
 
 /// What one drop-in file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ fn hidden(path: &Path) -> bool {
     name.starts_with('.') || name.ends_with('~') || name.starts_with('#')
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     /// The files the `include` entries name, relative to `base`.
     pub(super) fn expand_includes(
         &self,

@@ -7,7 +7,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Source};
+use super::{ConfigError, ConfigText};
 use crate::dns::zone::Zone;
 
 /// `[local]` plus every static record, from `[[record]]` tables and record rules.
@@ -151,7 +151,7 @@ pub fn rdata_name(text: &str) -> Result<Name, RecordError> {
     Ok(name)
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     /// `[local]`, with every static record already gathered.
     pub(super) fn local(&self, raw: RawLocal, records: Vec<StaticRecord>) -> LocalConfig {
         LocalConfig {

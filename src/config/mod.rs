@@ -10,7 +10,7 @@
 //! `local.rs` (`[local]`, `[[record]]`), `observe.rs` (`[metrics]`, `[log]`) and
 //! `control.rs`. Rule lines are `dnsmasq.rs` and `rules.rs`, drop-in files
 //! `include.rs`. This file keeps [`Config`], loading and discovery, the located
-//! error (`Source`, [`ConfigError`]) every table reports through, and the
+//! error (`ConfigText`, [`ConfigError`]) every table reports through, and the
 //! assembly of the tables into one [`Config`].
 
 mod cache;
@@ -225,7 +225,7 @@ impl Config {
     /// Parses and validates `text`; `origin` names the file in error messages,
     /// and relative `include` entries are taken from its directory.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let src = Source {
+        let src = ConfigText {
             path: origin.display().to_string(),
             text,
             fragment: false,
@@ -252,7 +252,7 @@ impl Config {
                 source,
             })?;
             hash.update(text.as_bytes());
-            let fragment = Source {
+            let fragment = ConfigText {
                 path: path.display().to_string(),
                 text: &text,
                 fragment: true,
@@ -331,14 +331,14 @@ struct Entries {
 }
 
 /// The text being validated, so every error can point at its line.
-struct Source<'a> {
+struct ConfigText<'a> {
     path: String,
     text: &'a str,
     /// A drop-in file: where things are defined names the file too.
     fragment: bool,
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     fn line_of(&self, span: Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
         self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1

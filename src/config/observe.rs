@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Source};
+use super::{ConfigError, ConfigText};
 
 /// `[metrics]`: the HTTP endpoint with `/metrics`, `/health` and `/ready`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub(super) struct RawLog {
     pub(super) format: Option<Spanned<String>>,
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     pub(super) fn metrics(&self, raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
         let listen = raw.listen.get_ref().parse().map_err(|_| {
             self.invalid(

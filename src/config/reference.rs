@@ -10,7 +10,7 @@
 
 /// One config key.
 #[derive(Debug, Clone, Copy)]
-pub struct Key {
+pub struct KeyDoc {
     /// `""` for a top-level key, else the table as written: `[server]`, `[[route]]`.
     pub table: &'static str,
     pub key: &'static str,
@@ -19,7 +19,7 @@ pub struct Key {
     pub meaning: &'static str,
 }
 
-impl Key {
+impl KeyDoc {
     /// `[server] listen`, or `rules` for a top-level key.
     pub fn name(&self) -> String {
         if self.table.is_empty() {
@@ -32,364 +32,364 @@ impl Key {
 
 /// One dnsmasq-style line of `rules`.
 #[derive(Debug, Clone, Copy)]
-pub struct Rule {
+pub struct RuleDoc {
     pub form: &'static str,
     pub meaning: &'static str,
 }
 
 /// Every key, in the order of the README's table.
-pub const KEYS: &[Key] = &[
-    Key {
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc {
         table: "",
         key: "include",
         kind: "list of paths",
         default: "`[]` (built-in default: `[\"/etc/splitdns/conf.d\"]` when that directory exists)",
         meaning: "Drop-in files read after this one: directories, glob patterns or files; relative to this file's directory (see [Drop-in files](#drop-in-files)).",
     },
-    Key {
+    KeyDoc {
         table: "",
         key: "rules",
         kind: "list of strings",
         default: "`[]`",
         meaning: "dnsmasq-style routing and record lines (see [Rules](#rules)).",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "listen",
         kind: "list of strings",
         default: "`[\"127.0.0.1:53\"]`",
         meaning: "Where to answer, over UDP and TCP: `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53), or `IFNAME:PORT`. `IFNAME:PORT` covers every IPv4 and non-link-local IPv6 address of the interface, and follows it: addresses are bound as they appear and closed as they go (see [Interfaces](#behaviour)). An interface that does not exist yet is a warning, not an error. A literal address that cannot be bound stops start-up. IPv6 addresses the host lacks are skipped with a warning. An empty list is an error.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "user",
         kind: "user name",
         default: "none",
         meaning: "When started as root: after reading the config, run as this user (its uid and primary group, no supplementary groups), keeping only `CAP_NET_BIND_SERVICE` so port 53 can still be bound on interfaces that appear later. Not root: ignored. The user must exist, and a reload reads the config as this user.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "allow",
         kind: "list of addresses or prefixes",
         default: "loopback + subnets of listened interfaces",
         meaning: "Clients allowed to query. Everyone else gets REFUSED. A list given here *replaces* the default, so include `127.0.0.0/8` and `::1` yourself.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "rebind_protection",
         kind: "bool",
         default: "`false`",
         meaning: "Strip private addresses from answers of the default upstreams (see [Behaviour](#behaviour)). Off by default, as in dnsmasq, Unbound, systemd-resolved and CoreDNS.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "rebind_allow",
         kind: "list of names",
         default: "`[]`",
         meaning: "With `rebind_protection` on: zones whose answers from the default upstreams may hold private addresses.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "rate_limit",
         kind: "queries per second",
         default: "`0`",
         meaning: "Per client address (IPv6: per /64), burst as large; past it REFUSED. `0` is no limit.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "threads",
         kind: "integer",
         default: "half the cores",
         meaning: "Threads answering UDP, each with its own socket on every listen address; the kernel spreads clients over them. Default: half the cores splitdns may run on (its CPU affinity), at least 1, leaving the rest to its clients on the same host.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "tcp_max_connections",
         kind: "integer",
         default: "`1000`",
         meaning: "TCP connections open at once. Past it, the one idle longest is closed.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "tcp_idle_timeout",
         kind: "duration",
         default: "`\"10s\"`",
         meaning: "How long a TCP connection may wait for its next query.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "tcp_read_timeout",
         kind: "duration",
         default: "`\"5s\"`",
         meaning: "How long one TCP query may take to arrive once started, and one answer to be taken.",
     },
-    Key {
+    KeyDoc {
         table: "[server]",
         key: "tcp_max_queries",
         kind: "integer",
         default: "`100`",
         meaning: "Queries on one TCP connection before it is closed.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "servers",
         kind: "list of servers",
         default: "`[]`",
         meaning: "Default upstreams for names outside every zone, asked in order. `server=ADDR` rules are appended. An entry is `IP`, `IP#PORT` or `[V6]:PORT` (UDP, TCP when truncated), `tls://IP[:PORT]#NAME` (DNS over TLS, port 853) or `https://HOST[:PORT]/PATH[#NAME]` (DNS over HTTPS, port 443); `NAME` is the name the certificate must be valid for (see [Encrypted upstreams](#encrypted-upstreams)).",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "resolv_conf",
         kind: "path",
         default: "`\"/etc/resolv.conf\"`",
         meaning: "Used only when there are no default servers from `servers` or `server=ADDR`. Only `nameserver` lines are used, on port 53. Nameservers equal to one of splitdns's own listen addresses (as they are now, interfaces included) are skipped. Watched: a change is in use within about 2 seconds, and on reload.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "timeout",
         kind: "duration",
         default: "`\"2s\"`",
         meaning: "Wait per attempt, per server, before the next server is asked. At least `10ms`, at most `60s`. It is also the default for routes.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "max_inflight",
         kind: "integer",
         default: "`1024`",
         meaning: "Upstream queries in flight at once for the route. Past it, new cache misses get SERVFAIL. It is also the default for routes.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "strategy",
         kind: "`\"failover\"`, `\"fastest\"` or `\"parallel\"`",
         default: "`\"failover\"`",
         meaning: "How servers are chosen (see [Behaviour](#behaviour)). It is also the default for routes.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "filter_aaaa",
         kind: "bool",
         default: "`false`",
         meaning: "AAAA queries get NODATA without being forwarded (dnsmasq's `filter-AAAA`). It is also the default for routes. Local data is still answered.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "ca_file",
         kind: "path",
         default: "the system's CA store",
         meaning: "PEM file of the CAs that encrypted (`tls://`, `https://`) servers' certificates must chain to, in place of the system's store (`/etc/ssl/certs`). It is also the default for routes and for servers in rule lines.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "pin_sha256",
         kind: "list of strings",
         default: "`[]`",
         meaning: "SPKI pins (RFC 7858 §4.2): base64 SHA-256 digests of a public key; an encrypted server's certificate must carry one of them, on top of chaining to a trusted CA. It is also the default for routes and rule lines.",
     },
-    Key {
+    KeyDoc {
         table: "[upstream]",
         key: "bootstrap",
         kind: "table of host = IP",
         default: "`{}`",
         meaning: "Addresses to connect to for the host names of encrypted entries (`https://dns.quad9.net/dns-query`), which splitdns does not look up itself; the certificate is verified against the host name.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "zones",
         kind: "list of names or prefixes",
         default: "required",
         meaning: "Zones answered by this route, each with every name below it. A prefix (`\"10.0.0.0/8\"`, `\"fd00::/8\"`) means its reverse zones, as `rev-server=` has them, so a reverse route can have a `min_ttl` (Consul answers PTR with TTL 0), a `strategy` or a `timeout`.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "servers",
         kind: "list of servers",
         default: "`[]`",
         meaning: "Servers for the route, asked in order. An empty list means the default upstreams, whose own `timeout` and `max_inflight` then apply.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "min_ttl",
         kind: "seconds",
         default: "`[cache] min_ttl`",
         meaning: "TTL floor for this route's answers, positive and negative, replacing `[cache] min_ttl`. A floor above 0 lifts TTL 0 answers into the cache.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "timeout",
         kind: "duration",
         default: "`[upstream] timeout`",
         meaning: "As `[upstream] timeout`, for this route.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "max_inflight",
         kind: "integer",
         default: "`[upstream] max_inflight`",
         meaning: "As `[upstream] max_inflight`, for this route.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "strategy",
         kind: "as `[upstream] strategy`",
         default: "`[upstream] strategy`",
         meaning: "As `[upstream] strategy`, for this route.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "rewrite",
         kind: "name",
         default: "none",
         meaning: "Ask the route's names under this zone instead (see [Rewrite routes](#rewrite-routes)).",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "filter_aaaa",
         kind: "bool",
         default: "`[upstream] filter_aaaa`",
         meaning: "As `[upstream] filter_aaaa`, for this route.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "ca_file",
         kind: "path",
         default: "`[upstream] ca_file`",
         meaning: "As `[upstream] ca_file`, for this route's encrypted servers (a private CA for a corporate resolver). Setting it or `pin_sha256` replaces both of `[upstream]`'s.",
     },
-    Key {
+    KeyDoc {
         table: "[[route]]",
         key: "pin_sha256",
         kind: "list of strings",
         default: "`[upstream] pin_sha256`",
         meaning: "As `[upstream] pin_sha256`, for this route's encrypted servers.",
     },
-    Key {
+    KeyDoc {
         table: "[local]",
         key: "hosts_files",
         kind: "list of paths",
         default: "`[]` (built-in default: `[\"/etc/hosts\"]`)",
         meaning: "Hosts files answering A, AAAA and PTR; re-read within seconds of a change. See [Local data](#local-data).",
     },
-    Key {
+    KeyDoc {
         table: "[local]",
         key: "domain_needed",
         kind: "bool",
         default: "`false`",
         meaning: "Single-label names that no route names get NXDOMAIN unless local data has them (NODATA when it has names below them); never forwarded.",
     },
-    Key {
+    KeyDoc {
         table: "[local]",
         key: "bogus_priv",
         kind: "bool",
         default: "`false`",
         meaning: "Reverse lookups in the private zones of RFC 6303 that no route covers get NXDOMAIN unless local data has them (NODATA when it has names below them); never forwarded.",
     },
-    Key {
+    KeyDoc {
         table: "[local]",
         key: "ttl",
         kind: "seconds",
         default: "`0`",
         meaning: "TTL of local answers: hosts files, records, `address=`.",
     },
-    Key {
+    KeyDoc {
         table: "[[record]]",
         key: "name",
         kind: "name",
         default: "required",
         meaning: "The record's owner name, absolute whether or not it ends in a dot.",
     },
-    Key {
+    KeyDoc {
         table: "[[record]]",
         key: "type",
         kind: "record type",
         default: "required",
         meaning: "A, AAAA, CNAME, SRV, TXT, PTR or MX.",
     },
-    Key {
+    KeyDoc {
         table: "[[record]]",
         key: "value",
         kind: "string",
         default: "required",
         meaning: "The record data in zone-file form: `192.0.2.1`, `10 mail.lan.` for MX, `0 5 143 mail.lan.` for SRV, `\"v=spf1 mx -all\"` for TXT.",
     },
-    Key {
+    KeyDoc {
         table: "[[record]]",
         key: "ttl",
         kind: "seconds",
         default: "`[local] ttl`",
         meaning: "TTL of this record.",
     },
-    Key {
+    KeyDoc {
         table: "[cache]",
         key: "size",
         kind: "entries",
         default: "`10000`",
         meaning: "Answers held. `0` turns the cache off.",
     },
-    Key {
+    KeyDoc {
         table: "[cache]",
         key: "min_ttl",
         kind: "seconds",
         default: "`0`",
         meaning: "Floor for every cached TTL, positive and negative, except on routes that set their own. It must not exceed `max_ttl`.",
     },
-    Key {
+    KeyDoc {
         table: "[cache]",
         key: "max_ttl",
         kind: "seconds",
         default: "`86400`",
         meaning: "Cap on positive TTLs, both as stored and as served.",
     },
-    Key {
+    KeyDoc {
         table: "[cache]",
         key: "max_negative_ttl",
         kind: "seconds",
         default: "`3600`",
         meaning: "Cap on negative TTLs (NXDOMAIN and NODATA).",
     },
-    Key {
+    KeyDoc {
         table: "[cache]",
         key: "serve_stale",
         kind: "duration",
         default: "`\"1h\"`",
         meaning: "How long past expiry an answer may still be given, with TTL 30, when the upstreams fail (RFC 8767). `\"0s\"` turns it off.",
     },
-    Key {
+    KeyDoc {
         table: "[cache]",
         key: "prefetch",
         kind: "bool",
         default: "`false`",
         meaning: "Refresh an answer in the background when it is asked for in the last 10% of its TTL.",
     },
-    Key {
+    KeyDoc {
         table: "[metrics]",
         key: "listen",
         kind: "`ADDR:PORT`",
         default: "no endpoint",
         meaning: "Serve `/metrics`, `/health` and `/ready` over HTTP here (see [Observing it](#observing-it)). Without a `[metrics]` table there is no endpoint. A port that cannot be bound fails start-up.",
     },
-    Key {
+    KeyDoc {
         table: "[metrics]",
         key: "health_window",
         kind: "duration",
         default: "`\"5s\"`",
         meaning: "How long a server may keep failing, without one good reply, before `/health` and `splitdns_upstream_healthy` call it down. At least `10ms`.",
     },
-    Key {
+    KeyDoc {
         table: "[log]",
         key: "queries",
         kind: "boolean",
         default: "`false`",
         meaning: "Log one line per client query.",
     },
-    Key {
+    KeyDoc {
         table: "[log]",
         key: "format",
         kind: "`\"plain\"` or `\"json\"`",
         default: "`\"plain\"`",
         meaning: "Format of every log line. `json` writes one object per line, with the fields at the top level.",
     },
-    Key {
+    KeyDoc {
         table: "[control]",
         key: "socket",
         kind: "absolute path",
@@ -399,68 +399,68 @@ pub const KEYS: &[Key] = &[
 ];
 
 /// Every rule line form, in the order of the README's table.
-pub const RULES: &[Rule] = &[
-    Rule {
+pub const RULES: &[RuleDoc] = &[
+    RuleDoc {
         form: "`server=/ZONE/.../ADDR#PORT`",
         meaning: "Forward the zones to this server; more lines for a zone add servers, asked in order. `ADDR`, `ADDR#PORT`, `IP:PORT` and `[V6]:PORT` are all accepted, and encrypted servers as in `[upstream] servers`: `server=/corp.example/tls://192.0.2.53#ns.corp.example` (with `[upstream] ca_file` and `pin_sha256`).",
     },
-    Rule {
+    RuleDoc {
         form: "`server=/ZONE/#`",
         meaning: "Forward the zones to the default upstreams. This carves an exception out of a wider zone, as in `server=/skip.consul/#`.",
     },
-    Rule {
+    RuleDoc {
         form: "`server=/ZONE/`, `local=/ZONE/`",
         meaning: "Answer locally: NXDOMAIN, unless a more specific rule covers the name. A name that exists gets NODATA for the types it lacks: one with local data or under an `address=`, or with such a name or another rule's zone below it. Never forwarded.",
     },
-    Rule {
+    RuleDoc {
         form: "`address=/ZONE/IP`",
         meaning: "This address for the zones and every name below them. The record is A or AAAA, matching the address family; more lines add addresses. Other types go where they would without the line (dnsmasq 2.86 and later): to the zone's other lines, else to the zone above; where that is `local=` (for this zone or one above), they get NODATA, where dnsmasq says NXDOMAIN.",
     },
-    Rule {
+    RuleDoc {
         form: "`address=/ZONE/#`",
         meaning: "`0.0.0.0` and `::` (a block), as above.",
     },
-    Rule {
+    RuleDoc {
         form: "`address=/ZONE/`",
         meaning: "Same as `local=/ZONE/`.",
     },
-    Rule {
+    RuleDoc {
         form: "`server=ADDR`",
         meaning: "One more default upstream, after `[upstream] servers`.",
     },
-    Rule {
+    RuleDoc {
         form: "`rev-server=PREFIX,ADDR#PORT`",
         meaning: "Forward the reverse zone of `PREFIX` (IPv4 or IPv6). `10.0.0.0/8` becomes `10.in-addr.arpa`. A prefix that does not end on a label boundary becomes every zone it covers, so `172.16.0.0/12` becomes `16.172.in-addr.arpa` … `31.172.in-addr.arpa`.",
     },
-    Rule {
+    RuleDoc {
         form: "`rev-server=PREFIX`",
         meaning: "The same reverse zones, answered locally as with `local=`.",
     },
-    Rule {
+    RuleDoc {
         form: "`rewrite=/ZONE/.../TARGET/`",
         meaning: "splitdns's own: a [rewrite route](#rewrite-routes). Its servers are the `server=/ZONE/ADDR` lines of the same zone; without any, the rewritten name is routed.",
     },
-    Rule {
+    RuleDoc {
         form: "`host-record=NAME[,NAME...],[IPV4],[IPV6][,TTL]`",
         meaning: "A and AAAA for every name, and a PTR from each address to the first name.",
     },
-    Rule {
+    RuleDoc {
         form: "`cname=ALIAS[,ALIAS...],TARGET[,TTL]`",
         meaning: "CNAME records; the target's records are added when it is local data too.",
     },
-    Rule {
+    RuleDoc {
         form: "`srv-host=_SVC._PROTO.DOMAIN[,TARGET[,PORT[,PRIORITY[,WEIGHT]]]]`",
         meaning: "An SRV record (dnsmasq's field order; port 1, priority 0, weight 0 by default). Without a target: \"service not available\" (target `.`).",
     },
-    Rule {
+    RuleDoc {
         form: "`txt-record=NAME[,TEXT...]`",
         meaning: "A TXT record, one string per field; quote text with commas (`\"a,b\"`). Text over 255 bytes is split.",
     },
-    Rule {
+    RuleDoc {
         form: "`ptr-record=NAME,TARGET`",
         meaning: "A PTR record.",
     },
-    Rule {
+    RuleDoc {
         form: "`mx-host=NAME,HOST[,PREFERENCE]`",
         meaning: "An MX record (preference 1 by default). The host is required.",
     },

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::server_spec::ServerSpec;
-use super::{ConfigError, Entries, Source, Strategy, dnsmasq};
+use super::{ConfigError, ConfigText, Entries, Strategy, dnsmasq};
 use crate::dns::zone::Zone;
 
 /// One zone route: its zones and what answers them.
@@ -70,7 +70,7 @@ pub(super) struct RawRoute {
     pub(super) pin_sha256: Vec<Spanned<String>>,
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     pub(super) fn route(
         &self,
         i: usize,

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Source};
+use super::{ConfigError, ConfigText};
 use crate::dns::zone::Zone;
 
 /// `[server]` defences against hostile clients and hostile upstream data.
@@ -85,7 +85,7 @@ pub(super) struct RawServer {
     pub(super) threads: Option<Spanned<usize>>,
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     pub(super) fn guard(&self, raw: &RawServer) -> Result<GuardConfig, ConfigError> {
         let rebind_allow = raw
             .rebind_allow

@@ -22,14 +22,14 @@ pub enum Transport {
     /// UDP, and TCP when a reply is truncated.
     Plain,
     /// DNS over TLS (RFC 7858).
-    Tls(Target),
+    Tls(TlsTarget),
     /// DNS over HTTPS (RFC 8484), HTTP/2.
-    Https(Target),
+    Https(TlsTarget),
 }
 
 /// What an encrypted entry connects to and what it verifies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct TlsTarget {
     /// The name the certificate must be valid for (an IP address when none is given).
     pub name: String,
     /// The host name written in place of an address, until `bootstrap` gives it one.
@@ -58,14 +58,14 @@ impl ServerSpec {
     }
 
     /// The encrypted target, for TLS and HTTPS entries.
-    pub fn target(&self) -> Option<&Target> {
+    pub fn target(&self) -> Option<&TlsTarget> {
         match &self.transport {
             Transport::Plain => None,
             Transport::Tls(t) | Transport::Https(t) => Some(t),
         }
     }
 
-    pub fn target_mut(&mut self) -> Option<&mut Target> {
+    pub fn target_mut(&mut self) -> Option<&mut TlsTarget> {
         match &mut self.transport {
             Transport::Plain => None,
             Transport::Tls(t) | Transport::Https(t) => Some(t),
@@ -267,7 +267,7 @@ fn parse_tls(rest: &str) -> Result<ServerSpec, EncryptedEntryError> {
         return Err(EncryptedEntryError::TlsPath);
     }
     let (host, port) = split_authority(authority, 853)?;
-    let target = |unresolved| Target {
+    let target = |unresolved| TlsTarget {
         name: String::new(),
         unresolved,
         path: String::new(),
@@ -304,7 +304,7 @@ fn parse_https(rest: &str) -> Result<ServerSpec, EncryptedEntryError> {
     };
     Ok(ServerSpec {
         addr,
-        transport: Transport::Https(Target {
+        transport: Transport::Https(TlsTarget {
             name: verify_name(name, &host)?,
             unresolved: unresolved_host,
             path: path.to_string(),

@@ -15,7 +15,7 @@ use toml::Spanned;
 
 use super::server_spec::{self, ServerError, ServerSpec};
 use super::trust::Trust;
-use super::{ConfigError, Entries, Source};
+use super::{ConfigError, ConfigText, Entries};
 
 /// How a route picks among its servers (`strategy` in `[upstream]` and `[[route]]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub(super) struct RawUpstream {
     pub(super) bootstrap: BTreeMap<String, Spanned<String>>,
 }
 
-impl Source<'_> {
+impl ConfigText<'_> {
     /// `[upstream]`, with the default servers of its `servers` key and of the
     /// `server=ADDR` rules already gathered.
     pub(super) fn upstream(
