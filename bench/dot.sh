@@ -318,7 +318,8 @@ machine() {
   echo "DNS over TLS forwarding (bench/dot.sh), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "machine: $(machine), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "versions: $("$SPLITDNS" --version 2>&1 | head -1); unbound $("$UNBOUND" -V | awk '/^Version/ { print $2; exit }'); dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ { print $2; exit }')"
-  echo "command: bench/dot.sh${ARGS[*]:+ $(printf '%q ' "${ARGS[@]}")}"
+  command="bench/dot.sh${ARGS[*]:+ $(printf '%q ' "${ARGS[@]}")}"
+  echo "command: ${command% }"
   echo "cold workload: $NAMES names, each once, forwarded over TLS; $RUNS runs; dnsperf -c $CLIENTS -q $OUTSTANDING"
   echo "unbound forwarder: num-threads 1, outgoing-num-tcp $UNBOUND_TCP${UNBOUND_EXTRA[*]:+, ${UNBOUND_EXTRA[*]}}"
   ((NETNS)) && echo "handshakes: TCP connections the DoT server accepted (own network namespace)" ||
