@@ -191,6 +191,10 @@ def fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
+def ratio(value):
+    return "-" if value is None else format(value, ".2f") + "x"
+
+
 def print_table(headers, rows):
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
     for line in [headers] + rows:
@@ -206,14 +210,14 @@ def workload_rows(by_system, label):
         if not s["all_alive"]:
             answers += ",DIED"
         rows.append([
-            label(system), fmt(s["qps"], ",.0f"), fmt(s["qps_vs_baseline"], ".2f") + "x",
+            label(system), fmt(s["qps"], ",.0f"), ratio(s["qps_vs_baseline"]),
             f'{fmt(s["qps_min"], ".0f")}-{fmt(s["qps_max"], ".0f")}',
             fmt(s["run_time_s"], ".1f"), fmt(s["avg_ms"], ".3f"), fmt(s["p50_ms"], ".3f"), fmt(s["p99_ms"], ".3f"),
             fmt(s["max_ms"], ".2f"), f'{s["lost_total"]}/{s["sent_total"]}', answers,
             fmt(s["response_bytes"], ".0f"), fmt(s["server_cpu_pct"], ".0f"),
             fmt(s["server_us_per_query"], ".1f"),
             f'{fmt(s["server_us_per_query_min"], ".1f")}-{fmt(s["server_us_per_query_max"], ".1f")}',
-            fmt(s["server_us_per_query_vs_baseline"], ".2f") + "x", fmt(s["client_cpu_pct"], ".0f"),
+            ratio(s["server_us_per_query_vs_baseline"]), fmt(s["client_cpu_pct"], ".0f"),
             fmt(s["other_cpu_pct"], ".0f"),
         ])
     return rows
@@ -281,7 +285,7 @@ def print_report(meta, summary, memory, label, orders):
     print(f"\n== memory: peak RSS (VmHWM) after all workloads, median of {runs} runs")
     print_table(["system", "peak MiB", f"vs {BASELINE}", "RSS at end MiB"], [
         [label(system), fmt(m["peak_rss_mib"], ".1f"),
-         fmt(m["peak_rss_vs_baseline"], ".2f") + "x", fmt(m["end_rss_mib"], ".1f")]
+         ratio(m["peak_rss_vs_baseline"]), fmt(m["end_rss_mib"], ".1f")]
         for system, m in memory.items()])
     if meta.get("percentiles_note"):
         print(f'\nnote: {meta["percentiles_note"]}')
