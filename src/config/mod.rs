@@ -8,10 +8,11 @@
 //! and its checks: `server.rs` (`[server]`: listen, allow, user, TCP limits, guard),
 //! `upstream.rs`, `route.rs` (`[[route]]` and [`RouteAction`]), `cache.rs`,
 //! `local.rs` (`[local]`, `[[record]]`), `observe.rs` (`[metrics]`, `[log]`) and
-//! `control.rs`. Rule lines are `dnsmasq.rs` and `rules.rs`, drop-in files
-//! `include.rs`. This file keeps [`Config`], loading and discovery, the located
-//! error (`ConfigText`, [`ConfigError`]) every table reports through, and the
-//! assembly of the tables into one [`Config`].
+//! `control.rs`. Rule lines are `dnsmasq/` (what one line says) and `rules.rs`
+//! (the lines of one zone folded into its route), drop-in files `include.rs`,
+//! server entries `server_spec.rs`. This file keeps [`Config`], loading and
+//! discovery, the located error (`ConfigText`, [`ConfigError`]) every table
+//! reports through, and the assembly of the tables into one [`Config`].
 
 mod cache;
 pub mod control;
