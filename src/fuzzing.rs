@@ -20,7 +20,7 @@ use crate::resolve::rebind;
 use crate::resolve::router::Router;
 use crate::serve::handler::Step;
 use crate::state::ratelimit::RateLimit;
-use crate::state::{Guards, Shared};
+use crate::state::{Guards, Shared, State};
 
 const POLICY: TtlPolicy = TtlPolicy {
     min: 0,
@@ -106,7 +106,7 @@ servers = ["127.0.0.1:9"]
 "#;
         let config = Config::from_toml(text, Path::new("fuzz.toml")).expect("fuzzing config");
         let metrics = Metrics::new();
-        let state = crate::serve::start::build_state(&config, &[], &metrics).expect("fuzzing state");
+        let state = State::build(&config, &[], &metrics).expect("fuzzing state");
         let cache = Cache::new(1000).with_prefetch(false);
         let now = Instant::now();
         let answer = Answer::from_reply(&cached_reply(), CACHED, POLICY, now).expect("valid reply");

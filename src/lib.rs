@@ -32,7 +32,8 @@ pub(crate) mod serve;
 pub(crate) mod state;
 
 pub use config::Config;
-pub use serve::start::{Error, Loader, Server, check, check_bind};
+pub use serve::reload::Loader;
+pub use serve::start::{Error, Server, check, check_bind};
 
 /// Logging set-up, for `main`.
 pub mod logging {

@@ -3,6 +3,7 @@
 //! whole (router, access list, local data). Everything below the per-query
 //! pipeline is given what it needs from here; nothing here calls up into it.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -12,8 +13,9 @@ use ipnet::IpNet;
 
 pub(crate) mod ratelimit;
 
-use crate::config::TcpConfig;
+use crate::config::{Config, TcpConfig};
 use crate::host::local_data::{self, LocalData};
+use crate::host::{interfaces, resolv};
 use crate::observe::http::Report;
 use crate::observe::metrics::{Metrics, Scrape};
 use crate::observe::stats::{ServerStats, Stats};
@@ -36,6 +38,52 @@ pub(crate) struct State {
     /// Counts the routing tables: a new router gets the next epoch. Answers
     /// are fetched, coalesced and stored under the epoch of their state.
     pub epoch: u64,
+}
+
+/// What a [`State`] is made of besides the config's own keys: at start-up all
+/// new; on a reload, the router or local data may be the running ones.
+pub(crate) struct Parts {
+    pub router: Arc<Router>,
+    pub allow: Vec<IpNet>,
+    pub local: Arc<LocalData>,
+    /// 0 at start; one more each time a reload brings a new router.
+    pub epoch: u64,
+}
+
+impl State {
+    /// The routing table, access list and local data for `config`, given the
+    /// bound addresses; its routes and servers are counted in `metrics`. Fails
+    /// only when a hosts file exists but cannot be read.
+    pub(crate) fn build(
+        config: &Config,
+        bound: &[SocketAddr],
+        metrics: &Metrics,
+    ) -> Result<Self, local_data::LoadError> {
+        let default_servers = resolv::default_servers(config, bound);
+        if default_servers.is_empty() {
+            tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
+        }
+        let local = Arc::new(LocalData::load(config)?);
+        let parts = Parts {
+            router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
+            allow: interfaces::allow(config, bound),
+            local,
+            epoch: 0,
+        };
+        Ok(Self::assemble(config, parts))
+    }
+
+    /// The one place a [`State`] is put together, at start-up and on every reload.
+    pub(crate) fn assemble(config: &Config, parts: Parts) -> Self {
+        Self {
+            router: parts.router,
+            allow: parts.allow,
+            log_queries: config.log.queries,
+            local: ArcSwap::new(parts.local),
+            rebind: Rebind::new(&config.guard),
+            epoch: parts.epoch,
+        }
+    }
 }
 
 /// Everything the listeners share. The cache lives outside [`State`], so a

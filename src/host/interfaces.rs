@@ -9,13 +9,15 @@
 //! hold. Where netlink is unavailable, a poll every few seconds does the same.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_ROUTE};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+
+use crate::config::Config;
 
 /// How often to look when netlink is not available.
 const POLL: Duration = Duration::from_secs(2);
@@ -48,6 +50,32 @@ pub(crate) fn listen_ips(addresses: &[(String, IpNet)], name: &str) -> Vec<IpAdd
         .filter(|(ifname, net)| ifname == name && !is_link_local(net.addr()))
         .map(|(_, net)| net.addr())
         .collect()
+}
+
+/// `[server] allow`, or the default for what is bound now.
+pub(crate) fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
+    config.allow.clone().unwrap_or_else(|| default_allow(bound))
+}
+
+/// Loopback plus the subnets of the interfaces that hold a listened address:
+/// never the world.
+fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
+    let mut allow: Vec<IpNet> = vec![
+        "127.0.0.0/8".parse().expect("literal"),
+        "::1/128".parse().expect("literal"),
+    ];
+    let nets = addresses();
+    for addr in bound {
+        let ip = addr.ip();
+        if ip.is_unspecified() {
+            allow.extend(nets.iter().map(|(_, n)| n.trunc()));
+        } else if let Some((_, net)) = nets.iter().find(|(_, n)| n.addr() == ip) {
+            allow.push(net.trunc());
+        }
+    }
+    allow.sort();
+    allow.dedup();
+    allow
 }
 
 fn is_link_local(ip: IpAddr) -> bool {
@@ -94,7 +122,7 @@ impl Changes {
 fn netlink() -> io::Result<AsyncFd<Socket>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     let groups = libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR;
-    socket.bind(&SocketAddr::new(0, groups as u32))?;
+    socket.bind(&NetlinkAddr::new(0, groups as u32))?;
     socket.set_non_blocking(true)?;
     // SAFETY: the netlink Socket owns its descriptor, closes it only when
     // dropped, and the AsyncFd owns the Socket: the descriptor stays open and

@@ -5,6 +5,9 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::Config;
+use crate::config::server_spec::ServerSpec;
+
 /// How often [`Watch`] looks at the file: a change is picked up within this.
 pub(crate) const POLL: Duration = Duration::from_secs(2);
 
@@ -42,6 +45,19 @@ fn interface_index(name: &str) -> Option<u32> {
         .into_iter()
         .find(|i| i.name == name)
         .and_then(|i| i.index)
+}
+
+/// `[upstream] servers`, or when there are none, resolv.conf's nameservers
+/// other than splitdns itself (`bound`: the addresses it listens on).
+pub(crate) fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<ServerSpec> {
+    if config.upstream.servers.is_empty() {
+        upstreams(&config.upstream.resolv_conf, bound)
+            .into_iter()
+            .map(ServerSpec::plain)
+            .collect()
+    } else {
+        config.upstream.servers.clone()
+    }
 }
 
 /// Reads `path` and drops every server splitdns itself listens on, so that a

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::control::DEFAULT_SOCKET;
 use crate::config::{Config, DEFAULT_PATH};
 use crate::dns::zone::Zone;
+use crate::serve::reload::ReloadRequest;
 use crate::state::Shared;
 
 /// How long the client waits for the whole exchange, a reload included.
@@ -75,9 +76,6 @@ impl Request {
         }
     }
 }
-
-/// A reload asked for over the socket, with where its outcome goes.
-pub(crate) type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 /// Why the control socket could not be set up, or a control command failed;
 /// worded for the operator.
@@ -286,7 +284,9 @@ async fn run(
             let outcome = rx
                 .await
                 .map_err(|_| "splitdns is shutting down".to_string())?;
-            outcome.map(|text| format!("{text}\n"))
+            outcome
+                .map(|text| format!("{text}\n"))
+                .map_err(|error| error.to_string())
         }
         Request::Flush(names) => flush(shared, &names),
         Request::Stats => Ok(shared.stats(health_window).to_string()),

@@ -17,20 +17,39 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::Config;
-use crate::host::local_data::LocalData;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, ConfigError};
+use crate::host::local_data::{self, LocalData};
 use crate::host::signal::Control;
 use crate::host::{interfaces, notify, resolv};
 use crate::resolve::router::Router;
-use crate::serve::control::ReloadRequest;
 use crate::serve::listeners::Listeners;
-use crate::serve::start::{self, Error, Loader, Parts};
-use crate::state::Shared;
+use crate::serve::server::BindError;
+use crate::state::{Parts, Shared, State};
 
 /// First wait before binding again an interface address that failed; it
 /// doubles up to [`RETRY_MAX`] while the failures go on.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Where a reload reads the config from.
+pub type Loader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// A reload asked for over the control socket, with where its outcome goes.
+pub(crate) type ReloadRequest = oneshot::Sender<Result<String, ReloadError>>;
+
+/// Why a reload was rejected, in the words `splitdns check` uses; the
+/// running config stays.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Local(#[from] local_data::LoadError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+}
 
 /// Owns the listeners and the config while the server runs.
 pub(crate) struct Supervisor {
@@ -96,7 +115,7 @@ impl Supervisor {
     /// only if it is valid, its local data loads and its new listen addresses
     /// can all be bound. Says what happened, in the words `splitdns check`
     /// uses when the config was rejected.
-    pub(crate) fn reload(&mut self) -> Result<String, String> {
+    pub(crate) fn reload(&mut self) -> Result<String, ReloadError> {
         notify::reloading();
         tracing::info!("reloading {}", self.config.origin);
         let outcome = match self.try_reload() {
@@ -109,7 +128,7 @@ impl Supervisor {
                 self.shared.metrics.reloaded(Err(()));
                 tracing::error!("reload rejected, still serving the previous config: {error}");
                 notify::status(&format!("reload rejected: {error}"));
-                Err(error.to_string())
+                Err(error)
             }
         };
         notify::ready(&self.status());
@@ -119,7 +138,7 @@ impl Supervisor {
     /// Everything that can fail comes first: reading the config, loading its
     /// local data, binding its new listen addresses (undone if one fails).
     /// Only then is anything replaced, so a rejected reload changes nothing.
-    fn try_reload(&mut self) -> Result<(), Error> {
+    fn try_reload(&mut self) -> Result<(), ReloadError> {
         let config = (self.loader)()?;
         config.warnings.iter().for_each(|w| tracing::warn!("{w}"));
         let local = LocalData::load(&config)?;
@@ -179,8 +198,8 @@ impl Supervisor {
     /// shared, and only `allow` may be new.
     fn swap_state(&mut self, reloaded: Option<LocalData>) {
         let bound = self.listeners.addrs();
-        let servers = start::default_servers(&self.config, &bound);
-        let allow = start::allow(&self.config, &bound);
+        let servers = resolv::default_servers(&self.config, &bound);
+        let allow = interfaces::allow(&self.config, &bound);
         let current = self.shared.state.load_full();
         let old_servers = current.router.default_servers();
         let router = if reloaded.is_some() || servers != old_servers {
@@ -211,7 +230,7 @@ impl Supervisor {
             },
             epoch,
         };
-        let state = Arc::new(start::assemble(&self.config, parts));
+        let state = Arc::new(State::assemble(&self.config, parts));
         if rerouted {
             // Before the swap: no query under the new state finds an entry of
             // a changed route, and fetches begun under the old routes (still

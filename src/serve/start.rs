@@ -1,28 +1,27 @@
 //! Start-up: binding the listeners and building the state a config
 //! describes, then serving until shutdown. A reload builds its new state
-//! through the same [`build_state`].
+//! through the same [`State::build`].
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use tokio::sync::mpsc;
 
-use crate::config::server_spec::ServerSpec;
 use crate::config::{self, Config, ConfigError, Listen};
-use crate::host::local_data::{self, LocalData};
+use crate::host::interfaces;
+use crate::host::local_data;
 use crate::host::privilege::PrivilegeError;
 use crate::host::signal::{self, Control};
-use crate::host::{interfaces, resolv};
 use crate::observe::http;
 use crate::observe::metrics::Metrics;
-use crate::resolve::{cache, rebind, router::Router};
+use crate::resolve::cache;
+use crate::serve::control;
 use crate::serve::listeners::Listeners;
+use crate::serve::reload::{self, Loader};
 use crate::serve::server::{self, BindError};
 use crate::serve::shards::Shards;
-use crate::serve::{control, reload};
 use crate::state::{self, Shared, State, ratelimit};
 
 /// How long shutdown waits for queries already being resolved.
@@ -55,9 +54,6 @@ pub enum Error {
     #[error("{dir}: cannot write the man pages and completions: {source}")]
     Generate { dir: String, source: std::io::Error },
 }
-
-/// Where a reload reads the config from.
-pub type Loader = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// A bound, not yet serving, splitdns.
 pub struct Server {
@@ -100,7 +96,7 @@ impl Server {
             None => None,
         };
         let metrics = Metrics::new();
-        let state = build_state(&config, &listeners.addrs(), &metrics)?;
+        let state = State::build(&config, &listeners.addrs(), &metrics)?;
         metrics.config_loaded(&config);
         let cache = cache::Cache::new(config.cache.size)
             .with_serve_stale(config.cache.serve_stale)
@@ -190,71 +186,9 @@ impl Server {
     }
 }
 
-/// The routing table, access list and local data for `config`, given the
-/// bound addresses; its routes and servers are counted in `metrics`. Fails
-/// only when a hosts file exists but cannot be read.
-pub(crate) fn build_state(
-    config: &Config,
-    bound: &[SocketAddr],
-    metrics: &Metrics,
-) -> Result<State, Error> {
-    let default_servers = default_servers(config, bound);
-    if default_servers.is_empty() {
-        tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
-    }
-    let local = Arc::new(LocalData::load(config)?);
-    let parts = Parts {
-        router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
-        allow: allow(config, bound),
-        local,
-        epoch: 0,
-    };
-    Ok(assemble(config, parts))
-}
-
-/// What a [`State`] is made of besides the config's own keys: at start-up all
-/// new; on a reload, the router or local data may be the running ones.
-pub(crate) struct Parts {
-    pub router: Arc<Router>,
-    pub allow: Vec<IpNet>,
-    pub local: Arc<LocalData>,
-    /// 0 at start; one more each time a reload brings a new router.
-    pub epoch: u64,
-}
-
-/// The one place a [`State`] is put together, at start-up and on every reload.
-pub(crate) fn assemble(config: &Config, parts: Parts) -> State {
-    State {
-        router: parts.router,
-        allow: parts.allow,
-        log_queries: config.log.queries,
-        local: arc_swap::ArcSwap::new(parts.local),
-        rebind: rebind::Rebind::new(&config.guard),
-        epoch: parts.epoch,
-    }
-}
-
-/// `[upstream] servers`, or when there are none, resolv.conf's nameservers
-/// other than splitdns itself.
-pub(crate) fn default_servers(config: &Config, bound: &[SocketAddr]) -> Vec<ServerSpec> {
-    if config.upstream.servers.is_empty() {
-        resolv::upstreams(&config.upstream.resolv_conf, bound)
-            .into_iter()
-            .map(ServerSpec::plain)
-            .collect()
-    } else {
-        config.upstream.servers.clone()
-    }
-}
-
-/// `[server] allow`, or the default for what is bound now.
-pub(crate) fn allow(config: &Config, bound: &[SocketAddr]) -> Vec<IpNet> {
-    config.allow.clone().unwrap_or_else(|| default_allow(bound))
-}
-
 /// `splitdns check`: the config's routing table as text, or why it is not valid.
 pub fn check(config: &Config) -> Result<String, Error> {
-    let state = build_state(config, &literal_listen_addrs(config), &Metrics::default())?;
+    let state = State::build(config, &literal_listen_addrs(config), &Metrics::default())?;
     let mut out = format!("{}: ok\n", config.origin);
     for file in &config.included {
         out.push_str(&format!("{}: ok\n", file.display()));
@@ -297,25 +231,4 @@ pub(crate) fn literal_listen_addrs(config: &Config) -> Vec<SocketAddr> {
             Listen::Interface { .. } => None,
         })
         .collect()
-}
-
-/// Loopback plus the subnets of the interfaces that hold a listened address:
-/// never the world.
-fn default_allow(bound: &[SocketAddr]) -> Vec<IpNet> {
-    let mut allow: Vec<IpNet> = vec![
-        "127.0.0.0/8".parse().expect("literal"),
-        "::1/128".parse().expect("literal"),
-    ];
-    let nets = interfaces::addresses();
-    for addr in bound {
-        let ip = addr.ip();
-        if ip.is_unspecified() {
-            allow.extend(nets.iter().map(|(_, n)| n.trunc()));
-        } else if let Some((_, net)) = nets.iter().find(|(_, n)| n.addr() == ip) {
-            allow.push(net.trunc());
-        }
-    }
-    allow.sort();
-    allow.dedup();
-    allow
 }
