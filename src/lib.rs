@@ -4,8 +4,10 @@
 //! list (`ARCHITECTURE.md` has the map and one query's path):
 //! - `dns`: bytes and names, no I/O: wire reads and patches, zone names,
 //!   the question, the encoded answer, rewrite mapping.
-//! - [`config`]: TOML tables, dnsmasq rule lines, drop-in files,
-//!   `import-dnsmasq` -> a validated [`Config`].
+//! - [`config`]: TOML tables, dnsmasq rule lines, drop-in files -> a
+//!   validated [`Config`].
+//! - [`import`]: `import-dnsmasq`: a dnsmasq.conf and its includes -> the
+//!   splitdns TOML that does the same.
 //! - `observe`: metrics, statistics, `/metrics` and `/health`, query log, logging.
 //! - `resolve`: a question becomes an answer: router, cache, upstream,
 //!   health, SRV completion, loop check, rebind screen.
@@ -26,6 +28,7 @@ pub mod docs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub(crate) mod host;
+pub mod import;
 pub(crate) mod observe;
 pub(crate) mod resolve;
 pub(crate) mod serve;

@@ -29,7 +29,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         split,
     } = &command
     {
-        use splitdns::config::import;
+        use splitdns::import;
         let default_user = import::default_user(splitdns::process::user_exists);
         let import = import::import(path, conf_dir.as_deref(), split.as_deref(), default_user)?;
         import.warnings.iter().for_each(|w| eprintln!("{w}"));

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The folders (and `state.rs`), lowest first. The files beside them at the top (`lib.rs`,
 /// `main.rs`, `cli.rs`, `docs.rs`, `fuzzing.rs`) sit above them all.
 const LAYERS: &[&str] = &[
-    "dns", "config", "observe", "resolve", "host", "state", "serve",
+    "dns", "config", "import", "observe", "resolve", "host", "state", "serve",
 ];
 
 /// The first path segment after every `crate::` in `source`, comments left out: the

@@ -14,7 +14,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{ImportError, RuleLine, Translation};
+use super::ImportError;
+use super::translate::{RuleLine, Translation};
 use crate::config::dnsmasq::Rule;
 
 /// One fragment of a split import.
