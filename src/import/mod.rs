@@ -56,10 +56,7 @@ pub fn import(
     split: Option<&Path>,
     default_user: &'static str,
 ) -> Result<Import, ImportError> {
-    let mut reader = Reader {
-        split: split.is_some(),
-        ..Reader::default()
-    };
+    let mut reader = Reader::new(split.is_some());
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: path.display().to_string(),
         source,

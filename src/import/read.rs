@@ -27,19 +27,29 @@ impl OptionLine {
     }
 }
 
+/// The option lines of a dnsmasq config and the files it includes, in the
+/// order dnsmasq reads them, and what could not be read.
 #[derive(Default)]
 pub(super) struct Reader {
     pub(super) lines: Vec<OptionLine>,
     pub(super) warnings: Vec<String>,
     /// Whether each conf-dir file is a fragment of its own.
-    pub(super) split: bool,
+    split: bool,
     /// With `split`: the conf-dir files read, in order.
     pub(super) sources: Vec<PathBuf>,
     /// The conf-dir file being read, if any.
-    pub(super) current: Option<usize>,
+    current: Option<usize>,
 }
 
 impl Reader {
+    /// With `split`, each conf-dir file's lines are marked as its own fragment.
+    pub(super) fn new(split: bool) -> Self {
+        Self {
+            split,
+            ..Self::default()
+        }
+    }
+
     pub(super) fn text(&mut self, file: &Path, text: &str, depth: usize) {
         for (i, raw) in text.lines().enumerate() {
             let line = strip_comment(raw).trim();
