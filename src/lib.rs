@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub(crate) mod dns;
 pub mod docs;
+mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub(crate) mod host;
@@ -35,8 +36,9 @@ pub(crate) mod serve;
 pub(crate) mod state;
 
 pub use config::Config;
+pub use error::Error;
 pub use serve::reload::Loader;
-pub use serve::start::{Error, Server, check, check_bind};
+pub use serve::start::{Server, StartError, check, check_bind};
 
 /// Logging set-up, for `main`.
 pub mod logging {

@@ -77,7 +77,7 @@ fn run(cli: Cli) -> Result<(), splitdns::Error> {
         let server = Server::bind_with_control(config, control)
             .await?
             .reload_from(Box::new(move || Config::discover(path.as_deref())));
-        server.serve(splitdns::process::controls()).await
+        Ok(server.serve(splitdns::process::controls()).await?)
     })
 }
 

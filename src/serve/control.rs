@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::control::DEFAULT_SOCKET;
 use crate::config::{Config, DEFAULT_PATH};
 use crate::dns::zone::Zone;
-use crate::serve::reload::ReloadRequest;
+use crate::serve::reload::{ReloadError, ReloadRequest};
 use crate::state::Shared;
 
 /// How long the client waits for the whole exchange, a reload included.
@@ -57,24 +57,40 @@ impl Request {
         }
     }
 
-    fn parse(line: &str) -> Result<Self, String> {
+    fn parse(line: &str) -> Result<Self, Refusal> {
         let mut words = line.split_whitespace();
         let request = match words.next() {
             Some("reload") => Self::Reload,
             Some("flush") => return Ok(Self::Flush(words.map(String::from).collect())),
             Some("stats") => Self::Stats,
             Some("routes") => Self::Routes,
-            _ => {
-                return Err(format!(
-                    "unknown control command {line:?}: expected reload, flush [ZONE ...], stats or routes"
-                ));
-            }
+            _ => return Err(Refusal::Unknown { line: line.into() }),
         };
         match words.next() {
             None => Ok(request),
-            Some(extra) => Err(format!("{}: unexpected argument {extra:?}", request.line())),
+            Some(extra) => Err(Refusal::ExtraArgument {
+                command: request.line(),
+                argument: extra.into(),
+            }),
         }
     }
+}
+
+/// Why splitdns refused a control command: the text after `error` in its
+/// response, which `splitdns control` prints.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("unknown control command {line:?}: expected reload, flush [ZONE ...], stats or routes")]
+    Unknown { line: String },
+    #[error("{command}: unexpected argument {argument:?}")]
+    ExtraArgument { command: String, argument: String },
+    #[error("flush {name:?}: {problem}")]
+    NotAName { name: String, problem: String },
+    #[error("splitdns is shutting down")]
+    ShuttingDown,
+    /// The new config was rejected, in the words `splitdns check` uses.
+    #[error(transparent)]
+    Reload(#[from] ReloadError),
 }
 
 /// Why the control socket could not be set up, or a control command failed;
@@ -256,13 +272,13 @@ async fn answer(
     let outcome = match read {
         Ok(Ok(_)) => match Request::parse(&line) {
             Ok(request) => run(request, shared, reloads, health_window).await,
-            Err(problem) => Err(problem),
+            Err(refusal) => Err(refusal),
         },
         _ => return,
     };
     let response = match outcome {
         Ok(text) => format!("ok\n{text}"),
-        Err(text) => format!("error\n{text}"),
+        Err(refusal) => format!("error\n{refusal}"),
     };
     let _ = writer.write_all(response.as_bytes()).await;
     let _ = writer.shutdown().await;
@@ -273,20 +289,13 @@ async fn run(
     shared: &Shared,
     reloads: &mpsc::Sender<ReloadRequest>,
     health_window: Duration,
-) -> Result<String, String> {
+) -> Result<String, Refusal> {
     match request {
         Request::Reload => {
             let (tx, rx) = oneshot::channel();
-            reloads
-                .send(tx)
-                .await
-                .map_err(|_| "splitdns is shutting down".to_string())?;
-            let outcome = rx
-                .await
-                .map_err(|_| "splitdns is shutting down".to_string())?;
-            outcome
-                .map(|text| format!("{text}\n"))
-                .map_err(|error| error.to_string())
+            reloads.send(tx).await.map_err(|_| Refusal::ShuttingDown)?;
+            let reloaded = rx.await.map_err(|_| Refusal::ShuttingDown)??;
+            Ok(format!("{reloaded}\n"))
         }
         Request::Flush(names) => flush(shared, &names),
         Request::Stats => Ok(shared.stats(health_window).to_string()),
@@ -295,10 +304,15 @@ async fn run(
 }
 
 /// Drops the whole cache, or the entries at and under each of `names`.
-fn flush(shared: &Shared, names: &[String]) -> Result<String, String> {
+fn flush(shared: &Shared, names: &[String]) -> Result<String, Refusal> {
     let zones = names
         .iter()
-        .map(|name| Zone::parse(name).map_err(|problem| format!("flush {name:?}: {problem}")))
+        .map(|name| {
+            Zone::parse(name).map_err(|problem| Refusal::NotAName {
+                name: name.clone(),
+                problem,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let dropped = shared
         .cache
@@ -377,20 +391,20 @@ mod tests {
             Request::Routes,
         ] {
             assert_eq!(
-                Request::parse(&format!("{}\n", request.line())),
-                Ok(request)
+                Request::parse(&format!("{}\n", request.line())).unwrap(),
+                request
             );
         }
     }
 
     #[test]
     fn unknown_commands_and_extra_arguments_are_refused_in_words() {
-        let err = Request::parse("restart\n").unwrap_err();
+        let err = Request::parse("restart\n").unwrap_err().to_string();
         assert!(
             err.contains("expected reload, flush [ZONE ...], stats or routes"),
             "{err}"
         );
-        let err = Request::parse("stats now\n").unwrap_err();
+        let err = Request::parse("stats now\n").unwrap_err().to_string();
         assert_eq!(err, "stats: unexpected argument \"now\"");
     }
 }

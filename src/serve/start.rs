@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{self, Config, ConfigError, Listen};
+use crate::config::{self, Config, Listen};
 use crate::host::interfaces;
 use crate::host::local_data;
-use crate::host::privilege::PrivilegeError;
 use crate::host::signal::{self, Control};
 use crate::observe::http;
 use crate::observe::metrics::Metrics;
@@ -27,19 +26,13 @@ use crate::state::{self, Shared, State, ratelimit};
 /// How long shutdown waits for queries already being resolved.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Why splitdns could not start (or a reload was rejected).
+/// Why splitdns could not start, or why `check` says it would not.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
+pub enum StartError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error(transparent)]
-    Privilege(#[from] PrivilegeError),
-    #[error(transparent)]
     Local(#[from] local_data::LoadError),
-    #[error(transparent)]
-    Import(#[from] config::import::ImportError),
     #[error(transparent)]
     Control(#[from] control::ControlError),
     #[error(
@@ -51,8 +44,6 @@ pub enum Error {
     },
     #[error("cannot start the threads that answer UDP: {0}")]
     Threads(std::io::Error),
-    #[error("{dir}: cannot write the man pages and completions: {source}")]
-    Generate { dir: String, source: std::io::Error },
 }
 
 /// A bound, not yet serving, splitdns.
@@ -71,7 +62,7 @@ impl Server {
     /// Binds every listener of `config`, the control socket included, and
     /// builds the routing table. An `IFNAME:PORT` whose interface is missing
     /// is waited for, not an error.
-    pub async fn bind(config: Config) -> Result<Self, Error> {
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
         let control = control::Socket::bind(&config)?;
         Self::bind_with_control(config, control).await
     }
@@ -81,18 +72,20 @@ impl Server {
     pub async fn bind_with_control(
         config: Config,
         control: Option<control::Socket>,
-    ) -> Result<Self, Error> {
-        let shards = Shards::start(config.threads).map_err(Error::Threads)?;
+    ) -> Result<Self, StartError> {
+        let shards = Shards::start(config.threads).map_err(StartError::Threads)?;
         let listeners = Listeners::bind(&config.listen, Arc::new(shards))?;
         let http = match &config.metrics {
-            Some(m) => Some(
-                http::Endpoint::bind(m)
-                    .await
-                    .map_err(|source| Error::Metrics {
-                        addr: m.listen,
-                        source,
-                    })?,
-            ),
+            Some(m) => {
+                Some(
+                    http::Endpoint::bind(m)
+                        .await
+                        .map_err(|source| StartError::Metrics {
+                            addr: m.listen,
+                            source,
+                        })?,
+                )
+            }
             None => None,
         };
         let metrics = Metrics::new();
@@ -142,13 +135,13 @@ impl Server {
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
+    ) -> Result<(), StartError> {
         self.serve(signal::shutdown_on(shutdown)).await
     }
 
     /// Serves, reloading on [`Control::Reload`], until [`Control::Shutdown`]
     /// or the channel closes; then lets queries in flight finish.
-    pub async fn serve(self, controls: mpsc::Receiver<Control>) -> Result<(), Error> {
+    pub async fn serve(self, controls: mpsc::Receiver<Control>) -> Result<(), StartError> {
         let mut tasks = tokio::task::JoinSet::new();
         let shared = Arc::clone(&self.shared);
         let window = self
@@ -187,7 +180,7 @@ impl Server {
 }
 
 /// `splitdns check`: the config's routing table as text, or why it is not valid.
-pub fn check(config: &Config) -> Result<String, Error> {
+pub fn check(config: &Config) -> Result<String, StartError> {
     let state = State::build(config, &literal_listen_addrs(config), &Metrics::default())?;
     let mut out = format!("{}: ok\n", config.origin);
     for file in &config.included {
@@ -201,7 +194,7 @@ pub fn check(config: &Config) -> Result<String, Error> {
 /// the listened interfaces, for a moment, as `run` would; the first one that
 /// cannot be bound (another DNS server holds it, or the port needs root) is
 /// the error. Returns the addresses tried.
-pub fn check_bind(config: &Config) -> Result<Vec<SocketAddr>, Error> {
+pub fn check_bind(config: &Config) -> Result<Vec<SocketAddr>, StartError> {
     let nets = interfaces::addresses();
     let mut tried = Vec::new();
     for listen in &config.listen {

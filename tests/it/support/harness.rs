@@ -40,7 +40,7 @@ pub(crate) struct Splitdns {
     addrs: Vec<SocketAddr>,
     metrics: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), splitdns::Error>>>,
+    task: Option<JoinHandle<Result<(), splitdns::StartError>>>,
 }
 
 /// Replaces `{NAME}` with `127.0.0.1:PORT` and `{NAME#}` with `127.0.0.1#PORT` (dnsmasq style).
@@ -147,7 +147,7 @@ impl Splitdns {
     }
 
     /// Stops the server and waits for `run` to return.
-    pub(crate) async fn stop(mut self) -> Result<(), splitdns::Error> {
+    pub(crate) async fn stop(mut self) -> Result<(), splitdns::StartError> {
         let _ = self.stop.take().unwrap().send(());
         self.task
             .take()
