@@ -17,7 +17,6 @@
 mod cache;
 pub mod control;
 pub mod dnsmasq;
-pub mod import;
 mod include;
 pub mod local;
 mod observe;

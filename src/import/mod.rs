@@ -27,7 +27,6 @@ mod translate;
 
 use std::path::Path;
 
-pub use crate::config::import::ImportError;
 use read::Reader;
 use translate::Translation;
 
@@ -36,6 +35,33 @@ use translate::Translation;
 const SPLITDNS_USER: &str = "splitdns";
 /// Without `user=` otherwise: dnsmasq's own default (dnsmasq(8), --user).
 const DNSMASQ_USER: &str = "nobody";
+
+/// Why a dnsmasq config could not be imported at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: cannot read the dnsmasq config: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: already exists, and --split writes new files only: move it away or give another directory"
+    )]
+    Exists { path: String },
+    #[error(
+        "{first} and {second} would both be written to {path}: rename one of them, or import without --split"
+    )]
+    SameName {
+        first: String,
+        second: String,
+        path: String,
+    },
+    #[error("{path}: cannot write there for --split: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
 
 /// The TOML and what could not be carried over.
 #[derive(Debug)]
