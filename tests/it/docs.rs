@@ -1,55 +1,163 @@
-//! The README's reference tables, the man pages and the completions are made from the same
-//! source as the program: these tests keep them so.
+//! The documents, the man pages and the completions are made from the same source as the
+//! program: these tests keep them so. The key and rule tables of docs/ are made from
+//! `src/config/reference.rs`, and the links between the documents lead somewhere.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use splitdns::config::reference::{KEYS, RULES, keys_markdown, rules_markdown};
+use splitdns::docs::{self, PAGES, README};
 
 use crate::support::daemon::BIN;
 use crate::support::prereq;
 
-const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The README and every docs/ page, as (path, text read now).
+fn documents() -> Vec<(PathBuf, String)> {
+    let paths = std::iter::once(Path::new(ROOT).join(README.file)).chain(
+        PAGES
+            .iter()
+            .map(|p| Path::new(ROOT).join("docs").join(p.file)),
+    );
+    paths
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path, text)
+        })
+        .collect()
+}
 
 /// Where the text between the line starting with `begin` and the line `end` lies.
-fn between(text: &str, begin: &str, end: &str) -> (usize, usize) {
+fn between(text: &str, file: &str, begin: &str, end: &str) -> (usize, usize) {
     let start = text
         .find(begin)
-        .unwrap_or_else(|| panic!("README: no {begin:?} line"));
+        .unwrap_or_else(|| panic!("{file}: no {begin:?} line"));
     let start = start + text[start..].find('\n').unwrap() + 1;
     let stop = start
         + text[start..]
             .find(end)
-            .unwrap_or_else(|| panic!("README: no {end:?}"));
+            .unwrap_or_else(|| panic!("{file}: no {end:?}"));
     (start, stop)
 }
 
-/// The README's key and rule tables are exactly what `src/config/reference.rs` makes, the
-/// source splitdns.toml(5) is made from too. With SPLITDNS_BLESS=1 the README is rewritten.
+/// The key table of docs/configuration.md and the rule table of docs/rules.md are exactly
+/// what `src/config/reference.rs` makes, the source splitdns.toml(5) is made from too, with
+/// each link to a heading on another page naming that page. With SPLITDNS_BLESS=1 the
+/// pages are rewritten.
 #[test]
-fn readme_tables_are_made_from_the_config_reference() {
-    let mut readme = std::fs::read_to_string(README).unwrap();
+fn docs_tables_are_made_from_the_config_reference() {
+    let page = |file| docs::page(file).unwrap();
+    let tables = [
+        (
+            "configuration.md",
+            "<!-- keys: ",
+            "<!-- end of keys -->",
+            docs::relink(&keys_markdown(), page("configuration.md")),
+        ),
+        (
+            "rules.md",
+            "<!-- rules: ",
+            "<!-- end of rules -->",
+            docs::relink(&rules_markdown(), page("rules.md")),
+        ),
+    ];
     let mut stale = Vec::new();
-    for (begin, end, made) in [
-        ("<!-- keys: ", "<!-- end of keys -->", keys_markdown()),
-        ("<!-- rules: ", "<!-- end of rules -->", rules_markdown()),
-    ] {
-        let (start, stop) = between(&readme, begin, end);
-        if readme[start..stop] != made {
-            stale.push(begin);
-            readme.replace_range(start..stop, &made);
+    for (file, begin, end, made) in tables {
+        let path = Path::new(ROOT).join("docs").join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let (start, stop) = between(&text, file, begin, end);
+        if text[start..stop] == made {
+            continue;
+        }
+        stale.push(file);
+        if std::env::var_os("SPLITDNS_BLESS").is_some() {
+            text.replace_range(start..stop, &made);
+            std::fs::write(&path, text).unwrap();
         }
     }
-    if stale.is_empty() {
-        return;
-    }
-    if std::env::var_os("SPLITDNS_BLESS").is_some() {
-        std::fs::write(README, readme).unwrap();
-        return;
-    }
-    panic!(
-        "README tables {stale:?} differ from src/config/reference.rs; \
+    assert!(
+        stale.is_empty() || std::env::var_os("SPLITDNS_BLESS").is_some(),
+        "the tables of docs/{stale:?} differ from src/config/reference.rs; \
          SPLITDNS_BLESS=1 cargo test --test it docs rewrites them"
+    );
+}
+
+/// Every relative link in the README and the docs/ pages leads to a file that exists and,
+/// with `#anchor`, to a heading of that file; a section that moves takes its links along.
+#[test]
+fn links_between_the_documents_lead_somewhere() {
+    let mut broken = Vec::new();
+    for (path, text) in documents() {
+        for target in docs::links(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let dest = match file {
+                "" => path.clone(),
+                file => path.parent().unwrap().join(file),
+            };
+            let found = match std::fs::read_to_string(&dest) {
+                _ if anchor.is_empty() => dest.exists(),
+                Ok(dest_text) => docs::anchors(&dest_text).iter().any(|a| a == anchor),
+                Err(_) => false,
+            };
+            if !found {
+                broken.push(format!("{}: {target}", path.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "links that lead nowhere:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// docs/ holds exactly the pages `splitdns::docs::PAGES` lists, and the README links each.
+#[test]
+fn the_readme_links_every_docs_page() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".md"))
+        .collect();
+    on_disk.sort();
+    let mut known: Vec<String> = PAGES.iter().map(|p| p.file.to_string()).collect();
+    known.sort();
+    assert_eq!(on_disk, known, "docs/*.md and splitdns::docs::PAGES");
+    let readme = &documents()[0].1;
+    let linked = docs::links(readme);
+    for page in PAGES {
+        let target = format!("docs/{}", page.file);
+        assert!(
+            linked.contains(&target.as_str()),
+            "the README does not link {target}"
+        );
+    }
+}
+
+/// The README's first screen says what splitdns is and gives exactly two set-up commands:
+/// one runs splitdns on its built-in default, one runs every test. The reference lives in
+/// docs/, so the README stays a front door.
+#[test]
+fn the_readme_opens_with_the_two_commands() {
+    let readme = &documents()[0].1;
+    let first = readme.find("```").unwrap();
+    assert!(
+        readme[..first].lines().count() < 15,
+        "the commands are not on the first screen"
+    );
+    let block = &readme[first..];
+    let block = &block[block.find('\n').unwrap() + 1..];
+    let block = &block[..block.find("```").unwrap()];
+    assert_eq!(block, "cargo run --release\ncargo test --all-targets\n");
+    let lines = readme.lines().count();
+    assert!(
+        lines < 160,
+        "the README has {lines} lines: reference belongs in docs/"
     );
 }
 
@@ -64,7 +172,8 @@ fn generate(dir: &Path) -> String {
 }
 
 /// splitdns(8), one page per subcommand, and splitdns.toml(5) naming every key and rule
-/// form; each renders without warnings (groff -ww, as `man` would) where groff is installed.
+/// form; no Markdown mark is left in what they quote, and each renders without warnings (groff -ww,
+/// as `man` would) where groff is installed.
 #[test]
 fn man_pages_cover_every_command_and_key() {
     let dir = tempfile::TempDir::new().unwrap();
@@ -75,6 +184,7 @@ fn man_pages_cover_every_command_and_key() {
         "splitdns-run.8",
         "splitdns-check.8",
         "splitdns-import-dnsmasq.8",
+        "splitdns-control.8",
     ] {
         assert!(listed.contains(page), "{page} not in {listed}");
     }
@@ -99,6 +209,18 @@ fn man_pages_cover_every_command_and_key() {
     for rule in RULES {
         let form = splitdns::config::reference::plain(rule.form);
         assert!(toml5.contains(&form), "{form} missing");
+    }
+    for page in std::fs::read_dir(&man).unwrap() {
+        let page = page.unwrap().path();
+        let text = std::fs::read_to_string(&page).unwrap();
+        // OPTIONS and SUBCOMMANDS are clap's help texts, written for `--help`.
+        let quoted: String = text
+            .split("\n.SH ")
+            .filter(|s| !s.starts_with("OPTIONS") && !s.starts_with("SUBCOMMANDS"))
+            .collect();
+        for mark in ["`", "](", "**", "<!--"] {
+            assert!(!quoted.contains(mark), "{}: {mark:?} left", page.display());
+        }
     }
     if prereq::skip(
         "man_pages_cover_every_command_and_key",
