@@ -6,7 +6,7 @@
 //! build carries none of it.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::config::Config;
@@ -18,7 +18,7 @@ use crate::observe::metrics::Metrics;
 use crate::resolve::cache::{Cache, CacheKey};
 use crate::resolve::rebind;
 use crate::resolve::router::Router;
-use crate::serve::handler::Step;
+use crate::serve::handler::{Handler, Step};
 use crate::state::ratelimit::RateLimit;
 use crate::state::{Guards, Shared, State};
 
@@ -31,13 +31,13 @@ const POLICY: TtlPolicy = TtlPolicy {
 /// A name the fuzzing handler has in its cache, so mutated queries reach the hit path.
 pub const CACHED: &[u8] = b"\x03www\x07example\x00";
 
-/// One client packet through [`Shared::answer_now`]: every route kind, cache
+/// One client packet through [`Handler::answer_now`]: every route kind, cache
 /// hits, errors. A reply, when there is one, carries the query's ID.
 pub fn query_handler(data: &[u8]) {
-    let shared = handler();
+    let handler = handler();
     let mut out = Vec::new();
     for protocol in [Protocol::Udp, Protocol::Tcp] {
-        if let Step::Reply = shared.answer_now(data, [127, 0, 0, 1].into(), protocol, &mut out) {
+        if let Step::Reply = handler.answer_now(data, [127, 0, 0, 1].into(), protocol, &mut out) {
             assert!(
                 out.len() >= wire::HEADER_LEN,
                 "a reply shorter than a header"
@@ -93,9 +93,9 @@ pub fn dnsmasq_rule(data: &[u8]) {
     }
 }
 
-fn handler() -> &'static Arc<Shared> {
-    static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
-    SHARED.get_or_init(|| {
+fn handler() -> &'static Handler {
+    static HANDLER: OnceLock<Handler> = OnceLock::new();
+    HANDLER.get_or_init(|| {
         let text = r#"
 rules = ["local=/local.test/", "address=/addr.test/192.0.2.1", "address=/addr.test/2001:db8::1", "server=/fwd.test/127.0.0.1#9"]
 [server]
@@ -115,7 +115,7 @@ servers = ["127.0.0.1:9"]
             rate_limit: RateLimit::new(0),
             tcp: config.tcp.clone(),
         };
-        Shared::new(state, cache, metrics, guards)
+        Handler::new(Shared::new(state, cache, metrics, guards))
     })
 }
 

@@ -3,12 +3,12 @@
 //! whole (router, access list, local data). Everything below the per-query
 //! pipeline is given what it needs from here; nothing here calls up into it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use ipnet::IpNet;
 
 pub(crate) mod ratelimit;
@@ -89,18 +89,16 @@ impl State {
 /// Everything the listeners share. The cache lives outside [`State`], so a
 /// reload keeps it.
 pub(crate) struct Shared {
-    pub state: ArcSwap<State>,
-    pub cache: Cache,
-    pub metrics: Metrics,
+    state: ArcSwap<State>,
+    cache: Cache,
+    metrics: Metrics,
     /// Set while the listeners serve: what `/ready` reports.
-    pub serving: AtomicBool,
-    pub flights: Flights,
-    pub in_flight: InFlight,
-    pub rate_limit: RateLimit,
+    serving: AtomicBool,
+    flights: Flights,
+    misses: MissesInFlight,
+    rate_limit: RateLimit,
     /// `[server] tcp_*`, fixed at start.
-    pub tcp: TcpConfig,
-    /// Itself, so a cache hit can start a prefetch task that outlives it.
-    pub me: Weak<Self>,
+    tcp: TcpConfig,
 }
 
 /// The defences fixed at start: a reload does not change them.
@@ -111,27 +109,69 @@ pub(crate) struct Guards {
 
 impl Shared {
     pub(crate) fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
-        Arc::new_cyclic(|me| Self {
+        Arc::new(Self {
             state: ArcSwap::from_pointee(state),
             cache,
             metrics,
             serving: AtomicBool::new(false),
             flights: Flights::default(),
-            in_flight: InFlight::default(),
+            misses: MissesInFlight::default(),
             rate_limit: guards.rate_limit,
             tcp: guards.tcp,
-            me: me.clone(),
         })
+    }
+
+    /// The state in force now; a query keeps the one it started with.
+    pub(crate) fn state(&self) -> Guard<Arc<State>> {
+        self.state.load()
+    }
+
+    /// Puts `state` in force for the queries that start from now on.
+    pub(crate) fn replace_state(&self, state: Arc<State>) {
+        self.state.store(state);
+    }
+
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The fetches in flight, which a query for the same key joins.
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.flights
+    }
+
+    /// Whether `client` may ask one more query at `now` (`[server] rate_limit`).
+    pub(crate) fn admit(&self, client: IpAddr, now: Instant) -> bool {
+        self.rate_limit.admit(client, now)
+    }
+
+    /// Counts a miss in flight until the guard drops, so shutdown can wait for it.
+    pub(crate) fn miss_started(&self) -> MissGuard {
+        self.misses.enter()
+    }
+
+    /// `[server] tcp_*`.
+    pub(crate) fn tcp(&self) -> &TcpConfig {
+        &self.tcp
+    }
+
+    /// Whether the listeners serve now, as `/ready` reports it.
+    pub(crate) fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Relaxed);
     }
 
     /// Client queries waiting for an upstream now.
     pub(crate) fn inflight(&self) -> usize {
-        self.in_flight.count.load(Ordering::Relaxed)
+        self.misses.count.load(Ordering::Relaxed)
     }
 
     /// Waits until no miss is in flight, or `deadline` passes.
     pub(crate) async fn drain(&self, deadline: std::time::Duration) {
-        let _ = tokio::time::timeout(deadline, self.in_flight.idle()).await;
+        let _ = tokio::time::timeout(deadline, self.misses.idle()).await;
     }
     /// The values a scrape reads now; `window` decides which servers are up.
     pub(crate) fn scrape(&self, window: Duration) -> Scrape {
@@ -245,18 +285,19 @@ impl Report for Shared {
 
 /// Counts misses in flight, so shutdown can wait for them.
 #[derive(Default)]
-pub(crate) struct InFlight {
+pub(crate) struct MissesInFlight {
     count: Arc<AtomicUsize>,
 }
 
-pub(crate) struct InFlightGuard {
+/// One miss in flight, counted until dropped.
+pub(crate) struct MissGuard {
     count: Arc<AtomicUsize>,
 }
 
-impl InFlight {
-    pub(crate) fn enter(&self) -> InFlightGuard {
+impl MissesInFlight {
+    fn enter(&self) -> MissGuard {
         self.count.fetch_add(1, Ordering::Relaxed);
-        InFlightGuard {
+        MissGuard {
             count: Arc::clone(&self.count),
         }
     }
@@ -270,7 +311,7 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlightGuard {
+impl Drop for MissGuard {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::Relaxed);
     }

@@ -18,7 +18,7 @@ pub(crate) const TARGET: &str = "splitdns::query";
 
 /// Where an answer came from, as the `upstream` field shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
+pub(crate) enum AnsweredBy {
     /// This server, at `ADDR:PORT`.
     Server(SocketAddr),
     Cache,
@@ -32,7 +32,7 @@ pub(crate) enum Source {
     None,
 }
 
-impl fmt::Display for Source {
+impl fmt::Display for AnsweredBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Server(addr) => write!(f, "{addr}"),
@@ -51,7 +51,7 @@ pub(crate) fn log(
     client: IpAddr,
     query: &Query,
     route: Option<&Zone>,
-    source: Source,
+    by: AnsweredBy,
     rcode: u16,
     started: Instant,
 ) {
@@ -63,7 +63,7 @@ pub(crate) fn log(
         name = %query.name,
         "type" = %qtype_name(query.qtype),
         route = %route,
-        upstream = %source,
+        upstream = %by,
         rcode = %rcode_name(rcode),
         latency_ms,
         "query"

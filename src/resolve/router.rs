@@ -316,7 +316,11 @@ impl Router {
 
     /// Where `lower`, whose route is `route`, is answered. `None` when a
     /// rewrite cannot apply (the rewritten name would be too long).
-    pub fn target<'a>(&'a self, route: &'a Route, lower: &NameBuf) -> Option<EffectiveRoute<'a>> {
+    pub fn effective_route<'a>(
+        &'a self,
+        route: &'a Route,
+        lower: &NameBuf,
+    ) -> Option<EffectiveRoute<'a>> {
         let Some(to) = &route.rewrite else {
             return Some(EffectiveRoute {
                 action: &route.action,

@@ -38,11 +38,11 @@ pub(crate) fn answer(
 fn strings(shared: &Shared, state: &State, name: &[u8]) -> Option<Vec<String>> {
     let number = |n: u64| Some(vec![n.to_string()]);
     match name {
-        b"\x09cachesize\x04bind\x00" => number(shared.cache.size()),
-        b"\x0ainsertions\x04bind\x00" => number(shared.cache.insertions()),
-        b"\x09evictions\x04bind\x00" => number(shared.cache.evictions()),
-        b"\x04hits\x04bind\x00" => number(shared.metrics.hits_and_misses().0),
-        b"\x06misses\x04bind\x00" => number(shared.metrics.hits_and_misses().1),
+        b"\x09cachesize\x04bind\x00" => number(shared.cache().size()),
+        b"\x0ainsertions\x04bind\x00" => number(shared.cache().insertions()),
+        b"\x09evictions\x04bind\x00" => number(shared.cache().evictions()),
+        b"\x04hits\x04bind\x00" => number(shared.metrics().hits_and_misses().0),
+        b"\x06misses\x04bind\x00" => number(shared.metrics().hits_and_misses().1),
         b"\x07servers\x04bind\x00" => Some(servers(state)),
         b"\x07version\x04bind\x00" => Some(vec![format!("splitdns {}", env!("CARGO_PKG_VERSION"))]),
         b"\x02id\x06server\x00" => Some(vec![host_name()]),

@@ -299,7 +299,7 @@ async fn run(
         }
         Request::Flush(names) => flush(shared, &names),
         Request::Stats => Ok(shared.stats(health_window).to_string()),
-        Request::Routes => Ok(shared.state.load().router.to_string()),
+        Request::Routes => Ok(shared.state().router.to_string()),
     }
 }
 
@@ -315,7 +315,7 @@ fn flush(shared: &Shared, names: &[String]) -> Result<String, Refusal> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let dropped = shared
-        .cache
+        .cache()
         .retain(|name| !zones.is_empty() && !zones.iter().any(|zone| zone.contains(name)));
     tracing::info!(dropped, names = %names.join(" "), "cache flushed");
     let what = if zones.is_empty() {

@@ -5,10 +5,11 @@
 //! hand, the client gets that, stale (RFC 8767); a hit near the end of its
 //! entry's life may start a prefetch.
 //!
-//! The path is split where it may have to wait: [`Shared::answer_now`] does
-//! everything that needs no I/O and runs inline in the listener loop, so cache
-//! hits cost no task; [`Shared::answer_miss`] is the rest, run as its own task.
-//! Both end in [`Shared::replied`], which counts the query and writes its log line.
+//! The path is a [`Handler`], which holds the [`Shared`] state, and is split
+//! where it may have to wait: [`Handler::answer_now`] does everything that
+//! needs no I/O and runs inline in the listener loop, so cache hits cost no
+//! task; [`Handler::answer_miss`] is the rest, run as its own task. Both end
+//! in [`Handler::replied`], which counts the query and writes its log line.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -20,7 +21,7 @@ use crate::dns::answer::Answer;
 use crate::dns::question::Question;
 use crate::dns::wire::{self, Protocol, Query, Reject};
 use crate::observe::metrics::Dropped;
-use crate::observe::querylog::{self, Source};
+use crate::observe::querylog::{self, AnsweredBy};
 use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
 use crate::resolve::loops;
 use crate::resolve::rebind;
@@ -28,11 +29,11 @@ use crate::resolve::router::{Action, Route, RouteId, Router};
 use crate::resolve::srv;
 use crate::serve::chaos;
 use crate::serve::local;
-use crate::state::{InFlightGuard, Shared, State};
+use crate::state::{MissGuard, Shared, State};
 
-/// Who asked, over what, and when: what the accounting at the end needs.
+/// Who arrival, over what, and when: what the accounting at the end needs.
 #[derive(Clone, Copy)]
-struct Asked {
+struct Arrival {
     client: IpAddr,
     protocol: Protocol,
     at: Instant,
@@ -44,20 +45,20 @@ pub(crate) enum Step {
     Reply,
     /// Send nothing (not a query, or not worth an answer).
     Drop,
-    /// Needs an upstream: run [`Shared::answer_miss`].
+    /// Needs an upstream: run [`Handler::answer_miss`].
     Miss(Box<Miss>),
 }
 
 /// A question on its way to an answer, with what is worked out once for it:
 /// its cache key and its route (in the router of the state it is resolved under).
 #[derive(Clone, Copy)]
-struct Asking {
+struct RoutedQuestion {
     question: Question,
     key: CacheKey,
     route: RouteId,
 }
 
-impl Asking {
+impl RoutedQuestion {
     fn new(router: &Router, question: Question) -> Self {
         Self {
             key: CacheKey::of_question(&question),
@@ -70,12 +71,12 @@ impl Asking {
 /// A query that has to wait for an upstream.
 pub(crate) struct Miss {
     query: Query,
-    asking: Asking,
+    routed: RoutedQuestion,
     client: IpAddr,
     state: Arc<State>,
     limit: usize,
-    asked: Asked,
-    _in_flight: InFlightGuard,
+    arrival: Arrival,
+    _counted: MissGuard,
 }
 
 /// TCP responses are limited only by the 16-bit length prefix.
@@ -86,7 +87,24 @@ pub(crate) const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
 /// The TTL of stale records in a response (RFC 8767 §4 recommends 30 s).
 pub(crate) const STALE_TTL: u32 = 30;
 
-impl Shared {
+/// One query's way from packet to response, over the state every listener
+/// shares. Each listener task holds one; a clone is one more reference to
+/// the same [`Shared`].
+#[derive(Clone)]
+pub(crate) struct Handler {
+    shared: Arc<Shared>,
+}
+
+impl Handler {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The state this handler works on, for the listeners' own counters.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Answers `packet` if that needs no waiting: bad input, refused clients,
     /// local rules and cache hits. Everything else comes back as a [`Step::Miss`].
     pub(crate) fn answer_now(
@@ -96,80 +114,96 @@ impl Shared {
         protocol: Protocol,
         out: &mut Vec<u8>,
     ) -> Step {
-        let state = self.state.load();
-        let asked = Asked {
+        let state = self.shared.state();
+        let arrival = Arrival {
             client: client.to_canonical(),
             protocol,
             at: Instant::now(),
         };
-        let allowed = state.allow.iter().any(|net| net.contains(&asked.client));
+        let allowed = state.allow.iter().any(|net| net.contains(&arrival.client));
         let query = match Query::parse(packet) {
             Ok(query) => query,
             Err(reject) => return self.reject(packet, reject, allowed, protocol, out),
         };
-        if !allowed || !self.rate_limit.admit(asked.client, asked.at) {
+        if !allowed || !self.shared.admit(arrival.client, arrival.at) {
             query.write_error(wire::RCODE_REFUSED.into(), out);
-            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
+            return self.replied(
+                &state,
+                &query,
+                arrival,
+                None,
+                AnsweredBy::Local,
+                rcode_of(out),
+            );
         }
         if query.edns.is_some_and(|e| e.version > 0) {
             query.write_error(wire::EXT_RCODE_BADVERS, out);
             let rcode = wire::EXT_RCODE_BADVERS;
-            return self.replied(&state, &query, asked, None, Source::Local, rcode);
+            return self.replied(&state, &query, arrival, None, AnsweredBy::Local, rcode);
         }
         let limit = match protocol {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
-        if chaos::answer(self, &state, &query, limit, out) {
-            return self.replied(&state, &query, asked, None, Source::Local, rcode_of(out));
+        if chaos::answer(&self.shared, &state, &query, limit, out) {
+            return self.replied(
+                &state,
+                &query,
+                arrival,
+                None,
+                AnsweredBy::Local,
+                rcode_of(out),
+            );
         }
         let route_id = state.router.route_id(query.lower.as_bytes(), query.qtype);
         let route = state.router.get(route_id);
-        if let Some(source) = answer_local_data(&state, &query, route, limit, out)
+        if let Some(by) = answer_local_data(&state, &query, route, limit, out)
             .or_else(|| answer_locally(&state, &query, route, out))
         {
-            return self.replied(&state, &query, asked, Some(route), source, rcode_of(out));
+            return self.replied(&state, &query, arrival, Some(route), by, rcode_of(out));
         }
         let key = CacheKey::of(&query);
-        let served = self.cache.serve(&key, &query, asked.at, limit, out);
-        let asking = |query: &Query| Asking {
+        let served = self
+            .shared
+            .cache()
+            .serve(&key, &query, arrival.at, limit, out);
+        let routed = |query: &Query| RoutedQuestion {
             question: Question::from(query),
             key,
             route: route_id,
         };
         if served != Served::Miss {
             if served == Served::HitRefresh {
-                self.prefetch(&state, asking(&query));
+                self.prefetch(&state, routed(&query));
             }
             route.metrics.hits.inc();
             return self.replied(
                 &state,
                 &query,
-                asked,
+                arrival,
                 Some(route),
-                Source::Cache,
+                AnsweredBy::Cache,
                 rcode_of(out),
             );
         }
         route.metrics.misses.inc();
         Step::Miss(Box::new(Miss {
-            asking: asking(&query),
+            routed: routed(&query),
             query,
             client,
             state: arc_swap::Guard::into_inner(state),
             limit,
-            asked,
-            _in_flight: self.in_flight.enter(),
+            arrival,
+            _counted: self.shared.miss_started(),
         }))
     }
 
     /// Refreshes a hot entry before it expires, in the background.
-    fn prefetch(&self, state: &Arc<State>, asking: Asking) {
-        let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
-        else {
+    fn prefetch(&self, state: &Arc<State>, routed: RoutedQuestion) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        runtime.spawn(me.fetch(Arc::clone(state), asking));
+        runtime.spawn(self.clone().fetch(Arc::clone(state), routed));
     }
 
     /// A packet that is not a query we answer normally: dropped, or answered
@@ -184,11 +218,13 @@ impl Shared {
     ) -> Step {
         match reject {
             Reject::Drop => {
-                self.metrics.dropped(if packet.len() < wire::HEADER_LEN {
-                    Dropped::TooShort
-                } else {
-                    Dropped::NotAQuery
-                });
+                self.shared
+                    .metrics()
+                    .dropped(if packet.len() < wire::HEADER_LEN {
+                        Dropped::TooShort
+                    } else {
+                        Dropped::NotAQuery
+                    });
                 return Step::Drop;
             }
             Reject::Respond { .. } if !allowed => {
@@ -202,7 +238,10 @@ impl Shared {
                 *out = wire::error_reply(packet, rcode, question_end, edns);
             }
         }
-        self.metrics.queries.count(protocol, 0, rcode_of(out));
+        self.shared
+            .metrics()
+            .queries
+            .count(protocol, 0, rcode_of(out));
         Step::Reply
     }
 
@@ -211,49 +250,50 @@ impl Shared {
         &self,
         state: &State,
         query: &Query,
-        asked: Asked,
+        arrival: Arrival,
         route: Option<&Route>,
-        source: Source,
+        by: AnsweredBy,
         rcode: u16,
     ) -> Step {
-        self.metrics
+        self.shared
+            .metrics()
             .queries
-            .count(asked.protocol, query.qtype, rcode);
+            .count(arrival.protocol, query.qtype, rcode);
         if state.log_queries {
             let zone = route.map(|r| &r.zone);
-            querylog::log(asked.client, query, zone, source, rcode, asked.at);
+            querylog::log(arrival.client, query, zone, by, rcode, arrival.at);
         }
         Step::Reply
     }
 
     /// Fetches the answer for a miss and writes the client's response.
-    pub(crate) async fn answer_miss(self: &Arc<Self>, miss: Box<Miss>) -> Vec<u8> {
+    pub(crate) async fn answer_miss(&self, miss: Box<Miss>) -> Vec<u8> {
         let query = &miss.query;
         let mut out = Vec::new();
-        let (answer, source) = if loops::came_back(&miss.state.router, query, miss.client) {
-            (None, Source::Local)
+        let (answer, by) = if loops::came_back(&miss.state.router, query, miss.client) {
+            (None, AnsweredBy::Local)
         } else {
-            Arc::clone(self)
-                .resolve_traced(Arc::clone(&miss.state), miss.asking)
+            self.clone()
+                .resolve_traced(Arc::clone(&miss.state), miss.routed)
                 .await
         };
         match answer {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
         }
-        let route = miss.state.router.get(miss.asking.route);
+        let route = miss.state.router.get(miss.routed.route);
         // The query was counted as a miss when it left for the upstream; a stale
         // answer is counted once more, as stale, so an operator sees how much of
         // the route's traffic lives on expired data.
-        if source == Source::Stale {
+        if by == AnsweredBy::Stale {
             route.metrics.stale.inc();
         }
         self.replied(
             &miss.state,
             query,
-            miss.asked,
+            miss.arrival,
             Some(route),
-            source,
+            by,
             rcode_of(&out),
         );
         out
@@ -264,55 +304,54 @@ impl Shared {
     /// an expired answer is at hand, that one, stale (RFC 8767). `None` when
     /// the upstreams failed and there is nothing stale to give.
     pub(crate) async fn resolve(
-        self: Arc<Self>,
+        self,
         state: Arc<State>,
         question: Question,
     ) -> Option<Arc<Answer>> {
-        let asking = Asking::new(&state.router, question);
-        self.resolve_traced(state, asking).await.0
+        let routed = RoutedQuestion::new(&state.router, question);
+        self.resolve_traced(state, routed).await.0
     }
 
-    /// [`Shared::resolve`], also telling where the answer came from.
+    /// [`Handler::resolve`], also telling where the answer came from.
     async fn resolve_traced(
-        self: Arc<Self>,
+        self,
         state: Arc<State>,
-        asking: Asking,
-    ) -> (Option<Arc<Answer>>, Source) {
-        let stale = match self.cache.lookup(&asking.key, Instant::now()) {
-            Some(Cached::Fresh(answer)) => return (Some(Arc::new(answer)), Source::Cache),
+        routed: RoutedQuestion,
+    ) -> (Option<Arc<Answer>>, AnsweredBy) {
+        let stale = match self.shared.cache().lookup(&routed.key, Instant::now()) {
+            Some(Cached::Fresh(answer)) => return (Some(Arc::new(answer)), AnsweredBy::Cache),
             Some(Cached::Stale(stale)) => stale,
-            None => return self.fetch(state, asking).await,
+            None => return self.fetch(state, routed).await,
         };
         // The fetch runs on its own, so it still refreshes the cache when the
         // client has been given the stale answer.
-        let fetch = tokio::spawn(Arc::clone(&self).fetch(state, asking));
-        if let Ok(Ok((Some(answer), source))) =
-            tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await
+        let fetch = tokio::spawn(self.clone().fetch(state, routed));
+        if let Ok(Ok((Some(answer), by))) = tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await
         {
-            return (Some(answer), source);
+            return (Some(answer), by);
         }
-        tracing::info!(name = %asking.question.lower, "serving a stale answer: the upstreams failed or are slow");
+        tracing::info!(name = %routed.question.lower, "serving a stale answer: the upstreams failed or are slow");
         let stale = stale.to_stale(Instant::now(), STALE_TTL);
-        (Some(Arc::new(stale)), Source::Stale)
+        (Some(Arc::new(stale)), AnsweredBy::Stale)
     }
 
     /// Asks the route's upstreams (one fetch per key at a time), stores the
     /// answer and hands it to every query that waited on it.
     async fn fetch(
-        self: Arc<Self>,
+        self,
         state: Arc<State>,
-        asking: Asking,
-    ) -> (Option<Arc<Answer>>, Source) {
-        let question = asking.question;
-        let route = state.router.get(asking.route);
-        let Some(target) = state.router.target(route, &question.lower) else {
-            return (None, Source::None);
+        routed: RoutedQuestion,
+    ) -> (Option<Arc<Answer>>, AnsweredBy) {
+        let question = routed.question;
+        let route = state.router.get(routed.route);
+        let Some(target) = state.router.effective_route(route, &question.lower) else {
+            return (None, AnsweredBy::None);
         };
         let Action::Forward(upstream) = target.action else {
-            return (None, Source::None);
+            return (None, AnsweredBy::None);
         };
-        let leader = match self.flights.join(&asking.key, state.epoch) {
-            Flight::Follower(follower) => return (follower.answer().await, Source::Coalesced),
+        let leader = match self.shared.flights().join(&routed.key, state.epoch) {
+            Flight::Follower(follower) => return (follower.answer().await, AnsweredBy::Coalesced),
             Flight::Leader(leader) => leader,
         };
         let ask = Question {
@@ -323,14 +362,14 @@ impl Shared {
             Ok(reply) => reply,
             Err(error) => {
                 tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
-                return (None, Source::None);
+                return (None, AnsweredBy::None);
             }
         };
         let reply = match &target.rewrite {
             None => reply,
             Some(rewrite) => match rewrite.back(&reply, question.lower.as_bytes()) {
                 Some(reply) => reply,
-                None => return (None, Source::None),
+                None => return (None, AnsweredBy::None),
             },
         };
         let reply = if state
@@ -339,7 +378,7 @@ impl Shared {
         {
             match rebind::screen(reply, &question.lower) {
                 Some(reply) => reply,
-                None => return (None, Source::None),
+                None => return (None, AnsweredBy::None),
             }
         } else {
             reply
@@ -348,24 +387,25 @@ impl Shared {
         let Ok(answer) =
             Answer::from_reply(&reply, question.lower.as_bytes(), target.ttl, received)
         else {
-            return (None, Source::None);
+            return (None, AnsweredBy::None);
         };
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
-            let lookup = |question| resolve_boxed(Arc::clone(&self), Arc::clone(&state), question);
+            let lookup = |question| resolve_boxed(self.clone(), Arc::clone(&state), question);
             let cx = srv::Context {
                 router: &state.router,
-                cache: &self.cache,
+                cache: self.shared.cache(),
                 epoch: state.epoch,
                 lookup: &lookup,
             };
             answer = srv::complete(cx, answer, upstream.timeout()).await;
         }
         // Not kept when a reload changed the routes while it was fetched.
-        self.cache
+        self.shared
+            .cache()
             .insert_fetched(leader.key(), &answer, received, state.epoch);
         leader.finish(&answer);
-        (Some(answer), Source::Server(server))
+        (Some(answer), AnsweredBy::Server(server))
     }
 }
 
@@ -377,7 +417,7 @@ fn answer_local_data(
     route: &Route,
     limit: usize,
     out: &mut Vec<u8>,
-) -> Option<Source> {
+) -> Option<AnsweredBy> {
     let local_data = state.local.load();
     let records = local_data.lookup(query.lower.as_bytes())?;
     let ttl = local_data.ttl();
@@ -387,7 +427,7 @@ fn answer_local_data(
     };
     local::data(query, &local_data, records, &soa, limit, out);
     route.metrics.local.inc();
-    Some(Source::Local)
+    Some(AnsweredBy::Local)
 }
 
 /// Where the SOA of a local NODATA for `lower` is owned, as an offset in it:
@@ -409,7 +449,7 @@ fn answer_locally(
     query: &Query,
     route: &Route,
     out: &mut Vec<u8>,
-) -> Option<Source> {
+) -> Option<AnsweredBy> {
     let lower = query.lower.as_bytes();
     let local_data = state.local.load();
     // A name kept here that exists all the same (RFC 8020 §2: NXDOMAIN says
@@ -442,7 +482,10 @@ fn answer_locally(
         local::addresses(query, &route.addresses, soa, out);
     } else {
         let action = match &route.action {
-            Action::Reroute => state.router.target(route, &query.lower).map(|t| t.action),
+            Action::Reroute => state
+                .router
+                .effective_route(route, &query.lower)
+                .map(|t| t.action),
             action => Some(action),
         };
         match action {
@@ -461,22 +504,22 @@ fn answer_locally(
             None | Some(Action::Reroute) => {
                 query.write_error(wire::RCODE_SERVFAIL.into(), out);
                 route.metrics.local.inc();
-                return Some(Source::None);
+                return Some(AnsweredBy::None);
             }
         }
     }
     route.metrics.local.inc();
-    Some(Source::Local)
+    Some(AnsweredBy::Local)
 }
 
-/// [`Shared::resolve`] behind a box, for the SRV completion that calls back
+/// [`Handler::resolve`] behind a box, for the SRV completion that calls back
 /// into it (an async fn cannot contain itself).
 fn resolve_boxed(
-    shared: Arc<Shared>,
+    handler: Handler,
     state: Arc<State>,
     question: Question,
 ) -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> {
-    Box::pin(shared.resolve(state, question))
+    Box::pin(handler.resolve(state, question))
 }
 
 /// The RCODE of a response splitdns wrote (the header's four bits).

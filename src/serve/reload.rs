@@ -120,12 +120,12 @@ impl Supervisor {
         tracing::info!("reloading {}", self.config.origin);
         let outcome = match self.try_reload() {
             Ok(()) => {
-                self.shared.metrics.reloaded(Ok(&self.config));
+                self.shared.metrics().reloaded(Ok(&self.config));
                 tracing::info!(config = %self.config.origin, "reloaded");
                 Ok(format!("{}: reloaded", self.config.origin))
             }
             Err(error) => {
-                self.shared.metrics.reloaded(Err(()));
+                self.shared.metrics().reloaded(Err(()));
                 tracing::error!("reload rejected, still serving the previous config: {error}");
                 notify::status(&format!("reload rejected: {error}"));
                 Err(error)
@@ -200,7 +200,7 @@ impl Supervisor {
         let bound = self.listeners.addrs();
         let servers = resolv::default_servers(&self.config, &bound);
         let allow = interfaces::allow(&self.config, &bound);
-        let current = self.shared.state.load_full();
+        let current = arc_swap::Guard::into_inner(self.shared.state());
         let old_servers = current.router.default_servers();
         let router = if reloaded.is_some() || servers != old_servers {
             if servers != old_servers {
@@ -209,7 +209,7 @@ impl Supervisor {
             Arc::new(Router::with_metrics(
                 &self.config,
                 servers,
-                &self.shared.metrics,
+                self.shared.metrics(),
             ))
         } else if allow == current.allow {
             return;
@@ -237,15 +237,15 @@ impl Supervisor {
             // running, or started until the swap) are no longer stored.
             let dropped = self
                 .shared
-                .cache
+                .cache()
                 .reroute(epoch, |name| current.router.routes_alike(&router, name));
             tracing::info!(
                 dropped,
-                kept = self.shared.cache.len(),
+                kept = self.shared.cache().len(),
                 "cache entries of changed routes dropped"
             );
         }
-        self.shared.state.store(state);
+        self.shared.replace_state(state);
     }
 
     fn schedule_retry(&mut self, needed: bool) {

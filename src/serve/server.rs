@@ -27,7 +27,7 @@ use crate::config::TcpConfig;
 use crate::dns::wire::Protocol;
 use crate::serve::batch::{BATCH, Batch};
 use crate::serve::connections::{Connections, Slot};
-use crate::serve::handler::Step;
+use crate::serve::handler::{Handler, Step};
 use crate::serve::shards::Shards;
 use crate::state::Shared;
 
@@ -118,14 +118,13 @@ impl Listener {
         tasks: &mut tokio::task::JoinSet<()>,
     ) {
         for (i, socket) in self.udp.into_iter().enumerate() {
-            let read = shared.metrics.udp_thread(i);
-            tasks.spawn_on(
-                serve_udp(Arc::clone(shared), socket, read),
-                shards.handle(i),
-            );
+            let read = shared.metrics().udp_thread(i);
+            let handler = Handler::new(Arc::clone(shared));
+            tasks.spawn_on(serve_udp(handler, socket, read), shards.handle(i));
         }
-        let limits = shared.tcp.clone();
-        tasks.spawn(serve_tcp(Arc::clone(shared), self.tcp, limits));
+        let limits = shared.tcp().clone();
+        let handler = Handler::new(Arc::clone(shared));
+        tasks.spawn(serve_tcp(handler, self.tcp, limits));
     }
 }
 
@@ -168,7 +167,7 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// Answers a burst of queries per wake-up: hits and local answers go back in
 /// one sendmmsg, misses each get a task on this shard, and their answers wait
 /// in the [`Outbox`] to go out with the next burst's.
-async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, read: Counter) {
+async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, read: Counter) {
     let socket = match UdpSocket::from_std(socket) {
         Ok(socket) => Arc::new(socket),
         Err(error) => {
@@ -215,14 +214,14 @@ async fn serve_udp(shared: Arc<Shared>, socket: std::net::UdpSocket, read: Count
             let Some((packet, client, out)) = batch.query(i) else {
                 continue;
             };
-            match shared.answer_now(packet, client.ip(), Protocol::Udp, out) {
+            match handler.answer_now(packet, client.ip(), Protocol::Udp, out) {
                 Step::Reply => batch.reply[i] = true,
                 Step::Drop => {}
                 Step::Miss(miss) => {
-                    let shared = Arc::clone(&shared);
+                    let handler = handler.clone();
                     let (outbox, socket) = (Arc::clone(&outbox), Arc::clone(&socket));
                     tokio::spawn(async move {
-                        let reply = shared.answer_miss(miss).await;
+                        let reply = handler.answer_miss(miss).await;
                         outbox.post(reply, client, &socket).await;
                     });
                 }
@@ -304,7 +303,7 @@ impl Drop for OutboxClosed {
     }
 }
 
-async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, limits: TcpConfig) {
+async fn serve_tcp(handler: Handler, listener: TcpListener, limits: TcpConfig) {
     let connections = Connections::new(limits.max_connections);
     let limits = Arc::new(limits);
     loop {
@@ -320,11 +319,11 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, limits: TcpConfig
             tracing::debug!(%client, "TCP connection closed: every connection has queries in flight");
             continue;
         };
-        let (shared, limits) = (Arc::clone(&shared), Arc::clone(&limits));
-        let counted = shared.metrics.tcp_connection();
+        let (handler, limits) = (handler.clone(), Arc::clone(&limits));
+        let counted = handler.shared().metrics().tcp_connection();
         tokio::spawn(async move {
             tokio::select! {
-                () = serve_connection(shared, stream, client, &slot, &limits) => {}
+                () = serve_connection(handler, stream, client, &slot, &limits) => {}
                 () = slot.closed() => tracing::debug!(%client, "closed an idle TCP connection to make room"),
             }
             drop(counted);
@@ -336,7 +335,7 @@ async fn serve_tcp(shared: Arc<Shared>, listener: TcpListener, limits: TcpConfig
 /// a message, or has sent its quota; responses go out as they are ready, in
 /// any order.
 async fn serve_connection(
-    shared: Arc<Shared>,
+    handler: Handler,
     stream: TcpStream,
     client: SocketAddr,
     slot: &Slot,
@@ -366,7 +365,7 @@ async fn serve_connection(
             break;
         };
         slot.queried();
-        match shared.answer_now(&packet, client.ip(), Protocol::Tcp, &mut out) {
+        match handler.answer_now(&packet, client.ip(), Protocol::Tcp, &mut out) {
             Step::Reply => {
                 if tx.send(std::mem::take(&mut out)).await.is_err() {
                     break;
@@ -377,11 +376,11 @@ async fn serve_connection(
                 let Ok(permit) = Arc::clone(&pipeline).acquire_owned().await else {
                     break;
                 };
-                let shared = Arc::clone(&shared);
+                let handler = handler.clone();
                 let tx = tx.clone();
                 let busy = slot.conn.busy();
                 tokio::spawn(async move {
-                    let reply = shared.answer_miss(miss).await;
+                    let reply = handler.answer_miss(miss).await;
                     let _ = tx.send(reply).await;
                     drop((permit, busy));
                 });

@@ -162,14 +162,10 @@ impl Server {
         }
         let shared = Arc::clone(&self.shared);
         let supervisor = reload::Supervisor::new(self.config, self.loader, shared, self.listeners);
-        self.shared
-            .serving
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.set_serving(true);
         let listeners = supervisor.run(controls, reloads).await;
         tracing::info!("shutting down");
-        self.shared
-            .serving
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.shared.set_serving(false);
         tasks.abort_all();
         let shards = listeners.shards();
         drop(listeners);
