@@ -1,27 +1,28 @@
-//! The manual pages and shell completions, made from the clap definitions
-//! ([`crate::cli`]) and the config reference ([`crate::config::reference`]),
-//! so they cannot drift from the program. `splitdns generate DIR` writes them;
-//! the Debian package ships what it wrote, and the documents beside them. The
-//! README and the docs/ pages are listed here ([`PAGES`]), so that a link in
-//! the config reference names the page that has its heading.
+//! The manual pages and shell completions. The pages are made from the clap
+//! definitions ([`crate::cli`]), the config reference
+//! ([`crate::config::reference`]) and sections of the README and the docs/
+//! pages, quoted by their headings ([`markdown`]), so they cannot drift from
+//! the program or from the documents. `splitdns generate DIR` writes them; the
+//! Debian package ships what it wrote, and the documents beside them.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use clap_complete::Shell;
+use clap_mangen::Man;
 use roff::{Roff, bold, roman};
 
 use crate::cli::Cli;
-use crate::config::reference::{KEYS, RULES};
-use crate::config::{Config, DEFAULT_PATH};
+use crate::config::reference::KEYS;
+use crate::config::{DEFAULT_INCLUDE_DIR, DEFAULT_PATH};
 
 mod markdown;
 
-use markdown::Font;
 pub use markdown::{anchors, links};
+use markdown::{first_paragraph, section, title};
 
-/// A document: its file name and its text, compiled in.
+/// A document the man pages quote: its file name and its text, compiled in.
 #[derive(Debug)]
 pub struct Page {
     pub file: &'static str,
@@ -37,7 +38,7 @@ macro_rules! page {
     };
 }
 
-/// The README.
+/// The README, whose first paragraph and Consul + Docker set-up splitdns(8) quotes.
 pub const README: Page = Page {
     file: "README.md",
     text: include_str!("../README.md"),
@@ -110,58 +111,167 @@ pub fn man_pages() -> io::Result<Vec<(String, String)>> {
     command.build();
     let mut pages = Vec::new();
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
-        pages.push(command_page(sub.clone(), &[])?);
+        let parts = subcommand_parts(sub.get_name())?;
+        pages.push(command_page(sub.clone(), parts)?);
     }
-    pages.push(command_page(command, &main_page_extra())?);
-    pages.push(("splitdns.toml.5".to_string(), config_page()));
+    let parts = main_parts(&command)?;
+    pages.push(command_page(command, parts)?);
+    pages.push(("splitdns.toml.5".to_string(), config_page()?));
     Ok(pages)
 }
 
-fn command_page(command: clap::Command, extra: &[Roff]) -> io::Result<(String, String)> {
-    let man = clap_mangen::Man::new(command)
+/// What a command's page has besides clap's NAME, SYNOPSIS, OPTIONS,
+/// SUBCOMMANDS and VERSION: a DESCRIPTION (clap's one line when `None`), the
+/// sections after the subcommands, and SEE ALSO.
+struct Parts {
+    description: Option<Roff>,
+    sections: Vec<(&'static str, Roff)>,
+    see_also: Roff,
+}
+
+/// splitdns(8): what dnsmasq(8) has. It describes what splitdns does, then
+/// its signals, exit status, environment and files, and the Consul + Docker
+/// set-up as the example.
+fn main_parts(command: &clap::Command) -> io::Result<Parts> {
+    let mut description = markdown::to_roff(first_paragraph(README.text), &suffix(&README));
+    description.extend([quote("running.md", "Commands")?]);
+    for heading in ["Routing", "Forwarding", "Cache", "When upstreams fail"] {
+        description.extend([subsection(heading), quote("behaviour.md", heading)?]);
+    }
+    description.extend([subsection("Reloading"), quote("running.md", "Reloading")?]);
+    let example = "Pointing the host and Docker at it";
+    let sections = vec![
+        ("SIGNALS", quote("running.md", "Signals")?),
+        ("EXIT STATUS", quote("running.md", "Exit status")?),
+        ("ENVIRONMENT", quote("running.md", "Environment")?),
+        ("FILES", quote("running.md", "Files")?),
+        ("EXAMPLES", quote("README.md", example)?),
+    ];
+    Ok(Parts {
+        description: Some(description),
+        sections,
+        see_also: main_see_also(command),
+    })
+}
+
+/// The other pages, the programs splitdns stands in for or beside, and the documents.
+fn main_see_also(command: &clap::Command) -> Roff {
+    let mut see_also: Vec<String> = command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| format!("splitdns-{}(8)", s.get_name()))
+        .collect();
+    see_also.extend(
+        [
+            "splitdns.toml(5)",
+            "dnsmasq(8)",
+            "resolv.conf(5)",
+            "systemd.service(5)",
+            "systemd-resolved(8)",
+        ]
+        .map(String::from),
+    );
+    let mut roff = para(&see_also.join(", "));
+    roff.extend([documents()]);
+    roff
+}
+
+/// A subcommand's page quotes the document that tells of it in full.
+fn subcommand_parts(name: &str) -> io::Result<Parts> {
+    let (description, sections) = match name {
+        "run" => (None, vec![("SIGNALS", quote("running.md", "Signals")?)]),
+        "check" => (Some(quote("running.md", "`splitdns check`")?), vec![]),
+        "control" => (Some(quote("running.md", "`splitdns control`")?), vec![]),
+        "import-dnsmasq" => (
+            Some(quote("migrating.md", "Importing a dnsmasq config")?),
+            vec![
+                (
+                    "DNSMASQ OPTIONS",
+                    quote("migrating.md", "Option by option")?,
+                ),
+                (
+                    "DIFFERENCES FROM DNSMASQ",
+                    quote("migrating.md", "Differences from dnsmasq")?,
+                ),
+            ],
+        ),
+        _ => (None, vec![]),
+    };
+    Ok(Parts {
+        description,
+        sections,
+        see_also: para("splitdns(8), splitdns.toml(5)"),
+    })
+}
+
+fn command_page(command: clap::Command, parts: Parts) -> io::Result<(String, String)> {
+    let man = Man::new(command.clone())
         .section("8")
         .manual("System Manager's Manual")
         .source(format!("splitdns {}", env!("CARGO_PKG_VERSION")));
-    let mut text = Vec::new();
-    man.render(&mut text)?;
-    let mut text = String::from_utf8(text).expect("clap_mangen writes UTF-8");
-    let see_also = [section("SEE ALSO"), para("splitdns(8), splitdns.toml(5)")];
-    for part in extra.iter().chain(&see_also) {
-        text.push_str(&part.to_roff());
+    let mut text = Roff::new().render();
+    for render in [
+        Man::render_title,
+        Man::render_name_section,
+        Man::render_synopsis_section,
+    ] {
+        text.push_str(&clap_part(&man, render)?);
     }
+    match parts.description {
+        Some(description) => text.push_str(&rendered_section("DESCRIPTION", description)),
+        None => text.push_str(&clap_part(&man, Man::render_description_section)?),
+    }
+    if command.get_arguments().any(|a| !a.is_hide_set()) {
+        text.push_str(&clap_part(&man, Man::render_options_section)?);
+    }
+    if command.get_subcommands().any(|s| !s.is_hide_set()) {
+        text.push_str(&clap_part(&man, Man::render_subcommands_section)?);
+    }
+    for (title, body) in parts.sections {
+        text.push_str(&rendered_section(title, body));
+    }
+    if command
+        .get_version()
+        .or(command.get_long_version())
+        .is_some()
+    {
+        text.push_str(&clap_part(&man, Man::render_version_section)?);
+    }
+    text.push_str(&rendered_section("SEE ALSO", parts.see_also));
     Ok((man.get_filename(), text))
 }
 
-fn main_page_extra() -> [Roff; 4] {
-    let builtin: Vec<String> = Config::builtin()
-        .listen
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    [
-        section("FILES"),
-        definition(
-            DEFAULT_PATH,
-            &format!(
-                "The config, read when --config is not given; without it, the built-in \
-                 default: listening on {}, consul to 127.0.0.1:8600, names from /etc/hosts. \
-                 See splitdns.toml(5).",
-                builtin.join(" and ")
-            ),
-        ),
-        section("SIGNALS"),
-        para(
-            "SIGHUP reloads the config (systemctl reload splitdns); a config that check would \
-             refuse is refused and the running one keeps serving. SIGTERM and SIGINT stop, \
-             giving queries in flight up to 5 seconds. SIGUSR1 logs the statistics.",
-        ),
-    ]
+/// One section as clap_mangen renders it, without the preamble every render
+/// repeats (the page starts with it once).
+fn clap_part(
+    man: &Man,
+    render: fn(&Man, &mut dyn io::Write) -> io::Result<()>,
+) -> io::Result<String> {
+    let mut out = Vec::new();
+    render(man, &mut out)?;
+    let text = String::from_utf8(out).expect("clap_mangen writes UTF-8");
+    Ok(without_preamble(text))
 }
 
-/// splitdns.toml(5): every table and key from [`KEYS`], every rule form from [`RULES`].
-fn config_page() -> String {
-    let configuration = page("configuration.md").expect("docs/configuration.md is compiled in");
-    let rules = page("rules.md").expect("docs/rules.md is compiled in");
+/// `.SH TITLE` and the body, apostrophes kept upright as in the rest of the page.
+fn rendered_section(title: &str, body: Roff) -> String {
+    let mut roff = Roff::new();
+    roff.control("SH", [title]);
+    roff.extend([body]);
+    without_preamble(roff.render())
+}
+
+fn without_preamble(text: String) -> String {
+    let preamble = Roff::new().render();
+    match text.strip_prefix(&preamble) {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
+/// splitdns.toml(5): the file as docs/configuration.md describes it, every
+/// table and key from [`KEYS`], and the rule lines and drop-in files.
+fn config_page() -> io::Result<String> {
     let mut page = Roff::new();
     page.control(
         "TH",
@@ -174,25 +284,37 @@ fn config_page() -> String {
         ],
     );
     page.extend([
-        section("NAME"),
+        section_title("NAME"),
         para("splitdns.toml - the splitdns configuration file"),
-        section("SYNOPSIS"),
+        section_title("SYNOPSIS"),
         para(DEFAULT_PATH),
-        section("DESCRIPTION"),
-        para(
-            "A TOML file. Every key may be left out, and then takes its default. Unknown keys \
-             are errors in every table; each mistake is reported on one line naming the file, \
-             the line, the key and the value. splitdns check validates a file without binding \
-             anything.",
+        section_title("DESCRIPTION"),
+        quote("configuration.md", "The config file")?,
+        section_title("KEYS"),
+        keys_notes()?,
+        keys(),
+        section_title("RULES"),
+        quote("rules.md", "Rules")?,
+        section_title("DROP-IN FILES"),
+        quote("configuration.md", "Drop-in files")?,
+        section_title("FILES"),
+        definition(DEFAULT_PATH, "The config splitdns reads without --config."),
+        definition(
+            &format!("{DEFAULT_INCLUDE_DIR}/"),
+            "Drop-in files, which the packaged config includes.",
         ),
-        para(
-            "Durations are strings such as \"2s\", \"500ms\" or \"1m 30s\". TTLs are whole \
-             seconds. Server addresses are written IP, IP#PORT, IP:PORT or [V6]:PORT, and the \
-             port is 53 when none is given. Host names are not accepted.",
-        ),
-        section("KEYS"),
+        section_title("SEE ALSO"),
+        para("splitdns(8), dnsmasq(8), systemd-resolved(8)"),
+        documents(),
     ]);
+    Ok(page.render())
+}
+
+/// Every key from [`KEYS`], one subsection per table.
+fn keys() -> Roff {
+    let mut roff = Roff::new();
     let mut table = None;
+    let configuration = page("configuration.md").expect("docs/configuration.md is compiled in");
     let links = suffix(configuration);
     for key in KEYS {
         if table != Some(key.table) {
@@ -202,38 +324,54 @@ fn config_page() -> String {
             } else {
                 key.table
             };
-            page.control("SS", [title]);
+            roff.control("SS", [title]);
         }
-        page.control("TP", []);
-        page.text([bold(key.key)]);
+        roff.control("TP", []).text([bold(key.key)]);
         let text = format!("{}. Default: {}. {}", key.kind, key.default, key.meaning);
-        page.text(markdown::inlines(&text, &links, Font::Roman));
+        roff.text(markdown::inlines(&text, &links, markdown::Font::Roman));
     }
-    page.extend([
-        section("RULES"),
-        para(
-            "Each string in rules is one line in dnsmasq's syntax; lines copied from a \
-             dnsmasq.conf work as they are. ZONE means the zone and every name below it; \
-             several zones can share a line: /a/b/.",
-        ),
-    ]);
-    let links = suffix(rules);
-    for rule in RULES {
-        page.control("TP", []);
-        page.text(markdown::inlines(rule.form, &links, Font::Bold));
-        page.text(markdown::inlines(rule.meaning, &links, Font::Roman));
+    roff
+}
+
+/// What docs/configuration.md says below its key table, of all tables.
+fn keys_notes() -> io::Result<Roff> {
+    let (page, keys) = quoted("configuration.md", "Keys")?;
+    let (_, notes) = keys
+        .split_once(KEYS_END)
+        .ok_or_else(|| missing(page.file, KEYS_END))?;
+    Ok(markdown::to_roff(notes, &suffix(page)))
+}
+
+/// The line after the generated key table.
+pub const KEYS_END: &str = "<!-- end of keys -->";
+
+/// The docs/ pages, for SEE ALSO, by their titles.
+fn documents() -> Roff {
+    let mut roff = para(&format!(
+        "{DOC_DIR}/README.md, and the pages of {DOC_DIR}/docs/, which these manual pages \
+         quote and name as docs/PAGE.md:"
+    ));
+    for page in PAGES {
+        roff.extend([definition(&format!("docs/{}", page.file), title(page.text))]);
     }
-    page.extend([
-        section("FILES"),
-        definition(DEFAULT_PATH, "The config splitdns reads without --config."),
-        section("SEE ALSO"),
-        para("splitdns(8), dnsmasq(8), systemd-resolved(8)"),
-        para(&format!(
-            "{DOC_DIR}/README.md, and the pages of {DOC_DIR}/docs/, which these manual pages \
-             name as docs/PAGE.md."
-        )),
-    ]);
-    page.render()
+    roff
+}
+
+/// The text under `heading` on `page` as man page text. The headings named in
+/// this file must stay in the documents: every `generate` fails without them.
+fn quote(file: &str, heading: &str) -> io::Result<Roff> {
+    let (page, text) = quoted(file, heading)?;
+    Ok(markdown::to_roff(text, &suffix(page)))
+}
+
+fn quoted(file: &str, heading: &str) -> io::Result<(&'static Page, &'static str)> {
+    let page = page(file).ok_or_else(|| missing(file, "page"))?;
+    let text = section(page.text, heading).ok_or_else(|| missing(file, heading))?;
+    Ok((page, text))
+}
+
+fn missing(file: &str, what: &str) -> io::Error {
+    io::Error::other(format!("{file}: no {what:?} to quote"))
 }
 
 /// What a link on `here` adds after its text in a man page: where the reader
@@ -302,9 +440,15 @@ pub fn relink(markdown: &str, here: &Page) -> String {
     out
 }
 
-fn section(title: &str) -> Roff {
+fn section_title(title: &str) -> Roff {
     let mut roff = Roff::new();
     roff.control("SH", [title]);
+    roff
+}
+
+fn subsection(title: &str) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SS", [title]);
     roff
 }
 

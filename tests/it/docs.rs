@@ -1,12 +1,15 @@
 //! The documents, the man pages and the completions are made from the same source as the
-//! program: these tests keep them so. The key and rule tables of docs/ are made from
-//! `src/config/reference.rs`, and the links between the documents lead somewhere.
+//! program, and from each other: these tests keep them so. The key and rule tables of
+//! docs/ are made from `src/config/reference.rs`; the man pages quote the README and the
+//! docs/ pages by heading.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use splitdns::Config;
 use splitdns::config::reference::{KEYS, RULES, keys_markdown, rules_markdown};
-use splitdns::docs::{self, PAGES, README};
+use splitdns::config::{DEFAULT_INCLUDE_DIR, DEFAULT_PATH};
+use splitdns::docs::{self, KEYS_END, PAGES, README};
 
 use crate::support::daemon::BIN;
 use crate::support::prereq;
@@ -53,7 +56,7 @@ fn docs_tables_are_made_from_the_config_reference() {
         (
             "configuration.md",
             "<!-- keys: ",
-            "<!-- end of keys -->",
+            KEYS_END,
             docs::relink(&keys_markdown(), page("configuration.md")),
         ),
         (
@@ -116,7 +119,7 @@ fn links_between_the_documents_lead_somewhere() {
     );
 }
 
-/// docs/ holds exactly the pages `splitdns::docs::PAGES` lists, and the README links each.
+/// docs/ holds exactly the pages the man pages can quote, and the README links each.
 #[test]
 fn the_readme_links_every_docs_page() {
     let mut on_disk: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("docs"))
@@ -171,8 +174,75 @@ fn generate(dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The `.SH` titles of a roff page, in order.
+fn sections(roff: &str) -> Vec<String> {
+    roff.lines()
+        .filter_map(|line| line.strip_prefix(".SH "))
+        .map(|title| title.trim_matches('"').to_string())
+        .collect()
+}
+
+/// The roff text of the section titled `title`.
+fn section<'a>(roff: &'a str, title: &str) -> &'a str {
+    let heading = if title.contains(' ') {
+        format!(".SH \"{title}\"\n")
+    } else {
+        format!(".SH {title}\n")
+    };
+    let start = roff.find(&heading).unwrap_or_else(|| panic!("no {title}")) + heading.len();
+    let end = roff[start..]
+        .find("\n.SH ")
+        .map_or(roff.len(), |e| start + e);
+    &roff[start..end]
+}
+
+/// splitdns(8) has what dnsmasq(8) has, in man-pages(7) order: what splitdns does, its
+/// options and commands, signals, exit status, environment, files, the Consul + Docker
+/// set-up as the example, and where to read on. Its FILES names the built-in default as
+/// the program has it.
+#[test]
+fn splitdns_8_has_the_sections_an_operator_looks_for() {
+    let dir = tempfile::TempDir::new().unwrap();
+    generate(dir.path());
+    let page = std::fs::read_to_string(dir.path().join("man/splitdns.8")).unwrap();
+    let want = [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "SUBCOMMANDS",
+        "SIGNALS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+        "VERSION",
+        "SEE ALSO",
+    ];
+    assert_eq!(sections(&page), want);
+    let page = page.replace("\\-", "-");
+    let files = section(&page, "FILES");
+    for path in [DEFAULT_PATH, DEFAULT_INCLUDE_DIR] {
+        assert!(files.contains(path), "FILES does not name {path}");
+    }
+    for listen in Config::builtin().listen {
+        let listen = listen.to_string();
+        assert!(files.contains(&listen), "FILES does not name {listen}");
+    }
+    for signal in ["SIGHUP", "SIGTERM", "SIGINT", "SIGUSR1"] {
+        assert!(section(&page, "SIGNALS").contains(signal), "{signal}");
+    }
+    for variable in ["RUST_LOG", "JOURNAL_STREAM", "NOTIFY_SOCKET"] {
+        assert!(
+            section(&page, "ENVIRONMENT").contains(variable),
+            "{variable}"
+        );
+    }
+    assert!(section(&page, "EXAMPLES").contains("docker0:53"));
+}
+
 /// splitdns(8), one page per subcommand, and splitdns.toml(5) naming every key and rule
-/// form; no Markdown mark is left in what they quote, and each renders without warnings (groff -ww,
+/// form; no Markdown mark is left in them, and each renders without warnings (groff -ww,
 /// as `man` would) where groff is installed.
 #[test]
 fn man_pages_cover_every_command_and_key() {
@@ -192,6 +262,19 @@ fn man_pages_cover_every_command_and_key() {
     let toml5 = std::fs::read_to_string(man.join("splitdns.toml.5")).unwrap();
     // roff escapes `-` as `\-`.
     let toml5 = toml5.replace("\\-", "-");
+    assert_eq!(
+        sections(&toml5),
+        [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "KEYS",
+            "RULES",
+            "DROP-IN FILES",
+            "FILES",
+            "SEE ALSO"
+        ]
+    );
     for key in KEYS {
         assert!(
             toml5.contains(&format!("\\fB{}\\fR", key.key)),
