@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, ConfigText};
+use super::error::ConfigError;
+use super::text::ConfigText;
 
 /// `[cache]`: TTL bounds are in seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::{ConfigError, ConfigText};
+use super::error::ConfigError;
+use super::text::ConfigText;
 
 /// What one drop-in file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, ConfigText};
+use super::error::ConfigError;
+use super::text::ConfigText;
 use crate::dns::zone::Zone;
 
 /// `[local]` plus every static record, from `[[record]]` tables and record rules.

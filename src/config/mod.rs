@@ -10,13 +10,15 @@
 //! `local.rs` (`[local]`, `[[record]]`), `observe.rs` (`[metrics]`, `[log]`) and
 //! `control.rs`. Rule lines are `dnsmasq/` (what one line says) and `rules.rs`
 //! (the lines of one zone folded into its route), drop-in files `include.rs`,
-//! server entries `server_spec.rs`. This file keeps [`Config`], loading and
-//! discovery, the located error (`ConfigText`, [`ConfigError`]) every table
-//! reports through, and the assembly of the tables into one [`Config`].
+//! server entries `server_spec.rs`. Every table reports through the located error
+//! ([`ConfigError`], `error.rs`) and the text it points into (`ConfigText`,
+//! `text.rs`), which sit below the tables. This file keeps [`Config`], loading and
+//! discovery, and the assembly of the tables into one [`Config`].
 
 mod cache;
 pub mod control;
 pub mod dnsmasq;
+mod error;
 mod include;
 pub mod local;
 mod observe;
@@ -25,13 +27,11 @@ mod route;
 mod rules;
 mod server;
 pub(crate) mod server_spec;
+mod text;
 pub(crate) mod trust;
 mod upstream;
 
-use std::fmt;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -44,6 +44,7 @@ use cache::RawCache;
 pub use control::ControlConfig;
 use control::RawControl;
 use dnsmasq::{Rule, RuleAction, RuleError};
+pub use error::ConfigError;
 pub use local::{LocalConfig, StaticRecord};
 use local::{RawLocal, RawRecord};
 pub use observe::{DEFAULT_HEALTH_WINDOW, LogConfig, LogFormat, MetricsConfig};
@@ -52,6 +53,7 @@ use route::RawRoute;
 pub use route::{RouteAction, RouteConfig};
 use server::RawServer;
 pub use server::{GuardConfig, Listen, ListenError, TcpConfig, parse_listen};
+use text::ConfigText;
 use upstream::RawUpstream;
 pub use upstream::{Strategy, UpstreamConfig};
 
@@ -100,73 +102,6 @@ pub struct Config {
     /// What the operator should hear about but is no reason to refuse the
     /// config: an include path that does not exist, a file that was not read.
     pub warnings: Vec<String>,
-}
-
-/// A mistake in a config file, worded for the person who wrote it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: cannot read the config: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    /// The text is not TOML, or a key or a value's type is not what the table
-    /// takes: toml's own message, which names the line.
-    #[error("{path}: {message}")]
-    Syntax { path: String, message: String },
-    /// A value the table takes in form but not in meaning: every such error, in
-    /// every table, is reported through this one, with its line.
-    #[error("{path}:{line}: {key} = {value}: {problem}")]
-    Invalid {
-        path: String,
-        line: usize,
-        key: String,
-        /// The value as TOML writes it: quoted when it is a string.
-        value: String,
-        problem: String,
-    },
-    #[error(
-        "{path}: {at}: rewrite target {target} overlaps {zone}, which is rewritten too \
-         ({other}); rewrites do not chain, point it at the final name"
-    )]
-    ChainedRewrite {
-        path: String,
-        at: String,
-        target: String,
-        zone: String,
-        other: String,
-    },
-    #[error("{path}: zone {zone} is defined twice: {first} and {second}; keep one of them")]
-    DuplicateZone {
-        path: String,
-        zone: String,
-        first: String,
-        second: String,
-    },
-    #[error("{path}: zone {zone}: {first} and {second} conflict: {problem}")]
-    RuleConflict {
-        path: String,
-        zone: String,
-        first: String,
-        second: String,
-        problem: &'static str,
-    },
-    #[error("{path}:{line}: {text}: {problem}")]
-    Line {
-        path: String,
-        line: usize,
-        text: String,
-        problem: String,
-    },
-    #[error(
-        "{path}:{line}: {key} can only be set in the main config file; a drop-in file holds \
-         only rules, [[route]] and [[record]]"
-    )]
-    FragmentKey {
-        path: String,
-        line: usize,
-        key: String,
-    },
 }
 
 #[derive(Deserialize)]
@@ -242,8 +177,12 @@ impl Config {
             encrypted: src.encrypted_defaults(&raw.upstream)?,
             ..Entries::default()
         };
-        entries.default_servers =
-            src.servers("[upstream] servers", &raw.upstream.servers, None, &entries)?;
+        entries.default_servers = src.servers(
+            "[upstream] servers",
+            &raw.upstream.servers,
+            None,
+            &entries.encrypted,
+        )?;
         src.add_entries(&raw.rules, &raw.route, &raw.record, &mut entries)?;
         let mut included = Vec::new();
         for (path, kind) in expanded.files {
@@ -330,57 +269,7 @@ struct Entries {
     encrypted: server_spec::Defaults,
 }
 
-/// The text being validated, so every error can point at its line.
-struct ConfigText<'a> {
-    path: String,
-    text: &'a str,
-    /// A drop-in file: where things are defined names the file too.
-    fragment: bool,
-}
-
 impl ConfigText<'_> {
-    fn line_of(&self, span: Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
-    }
-
-    /// `what`, with the file's name when it is a drop-in file.
-    fn place(&self, what: String) -> String {
-        if self.fragment {
-            format!("{}: {what}", self.path)
-        } else {
-            what
-        }
-    }
-
-    /// `key = "value"` is wrong for `problem`, on the line where it is written.
-    fn invalid(
-        &self,
-        key: &str,
-        value: &Spanned<String>,
-        problem: impl fmt::Display,
-    ) -> ConfigError {
-        self.invalid_at(key, value.span(), format!("{:?}", value.get_ref()), problem)
-    }
-
-    /// `key = value` is wrong for `problem`; `value` as TOML writes it, `span`
-    /// where it is written.
-    fn invalid_at(
-        &self,
-        key: &str,
-        span: Range<usize>,
-        value: impl fmt::Display,
-        problem: impl fmt::Display,
-    ) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.clone(),
-            line: self.line_of(span),
-            key: key.to_string(),
-            value: value.to_string(),
-            problem: problem.to_string(),
-        }
-    }
-
     /// Adds `rules`, `[[route]]` and `[[record]]` entries to `into`.
     fn add_entries(
         &self,
@@ -396,7 +285,7 @@ impl ConfigText<'_> {
                 .map_err(|problem| self.invalid(&format!("rules[{i}]"), rule, problem))?;
         }
         for (i, route) in routes.iter().enumerate() {
-            let route = self.route(i, route, into)?;
+            let route = self.route(i, route, &into.encrypted)?;
             into.routes.push(route);
         }
         for record in records {
@@ -503,28 +392,6 @@ impl ConfigText<'_> {
             hash: String::new(),
             warnings: Vec::new(),
         })
-    }
-
-    /// `raw` as a duration of at least `min`, or `default` when absent.
-    fn duration(
-        &self,
-        key: &str,
-        raw: Option<&Spanned<String>>,
-        default: Duration,
-        min: Duration,
-    ) -> Result<Duration, ConfigError> {
-        let Some(raw) = raw else {
-            return Ok(default);
-        };
-        match humantime::parse_duration(raw.get_ref()) {
-            Ok(d) if d >= min => Ok(d),
-            Ok(_) => Err(self.invalid(
-                key,
-                raw,
-                format!("must be at least {}", humantime::format_duration(min)),
-            )),
-            Err(_) => Err(self.invalid(key, raw, "expected a duration like \"2s\" or \"500ms\"")),
-        }
     }
 }
 

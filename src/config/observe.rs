@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, ConfigText};
+use super::error::ConfigError;
+use super::text::ConfigText;
 
 /// `[metrics]`: the HTTP endpoint with `/metrics`, `/health` and `/ready`.
 #[derive(Debug, Clone, PartialEq, Eq)]

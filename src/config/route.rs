@@ -11,8 +11,11 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::server_spec::ServerSpec;
-use super::{ConfigError, ConfigText, Entries, Strategy, dnsmasq};
+use super::dnsmasq;
+use super::error::ConfigError;
+use super::server_spec::{self, ServerSpec};
+use super::text::ConfigText;
+use super::upstream::Strategy;
 use crate::dns::zone::Zone;
 
 /// One zone route: its zones and what answers them.
@@ -75,7 +78,7 @@ impl ConfigText<'_> {
         &self,
         i: usize,
         route: &Spanned<RawRoute>,
-        entries: &Entries,
+        encrypted: &server_spec::Defaults,
     ) -> Result<RouteConfig, ConfigError> {
         let key = format!("[[route]] #{}", i + 1);
         let raw = route.get_ref();
@@ -96,7 +99,7 @@ impl ConfigText<'_> {
             &format!("{key} servers"),
             &raw.servers,
             trust.as_ref(),
-            entries,
+            encrypted,
         )?;
         let rewrite = match &raw.rewrite {
             Some(target) => Some(

@@ -10,7 +10,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, ConfigText};
+use super::error::ConfigError;
+use super::text::ConfigText;
 use crate::dns::zone::Zone;
 
 /// `[server]` defences against hostile clients and hostile upstream data.

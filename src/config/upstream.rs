@@ -13,9 +13,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::error::ConfigError;
 use super::server_spec::{self, ServerError, ServerSpec};
+use super::text::ConfigText;
 use super::trust::Trust;
-use super::{ConfigError, ConfigText, Entries};
 
 /// How a route picks among its servers (`strategy` in `[upstream]` and `[[route]]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -124,11 +125,11 @@ impl ConfigText<'_> {
         key: &str,
         raw: &[Spanned<String>],
         trust: Option<&Arc<Trust>>,
-        entries: &Entries,
+        encrypted: &server_spec::Defaults,
     ) -> Result<Vec<ServerSpec>, ConfigError> {
         let parse = |s: &str| {
             let mut spec = server_spec::parse_server(s)?;
-            spec.finish(trust, &entries.encrypted)?;
+            spec.finish(trust, encrypted)?;
             Ok::<_, ServerError>(spec)
         };
         raw.iter()
