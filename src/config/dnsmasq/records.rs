@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use hickory_proto::rr::rdata::{CNAME, MX, PTR, SRV, TXT};
 use hickory_proto::rr::{Name, RData};
 
+use super::rule::{Rule, RuleError, zone};
 use super::syntax::fields;
-use super::{Rule, RuleError, zone};
 use crate::config::local::{StaticRecord, rdata_name};
 
 /// A TTL field: whole seconds.

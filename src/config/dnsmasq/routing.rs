@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use super::{Rule, RuleAction, RuleError, zone};
+use super::rule::{Rule, RuleAction, RuleError, zone};
 use crate::config::server_spec::parse_server;
 use crate::dns::zone::Zone;
 
