@@ -18,50 +18,22 @@
 //! `read.rs` reads the dnsmasq config and its includes into option lines,
 //! `translate.rs` is the translation table (every dnsmasq option the importer
 //! knows, with what it becomes or why it is refused), `render.rs` writes the
-//! TOML and `split.rs` the fragments.
+//! TOML and `split.rs` the fragments; `user.rs` says whom the output runs as without
+//! `user=` and `error.rs` why an import stops, below the files that use them.
 
+mod error;
 mod read;
 mod render;
 mod split;
 mod translate;
+mod user;
 
 use std::path::Path;
 
+pub use error::ImportError;
 use read::Reader;
 use translate::Translation;
-
-/// Without `user=`: the user the package creates and the unit runs as, when
-/// this host has it.
-const SPLITDNS_USER: &str = "splitdns";
-/// Without `user=` otherwise: dnsmasq's own default (dnsmasq(8), --user).
-const DNSMASQ_USER: &str = "nobody";
-
-/// Why a dnsmasq config could not be imported at all.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("{path}: cannot read the dnsmasq config: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path}: already exists, and --split writes new files only: move it away or give another directory"
-    )]
-    Exists { path: String },
-    #[error(
-        "{first} and {second} would both be written to {path}: rename one of them, or import without --split"
-    )]
-    SameName {
-        first: String,
-        second: String,
-        path: String,
-    },
-    #[error("{path}: cannot write there for --split: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
-}
+pub use user::default_user;
 
 /// The TOML and what could not be carried over.
 #[derive(Debug)]
@@ -115,16 +87,6 @@ pub fn import(
         toml: render::main_config(&out, path, Some(&dir)),
         warnings,
     })
-}
-
-/// The user the output runs as without `user=`: one this host has (`has_user` looks it
-/// up), so that it starts here.
-pub fn default_user(has_user: impl Fn(&str) -> bool) -> &'static str {
-    if has_user(SPLITDNS_USER) {
-        SPLITDNS_USER
-    } else {
-        DNSMASQ_USER
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::SPLITDNS_USER;
 use super::translate::{RuleLine, Translation, quote};
+use super::user::SPLITDNS_USER;
 
 /// dnsmasq's defaults, where splitdns's differ.
 const DNSMASQ_CACHE_SIZE: u64 = 150;

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::ImportError;
+use super::error::ImportError;
 use super::translate::{RuleLine, Translation};
 use crate::config::dnsmasq::Rule;
 

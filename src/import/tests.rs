@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::user::{DNSMASQ_USER, SPLITDNS_USER};
 use super::*;
 use crate::config::Config;
 
