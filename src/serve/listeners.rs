@@ -5,17 +5,25 @@
 //! of its addresses is bound when it appears and closed when it goes, and an
 //! interface that does not exist yet is waited for (dnsmasq's
 //! `bind-dynamic`). Other listeners are never touched by these changes.
+//!
+//! One address is a [`Listener`]: a UDP socket for every UDP thread
+//! (SO_REUSEPORT, see [`Shards`]), so the kernel spreads clients over the
+//! threads, and a TCP listener on the runtime that started the server.
 
 use std::collections::HashSet;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use socket2::{Domain, Socket, Type};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::config::Listen;
 use crate::host::interfaces;
-use crate::serve::server::{BindError, Listener};
+use crate::serve::handler::Handler;
 use crate::serve::shards::Shards;
+use crate::serve::{tcp, udp};
 use crate::state::Shared;
 
 /// The listeners held, in the order they were bound.
@@ -206,4 +214,134 @@ impl Listeners {
 
 fn ipv6_missing(e: &BindError) -> bool {
     matches!(e.source.raw_os_error(), Some(code) if code == 97 /* EAFNOSUPPORT */ || code == 99 /* EADDRNOTAVAIL */)
+}
+
+/// A bind that failed, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({protocol}): {source}{hint}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub protocol: &'static str,
+    pub source: io::Error,
+    pub hint: &'static str,
+}
+
+impl BindError {
+    fn new(addr: SocketAddr, protocol: &'static str, source: io::Error) -> Self {
+        let hint = match source.kind() {
+            io::ErrorKind::PermissionDenied => {
+                "; ports below 1024 need root or CAP_NET_BIND_SERVICE (the systemd unit grants it)"
+            }
+            io::ErrorKind::AddrInUse => {
+                "; another DNS server (dnsmasq, systemd-resolved, a second splitdns) holds it: stop it or pick another address"
+            }
+            io::ErrorKind::AddrNotAvailable => "; no interface has this address: check `ip addr`",
+            _ => "",
+        };
+        Self {
+            addr,
+            protocol,
+            source,
+            hint,
+        }
+    }
+}
+
+/// The sockets bound for one listen address.
+pub(crate) struct Listener {
+    pub addr: SocketAddr,
+    /// One per shard; each is registered with its shard's reactor when it starts serving.
+    udp: Vec<std::net::UdpSocket>,
+    tcp: TcpListener,
+}
+
+impl Listener {
+    /// Binds UDP (one socket per UDP thread) and TCP on `addr`. Port 0 picks a port
+    /// free for both protocols.
+    pub(crate) fn bind(addr: SocketAddr, threads: usize) -> Result<Self, BindError> {
+        let attempts = if addr.port() == 0 { 20 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            match Self::bind_once(addr, threads) {
+                Ok(listener) => return Ok(listener),
+                Err(e) if addr.port() == 0 && e.source.kind() == io::ErrorKind::AddrInUse => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    fn bind_once(addr: SocketAddr, threads: usize) -> Result<Self, BindError> {
+        let first = udp_socket(addr).map_err(|e| BindError::new(addr, "UDP", e))?;
+        let bound = first
+            .local_addr()
+            .map_err(|e| BindError::new(addr, "UDP", e))?;
+        let mut udp = vec![first];
+        for _ in 1..threads.max(1) {
+            udp.push(udp_socket(bound).map_err(|e| BindError::new(bound, "UDP", e))?);
+        }
+        let tcp = tcp_listener(bound).map_err(|e| BindError::new(bound, "TCP", e))?;
+        let tcp = TcpListener::from_std(tcp).map_err(|e| BindError::new(bound, "TCP", e))?;
+        Ok(Self {
+            addr: bound,
+            udp,
+            tcp,
+        })
+    }
+
+    /// Serves until the returned tasks are aborted: UDP on the shards, one
+    /// socket each, TCP on the calling runtime.
+    pub(crate) fn spawn(
+        self,
+        shared: &Arc<Shared>,
+        shards: &Shards,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        for (i, socket) in self.udp.into_iter().enumerate() {
+            let read = shared.metrics().udp_thread(i);
+            let handler = Handler::new(Arc::clone(shared));
+            tasks.spawn_on(udp::serve_udp(handler, socket, read), shards.handle(i));
+        }
+        let limits = shared.tcp().clone();
+        let handler = Handler::new(Arc::clone(shared));
+        tasks.spawn(tcp::serve_tcp(handler, self.tcp, limits));
+    }
+}
+
+/// Binds `addr` for UDP and TCP as [`Listener::bind`] would, and closes both
+/// again: whether splitdns could listen there now.
+pub(crate) fn probe(addr: SocketAddr) -> Result<(), BindError> {
+    let udp = udp_socket(addr).map_err(|e| BindError::new(addr, "UDP", e))?;
+    let bound = udp
+        .local_addr()
+        .map_err(|e| BindError::new(addr, "UDP", e))?;
+    tcp_listener(bound).map_err(|e| BindError::new(bound, "TCP", e))?;
+    Ok(())
+}
+
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_port(true)?;
+    // A deeper queue absorbs bursts; the kernel caps it at rmem_max.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }

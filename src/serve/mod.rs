@@ -12,6 +12,7 @@ pub(crate) mod handler;
 pub(crate) mod listeners;
 pub(crate) mod local;
 pub(crate) mod reload;
-pub(crate) mod server;
 pub(crate) mod shards;
 pub(crate) mod start;
+pub(crate) mod tcp;
+pub(crate) mod udp;

@@ -24,8 +24,8 @@ use crate::host::local_data::{self, LocalData};
 use crate::host::signal::Control;
 use crate::host::{interfaces, notify, resolv};
 use crate::resolve::router::Router;
+use crate::serve::listeners::BindError;
 use crate::serve::listeners::Listeners;
-use crate::serve::server::BindError;
 use crate::state::{Parts, Shared, State};
 
 /// First wait before binding again an interface address that failed; it

@@ -17,9 +17,8 @@ use crate::observe::http;
 use crate::observe::metrics::Metrics;
 use crate::resolve::cache;
 use crate::serve::control;
-use crate::serve::listeners::Listeners;
+use crate::serve::listeners::{self, BindError, Listeners};
 use crate::serve::reload::{self, Loader};
-use crate::serve::server::{self, BindError};
 use crate::serve::shards::Shards;
 use crate::state::{self, Shared, State, ratelimit};
 
@@ -202,7 +201,7 @@ pub fn check_bind(config: &Config) -> Result<Vec<SocketAddr>, StartError> {
                 .collect(),
         };
         for addr in addrs {
-            server::probe(addr)?;
+            listeners::probe(addr)?;
             tried.push(addr);
         }
     }
