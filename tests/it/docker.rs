@@ -1,13 +1,13 @@
-//! splitdns on a Docker host, for real, in network namespaces the tests create (root only): a
-//! "host" namespace runs splitdns; docker0 appears after it starts, a "container" namespace
-//! joins the bridge over a veth pair and asks 172.17.0.1:53; the bridge is deleted and created
-//! again with another address, and the container's queries work again.
-//! Also resolv.conf, which names port-53 servers: only a namespace of our own has those.
+//! resolv.conf on a host, for real, in a network namespace the test creates (root only):
+//! resolv.conf names port-53 servers, and only a namespace of our own has those. splitdns
+//! follows the file as it changes and skips a nameserver that is its own listen address.
+//! splitdns on a Docker host (docker0 as dockerd creates, renumbers and recreates it, and the
+//! README's Docker recipes) is tested against a real dockerd in `dockerd.rs`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
 use crate::support::client::{decode, encode};
@@ -18,6 +18,11 @@ use crate::support::{FakeUpstream, answer_ips, query};
 
 /// How long a test waits for splitdns to notice a change on the host.
 const FOLLOW_WAIT: Duration = Duration::from_secs(10);
+/// How soon a resolv.conf change must be in use. splitdns reads the file every 2 s
+/// (docs/configuration.md: "a change is in use within about 2 seconds"); the other 3.5 s are
+/// for the queries that show it, asked one after another 200 ms apart, on a loaded 2-core
+/// machine.
+const PICKED_UP: Duration = Duration::from_millis(5500);
 
 /// Asks `server` from a socket inside `from`, once; `None` if no reply came in time.
 async fn ask_from(from: &Netns, server: SocketAddr, qname: &str) -> Option<Message> {
@@ -51,96 +56,9 @@ fn upstream_in(ns: &Netns, addr: &str, zone: fixtures::Zone) -> FakeUpstream {
     FakeUpstream::start_on(zone, udp, tcp)
 }
 
-/// Creates docker0 with `gateway/16`, enslaves the host end of the veth, and gives the
-/// container end `container/16`.
-fn bridge_up(host: &Netns, container: &Netns, gateway: &str, address: &str) {
-    host.ip("link add docker0 type bridge");
-    host.ip(&format!("addr add {gateway}/16 dev docker0"));
-    host.ip("link set docker0 up");
-    host.ip("link set veth0 master docker0");
-    container.ip("addr flush dev eth0");
-    container.ip(&format!("addr add {address}/16 dev eth0"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker0_listener_follows_the_bridge_as_it_comes_goes_and_changes_address() {
-    if netns::skip("docker0_listener_follows_the_bridge") {
-        return;
-    }
-    let host = Netns::new("host");
-    let container = Netns::new("ctr");
-    let consul = upstream_in(&host, "127.0.0.1:8600", fixtures::consul());
-    let internet = upstream_in(&host, "127.0.0.1:5300", fixtures::internet());
-    let config = format!(
-        r#"
-[server]
-listen = ["127.0.0.1:53", "docker0:53"]
-
-[upstream]
-servers = ["{}"]
-
-[[route]]
-zones = ["consul"]
-servers = ["{}"]
-"#,
-        internet.addr(),
-        consul.addr()
-    );
-    let daemon = Daemon::start(&config, Some(&host));
-    let addrs = daemon.wait_ready();
-    assert_eq!(
-        addrs,
-        vec!["127.0.0.1:53".parse().unwrap()],
-        "docker0 does not exist yet"
-    );
-    assert!(
-        daemon.stderr().contains("interface docker0 does not exist"),
-        "{}",
-        daemon.stderr()
-    );
-
-    host.ip(&format!(
-        "link add veth0 type veth peer name eth0 netns {}",
-        container.name()
-    ));
-    host.ip("link set veth0 up");
-    container.ip("link set eth0 up");
-    bridge_up(&host, &container, "172.17.0.1", "172.17.0.2");
-
-    let reply = answered(
-        &container,
-        "172.17.0.1:53".parse().unwrap(),
-        "web.service.consul.",
-    )
-    .await;
-    assert_eq!(
-        reply.metadata.response_code,
-        ResponseCode::NoError,
-        "{reply}"
-    );
-    assert_eq!(answer_ips(&reply).len(), 2, "{reply}");
-
-    host.ip("link del docker0");
-    bridge_up(&host, &container, "172.18.0.1", "172.18.0.2");
-
-    let reply = answered(&container, "172.18.0.1:53".parse().unwrap(), "www.example.").await;
-    assert_eq!(
-        reply.metadata.response_code,
-        ResponseCode::NoError,
-        "{reply}"
-    );
-    assert_eq!(answer_ips(&reply).len(), 1, "{reply}");
-    let log = daemon.stderr();
-    assert!(
-        log.contains("stopped listening"),
-        "the old address was let go:\n{log}"
-    );
-    assert!(
-        !log.contains("polling"),
-        "netlink events, not polling:\n{log}"
-    );
-}
-
+/// `[upstream] resolv_conf`: a nameserver that is splitdns's own listen address is skipped
+/// (said in the log), the next one is asked; when the file changes, the new nameserver is
+/// asked instead within [`PICKED_UP`], without a reload, and the old one no more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolv_conf_changes_are_picked_up_and_our_own_address_is_skipped() {
     if netns::skip("resolv_conf_changes_are_picked_up") {
@@ -180,9 +98,14 @@ async fn resolv_conf_changes_are_picked_up_and_our_own_address_is_skipped() {
         );
         answered(&host, server, &format!("n{i}.load.example.")).await;
         i += 1;
+        // Pacing: a query every 200 ms until one reaches the new nameserver.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(changed.elapsed() < Duration::from_secs(5) + Duration::from_millis(500));
+    assert!(
+        changed.elapsed() < PICKED_UP,
+        "the change was in use {:?} after it was written",
+        changed.elapsed()
+    );
     let before = first.total();
     answered(&host, server, "n999.load.example.").await;
     assert_eq!(first.total(), before, "the old server is no longer asked");

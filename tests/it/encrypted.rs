@@ -5,10 +5,13 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
+use tokio::sync::oneshot;
 
 use crate::support::http::{get, value};
 use crate::support::unbound::{self, Pki, SERVER_NAME, Unbound};
@@ -326,9 +329,15 @@ async fn two_hundred_concurrent_misses_share_one_connection() {
     assert_eq!(unbound.stat("num.query.tls"), 200);
 }
 
+/// When a query was asked, against the restart of Unbound in [`a_server_restart_loses_no_query`].
+const BEFORE: u8 = 0;
+const DURING: u8 = 1;
+const AFTER: u8 = 2;
+
 /// A server restart in the middle of traffic: the connection breaks, splitdns connects again
 /// (with backoff while the port is closed) within each query's timeout, and every query is
-/// answered. The second connection resumes the TLS session (RFC 5077/8446 §2.2).
+/// answered: those asked before Unbound is killed, while it is down or starting, and after
+/// it is back. The second connection resumes the TLS session (RFC 5077/8446 §2.2).
 #[tokio::test]
 async fn a_server_restart_loses_no_query() {
     if unbound::skip("a_server_restart_loses_no_query") {
@@ -341,22 +350,43 @@ async fn a_server_restart_loses_no_query() {
         dns,
     } = Forwarding::dot(SERVER_NAME, "timeout = \"5s\"").await;
     let addr = dns.addr();
-    let traffic = tokio::spawn(async move {
-        let mut codes = Vec::new();
-        for i in 0..60 {
-            let q = client::query(&format!("r{i}.wild.test."), RecordType::A);
-            codes.push(client::udp(addr, &q).await.response_code);
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let phase = Arc::new(AtomicU8::new(BEFORE));
+    let (first_answered, answered) = oneshot::channel();
+    let traffic = tokio::spawn({
+        let phase = Arc::clone(&phase);
+        async move {
+            let mut first_answered = Some(first_answered);
+            let mut codes: [Vec<ResponseCode>; 3] = Default::default();
+            // At least 60 queries, and 20 of them asked after the restart.
+            for i in 0.. {
+                let asked = phase.load(Ordering::Acquire);
+                let q = client::query(&format!("r{i}.wild.test."), RecordType::A);
+                codes[usize::from(asked)].push(client::udp(addr, &q).await.response_code);
+                if let Some(tx) = first_answered.take() {
+                    let _ = tx.send(());
+                }
+                if i >= 59 && codes[usize::from(AFTER)].len() >= 20 {
+                    break;
+                }
+                // Pacing: a stream of queries rather than a burst.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            codes
         }
-        codes
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    answered.await.expect("the first query was answered");
+    phase.store(DURING, Ordering::Release);
     unbound.restart().await;
-    let codes = traffic.await.unwrap();
-    assert!(
-        codes.iter().all(|c| *c == ResponseCode::NoError),
-        "{codes:?}"
-    );
+    phase.store(AFTER, Ordering::Release);
+    let [before, during, after] = traffic.await.unwrap();
+    for (when, codes) in [("before", &before), ("during", &during), ("after", &after)] {
+        assert!(
+            codes.iter().all(|c| *c == ResponseCode::NoError),
+            "asked {when} the restart: {codes:?}"
+        );
+    }
+    assert!(!before.is_empty(), "answered before the restart");
+    assert!(after.len() >= 20, "answered after the restart: {after:?}");
     assert!(
         unbound.stat("num.query.tls.resume") > 0,
         "the new connection resumed the TLS session:\n{}",

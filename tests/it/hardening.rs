@@ -2,15 +2,18 @@
 //! per-client rate limit, and replies a spoofer races in.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{MessageType, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
 
 use crate::support::client::{self, encode, tcp_connect, tcp_read, tcp_write};
 use crate::support::fixtures::{consul, internet};
+use crate::support::harness;
+use crate::support::http::{value, wait_for};
 use crate::support::upstream::BOGUS_IP;
 use crate::support::{FakeUpstream, Mode, Splitdns, answer_ips, assert_rcode, query};
 
@@ -49,19 +52,27 @@ fn ips(msg: &hickory_proto::op::Message) -> Vec<IpAddr> {
 
 // ---- TCP limits ----
 
+/// `tcp_idle_timeout` (RFC 7766 §6.2.3): a connection with no new query for that long is
+/// closed, and not sooner. The time is counted from before the query is written: the server
+/// starts waiting for the next one only after reading it, and a timer never fires early, so
+/// the close comes at least the whole timeout later however loaded the machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_tcp_connection_is_closed_after_the_idle_timeout() {
     let (dns, _consul, _internet) = start("tcp_idle_timeout = \"300ms\"").await;
     let mut stream = tcp_connect(dns.addr()).await;
+    let waited = Instant::now();
     tcp_write(&mut stream, &encode(&query("www.example.", RecordType::A))).await;
     assert!(tcp_read(&mut stream).await.is_some());
 
-    let waited = Instant::now();
     assert!(
         tcp_read(&mut stream).await.is_none(),
         "the idle connection was closed"
     );
-    assert!(waited.elapsed() >= Duration::from_millis(250));
+    assert!(
+        waited.elapsed() >= Duration::from_millis(300),
+        "closed {:?} after the query, before the 300 ms idle timeout",
+        waited.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,21 +376,50 @@ async fn every_upstream_query_leaves_from_its_own_random_port() {
     );
 }
 
+/// An upstream on `socket` that answers nothing until `count` queries have come, then
+/// answers them all (NOERROR, no records); returns each query's source address, ID and name.
+async fn hold_then_answer(socket: UdpSocket, count: usize) -> Vec<(SocketAddr, u16, String)> {
+    let mut held = Vec::new();
+    let mut buf = vec![0u8; 65535];
+    while held.len() < count {
+        let (len, peer) = socket.recv_from(&mut buf).await.expect("upstream recv");
+        held.push((peer, client::decode(&buf[..len])));
+    }
+    let mut sources = Vec::new();
+    for (peer, mut msg) in held {
+        sources.push((peer, msg.metadata.id, msg.queries[0].name().to_string()));
+        msg.metadata.message_type = MessageType::Response;
+        socket
+            .send_to(&encode(&msg), peer)
+            .await
+            .expect("upstream send");
+    }
+    sources
+}
+
 /// RFC 5452 §3: a reply is accepted when its question and ID match and it
 /// "comes in on the same network address, including port number, from which
 /// the question was sent"; two queries in flight under one (port, ID) would
 /// let one's answer be taken for the other's. 100 misses all in flight at once
-/// (the upstream holds every reply 300 ms; 100 queries fit in the default UDP
-/// receive buffer, so none is dropped on the way): 100 different pairs.
+/// (the upstream answers none until all 100 have come; they fit in the default
+/// UDP receive buffer, so none is dropped on the way, and the 10 s timeout is
+/// longer than a client waits, so none is sent twice): 100 different pairs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_two_queries_in_flight_share_a_port_and_id() {
-    let (dns, _consul, internet) = start("").await;
-    internet.set_mode(Mode::Slow(Duration::from_millis(300)));
+    let socket = client::udp_socket().await;
+    let upstream = socket.local_addr().unwrap();
+    let holding = tokio::spawn(hold_then_answer(socket, 100));
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"{upstream}\"]\n\
+         timeout = \"10s\"\n"
+    );
+    let dns = Splitdns::start_config(harness::parse(&config)).await;
     misses(&dns, 100, 100).await;
 
-    let sources = internet.udp_sources();
-    assert_eq!(sources.len(), 100);
-    let pairs: HashSet<(u16, u16)> = sources.iter().map(|(a, id)| (a.port(), *id)).collect();
+    let sources = holding.await.unwrap();
+    let names: HashSet<&String> = sources.iter().map(|(_, _, name)| name).collect();
+    assert_eq!(names.len(), 100, "each miss went upstream once");
+    let pairs: HashSet<(u16, u16)> = sources.iter().map(|(a, id, _)| (a.port(), *id)).collect();
     assert_eq!(
         pairs.len(),
         100,
@@ -387,12 +427,18 @@ async fn no_two_queries_in_flight_share_a_port_and_id() {
     );
 }
 
+/// Datagrams the UDP thread must have read from the flood before the other client asks: a
+/// few hundred times what the test itself sends, so the flood is under way.
+const FLOOD_UNDER_WAY: f64 = 1000.0;
+
 /// One client flooding splitdns must not stop it answering others: a flood of
 /// one cached name at one listen address, faster than splitdns can read it, while
 /// another client asks a name that has to go upstream at the other address. Both
 /// addresses are served by the same thread (`threads = 1`), so that thread has to
 /// take turns: the miss must still be forwarded, its reply read and its answer
-/// sent (RFC 1035 §7.1: a resolver multiplexes many requests at once).
+/// sent (RFC 1035 §7.1: a resolver multiplexes many requests at once). The other
+/// client asks once `splitdns_udp_datagrams_total` shows the thread reading the flood,
+/// and the thread is still reading it when the answer has come.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_at_one_address_does_not_stop_answers_at_another() {
     let internet = FakeUpstream::start(internet()).await;
@@ -402,11 +448,15 @@ listen = ["127.0.0.1:0", "127.0.0.2:0"]
 threads = 1
 [upstream]
 servers = ["{internet}"]
+[metrics]
+listen = "127.0.0.1:0"
 "#;
     let dns = Splitdns::start(config, &[("internet", &internet)]).await;
     let (flooded, other) = (dns.addrs()[0], dns.addrs()[1]);
     let hot = encode(&query("n1.load.example.", RecordType::A));
     client::udp(flooded, &query("n1.load.example.", RecordType::A)).await;
+    let read = r#"splitdns_udp_datagrams_total{thread="0"}"#;
+    let before = value(&dns.scrape().await, read);
 
     let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flooders: Vec<_> = (0..4)
@@ -420,13 +470,19 @@ servers = ["{internet}"]
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let under_way = wait_for(dns.metrics_addr(), read, |n| n >= before + FLOOD_UNDER_WAY).await;
 
     let reply = client::udp(other, &query("n2.load.example.", RecordType::A)).await;
 
+    let after = value(&dns.scrape().await, read);
     flooding.store(false, std::sync::atomic::Ordering::Relaxed);
     for flooder in flooders {
         flooder.await.unwrap();
     }
     assert_eq!(answer_ips(&reply), [crate::support::fixtures::load_ip(2)]);
+    assert!(
+        after > under_way + 1.0,
+        "the flood went on while the other address was answered: {under_way} datagrams read \
+         before the query, {after} after its answer"
+    );
 }

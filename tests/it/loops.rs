@@ -12,23 +12,35 @@ use crate::support::fixtures::{consul, internet};
 use crate::support::harness::{parse, render};
 use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode};
 
-/// Long enough that a loop waiting for the timeout cannot pass for one caught at once.
-const TEMPLATE: &str = r#"
+/// The upstream timeout: long enough that a loop waited out cannot pass for one caught at once.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// splitdns with the default route to the internet fake and `consul` to `AGENT` (replaced by
+/// the caller), both with [`TIMEOUT`].
+fn template() -> String {
+    format!(
+        r#"
 [server]
 listen = ["127.0.0.1:0"]
 
 [upstream]
-servers = ["{internet}"]
-timeout = "5s"
+servers = ["{{internet}}"]
+timeout = "{secs}s"
 
 [[route]]
 zones = ["consul"]
 servers = ["AGENT"]
-timeout = "5s"
-"#;
+timeout = "{secs}s"
+"#,
+        secs = TIMEOUT.as_secs()
+    )
+}
 
-/// Well under the 5 s upstream timeout: the loop is answered when it comes back, not waited out.
-const AT_ONCE: Duration = Duration::from_secs(2);
+/// A loop waited out is answered the whole [`TIMEOUT`] after it was asked at the earliest (a
+/// timer never fires early), so any bound under it tells the two apart. A loop caught takes a
+/// few datagrams between local sockets, milliseconds on an idle machine; 1 s short of the
+/// timeout leaves it 4 s on a loaded 2-core one.
+const AT_ONCE: Duration = TIMEOUT.saturating_sub(Duration::from_secs(1));
 
 #[tokio::test]
 async fn consul_recursor_pointing_back_is_answered_servfail_at_once() {
@@ -36,7 +48,7 @@ async fn consul_recursor_pointing_back_is_answered_servfail_at_once() {
     let internet = FakeUpstream::start(internet()).await;
     let agent = RecursingAgent::start(catalog.addr()).await;
     let text =
-        render(TEMPLATE, &[("internet", &internet)]).replace("AGENT", &agent.addr().to_string());
+        render(&template(), &[("internet", &internet)]).replace("AGENT", &agent.addr().to_string());
     let splitdns = Splitdns::start_config(parse(&text)).await;
     agent.set_recursor(splitdns.addr());
 
@@ -63,7 +75,7 @@ async fn the_looping_agent_still_answers_its_own_names() {
     let internet = FakeUpstream::start(internet()).await;
     let agent = RecursingAgent::start(catalog.addr()).await;
     let text =
-        render(TEMPLATE, &[("internet", &internet)]).replace("AGENT", &agent.addr().to_string());
+        render(&template(), &[("internet", &internet)]).replace("AGENT", &agent.addr().to_string());
     let splitdns = Splitdns::start_config(parse(&text)).await;
     agent.set_recursor(splitdns.addr());
 
@@ -86,8 +98,8 @@ async fn a_client_asking_what_is_in_flight_is_not_a_loop() {
     let catalog = FakeUpstream::start(consul()).await;
     catalog.set_mode(crate::support::Mode::Slow(Duration::from_millis(300)));
     let internet = FakeUpstream::start(internet()).await;
-    let text =
-        render(TEMPLATE, &[("internet", &internet)]).replace("AGENT", &catalog.addr().to_string());
+    let text = render(&template(), &[("internet", &internet)])
+        .replace("AGENT", &catalog.addr().to_string());
     let splitdns = Splitdns::start_config(parse(&text)).await;
     let (first, second) = tokio::join!(
         splitdns.ask("web.service.consul.", RecordType::A),

@@ -7,7 +7,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::RecordType;
 use tokio::io::AsyncWriteExt;
 
-use crate::support::client::{self, udp_exchange_raw, udp_maybe_reply};
+use crate::support::client::{self, udp_exchange_raw, udp_reply_after};
 use crate::support::fixtures::{MEDIUM_TXT_BYTES, internet, load_ip};
 use crate::support::harness::STANDARD;
 use crate::support::{
@@ -37,32 +37,55 @@ fn header(raw: &[u8]) -> (u16, bool, u8, u8) {
 const FORMERR: u8 = 1;
 const NOTIMP: u8 = 4;
 
+/// A query for a name in the cache, with an ID other than `id`: answered as soon as it is
+/// read, so it can follow packets that must get no reply (see [`client::udp_reply_after`]).
+async fn cached_probe(dns: &Splitdns, id: u16) -> Message {
+    let reply = dns.ask("www.example.", RecordType::A).await;
+    assert_eq!(answer_ips(&reply).len(), 1, "{reply}");
+    let mut probe = query("www.example.", RecordType::A);
+    probe.metadata.id = id.wrapping_add(1);
+    probe
+}
+
+/// A packet shorter than the 12-byte header (RFC 1035 §4.1.1) is not a DNS message: it gets
+/// no reply of any kind and nothing is asked upstream. The query sent after it from the same
+/// socket gets the first reply, and the server goes on answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn packets_shorter_than_a_header_get_no_reply() {
     let (dns, _consul, internet) = standard().await;
-    let valid = client::encode(&query("www.example.", RecordType::A));
+    let msg = query("www.example.", RecordType::A);
+    let valid = client::encode(&msg);
+    let probe = cached_probe(&dns, msg.metadata.id).await;
 
     for len in [0, 1, 2, 11] {
-        let reply = udp_maybe_reply(dns.addr(), &valid[..len]).await;
-        assert!(
-            reply.is_none(),
-            "{len}-byte packet got a reply: {reply:02x?}"
-        );
+        let reply = udp_reply_after(dns.addr(), &[&valid[..len]], &probe).await;
+        assert_eq!(answer_ips(&reply).len(), 1, "{len}-byte packet: {reply}");
     }
-    assert_eq!(internet.total(), 0);
+    assert_eq!(
+        internet.total(),
+        1,
+        "only the probe's name was asked upstream, once"
+    );
     assert_still_serving(&dns).await;
 }
 
+/// A response (QR=1) sent to the server is not a query: it gets no reply and is not
+/// forwarded. The query sent after it from the same socket gets the first reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_get_no_reply() {
     let (dns, _consul, internet) = standard().await;
     let mut msg = query("www.example.", RecordType::A);
     msg.metadata.message_type = MessageType::Response;
+    let probe = cached_probe(&dns, msg.metadata.id).await;
 
-    let reply = udp_maybe_reply(dns.addr(), &client::encode(&msg)).await;
+    let reply = udp_reply_after(dns.addr(), &[&client::encode(&msg)], &probe).await;
 
-    assert!(reply.is_none(), "a QR=1 packet got a reply: {reply:02x?}");
-    assert_eq!(internet.total(), 0);
+    assert_eq!(answer_ips(&reply).len(), 1, "{reply}");
+    assert_eq!(
+        internet.total(),
+        1,
+        "only the probe's name was asked upstream, once"
+    );
     assert_still_serving(&dns).await;
 }
 
@@ -407,6 +430,8 @@ async fn every_listener_serves_udp_and_tcp() {
     }
 }
 
+/// Shutdown: `run` returns within 5 s, without an error, and the listen address is closed:
+/// UDP and TCP to it are refused (ECONNREFUSED), nothing answers there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_the_server() {
     let (dns, _consul, _internet) = standard().await;
@@ -418,8 +443,7 @@ async fn shutdown_stops_the_server() {
     stopped
         .expect("run did not return after shutdown")
         .unwrap_or_else(|e| panic!("run failed: {e}"));
-    let packet = client::encode(&query("www.example.", RecordType::A));
-    assert!(udp_maybe_reply(addr, &packet).await.is_none());
+    client::assert_refused(addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

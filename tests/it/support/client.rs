@@ -2,8 +2,9 @@
 //!
 //! Every call uses a fresh socket, so concurrent calls never see each other's replies.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::RecordType;
@@ -15,8 +16,13 @@ use super::name;
 
 /// How long a test waits for a reply it expects.
 pub(crate) const REPLY_WAIT: Duration = Duration::from_secs(5);
-/// How long a test waits to be sure no reply comes.
+/// How long [`udp_maybe_reply`] waits before giving up. Silence this long proves nothing on a
+/// loaded machine: it is for polling something that will answer, asked again on `None`. To
+/// show that a packet got no reply, see [`udp_reply_after`]; that nothing listens,
+/// [`assert_refused`].
 pub(crate) const SILENCE_WAIT: Duration = Duration::from_millis(400);
+/// How long [`assert_refused`] waits on one probe before sending the next.
+const PROBE_WAIT: Duration = Duration::from_millis(100);
 
 /// A standard query (random ID, RD=1, no EDNS) for `qname` and `qtype`; the name's case is kept.
 pub(crate) fn query(qname: &str, qtype: RecordType) -> Message {
@@ -87,6 +93,96 @@ pub(crate) async fn udp_maybe_reply(server: SocketAddr, bytes: &[u8]) -> Option<
     match timeout(SILENCE_WAIT, sock.recv_from(&mut buf)).await {
         Ok(Ok((len, _))) => Some(buf[..len].to_vec()),
         _ => None,
+    }
+}
+
+/// Sends `packets` from one socket, then `probe`, and returns the probe's reply, failing
+/// unless it is the first datagram that comes back. A listener socket reads one client's
+/// datagrams in order and sends what it answers at once in that order too, so when the probe
+/// is answered at once (a cache hit, say), a reply to any of `packets` would have come
+/// before it: the probe's reply coming first shows they got none, with no silence waited out.
+pub(crate) async fn udp_reply_after(
+    server: SocketAddr,
+    packets: &[&[u8]],
+    probe: &Message,
+) -> Message {
+    let sock = udp_socket().await;
+    for packet in packets {
+        sock.send_to(packet, server).await.expect("send");
+    }
+    sock.send_to(&encode(probe), server).await.expect("send");
+    let mut buf = vec![0u8; 65535];
+    let (len, from) = timeout(REPLY_WAIT, sock.recv_from(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no reply from {server} to the probe"))
+        .expect("recv");
+    let first = &buf[..len];
+    let id = (len >= 2).then(|| u16::from_be_bytes([first[0], first[1]]));
+    assert!(
+        from == server && id == Some(probe.metadata.id),
+        "the first datagram back from {from} is not the reply to the probe (id {}): {first:02x?}",
+        probe.metadata.id
+    );
+    decode(first)
+}
+
+/// Asserts that nothing listens at `server` any more, over UDP or TCP: a query from a
+/// connected UDP socket comes back as ECONNREFUSED (the ICMP port unreachable the kernel
+/// sends for a port with no socket), and a TCP connection is refused. A reply, over either,
+/// fails at once. A probe met by silence is sent again, for up to [`REPLY_WAIT`]: a socket
+/// is closed a moment after its listener is told to stop (by the thread that runs it), and
+/// the kernel rate-limits ICMP errors.
+pub(crate) async fn assert_refused(server: SocketAddr) {
+    let deadline = Instant::now() + REPLY_WAIT;
+    let sock = if server.is_ipv6() {
+        UdpSocket::bind("[::1]:0").await
+    } else {
+        UdpSocket::bind("127.0.0.1:0").await
+    }
+    .expect("bind client socket");
+    sock.connect(server).await.expect("connect client socket");
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let msg = query("www.example.", RecordType::A);
+        let sent = sock.send(&encode(&msg)).await;
+        let got = match sent {
+            Err(e) => Ok(Err(e)),
+            Ok(_) => timeout(PROBE_WAIT, sock.recv(&mut buf)).await,
+        };
+        match got {
+            Ok(Err(e)) if e.kind() == ErrorKind::ConnectionRefused => break,
+            Ok(Err(e)) => panic!("UDP to {server}: {e}"),
+            Ok(Ok(len)) => panic!("{server} still answers over UDP: {:02x?}", &buf[..len]),
+            Err(_) => assert!(
+                Instant::now() < deadline,
+                "UDP to {server} not refused within {REPLY_WAIT:?}"
+            ),
+        }
+    }
+    loop {
+        match timeout(PROBE_WAIT, TcpStream::connect(server)).await {
+            Ok(Err(e)) if e.kind() == ErrorKind::ConnectionRefused => return,
+            // Met a listener as it closed: ask again.
+            Ok(Err(e)) if e.kind() == ErrorKind::ConnectionReset => {}
+            Ok(Err(e)) => panic!("TCP to {server}: {e}"),
+            // Accepted by the kernel into a listener that is about to close: a reply
+            // fails; a reset, an end or nothing means ask again.
+            Ok(Ok(mut stream)) => {
+                let bytes = encode(&query("www.example.", RecordType::A));
+                let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&bytes);
+                let _ = stream.write_all(&framed).await;
+                let mut len = [0u8; 2];
+                if let Ok(Ok(_)) = timeout(PROBE_WAIT, stream.read_exact(&mut len)).await {
+                    panic!("{server} still answers over TCP");
+                }
+            }
+            Err(_) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "TCP connections to {server} not refused within {REPLY_WAIT:?}"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! A one-request HTTP/1 client for the metrics endpoint, on hyper's client connection.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
@@ -10,6 +11,9 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::client::REPLY_WAIT;
+
+/// How often [`wait_for`] scrapes.
+const SCRAPE_EVERY: Duration = Duration::from_millis(20);
 
 /// GETs `path` and returns the status code and the body.
 pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -56,4 +60,24 @@ pub(crate) async fn scrape(addr: SocketAddr) -> String {
 #[track_caller]
 pub(crate) fn value(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+}
+
+/// Scrapes `addr` until the sample `series` satisfies `done`, and returns its value; fails
+/// with the last exposition when it has not after [`REPLY_WAIT`].
+pub(crate) async fn wait_for(addr: SocketAddr, series: &str, done: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + REPLY_WAIT;
+    loop {
+        let text = scrape(addr).await;
+        let got = sample(&text, series);
+        if let Some(got) = got
+            && done(got)
+        {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} still {got:?} after {REPLY_WAIT:?}:\n{text}"
+        );
+        tokio::time::sleep(SCRAPE_EVERY).await;
+    }
 }
