@@ -32,17 +32,17 @@ const POLICY: TtlPolicy = TtlPolicy {
 pub const CACHED: &[u8] = b"\x03www\x07example\x00";
 
 /// One client packet through [`Handler::answer_now`]: every route kind, cache
-/// hits, errors. A reply, when there is one, carries the query's ID.
+/// hits, errors. A response, when there is one, carries the query's ID.
 pub fn query_handler(data: &[u8]) {
     let handler = handler();
     let mut out = Vec::new();
     for protocol in [Protocol::Udp, Protocol::Tcp] {
-        if let Step::Reply = handler.answer_now(data, [127, 0, 0, 1].into(), protocol, &mut out) {
+        if let Step::Respond = handler.answer_now(data, [127, 0, 0, 1].into(), protocol, &mut out) {
             assert!(
                 out.len() >= wire::HEADER_LEN,
-                "a reply shorter than a header"
+                "a response shorter than a header"
             );
-            assert_eq!(out[..2], data[..2], "a reply with another ID");
+            assert_eq!(out[..2], data[..2], "a response with another ID");
             if protocol == Protocol::Udp {
                 let limit = Query::parse(data).map_or(wire::CLASSIC_UDP_SIZE, |q| q.udp_limit());
                 assert!(out.len() <= limit.max(wire::CLASSIC_UDP_SIZE) + wire::OPT_LEN);

@@ -24,9 +24,9 @@ pub(super) struct Batch {
     addr_lens: [libc::socklen_t; BATCH],
     lens: [usize; BATCH],
     truncated: [bool; BATCH],
-    /// `replies[i]` is sent back to the sender of datagram `i` when `reply[i]`.
-    replies: Vec<Vec<u8>>,
-    pub(super) reply: [bool; BATCH],
+    /// `responses[i]` is sent back to the sender of datagram `i` when `ready[i]`.
+    responses: Vec<Vec<u8>>,
+    ready: [bool; BATCH],
 }
 
 impl Batch {
@@ -39,8 +39,8 @@ impl Batch {
             addr_lens: [0; BATCH],
             lens: [0; BATCH],
             truncated: [false; BATCH],
-            replies: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
-            reply: [false; BATCH],
+            responses: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
+            ready: [false; BATCH],
         }
     }
 
@@ -80,22 +80,31 @@ impl Batch {
             self.lens[i] = hdr.msg_len as usize;
             self.addr_lens[i] = hdr.msg_hdr.msg_namelen;
             self.truncated[i] = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            self.reply[i] = false;
+            self.ready[i] = false;
         }
         Ok(n)
     }
 
-    /// Datagram `i`, its sender and its reply buffer; `None` for a truncated
+    /// Datagram `i`, its sender and its response buffer; `None` for a truncated
     /// datagram or a non-IP sender.
     pub(super) fn query(&mut self, i: usize) -> Option<(&[u8], SocketAddr, &mut Vec<u8>)> {
         if self.truncated[i] {
             return None;
         }
         let client = socket_addr(&self.addrs[i])?;
-        Some((&self.bufs[i][..self.lens[i]], client, &mut self.replies[i]))
+        Some((
+            &self.bufs[i][..self.lens[i]],
+            client,
+            &mut self.responses[i],
+        ))
     }
 
-    /// Sends the marked replies of the first `n` datagrams, then `queued`
+    /// The response to datagram `i` is written: send it with the burst.
+    pub(super) fn mark_ready(&mut self, i: usize) {
+        self.ready[i] = true;
+    }
+
+    /// Sends the ready responses of the first `n` datagrams, then `queued`
     /// (answers to earlier misses), in as few calls as [`BATCH`] allows.
     /// Returns how many went; when the socket's buffer is full the rest are
     /// left, in [`Batch::outgoing`] order, for the caller to send one by one.
@@ -118,7 +127,7 @@ impl Batch {
                 hdr.msg_iovlen = 1;
                 count = slot + 1;
             }
-            // SAFETY: the headers point at live reply buffers and addresses
+            // SAFETY: the headers point at live response buffers and addresses
             // (this batch's, or the queued answers') with their true lengths;
             // the kernel only reads them.
             let done =
@@ -132,15 +141,15 @@ impl Batch {
         sent
     }
 
-    /// Every reply to send: the marked ones of the first `n` datagrams, then `queued`.
+    /// Every response to send: the ready ones of the first `n` datagrams, then `queued`.
     pub(super) fn outgoing<'a>(
         &'a self,
         n: usize,
         queued: &'a [(Vec<u8>, SockAddr)],
     ) -> impl Iterator<Item = (&'a [u8], To<'a>)> + 'a {
-        let answered = (0..n).filter(|&i| self.reply[i]).map(|i| {
+        let answered = (0..n).filter(|&i| self.ready[i]).map(|i| {
             (
-                self.replies[i].as_slice(),
+                self.responses[i].as_slice(),
                 To::Sender(&self.addrs[i], self.addr_lens[i]),
             )
         });
@@ -152,7 +161,7 @@ impl Batch {
     }
 }
 
-/// Where a reply goes: back to a datagram's sender, at the address the
+/// Where a response goes: back to a datagram's sender, at the address the
 /// kernel wrote for it, or to the client of a queued answer.
 pub(super) enum To<'a> {
     Sender(&'a libc::sockaddr_storage, libc::socklen_t),

@@ -9,7 +9,7 @@
 //! where it may have to wait: [`Handler::answer_now`] does everything that
 //! needs no I/O and runs inline in the listener loop, so cache hits cost no
 //! task; [`Handler::answer_miss`] is the rest, run as its own task. Both end
-//! in [`Handler::replied`], which counts the query and writes its log line.
+//! in [`Handler::answered`], which counts the query and writes its log line.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -42,7 +42,7 @@ struct Arrival {
 /// The outcome of the synchronous part of a query.
 pub(crate) enum Step {
     /// The response is in `out`: send it.
-    Reply,
+    Respond,
     /// Send nothing (not a query, or not worth an answer).
     Drop,
     /// Needs an upstream: run [`Handler::answer_miss`].
@@ -127,7 +127,7 @@ impl Handler {
         };
         if !allowed || !self.shared.admit(arrival.client, arrival.at) {
             query.write_error(wire::RCODE_REFUSED.into(), out);
-            return self.replied(
+            return self.answered(
                 &state,
                 &query,
                 arrival,
@@ -139,14 +139,14 @@ impl Handler {
         if query.edns.is_some_and(|e| e.version > 0) {
             query.write_error(wire::EXT_RCODE_BADVERS, out);
             let rcode = wire::EXT_RCODE_BADVERS;
-            return self.replied(&state, &query, arrival, None, AnsweredBy::Local, rcode);
+            return self.answered(&state, &query, arrival, None, AnsweredBy::Local, rcode);
         }
         let limit = match protocol {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
         if chaos::answer(&self.shared, &state, &query, limit, out) {
-            return self.replied(
+            return self.answered(
                 &state,
                 &query,
                 arrival,
@@ -160,7 +160,7 @@ impl Handler {
         if let Some(by) = answer_local_data(&state, &query, route, limit, out)
             .or_else(|| answer_locally(&state, &query, route, out))
         {
-            return self.replied(&state, &query, arrival, Some(route), by, rcode_of(out));
+            return self.answered(&state, &query, arrival, Some(route), by, rcode_of(out));
         }
         let key = CacheKey::of(&query);
         let served = self
@@ -177,7 +177,7 @@ impl Handler {
                 self.prefetch(&state, routed(&query));
             }
             route.metrics.hits.inc();
-            return self.replied(
+            return self.answered(
                 &state,
                 &query,
                 arrival,
@@ -242,11 +242,11 @@ impl Handler {
             .metrics()
             .queries
             .count(protocol, 0, rcode_of(out));
-        Step::Reply
+        Step::Respond
     }
 
     /// Counts an answered query and writes its log line when the log is on.
-    fn replied(
+    fn answered(
         &self,
         state: &State,
         query: &Query,
@@ -263,7 +263,7 @@ impl Handler {
             let zone = route.map(|r| &r.zone);
             querylog::log(arrival.client, query, zone, by, rcode, arrival.at);
         }
-        Step::Reply
+        Step::Respond
     }
 
     /// Fetches the answer for a miss and writes the client's response.
@@ -288,7 +288,7 @@ impl Handler {
         if by == AnsweredBy::Stale {
             route.metrics.stale.inc();
         }
-        self.replied(
+        self.answered(
             &miss.state,
             query,
             miss.arrival,

@@ -7,7 +7,7 @@
 //! `bind-dynamic`). Other listeners are never touched by these changes.
 //!
 //! One address is a [`Listener`]: a UDP socket for every UDP thread
-//! (SO_REUSEPORT, see [`Shards`]), so the kernel spreads clients over the
+//! (SO_REUSEPORT, see [`UdpThreads`]), so the kernel spreads clients over the
 //! threads, and a TCP listener on the runtime that started the server.
 
 use std::collections::HashSet;
@@ -22,14 +22,14 @@ use tokio::task::JoinSet;
 use crate::config::Listen;
 use crate::host::interfaces;
 use crate::serve::handler::Handler;
-use crate::serve::shards::Shards;
+use crate::serve::udp_threads::UdpThreads;
 use crate::serve::{tcp, udp};
 use crate::state::Shared;
 
 /// The listeners held, in the order they were bound.
 pub(crate) struct Listeners {
-    /// The threads that answer UDP; each listener has a socket on every one.
-    shards: Arc<Shards>,
+    /// The UDP threads; each listener has a socket on every one.
+    udp_threads: Arc<UdpThreads>,
     held: Vec<Held>,
     /// `IFNAME:PORT` entries known to have no address, so each wait is
     /// logged once.
@@ -58,9 +58,9 @@ pub(crate) struct Followed {
 impl Listeners {
     /// Binds the literal entries of `listen` (an error if one cannot be
     /// bound) and the present addresses of its interfaces.
-    pub(crate) fn bind(listen: &[Listen], shards: Arc<Shards>) -> Result<Self, BindError> {
+    pub(crate) fn bind(listen: &[Listen], udp_threads: Arc<UdpThreads>) -> Result<Self, BindError> {
         let mut listeners = Self {
-            shards,
+            udp_threads,
             held: Vec::new(),
             waiting: HashSet::new(),
         };
@@ -71,13 +71,13 @@ impl Listeners {
 
     /// The UDP threads, to keep them running past the listeners (so that
     /// queries in flight at shutdown are still answered).
-    pub(crate) fn shards(&self) -> Arc<Shards> {
-        Arc::clone(&self.shards)
+    pub(crate) fn udp_threads(&self) -> Arc<UdpThreads> {
+        Arc::clone(&self.udp_threads)
     }
 
-    /// How many threads answer UDP.
-    pub(crate) fn threads(&self) -> usize {
-        self.shards.len()
+    /// How many UDP threads there are.
+    pub(crate) fn udp_thread_count(&self) -> usize {
+        self.udp_threads.len()
     }
 
     /// The addresses bound now, in listen order.
@@ -90,7 +90,7 @@ impl Listeners {
         for held in &mut self.held {
             if let Some(listener) = held.pending.take() {
                 tracing::info!(addr = %held.addr, entry = %held.entry, "listening (UDP and TCP)");
-                listener.spawn(shared, &self.shards, &mut held.tasks);
+                listener.spawn(shared, &self.udp_threads, &mut held.tasks);
             }
         }
     }
@@ -134,7 +134,7 @@ impl Listeners {
             if self.held.iter().any(|h| &h.entry == entry) {
                 continue;
             }
-            match Listener::bind(*addr, self.shards.len()) {
+            match Listener::bind(*addr, self.udp_threads.len()) {
                 Ok(listener) => self.hold(entry.clone(), listener),
                 Err(e) if addr.is_ipv6() && ipv6_missing(&e) => {
                     tracing::warn!(%addr, error = %e, "skipping an IPv6 listener: this host has no IPv6 there");
@@ -179,7 +179,7 @@ impl Listeners {
                 {
                     continue;
                 }
-                match Listener::bind(addr, self.shards.len()) {
+                match Listener::bind(addr, self.udp_threads.len()) {
                     Ok(listener) => {
                         self.hold(entry.clone(), listener);
                         followed.changed = true;
@@ -250,7 +250,7 @@ impl BindError {
 /// The sockets bound for one listen address.
 pub(crate) struct Listener {
     pub addr: SocketAddr,
-    /// One per shard; each is registered with its shard's reactor when it starts serving.
+    /// One per UDP thread; each is registered with its thread's reactor when it starts serving.
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
 }
@@ -291,18 +291,18 @@ impl Listener {
         })
     }
 
-    /// Serves until the returned tasks are aborted: UDP on the shards, one
+    /// Serves until the returned tasks are aborted: UDP on the UDP threads, one
     /// socket each, TCP on the calling runtime.
     pub(crate) fn spawn(
         self,
         shared: &Arc<Shared>,
-        shards: &Shards,
+        udp_threads: &UdpThreads,
         tasks: &mut tokio::task::JoinSet<()>,
     ) {
         for (i, socket) in self.udp.into_iter().enumerate() {
             let read = shared.metrics().udp_thread(i);
             let handler = Handler::new(Arc::clone(shared));
-            tasks.spawn_on(udp::serve_udp(handler, socket, read), shards.handle(i));
+            tasks.spawn_on(udp::serve_udp(handler, socket, read), udp_threads.handle(i));
         }
         let limits = shared.tcp().clone();
         let handler = Handler::new(Arc::clone(shared));

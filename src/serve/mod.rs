@@ -1,8 +1,10 @@
-//! Sockets and the per-query pipeline: start-up ([`start`]), UDP and TCP
-//! listeners ([`server`], [`batch`], [`listeners`], [`connections`]), one
-//! query top to bottom ([`handler`]), the answers splitdns makes itself
-//! ([`local`], [`chaos`]), reloads ([`reload`]) and the control socket
-//! ([`control`]). The top of the crate: nothing below imports from here.
+//! Sockets and the per-query pipeline: start-up ([`start`]), the addresses
+//! listened on ([`listeners`]), the UDP threads ([`udp_threads`]) and the
+//! loops that answer UDP ([`udp`], [`batch`]) and TCP ([`tcp`],
+//! [`connections`]), one query top to bottom ([`handler`]), the answers
+//! splitdns makes itself ([`local`], [`chaos`]), reloads ([`reload`]) and
+//! the control socket ([`control`]). The top of the crate's folders: nothing
+//! below imports from here.
 
 pub(crate) mod batch;
 pub(crate) mod chaos;
@@ -12,7 +14,7 @@ pub(crate) mod handler;
 pub(crate) mod listeners;
 pub(crate) mod local;
 pub(crate) mod reload;
-pub(crate) mod shards;
 pub(crate) mod start;
 pub(crate) mod tcp;
 pub(crate) mod udp;
+pub(crate) mod udp_threads;

@@ -153,7 +153,7 @@ impl Supervisor {
                 self.config.cache.size
             );
         }
-        let running = self.listeners.threads();
+        let running = self.listeners.udp_thread_count();
         if config.threads != running {
             tracing::warn!(
                 "[server] threads = {} takes effect at the next restart; {running} threads answer UDP until then",

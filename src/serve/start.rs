@@ -19,7 +19,7 @@ use crate::resolve::cache;
 use crate::serve::control;
 use crate::serve::listeners::{self, BindError, Listeners};
 use crate::serve::reload::{self, Loader};
-use crate::serve::shards::Shards;
+use crate::serve::udp_threads::UdpThreads;
 use crate::state::{self, Shared, State, ratelimit};
 
 /// How long shutdown waits for queries already being resolved.
@@ -42,7 +42,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("cannot start the threads that answer UDP: {0}")]
-    Threads(std::io::Error),
+    UdpThreads(std::io::Error),
 }
 
 /// A bound, not yet serving, splitdns.
@@ -72,8 +72,8 @@ impl Server {
         config: Config,
         control: Option<control::Socket>,
     ) -> Result<Self, StartError> {
-        let shards = Shards::start(config.threads).map_err(StartError::Threads)?;
-        let listeners = Listeners::bind(&config.listen, Arc::new(shards))?;
+        let udp_threads = UdpThreads::start(config.threads).map_err(StartError::UdpThreads)?;
+        let listeners = Listeners::bind(&config.listen, Arc::new(udp_threads))?;
         let http = match &config.metrics {
             Some(m) => {
                 Some(
@@ -166,10 +166,10 @@ impl Server {
         tracing::info!("shutting down");
         self.shared.set_serving(false);
         tasks.abort_all();
-        let shards = listeners.shards();
+        let udp_threads = listeners.udp_threads();
         drop(listeners);
         self.shared.drain(DRAIN).await;
-        drop(shards);
+        drop(udp_threads);
         Ok(())
     }
 }

@@ -66,10 +66,10 @@ async fn serve_connection(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_PIPELINE);
     let write_timeout = limits.read_timeout;
     let write = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
-            let mut framed = Vec::with_capacity(reply.len() + 2);
-            framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());
-            framed.extend_from_slice(&reply);
+        while let Some(response) = rx.recv().await {
+            let mut framed = Vec::with_capacity(response.len() + 2);
+            framed.extend_from_slice(&(response.len() as u16).to_be_bytes());
+            framed.extend_from_slice(&response);
             // A client that does not read its answers is given up on.
             let written = tokio::time::timeout(write_timeout, writer.write_all(&framed)).await;
             if !matches!(written, Ok(Ok(()))) {
@@ -86,7 +86,7 @@ async fn serve_connection(
         };
         slot.queried();
         match handler.answer_now(&packet, client.ip(), Protocol::Tcp, &mut out) {
-            Step::Reply => {
+            Step::Respond => {
                 if tx.send(std::mem::take(&mut out)).await.is_err() {
                     break;
                 }
@@ -100,8 +100,8 @@ async fn serve_connection(
                 let tx = tx.clone();
                 let busy = slot.conn.busy();
                 tokio::spawn(async move {
-                    let reply = handler.answer_miss(miss).await;
-                    let _ = tx.send(reply).await;
+                    let response = handler.answer_miss(miss).await;
+                    let _ = tx.send(response).await;
                     drop((permit, busy));
                 });
             }

@@ -21,7 +21,7 @@ use crate::serve::batch::{BATCH, Batch};
 use crate::serve::handler::{Handler, Step};
 
 /// Answers a burst of queries per wake-up: hits and local answers go back in
-/// one sendmmsg, misses each get a task on this shard, and their answers wait
+/// one sendmmsg, misses each get a task on this UDP thread, and their answers wait
 /// in the [`Outbox`] to go out with the next burst's.
 pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, read: Counter) {
     let socket = match UdpSocket::from_std(socket) {
@@ -71,23 +71,23 @@ pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, rea
                 continue;
             };
             match handler.answer_now(packet, client.ip(), Protocol::Udp, out) {
-                Step::Reply => batch.reply[i] = true,
+                Step::Respond => batch.mark_ready(i),
                 Step::Drop => {}
                 Step::Miss(miss) => {
                     let handler = handler.clone();
                     let (outbox, socket) = (Arc::clone(&outbox), Arc::clone(&socket));
                     tokio::spawn(async move {
-                        let reply = handler.answer_miss(miss).await;
-                        outbox.post(reply, client, &socket).await;
+                        let response = handler.answer_miss(miss).await;
+                        outbox.post(response, client, &socket).await;
                     });
                 }
             }
         }
         let queued = outbox.take();
         let sent = batch.send(fd, received, &queued);
-        for (reply, to) in batch.outgoing(received, &queued).skip(sent) {
+        for (response, to) in batch.outgoing(received, &queued).skip(sent) {
             if let Some(client) = to.socket_addr() {
-                let _ = socket.send_to(reply, client).await;
+                let _ = socket.send_to(response, client).await;
             }
         }
         if received == BATCH {
@@ -113,16 +113,16 @@ struct Outbox {
 }
 
 impl Outbox {
-    async fn post(&self, reply: Vec<u8>, client: SocketAddr, socket: &UdpSocket) {
+    async fn post(&self, response: Vec<u8>, client: SocketAddr, socket: &UdpSocket) {
         if !self.closed.load(Ordering::Acquire) {
             let mut queue = self.queue.lock().expect("outbox lock");
-            queue.push((reply, SockAddr::from(client)));
+            queue.push((response, SockAddr::from(client)));
             if queue.len() == 1 {
                 self.posted.notify_one();
             }
             return;
         }
-        let _ = socket.send_to(&reply, client).await;
+        let _ = socket.send_to(&response, client).await;
     }
 
     fn take(&self) -> Vec<(Vec<u8>, SockAddr)> {
@@ -141,18 +141,18 @@ impl Drop for OutboxClosed {
             .0
             .take()
             .into_iter()
-            .filter_map(|(reply, to)| Some((reply, to.as_socket()?)))
+            .filter_map(|(response, to)| Some((response, to.as_socket()?)))
             .collect();
-        waiting.retain(|(reply, client)| {
-            matches!(self.1.try_send_to(reply, *client), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        waiting.retain(|(response, client)| {
+            matches!(self.1.try_send_to(response, *client), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
         });
         // A full send buffer: the rest go out as it drains, if the runtime
         // is still there to send them.
         if let (false, Ok(runtime)) = (waiting.is_empty(), tokio::runtime::Handle::try_current()) {
             let socket = Arc::clone(&self.1);
             runtime.spawn(async move {
-                for (reply, client) in waiting {
-                    let _ = socket.send_to(&reply, client).await;
+                for (response, client) in waiting {
+                    let _ = socket.send_to(&response, client).await;
                 }
             });
         }

@@ -1,4 +1,5 @@
-//! The threads that answer UDP queries: one single-threaded runtime each,
+//! The UDP threads (`[server] threads`), which answer UDP queries: one
+//! single-threaded runtime each,
 //! with a socket of its own on every listen address (SO_REUSEPORT), so the
 //! kernel spreads clients over the threads and a query is read, resolved,
 //! forwarded, answered and its upstream reply read on one thread, by one
@@ -17,16 +18,16 @@ use tokio::sync::oneshot;
 
 use crate::resolve::upstream;
 
-/// The running shards. Dropping this stops them: their runtimes end, and
-/// with them every task they still run.
-pub(crate) struct Shards {
+/// The running UDP threads. Dropping this stops them: their runtimes end,
+/// and with them every task they still run.
+pub(crate) struct UdpThreads {
     handles: Vec<Handle>,
-    /// Each shard thread runs until its sender is dropped.
+    /// Each thread runs until its sender is dropped.
     _stops: Vec<oneshot::Sender<()>>,
 }
 
-impl Shards {
-    /// Starts `count` (at least 1) shard threads. Each builds its runtime
+impl UdpThreads {
+    /// Starts `count` (at least 1) UDP threads. Each builds its runtime
     /// on its own thread and hands its handle back, so a runtime is never
     /// dropped on the caller's (async) thread, even when a start fails.
     pub(crate) fn start(count: usize) -> io::Result<Self> {
@@ -67,7 +68,7 @@ impl Shards {
         self.handles.len()
     }
 
-    /// The runtime of shard `index`.
+    /// The runtime of UDP thread `index`.
     pub(crate) fn handle(&self, index: usize) -> &Handle {
         &self.handles[index % self.handles.len()]
     }
