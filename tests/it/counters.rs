@@ -1,6 +1,8 @@
-//! Every counter, gauge and label value `/metrics` exports (README, Observing it) moves when
-//! the thing it counts happens: a counter that no code path feeds reads as "never happens"
-//! on a dashboard, which is worse than no counter.
+//! What each series of `/metrics` counts (README, Observing it): every counter, gauge and
+//! label value moves when the thing it counts happens, by as much as it happened, and under
+//! the route, server, kind or reason it happened to. A counter that no code path feeds reads
+//! as "never happens" on a dashboard, which is worse than no counter. The page as a whole,
+//! and the other ways to look inside, are metrics.rs.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,9 +14,19 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 
 use crate::support::client::{self, REPLY_WAIT, udp_exchange_raw};
-use crate::support::http::{sample, value};
+use crate::support::daemon::Daemon;
+use crate::support::fixtures::internet;
+use crate::support::harness::standard_plus;
+use crate::support::http::{sample, scrape, value};
 use crate::support::upstream::{bind_pair, frame, read_frame};
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, name, query};
+
+/// splitdns on the standard config (a Consul route and the internet) with `/metrics` on an
+/// ephemeral port and `tables` added; and its fake Consul agent and internet.
+async fn with_metrics(tables: &str) -> (Splitdns, FakeUpstream, FakeUpstream) {
+    let tables = format!("[metrics]\nlisten = \"127.0.0.1:0\"\n{tables}");
+    Splitdns::with_fakes(&standard_plus("", &tables)).await
+}
 
 /// Scrapes until `series` reads `want` (at most 5 s): gauges follow events a little later
 /// than the reply that caused them.
@@ -97,70 +109,6 @@ impl Misbehaving {
     }
 }
 
-/// README: `splitdns_upstream_failures_total` counts `network` (send errors, connections that
-/// fail) and `bad_reply` (a reply that does not answer the query) too, and
-/// `splitdns_upstream_queries_total` includes the TCP retry after a truncated UDP reply.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn network_and_bad_reply_failures_and_tcp_retries_are_counted() {
-    let bad = Misbehaving::start().await;
-    let tc = FakeUpstream::start(crate::support::fixtures::internet()).await;
-    tc.set_mode(Mode::AlwaysTc);
-    let config = r#"
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{tc}"]
-timeout = "1s"
-[[route]]
-zones = ["close.test"]
-servers = ["{bad}"]
-[[route]]
-zones = ["wrongid.test"]
-servers = ["{bad}"]
-[metrics]
-listen = "127.0.0.1:0"
-"#
-    .replace("{bad}", &bad.addr.to_string());
-    let dns = Splitdns::start(&config, &[("tc", &tc)]).await;
-
-    assert_rcode(
-        &dns.ask("close.test.", RecordType::A).await,
-        ResponseCode::ServFail,
-    );
-    assert_rcode(
-        &dns.ask("wrongid.test.", RecordType::A).await,
-        ResponseCode::ServFail,
-    );
-    assert_rcode(
-        &dns.ask("www.example.", RecordType::A).await,
-        ResponseCode::NoError,
-    );
-
-    let text = dns.scrape().await;
-    let b = bad.addr;
-    let failures = |route: &str, kind: &str| {
-        value(
-            &text,
-            &format!(
-                r#"splitdns_upstream_failures_total{{route="{route}",server="{b}",kind="{kind}"}}"#
-            ),
-        )
-    };
-    assert_eq!(failures("close.test.", "network"), 1.0);
-    assert_eq!(failures("close.test.", "bad_reply"), 0.0);
-    assert_eq!(failures("wrongid.test.", "bad_reply"), 1.0);
-    assert_eq!(failures("wrongid.test.", "network"), 0.0);
-    for route in ["close.test.", "wrongid.test."] {
-        let series = format!(r#"splitdns_upstream_queries_total{{route="{route}",server="{b}"}}"#);
-        assert_eq!(value(&text, &series), 2.0, "UDP, then TCP: {series}");
-    }
-    let series = format!(
-        r#"splitdns_upstream_queries_total{{route=".",server="{}"}}"#,
-        tc.addr()
-    );
-    assert_eq!(value(&text, &series), 2.0, "UDP, then TCP: {series}");
-}
-
 /// `splitdns_queries_total` names the common RCODEs and counts the rest as `other`, and
 /// counts answers splitdns makes itself (FORMERR, NOTIMP, REFUSED, BADVERS) like the rest.
 /// Packets refused or rejected before their question is read have no query type: `other`.
@@ -238,13 +186,117 @@ listen = "127.0.0.1:0"
     assert_eq!(text.matches("splitdns_queries_total{").count(), 8, "{text}");
 }
 
+#[tokio::test]
+async fn failures_are_counted_by_kind_and_server() {
+    let (dns, _consul, internet) = with_metrics("[cache]\nsize = 500").await;
+    internet.set_mode(Mode::ServFail);
+    assert_rcode(
+        &dns.ask("www.example.", RecordType::A).await,
+        ResponseCode::ServFail,
+    );
+    internet.set_mode(Mode::Refused);
+    assert_rcode(
+        &dns.ask("www.example.", RecordType::A).await,
+        ResponseCode::ServFail,
+    );
+
+    let text = dns.scrape().await;
+    let i = internet.addr();
+    let failures = |kind: &str| {
+        value(
+            &text,
+            &format!(r#"splitdns_upstream_failures_total{{route=".",server="{i}",kind="{kind}"}}"#),
+        )
+    };
+    assert_eq!(failures("servfail"), 1.0);
+    assert_eq!(failures("refused"), 1.0);
+    assert_eq!(failures("timeout"), 0.0);
+    assert_eq!(
+        value(
+            &text,
+            r#"splitdns_queries_total{protocol="udp",qtype="A",rcode="SERVFAIL"}"#
+        ),
+        2.0
+    );
+    // Failed attempts are not latencies.
+    assert_eq!(
+        value(
+            &text,
+            &format!(r#"splitdns_upstream_latency_seconds_count{{route=".",server="{i}"}}"#)
+        ),
+        0.0
+    );
+}
+
+/// README: `splitdns_upstream_failures_total` counts `network` (send errors, connections that
+/// fail) and `bad_reply` (a reply that does not answer the query) too, and
+/// `splitdns_upstream_queries_total` includes the TCP retry after a truncated UDP reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_and_bad_reply_failures_and_tcp_retries_are_counted() {
+    let bad = Misbehaving::start().await;
+    let tc = FakeUpstream::start(crate::support::fixtures::internet()).await;
+    tc.set_mode(Mode::AlwaysTc);
+    let config = r#"
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{tc}"]
+timeout = "1s"
+[[route]]
+zones = ["close.test"]
+servers = ["{bad}"]
+[[route]]
+zones = ["wrongid.test"]
+servers = ["{bad}"]
+[metrics]
+listen = "127.0.0.1:0"
+"#
+    .replace("{bad}", &bad.addr.to_string());
+    let dns = Splitdns::start(&config, &[("tc", &tc)]).await;
+
+    assert_rcode(
+        &dns.ask("close.test.", RecordType::A).await,
+        ResponseCode::ServFail,
+    );
+    assert_rcode(
+        &dns.ask("wrongid.test.", RecordType::A).await,
+        ResponseCode::ServFail,
+    );
+    assert_rcode(
+        &dns.ask("www.example.", RecordType::A).await,
+        ResponseCode::NoError,
+    );
+
+    let text = dns.scrape().await;
+    let b = bad.addr;
+    let failures = |route: &str, kind: &str| {
+        value(
+            &text,
+            &format!(
+                r#"splitdns_upstream_failures_total{{route="{route}",server="{b}",kind="{kind}"}}"#
+            ),
+        )
+    };
+    assert_eq!(failures("close.test.", "network"), 1.0);
+    assert_eq!(failures("close.test.", "bad_reply"), 0.0);
+    assert_eq!(failures("wrongid.test.", "bad_reply"), 1.0);
+    assert_eq!(failures("wrongid.test.", "network"), 0.0);
+    for route in ["close.test.", "wrongid.test."] {
+        let series = format!(r#"splitdns_upstream_queries_total{{route="{route}",server="{b}"}}"#);
+        assert_eq!(value(&text, &series), 2.0, "UDP, then TCP: {series}");
+    }
+    let series = format!(
+        r#"splitdns_upstream_queries_total{{route=".",server="{}"}}"#,
+        tc.addr()
+    );
+    assert_eq!(value(&text, &series), 2.0, "UDP, then TCP: {series}");
+}
+
 /// `splitdns_cache_evictions_total`: fresh entries pushed out of a full cache (README); with
 /// room for two answers, a third one pushes one out. The CHAOS `evictions.bind` says the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cache_counts_its_evictions() {
-    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"\n[cache]\nsize = 2";
-    let template = crate::support::harness::standard_plus("", metrics);
-    let (dns, _consul, internet) = Splitdns::with_fakes(&template).await;
+    let (dns, _consul, internet) = with_metrics("[cache]\nsize = 2").await;
     for qname in ["www.example.", "mail.example.", "alias.example."] {
         assert_rcode(&dns.ask(qname, RecordType::A).await, ResponseCode::NoError);
     }
@@ -264,12 +316,149 @@ async fn a_full_cache_counts_its_evictions() {
     }
 }
 
+/// RFC 8767 §4 serves expired data when the upstreams fail; an operator needs to see how much
+/// of the traffic that is, per route, before the stale window (`serve_stale`) runs out.
+/// `splitdns_cache_stale_answers_total{route}` counts every answer served stale; such a query
+/// went upstream first, so it is a miss too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_answers_are_counted_under_their_route() {
+    // Consul's TTL 0 is lifted to 1 s, so the answer is cached and then expires.
+    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
+    let (dns, consul, _internet) =
+        Splitdns::with_fakes(&standard_plus("min_ttl = 1", metrics)).await;
+    assert_rcode(
+        &dns.ask("web.service.consul.", RecordType::A).await,
+        ResponseCode::NoError,
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    consul.set_mode(Mode::ServFail);
+    for _ in 0..2 {
+        let stale = dns.ask("web.service.consul.", RecordType::A).await;
+        assert_rcode(&stale, ResponseCode::NoError);
+        assert!(stale.answers.iter().all(|r| r.ttl == 30), "{stale}");
+    }
+
+    let text = dns.scrape().await;
+    let v = |series: &str| value(&text, series);
+    assert_eq!(
+        v(r#"splitdns_cache_stale_answers_total{route="consul."}"#),
+        2.0
+    );
+    assert_eq!(v(r#"splitdns_cache_misses_total{route="consul."}"#), 3.0);
+    assert_eq!(v(r#"splitdns_cache_hits_total{route="consul."}"#), 0.0);
+    // The other route served nothing stale.
+    assert_eq!(v(r#"splitdns_cache_stale_answers_total{route="."}"#), 0.0);
+}
+
+/// Every answer splitdns makes itself for a routed name is a local answer of that route: local
+/// rules (`address=`, `local=`), local data (`[[record]]`), names kept home (`domain_needed`),
+/// filtered AAAA and RFC 8482's ANY. With hits and misses they add up to the route's queries
+/// (README, Observing it), so a dashboard stacking them shows all the traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_answers_are_counted_under_their_route() {
+    let template = r#"
+rules = ["address=/ads.example/#", "local=/lan/"]
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{internet}"]
+[[route]]
+zones = ["consul"]
+servers = ["{consul}"]
+filter_aaaa = true
+[local]
+domain_needed = true
+[[record]]
+name = "gw.lan"
+type = "A"
+value = "192.0.2.1"
+[metrics]
+listen = "127.0.0.1:0"
+"#;
+    let (dns, consul, internet) = Splitdns::with_fakes(template).await;
+    let asked = [
+        ("x.ads.example.", RecordType::A, ResponseCode::NoError),
+        ("gw.lan.", RecordType::A, ResponseCode::NoError),
+        ("nas.lan.", RecordType::A, ResponseCode::NXDomain),
+        ("printer.", RecordType::A, ResponseCode::NXDomain),
+        ("www.example.", RecordType::ANY, ResponseCode::NoError),
+        (
+            "web.service.consul.",
+            RecordType::AAAA,
+            ResponseCode::NoError,
+        ),
+        ("www.example.", RecordType::A, ResponseCode::NoError),
+        ("www.example.", RecordType::A, ResponseCode::NoError),
+    ];
+    for (qname, qtype, rcode) in asked {
+        assert_rcode(&dns.ask(qname, qtype).await, rcode);
+    }
+
+    let text = dns.scrape().await;
+    let v = |series: &str| value(&text, series);
+    assert_eq!(
+        v(r#"splitdns_local_answers_total{route="ads.example."}"#),
+        1.0
+    );
+    assert_eq!(v(r#"splitdns_local_answers_total{route="lan."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_local_answers_total{route="."}"#), 2.0);
+    assert_eq!(v(r#"splitdns_local_answers_total{route="consul."}"#), 1.0);
+    let total = |metric: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let routed = total("splitdns_cache_hits_total")
+        + total("splitdns_cache_misses_total")
+        + total("splitdns_local_answers_total");
+    assert_eq!(routed, asked.len() as f64, "{text}");
+    assert_eq!((internet.total(), consul.total()), (1, 0));
+}
+
+#[tokio::test]
+async fn dropped_packets_are_counted_by_reason() {
+    let (dns, _consul, _internet) = with_metrics("[cache]\nsize = 500").await;
+    // One socket for everything: the same source lands on the same listener socket, which
+    // handles its packets in order, so once the query is answered both drops are counted.
+    let sock = client::udp_socket().await;
+    let mut response = client::encode(&query("www.example.", RecordType::A));
+    response[2] |= 0x80;
+    sock.send_to(&[0, 1, 2, 3, 4], dns.addr()).await.unwrap();
+    sock.send_to(&response, dns.addr()).await.unwrap();
+    let ask = query("www.example.", RecordType::A);
+    sock.send_to(&client::encode(&ask), dns.addr())
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let (len, _) = tokio::time::timeout(REPLY_WAIT, sock.recv_from(&mut buf))
+        .await
+        .expect("no reply")
+        .unwrap();
+    assert_eq!(client::decode(&buf[..len]).metadata.id, ask.metadata.id);
+
+    let text = dns.scrape().await;
+    assert_eq!(
+        value(
+            &text,
+            r#"splitdns_dropped_packets_total{reason="too_short"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"splitdns_dropped_packets_total{reason="not_a_query"}"#
+        ),
+        1.0
+    );
+}
+
 /// `splitdns_inflight_queries`: client queries waiting for an upstream now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inflight_queries_shows_queries_waiting_for_an_upstream() {
     let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
-    let template = crate::support::harness::standard_plus("", metrics)
-        .replace("timeout = \"500ms\"", "timeout = \"3s\"");
+    let template = standard_plus("", metrics).replace("timeout = \"500ms\"", "timeout = \"3s\"");
     let (dns, _consul, internet) = Splitdns::with_fakes(&template).await;
     internet.set_mode(Mode::Slow(Duration::from_millis(1500)));
 
@@ -284,9 +473,7 @@ async fn inflight_queries_shows_queries_waiting_for_an_upstream() {
 /// `splitdns_tcp_connections`: TCP client connections open now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_connections_shows_the_connections_open_now() {
-    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
-    let (dns, _consul, _internet) =
-        Splitdns::with_fakes(&crate::support::harness::standard_plus("", metrics)).await;
+    let (dns, _consul, _internet) = with_metrics("").await;
     let mut open = Vec::new();
     for _ in 0..2 {
         let mut stream = client::tcp_connect(dns.addr()).await;
@@ -303,4 +490,67 @@ async fn tcp_connections_shows_the_connections_open_now() {
     eventually(&dns, "splitdns_tcp_connections", 0.0).await;
     let text = dns.scrape().await;
     assert_eq!(value(&text, "splitdns_tcp_connections_accepted_total"), 2.0);
+}
+
+/// `splitdns_config_reloads_total{result}` counts SIGHUPs taken and rejected, and
+/// `splitdns_config_info{hash}` follows the config in force: it changes with a reload that
+/// changes the config, and not with one that is rejected (README, Reloading).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_are_counted_and_config_info_follows_them() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let config = format!(
+        "rules = [\"address=/gw.lan/192.0.2.1\"]\n[server]\nlisten = [\"127.0.0.1:0\"]\n\
+         [upstream]\nservers = [\"{}\"]\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+        upstream.addr()
+    );
+    let daemon = Daemon::start(&config, None);
+    let addr = daemon.wait_ready()[0];
+    let log = daemon.stderr();
+    let serving = log
+        .lines()
+        .find(|l| l.contains("serving /metrics"))
+        .unwrap_or_else(|| panic!("no metrics endpoint in: {log}"));
+    let endpoint: SocketAddr = serving
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no addr= in: {serving}"))
+        .parse()
+        .unwrap();
+    let info = |text: &str| {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("splitdns_config_info{"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        lines[0].to_string()
+    };
+    let started = info(&scrape(endpoint).await);
+
+    daemon.rewrite_config(&config.replace("192.0.2.1", "192.0.2.2"));
+    tokio::task::block_in_place(|| daemon.reload());
+    assert!(daemon.stderr().contains("reloaded"), "{}", daemon.stderr());
+    let after_reload = scrape(endpoint).await;
+    let reloads = |text: &str, result: &str| {
+        value(
+            text,
+            &format!(r#"splitdns_config_reloads_total{{result="{result}"}}"#),
+        )
+    };
+    assert_eq!(reloads(&after_reload, "ok"), 1.0);
+    assert_eq!(reloads(&after_reload, "failed"), 0.0);
+    assert_ne!(info(&after_reload), started);
+    let gw = client::udp(addr, &query("gw.lan.", RecordType::A)).await;
+    assert_eq!(gw.answers.len(), 1, "{gw}");
+
+    daemon.rewrite_config("[server]\nlisten = [");
+    tokio::task::block_in_place(|| daemon.reload());
+    assert!(
+        daemon.stderr().contains("reload rejected"),
+        "{}",
+        daemon.stderr()
+    );
+    let after_reject = scrape(endpoint).await;
+    assert_eq!(reloads(&after_reject, "failed"), 1.0);
+    assert_eq!(reloads(&after_reject, "ok"), 1.0);
+    assert_eq!(info(&after_reject), info(&after_reload));
 }

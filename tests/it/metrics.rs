@@ -1,5 +1,7 @@
-//! What an operator sees: `/metrics` after a known sequence of queries, `/health` and `/ready`,
-//! dnsmasq's CHAOS `*.bind` answers, the query log and the SIGUSR1 dump.
+//! The ways an operator looks inside a running splitdns (README, Observing it): the
+//! `/metrics` page as a whole after a known sequence of queries, and the Grafana dashboard
+//! that reads it; `/health` and `/ready`; dnsmasq's CHAOS `*.bind` answers; the query log;
+//! the SIGUSR1 dump. What each series counts, one by one, is counters.rs.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,7 +16,7 @@ use tempfile::TempDir;
 use crate::support::client::{self, REPLY_WAIT};
 use crate::support::fixtures::internet;
 use crate::support::harness::standard_plus;
-use crate::support::http::{get, scrape, value};
+use crate::support::http::{get, value};
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, query};
 
 /// STANDARD plus the metrics endpoint on an ephemeral port and `extra`.
@@ -129,186 +131,6 @@ async fn metrics_count_a_known_sequence_of_queries() {
         .filter(|l| l.starts_with("splitdns_config_info{hash=\""))
         .count();
     assert_eq!(info, 1, "{text}");
-}
-
-#[tokio::test]
-async fn failures_are_counted_by_kind_and_server() {
-    let (dns, _consul, internet) = standard().await;
-    internet.set_mode(Mode::ServFail);
-    assert_rcode(
-        &dns.ask("www.example.", RecordType::A).await,
-        ResponseCode::ServFail,
-    );
-    internet.set_mode(Mode::Refused);
-    assert_rcode(
-        &dns.ask("www.example.", RecordType::A).await,
-        ResponseCode::ServFail,
-    );
-
-    let text = dns.scrape().await;
-    let i = internet.addr();
-    let failures = |kind: &str| {
-        value(
-            &text,
-            &format!(r#"splitdns_upstream_failures_total{{route=".",server="{i}",kind="{kind}"}}"#),
-        )
-    };
-    assert_eq!(failures("servfail"), 1.0);
-    assert_eq!(failures("refused"), 1.0);
-    assert_eq!(failures("timeout"), 0.0);
-    assert_eq!(
-        value(
-            &text,
-            r#"splitdns_queries_total{protocol="udp",qtype="A",rcode="SERVFAIL"}"#
-        ),
-        2.0
-    );
-    // Failed attempts are not latencies.
-    assert_eq!(
-        value(
-            &text,
-            &format!(r#"splitdns_upstream_latency_seconds_count{{route=".",server="{i}"}}"#)
-        ),
-        0.0
-    );
-}
-
-/// RFC 8767 §4 serves expired data when the upstreams fail; an operator needs to see how much
-/// of the traffic that is, per route, before the stale window (`serve_stale`) runs out.
-/// `splitdns_cache_stale_answers_total{route}` counts every answer served stale; such a query
-/// went upstream first, so it is a miss too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_answers_are_counted_under_their_route() {
-    // Consul's TTL 0 is lifted to 1 s, so the answer is cached and then expires.
-    let metrics = "[metrics]\nlisten = \"127.0.0.1:0\"";
-    let (dns, consul, _internet) =
-        Splitdns::with_fakes(&standard_plus("min_ttl = 1", metrics)).await;
-    assert_rcode(
-        &dns.ask("web.service.consul.", RecordType::A).await,
-        ResponseCode::NoError,
-    );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    consul.set_mode(Mode::ServFail);
-    for _ in 0..2 {
-        let stale = dns.ask("web.service.consul.", RecordType::A).await;
-        assert_rcode(&stale, ResponseCode::NoError);
-        assert!(stale.answers.iter().all(|r| r.ttl == 30), "{stale}");
-    }
-
-    let text = dns.scrape().await;
-    let v = |series: &str| value(&text, series);
-    assert_eq!(
-        v(r#"splitdns_cache_stale_answers_total{route="consul."}"#),
-        2.0
-    );
-    assert_eq!(v(r#"splitdns_cache_misses_total{route="consul."}"#), 3.0);
-    assert_eq!(v(r#"splitdns_cache_hits_total{route="consul."}"#), 0.0);
-    // Nothing had expired, so nothing was served stale (see stale_answers_are_counted_under_their_route).
-    assert_eq!(v(r#"splitdns_cache_stale_answers_total{route="."}"#), 0.0);
-}
-
-/// Every answer splitdns makes itself for a routed name is a local answer of that route: local
-/// rules (`address=`, `local=`), local data (`[[record]]`), names kept home (`domain_needed`),
-/// filtered AAAA and RFC 8482's ANY. With hits and misses they add up to the route's queries
-/// (README, Observing it), so a dashboard stacking them shows all the traffic.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_answers_are_counted_under_their_route() {
-    let template = r#"
-rules = ["address=/ads.example/#", "local=/lan/"]
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-[[route]]
-zones = ["consul"]
-servers = ["{consul}"]
-filter_aaaa = true
-[local]
-domain_needed = true
-[[record]]
-name = "gw.lan"
-type = "A"
-value = "192.0.2.1"
-[metrics]
-listen = "127.0.0.1:0"
-"#;
-    let (dns, consul, internet) = Splitdns::with_fakes(template).await;
-    let asked = [
-        ("x.ads.example.", RecordType::A, ResponseCode::NoError),
-        ("gw.lan.", RecordType::A, ResponseCode::NoError),
-        ("nas.lan.", RecordType::A, ResponseCode::NXDomain),
-        ("printer.", RecordType::A, ResponseCode::NXDomain),
-        ("www.example.", RecordType::ANY, ResponseCode::NoError),
-        (
-            "web.service.consul.",
-            RecordType::AAAA,
-            ResponseCode::NoError,
-        ),
-        ("www.example.", RecordType::A, ResponseCode::NoError),
-        ("www.example.", RecordType::A, ResponseCode::NoError),
-    ];
-    for (qname, qtype, rcode) in asked {
-        assert_rcode(&dns.ask(qname, qtype).await, rcode);
-    }
-
-    let text = dns.scrape().await;
-    let v = |series: &str| value(&text, series);
-    assert_eq!(
-        v(r#"splitdns_local_answers_total{route="ads.example."}"#),
-        1.0
-    );
-    assert_eq!(v(r#"splitdns_local_answers_total{route="lan."}"#), 2.0);
-    assert_eq!(v(r#"splitdns_local_answers_total{route="."}"#), 2.0);
-    assert_eq!(v(r#"splitdns_local_answers_total{route="consul."}"#), 1.0);
-    let total = |metric: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{metric}{{")))
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-            .sum()
-    };
-    let routed = total("splitdns_cache_hits_total")
-        + total("splitdns_cache_misses_total")
-        + total("splitdns_local_answers_total");
-    assert_eq!(routed, asked.len() as f64, "{text}");
-    assert_eq!((internet.total(), consul.total()), (1, 0));
-}
-
-#[tokio::test]
-async fn dropped_packets_are_counted_by_reason() {
-    let (dns, _consul, _internet) = standard().await;
-    // One socket for everything: the same source lands on the same listener socket, which
-    // handles its packets in order, so once the query is answered both drops are counted.
-    let sock = client::udp_socket().await;
-    let mut response = client::encode(&query("www.example.", RecordType::A));
-    response[2] |= 0x80;
-    sock.send_to(&[0, 1, 2, 3, 4], dns.addr()).await.unwrap();
-    sock.send_to(&response, dns.addr()).await.unwrap();
-    let ask = query("www.example.", RecordType::A);
-    sock.send_to(&client::encode(&ask), dns.addr())
-        .await
-        .unwrap();
-    let mut buf = vec![0; 4096];
-    let (len, _) = tokio::time::timeout(REPLY_WAIT, sock.recv_from(&mut buf))
-        .await
-        .expect("no reply")
-        .unwrap();
-    assert_eq!(client::decode(&buf[..len]).metadata.id, ask.metadata.id);
-
-    let text = dns.scrape().await;
-    assert_eq!(
-        value(
-            &text,
-            r#"splitdns_dropped_packets_total{reason="too_short"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &text,
-            r#"splitdns_dropped_packets_total{reason="not_a_query"}"#
-        ),
-        1.0
-    );
 }
 
 #[tokio::test]
@@ -484,10 +306,6 @@ servers = ["{internet}"]
 struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
-    /// The config file it was started with (a reload reads it again).
-    config: std::path::PathBuf,
-    /// The lines logged up to the first listening address.
-    start_up: Vec<String>,
 }
 
 impl Drop for Running {
@@ -558,19 +376,12 @@ fn run_binary(dir: &TempDir, upstream: &FakeUpstream, extra: &str) -> (Running, 
                 let _ = tx.send(line);
             }
         });
-        let mut running = Running {
-            child,
-            lines,
-            config: path,
-            start_up: Vec::new(),
-        };
+        let running = Running { child, lines };
         while let Ok(line) = running.lines.recv_timeout(Duration::from_secs(10)) {
-            let (listening, failed) = (line.contains("listening"), line.contains("cannot listen"));
-            running.start_up.push(line);
-            if listening {
+            if line.contains("listening") {
                 return (running, addr);
             }
-            if failed {
+            if line.contains("cannot listen") {
                 break;
             }
         }
@@ -665,80 +476,6 @@ async fn query_log_marks_stale_answers() {
         [upstream.addr().to_string(), "stale".to_string()],
         "{lines:#?}"
     );
-}
-
-/// `splitdns_config_reloads_total{result}` counts SIGHUPs taken and rejected, and
-/// `splitdns_config_info{hash}` follows the config in force: it changes with a reload that
-/// changes the config, and not with one that is rejected (README, Reloading).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_are_counted_and_config_info_follows_them() {
-    let upstream = FakeUpstream::start(internet()).await;
-    let dir = TempDir::new().unwrap();
-    let (running, addr) = run_binary(&dir, &upstream, "[metrics]\nlisten = \"127.0.0.1:0\"\n");
-    let serving = running
-        .start_up
-        .iter()
-        .find(|l| l.contains("serving /metrics"))
-        .unwrap_or_else(|| panic!("no metrics endpoint in: {:#?}", running.start_up));
-    let endpoint: SocketAddr = serving
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("addr="))
-        .unwrap_or_else(|| panic!("no addr= in: {serving}"))
-        .parse()
-        .unwrap();
-    let info = |text: &str| {
-        let lines: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("splitdns_config_info{"))
-            .collect();
-        assert_eq!(lines.len(), 1, "{text}");
-        lines[0].to_string()
-    };
-    let started = info(&scrape(endpoint).await);
-
-    let text = std::fs::read_to_string(&running.config).unwrap();
-    std::fs::write(&running.config, text.replace("192.0.2.1", "192.0.2.2")).unwrap();
-    running.signal("HUP");
-    running.until("reloaded");
-    let after_reload = scrape(endpoint).await;
-    assert_eq!(
-        value(
-            &after_reload,
-            r#"splitdns_config_reloads_total{result="ok"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &after_reload,
-            r#"splitdns_config_reloads_total{result="failed"}"#
-        ),
-        0.0
-    );
-    assert_ne!(info(&after_reload), started);
-    let gw = client::udp(addr, &query("gw.lan.", RecordType::A)).await;
-    assert_eq!(gw.answers.len(), 1, "{gw}");
-
-    std::fs::write(&running.config, "[server]\nlisten = [").unwrap();
-    running.signal("HUP");
-    running.until("reload rejected");
-    let after_reject = scrape(endpoint).await;
-    assert_eq!(
-        value(
-            &after_reject,
-            r#"splitdns_config_reloads_total{result="failed"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &after_reject,
-            r#"splitdns_config_reloads_total{result="ok"}"#
-        ),
-        1.0
-    );
-    assert_eq!(info(&after_reject), info(&after_reload));
-    drop(running);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
