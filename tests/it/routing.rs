@@ -1,4 +1,8 @@
-//! Which names go where: routes, `rules` lines, local answers, reverse zones, `allow`.
+//! Which route answers a name: `[[route]]` zones matched by the longest suffix, on label
+//! boundaries (`notconsul.` is not under `consul`), letter case ignored in the question and in
+//! the config, the zone's apex and the root included; a prefix written as a zone covers its
+//! reverse zones; and a zone is defined once, across `[[route]]` tables and rule lines. What
+//! each dnsmasq rule line means is rules.rs.
 
 use std::path::Path;
 
@@ -7,7 +11,7 @@ use hickory_proto::rr::RecordType;
 use splitdns::config::Config;
 
 use crate::support::fixtures::{consul, internet};
-use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode, query};
+use crate::support::{FakeUpstream, Splitdns, answer_ips, answer_ttls, assert_rcode};
 
 async fn fakes() -> (FakeUpstream, FakeUpstream) {
     (
@@ -178,269 +182,40 @@ fn names(upstream: &FakeUpstream) -> Vec<String> {
         .collect()
 }
 
+/// A `[[route]]` for a prefix's reverse zones takes route options: Consul answers PTR with
+/// TTL 0 (its PTR TTL is fixed), and `min_ttl` lets the answer be cached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_rule_routes_like_a_route() {
-    let (consul, internet) = fakes().await;
-    let config = r#"
-rules = ["server=/consul/{consul#}"]
+async fn a_route_for_a_prefix_covers_its_reverse_zone_with_options() {
+    let template = r#"
 [server]
 listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-"#;
-    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
-
-    let reply = dns.ask("web.service.consul.", RecordType::A).await;
-
-    assert_eq!(answer_ips(&reply).len(), 2);
-    assert_eq!(consul.count("web.service.consul.", RecordType::A), 1);
-    assert_eq!(internet.total(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_rule_with_hash_sends_zone_to_default_upstreams() {
-    let (consul, internet) = fakes().await;
-    let config = r#"
-rules = ["server=/consul/{consul#}", "server=/corp.consul/#"]
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-"#;
-    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
-
-    dns.ask("host.corp.consul.", RecordType::A).await;
-    dns.ask("web.service.consul.", RecordType::A).await;
-
-    assert_eq!(internet.count("host.corp.consul.", RecordType::A), 1);
-    assert_eq!(internet.total(), 1);
-    assert_eq!(consul.count("web.service.consul.", RecordType::A), 1);
-    assert_eq!(consul.total(), 1);
-}
-
-const LOCAL_RULES: &str = r#"
-rules = ["server=/internal.example/", "local=/lan/", "address=/gw.lan/192.0.2.1"]
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-"#;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_rule_without_address_answers_nxdomain_locally() {
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::start(LOCAL_RULES, &[("internet", &internet)]).await;
-
-    for qname in [
-        "internal.example.",
-        "host.internal.example.",
-        "a.b.INTERNAL.example.",
-    ] {
-        for qtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
-            let reply = dns.ask(qname, qtype).await;
-            assert_rcode(&reply, ResponseCode::NXDomain);
-            assert!(reply.metadata.authoritative, "AA=1 on local answers");
-            assert!(reply.answers.is_empty());
-        }
-    }
-    assert_eq!(internet.total(), 0, "local zones are never forwarded");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_rule_answers_nxdomain_locally() {
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::start(LOCAL_RULES, &[("internet", &internet)]).await;
-
-    // Not lan. itself: gw.lan lies below it, so it exists (see local.rs).
-    for qname in ["printer.lan.", "x.printer.LAN."] {
-        let reply = dns.ask(qname, RecordType::A).await;
-        assert_rcode(&reply, ResponseCode::NXDomain);
-        assert!(reply.metadata.authoritative, "AA=1 on local answers");
-        assert!(reply.metadata.recursion_available, "RA=1 on every answer");
-    }
-    let tcp = dns.tcp(&query("printer.lan.", RecordType::AAAA)).await;
-    assert_rcode(&tcp, ResponseCode::NXDomain);
-    assert_eq!(internet.total(), 0, "local zones are never forwarded");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn address_rule_answers_the_name_and_every_name_below_it() {
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::start(LOCAL_RULES, &[("internet", &internet)]).await;
-
-    for qname in ["gw.lan.", "x.gw.lan.", "a.b.GW.lan."] {
-        let reply = dns.ask(qname, RecordType::A).await;
-        assert_rcode(&reply, ResponseCode::NoError);
-        assert!(reply.metadata.authoritative, "AA=1 on local answers");
-        assert_eq!(
-            answer_ips(&reply),
-            ["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()]
-        );
-        assert_eq!(
-            reply.answers[0].name,
-            crate::support::name(qname),
-            "owner is the question name"
-        );
-    }
-    assert_eq!(internet.total(), 0);
-}
-
-/// dnsmasq(8), `--address`: "Note that the behaviour for queries which don't match the
-/// specified address literal changed in version 2.86. Previous versions [...] would return a
-/// NoData answer. From 2.86, the query is sent upstream. To restore the pre-2.86 behaviour, use
-/// the configuration --address=/example.com/1.2.3.4 --local=/example.com/". The other types
-/// go where the zone above sends them: here `local=/lan/`, which answers them itself. gw.lan
-/// exists (it has an A record), so that answer is NODATA, not the NXDOMAIN dnsmasq 2.90 gives
-/// (RFC 1034 §4.3.2, RFC 8020 §2; see local.rs).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn address_rule_leaves_other_types_to_the_zone_above() {
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::start(LOCAL_RULES, &[("internet", &internet)]).await;
-
-    for qtype in [
-        RecordType::AAAA,
-        RecordType::MX,
-        RecordType::TXT,
-        RecordType::SRV,
-    ] {
-        let reply = dns.ask("gw.lan.", qtype).await;
-        assert_rcode(&reply, ResponseCode::NoError);
-        assert!(reply.answers.is_empty(), "{qtype}: {reply}");
-    }
-    let below = dns.ask("x.gw.lan.", RecordType::AAAA).await;
-    assert_rcode(&below, ResponseCode::NoError);
-    assert!(below.answers.is_empty(), "{below}");
-    assert_eq!(internet.total(), 0, "lan is local: never forwarded");
-}
-
-/// The same man page paragraph: with no zone above, the other types go to the standard
-/// servers; with `local=` for the same zone, they get NODATA.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn address_rule_alone_forwards_other_types_and_with_local_gives_nodata() {
-    let internet = FakeUpstream::start(internet()).await;
-    let config = r#"
-rules = ["address=/www.example/192.0.2.1", "address=/nas.lan/192.0.2.2", "local=/nas.lan/"]
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-"#;
-    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
-
-    let a = dns.ask("www.example.", RecordType::A).await;
-    let aaaa = dns.ask("www.example.", RecordType::AAAA).await;
-    let nas = dns.ask("nas.lan.", RecordType::AAAA).await;
-
-    assert_eq!(
-        answer_ips(&a),
-        ["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()]
-    );
-    assert_eq!(internet.count("www.example.", RecordType::A), 0);
-    assert_rcode(&aaaa, ResponseCode::NoError);
-    assert_eq!(internet.count("www.example.", RecordType::AAAA), 1);
-    assert_rcode(&nas, ResponseCode::NoError);
-    assert!(nas.answers.is_empty(), "NODATA: {nas}");
-    assert!(nas.metadata.authoritative, "AA=1 on local answers");
-    assert_eq!(internet.count("nas.lan.", RecordType::AAAA), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn address_rule_inside_a_local_zone_wins() {
-    let internet = FakeUpstream::start(internet()).await;
-    let dns = Splitdns::start(LOCAL_RULES, &[("internet", &internet)]).await;
-
-    let gw = dns.ask("gw.lan.", RecordType::A).await;
-    let other = dns.ask("nas.lan.", RecordType::A).await;
-
-    assert_rcode(&gw, ResponseCode::NoError);
-    assert_eq!(answer_ips(&gw).len(), 1);
-    assert_rcode(&other, ResponseCode::NXDomain);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rev_server_routes_the_reverse_zone() {
-    let (consul, internet) = fakes().await;
-    let config = r#"
-rules = ["rev-server=10.0.0.0/8,{consul#}"]
-[server]
-listen = ["127.0.0.1:0"]
-[upstream]
-servers = ["{internet}"]
-"#;
-    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
-
-    let reply = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
-    dns.ask("1.0.0.11.in-addr.arpa.", RecordType::PTR).await;
-    dns.ask("1.0.0.110.in-addr.arpa.", RecordType::PTR).await;
-
-    assert_rcode(&reply, ResponseCode::NoError);
-    assert_eq!(reply.answers.len(), 1, "{reply}");
-    assert_eq!(consul.count("1.0.0.10.in-addr.arpa.", RecordType::PTR), 1);
-    assert_eq!(consul.total(), 1);
-    assert_eq!(internet.count("1.0.0.11.in-addr.arpa.", RecordType::PTR), 1);
-    assert_eq!(
-        internet.count("1.0.0.110.in-addr.arpa.", RecordType::PTR),
-        1
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_outside_allow_are_refused() {
-    let (consul, internet) = fakes().await;
-    let config = r#"
-[server]
-listen = ["127.0.0.1:0"]
-allow = ["10.0.0.0/8"]
 [upstream]
 servers = ["{internet}"]
 [[route]]
-zones = ["consul"]
+zones = ["10.0.0.0/8", "fd00::/8"]
 servers = ["{consul}"]
+min_ttl = 30
 "#;
-    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, consul, internet) = Splitdns::with_fakes(template).await;
 
-    let msg = query("www.example.", RecordType::A);
-    let udp = dns.udp(&msg).await;
-    let tcp = dns.tcp(&msg).await;
+    let first = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
+    let second = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
+    dns.ask(
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+        RecordType::PTR,
+    )
+    .await;
 
-    for reply in [&udp, &tcp] {
-        assert_rcode(reply, ResponseCode::Refused);
-        assert_eq!(reply.metadata.id, msg.metadata.id);
-        assert!(reply.answers.is_empty());
-    }
+    assert_eq!(first.answers.len(), 1, "{first}");
+    assert_eq!(answer_ttls(&second, RecordType::PTR).len(), 1);
+    assert!(answer_ttls(&second, RecordType::PTR)[0] <= 30);
     assert_eq!(
-        internet.total() + consul.total(),
-        0,
-        "refused queries are not forwarded"
+        consul.count("1.0.0.10.in-addr.arpa.", RecordType::PTR),
+        1,
+        "the second answer is a cache hit"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_inside_allow_are_served() {
-    let (consul, internet) = fakes().await;
-    let config = r#"
-[server]
-listen = ["127.0.0.1:0"]
-allow = ["10.0.0.0/8", "127.0.0.0/8"]
-[upstream]
-servers = ["{internet}"]
-"#;
-    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
-
-    let reply = dns.ask("www.example.", RecordType::A).await;
-
-    assert_rcode(&reply, ResponseCode::NoError);
-    assert_eq!(answer_ips(&reply).len(), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loopback_is_allowed_by_default() {
-    let (consul, internet) = fakes().await;
-    let dns = Splitdns::standard(&consul, &internet).await;
-
-    let reply = dns.tcp(&query("www.example.", RecordType::A)).await;
-
-    assert_rcode(&reply, ResponseCode::NoError);
+    assert_eq!(consul.total(), 2, "the ip6.arpa name went to the route too");
+    assert_eq!(internet.total(), 0);
 }
 
 fn parses(text: &str) -> bool {
@@ -474,20 +249,6 @@ fn duplicate_zone_across_rules_and_routes_is_rejected() {
 fn duplicate_zone_in_two_routes_is_rejected() {
     let route = "[[route]]\nzones = [\"consul\"]\nservers = [\"127.0.0.1:8601\"]\n";
     assert!(!parses(&format!("{DUP_BASE}{route}{route}")));
-}
-
-/// dnsmasq(8), `--server`: "More than one --server flag is allowed, with repeated domain or
-/// ipaddr parts as required"; a zone with a server and `local=` is forwarded (dnsmasq 2.90 by
-/// hand). Rules never conflict with rules; only a `[[route]]` table does.
-#[test]
-fn repeated_zone_in_rules_accumulates() {
-    let text = format!("rules = [\"server=/lan/127.0.0.1#5353\", \"local=/lan/\"]\n{DUP_BASE}");
-    let config = Config::from_toml(&text, Path::new("dup.toml")).unwrap();
-    assert_eq!(config.routes.len(), 1);
-    assert_eq!(
-        config.routes[0].action,
-        splitdns::config::RouteAction::Forward(vec!["127.0.0.1:5353".parse().unwrap()])
-    );
 }
 
 #[test]
