@@ -17,9 +17,9 @@
 //! - `serve`: start-up, sockets and the per-query pipeline, reload, the
 //!   control socket.
 //!
-//! Beside them: [`cli`] (the command line), [`docs`] (man pages and
-//! completions) and `fuzzing` (the fuzz targets' entry points, behind the
-//! `fuzzing` feature).
+//! Beside them: [`Error`] (what a failed command tells the operator), [`cli`]
+//! (the command line), [`docs`] (man pages and completions) and `fuzzing`
+//! (the fuzz targets' entry points, behind the `fuzzing` feature).
 
 pub mod cli;
 pub mod config;
