@@ -42,7 +42,7 @@ pub(crate) struct State {
 
 /// What a [`State`] is made of besides the config's own keys: at start-up all
 /// new; on a reload, the router or local data may be the running ones.
-pub(crate) struct Parts {
+pub(crate) struct StateParts {
     pub router: Arc<Router>,
     pub allow: Vec<IpNet>,
     pub local: Arc<LocalData>,
@@ -64,7 +64,7 @@ impl State {
             tracing::warn!("no default upstream servers: names outside routed zones get SERVFAIL");
         }
         let local = Arc::new(LocalData::load(config)?);
-        let parts = Parts {
+        let parts = StateParts {
             router: Arc::new(Router::with_metrics(config, default_servers, metrics)),
             allow: interfaces::allow(config, bound),
             local,
@@ -74,7 +74,7 @@ impl State {
     }
 
     /// The one place a [`State`] is put together, at start-up and on every reload.
-    pub(crate) fn assemble(config: &Config, parts: Parts) -> Self {
+    pub(crate) fn assemble(config: &Config, parts: StateParts) -> Self {
         Self {
             router: parts.router,
             allow: parts.allow,

@@ -24,9 +24,8 @@ use crate::host::local_data::{self, LocalData};
 use crate::host::signal::Control;
 use crate::host::{interfaces, notify, resolv};
 use crate::resolve::router::Router;
-use crate::serve::listeners::BindError;
-use crate::serve::listeners::Listeners;
-use crate::state::{Parts, Shared, State};
+use crate::serve::listeners::{BindError, Listeners};
+use crate::state::{Shared, State, StateParts};
 
 /// First wait before binding again an interface address that failed; it
 /// doubles up to [`RETRY_MAX`] while the failures go on.
@@ -221,7 +220,7 @@ impl Supervisor {
         }
         let rerouted = !Arc::ptr_eq(&router, &current.router);
         let epoch = current.epoch + u64::from(rerouted);
-        let parts = Parts {
+        let parts = StateParts {
             router: Arc::clone(&router),
             allow,
             local: match reloaded {
