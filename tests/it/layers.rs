@@ -193,6 +193,11 @@ const ITEMS: &[&str] = &[
     "mod", "fn", "use", "impl", "struct", "enum", "const", "static", "type", "trait",
 ];
 
+/// The keywords that define a name at the top of a file (`mod` is read on its own).
+const DEFINES: &[&str] = &[
+    "fn", "struct", "enum", "union", "const", "static", "type", "trait",
+];
+
 /// `tokens` without the items under `#[cfg(test)]`.
 fn without_tests(tokens: &[String]) -> Vec<String> {
     const CFG_TEST: &[&str] = &["#", "[", "cfg", "(", "test", ")", "]"];
@@ -322,7 +327,7 @@ fn scan(tokens: &[String]) -> Scan {
                 continue;
             }
             _ if is_ident(token) => {
-                if braces.is_empty() && ITEMS.contains(&prev) {
+                if braces.is_empty() && DEFINES.contains(&prev) {
                     scan.items.insert(token.to_string());
                 }
                 if prev != "." && prev != "::" {
@@ -925,13 +930,18 @@ fn edges_of(src: &Path) -> Vec<String> {
 fn edges_follow_paths_to_the_file_that_defines_the_item() {
     let src = fixture(&[
         ("lib.rs", "mod config;\nmod dns;\npub use config::Config;\n"),
-        ("dns/mod.rs", "pub(crate) mod wire;\npub(crate) mod zone;\n"),
+        // A glob re-export: `super::MAX` in zone.rs is codes.rs's.
+        (
+            "dns/mod.rs",
+            "mod codes;\npub(crate) mod wire;\npub(crate) mod zone;\npub(crate) use codes::*;\n",
+        ),
+        ("dns/codes.rs", "pub const MAX: usize = 255;\n"),
         ("dns/wire.rs", "pub struct Query;\n"),
         (
             "dns/zone.rs",
             // A nested group; a comment, a string and the tests name config/ but are not code.
             "use crate::{dns::{wire::{self, Query}}};\n\
-             pub struct Zone;\n\
+             pub struct Zone([u8; super::MAX]);\n\
              // crate::config::Config\n\
              fn f() -> &'static str { \"crate::config::Config\" }\n\
              #[cfg(test)]\n\
@@ -964,6 +974,7 @@ fn edges_follow_paths_to_the_file_that_defines_the_item() {
             "config/mod.rs -> config/server.rs",
             "config/server.rs -> config/error.rs",
             "config/server.rs -> dns/zone.rs",
+            "dns/zone.rs -> dns/codes.rs",
             "dns/zone.rs -> dns/wire.rs",
         ]
     );
