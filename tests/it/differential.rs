@@ -5,7 +5,9 @@
 //! records, which for a forwarded question name the upstream that answered).
 //!
 //! An operator's dnsmasq lines must mean in splitdns what they mean in dnsmasq; dnsmasq's
-//! behaviour is the expectation, so nothing here is pinned from splitdns's own output.
+//! behaviour is the expectation, so nothing here is pinned from splitdns's own output. What
+//! each kind of line means, pinned as dnsmasq(8) words it so that it runs without dnsmasq, is
+//! rules.rs.
 //!
 //! One difference is deliberate, and each case lists the names it shows on
 //! ([`Case::nodata`]): a name the rules give records (an `address=` zone and every name below
