@@ -1,12 +1,13 @@
 //! The reference of every config key and rule line, in one place.
 //!
-//! The README's key and rule tables and the splitdns.toml(5) man page are both
+//! The key and rule tables of docs/configuration.md and docs/rules.md and the
+//! splitdns.toml(5) man page are all
 //! made from these lists, and a test checks that the keys here are exactly the
 //! keys the config types accept: a key added to a `Raw*` struct without a line
 //! here (or the other way round) fails `cargo test`.
 //!
-//! Texts are Markdown as the README shows them: `code`, *emphasis* and
-//! `[links](#anchor)`; the man page drops the marks.
+//! Texts are Markdown as docs/ shows them: `code`, *emphasis* and
+//! `[links](#anchor)` to a heading of any docs/ page; the man page drops the marks.
 
 /// One config key.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +38,7 @@ pub struct RuleDoc {
     pub meaning: &'static str,
 }
 
-/// Every key, in the order of the README's table.
+/// Every key, in the order of the key table (docs/configuration.md).
 pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         table: "",
@@ -58,7 +59,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "listen",
         kind: "list of strings",
         default: "`[\"127.0.0.1:53\"]`",
-        meaning: "Where to answer, over UDP and TCP: `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53), or `IFNAME:PORT`. `IFNAME:PORT` covers every IPv4 and non-link-local IPv6 address of the interface, and follows it: addresses are bound as they appear and closed as they go (see [Interfaces](#behaviour)). An interface that does not exist yet is a warning, not an error. A literal address that cannot be bound stops start-up. IPv6 addresses the host lacks are skipped with a warning. An empty list is an error.",
+        meaning: "Where to answer, over UDP and TCP: `ADDR:PORT`, `[V6]:PORT`, a bare address (port 53), or `IFNAME:PORT`. `IFNAME:PORT` covers every IPv4 and non-link-local IPv6 address of the interface, and follows it: addresses are bound as they appear and closed as they go (see [Interfaces](#interfaces)). An interface that does not exist yet is a warning, not an error. A literal address that cannot be bound stops start-up. IPv6 addresses the host lacks are skipped with a warning. An empty list is an error.",
     },
     KeyDoc {
         table: "[server]",
@@ -79,7 +80,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "rebind_protection",
         kind: "bool",
         default: "`false`",
-        meaning: "Strip private addresses from answers of the default upstreams (see [Behaviour](#behaviour)). Off by default, as in dnsmasq, Unbound, systemd-resolved and CoreDNS.",
+        meaning: "Strip private addresses from answers of the default upstreams (see [Defences](#defences)). Off by default, as in dnsmasq, Unbound, systemd-resolved and CoreDNS.",
     },
     KeyDoc {
         table: "[server]",
@@ -163,7 +164,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "strategy",
         kind: "`\"failover\"`, `\"fastest\"` or `\"parallel\"`",
         default: "`\"failover\"`",
-        meaning: "How servers are chosen (see [Behaviour](#behaviour)). It is also the default for routes.",
+        meaning: "How servers are chosen (see [Forwarding](#forwarding)). It is also the default for routes.",
     },
     KeyDoc {
         table: "[upstream]",
@@ -398,7 +399,7 @@ pub const KEYS: &[KeyDoc] = &[
     },
 ];
 
-/// Every rule line form, in the order of the README's table.
+/// Every rule line form, in the order of the rule table (docs/rules.md).
 pub const RULES: &[RuleDoc] = &[
     RuleDoc {
         form: "`server=/ZONE/.../ADDR#PORT`",
@@ -466,7 +467,7 @@ pub const RULES: &[RuleDoc] = &[
     },
 ];
 
-/// The README's key table, as Markdown.
+/// The key table of docs/configuration.md, as Markdown.
 pub fn keys_markdown() -> String {
     let mut out = String::from("| key | type | default | meaning |\n|---|---|---|---|\n");
     for key in KEYS {
@@ -482,7 +483,7 @@ pub fn keys_markdown() -> String {
     out
 }
 
-/// The README's rule table, as Markdown.
+/// The rule table of docs/rules.md, as Markdown.
 pub fn rules_markdown() -> String {
     let mut out = String::from("| rule | meaning |\n|---|---|\n");
     for rule in RULES {
@@ -491,9 +492,8 @@ pub fn rules_markdown() -> String {
     out
 }
 
-/// Markdown marks dropped, for the man page: `code` and *emphasis* become plain
-/// text, `[text](#anchor)` becomes text, and a link to a README section other
-/// than the rules (which the page has too) says where to look.
+/// Markdown marks dropped: `code` and *emphasis* become plain text, and
+/// `[text](target)` becomes its text.
 pub fn plain(markdown: &str) -> String {
     let mut out = String::with_capacity(markdown.len());
     let mut rest = markdown;
@@ -509,11 +509,8 @@ pub fn plain(markdown: &str) -> String {
             },
             '*' => {}
             '[' => match link(rest) {
-                Some((text, target, after)) => {
+                Some((text, after)) => {
                     out.push_str(text);
-                    if target.starts_with('#') && target != "#rules" {
-                        out.push_str(" in the README");
-                    }
                     rest = after;
                 }
                 None => out.push(c),
@@ -524,14 +521,14 @@ pub fn plain(markdown: &str) -> String {
     out
 }
 
-/// `text](target)rest` -> (`text`, `target`, `rest`).
-fn link(rest: &str) -> Option<(&str, &str, &str)> {
+/// `text](target)rest` -> (`text`, `rest`).
+fn link(rest: &str) -> Option<(&str, &str)> {
     let close = rest.find(']')?;
     if !rest[close + 1..].starts_with('(') {
         return None;
     }
     let end = rest[close..].find(')')? + close;
-    Some((&rest[..close], &rest[close + 2..end], &rest[end + 1..]))
+    Some((&rest[..close], &rest[end + 1..]))
 }
 
 #[cfg(test)]
@@ -542,7 +539,7 @@ mod tests {
     fn plain_drops_the_marks() {
         assert_eq!(
             plain("a `[server] listen` *replaces* it (see [Behaviour](#behaviour))."),
-            "a [server] listen replaces it (see Behaviour in the README)."
+            "a [server] listen replaces it (see Behaviour)."
         );
         assert_eq!(plain("lines (see [Rules](#rules))"), "lines (see Rules)");
         assert_eq!(
