@@ -65,7 +65,7 @@ pub enum Command {
 #[derive(Subcommand, Debug, PartialEq, Eq)]
 pub enum ControlCommand {
     /// Reload the config and wait for the outcome: exit 0 when applied,
-    /// else non-zero with the reason, worded as `check` words it.
+    /// else non-zero with the reason, worded as splitdns check words it.
     Reload,
     /// Drop the whole cache, or the entries at and under each ZONE or NAME;
     /// prints how many went.
@@ -76,7 +76,7 @@ pub enum ControlCommand {
     /// Cache size, hits, misses, and each upstream server's queries,
     /// failures and health: what SIGUSR1 logs.
     Stats,
-    /// The routing table in force now, as `check` prints it.
+    /// The routing table in force now, as splitdns check prints it.
     Routes,
 }
 

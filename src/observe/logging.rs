@@ -32,10 +32,12 @@ pub fn init(level: Option<&str>, log: LogConfig) {
         let directive = format!("{}=info", querylog::TARGET);
         filter = filter.add_directive(directive.parse().expect("a valid directive"));
     }
-    // Colours only for a person at a terminal, not for journald or a log file.
+    // Colours only for a person at a terminal, not for journald or a log file, and
+    // not when NO_COLOR is set to anything but empty (no-color.org).
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr);
     let journal = stderr_is_journal();
     let plain = format::format().with_ansi(false);
