@@ -283,7 +283,10 @@ async fn a_second_splitdns_on_the_same_control_socket_does_not_start() {
     let Err(error) = second else {
         panic!("a second splitdns started on the same control socket")
     };
-    assert!(matches!(error, splitdns::StartError::Control(_)), "{error:?}");
+    assert!(
+        matches!(error, splitdns::StartError::Control(_)),
+        "{error:?}"
+    );
     assert_eq!(
         error.to_string(),
         format!(
