@@ -1,4 +1,4 @@
-//! What each series of `/metrics` counts (README, Observing it): every counter, gauge and
+//! What each series of `/metrics` counts (docs/observing.md): every counter, gauge and
 //! label value moves when the thing it counts happens, by as much as it happened, and under
 //! the route, server, kind or reason it happened to. A counter that no code path feeds reads
 //! as "never happens" on a dashboard, which is worse than no counter. The page as a whole,
@@ -228,7 +228,7 @@ async fn failures_are_counted_by_kind_and_server() {
     );
 }
 
-/// README: `splitdns_upstream_failures_total` counts `network` (send errors, connections that
+/// docs/observing.md: `splitdns_upstream_failures_total` counts `network` (send errors, connections that
 /// fail) and `bad_reply` (a reply that does not answer the query) too, and
 /// `splitdns_upstream_queries_total` includes the TCP retry after a truncated UDP reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +292,7 @@ listen = "127.0.0.1:0"
     assert_eq!(value(&text, &series), 2.0, "UDP, then TCP: {series}");
 }
 
-/// `splitdns_cache_evictions_total`: fresh entries pushed out of a full cache (README); with
+/// `splitdns_cache_evictions_total`: fresh entries pushed out of a full cache (docs/observing.md); with
 /// room for two answers, a third one pushes one out. The CHAOS `evictions.bind` says the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cache_counts_its_evictions() {
@@ -353,7 +353,7 @@ async fn stale_answers_are_counted_under_their_route() {
 /// Every answer splitdns makes itself for a routed name is a local answer of that route: local
 /// rules (`address=`, `local=`), local data (`[[record]]`), names kept home (`domain_needed`),
 /// filtered AAAA and RFC 8482's ANY. With hits and misses they add up to the route's queries
-/// (README, Observing it), so a dashboard stacking them shows all the traffic.
+/// (docs/observing.md), so a dashboard stacking them shows all the traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_answers_are_counted_under_their_route() {
     let template = r#"
@@ -494,7 +494,7 @@ async fn tcp_connections_shows_the_connections_open_now() {
 
 /// `splitdns_config_reloads_total{result}` counts SIGHUPs taken and rejected, and
 /// `splitdns_config_info{hash}` follows the config in force: it changes with a reload that
-/// changes the config, and not with one that is rejected (README, Reloading).
+/// changes the config, and not with one that is rejected (docs/running.md, Reloading).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_are_counted_and_config_info_follows_them() {
     let upstream = FakeUpstream::start(internet()).await;

@@ -882,7 +882,7 @@ async fn same_zone_on_lines_of_different_kinds() {
 
 /// Lines as they sit in a dnsmasq.conf, with a comment after the value and white space
 /// before the option. dnsmasq reads `#` after white space as the start of a comment (so
-/// `127.0.0.1#8600` keeps its port), and the README says lines copied from a dnsmasq.conf
+/// `127.0.0.1#8600` keeps its port), and docs/rules.md says lines copied from a dnsmasq.conf
 /// work in `rules` as they are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comments_and_white_space_as_in_a_dnsmasq_conf() {

@@ -98,13 +98,13 @@ proptest! {
     }
 }
 
-/// What the RFCs or the README say becomes of a regression input, checked so that each
+/// What the RFCs or docs/ say becomes of a regression input, checked so that each
 /// file still is the edge its name says (an input that no longer reaches its edge would
 /// replay without testing it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
     /// A client packet that gets no reply: shorter than a header (nothing to reply to),
-    /// or a response, QR=1 (README, `splitdns_dropped_packets_total`).
+    /// or a response, QR=1 (docs/observing.md, `splitdns_dropped_packets_total`).
     Dropped,
     /// A client packet answered FORMERR (RFC 1035 §4.1.1): it does not parse as one
     /// question (RFC 9619), or its OPT record is broken or repeated (RFC 6891 §6.1.1).
@@ -230,7 +230,7 @@ const CONFIG_TOML: &[(&str, Expect)] = &[
     ("zone-in-two-routes.toml", Refused),
 ];
 
-/// Rule lines (`fuzzing::dnsmasq_rule`), as dnsmasq(8) writes them, or as the README's
+/// Rule lines (`fuzzing::dnsmasq_rule`), as dnsmasq(8) writes them, or as docs/rules.md's
 /// Rules section says splitdns refuses them.
 const DNSMASQ_RULE: &[(&str, Expect)] = &[
     ("address-hash-means-unspecified", Accepted),
@@ -379,10 +379,10 @@ fn replay(
     wrong
 }
 
-/// The fuzz targets' contract: no input makes them panic or hang (README, Reliability).
+/// The fuzz targets' contract: no input makes them panic or hang (docs/reliability.md).
 /// Each input a fuzzing run finds to break it is kept in `fuzz/regressions/TARGET/` once
 /// fixed, and replayed here with the seeds. No run has found one yet, so the directories
-/// hold the edges each parser must take as the RFCs and the README say: truncated headers,
+/// hold the edges each parser must take as the RFCs and docs/ say: truncated headers,
 /// compression loops, pointers past the end, 255- and 256-byte names, OPT records with bad
 /// lengths, the limits of the config and of dnsmasq's rule syntax. A target with no inputs,
 /// a listed input that is missing or no longer what its name says, or a seed that is not

@@ -23,11 +23,11 @@ const ATTEMPTS: usize = 3;
 
 /// The servers of the default route in the config below.
 const SERVERS: usize = 2;
-/// README: a server out of rotation is probed "at most every 5 s".
+/// docs/behaviour.md: a server out of rotation is probed "at most every 5 s".
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 /// Every name is asked by one client and answered by both upstreams, so how many
-/// queries reach them follows from the README's rules, whatever the load:
+/// queries reach them follows from the rules of docs/behaviour.md, whatever the load:
 /// - Single flight and the cache: a name is fetched when a client's query for it finds
 ///   no answer cached and no fetch in flight. The answers have a TTL of 300 s, so after
 ///   one fetch succeeds, none follows: exactly one attempt per name succeeds.

@@ -1,4 +1,4 @@
-//! The ways an operator looks inside a running splitdns (README, Observing it): the
+//! The ways an operator looks inside a running splitdns (docs/observing.md): the
 //! `/metrics` page as a whole after a known sequence of queries, and the Grafana dashboard
 //! that reads it; `/health` and `/ready`; dnsmasq's CHAOS `*.bind` answers; the query log;
 //! the SIGUSR1 dump. What each series counts, one by one, is counters.rs.
@@ -433,7 +433,7 @@ async fn query_log_has_one_json_line_per_query() {
 }
 
 /// The query log's `upstream` field says `stale` for an answer served from an expired entry
-/// (README, Query log), so an operator can tell it from a fresh one.
+/// (docs/observing.md, Query log), so an operator can tell it from a fresh one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_log_marks_stale_answers() {
     let upstream = FakeUpstream::start(internet()).await;

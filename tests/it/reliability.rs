@@ -41,7 +41,7 @@ async fn start(template: &str) -> (Splitdns, FakeUpstream, FakeUpstream) {
 /// Longer than one second: a 1 s lifetime counted in whole seconds has surely run out.
 const ONE_SECOND_TTL_EXPIRES: Duration = Duration::from_millis(1100);
 
-/// RFC 8767 §5's client response timer, which README gives as 1.8 s: with a stale answer
+/// RFC 8767 §5's client response timer, which docs/behaviour.md gives as 1.8 s: with a stale answer
 /// at hand, a client waits this long for a fresh one, and no longer.
 const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
 
@@ -76,7 +76,7 @@ const INSERTIONS: &str = "splitdns_cache_insertions_total";
 const CONSUL_HITS: &str = r#"splitdns_cache_hits_total{route="consul."}"#;
 const CONSUL_MISSES: &str = r#"splitdns_cache_misses_total{route="consul."}"#;
 
-/// README: "When every server of the route fails, the client gets that answer with TTL 30
+/// docs/behaviour.md: "When every server of the route fails, the client gets that answer with TTL 30
 /// (RFC 8767)", so it comes when the 500 ms attempt fails, before the 1.8 s client
 /// response timer would have given it (a timer never fires early: waiting for it takes
 /// at least 1.8 s).
@@ -211,7 +211,7 @@ fn load_name(i: u32) -> String {
     format!("n{i}.load.example.")
 }
 
-/// README: "A server that fails 3 times in a row is down: it is skipped, and at most
+/// docs/behaviour.md: "A server that fails 3 times in a row is down: it is skipped, and at most
 /// every 5 s one query is also sent to it in the background".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_failing_three_times_in_a_row_is_skipped_and_probed_once() {
@@ -240,7 +240,7 @@ async fn server_failing_three_times_in_a_row_is_skipped_and_probed_once() {
     );
 }
 
-/// README: a down server is probed "until it answers and is used again".
+/// docs/behaviour.md: a down server is probed "until it answers and is used again".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn down_server_is_used_again_once_a_probe_is_answered() {
     let (dns, first, second) = two_servers("failover", "200ms", Mode::Dead, Mode::Normal).await;
@@ -271,7 +271,7 @@ async fn down_server_is_used_again_once_a_probe_is_answered() {
     assert!(second.total() >= 4);
 }
 
-/// README: "When every server of a route is down, they are all asked anyway."
+/// docs/behaviour.md: "When every server of a route is down, they are all asked anyway."
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_server_is_down_they_are_all_still_tried() {
     let (dns, first, second) = two_servers("failover", "200ms", Mode::Dead, Mode::Dead).await;
@@ -290,7 +290,7 @@ async fn when_every_server_is_down_they_are_all_still_tried() {
     assert_eq!(second.count(&load_name(3), RecordType::A), 1);
 }
 
-/// README: `"parallel"` asks every server at once and takes the first good answer.
+/// docs/behaviour.md: `"parallel"` asks every server at once and takes the first good answer.
 /// Failover would have the slow first server's answer (300 ms, well within the 2 s
 /// timeout) and never ask the second one. The client has its answer as soon as the
 /// second server replies, which may be before the first has counted its query, so its
@@ -308,7 +308,7 @@ async fn parallel_asks_every_server_and_takes_the_first_good_answer() {
     assert_eq!(first.count("www.example.", RecordType::A), 1);
 }
 
-/// README: `"fastest"` asks the server with the lowest smoothed round-trip time first,
+/// docs/behaviour.md: `"fastest"` asks the server with the lowest smoothed round-trip time first,
 /// and one query in 16 goes first to another server so that it is measured again. A
 /// 300 ms gap between the two servers holds however busy the machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,7 +366,7 @@ strategy = "parallel"
     assert_eq!(consul_b.total(), 1);
 }
 
-/// README: with `prefetch = true`, an answer asked for in the last 10% of its TTL (at
+/// docs/behaviour.md: with `prefetch = true`, an answer asked for in the last 10% of its TTL (at
 /// least its last second) is fetched again in the background, once, so hot names never
 /// miss. The refreshed answer is awaited as a cache insertion; asked then, it is a hit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -410,7 +410,7 @@ async fn prefetch_refreshes_an_entry_asked_for_near_its_end() {
     );
 }
 
-/// README: `prefetch` is off by default, and then a hit in an answer's last second
+/// docs/configuration.md: `prefetch` is off by default, and then a hit in an answer's last second
 /// fetches nothing. Once the entry has run out, the next query is a miss that goes
 /// upstream, the second query there in all: a refresh after the near-end hit would have
 /// made it a hit, or a third query.
@@ -528,7 +528,7 @@ async fn refused_by_the_only_server_is_servfail_at_once_not_after_the_timeout() 
     assert_eq!(failures("timeout"), 0.0);
 }
 
-/// README: a refusal (ICMP port unreachable) "is acted on as soon as it arrives, so a
+/// docs/behaviour.md: a refusal (ICMP port unreachable) "is acted on as soon as it arrives, so a
 /// client gets the next server's answer ... in milliseconds rather than after the
 /// timeout".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,7 +57,7 @@ impl Racer {
 }
 
 /// A reload that moves `moved.test` from server A to server B must not leave A's answer
-/// in the cache. The reload drops the cache entries of changed routes (README, "Reloading"); an
+/// in the cache. The reload drops the cache entries of changed routes (docs/running.md, "Reloading"); an
 /// answer fetched under the old table that arrives after that must not be stored, and a query
 /// that comes after the reload must not be handed the answer of a fetch begun under the old
 /// routes. Each round races a query against the SIGHUP (sent just before it, or just after), with

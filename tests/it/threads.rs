@@ -80,10 +80,10 @@ async fn ask_and_see_which_thread(
 /// "the cache is divided into slabs ... to reduce lock contention"), and a
 /// client's next query may reach another thread: socket(7) SO_REUSEPORT spreads
 /// datagrams over the sockets by a hash of each sender's address and port, and the
-/// README says `[server] threads` gives each thread its own socket. So a name fetched
+/// docs/configuration.md says `[server] threads` gives each thread its own socket. So a name fetched
 /// by one thread is a hit for another: 64 names asked from 64 sockets, then again
 /// from 64 other sockets, reach the upstream once each, and
-/// `splitdns_udp_datagrams_total` (README, Observing it) shows names whose second
+/// `splitdns_udp_datagrams_total` (docs/observing.md) shows names whose second
 /// query another thread read than their first. With one thread there are none, and
 /// the test fails: sharing is only shown when more than one thread answers.
 #[tokio::test]
