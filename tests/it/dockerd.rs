@@ -63,6 +63,17 @@ impl Host {
         }
     }
 
+    /// The namespace with dockerd started in it on `daemon_json`; `None` when dockerd cannot
+    /// run here and `SPLITDNS_SKIP` names `docker` (it panics with the reason otherwise).
+    fn with_dockerd(test: &str, tag: &str, daemon_json: &str) -> Option<(Self, Dockerd)> {
+        if dockerd::skip(test) {
+            return None;
+        }
+        let host = Self::new(tag);
+        let docker = host.dockerd(test, daemon_json)?;
+        Some((host, docker))
+    }
+
     /// dockerd in this namespace; `None` when it cannot start here and `SPLITDNS_SKIP`
     /// names `docker` (it panics with the reason otherwise).
     fn dockerd(&self, test: &str, daemon_json: &str) -> Option<Dockerd> {
@@ -119,6 +130,36 @@ fn assert_consul_and_internet(probes: &[Probe]) {
 }
 
 const CONSUL_AND_INTERNET: [&str; 5] = [MUSL_WEB, BUSYBOX_WEB, BUSYBOX_SRV, MUSL_SRV, MUSL_WWW];
+
+/// One container on `options`: its resolv.conf names `nameserver`, and through it Consul and
+/// the internet answer (see [`assert_consul_and_internet`]).
+#[track_caller]
+fn assert_answered_through(docker: &Dockerd, options: &[&str], nameserver: &str) {
+    let mut commands = vec![RESOLV_CONF];
+    commands.extend(CONSUL_AND_INTERNET);
+    let probes = docker.run(options, &commands);
+    assert_ok(&probes[0], &[nameserver]);
+    assert_consul_and_internet(&probes[1..]);
+}
+
+/// One container on the user-defined network `options` names, whose embedded DNS server
+/// forwards to splitdns on docker0 from the container's own address (172.18.0.0/16): the
+/// built-in `allow` refuses it, and splitdns logs that.
+#[track_caller]
+fn assert_embedded_dns_refused(docker: &Dockerd, splitdns: &Daemon, options: &[&str]) {
+    let [resolv, web] = &docker.run(options, &[RESOLV_CONF, BUSYBOX_WEB])[..] else {
+        unreachable!()
+    };
+    assert_ok(resolv, &["nameserver 127.0.0.11"]);
+    assert_refused(web);
+    logged_web(splitdns, "client=172.18.0.", "rcode=REFUSED");
+}
+
+/// Waits until splitdns logs web.service.consul asked by `client` and answered `rcode`.
+#[track_caller]
+fn logged_web(splitdns: &Daemon, client: &str, rcode: &str) {
+    logged(splitdns, &[client, "name=web.service.consul.", rcode]);
+}
 
 /// Waits until one line of splitdns's log holds every needle; returns that line.
 #[track_caller]
@@ -182,11 +223,7 @@ fn docker0(ns: &Netns) -> Option<(u64, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_bridge_with_dns_flag_asks_splitdns_on_docker0() {
     const TEST: &str = "default_bridge_with_dns_flag_asks_splitdns_on_docker0";
-    if dockerd::skip(TEST) {
-        return;
-    }
-    let host = Host::new("dk-flag");
-    let Some(docker) = host.dockerd(TEST, "{}") else {
+    let Some((host, docker)) = Host::with_dockerd(TEST, "dk-flag", "{}") else {
         return;
     };
     let splitdns = Daemon::start(CONFIG, Some(&host.ns));
@@ -207,14 +244,7 @@ async fn default_bridge_with_dns_flag_asks_splitdns_on_docker0() {
         &CONSUL_AND_INTERNET,
     );
     assert_consul_and_internet(&probes);
-    logged(
-        &splitdns,
-        &[
-            "client=172.17.0.",
-            "name=web.service.consul.",
-            "rcode=NOERROR",
-        ],
-    );
+    logged_web(&splitdns, "client=172.17.0.", "rcode=NOERROR");
 }
 
 /// The same for every container at once, with `daemon.json`'s `dns` and no `--dns`; and
@@ -223,36 +253,17 @@ async fn default_bridge_with_dns_flag_asks_splitdns_on_docker0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_json_dns_points_every_container_at_docker0() {
     const TEST: &str = "daemon_json_dns_points_every_container_at_docker0";
-    if dockerd::skip(TEST) {
-        return;
-    }
-    let host = Host::new("dk-json");
-    let Some(docker) = host.dockerd(TEST, r#"{"dns": ["172.17.0.1"]}"#) else {
+    let Some((host, docker)) = Host::with_dockerd(TEST, "dk-json", r#"{"dns": ["172.17.0.1"]}"#)
+    else {
         return;
     };
     let splitdns = Daemon::start(CONFIG, Some(&host.ns));
     splitdns.wait_ready();
 
-    let mut commands = vec![RESOLV_CONF];
-    commands.extend(CONSUL_AND_INTERNET);
-    let probes = docker.run(&["--network", "bridge"], &commands);
-    assert_ok(&probes[0], &["nameserver 172.17.0.1"]);
-    assert_consul_and_internet(&probes[1..]);
+    assert_answered_through(&docker, &["--network", "bridge"], "nameserver 172.17.0.1");
 
     docker.network_create("app");
-    let [resolv, web] = &docker.run(&["--network", "app"], &[RESOLV_CONF, BUSYBOX_WEB])[..] else {
-        unreachable!()
-    };
-    assert_ok(resolv, &["nameserver 127.0.0.11"]);
-    assert_refused(web);
-    logged(
-        &splitdns,
-        &[
-            "client=172.18.0.",
-            "name=web.service.consul.",
-            "rcode=REFUSED",
-        ],
-    );
+    assert_embedded_dns_refused(&docker, &splitdns, &["--network", "app"]);
 }
 
 /// User-defined networks: without `--dns`, Docker's embedded DNS server (127.0.0.11 in the
@@ -263,52 +274,23 @@ async fn daemon_json_dns_points_every_container_at_docker0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_defined_network_reaches_splitdns_through_embedded_dns() {
     const TEST: &str = "user_defined_network_reaches_splitdns_through_embedded_dns";
-    if dockerd::skip(TEST) {
-        return;
-    }
-    let host = Host::new("dk-net");
-    let Some(docker) = host.dockerd(TEST, "{}") else {
+    let Some((host, docker)) = Host::with_dockerd(TEST, "dk-net", "{}") else {
         return;
     };
     let splitdns = Daemon::start(CONFIG, Some(&host.ns));
     splitdns.wait_ready();
     docker.network_create("app");
 
-    let mut commands = vec![RESOLV_CONF];
-    commands.extend(CONSUL_AND_INTERNET);
-    let probes = docker.run(&["--network", "app"], &commands);
-    assert_ok(&probes[0], &["nameserver 127.0.0.11"]);
-    assert_consul_and_internet(&probes[1..]);
-    logged(
-        &splitdns,
-        &[
-            "client=127.0.0.1 ",
-            "name=web.service.consul.",
-            "rcode=NOERROR",
-        ],
-    );
+    assert_answered_through(&docker, &["--network", "app"], "nameserver 127.0.0.11");
+    logged_web(&splitdns, "client=127.0.0.1 ", "rcode=NOERROR");
     assert!(
         !splitdns.stderr().contains("client=172.18."),
         "{}",
         splitdns.stderr()
     );
 
-    let [resolv, web] = &docker.run(
-        &["--network", "app", "--dns", "172.17.0.1"],
-        &[RESOLV_CONF, BUSYBOX_WEB],
-    )[..] else {
-        unreachable!()
-    };
-    assert_ok(resolv, &["nameserver 127.0.0.11"]);
-    assert_refused(web);
-    logged(
-        &splitdns,
-        &[
-            "client=172.18.0.",
-            "name=web.service.consul.",
-            "rcode=REFUSED",
-        ],
-    );
+    let options = ["--network", "app", "--dns", "172.17.0.1"];
+    assert_embedded_dns_refused(&docker, &splitdns, &options);
 }
 
 /// dockerd started after splitdns: docker0 appears and splitdns binds it. Restarted with
@@ -453,11 +435,7 @@ exec "$SPLITDNS" run --config "$ETC/splitdns.toml"'"#;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_packaged_config_answers_every_docker_network() {
     const TEST: &str = "the_packaged_config_answers_every_docker_network";
-    if dockerd::skip(TEST) {
-        return;
-    }
-    let host = Host::new("dk-pkg");
-    let Some(docker) = host.dockerd(TEST, "{}") else {
+    let Some((host, docker)) = Host::with_dockerd(TEST, "dk-pkg", "{}") else {
         return;
     };
     let (splitdns, _etc) = splitdns_as_packaged(&host.ns, &packaged_config());
