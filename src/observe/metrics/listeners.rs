@@ -7,6 +7,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::registered;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ThreadLabel {
     thread: usize,
@@ -20,28 +22,22 @@ pub(super) struct ListenerMetrics {
 
 impl ListenerMetrics {
     pub(super) fn register(registry: &mut Registry) -> Self {
-        let udp_datagrams = Family::<ThreadLabel, Counter>::default();
-        registry.register(
-            "udp_datagrams",
-            "Datagrams read from the UDP listeners, by the UDP thread that read them",
-            udp_datagrams.clone(),
-        );
-        let tcp_open = Gauge::default();
-        registry.register(
-            "tcp_connections",
-            "TCP client connections open now",
-            tcp_open.clone(),
-        );
-        let tcp_accepted = Counter::default();
-        registry.register(
-            "tcp_connections_accepted",
-            "TCP client connections accepted",
-            tcp_accepted.clone(),
-        );
         Self {
-            udp_datagrams,
-            tcp_open,
-            tcp_accepted,
+            udp_datagrams: registered(
+                registry,
+                "udp_datagrams",
+                "Datagrams read from the UDP listeners, by the UDP thread that read them",
+            ),
+            tcp_open: registered(
+                registry,
+                "tcp_connections",
+                "TCP client connections open now",
+            ),
+            tcp_accepted: registered(
+                registry,
+                "tcp_connections_accepted",
+                "TCP client connections accepted",
+            ),
         }
     }
 

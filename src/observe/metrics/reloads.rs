@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::registered;
 use crate::config::Config;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,11 +40,10 @@ impl ConfigMetrics {
         let reloads_ok = reloads.get_or_create_owned(&ResultLabel { result: "ok" });
         let reloads_failed = reloads.get_or_create_owned(&ResultLabel { result: "failed" });
         registry.register("config_reloads", "Config reloads, by result", reloads);
-        let config_info = Family::<HashLabel, Gauge>::default();
-        registry.register(
+        let config_info = registered(
+            registry,
             "config_info",
             "1, labelled with the SHA-256 of the config in force: of the config file, then of each file it includes, as read",
-            config_info.clone(),
         );
         let build = Family::<VersionLabel, Gauge>::default();
         build

@@ -9,6 +9,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+use super::registered;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: String,
@@ -37,34 +39,29 @@ pub(super) struct RouteFamilies {
 
 impl RouteFamilies {
     pub(super) fn register(registry: &mut Registry) -> Self {
-        let f = Self {
-            hits: Family::default(),
-            misses: Family::default(),
-            stale: Family::default(),
-            local: Family::default(),
+        Self {
+            hits: registered(
+                registry,
+                "cache_hits",
+                "Client queries answered from the cache, per route",
+            ),
+            misses: registered(
+                registry,
+                "cache_misses",
+                "Client queries that needed an upstream, per route",
+            ),
+            stale: registered(
+                registry,
+                "cache_stale_answers",
+                "Client queries answered from an expired entry (serve-stale), per route; each is also a miss",
+            ),
+            local: registered(
+                registry,
+                "local_answers",
+                "Client queries answered by local rules (local=, address=), per route",
+            ),
             routes: Mutex::default(),
-        };
-        registry.register(
-            "cache_hits",
-            "Client queries answered from the cache, per route",
-            f.hits.clone(),
-        );
-        registry.register(
-            "cache_misses",
-            "Client queries that needed an upstream, per route",
-            f.misses.clone(),
-        );
-        registry.register(
-            "cache_stale_answers",
-            "Client queries answered from an expired entry (serve-stale), per route; each is also a miss",
-            f.stale.clone(),
-        );
-        registry.register(
-            "local_answers",
-            "Client queries answered by local rules (local=, address=), per route",
-            f.local.clone(),
-        );
-        f
+        }
     }
 
     /// The handles of the route whose first zone is `route`.

@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
+use super::registered;
 use crate::observe::failure::{Failure, HandshakeFailure};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,40 +81,34 @@ pub(super) struct UpstreamFamilies {
 
 impl UpstreamFamilies {
     pub(super) fn register(registry: &mut Registry) -> Self {
-        let f = Self {
-            queries: Family::default(),
-            failures: Family::default(),
-            latency: Family::default(),
-            tls_handshake_failures: Family::default(),
-            connections: Family::default(),
-        };
-        registry.register(
-            "upstream_queries",
-            "Messages sent to an upstream server, retries over TCP included",
-            f.queries.clone(),
-        );
-        registry.register(
-            "upstream_failures",
-            "Upstream attempts that gave no usable reply, by kind",
-            f.failures.clone(),
-        );
-        registry.register(
-            "upstream_latency_seconds",
-            "Time from sending a query upstream to its usable reply",
-            f.latency.clone(),
-        );
-        registry.register(
-            "upstream_tls_handshake_failures",
-            "TLS handshakes with an encrypted upstream that failed, by kind: expired, wrong_name, \
-             unknown_issuer, pin_mismatch, other",
-            f.tls_handshake_failures.clone(),
-        );
-        registry.register(
-            "upstream_connections",
-            "Connections opened (TLS handshakes completed) to an encrypted upstream",
-            f.connections.clone(),
-        );
-        f
+        Self {
+            queries: registered(
+                registry,
+                "upstream_queries",
+                "Messages sent to an upstream server, retries over TCP included",
+            ),
+            failures: registered(
+                registry,
+                "upstream_failures",
+                "Upstream attempts that gave no usable reply, by kind",
+            ),
+            latency: registered(
+                registry,
+                "upstream_latency_seconds",
+                "Time from sending a query upstream to its usable reply",
+            ),
+            tls_handshake_failures: registered(
+                registry,
+                "upstream_tls_handshake_failures",
+                "TLS handshakes with an encrypted upstream that failed, by kind: expired, wrong_name, \
+                 unknown_issuer, pin_mismatch, other",
+            ),
+            connections: registered(
+                registry,
+                "upstream_connections",
+                "Connections opened (TLS handshakes completed) to an encrypted upstream",
+            ),
+        }
     }
 
     /// The handles of `server` as an upstream of `route`.
