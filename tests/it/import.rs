@@ -95,6 +95,26 @@ fn import_and_check(dir: &Path, args: &[&str]) -> (String, Vec<String>) {
     (toml, stderr.lines().map(str::to_string).collect())
 }
 
+/// `conf` written as the dnsmasq.conf of a temporary directory, imported and checked there.
+fn import_conf(conf: &str) -> (String, Vec<String>) {
+    let dir = TempDir::new().unwrap();
+    let path = write(dir.path(), "dnsmasq.conf", conf);
+    import_and_check(dir.path(), &[path.to_str().unwrap()])
+}
+
+/// Starts the internet fake and imports a dnsmasq.conf that forwards everything to it
+/// (reading neither resolv.conf nor a hosts file), then has `lines`: the fake, the TOML and
+/// the warnings.
+async fn import_forwarding_to_internet(lines: &str) -> (FakeUpstream, String, Vec<String>) {
+    let internet = FakeUpstream::start(internet()).await;
+    let conf = render(
+        "no-resolv\nno-hosts\nserver={internet#}\n",
+        &[("internet", &internet)],
+    );
+    let (toml, warnings) = import_conf(&(conf + lines));
+    (internet, toml, warnings)
+}
+
 /// The imported config with its listeners replaced by one ephemeral loopback port.
 fn on_ephemeral_port(toml: &str) -> Config {
     let mut config = Config::from_toml(toml, Path::new("imported.toml")).unwrap();
@@ -258,14 +278,7 @@ async fn docker_guide_config_with_conf_dirs_imports_in_order() {
 
 #[test]
 fn no_resolv_without_servers_leaves_no_default_upstream() {
-    let dir = TempDir::new().unwrap();
-    let path = write(
-        dir.path(),
-        "dnsmasq.conf",
-        "no-resolv\nserver=/consul/127.0.0.1#8600\n",
-    );
-
-    let (toml, warnings) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+    let (toml, warnings) = import_conf("no-resolv\nserver=/consul/127.0.0.1#8600\n");
 
     assert!(warnings.is_empty(), "{warnings:?}");
     let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
@@ -305,10 +318,7 @@ fn rules(toml: &str) -> Vec<String> {
 #[test]
 fn log_queries_turns_on_the_query_log() {
     for line in ["log-queries", "log-queries=extra"] {
-        let dir = TempDir::new().unwrap();
-        let path = write(dir.path(), "dnsmasq.conf", &format!("{line}\n"));
-
-        let (toml, warnings) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+        let (toml, warnings) = import_conf(&format!("{line}\n"));
 
         assert!(warnings.is_empty(), "{line}: {warnings:?}");
         let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
@@ -365,15 +375,7 @@ async fn without_user_the_import_starts_here_as_root_and_drops_privileges() {
     ) {
         return;
     }
-    let internet = FakeUpstream::start(internet()).await;
-    let dir = TempDir::new().unwrap();
-    let conf = render(
-        "no-resolv\nno-hosts\nserver={internet#}\n",
-        &[("internet", &internet)],
-    );
-    let path = write(dir.path(), "dnsmasq.conf", &conf);
-
-    let (toml, warnings) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+    let (internet, toml, warnings) = import_forwarding_to_internet("").await;
 
     assert!(warnings.is_empty(), "{warnings:?}");
     let expected = default_user();
@@ -429,15 +431,10 @@ async fn without_user_the_import_starts_here_as_root_and_drops_privileges() {
 /// either a single domain, or multiple domains surrounded by '/'". Both forms are kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_dns_rebind_and_rebind_domain_ok_become_rebind_protection() {
-    let internet = FakeUpstream::start(internet()).await;
-    let dir = TempDir::new().unwrap();
-    let conf = render(
-        "no-resolv\nno-hosts\nserver={internet#}\nstop-dns-rebind\nrebind-domain-ok=lan\nrebind-domain-ok=/corp.example/other.example/\n",
-        &[("internet", &internet)],
-    );
-    let path = write(dir.path(), "dnsmasq.conf", &conf);
-
-    let (toml, warnings) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+    let (_internet, toml, warnings) = import_forwarding_to_internet(
+        "stop-dns-rebind\nrebind-domain-ok=lan\nrebind-domain-ok=/corp.example/other.example/\n",
+    )
+    .await;
 
     assert!(warnings.is_empty(), "{warnings:?}");
     let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
@@ -470,15 +467,7 @@ async fn stop_dns_rebind_and_rebind_domain_ok_become_rebind_protection() {
 /// own default is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_stop_dns_rebind_private_answers_pass_as_in_dnsmasq() {
-    let internet = FakeUpstream::start(internet()).await;
-    let dir = TempDir::new().unwrap();
-    let conf = render(
-        "no-resolv\nno-hosts\nserver={internet#}\n",
-        &[("internet", &internet)],
-    );
-    let path = write(dir.path(), "dnsmasq.conf", &conf);
-
-    let (toml, _) = import_and_check(dir.path(), &[path.to_str().unwrap()]);
+    let (_internet, toml, _) = import_forwarding_to_internet("").await;
 
     let dns = Splitdns::start_config(on_ephemeral_port(&toml)).await;
     let rebind = dns.ask("rebind.example.", RecordType::A).await;
