@@ -5,9 +5,8 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, RecordType};
 
-use crate::support::fixtures::internet;
 use crate::support::harness::standard_plus;
-use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode, query};
+use crate::support::{Splitdns, answer_ips, assert_rcode, query};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_outside_allow_are_refused() {
@@ -41,7 +40,6 @@ servers = ["{consul}"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_inside_allow_are_served() {
-    let internet = FakeUpstream::start(internet()).await;
     let config = r#"
 [server]
 listen = ["127.0.0.1:0"]
@@ -49,7 +47,7 @@ allow = ["10.0.0.0/8", "127.0.0.0/8"]
 [upstream]
 servers = ["{internet}"]
 "#;
-    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let (dns, _consul, _internet) = Splitdns::with_fakes(config).await;
 
     let reply = dns.ask("www.example.", RecordType::A).await;
 
@@ -68,7 +66,6 @@ async fn loopback_is_allowed_by_default() {
 
 #[tokio::test]
 async fn chaos_is_refused_outside_allow() {
-    let internet = FakeUpstream::start(internet()).await;
     let config = r#"
 [server]
 listen = ["127.0.0.1:0"]
@@ -76,7 +73,7 @@ allow = ["192.0.2.0/24"]
 [upstream]
 servers = ["{internet}"]
 "#;
-    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let (dns, _consul, _internet) = Splitdns::with_fakes(config).await;
     let mut chaos = query("version.bind.", RecordType::TXT);
     chaos.queries[0].set_query_class(DNSClass::CH);
     let reply = dns.udp(&chaos).await;

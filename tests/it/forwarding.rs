@@ -359,9 +359,6 @@ async fn forwarded_answers_have_aa_clear_and_ra_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misses_past_max_inflight_get_servfail() {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    internet.set_mode(Mode::Slow(Duration::from_millis(800)));
     let config = r#"
 [server]
 listen = ["127.0.0.1:0"]
@@ -370,7 +367,8 @@ servers = ["{internet}"]
 timeout = "3s"
 max_inflight = 2
 "#;
-    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, _consul, internet) = Splitdns::with_fakes(config).await;
+    internet.set_mode(Mode::Slow(Duration::from_millis(800)));
     let addr = dns.addr();
 
     let first_two: Vec<_> = (0..2)

@@ -534,10 +534,8 @@ async fn refused_by_the_only_server_is_servfail_at_once_not_after_the_timeout() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_by_the_first_server_moves_on_to_the_next_at_once() {
     let closed = closed_port();
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
     let template = consul_on(&format!("\"{closed}\", \"{{consul}}\""), 0);
-    let dns = Splitdns::start(&template, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, consul, _internet) = start(&template).await;
 
     let asked = Instant::now();
     let reply = dns.ask("web.service.consul.", RecordType::A).await;
@@ -553,10 +551,7 @@ async fn refused_by_the_first_server_moves_on_to_the_next_at_once() {
 /// timeout either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_stopped_after_an_answer_gets_the_stale_answer_at_once() {
-    let consul = FakeUpstream::start(consul()).await;
-    let internet = FakeUpstream::start(internet()).await;
-    let template = consul_on("\"{consul}\"", 1);
-    let dns = Splitdns::start(&template, &[("consul", &consul), ("internet", &internet)]).await;
+    let (dns, consul, _internet) = start(&consul_on("\"{consul}\"", 1)).await;
     let fresh = dns.ask("web.service.consul.", RecordType::A).await;
     let agent = consul.addr();
     drop(consul);

@@ -8,7 +8,7 @@ use hickory_proto::rr::RecordType;
 use tokio::io::AsyncWriteExt;
 
 use crate::support::client::{self, udp_exchange_raw, udp_reply_after};
-use crate::support::fixtures::{MEDIUM_TXT_BYTES, internet, load_ip};
+use crate::support::fixtures::{MEDIUM_TXT_BYTES, load_ip};
 use crate::support::harness::STANDARD;
 use crate::support::{
     FakeUpstream, Splitdns, answer_ips, assert_rcode, name, query, query_with_edns, txt_bytes,
@@ -283,7 +283,6 @@ async fn question_case_is_kept_on_cache_hits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn question_case_is_kept_on_local_answers() {
-    let internet = FakeUpstream::start(internet()).await;
     let config = r#"
 rules = ["local=/lan/", "address=/gw.lan/192.0.2.1"]
 [server]
@@ -291,7 +290,7 @@ listen = ["127.0.0.1:0"]
 [upstream]
 servers = ["{internet}"]
 "#;
-    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let (dns, _consul, _internet) = Splitdns::with_fakes(config).await;
 
     for qname in ["GW.Lan.", "Printer.LAN."] {
         let msg = query(qname, RecordType::A);
@@ -405,13 +404,12 @@ async fn pipelined_tcp_queries_are_all_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_listener_serves_udp_and_tcp() {
-    let internet = FakeUpstream::start(internet()).await;
     let ipv6 = std::net::UdpSocket::bind("[::1]:0").is_ok();
     let second = if ipv6 { "[::1]:0" } else { "127.0.0.1:0" };
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:0\", \"{second}\"]\n[upstream]\nservers = [\"{{internet}}\"]\n"
     );
-    let dns = Splitdns::start(&config, &[("internet", &internet)]).await;
+    let (dns, _consul, _internet) = Splitdns::with_fakes(&config).await;
 
     assert_eq!(dns.addrs().len(), 2);
     assert_ne!(dns.addrs()[0], dns.addrs()[1]);
@@ -448,7 +446,6 @@ async fn shutdown_stops_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_queries_from_strangers_get_refused_not_formerr() {
-    let internet = FakeUpstream::start(internet()).await;
     let config = r#"
 [server]
 listen = ["127.0.0.1:0"]
@@ -456,7 +453,7 @@ allow = ["10.0.0.0/8"]
 [upstream]
 servers = ["{internet}"]
 "#;
-    let dns = Splitdns::start(config, &[("internet", &internet)]).await;
+    let (dns, _consul, internet) = Splitdns::with_fakes(config).await;
     let mut two = query("www.example.", RecordType::A);
     two.add_query(Query::query(name("mail.example."), RecordType::A));
     let mut update = query("www.example.", RecordType::A);
