@@ -293,15 +293,7 @@ pub(crate) fn authentic_data(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::wire::codes::FLAG_RD;
-
-    fn query_bytes(name: &[u8], qtype: u16) -> Vec<u8> {
-        let mut q = vec![0x12, 0x34, FLAG_RD, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        q.extend_from_slice(name);
-        q.extend_from_slice(&qtype.to_be_bytes());
-        q.extend_from_slice(&1u16.to_be_bytes());
-        q
-    }
+    use crate::dns::wire::write::query_bytes;
 
     /// RFC 1035 §4.1.4: a name is a sequence of labels ending in a zero
     /// octet, or labels ending in a pointer to a prior occurrence of a name,

@@ -219,14 +219,7 @@ pub(crate) fn error_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn query_bytes(name: &[u8], qtype: u16) -> Vec<u8> {
-        let mut q = vec![0x12, 0x34, FLAG_RD, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        q.extend_from_slice(name);
-        q.extend_from_slice(&qtype.to_be_bytes());
-        q.extend_from_slice(&1u16.to_be_bytes());
-        q
-    }
+    use crate::dns::wire::write::query_bytes;
 
     #[test]
     fn parses_question_and_keeps_case() {

@@ -29,6 +29,17 @@ pub(crate) fn build_query(
     q
 }
 
+/// A query as a plain stub resolver sends it, for tests: ID 0x1234, RD, one question of
+/// `name` (in wire form), `qtype` and class IN, and no OPT record.
+#[cfg(test)]
+pub(super) fn query_bytes(name: &[u8], qtype: u16) -> Vec<u8> {
+    let mut q = vec![0x12, 0x34, FLAG_RD, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    q.extend_from_slice(name);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    q
+}
+
 /// Appends an OPT record (RFC 6891 §6.1.2) advertising [`EDNS_UDP_SIZE`], version 0.
 pub(crate) fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
     out.push(0);
