@@ -115,7 +115,6 @@ impl Misbehaving {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rcode_label_counts_the_answers_that_carry_it() {
     let bad = Misbehaving::start().await;
-    let internet = FakeUpstream::start(crate::support::fixtures::internet()).await;
     let config = r#"
 [server]
 listen = ["127.0.0.1:0"]
@@ -130,7 +129,7 @@ servers = ["{bad}"]
 listen = "127.0.0.1:0"
 "#
     .replace("{bad}", &bad.addr.to_string());
-    let dns = Splitdns::start(&config, &[("internet", &internet)]).await;
+    let (dns, _consul, internet) = Splitdns::with_fakes(&config).await;
 
     // NOERROR, NXDOMAIN, and NOTAUTH passed on from the upstream (other).
     dns.ask("www.example.", RecordType::A).await;
@@ -234,7 +233,7 @@ async fn failures_are_counted_by_kind_and_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_and_bad_reply_failures_and_tcp_retries_are_counted() {
     let bad = Misbehaving::start().await;
-    let tc = FakeUpstream::start(crate::support::fixtures::internet()).await;
+    let tc = FakeUpstream::start(internet()).await;
     tc.set_mode(Mode::AlwaysTc);
     let config = r#"
 [server]
