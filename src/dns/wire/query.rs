@@ -3,8 +3,8 @@
 //! as written, an OPT when it sent one), error replies included.
 
 use super::codes::{
-    CLASSIC_UDP_SIZE, EDNS_DO, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, HEADER_LEN, RCODE_FORMERR,
-    RCODE_NOTIMP, TYPE_OPT,
+    CLASSIC_UDP_SIZE, EDNS_DO, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, HEADER_LEN,
+    RCODE_FORMERR, RCODE_NOTIMP, TYPE_OPT,
 };
 use super::message::{Records, Section, opcode, plain_name_end, question_end, read_u16, read_u32};
 use super::name::NameBuf;
@@ -175,11 +175,15 @@ fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, ()> {
     if walk.is_done() { Ok(edns) } else { Err(()) }
 }
 
-/// Gives a stored answer the client's ID, RD and CD bits.
+/// Gives a stored answer the client's ID, RD and CD bits, and takes its AD
+/// bit away from a client that asked with neither AD nor DO (RFC 6840 §5.8).
 pub(crate) fn patch_header(out: &mut [u8], query: &Query) {
     out[..2].copy_from_slice(&query.id.to_be_bytes());
     out[2] = (out[2] & !FLAG_RD) | (query.flags[0] & FLAG_RD);
     out[3] = (out[3] & !FLAG_CD) | (query.flags[1] & FLAG_CD);
+    if query.flags[1] & FLAG_AD == 0 && !query.dnssec_ok() {
+        out[3] &= !FLAG_AD;
+    }
 }
 
 /// The reply to a packet that did not parse as a query splitdns answers
