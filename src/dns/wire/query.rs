@@ -59,6 +59,13 @@ impl Query {
             question_end,
             edns: None,
         };
+        // A FORMERR to a query with an OPT carries one, or the client takes
+        // splitdns for a server without EDNS (RFC 6891 §7).
+        let formerr_edns = |question_end, edns| Reject::Respond {
+            rcode: RCODE_FORMERR,
+            question_end,
+            edns,
+        };
         if opcode(packet) != 0 {
             // Whatever of the message parses is echoed: its question (UPDATE's
             // zone), and an OPT when it has one (RFC 6891 §6.1.1).
@@ -73,7 +80,8 @@ impl Query {
             });
         }
         if read_u16(packet, 4) != Some(1) {
-            return Err(formerr(None));
+            let edns = questions_end(packet).and_then(|end| find_edns(packet, end).ok().flatten());
+            return Err(formerr_edns(None, edns));
         }
         let name_end = plain_name_end(packet, HEADER_LEN).ok_or(formerr(None))?;
         let (Some(qtype), Some(qclass)) =
@@ -83,7 +91,8 @@ impl Query {
         };
         let question_end = name_end + 4;
         let name = NameBuf::from_wire(&packet[HEADER_LEN..name_end]).ok_or(formerr(None))?;
-        let edns = find_edns(packet, question_end).map_err(|()| formerr(Some(question_end)))?;
+        let edns = find_edns(packet, question_end)
+            .map_err(|edns| formerr_edns(Some(question_end), edns))?;
         Ok(Self {
             id: u16::from_be_bytes([packet[0], packet[1]]),
             flags: [packet[2], packet[3]],
@@ -155,16 +164,17 @@ impl Query {
     }
 }
 
-/// The EDNS record of a query, if any. More than one OPT is a FORMERR (RFC 6891 §6.1.1).
-fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, ()> {
+/// The EDNS record of a query, if any. More than one OPT is a FORMERR (RFC 6891 §6.1.1),
+/// as is a record that does not parse; the error holds the first OPT, for the reply.
+fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, Option<Edns>> {
     let mut walk = Records::new(packet, question_end);
     let mut edns = None;
     for rec in walk.by_ref() {
         if rec.section == Section::Additional && rec.rtype == TYPE_OPT {
             if edns.is_some() {
-                return Err(());
+                return Err(edns);
             }
-            let ttl = read_u32(packet, rec.ttl_at).ok_or(())?;
+            let ttl = read_u32(packet, rec.ttl_at).ok_or(edns)?;
             edns = Some(Edns {
                 udp_size: rec.class,
                 version: (ttl >> 16) as u8,
@@ -172,7 +182,15 @@ fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, ()> {
             });
         }
     }
-    if walk.is_done() { Ok(edns) } else { Err(()) }
+    if walk.is_done() { Ok(edns) } else { Err(edns) }
+}
+
+/// Where the questions of a query end, however many QDCOUNT says (none, or
+/// several, each written out in full): where its OPT is looked for.
+fn questions_end(packet: &[u8]) -> Option<usize> {
+    (0..read_u16(packet, 4)?).try_fold(HEADER_LEN, |at, _| {
+        Some(plain_name_end(packet, at)? + 4).filter(|&end| end <= packet.len())
+    })
 }
 
 /// Gives a stored answer the client's ID, RD and CD bits, and takes its AD
