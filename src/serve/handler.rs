@@ -155,6 +155,17 @@ impl Handler {
                 rcode_of(out),
             );
         }
+        if let Some(rcode) = query.unserved() {
+            query.write_error(rcode.into(), out);
+            return self.answered(
+                &state,
+                &query,
+                arrival,
+                None,
+                AnsweredBy::Local,
+                rcode.into(),
+            );
+        }
         let route_id = state.router.route_id(query.lower.as_bytes(), query.qtype);
         let route = state.router.get(route_id);
         if let Some(by) = answer_local_data(&state, &query, route, limit, out)

@@ -5,7 +5,8 @@
 pub(crate) const HEADER_LEN: usize = 12;
 
 // The record types and classes splitdns reads or writes itself, defined only
-// here (RFC 1035 §3.2.2-§3.2.4, RFC 3596, RFC 2782, RFC 6891, RFC 4034).
+// here (RFC 1035 §3.2.2-§3.2.5, RFC 3596, RFC 2782, RFC 6891, RFC 4034, RFC 2930,
+// RFC 8945, RFC 1995, RFC 5936).
 pub(crate) const TYPE_A: u16 = 1;
 pub(crate) const TYPE_NS: u16 = 2;
 pub(crate) const TYPE_CNAME: u16 = 5;
@@ -17,9 +18,14 @@ pub(crate) const TYPE_AAAA: u16 = 28;
 pub(crate) const TYPE_SRV: u16 = 33;
 pub(crate) const TYPE_OPT: u16 = 41;
 pub(crate) const TYPE_RRSIG: u16 = 46;
+pub(crate) const TYPE_TKEY: u16 = 249;
+pub(crate) const TYPE_TSIG: u16 = 250;
+pub(crate) const TYPE_IXFR: u16 = 251;
+pub(crate) const TYPE_AXFR: u16 = 252;
 pub(crate) const TYPE_ANY: u16 = 255;
 pub(crate) const CLASS_IN: u16 = 1;
 pub(crate) const CLASS_CH: u16 = 3;
+pub(crate) const CLASS_ANY: u16 = 255;
 
 /// The transport a query came over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,8 +3,9 @@
 //! as written, an OPT when it sent one), error replies included.
 
 use super::codes::{
-    CLASSIC_UDP_SIZE, EDNS_DO, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, HEADER_LEN,
-    RCODE_FORMERR, RCODE_NOTIMP, TYPE_OPT,
+    CLASS_ANY, CLASS_IN, CLASSIC_UDP_SIZE, EDNS_DO, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD,
+    HEADER_LEN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
+    TYPE_TKEY, TYPE_TSIG,
 };
 use super::message::{Records, Section, opcode, plain_name_end, question_end, read_u16, read_u32};
 use super::name::NameBuf;
@@ -153,6 +154,22 @@ impl Query {
         if self.edns.is_some() {
             push_opt(out, 0, self.dnssec_ok());
             add_to_arcount(out, 1);
+        }
+    }
+
+    /// The RCODE for a question splitdns neither forwards nor answers, if this
+    /// is one: FORMERR for a meta-TYPE (OPT, TKEY, TSIG) or an unassigned type
+    /// of the Q and meta-TYPE range (RFC 6895 §3.1), of which no server holds
+    /// records; REFUSED for a zone transfer, a run of messages a forwarder
+    /// cannot relay (RFC 5936 §2.2, §4.2), and for a class other than IN and
+    /// ANY, which neither the upstreams nor local data serve (splitdns's own
+    /// CHAOS names are answered before this is asked).
+    pub fn unserved(&self) -> Option<u8> {
+        match (self.qtype, self.qclass) {
+            (TYPE_OPT | TYPE_TKEY | TYPE_TSIG | 128..=248, _) => Some(RCODE_FORMERR),
+            (TYPE_AXFR | TYPE_IXFR, _) => Some(RCODE_REFUSED),
+            (_, CLASS_IN | CLASS_ANY) => None,
+            _ => Some(RCODE_REFUSED),
         }
     }
 
