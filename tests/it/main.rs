@@ -14,6 +14,8 @@ mod cache;
 mod cli;
 // Real C-library resolvers (musl, glibc) asking splitdns in a namespace of their own.
 mod clients;
+// What compliance testers check: AD, OPT on FORMERR, questions a forwarder must not pass on.
+mod compliance;
 // `splitdns control`, the real binary against a running splitdns.
 mod control;
 // What each `/metrics` series counts: every counter moves when its feature serves.
