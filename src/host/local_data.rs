@@ -50,6 +50,17 @@ pub(crate) struct Rr {
     pub target: Option<Box<[u8]>>,
 }
 
+/// Where a name that the `[local]` switches keep home lies (see
+/// [`LocalData::home_zone`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Home {
+    /// A single-label name, under domain_needed: no zone but the root holds it.
+    Label,
+    /// A reverse name in a private zone, under bogus_priv: the zone, as its
+    /// offset in the name (0: the name is the zone's apex).
+    Zone(usize),
+}
+
 /// Local names and the switches of `[local]`, as one snapshot.
 pub(crate) struct LocalData {
     names: HashMap<Box<[u8]>, Vec<Rr>>,
@@ -137,11 +148,10 @@ impl LocalData {
     /// Whether a name that no route covers must stay here instead of going to
     /// the default upstreams (NXDOMAIN, unless it exists here): a single-label
     /// name under domain_needed, or a reverse name in a private zone under
-    /// bogus_priv. `Some` with the zone splitdns then answers the name in, as
-    /// its offset in the name: the single label itself, or the private zone.
-    pub(crate) fn home_zone(&self, lower: &[u8]) -> Option<usize> {
+    /// bogus_priv. `Some` with where the name lies: see [`Home`].
+    pub(crate) fn home_zone(&self, lower: &[u8]) -> Option<Home> {
         if self.domain_needed && is_single_label(lower) {
-            return Some(0);
+            return Some(Home::Label);
         }
         if self.private_zones.is_empty() || !lower.ends_with(b"\x04arpa\x00") {
             return None;
@@ -149,7 +159,7 @@ impl LocalData {
         self.private_zones
             .iter()
             .find(|z| z.contains(lower))
-            .map(|z| lower.len() - z.wire().len())
+            .map(|z| Home::Zone(lower.len() - z.wire().len()))
     }
 
     /// `[local] ttl`: the TTL of `address=` answers.
@@ -410,9 +420,13 @@ mod tests {
         assert!(!keeps_home(&wire("1.0.32.172.in-addr.arpa")));
         assert!(!keeps_home(&wire("8.8.8.8.in-addr.arpa")));
         assert!(keeps_home(&wire(&format!("1.{}ip6.arpa", "0.".repeat(31)))));
-        assert_eq!(data.home_zone(&wire("printer")), Some(0));
+        assert_eq!(data.home_zone(&wire("printer")), Some(Home::Label));
         let reverse = wire("1.168.192.in-addr.arpa");
-        let zone = data.home_zone(&reverse).unwrap();
+        let Some(Home::Zone(zone)) = data.home_zone(&reverse) else {
+            panic!("a private reverse name lies in its zone");
+        };
         assert_eq!(&reverse[zone..], &wire("168.192.in-addr.arpa")[..]);
+        let apex = wire("168.192.in-addr.arpa");
+        assert_eq!(data.home_zone(&apex), Some(Home::Zone(0)));
     }
 }

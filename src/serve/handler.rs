@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use crate::dns::answer::Answer;
 use crate::dns::question::Question;
 use crate::dns::wire::{self, Protocol, Query, Reject};
+use crate::host::local_data::Home;
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, AnsweredBy};
 use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
@@ -463,22 +464,41 @@ fn answer_locally(
 ) -> Option<AnsweredBy> {
     let lower = query.lower.as_bytes();
     let local_data = state.local.load();
+    let soa = |zone: usize| local::Soa {
+        zone,
+        ttl: local_data.ttl(),
+    };
     // A name kept here that exists all the same (RFC 8020 §2: NXDOMAIN says
-    // nothing is at or below it) gets NODATA, with the SOA of `zone`.
-    let nxdomain = |zone: usize, out: &mut Vec<u8>| {
-        if local_data.has_below(lower) || state.router.holds(lower, route) {
-            let soa = local::Soa {
-                zone,
-                ttl: local_data.ttl(),
-            };
-            local::nodata(query, soa, out);
+    // nothing is at or below it) gets NODATA, with the SOA of its zone. The
+    // SOA comes with NXDOMAIN too, so that it may be cached (RFC 2308 §3, §5).
+    let exists = || local_data.has_below(lower) || state.router.holds(lower, route);
+    // A name in a zone splitdns answers, `zone` bytes into it. The zone's
+    // apex (0) owns the zone's SOA, so it exists (RFC 6303 §3: SOA, NS and
+    // NODATA "for queries for the zone name itself"; Unbound answers its
+    // RFC 6303 zones so, dnsmasq 2.90 says NXDOMAIN): it answers SOA with it,
+    // other types with NODATA.
+    let in_zone = |zone: usize, out: &mut Vec<u8>| {
+        if zone == 0 || exists() {
+            local::nodata(query, soa(zone), out);
         } else {
-            local::nxdomain(query, out);
+            local::nxdomain(query, soa(zone), out);
         }
     };
     let home = route.is_default().then(|| local_data.home_zone(lower));
-    if let Some(Some(zone)) = home {
-        nxdomain(zone, out);
+    if let Some(Some(Home::Zone(zone))) = home {
+        in_zone(zone, out);
+    } else if let Some(Some(Home::Label)) = home {
+        // A single label lies in the root zone, the only zone that could
+        // hold it, so its NXDOMAIN carries a SOA owned by the root: one owned
+        // by the label itself would make it an apex, a name that exists. One
+        // that exists (local data below it) is answered as its own zone, as
+        // local data outside local zones is (see `soa_zone`). dnsmasq 2.90
+        // sends no SOA with either.
+        if exists() {
+            local::nodata(query, soa(0), out);
+        } else {
+            local::nxdomain(query, soa(lower.len() - 1), out);
+        }
     } else if route.filter_aaaa && query.qtype == wire::TYPE_AAAA {
         local::filtered(query, out);
     } else if !route.addresses.is_empty()
@@ -486,11 +506,7 @@ fn answer_locally(
     {
         // address= beside local=: the other types get NODATA, not NXDOMAIN
         // (dnsmasq 2.90 by hand: the name has data, of another type).
-        let soa = local::Soa {
-            zone: route.zone_in(lower),
-            ttl: local_data.ttl(),
-        };
-        local::addresses(query, &route.addresses, soa, out);
+        local::addresses(query, &route.addresses, soa(route.zone_in(lower)), out);
     } else {
         let action = match &route.action {
             Action::Reroute => state
@@ -503,13 +519,9 @@ fn answer_locally(
             // RFC 8482: never forwarded, so never amplified.
             Some(Action::Forward(_)) if query.qtype == wire::TYPE_ANY => local::rfc8482(query, out),
             Some(Action::Forward(_)) => return None,
-            Some(Action::Local) => nxdomain(route.zone_in(lower), out),
+            Some(Action::Local) => in_zone(route.zone_in(lower), out),
             Some(Action::Address(ips)) => {
-                let soa = local::Soa {
-                    zone: route.zone_in(lower),
-                    ttl: local_data.ttl(),
-                };
-                local::addresses(query, ips, soa, out)
+                local::addresses(query, ips, soa(route.zone_in(lower)), out)
             }
             // A rewrite too long to apply, or into another rewrite (config refuses those).
             None | Some(Action::Reroute) => {

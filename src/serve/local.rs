@@ -6,9 +6,12 @@
 //! stalls).
 //!
 //! NODATA is NOERROR with no records of the type and, in the authority
-//! section, the SOA of the zone the answer comes from (RFC 2308 §2.2, §3), so
-//! resolvers behind splitdns may cache it: see [`Soa`]. NXDOMAIN is only for a
-//! name with nothing at or below it (RFC 8020 §2); the handler decides which.
+//! section, the SOA of the zone the answer comes from (RFC 2308 §2.2, §3).
+//! NXDOMAIN carries the SOA of its zone too (RFC 2308 §3), so resolvers behind
+//! splitdns may cache either (RFC 2308 §5: not without it): see [`Soa`].
+//! NXDOMAIN is only for a name with nothing at or below it (RFC 8020 §2); the
+//! handler decides which. The SOA's owner exists, as the zone's apex: asked
+//! for its SOA (or ANY) it answers with it, and NODATA for other types.
 //!
 //! Owner names equal to the question, or a zone above it, are written as a
 //! pointer into it (RFC 1035 §4.1.4), so the client's letter case comes back
@@ -24,8 +27,9 @@ const QUESTION_POINTER: [u8; 2] = [0xc0, 0x0c];
 /// CNAME links followed inside local data before giving up (a loop, or absurd).
 const MAX_CHAIN: usize = 8;
 
-/// The SOA a local NODATA carries: owned by the zone the name is answered
-/// in, `zone` bytes from the start of the name (0: the name itself), with
+/// The SOA a local negative answer carries: owned by the zone the name is
+/// answered in, `zone` bytes from the start of the name (0: the name itself,
+/// the zone's apex; the name's length less one: the root), with
 /// TTL and MINIMUM both `ttl` (`[local] ttl`), so a resolver caches the
 /// negative answer as long as it would the positive ones (RFC 2308 §5: the
 /// lesser of the two).
@@ -42,18 +46,30 @@ pub(crate) struct Soa {
 const SOA_NAMES: &[u8] = b"\x09localhost\x00\x06nobody\x07invalid\x00";
 const SOA_TIMERS: [u32; 4] = [1, 3600, 1200, 604_800];
 
-/// NXDOMAIN for a name in a local zone: nothing exists at or below it.
-pub(crate) fn nxdomain(query: &Query, out: &mut Vec<u8>) {
+/// NXDOMAIN for a name kept here: nothing exists at or below it. The SOA is
+/// that of the zone that would hold the name, never one owned by the name
+/// (which would make it a zone's apex, and so a name that exists).
+pub(crate) fn nxdomain(query: &Query, soa: Soa, out: &mut Vec<u8>) {
+    debug_assert!(soa.zone > 0, "NXDOMAIN for a name that owns a SOA");
     start(query, wire::RCODE_NXDOMAIN, true, out);
+    push_soa_rr(out, &QUESTION_POINTER, query.lower.as_bytes(), soa);
+    out[8..10].copy_from_slice(&1u16.to_be_bytes());
     finish(query, 0, out);
 }
 
-/// NODATA for a name that exists here without records of the asked type (an
-/// empty non-terminal, or a name kept home above local data).
+/// NODATA for a name that exists here without records of the asked type (a
+/// zone's apex, an empty non-terminal, or a name kept home above local data);
+/// the SOA itself for SOA or ANY at the apex.
 pub(crate) fn nodata(query: &Query, soa: Soa, out: &mut Vec<u8>) {
     start(query, wire::RCODE_NOERROR, true, out);
-    push_soa(out, &QUESTION_POINTER, query.lower.as_bytes(), soa);
-    finish(query, 0, out);
+    let answers = no_records(
+        out,
+        &QUESTION_POINTER,
+        query.lower.as_bytes(),
+        query.qtype,
+        soa,
+    );
+    finish(query, answers, out);
 }
 
 /// NOERROR with no records, not authoritative: the name was not asked about
@@ -86,7 +102,13 @@ pub(crate) fn addresses(query: &Query, ips: &[IpAddr], soa: Soa, out: &mut Vec<u
         count += 1;
     }
     if count == 0 {
-        push_soa(out, &QUESTION_POINTER, query.lower.as_bytes(), soa);
+        count = no_records(
+            out,
+            &QUESTION_POINTER,
+            query.lower.as_bytes(),
+            query.qtype,
+            soa,
+        );
     }
     finish(query, count, out);
 }
@@ -112,7 +134,8 @@ pub(crate) fn rfc8482(query: &Query, out: &mut Vec<u8>) {
 /// The answer for a local name with `records`: those of the asked type; else
 /// its CNAME, followed through local data; else NODATA, with the SOA `soa`
 /// gives for the name that lacks the type (the question, or the last name of
-/// the CNAME chain: RFC 2308 §2.2). SRV and MX answers carry the local
+/// the CNAME chain: RFC 2308 §2.2), or that SOA as the answer when the name
+/// is its zone's apex and SOA was asked. SRV and MX answers carry the local
 /// addresses of their targets as additional records. Too large for `limit`:
 /// TC=1, so the client asks again over TCP.
 pub(crate) fn data(
@@ -158,7 +181,7 @@ pub(crate) fn data(
         }
     }
     if nodata {
-        push_soa(out, owner, name, soa(name));
+        answers += no_records(out, owner, name, qtype, soa(name));
     }
     let mut additionals = 0u16;
     if matches!(qtype, wire::TYPE_SRV | wire::TYPE_MX) {
@@ -196,12 +219,26 @@ fn push(out: &mut Vec<u8>, owner: &[u8], rr: &Rr) {
     out.extend_from_slice(&rr.rdata);
 }
 
-/// Appends the SOA `soa` describes to the authority section of `out`, which
-/// holds no authority records yet. `name` is the lowercased name the SOA's
+/// What `name` (written in `out` as `owner`) gets for `qtype`, of which it
+/// has no records: the SOA in the answer section when the name owns it (the
+/// zone's apex) and SOA or ANY was asked; else the SOA in the authority
+/// section, NODATA. The answer records written: 1 or 0.
+fn no_records(out: &mut Vec<u8>, owner: &[u8], name: &[u8], qtype: u16, soa: Soa) -> u16 {
+    push_soa_rr(out, owner, name, soa);
+    if soa.zone == 0 && matches!(qtype, wire::TYPE_SOA | wire::TYPE_ANY) {
+        return 1;
+    }
+    out[8..10].copy_from_slice(&1u16.to_be_bytes());
+    0
+}
+
+/// Appends the SOA `soa` describes to `out`, after the answer records; the
+/// caller counts it in its section. `name` is the lowercased name the SOA's
 /// zone is counted in, and `owner` how that name is written in `out` (a
 /// pointer, or the name itself): a zone that is the name is written as
-/// `owner`, a zone above the question name as a pointer into the question.
-fn push_soa(out: &mut Vec<u8>, owner: &[u8], name: &[u8], soa: Soa) {
+/// `owner`, a zone above the question name as a pointer into the question,
+/// the root as itself.
+fn push_soa_rr(out: &mut Vec<u8>, owner: &[u8], name: &[u8], soa: Soa) {
     let zone = name.get(soa.zone..).unwrap_or(b"\x00");
     if soa.zone == 0 {
         out.extend_from_slice(owner);
@@ -221,7 +258,6 @@ fn push_soa(out: &mut Vec<u8>, owner: &[u8], name: &[u8], soa: Soa) {
         out.extend_from_slice(&timer.to_be_bytes());
     }
     out.extend_from_slice(&soa.ttl.to_be_bytes());
-    out[8..10].copy_from_slice(&1u16.to_be_bytes());
 }
 
 fn start(query: &Query, rcode: u8, authoritative: bool, out: &mut Vec<u8>) {

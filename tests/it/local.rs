@@ -6,10 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::{RData, Record, RecordType};
 use tempfile::TempDir;
 
+use crate::support::dnsmasq::{self, Dnsmasq};
 use crate::support::fixtures::{consul, internet};
+use crate::support::harness::parse;
+use crate::support::http::value;
 use crate::support::{
     FakeUpstream, Splitdns, additional_ips, answer_ips, assert_rcode, name, query,
 };
@@ -253,8 +256,8 @@ async fn domain_needed_keeps_single_labels_home_unless_routed_or_local() {
     dns.ask("consul.", RecordType::SOA).await;
     let dotted = dns.ask("www.example.", RecordType::A).await;
 
-    assert_local(&unknown, ResponseCode::NXDomain);
-    assert_local(&unknown_mx, ResponseCode::NXDomain);
+    assert_nxdomain(&unknown, ".", 0);
+    assert_nxdomain(&unknown_mx, ".", 0);
     assert_eq!(answer_ips(&local), [ip("192.0.2.9")]);
     assert_eq!(
         consul.count("consul.", RecordType::SOA),
@@ -281,8 +284,8 @@ async fn bogus_priv_keeps_private_reverse_lookups_home_unless_routed() {
     let routed = dns.ask("1.0.0.10.in-addr.arpa.", RecordType::PTR).await;
     dns.ask("8.8.8.8.in-addr.arpa.", RecordType::PTR).await;
 
-    assert_local(&private, ResponseCode::NXDomain);
-    assert_local(&docker, ResponseCode::NXDomain);
+    assert_nxdomain(&private, "168.192.in-addr.arpa.", 0);
+    assert_nxdomain(&docker, "17.172.in-addr.arpa.", 0);
     assert_rcode(&routed, ResponseCode::NoError);
     assert_eq!(consul.count("1.0.0.10.in-addr.arpa.", RecordType::PTR), 1);
     assert_eq!(
@@ -411,20 +414,56 @@ fn assert_nodata(reply: &Message, zone: &str, ttl: u32) {
             .all(|r| r.record_type() == RecordType::CNAME),
         "no records of the asked type: {reply}"
     );
-    let soas: Vec<_> = reply
-        .authorities
-        .iter()
-        .filter(|r| r.record_type() == RecordType::SOA)
-        .collect();
-    assert_eq!(soas.len(), 1, "one SOA in the authority section: {reply}");
-    assert_eq!(soas[0].name, name(zone), "the SOA of the zone: {reply}");
-    let RData::SOA(soa) = &soas[0].data else {
-        unreachable!()
-    };
+    assert_authority_soa(reply, zone, ttl);
+}
+
+/// RFC 2308 §3: "Name servers authoritative for a zone MUST include the SOA record of the
+/// zone in the authority section of the response when reporting an NXDOMAIN or indicating
+/// that no data of the requested type exists. This is required so that the response may be
+/// cached." RFC 2308 §5: "Negative responses without SOA records SHOULD NOT be cached as
+/// there is no way to prevent the negative responses looping forever between a pair of
+/// servers even with a short TTL", so without the SOA every cache behind splitdns asks
+/// again for every lookup (and musl asks several search-domain names per lookup).
+///
+/// NXDOMAIN, authoritative, no answers, and in the authority section exactly one record:
+/// the SOA owned by `zone`, with TTL and MINIMUM `ttl` (`[local] ttl`; the negative TTL is
+/// the smaller of the two, RFC 2308 §5).
+#[track_caller]
+fn assert_nxdomain(reply: &Message, zone: &str, ttl: u32) {
+    assert_local(reply, ResponseCode::NXDomain);
+    assert!(reply.answers.is_empty(), "no answers: {reply}");
+    assert_authority_soa(reply, zone, ttl);
+}
+
+/// The authority section holds exactly one record, the synthesised SOA of `zone`, with TTL
+/// and MINIMUM `ttl`.
+#[track_caller]
+fn assert_authority_soa(reply: &Message, zone: &str, ttl: u32) {
     assert_eq!(
-        (soas[0].ttl, soa.minimum),
+        reply.authorities.len(),
+        1,
+        "one record in the authority section: {reply}"
+    );
+    assert_soa(&reply.authorities[0], zone, ttl, reply);
+}
+
+/// `record` is the synthesised SOA owned by `zone` (`localhost. nobody.invalid. 1 3600 1200
+/// 604800`), with TTL and MINIMUM `ttl`.
+#[track_caller]
+fn assert_soa(record: &Record, zone: &str, ttl: u32, reply: &Message) {
+    let RData::SOA(soa) = &record.data else {
+        panic!("not a SOA: {record} in {reply}");
+    };
+    assert_eq!(record.name, name(zone), "the SOA of the zone: {reply}");
+    assert_eq!(
+        (record.ttl, soa.minimum),
         (ttl, ttl),
         "negative TTL from [local] ttl: {reply}"
+    );
+    assert_eq!(
+        (soa.mname.to_ascii(), soa.rname.to_ascii(), soa.serial),
+        ("localhost.".to_string(), "nobody.invalid.".to_string(), 1),
+        "{reply}"
     );
 }
 
@@ -472,8 +511,8 @@ async fn other_types_of_an_address_rule_name_in_a_local_zone_get_nodata_not_nxdo
         assert_nodata(reply, "lan.", 30);
     }
     assert_eq!(answer_ips(&a), [ip("192.0.2.1")]);
-    assert_local(&missing, ResponseCode::NXDomain);
-    assert_local(&off_boundary, ResponseCode::NXDomain);
+    assert_nxdomain(&missing, "lan.", 30);
+    assert_nxdomain(&off_boundary, "lan.", 30);
     assert_eq!(
         internet.total() + consul.total(),
         0,
@@ -484,7 +523,9 @@ async fn other_types_of_an_address_rule_name_in_a_local_zone_get_nodata_not_nxdo
 /// The same RFC 1034 §4.3.2 / RFC 2308 §2.2 rule with `address=` and `local=` for one zone
 /// (dnsmasq's "pre-2.86 behaviour"): NODATA, with the zone's SOA; and a zone with an
 /// `address=` inside makes the local zone above it an empty non-terminal (RFC 8020 §2), as
-/// does a zone below it that is forwarded.
+/// does a zone below it that is forwarded. The apex of a local zone with nothing in it
+/// exists too: it holds the zone's SOA (see
+/// [`the_apex_of_a_local_zone_exists_and_answers_its_soa`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_zone_names_with_something_at_or_below_them_get_nodata() {
     let (consul, internet) = fakes().await;
@@ -511,15 +552,16 @@ async fn local_zone_names_with_something_at_or_below_them_get_nodata() {
     assert_nodata(&nas, "nas.lan.", 0);
     assert_nodata(&below, "nas.lan.", 0);
     assert_nodata(&corp, "corp.", 0);
-    assert_local(&empty, ResponseCode::NXDomain);
-    assert_local(&beside, ResponseCode::NXDomain);
+    assert_nodata(&empty, "empty.", 0);
+    assert_nxdomain(&beside, "corp.", 0);
     assert_eq!(internet.total() + consul.total(), 0);
 }
 
 /// Hosts-file names: RFC 1034 §4.3.2 / RFC 2308 §2.2, as above. A name from a hosts file
 /// has A (or AAAA) and nothing else, so other types get NODATA with a SOA: the local zone's
-/// when one holds the name, else one owned by the name itself. A name above a hosts name is
-/// an empty non-terminal inside the local zone (RFC 8020 §2).
+/// when one holds the name, else one owned by the name itself, which then answers a SOA
+/// question with it. A name above a hosts name is an empty non-terminal inside the local
+/// zone (RFC 8020 §2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_file_names_get_nodata_with_a_soa_for_other_types() {
     let (consul, internet) = fakes().await;
@@ -538,13 +580,15 @@ async fn hosts_file_names_get_nodata_with_a_soa_for_other_types() {
     let apex = dns.ask("lan.", RecordType::A).await;
     let outside = dns.ask("nas.home.arpa.", RecordType::AAAA).await;
     let missing = dns.ask("db.rack2.lan.", RecordType::A).await;
+    let outside_soa = dns.ask("nas.home.arpa.", RecordType::SOA).await;
 
     assert_nodata(&aaaa, "lan.", 0);
     assert_nodata(&mx, "lan.", 0);
     assert_nodata(&rack, "lan.", 0);
     assert_nodata(&apex, "lan.", 0);
     assert_nodata(&outside, "nas.home.arpa.", 0);
-    assert_local(&missing, ResponseCode::NXDomain);
+    assert_nxdomain(&missing, "lan.", 0);
+    assert_soa_answer(&outside_soa, "nas.home.arpa.", 0);
     assert_eq!(internet.total(), 0);
 }
 
@@ -569,6 +613,7 @@ async fn record_names_get_nodata_with_a_soa_for_other_types() {
     let srv_a = dns.ask("_imap._tcp.lan.", RecordType::A).await;
     let cname = dns.ask("webmail.lan.", RecordType::AAAA).await;
     let missing = dns.ask("_pop3._tcp.lan.", RecordType::SRV).await;
+    let soa = dns.ask("lan.", RecordType::SOA).await;
 
     assert_nodata(&aaaa, "lan.", 5);
     assert_nodata(&apex, "lan.", 5);
@@ -576,7 +621,8 @@ async fn record_names_get_nodata_with_a_soa_for_other_types() {
     assert_nodata(&srv_a, "lan.", 5);
     assert_nodata(&cname, "lan.", 5);
     assert_eq!(cname.answers.len(), 1, "the CNAME: {cname}");
-    assert_local(&missing, ResponseCode::NXDomain);
+    assert_nxdomain(&missing, "lan.", 5);
+    assert_soa_answer(&soa, "lan.", 5);
     assert_eq!(internet.total(), 0);
 }
 
@@ -598,10 +644,277 @@ async fn names_kept_home_above_local_data_get_nodata() {
     let reverse = dns.ask("1.168.192.in-addr.arpa.", RecordType::PTR).await;
     let other = dns.ask("2.168.192.in-addr.arpa.", RecordType::PTR).await;
     let single = dns.ask("fileserver.", RecordType::A).await;
+    let home_soa = dns.ask("home.", RecordType::SOA).await;
 
     assert_nodata(&home, "home.", 0);
     assert_nodata(&reverse, "168.192.in-addr.arpa.", 0);
-    assert_local(&other, ResponseCode::NXDomain);
-    assert_local(&single, ResponseCode::NXDomain);
+    assert_nxdomain(&other, "168.192.in-addr.arpa.", 0);
+    assert_nxdomain(&single, ".", 0);
+    assert_soa_answer(&home_soa, "home.", 0);
     assert_eq!(internet.total(), 0);
+}
+
+/// The SOA itself, asked for at the apex of a zone splitdns answers: NOERROR, authoritative,
+/// one answer record, the zone's SOA (RFC 1035 §3.3.13: "marks the start of a zone of
+/// authority"), and nothing in the authority section.
+#[track_caller]
+fn assert_soa_answer(reply: &Message, zone: &str, ttl: u32) {
+    assert_local(reply, ResponseCode::NoError);
+    assert_eq!(reply.answers.len(), 1, "the SOA: {reply}");
+    assert_soa(&reply.answers[0], zone, ttl, reply);
+    assert!(reply.authorities.is_empty(), "{reply}");
+}
+
+/// RFC 2308 §3 and §5 (see [`assert_nxdomain`]) for a name in a local zone: the NXDOMAIN
+/// carries the SOA of the zone that holds the name, the same SOA NODATA carries, whichever
+/// rule line made the zone local (`local=`, `server=` or `address=` without an address,
+/// `rev-server=` without a server), with TTL and MINIMUM `[local] ttl`. A nested local zone
+/// is the zone of the names below it; a name beside an `address=` zone is in the local zone
+/// around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_zone_nxdomain_carries_the_soa_of_the_zone() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &[
+            "local=/lan/",
+            "address=/gw.lan/192.0.2.1",
+            "local=/corp/",
+            "local=/dev.corp/",
+            "server=/blocked.example/",
+            "address=/gone.example/",
+            "rev-server=10.0.0.0/8",
+        ],
+        "[local]\nttl = 30\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    for (qname, qtype, zone) in [
+        ("nas.lan.", RecordType::A, "lan."),
+        ("A.B.Nas.LAN.", RecordType::TXT, "lan."),
+        ("notgw.lan.", RecordType::AAAA, "lan."),
+        ("www.corp.", RecordType::A, "corp."),
+        ("web.dev.corp.", RecordType::A, "dev.corp."),
+        ("x.y.DEV.corp.", RecordType::MX, "dev.corp."),
+        ("www.blocked.example.", RecordType::A, "blocked.example."),
+        ("x.gone.example.", RecordType::A, "gone.example."),
+        (
+            "1.2.3.10.in-addr.arpa.",
+            RecordType::PTR,
+            "10.in-addr.arpa.",
+        ),
+    ] {
+        let reply = dns.ask(qname, qtype).await;
+        assert_nxdomain(&reply, zone, 30);
+    }
+    assert_eq!(internet.total() + consul.total(), 0);
+}
+
+/// RFC 2308 §3 and §5 (see [`assert_nxdomain`]) for `[local] domain_needed`: a single-label
+/// name nothing gives records lies in the root zone, the only zone that could hold it, so
+/// its NXDOMAIN carries a SOA owned by the root. One owned by the name itself would say the
+/// name is the apex of a zone, so that it exists, which is what NXDOMAIN denies (RFC 8020
+/// §2: nothing is at or below it). dnsmasq 2.90 sends no SOA at all, so it is no guide here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_needed_nxdomain_carries_the_root_soa() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &[],
+        "[local]\nttl = 30\ndomain_needed = true\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    for (qname, qtype) in [
+        ("fileserver.", RecordType::A),
+        ("FileServer.", RecordType::AAAA),
+        ("printer.", RecordType::MX),
+    ] {
+        let reply = dns.ask(qname, qtype).await;
+        assert_nxdomain(&reply, ".", 30);
+    }
+    assert_eq!(internet.total() + consul.total(), 0);
+}
+
+/// RFC 2308 §3 and §5 (see [`assert_nxdomain`]) for `[local] bogus_priv`: a private reverse
+/// name gets NXDOMAIN with the SOA of its RFC 6303 zone, as RFC 6303 §3 has these zones
+/// served ("return authoritatively (aa=1) name errors (RCODE=3) for queries within the
+/// zones", each an empty zone with its own SOA), and as Unbound answers them
+/// (`1.2.3.10.in-addr.arpa.` is NXDOMAIN with the SOA of `10.in-addr.arpa.`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_priv_nxdomain_carries_the_soa_of_the_rfc_6303_zone() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &[],
+        "[local]\nttl = 30\nbogus_priv = true\n",
+        &consul,
+        &internet,
+    )
+    .await;
+    let ula = format!("1.{}d.f.ip6.arpa.", "0.".repeat(29));
+
+    for (qname, zone) in [
+        ("1.2.3.10.in-addr.arpa.", "10.in-addr.arpa."),
+        ("5.1.168.192.IN-ADDR.ARPA.", "168.192.in-addr.arpa."),
+        ("2.0.17.172.in-addr.arpa.", "17.172.in-addr.arpa."),
+        ("1.0.0.127.in-addr.arpa.", "127.in-addr.arpa."),
+        ("7.100.51.198.in-addr.arpa.", "100.51.198.in-addr.arpa."),
+        (&ula, "d.f.ip6.arpa."),
+    ] {
+        let reply = dns.ask(qname, RecordType::PTR).await;
+        assert_nxdomain(&reply, zone, 30);
+    }
+    assert_eq!(internet.total() + consul.total(), 0);
+}
+
+/// A zone's apex exists: it holds the zone's SOA (RFC 1035 §3.3.13), which splitdns
+/// synthesises and sends with every negative answer from the zone, so the apex cannot be
+/// NXDOMAIN (RFC 8020 §2: that would deny every name below it, and the SOA's owner with
+/// them). RFC 6303 §3 says the same of the private reverse zones: name errors "with the
+/// obvious exception of queries for the zone name itself where SOA, NS, and "no data"
+/// responses will be returned as appropriate to the query type". So the apex of a local zone
+/// with nothing in it, and of an RFC 6303 zone under bogus_priv, answers SOA (and ANY) with
+/// the SOA, and every other type with NODATA, whichever line made the zone local. Unbound
+/// answers its RFC 6303 zones so; dnsmasq 2.90 answers NXDOMAIN for the apex of a local zone,
+/// with no SOA anywhere (a deliberate difference, listed in differential.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apex_of_a_local_zone_exists_and_answers_its_soa() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &[
+            "local=/lan/",
+            "server=/blocked.example/",
+            "address=/gone.example/",
+            "rev-server=10.0.0.0/8",
+        ],
+        "[local]\nttl = 30\nbogus_priv = true\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    for (qname, zone) in [
+        ("lan.", "lan."),
+        ("LAN.", "lan."),
+        ("blocked.example.", "blocked.example."),
+        ("gone.example.", "gone.example."),
+        ("10.in-addr.arpa.", "10.in-addr.arpa."),
+        ("168.192.in-addr.arpa.", "168.192.in-addr.arpa."),
+    ] {
+        let soa = dns.ask(qname, RecordType::SOA).await;
+        let any = dns.ask(qname, RecordType::ANY).await;
+        assert_soa_answer(&soa, zone, 30);
+        assert_soa_answer(&any, zone, 30);
+        for qtype in [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::TXT,
+            RecordType::NS,
+            RecordType::PTR,
+        ] {
+            let reply = dns.ask(qname, qtype).await;
+            assert_nodata(&reply, zone, 30);
+        }
+    }
+    assert_eq!(internet.total() + consul.total(), 0);
+}
+
+/// The local NXDOMAINs of each kind, with `[local] ttl = 30`: in a local zone, a
+/// domain_needed single label, a bogus_priv reverse name; each asked with its own type, so
+/// that `splitdns_queries_total` counts each on its own.
+const MISSING: [(&str, RecordType, &str); 3] = [
+    ("nas.lan.", RecordType::A, "A"),
+    ("fileserver.", RecordType::AAAA, "AAAA"),
+    ("5.1.168.192.in-addr.arpa.", RecordType::PTR, "PTR"),
+];
+
+/// splitdns answering [`MISSING`] itself, with a `/metrics` endpoint that counts the queries
+/// it gets.
+async fn inner(consul: &FakeUpstream, internet: &FakeUpstream) -> Splitdns {
+    start(
+        &["local=/lan/"],
+        "[local]\nttl = 30\ndomain_needed = true\nbogus_priv = true\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n",
+        consul,
+        internet,
+    )
+    .await
+}
+
+/// How many queries for each name of [`MISSING`] reached `inner`, all answered NXDOMAIN.
+async fn reached(inner: &Splitdns) -> Vec<f64> {
+    let text = inner.scrape().await;
+    MISSING
+        .iter()
+        .map(|(_, _, qtype)| {
+            let series = format!(
+                r#"splitdns_queries_total{{protocol="udp",qtype="{qtype}",rcode="NXDOMAIN"}}"#
+            );
+            value(&text, &series)
+        })
+        .collect()
+}
+
+/// RFC 2308 §5 (see [`assert_nxdomain`]): with the SOA, a cache behind splitdns keeps the
+/// NXDOMAIN, for the SOA's negative TTL. Here the cache is a second splitdns, in front of
+/// the first (its default upstream), with its cache on as by default: each missing name,
+/// asked twice, reaches the inner splitdns once, as `splitdns_queries_total` counts there.
+/// Without the SOA the outer one does not cache the answer, and every lookup crosses both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_splitdns_in_front_caches_local_nxdomain() {
+    let (consul, internet) = fakes().await;
+    let inner = inner(&consul, &internet).await;
+    let outer = Splitdns::start_config(parse(&format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n\
+         [upstream]\nservers = [\"{}\"]\ntimeout = \"500ms\"\n",
+        inner.addr()
+    )))
+    .await;
+
+    for (qname, qtype, _) in MISSING {
+        for _ in 0..2 {
+            let reply = outer.ask(qname, qtype).await;
+            assert_rcode(&reply, ResponseCode::NXDomain);
+        }
+    }
+
+    assert_eq!(
+        reached(&inner).await,
+        [1.0; MISSING.len()],
+        "the second ask of each name is answered from the outer cache"
+    );
+    assert_eq!(internet.total() + consul.total(), 0);
+}
+
+/// As [`a_splitdns_in_front_caches_local_nxdomain`], with the real dnsmasq in front, its cache
+/// and negative cache on (its defaults). dnsmasq(8), `--neg-ttl`: "Negative replies from
+/// upstream servers normally contain time-to-live information in SOA records which dnsmasq
+/// uses for caching. If the replies from upstream servers omit this information, dnsmasq
+/// does not cache the reply." So each missing name, asked twice, reaches splitdns once,
+/// the root SOA of a single-label name included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnsmasq_in_front_caches_local_nxdomain() {
+    if dnsmasq::skip("dnsmasq_in_front_caches_local_nxdomain") {
+        return;
+    }
+    let (consul, internet) = fakes().await;
+    let inner = inner(&consul, &internet).await;
+    let addr = inner.addr();
+    let dnsmasq = Dnsmasq::start_caching(&format!("server={}#{}\n", addr.ip(), addr.port())).await;
+
+    for (qname, qtype, _) in MISSING {
+        for _ in 0..2 {
+            let reply = crate::support::client::udp(dnsmasq.addr(), &query(qname, qtype)).await;
+            assert_rcode(&reply, ResponseCode::NXDomain);
+        }
+    }
+
+    assert_eq!(
+        reached(&inner).await,
+        [1.0; MISSING.len()],
+        "the second ask of each name is answered from dnsmasq's cache; its log:\n{}",
+        dnsmasq.log()
+    );
 }

@@ -103,15 +103,15 @@ async fn server_rule_with_hash_sends_zone_to_default_upstreams() {
 
 /// dnsmasq(8): a `-S` flag "which gives a domain but no IP address" makes the domain local, as
 /// `--local` does: every name in it, of every type, is NXDOMAIN, answered here (AA=1, and RA=1
-/// as on every answer) over UDP and TCP, and never forwarded. Not lan. itself: gw.lan lies
-/// below it, so it exists (see local.rs).
+/// as on every answer) over UDP and TCP, and never forwarded. Not the zones' own names,
+/// internal.example. and lan.: each is its zone's apex and owns the zone's SOA, and gw.lan
+/// lies below lan., so they exist (see local.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_and_local_lines_without_an_address_answer_nxdomain_here() {
     let internet = FakeUpstream::start(internet()).await;
     let dns = Splitdns::start(&with_rules(LOCAL_RULES), &[("internet", &internet)]).await;
 
     for qname in [
-        "internal.example.",
         "host.internal.example.",
         "a.b.INTERNAL.example.",
         "printer.lan.",

@@ -44,9 +44,20 @@ impl Dnsmasq {
     /// (only `conf` routes), no cache and no negative cache (every query is forwarded, so
     /// each one shows where it goes), and every query logged for the failure message.
     pub(crate) async fn start(conf: &str) -> Self {
+        Self::start_with(conf, Cache::Off).await
+    }
+
+    /// [`Dnsmasq::start`], but with dnsmasq's cache and negative cache on, as it runs in
+    /// front of another server: what a downstream cache keeps shows in what reaches that
+    /// server.
+    pub(crate) async fn start_caching(conf: &str) -> Self {
+        Self::start_with(conf, Cache::On).await
+    }
+
+    async fn start_with(conf: &str, cache: Cache) -> Self {
         let binary = binary().expect("dnsmasq is installed");
         for _ in 0..PORT_TRIES {
-            let mut dnsmasq = Self::spawn(&binary, conf);
+            let mut dnsmasq = Self::spawn(&binary, conf, cache);
             match dnsmasq.wait_ready().await {
                 Ok(()) => return dnsmasq,
                 // Another process took the port first; this attempt is dropped (killed).
@@ -58,12 +69,12 @@ impl Dnsmasq {
     }
 
     /// Writes `conf` to a fresh directory and starts dnsmasq on it, on a free port.
-    fn spawn(binary: &Path, conf: &str) -> Self {
+    fn spawn(binary: &Path, conf: &str, cache: Cache) -> Self {
         let dir = TempDir::new().unwrap();
         let conf_path = dir.path().join("dnsmasq.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let port = free_port();
-        let child = command(binary, &conf_path, dir.path(), port)
+        let child = command(binary, &conf_path, dir.path(), port, cache)
             .spawn()
             .expect("spawn dnsmasq");
         Self {
@@ -126,16 +137,26 @@ fn free_port() -> u16 {
     }
 }
 
-/// The command line: see [`Dnsmasq::start`].
-fn command(binary: &Path, conf: &Path, dir: &Path, port: u16) -> Command {
+/// Whether dnsmasq caches answers, positive and negative (its default), or none.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    Off,
+    On,
+}
+
+/// The command line: see [`Dnsmasq::start`] and [`Dnsmasq::start_caching`].
+fn command(binary: &Path, conf: &Path, dir: &Path, port: u16, cache: Cache) -> Command {
     let mut command = Command::new(binary);
     command
         .arg("--no-daemon")
         .arg(format!("--conf-file={}", conf.display()))
         .args(["--no-resolv", "--no-hosts"])
         .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
-        .arg(format!("--port={port}"))
-        .args(["--cache-size=0", "--no-negcache"])
+        .arg(format!("--port={port}"));
+    if cache == Cache::Off {
+        command.args(["--cache-size=0", "--no-negcache"]);
+    }
+    command
         .arg("--log-queries")
         .arg(format!(
             "--log-facility={}",
