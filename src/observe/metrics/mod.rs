@@ -20,12 +20,13 @@
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 
 mod listeners;
 mod queries;
+mod register;
 mod reloads;
 mod routes;
 mod scrape;
@@ -39,14 +40,6 @@ pub(crate) use upstream::{HandshakeCounters, ServerMetrics, TransportMetrics};
 
 /// Every metric name starts with this.
 const PREFIX: &str = "splitdns";
-
-/// A new metric, registered as `name` with `help`, and the handle to count with: the
-/// registry keeps a clone, and prometheus-client's clones share one value.
-fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
-    let metric = M::default();
-    registry.register(name, help, metric.clone());
-    metric
-}
 
 /// The registry and the handles that outlive any one routing table.
 pub struct Metrics {

@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::registered;
+use super::register::registered;
 use crate::config::Config;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

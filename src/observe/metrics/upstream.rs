@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use super::registered;
+use super::register::registered;
 use crate::observe::failure::{Failure, HandshakeFailure};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
