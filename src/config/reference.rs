@@ -276,14 +276,14 @@ pub const KEYS: &[KeyDoc] = &[
         key: "domain_needed",
         kind: "bool",
         default: "`false`",
-        meaning: "Single-label names that no route names get NXDOMAIN unless local data has them (NODATA when it has names below them); never forwarded.",
+        meaning: "Single-label names that no route names get NXDOMAIN, with the root's SOA, unless local data has them (NODATA when it has names below them); never forwarded.",
     },
     KeyDoc {
         table: "[local]",
         key: "bogus_priv",
         kind: "bool",
         default: "`false`",
-        meaning: "Reverse lookups in the private zones of RFC 6303 that no route covers get NXDOMAIN unless local data has them (NODATA when it has names below them); never forwarded.",
+        meaning: "Reverse lookups in the private zones of RFC 6303 that no route covers get NXDOMAIN, with the SOA of their RFC 6303 zone, unless local data has them (NODATA when it has names below them, and the SOA at the zone's own name); never forwarded.",
     },
     KeyDoc {
         table: "[local]",

@@ -111,12 +111,6 @@ impl Route {
         matches!(self.action, Action::Address(_)) && !self.answers_type(qtype)
     }
 
-    /// Whether names of the zone can exist: every route but a local zone
-    /// without addresses, whose names get NXDOMAIN (local data aside).
-    fn has_names(&self) -> bool {
-        !matches!(self.action, Action::Local) || !self.addresses.is_empty()
-    }
-
     /// The offset in `lower` of the route's zone that holds it (the longest,
     /// when several do); 0 when none does.
     pub(crate) fn zone_in(&self, lower: &[u8]) -> usize {
@@ -132,8 +126,9 @@ impl Route {
 pub struct Router {
     by_zone: HashMap<Box<[u8]>, usize>,
     routes: Vec<Route>,
-    /// The names above the zones of routes that have names
-    /// ([`Route::has_names`]): empty non-terminals (RFC 8020 §2).
+    /// The names above the zones of routes: every zone has a name, its apex (a local
+    /// zone's holds the SOA its negative answers carry), so these are empty
+    /// non-terminals (RFC 8020 §2).
     above_zones: hashbrown::HashSet<Box<[u8]>>,
 }
 
@@ -243,11 +238,7 @@ impl Router {
             .flat_map(|(i, r)| r.zones.iter().map(move |z| (Box::from(z.wire()), i)))
             .collect();
         let mut above_zones = hashbrown::HashSet::new();
-        for zone in routes
-            .iter()
-            .filter(|r| r.has_names())
-            .flat_map(|r| &r.zones)
-        {
+        for zone in routes.iter().flat_map(|r| &r.zones) {
             let wire = zone.wire();
             let mut at = usize::from(wire[0]) + 1;
             while at + 1 < wire.len() {

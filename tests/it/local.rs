@@ -918,3 +918,28 @@ async fn dnsmasq_in_front_caches_local_nxdomain() {
         dnsmasq.log()
     );
 }
+
+/// A name between two local zones exists when the inner zone does: `dev.x.corp.` is the apex
+/// of a local zone (it holds its SOA, as the test above shows), so `x.corp.` is an empty
+/// non-terminal, and "NXDOMAIN means that there are no names below" (RFC 8020 §2): it gets
+/// NODATA with the SOA of `corp.`, the local zone that holds it, while a sibling with nothing
+/// below it stays NXDOMAIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_above_a_nested_local_zone_exists() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["local=/corp/", "local=/dev.x.corp/"],
+        "[local]\nttl = 30\n",
+        &consul,
+        &internet,
+    )
+    .await;
+    assert_nodata(&dns.ask("x.corp.", RecordType::A).await, "corp.", 30);
+    assert_nxdomain(&dns.ask("y.corp.", RecordType::A).await, "corp.", 30);
+    assert_nxdomain(
+        &dns.ask("web.dev.x.corp.", RecordType::A).await,
+        "dev.x.corp.",
+        30,
+    );
+    assert_eq!(internet.total() + consul.total(), 0);
+}
