@@ -96,7 +96,7 @@ fn user_comment(out: &Translation, t: &mut String) {
     if out.user.is_some() {
         return;
     }
-    t.push_str("# dnsmasq ran as \"nobody\" without user=.\n");
+    t.push_str("# Without user= (or -u), dnsmasq runs as \"nobody\", its built-in default.\n");
     if out.default_user == SPLITDNS_USER {
         t.push_str("# splitdns runs as its own user, which this host has.\n");
         return;

@@ -1,6 +1,7 @@
 //! Start-up: binding the listeners and building the state a config
-//! describes, then serving until shutdown. A reload builds its new state
-//! through the same [`State::build`].
+//! describes, then serving until shutdown. A reload builds its new router
+//! itself, so that it can compare it with the one in force, and then its state
+//! through the same [`State::assemble`] as [`State::build`] does.
 
 use std::future::Future;
 use std::net::SocketAddr;
