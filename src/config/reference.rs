@@ -171,7 +171,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "filter_aaaa",
         kind: "bool",
         default: "`false`",
-        meaning: "AAAA queries get NODATA without being forwarded (dnsmasq's `filter-AAAA`). It is also the default for routes. Local data is still answered.",
+        meaning: "AAAA queries get NODATA without being forwarded (dnsmasq's `filter-AAAA`). It is also the default for routes. Local data and local zones are still answered.",
     },
     KeyDoc {
         table: "[upstream]",

@@ -73,8 +73,14 @@ struct Spec {
 }
 
 /// A route of one router, by position: valid for the router it came from.
+/// Found for a name, it also remembers whether the name lies in an `address=`
+/// zone that passed the type asked on to this route (see
+/// [`Router::route_id`]): the name has that zone's addresses, so it exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RouteId(usize);
+pub(crate) struct RouteId {
+    index: usize,
+    in_address_zone: bool,
+}
 
 /// The route in effect for one name, after its route's rewrite if any: who
 /// answers it, under which name, with which TTL bounds.
@@ -278,31 +284,40 @@ impl Router {
     /// [`Router::route_for`] as an index into this router's routes, for a
     /// query that carries its route across an await.
     pub(crate) fn route_id(&self, lower: &[u8], qtype: u16) -> RouteId {
+        let mut in_address_zone = false;
         let mut at = 0;
         while at < lower.len() {
-            if let Some(&i) = self.by_zone.get(&lower[at..])
-                && !self.routes[i].passes_on(qtype)
-            {
-                return RouteId(i);
+            if let Some(&index) = self.by_zone.get(&lower[at..]) {
+                if !self.routes[index].passes_on(qtype) {
+                    return RouteId {
+                        index,
+                        in_address_zone,
+                    };
+                }
+                in_address_zone = true;
             }
             at += usize::from(lower[at]) + 1;
         }
-        RouteId(0)
+        RouteId {
+            index: 0,
+            in_address_zone,
+        }
     }
 
-    /// Whether a lowercased wire name whose route is `route` exists by the
-    /// rules, though `route` has no records for it (RFC 8020 §2: NXDOMAIN
-    /// would say nothing exists at or below it): an `address=` zone it passed
-    /// on the way to `route` holds it (the name has that zone's addresses,
-    /// only not of the type asked), or a zone with names lies below it (an
-    /// empty non-terminal). Local data is the caller's to check.
-    pub(crate) fn holds(&self, lower: &[u8], route: &Route) -> bool {
-        !std::ptr::eq(self.route(lower), route) || self.above_zones.contains(lower)
+    /// Whether a lowercased wire name, routed by `id` (from
+    /// [`Router::route_id`] for that name), exists by the rules, though its
+    /// route has no records for it (RFC 8020 §2: NXDOMAIN would say nothing
+    /// exists at or below it): an `address=` zone it passed on the way to its
+    /// route holds it (the name has that zone's addresses, only not of the
+    /// type asked), or a zone with names lies below it (an empty
+    /// non-terminal). Local data is the caller's to check.
+    pub(crate) fn holds(&self, lower: &[u8], id: RouteId) -> bool {
+        id.in_address_zone || self.above_zones.contains(lower)
     }
 
     /// The route `id` names (from [`Router::route_id`] of this router).
     pub(crate) fn get(&self, id: RouteId) -> &Route {
-        &self.routes[id.0]
+        &self.routes[id.index]
     }
 
     /// Where `lower`, whose route is `route`, is answered. `None` when a
@@ -546,8 +561,8 @@ mod tests {
         );
         let holds = |name: &str| {
             let lower = Zone::parse(name).unwrap();
-            let route = r.route_for(lower.wire(), wire::TYPE_AAAA);
-            r.holds(lower.wire(), route)
+            let id = r.route_id(lower.wire(), wire::TYPE_AAAA);
+            r.holds(lower.wire(), id)
         };
         assert!(holds("gw.lan"), "A from the address= zone");
         assert!(holds("x.gw.lan"));

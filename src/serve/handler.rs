@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::dns::answer::Answer;
 use crate::dns::question::Question;
 use crate::dns::wire::{self, Protocol, Query, Reject};
-use crate::host::local_data::Home;
+use crate::host::local_data::{Home, LocalData};
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, AnsweredBy};
 use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
@@ -169,8 +169,15 @@ impl Handler {
         }
         let route_id = state.router.route_id(query.lower.as_bytes(), query.qtype);
         let route = state.router.get(route_id);
-        if let Some(by) = answer_local_data(&state, &query, route, limit, out)
-            .or_else(|| answer_locally(&state, &query, route, out))
+        let local = state.local.load();
+        let at = LocalAnswer {
+            state: &state,
+            data: &local,
+            query: &query,
+            route: route_id,
+        };
+        if let Some(by) =
+            answer_local_data(at, limit, out).or_else(|| answer_locally(at, limit, out))
         {
             return self.answered(&state, &query, arrival, Some(route), by, rcode_of(out));
         }
@@ -421,92 +428,123 @@ impl Handler {
     }
 }
 
-/// Local data (hosts files, records) for the name, ahead of what its route
-/// would do; counted as a local answer of that route.
-fn answer_local_data(
-    state: &State,
-    query: &Query,
-    route: &Route,
-    limit: usize,
-    out: &mut Vec<u8>,
-) -> Option<AnsweredBy> {
-    let local_data = state.local.load();
-    let records = local_data.lookup(query.lower.as_bytes())?;
-    let ttl = local_data.ttl();
-    let soa = |name: &[u8]| local::Soa {
-        zone: soa_zone(&state.router, name, query.qtype),
-        ttl,
-    };
-    local::data(query, &local_data, records, &soa, limit, out);
-    route.metrics.local.inc();
-    Some(AnsweredBy::Local)
+/// What a local answer to one query works from: the state, its local data
+/// (loaded once per query), and the query's route.
+#[derive(Clone, Copy)]
+struct LocalAnswer<'a> {
+    state: &'a State,
+    data: &'a LocalData,
+    query: &'a Query,
+    route: RouteId,
 }
 
-/// Where the SOA of a local NODATA for `lower` is owned, as an offset in it:
-/// the local zone that answers the name (`local=/lan/` for `web.lan`), else
-/// the name itself, the only zone splitdns answers for there.
-fn soa_zone(router: &Router, lower: &[u8], qtype: u16) -> usize {
-    let route = router.route_for(lower, qtype);
-    match route.action {
-        Action::Local => route.zone_in(lower),
-        _ => 0,
+impl LocalAnswer<'_> {
+    /// The route of `lower`, a name of this query's answer: the query's own
+    /// for its name, worked out once; a CNAME's target is routed here.
+    fn route_of(&self, lower: &[u8]) -> RouteId {
+        if lower == self.query.lower.as_bytes() {
+            self.route
+        } else {
+            self.state.router.route_id(lower, self.query.qtype)
+        }
+    }
+
+    /// The SOA of the zone `zone` bytes into a name, with `[local] ttl`.
+    fn soa(&self, zone: usize) -> local::Soa {
+        local::Soa {
+            zone,
+            ttl: self.data.ttl(),
+        }
+    }
+
+    /// Where `lower`, routed by `id`, lies among the zones splitdns answers
+    /// wholly, as its offset in the name: its local zone (`local=/lan/` for
+    /// `web.lan`), or the zone a `[local]` switch keeps it home in (the RFC
+    /// 6303 zone under bogus_priv, the root for a single label under
+    /// domain_needed). `None`: it lies in none.
+    fn zone_of(&self, lower: &[u8], id: RouteId) -> Option<usize> {
+        let route = self.state.router.get(id);
+        if route.is_default() {
+            return match self.data.home_zone(lower)? {
+                Home::Zone(zone) => Some(zone),
+                // A single label lies in the root zone, the only zone that
+                // could hold it.
+                Home::Label => Some(lower.len() - 1),
+            };
+        }
+        matches!(route.action, Action::Local).then(|| route.zone_in(lower))
+    }
+
+    /// What `lower`, routed by `id`, gets without records of its own, when a
+    /// zone splitdns answers wholly holds it, with no `address=` lines there.
+    fn negative(&self, lower: &[u8], id: RouteId) -> Option<local::Negative> {
+        if !self.state.router.get(id).addresses.is_empty() {
+            return None;
+        }
+        let zone = self.zone_of(lower, id)?;
+        Some(self.negative_in(lower, id, zone))
+    }
+
+    /// NXDOMAIN or NODATA for `lower` in the zone `zone` bytes into it. A
+    /// name kept here that exists all the same (RFC 8020 §2: NXDOMAIN says
+    /// nothing is at or below it) gets NODATA, with the SOA of its zone; the
+    /// SOA comes with NXDOMAIN too, so that it may be cached (RFC 2308 §3,
+    /// §5). The zone's apex (0) owns the zone's SOA, so it exists (RFC 6303
+    /// §3: SOA, NS and NODATA "for queries for the zone name itself";
+    /// Unbound answers its RFC 6303 zones so, dnsmasq 2.90 says NXDOMAIN).
+    fn negative_in(&self, lower: &[u8], id: RouteId, zone: usize) -> local::Negative {
+        let exists = zone == 0 || self.data.has_below(lower) || self.state.router.holds(lower, id);
+        if exists {
+            local::Negative::NoData(self.soa(zone))
+        } else {
+            local::Negative::NxDomain(self.soa(zone))
+        }
     }
 }
 
-/// Answers splitdns gives for `route` itself, never forwarding: single-label
-/// and private reverse names kept home, filtered AAAA, local zones and
-/// address rules. `None`: the name goes upstream.
-fn answer_locally(
-    state: &State,
-    query: &Query,
-    route: &Route,
-    out: &mut Vec<u8>,
-) -> Option<AnsweredBy> {
+impl local::Zones for LocalAnswer<'_> {
+    /// The zone that holds a name with local data; outside every zone
+    /// splitdns answers wholly, the root, the only zone known to hold it. A
+    /// SOA owned by the name would make every hosts name a zone's apex (RFC
+    /// 1035 §3.3.13), a zone cut to whatever finds zones by their SOA.
+    fn soa(&self, lower: &[u8]) -> local::Soa {
+        let zone = self.zone_of(lower, self.route_of(lower));
+        self.soa(zone.unwrap_or(lower.len() - 1))
+    }
+
+    fn missing(&self, lower: &[u8]) -> Option<local::Negative> {
+        self.negative(lower, self.route_of(lower))
+    }
+}
+
+/// Local data (hosts files, records) for the name, ahead of what its route
+/// would do; counted as a local answer of that route.
+fn answer_local_data(at: LocalAnswer<'_>, limit: usize, out: &mut Vec<u8>) -> Option<AnsweredBy> {
+    let records = at.data.lookup(at.query.lower.as_bytes())?;
+    local::data(at.query, at.data, records, &at, limit, out);
+    at.state.router.get(at.route).metrics.local.inc();
+    Some(AnsweredBy::Local)
+}
+
+/// Answers splitdns gives for the query's route itself, never forwarding:
+/// single-label and private reverse names kept home, local zones, filtered
+/// AAAA and address rules. `None`: the name goes upstream.
+fn answer_locally(at: LocalAnswer<'_>, limit: usize, out: &mut Vec<u8>) -> Option<AnsweredBy> {
+    let (state, query) = (at.state, at.query);
     let lower = query.lower.as_bytes();
-    let local_data = state.local.load();
-    let soa = |zone: usize| local::Soa {
-        zone,
-        ttl: local_data.ttl(),
-    };
-    // A name kept here that exists all the same (RFC 8020 §2: NXDOMAIN says
-    // nothing is at or below it) gets NODATA, with the SOA of its zone. The
-    // SOA comes with NXDOMAIN too, so that it may be cached (RFC 2308 §3, §5).
-    let exists = || local_data.has_below(lower) || state.router.holds(lower, route);
-    // A name in a zone splitdns answers, `zone` bytes into it. The zone's
-    // apex (0) owns the zone's SOA, so it exists (RFC 6303 §3: SOA, NS and
-    // NODATA "for queries for the zone name itself"; Unbound answers its
-    // RFC 6303 zones so, dnsmasq 2.90 says NXDOMAIN): it answers SOA with it,
-    // other types with NODATA.
-    let in_zone = |zone: usize, out: &mut Vec<u8>| {
-        if zone == 0 || exists() {
-            local::nodata(query, soa(zone), out);
-        } else {
-            local::nxdomain(query, soa(zone), out);
-        }
-    };
-    let home = route.is_default().then(|| local_data.home_zone(lower));
-    if let Some(Some(Home::Zone(zone))) = home {
-        in_zone(zone, out);
-    } else if let Some(Some(Home::Label)) = home {
-        // A single label lies in the root zone, the only zone that could
-        // hold it, so its NXDOMAIN carries a SOA owned by the root: one owned
-        // by the label itself would make it an apex, a name that exists. One
-        // that exists (local data below it) is answered as its own zone, as
-        // local data outside local zones is (see `soa_zone`). dnsmasq 2.90
-        // sends no SOA with either.
-        if exists() {
-            local::nodata(query, soa(0), out);
-        } else {
-            local::nxdomain(query, soa(lower.len() - 1), out);
-        }
-    } else if route.filter_aaaa && query.qtype == wire::TYPE_AAAA {
-        local::filtered(query, out);
-    } else if !route.addresses.is_empty()
-        && (route.answers_type(query.qtype) || matches!(route.action, Action::Local))
-    {
+    let route = state.router.get(at.route);
+    let local_zone = matches!(route.action, Action::Local);
+    if let Some(negative) = at.negative(lower, at.route) {
+        local::negative(query, negative, limit, out);
+    } else if route.filter_aaaa && query.qtype == wire::TYPE_AAAA && !local_zone {
+        // A local zone answers for its names whatever the type: a missing
+        // name is NXDOMAIN for AAAA as for A (RFC 8020 §2).
+        local::filtered(query, limit, out);
+    } else if !route.addresses.is_empty() && (route.answers_type(query.qtype) || local_zone) {
         // address= beside local=: the other types get NODATA, not NXDOMAIN
         // (dnsmasq 2.90 by hand: the name has data, of another type).
-        local::addresses(query, &route.addresses, soa(route.zone_in(lower)), out);
+        let soa = at.soa(route.zone_in(lower));
+        local::addresses(query, &route.addresses, soa, limit, out);
     } else {
         let action = match &route.action {
             Action::Reroute => state
@@ -517,11 +555,17 @@ fn answer_locally(
         };
         match action {
             // RFC 8482: never forwarded, so never amplified.
-            Some(Action::Forward(_)) if query.qtype == wire::TYPE_ANY => local::rfc8482(query, out),
+            Some(Action::Forward(_)) if query.qtype == wire::TYPE_ANY => {
+                local::rfc8482(query, limit, out)
+            }
             Some(Action::Forward(_)) => return None,
-            Some(Action::Local) => in_zone(route.zone_in(lower), out),
+            // A rewrite route whose rewritten name lands in a local zone.
+            Some(Action::Local) => {
+                let negative = at.negative_in(lower, at.route, route.zone_in(lower));
+                local::negative(query, negative, limit, out);
+            }
             Some(Action::Address(ips)) => {
-                local::addresses(query, ips, soa(route.zone_in(lower)), out)
+                local::addresses(query, ips, at.soa(route.zone_in(lower)), limit, out)
             }
             // A rewrite too long to apply, or into another rewrite (config refuses those).
             None | Some(Action::Reroute) => {

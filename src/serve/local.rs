@@ -16,6 +16,11 @@
 //! Owner names equal to the question, or a zone above it, are written as a
 //! pointer into it (RFC 1035 §4.1.4), so the client's letter case comes back
 //! as it asked.
+//!
+//! Every answer here ends through [`Query::fit_and_finish`], as every answer
+//! splitdns writes does: one larger than the client's limit (512 bytes over
+//! UDP without EDNS, RFC 1035 §4.2.1; the EDNS size, RFC 6891 §6.2.5) is cut
+//! back to the question with TC=1.
 
 use std::net::IpAddr;
 
@@ -46,42 +51,58 @@ pub(crate) struct Soa {
 const SOA_NAMES: &[u8] = b"\x09localhost\x00\x06nobody\x07invalid\x00";
 const SOA_TIMERS: [u32; 4] = [1, 3600, 1200, 604_800];
 
-/// NXDOMAIN for a name kept here: nothing exists at or below it. The SOA is
-/// that of the zone that would hold the name, never one owned by the name
-/// (which would make it a zone's apex, and so a name that exists).
-pub(crate) fn nxdomain(query: &Query, soa: Soa, out: &mut Vec<u8>) {
-    debug_assert!(soa.zone > 0, "NXDOMAIN for a name that owns a SOA");
-    start(query, wire::RCODE_NXDOMAIN, true, out);
-    push_soa_rr(out, &QUESTION_POINTER, query.lower.as_bytes(), soa);
-    out[8..10].copy_from_slice(&1u16.to_be_bytes());
-    finish(query, 0, out);
+/// What a name without records of its own gets in a zone splitdns answers
+/// itself (see [`negative`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Negative {
+    /// Nothing exists at or below the name (RFC 8020 §2). The SOA is that of
+    /// the zone that would hold the name, never one owned by the name (which
+    /// would make it a zone's apex, and so a name that exists).
+    NxDomain(Soa),
+    /// The name exists without records of the asked type: a zone's apex, an
+    /// empty non-terminal, or a name kept home above local data.
+    NoData(Soa),
 }
 
-/// NODATA for a name that exists here without records of the asked type (a
-/// zone's apex, an empty non-terminal, or a name kept home above local data);
-/// the SOA itself for SOA or ANY at the apex.
-pub(crate) fn nodata(query: &Query, soa: Soa, out: &mut Vec<u8>) {
-    start(query, wire::RCODE_NOERROR, true, out);
-    let answers = no_records(
+/// Where the names of a local answer lie among the zones splitdns answers
+/// itself, as [`data`] asks it of each name of a CNAME chain.
+pub(crate) trait Zones {
+    /// The SOA of the zone that holds `lower`, a name with local data.
+    fn soa(&self, lower: &[u8]) -> Soa;
+    /// What `lower`, a CNAME's target without local data, gets; `None` when no
+    /// zone splitdns answers holds it, and the client follows the CNAME.
+    fn missing(&self, lower: &[u8]) -> Option<Negative>;
+}
+
+/// NXDOMAIN or NODATA for the question, as `negative` says; at the apex,
+/// the SOA itself for SOA or ANY.
+pub(crate) fn negative(query: &Query, negative: Negative, limit: usize, out: &mut Vec<u8>) {
+    let (rcode, soa) = match negative {
+        Negative::NxDomain(soa) => (wire::RCODE_NXDOMAIN, soa),
+        Negative::NoData(soa) => (wire::RCODE_NOERROR, soa),
+    };
+    start(query, rcode, true, out);
+    let answers = negative_records(
         out,
         &QUESTION_POINTER,
         query.lower.as_bytes(),
         query.qtype,
-        soa,
+        negative,
     );
-    finish(query, answers, out);
+    debug_assert!(soa.zone > 0 || rcode == wire::RCODE_NOERROR);
+    finish(query, answers, limit, out);
 }
 
 /// NOERROR with no records, not authoritative: the name was not asked about
 /// (`filter_aaaa`), so splitdns knows nothing of it.
-pub(crate) fn filtered(query: &Query, out: &mut Vec<u8>) {
+pub(crate) fn filtered(query: &Query, limit: usize, out: &mut Vec<u8>) {
     start(query, wire::RCODE_NOERROR, false, out);
-    finish(query, 0, out);
+    finish(query, 0, limit, out);
 }
 
 /// The zone's addresses that fit the question's type; NODATA with `soa` when
 /// none do. `soa.ttl` is `[local] ttl`, the addresses' TTL too.
-pub(crate) fn addresses(query: &Query, ips: &[IpAddr], soa: Soa, out: &mut Vec<u8>) {
+pub(crate) fn addresses(query: &Query, ips: &[IpAddr], soa: Soa, limit: usize, out: &mut Vec<u8>) {
     let ttl = soa.ttl;
     start(query, wire::RCODE_NOERROR, true, out);
     let mut count = 0u16;
@@ -102,47 +123,53 @@ pub(crate) fn addresses(query: &Query, ips: &[IpAddr], soa: Soa, out: &mut Vec<u
         count += 1;
     }
     if count == 0 {
-        count = no_records(
+        count = negative_records(
             out,
             &QUESTION_POINTER,
             query.lower.as_bytes(),
             query.qtype,
-            soa,
+            Negative::NoData(soa),
         );
     }
-    finish(query, count, out);
+    finish(query, count, limit, out);
 }
 
 /// RFC 8482 §4.2: an ANY query gets one synthesised HINFO record, CPU
 /// "RFC8482" and an empty OS, instead of everything upstream knows about the
 /// name. ANY is never forwarded, so splitdns cannot be used to amplify a flood.
-pub(crate) fn rfc8482(query: &Query, out: &mut Vec<u8>) {
+/// The HINFO is of class IN, whatever the question's (ANY included): the
+/// record is the one RFC 8482 §4.2 has a server synthesise, and a record of
+/// class ANY (255) exists in no zone.
+pub(crate) fn rfc8482(query: &Query, limit: usize, out: &mut Vec<u8>) {
     /// Long, so that resolvers behind splitdns keep it (RFC 8482 §6).
     const HINFO_TTL: u32 = 3600;
     const RDATA: &[u8] = b"\x07RFC8482\x00";
     // Not authoritative: the name may live anywhere.
     start(query, wire::RCODE_NOERROR, false, out);
-    out.extend_from_slice(&[0xc0, 0x0c]);
+    out.extend_from_slice(&QUESTION_POINTER);
     out.extend_from_slice(&wire::TYPE_HINFO.to_be_bytes());
-    out.extend_from_slice(&query.qclass.to_be_bytes());
+    out.extend_from_slice(&wire::CLASS_IN.to_be_bytes());
     out.extend_from_slice(&HINFO_TTL.to_be_bytes());
     out.extend_from_slice(&(RDATA.len() as u16).to_be_bytes());
     out.extend_from_slice(RDATA);
-    finish(query, 1, out);
+    finish(query, 1, limit, out);
 }
 
 /// The answer for a local name with `records`: those of the asked type; else
-/// its CNAME, followed through local data; else NODATA, with the SOA `soa`
+/// its CNAME, followed through local data; else NODATA, with the SOA `zones`
 /// gives for the name that lacks the type (the question, or the last name of
 /// the CNAME chain: RFC 2308 §2.2), or that SOA as the answer when the name
-/// is its zone's apex and SOA was asked. SRV and MX answers carry the local
-/// addresses of their targets as additional records. Too large for `limit`:
-/// TC=1, so the client asks again over TCP.
+/// is its zone's apex and SOA was asked. A CNAME whose target has no local
+/// data ends the chain with what `zones` says of the target: RFC 6604 §2, the
+/// RCODE is the last name's, so NXDOMAIN for one that does not exist in a
+/// zone splitdns answers. SRV and MX answers carry the local addresses of
+/// their targets as additional records. Too large for `limit`: TC=1, so the
+/// client asks again over TCP.
 pub(crate) fn data(
     query: &Query,
     local: &LocalData,
     records: &[Rr],
-    soa: &dyn Fn(&[u8]) -> Soa,
+    zones: &dyn Zones,
     limit: usize,
     out: &mut Vec<u8>,
 ) {
@@ -152,8 +179,8 @@ pub(crate) fn data(
     let mut owner: &[u8] = &QUESTION_POINTER;
     let mut name = query.lower.as_bytes();
     let mut at = records;
-    // The name the chain stopped at has no records of the type.
-    let mut nodata = false;
+    // What the name the chain stopped at gets, having no records of the type.
+    let mut negative = None;
     for _ in 0..MAX_CHAIN {
         let direct = at
             .iter()
@@ -164,24 +191,32 @@ pub(crate) fn data(
             answers += 1;
             wrote = true;
         }
-        if wrote || qtype == wire::TYPE_CNAME {
-            nodata = !wrote;
+        if wrote {
             break;
         }
-        let Some(cname) = at.iter().find(|r| r.rtype == wire::TYPE_CNAME) else {
-            nodata = true;
+        let cname = at.iter().find(|r| r.rtype == wire::TYPE_CNAME);
+        let Some(cname) = cname.filter(|_| qtype != wire::TYPE_CNAME) else {
+            negative = Some(Negative::NoData(zones.soa(name)));
             break;
         };
         push(out, owner, cname);
         answers += 1;
         let target = cname.target.as_deref().unwrap_or_default();
+        (owner, name) = (target, target);
         match local.lookup(target) {
-            Some(next) => (owner, name, at) = (target, target, next),
-            None => break,
+            Some(next) => at = next,
+            None => {
+                negative = zones.missing(target);
+                break;
+            }
         }
     }
-    if nodata {
-        answers += no_records(out, owner, name, qtype, soa(name));
+    if let Some(negative) = negative {
+        answers += negative_records(out, owner, name, qtype, negative);
+        if let Negative::NxDomain(_) = negative {
+            // RFC 6604 §2: the RCODE of the last name of the chain.
+            out[3] = (out[3] & 0xf0) | wire::RCODE_NXDOMAIN;
+        }
     }
     let mut additionals = 0u16;
     if matches!(qtype, wire::TYPE_SRV | wire::TYPE_MX) {
@@ -197,17 +232,7 @@ pub(crate) fn data(
         }
     }
     out[10..12].copy_from_slice(&additionals.to_be_bytes());
-    let opt = if query.edns.is_some() {
-        wire::OPT_LEN
-    } else {
-        0
-    };
-    if out.len() + opt > limit {
-        let question_end = wire::HEADER_LEN + query.name.as_bytes().len() + 4;
-        wire::truncate_to_question(out, question_end);
-        answers = 0;
-    }
-    finish(query, answers, out);
+    finish(query, answers, limit, out);
 }
 
 fn push(out: &mut Vec<u8>, owner: &[u8], rr: &Rr) {
@@ -219,13 +244,21 @@ fn push(out: &mut Vec<u8>, owner: &[u8], rr: &Rr) {
     out.extend_from_slice(&rr.rdata);
 }
 
-/// What `name` (written in `out` as `owner`) gets for `qtype`, of which it
-/// has no records: the SOA in the answer section when the name owns it (the
-/// zone's apex) and SOA or ANY was asked; else the SOA in the authority
-/// section, NODATA. The answer records written: 1 or 0.
-fn no_records(out: &mut Vec<u8>, owner: &[u8], name: &[u8], qtype: u16, soa: Soa) -> u16 {
+/// The records of `negative` for `name` (written in `out` as `owner`) and
+/// `qtype`, of which it has no records: the SOA in the answer section when
+/// the name owns it (the zone's apex) and SOA or ANY was asked; else the SOA
+/// in the authority section (RFC 2308 §3). The answer records written: 1 or 0.
+fn negative_records(
+    out: &mut Vec<u8>,
+    owner: &[u8],
+    name: &[u8],
+    qtype: u16,
+    negative: Negative,
+) -> u16 {
+    let (Negative::NxDomain(soa) | Negative::NoData(soa)) = negative;
     push_soa_rr(out, owner, name, soa);
-    if soa.zone == 0 && matches!(qtype, wire::TYPE_SOA | wire::TYPE_ANY) {
+    let asked = matches!(qtype, wire::TYPE_SOA | wire::TYPE_ANY);
+    if soa.zone == 0 && asked && matches!(negative, Negative::NoData(_)) {
         return 1;
     }
     out[8..10].copy_from_slice(&1u16.to_be_bytes());
@@ -264,10 +297,10 @@ fn start(query: &Query, rcode: u8, authoritative: bool, out: &mut Vec<u8>) {
     query.write_head(wire::stored_flags(authoritative, false, rcode), out);
 }
 
-fn finish(query: &Query, answers: u16, out: &mut Vec<u8>) {
+/// Counts the answer records, then fits the response to the client's
+/// `limit` and adds its OPT record, as every response splitdns writes does.
+fn finish(query: &Query, answers: u16, limit: usize, out: &mut Vec<u8>) {
     out[6..8].copy_from_slice(&answers.to_be_bytes());
-    if query.edns.is_some() {
-        wire::push_opt(out, 0, query.dnssec_ok());
-        wire::add_to_arcount(out, 1);
-    }
+    let question_end = wire::HEADER_LEN + query.name.as_bytes().len() + 4;
+    query.fit_and_finish(out, question_end, limit);
 }

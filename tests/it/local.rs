@@ -9,6 +9,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tempfile::TempDir;
 
+use crate::support::client::{decode, encode, query_with_edns, udp_exchange_raw};
 use crate::support::dnsmasq::{self, Dnsmasq};
 use crate::support::fixtures::{consul, internet};
 use crate::support::harness::parse;
@@ -88,7 +89,9 @@ async fn other_types_of_a_local_name_get_nodata_without_forwarding() {
 
     let reply = dns.ask("gw.lan.", RecordType::MX).await;
 
-    assert_nodata(&reply, "gw.lan.", 0);
+    // No local zone holds gw.lan: the root's SOA, not one that would make it a zone's apex
+    // (see `hosts_file_names_get_nodata_with_a_soa_for_other_types`).
+    assert_nodata(&reply, ".", 0);
     assert_eq!(internet.total(), 0);
 }
 
@@ -559,9 +562,16 @@ async fn local_zone_names_with_something_at_or_below_them_get_nodata() {
 
 /// Hosts-file names: RFC 1034 §4.3.2 / RFC 2308 §2.2, as above. A name from a hosts file
 /// has A (or AAAA) and nothing else, so other types get NODATA with a SOA: the local zone's
-/// when one holds the name, else one owned by the name itself, which then answers a SOA
-/// question with it. A name above a hosts name is an empty non-terminal inside the local
-/// zone (RFC 8020 §2).
+/// when one holds the name. A name above a hosts name is an empty non-terminal inside the
+/// local zone (RFC 8020 §2).
+///
+/// A hosts name no local zone holds (`nas.home.arpa` here, or an override of
+/// `www.example.com`) is not the apex of a zone: RFC 1035 §3.3.13 has a SOA "mark the start
+/// of a zone of authority", and tools that find a zone by asking for its SOA (nsupdate,
+/// Kerberos realm discovery) would take one owned by the name for a zone cut at every hosts
+/// name. Its NODATA carries the root's SOA instead, the only zone known to hold it (as
+/// domain_needed's NXDOMAIN does), so that caches may still keep it (RFC 2308 §5); a SOA
+/// question is NODATA too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_file_names_get_nodata_with_a_soa_for_other_types() {
     let (consul, internet) = fakes().await;
@@ -586,9 +596,9 @@ async fn hosts_file_names_get_nodata_with_a_soa_for_other_types() {
     assert_nodata(&mx, "lan.", 0);
     assert_nodata(&rack, "lan.", 0);
     assert_nodata(&apex, "lan.", 0);
-    assert_nodata(&outside, "nas.home.arpa.", 0);
+    assert_nodata(&outside, ".", 0);
     assert_nxdomain(&missing, "lan.", 0);
-    assert_soa_answer(&outside_soa, "nas.home.arpa.", 0);
+    assert_nodata(&outside_soa, ".", 0);
     assert_eq!(internet.total(), 0);
 }
 
@@ -628,7 +638,9 @@ async fn record_names_get_nodata_with_a_soa_for_other_types() {
 
 /// `domain_needed` and `bogus_priv` keep names home with NXDOMAIN; a name above local data
 /// exists all the same (RFC 8020 §2) and gets NODATA (RFC 2308 §2.2), with the SOA of the
-/// RFC 6303 zone for a private reverse name.
+/// RFC 6303 zone for a private reverse name, and the root's for a single label (the only zone
+/// that holds it: see [`hosts_file_names_get_nodata_with_a_soa_for_other_types`]), so `home.`
+/// is no zone's apex and a SOA question for it is NODATA too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_kept_home_above_local_data_get_nodata() {
     let (consul, internet) = fakes().await;
@@ -646,12 +658,142 @@ async fn names_kept_home_above_local_data_get_nodata() {
     let single = dns.ask("fileserver.", RecordType::A).await;
     let home_soa = dns.ask("home.", RecordType::SOA).await;
 
-    assert_nodata(&home, "home.", 0);
+    assert_nodata(&home, ".", 0);
     assert_nodata(&reverse, "168.192.in-addr.arpa.", 0);
     assert_nxdomain(&other, "168.192.in-addr.arpa.", 0);
     assert_nxdomain(&single, ".", 0);
-    assert_soa_answer(&home_soa, "home.", 0);
+    assert_nodata(&home_soa, ".", 0);
     assert_eq!(internet.total(), 0);
+}
+
+/// RFC 2308 §3: negative answers carry "the SOA record of the zone", and one zone has one
+/// SOA, with one owner. Under bogus_priv, `168.192.in-addr.arpa` is a zone splitdns serves
+/// (RFC 6303 §3), so the PTR that `host-record=nas.home,192.168.1.5` puts in it changes
+/// nothing about the zone: the name's NODATA (a SOA question included, since the name is no
+/// apex) carries the zone's SOA, as its sibling's NXDOMAIN does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_data_in_a_private_reverse_zone_carries_that_zones_soa() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &["host-record=nas.home,192.168.1.5"],
+        "[local]\nbogus_priv = true\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let ptr = dns.ask("5.1.168.192.in-addr.arpa.", RecordType::PTR).await;
+    let txt = dns.ask("5.1.168.192.in-addr.arpa.", RecordType::TXT).await;
+    let soa = dns.ask("5.1.168.192.in-addr.arpa.", RecordType::SOA).await;
+    let sibling = dns.ask("6.1.168.192.in-addr.arpa.", RecordType::PTR).await;
+
+    assert!(matches!(&ptr.answers[0].data, RData::PTR(p) if p.0 == name("nas.home.")));
+    assert_nodata(&txt, "168.192.in-addr.arpa.", 0);
+    assert_nodata(&soa, "168.192.in-addr.arpa.", 0);
+    assert_nxdomain(&sibling, "168.192.in-addr.arpa.", 0);
+    assert_eq!(internet.total(), 0);
+}
+
+/// RFC 6604 §2: "the RCODE is set based on the last query cycle", the name the CNAME chain
+/// ends at. A CNAME in local data pointing at a name that does not exist in a local zone is
+/// NXDOMAIN, the CNAME in the answer section and the zone's SOA in the authority section
+/// (RFC 2308 §2.1, "NXDOMAIN RESPONSE: TYPE 1" with the CNAME). A target outside every zone
+/// splitdns answers is left to the client to follow, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cname_to_a_missing_name_in_a_local_zone_is_nxdomain() {
+    let (consul, internet) = fakes().await;
+    let dns = start(
+        &[
+            "local=/lan/",
+            "cname=alias.lan,gone.lan",
+            "cname=out.lan,www.example",
+        ],
+        "[local]\nttl = 7\n",
+        &consul,
+        &internet,
+    )
+    .await;
+
+    let alias = dns.ask("alias.lan.", RecordType::A).await;
+    let out = dns.ask("out.lan.", RecordType::A).await;
+
+    assert_nxdomain_after_cname(&alias, "lan.", 7);
+    assert_eq!(alias.answers[0].name, name("alias.lan."));
+    assert_local(&out, ResponseCode::NoError);
+    assert_eq!(out.answers.len(), 1, "the CNAME alone: {out}");
+    assert!(out.authorities.is_empty(), "{out}");
+    assert_eq!(internet.total(), 0);
+}
+
+/// NXDOMAIN for the end of a CNAME chain: the CNAME in the answer section, the SOA of `zone`
+/// in the authority section.
+#[track_caller]
+fn assert_nxdomain_after_cname(reply: &Message, zone: &str, ttl: u32) {
+    assert_local(reply, ResponseCode::NXDomain);
+    assert_eq!(reply.answers.len(), 1, "the CNAME: {reply}");
+    assert_eq!(reply.answers[0].record_type(), RecordType::CNAME, "{reply}");
+    assert_authority_soa(reply, zone, ttl);
+}
+
+/// RFC 1035 §4.2.1: a UDP message is at most 512 bytes, and a longer one is truncated with
+/// TC set; RFC 6891 §6.2.5 lets the client raise that limit with EDNS. `address=` answers
+/// are no exception: 20 IPv6 addresses (560 bytes of records) do not fit in 512, so a client
+/// without EDNS gets TC=1 and asks again over TCP; one offering 4096 bytes gets them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn address_answers_too_big_for_the_client_are_truncated() {
+    let (consul, internet) = fakes().await;
+    let rules: Vec<String> = (1..=20)
+        .map(|i| format!("address=/many.lan/2001:db8::{i:x}"))
+        .collect();
+    let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+    let dns = start(&rules, "", &consul, &internet).await;
+
+    let plain = query("x.many.lan.", RecordType::AAAA);
+    let raw = udp_exchange_raw(dns.addr(), &encode(&plain), plain.metadata.id).await;
+    let truncated = decode(&raw);
+    let edns = dns
+        .udp(&query_with_edns("x.many.lan.", RecordType::AAAA, 4096))
+        .await;
+
+    assert!(
+        raw.len() <= 512,
+        "{} bytes over UDP without EDNS",
+        raw.len()
+    );
+    assert!(truncated.metadata.truncation, "{truncated}");
+    assert!(truncated.answers.is_empty(), "{truncated}");
+    assert!(!edns.metadata.truncation, "{edns}");
+    assert_eq!(edns.answers.len(), 20, "{edns}");
+}
+
+/// RFC 8020 §2: NXDOMAIN says nothing exists at or below a name, whatever the type asked, so
+/// a local zone answers AAAA for a missing name NXDOMAIN as it answers A. `filter_aaaa`
+/// keeps AAAA questions from the upstreams; a local zone is never asked upstream, so its own
+/// answer wins: NXDOMAIN with its SOA for a missing name, NODATA for one that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_aaaa_leaves_local_zones_to_answer_aaaa() {
+    let (consul, internet) = fakes().await;
+    let config = r#"
+rules = ["local=/lan/", "address=/gw.lan/192.0.2.1"]
+[server]
+listen = ["127.0.0.1:0"]
+[upstream]
+servers = ["{internet}"]
+filter_aaaa = true
+"#;
+    let dns = Splitdns::start(config, &[("consul", &consul), ("internet", &internet)]).await;
+
+    let missing_aaaa = dns.ask("nope.lan.", RecordType::AAAA).await;
+    let missing_a = dns.ask("nope.lan.", RecordType::A).await;
+    let gw = dns.ask("gw.lan.", RecordType::AAAA).await;
+    let filtered = dns.ask("www.example.", RecordType::AAAA).await;
+
+    assert_nxdomain(&missing_aaaa, "lan.", 0);
+    assert_nxdomain(&missing_a, "lan.", 0);
+    assert_nodata(&gw, "lan.", 0);
+    assert_rcode(&filtered, ResponseCode::NoError);
+    assert!(!filtered.metadata.authoritative, "{filtered}");
+    assert_eq!(internet.total() + consul.total(), 0);
 }
 
 /// The SOA itself, asked for at the apex of a zone splitdns answers: NOERROR, authoritative,
