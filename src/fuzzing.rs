@@ -31,8 +31,8 @@ const POLICY: TtlPolicy = TtlPolicy {
 /// A name the fuzzing handler has in its cache, so mutated queries reach the hit path.
 pub const CACHED: &[u8] = b"\x03www\x07example\x00";
 
-/// One client packet through [`Handler::answer_now`]: every route kind, cache
-/// hits, errors. A response, when there is one, carries the query's ID.
+/// One client packet through [`Handler::answer_now`]: every route kind, local
+/// data and the names kept home, cache hits, errors. A response, when there is one, carries the query's ID.
 pub fn query_handler(data: &[u8]) {
     let handler = handler();
     let mut out = Vec::new();
@@ -96,13 +96,25 @@ pub fn dnsmasq_rule(data: &[u8]) {
 fn handler() -> &'static Handler {
     static HANDLER: OnceLock<Handler> = OnceLock::new();
     HANDLER.get_or_init(|| {
+        // Local data inside and outside local zones, CNAMEs to a local name
+        // and to one missing from a local zone, and the [local] switches, so
+        // that every kind of local answer and its SOA is reached.
         let text = r#"
-rules = ["local=/local.test/", "address=/addr.test/192.0.2.1", "address=/addr.test/2001:db8::1", "server=/fwd.test/127.0.0.1#9"]
+rules = [
+    "local=/local.test/", "address=/addr.test/192.0.2.1", "address=/addr.test/2001:db8::1",
+    "server=/fwd.test/127.0.0.1#9",
+    "host-record=host.local.test,192.0.2.5", "host-record=nas.home,192.168.1.5",
+    "cname=alias.local.test,host.local.test", "cname=dangling.local.test,gone.local.test",
+    "srv-host=_s._tcp.local.test,host.local.test,80",
+]
 [server]
 listen = ["127.0.0.1:0"]
 allow = ["0.0.0.0/0", "::/0"]
 [upstream]
 servers = ["127.0.0.1:9"]
+[local]
+domain_needed = true
+bogus_priv = true
 "#;
         let config = Config::from_toml(text, Path::new("fuzz.toml")).expect("fuzzing config");
         let metrics = Metrics::new();

@@ -132,7 +132,8 @@ enum Expect {
 use Expect::*;
 
 /// Client packets (`fuzzing::query_handler`, UDP and TCP, against a handler that has
-/// `www.example. A` cached, `addr.test` as `address=`, and `fwd.test` forwarded).
+/// `www.example. A` cached, `local.test` local with records and CNAMEs in it, `addr.test`
+/// as `address=`, `fwd.test` forwarded, and domain_needed and bogus_priv on).
 const QUERY_HANDLER: &[(&str, Expect)] = &[
     ("additional-owner-compression-loop", FormErr),
     ("additional-owner-pointer-past-end", FormErr),
