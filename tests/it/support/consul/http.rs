@@ -279,9 +279,13 @@ async fn blocking(shared: &Shared, opts: &QueryOptions, query: impl Fn(&Catalog)
     let deadline = Instant::now() + opts.wait + jitter;
     let mut guard = None;
     loop {
-        let (mut run, mut changes) = {
+        // The run, the subscription and the restore count it ran on, all under the lock: a
+        // change or restore after this wakes the wait below.
+        let (mut run, mut changes, epoch) = {
             let catalog = shared.catalog.lock().unwrap();
-            (query(&catalog), shared.changes.subscribe())
+            let changes = shared.changes.subscribe();
+            let epoch = changes.borrow().restores;
+            (query(&catalog), changes, epoch)
         };
         run.index = run.index.max(1);
         if opts.min_index == 0 || run.index > opts.min_index {
@@ -291,7 +295,6 @@ async fn blocking(shared: &Shared, opts: &QueryOptions, query: impl Fn(&Catalog)
             shared.blocked.send_modify(|n| *n += 1);
             guard = Some(BlockedGuard(shared));
         }
-        let epoch = changes.borrow().restores;
         tokio::select! {
             _ = changes.changed() => {
                 if changes.borrow().restores != epoch {
