@@ -18,6 +18,8 @@ mod clients;
 mod compliance;
 // `splitdns control`, the real binary against a running splitdns.
 mod control;
+// The fake Consul agent (DNS and HTTP API from one catalog) against Consul's own behaviour.
+mod consul_agent;
 // What each `/metrics` series counts: every counter moves when its feature serves.
 mod counters;
 // `rules` lines against the dnsmasq binary itself, question by question.
