@@ -52,15 +52,21 @@ impl Zone {
 
     /// `self` is `name` or a parent of it, on label boundaries.
     pub fn contains(&self, lower_name_wire: &[u8]) -> bool {
-        let mut i = 0;
-        while i < lower_name_wire.len() {
-            if &lower_name_wire[i..] == self.wire() {
-                return true;
-            }
-            i += usize::from(lower_name_wire[i]) + 1;
-        }
-        false
+        suffixes(lower_name_wire).any(|suffix| suffix == self.wire())
     }
+}
+
+/// The names a wire name lies in, longest first: the name itself, then each
+/// name above it, one label shorter each time, the root last
+/// (`\x03www\x07example\x00`, `\x07example\x00`, `\x00`). Each starts on a
+/// label boundary, so `notconsul.` never yields `consul.`.
+pub(crate) fn suffixes(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let suffix = wire.get(at..).filter(|s| !s.is_empty())?;
+        at += usize::from(suffix[0]) + 1;
+        Some(suffix)
+    })
 }
 
 /// Writes wire-format name bytes in presentation form, `.` for the root.
@@ -104,6 +110,22 @@ impl fmt::Debug for Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suffixes_start_on_label_boundaries_and_end_at_the_root() {
+        let name = Zone::parse("www.example").unwrap();
+        let all: Vec<&[u8]> = suffixes(name.wire()).collect();
+        assert_eq!(
+            all,
+            [&b"\x03www\x07example\x00"[..], b"\x07example\x00", b"\x00"]
+        );
+        assert_eq!(suffixes(b"\x00").count(), 1);
+        assert_eq!(
+            suffixes(b"\x09cut").count(),
+            1,
+            "a label past the end stops"
+        );
+    }
 
     #[test]
     fn parse_lowercases_and_accepts_trailing_dot() {

@@ -20,7 +20,7 @@ use hickory_proto::serialize::binary::BinEncodable;
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, LocalConfig, StaticRecord};
-use crate::dns::zone::Zone;
+use crate::dns::zone::{self, Zone};
 use crate::host::hosts;
 
 /// How often hosts files are checked for changes.
@@ -142,7 +142,7 @@ impl LocalData {
     /// Whether local names lie below a lowercased wire name: then it exists,
     /// as an empty non-terminal, even where it has no records itself.
     pub(crate) fn has_below(&self, lower: &[u8]) -> bool {
-        !self.parents.is_empty() && self.parents.contains(lower)
+        self.parents.contains(lower)
     }
 
     /// Whether a name that no route covers must stay here instead of going to
@@ -224,9 +224,11 @@ fn read_hosts(path: &Path) -> Result<Option<String>, LoadError> {
 fn parents<'a>(names: impl Iterator<Item = &'a Box<[u8]>>) -> HashSet<Box<[u8]>> {
     let mut parents = HashSet::new();
     for name in names {
-        let mut at = usize::from(name.first().copied().unwrap_or(0)) + 1;
-        while at + 1 < name.len() && parents.insert(name[at..].into()) {
-            at += usize::from(name[at]) + 1;
+        // A parent met before had its own parents inserted then.
+        for parent in zone::suffixes(name).skip(1) {
+            if parent.len() <= 1 || !parents.insert(parent.into()) {
+                break;
+            }
         }
     }
     parents

@@ -17,7 +17,7 @@ use crate::config::{Config, RouteAction};
 use crate::dns::answer::TtlPolicy;
 use crate::dns::rewrite::Rewrite;
 use crate::dns::wire::{self, NameBuf};
-use crate::dns::zone::Zone;
+use crate::dns::zone::{self, Zone};
 use crate::observe::metrics::{Metrics, RouteMetrics};
 use crate::resolve::upstream::Upstream;
 
@@ -243,15 +243,13 @@ impl Router {
             .enumerate()
             .flat_map(|(i, r)| r.zones.iter().map(move |z| (Box::from(z.wire()), i)))
             .collect();
-        let mut above_zones = hashbrown::HashSet::new();
-        for zone in routes.iter().flat_map(|r| &r.zones) {
-            let wire = zone.wire();
-            let mut at = usize::from(wire[0]) + 1;
-            while at + 1 < wire.len() {
-                above_zones.insert(Box::from(&wire[at..]));
-                at += usize::from(wire[at]) + 1;
-            }
-        }
+        let above_zones = routes
+            .iter()
+            .flat_map(|r| &r.zones)
+            .flat_map(|z| zone::suffixes(z.wire()).skip(1))
+            .filter(|above| above.len() > 1)
+            .map(Box::from)
+            .collect();
         Self {
             by_zone,
             routes,
@@ -261,14 +259,8 @@ impl Router {
 
     /// The route of a lowercased wire-format name.
     pub fn route(&self, lower: &[u8]) -> &Route {
-        let mut at = 0;
-        while at < lower.len() {
-            if let Some(&i) = self.by_zone.get(&lower[at..]) {
-                return &self.routes[i];
-            }
-            at += usize::from(lower[at]) + 1;
-        }
-        &self.routes[0]
+        let found = zone::suffixes(lower).find_map(|suffix| self.by_zone.get(suffix));
+        &self.routes[found.copied().unwrap_or(0)]
     }
 
     /// The route of a lowercased wire-format name asked with type `qtype`:
@@ -285,9 +277,8 @@ impl Router {
     /// query that carries its route across an await.
     pub(crate) fn route_id(&self, lower: &[u8], qtype: u16) -> RouteId {
         let mut in_address_zone = false;
-        let mut at = 0;
-        while at < lower.len() {
-            if let Some(&index) = self.by_zone.get(&lower[at..]) {
+        for suffix in zone::suffixes(lower) {
+            if let Some(&index) = self.by_zone.get(suffix) {
                 if !self.routes[index].passes_on(qtype) {
                     return RouteId {
                         index,
@@ -296,7 +287,6 @@ impl Router {
                 }
                 in_address_zone = true;
             }
-            at += usize::from(lower[at]) + 1;
         }
         RouteId {
             index: 0,
@@ -423,23 +413,15 @@ impl Router {
     /// The specs of every route `lower` may take, whatever its type: its own
     /// and, past zones with only `address=` lines, the next ones up.
     fn specs<'a>(&'a self, lower: &'a [u8]) -> impl Iterator<Item = &'a Spec> + 'a {
-        let mut at = 0;
+        let mut found = zone::suffixes(lower).filter_map(|suffix| self.by_zone.get(suffix));
         let mut done = false;
         std::iter::from_fn(move || {
-            while !done && at < lower.len() {
-                let found = self.by_zone.get(&lower[at..]);
-                at += usize::from(lower[at]) + 1;
-                if let Some(&i) = found {
-                    let route = &self.routes[i];
-                    done = !matches!(route.action, Action::Address(_));
-                    return Some(&route.spec);
-                }
-            }
             if done {
                 return None;
             }
-            done = true;
-            Some(&self.routes[0].spec)
+            let route = &self.routes[found.next().copied().unwrap_or(0)];
+            done = !matches!(route.action, Action::Address(_));
+            Some(&route.spec)
         })
     }
 }
