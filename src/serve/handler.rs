@@ -32,7 +32,7 @@ use crate::serve::chaos;
 use crate::serve::local;
 use crate::state::{MissGuard, Shared, State};
 
-/// Who arrival, over what, and when: what the accounting at the end needs.
+/// Who asked, over what, and when: what the accounting at the end needs.
 #[derive(Clone, Copy)]
 struct Arrival {
     client: IpAddr,
