@@ -44,8 +44,22 @@ pub fn query_handler(data: &[u8]) {
             );
             assert_eq!(out[..2], data[..2], "a response with another ID");
             if protocol == Protocol::Udp {
+                // Every answer fits the client's limit (RFC 1035 §4.2.1, RFC 6891 §6.2.5),
+                // its OPT included; one that does not fit is TC=1 with no records but
+                // the OPT (RFC 2181 §9). TC is bit 0x02 of the third byte (RFC 1035 §4.1.1).
                 let limit = Query::parse(data).map_or(wire::CLASSIC_UDP_SIZE, |q| q.udp_limit());
-                assert!(out.len() <= limit.max(wire::CLASSIC_UDP_SIZE) + wire::OPT_LEN);
+                assert!(
+                    out.len() <= limit,
+                    "{} bytes over UDP for a limit of {limit}",
+                    out.len()
+                );
+                if out[2] & 0x02 != 0 {
+                    assert_eq!(out[6..10], [0, 0, 0, 0], "records in a truncated answer");
+                    assert!(
+                        u16::from_be_bytes([out[10], out[11]]) <= 1,
+                        "records besides the OPT in a truncated answer"
+                    );
+                }
             }
         }
     }

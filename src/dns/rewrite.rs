@@ -84,6 +84,8 @@ impl Rewrite<'_> {
                 }
             }
         }
+        // The renamed records are not the ones the upstream validated (RFC 4035 §3.2.3).
+        msg.metadata.authentic_data = false;
         msg.to_vec().ok()
     }
 }
@@ -179,6 +181,19 @@ mod tests {
         };
         assert_eq!(cname.0, name("web.infra.local."));
         assert_eq!(back.additionals[0].name, name("node-a.node.dc1.consul."));
+    }
+
+    /// RFC 4035 §3.2.3: AD says the answer's RRsets are authentic. A rewritten answer's
+    /// names are not the ones the upstream validated, so its AD does not carry over.
+    #[test]
+    fn back_clears_the_upstreams_ad() {
+        let asked = name("web.service.consul.");
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.metadata.authentic_data = true;
+        m.add_query(Query::query(asked.clone(), RecordType::A));
+        m.add_answer(Record::from_rdata(asked, 0, RData::A(A::new(192, 0, 2, 1))));
+        let bytes = rewrite(|rw| rw.back(&m.to_vec().unwrap(), &wire("web.infra.local."))).unwrap();
+        assert!(!Message::from_vec(&bytes).unwrap().metadata.authentic_data);
     }
 
     #[test]

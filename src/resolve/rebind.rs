@@ -86,6 +86,8 @@ pub(crate) fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Ve
     decoded.answers.retain(&mut keep);
     decoded.authorities.retain(&mut keep);
     decoded.additionals.retain(&mut keep);
+    // What is left is not the RRset the upstream validated (RFC 4035 §3.2.3).
+    decoded.metadata.authentic_data = false;
     decoded.to_vec().ok()
 }
 
@@ -174,6 +176,33 @@ mod tests {
         ] {
             assert!(!is_private(ip.parse().unwrap()), "{ip} is public");
         }
+    }
+
+    /// RFC 4035 §3.2.3: AD says the answer's RRsets are authentic. Once a private
+    /// address is taken out, the RRset is no longer the one the upstream validated.
+    #[test]
+    fn a_screened_reply_loses_the_upstreams_ad() {
+        use hickory_proto::op::{Message as HMessage, MessageType, OpCode, Query};
+        use hickory_proto::rr::rdata::A;
+        use hickory_proto::rr::{Name, RData, Record, RecordType};
+        let asked = Name::from_ascii("www.example.").unwrap();
+        let mut m = HMessage::new(1, MessageType::Response, OpCode::Query);
+        m.metadata.authentic_data = true;
+        m.add_query(Query::query(asked.clone(), RecordType::A));
+        m.add_answer(Record::from_rdata(
+            asked.clone(),
+            60,
+            RData::A(A::new(10, 0, 0, 1)),
+        ));
+        m.add_answer(Record::from_rdata(
+            asked,
+            60,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        let screened = screen(m.to_vec().unwrap(), &"www.example.").unwrap();
+        let screened = HMessage::from_vec(&screened).unwrap();
+        assert_eq!(screened.answers.len(), 1);
+        assert!(!screened.metadata.authentic_data);
     }
 
     #[test]

@@ -17,8 +17,9 @@
 //! pointer into it (RFC 1035 §4.1.4), so the client's letter case comes back
 //! as it asked.
 //!
-//! Every answer here ends through [`Query::fit_and_finish`], as every answer
-//! splitdns writes does: one larger than the client's limit (512 bytes over
+//! Every answer here ends through [`Query::fit_and_finish`], as answers from the
+//! cache do (errors are a header, a question and an OPT, which always fit): one
+//! larger than the client's limit (512 bytes over
 //! UDP without EDNS, RFC 1035 §4.2.1; the EDNS size, RFC 6891 §6.2.5) is cut
 //! back to the question with TC=1.
 
@@ -298,7 +299,7 @@ fn start(query: &Query, rcode: u8, authoritative: bool, out: &mut Vec<u8>) {
 }
 
 /// Counts the answer records, then fits the response to the client's
-/// `limit` and adds its OPT record, as every response splitdns writes does.
+/// `limit` and adds its OPT record.
 fn finish(query: &Query, answers: u16, limit: usize, out: &mut Vec<u8>) {
     out[6..8].copy_from_slice(&answers.to_be_bytes());
     let question_end = wire::HEADER_LEN + query.name.as_bytes().len() + 4;

@@ -118,8 +118,9 @@ async fn tcp_exchange_raw(server: SocketAddr, bytes: &[u8]) -> Vec<u8> {
         .expect("connection closed without a reply")
 }
 
-/// An upstream that sets AD on every answer, as a validating resolver does for data it
-/// validated, whatever the query asked: `A 192.0.2.7` for A, NODATA for other types.
+/// A validating upstream that follows RFC 6840 §5.8 itself: it sets AD on its answer (data
+/// it validated) only when the query carried AD or DO. `A 192.0.2.7` for A, NODATA for
+/// other types.
 async fn validating_upstream() -> SocketAddr {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
@@ -139,8 +140,18 @@ async fn validating_upstream() -> SocketAddr {
                 continue;
             }
             let qtype = count(query, end + 1);
+            // The OPT, when there is one, follows the question: owner, type, class, then
+            // the TTL field whose third byte holds DO (RFC 6891 §6.1.3).
+            let dnssec_ok = count(query, 10) > 0
+                && len >= question_end + 11
+                && query[question_end + 7] & 0x80 != 0;
+            let ad = if query[3] & FLAG_AD != 0 || dnssec_ok {
+                FLAG_AD
+            } else {
+                0
+            };
             let mut reply = query[..2].to_vec();
-            reply.extend_from_slice(&[0x80 | (query[2] & FLAG_RD), 0x80 | FLAG_AD]);
+            reply.extend_from_slice(&[0x80 | (query[2] & FLAG_RD), 0x80 | ad]);
             reply.extend_from_slice(&[0, 1, 0, u8::from(qtype == TYPE_A), 0, 0, 0, 0]);
             reply.extend_from_slice(&query[12..question_end]);
             if qtype == TYPE_A {
@@ -159,7 +170,10 @@ async fn validating_upstream() -> SocketAddr {
 /// middleboxes that neither understand nor ignore the AD bit". splitdns passes on the AD bit
 /// of a validating upstream, so it must follow the same rule: a client that asked with
 /// neither AD nor DO gets AD clear, on a miss and on a cache hit; one that asked with AD, or
-/// with DO, gets the upstream's AD.
+/// with DO, gets the upstream's AD. The upstream here follows §5.8 too, so splitdns must ask
+/// it with AD set (RFC 6840 §5.7: "setting the AD bit in a query [is] a signal indicating
+/// that the requester understands and is interested in the value of the AD bit in the
+/// response"), or a client that asked with AD alone would never see it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ad_goes_only_to_clients_that_asked_with_ad_or_do() {
     let upstream = validating_upstream().await;
@@ -231,9 +245,26 @@ async fn formerr_to_an_edns_query_carries_an_opt() {
             vec![opt(true, &[]), opt(true, &[])],
         ),
     ];
-    for (what, questions, opts) in cases {
-        let id = next_id();
-        let packet = raw_query(id, 0, &questions, &opts);
+    let mut packets: Vec<(&str, u16, Vec<u8>)> = cases
+        .into_iter()
+        .map(|(what, questions, opts)| {
+            let id = next_id();
+            (what, id, raw_query(id, 0, &questions, &opts))
+        })
+        .collect();
+    // A second question may be compressed against the first (RFC 1035 §4.1.4), as any
+    // name after the first may be: its OPT is found all the same.
+    let id = next_id();
+    let mut compressed = raw_query(id, 0, &[("www.example.", TYPE_A, CLASS_IN)], &[]);
+    compressed[5] = 2;
+    compressed[11] = 1;
+    compressed.extend_from_slice(&[0xc0, 0x0c, 0, 28, 0, 1]);
+    compressed.extend_from_slice(&opt(true, &[]));
+    packets.push(("two questions, the second compressed", id, compressed));
+    let id = next_id();
+    let two_opts = raw_query(id, 0, &[], &[opt(true, &[]), opt(true, &[])]);
+    packets.push(("no question and two OPT records", id, two_opts));
+    for (what, id, packet) in packets {
         for (transport, reply) in [
             ("UDP", udp_exchange_raw(dns.addr(), &packet, id).await),
             ("TCP", tcp_exchange_raw(dns.addr(), &packet).await),

@@ -37,7 +37,7 @@ pub(super) fn plain_name_end(buf: &[u8], mut at: usize) -> Option<usize> {
 
 /// End of a possibly compressed name starting at `at`. Pointers are followed only
 /// to check they land on a valid name before `at` (no loops, no forward jumps).
-fn name_end(buf: &[u8], at: usize) -> Option<usize> {
+pub(super) fn name_end(buf: &[u8], at: usize) -> Option<usize> {
     let mut pos = at;
     let mut end = None;
     let mut total = 0usize;

@@ -24,7 +24,4 @@ pub(crate) use self::name::NameBuf;
 /// Public for the benches and property tests (`splitdns::parts`).
 pub use self::query::Query;
 pub(crate) use self::query::{Reject, error_reply, patch_header};
-/// For the fuzz targets' check that no UDP response outgrows the client's limit.
-#[cfg(feature = "fuzzing")]
-pub(crate) use self::write::OPT_LEN;
 pub(crate) use self::write::{add_to_arcount, build_query, stored_flags};

@@ -7,7 +7,9 @@ use super::codes::{
     HEADER_LEN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_REFUSED, TYPE_AXFR, TYPE_IXFR, TYPE_OPT,
     TYPE_TKEY, TYPE_TSIG,
 };
-use super::message::{Records, Section, opcode, plain_name_end, question_end, read_u16, read_u32};
+use super::message::{
+    Records, Section, name_end, opcode, plain_name_end, question_end, read_u16, read_u32,
+};
 use super::name::NameBuf;
 use super::write::{OPT_LEN, add_to_arcount, push_opt, stored_flags, truncate_to_question};
 
@@ -73,7 +75,7 @@ impl Query {
             let question_end = (read_u16(packet, 4) == Some(1))
                 .then(|| question_end(packet))
                 .flatten();
-            let edns = question_end.and_then(|end| find_edns(packet, end).ok().flatten());
+            let edns = question_end.and_then(|end| find_edns(packet, end).unwrap_or_else(|e| e));
             return Err(Reject::Respond {
                 rcode: RCODE_NOTIMP,
                 question_end,
@@ -81,7 +83,8 @@ impl Query {
             });
         }
         if read_u16(packet, 4) != Some(1) {
-            let edns = questions_end(packet).and_then(|end| find_edns(packet, end).ok().flatten());
+            let edns =
+                questions_end(packet).and_then(|end| find_edns(packet, end).unwrap_or_else(|e| e));
             return Err(formerr_edns(None, edns));
         }
         let name_end = plain_name_end(packet, HEADER_LEN).ok_or(formerr(None))?;
@@ -203,10 +206,11 @@ fn find_edns(packet: &[u8], question_end: usize) -> Result<Option<Edns>, Option<
 }
 
 /// Where the questions of a query end, however many QDCOUNT says (none, or
-/// several, each written out in full): where its OPT is looked for.
+/// several, a name after the first perhaps compressed against an earlier one):
+/// where its OPT is looked for.
 fn questions_end(packet: &[u8]) -> Option<usize> {
     (0..read_u16(packet, 4)?).try_fold(HEADER_LEN, |at, _| {
-        Some(plain_name_end(packet, at)? + 4).filter(|&end| end <= packet.len())
+        Some(name_end(packet, at)? + 4).filter(|&end| end <= packet.len())
     })
 }
 

@@ -7,8 +7,13 @@ use super::codes::{
 };
 use super::message::read_u16;
 
-/// Builds a query to send upstream: RD set, CD as the client asked, EDNS0 with
+/// Builds a query to send upstream: RD set, AD set, CD as the client asked, EDNS0 with
 /// [`EDNS_UDP_SIZE`] always, DO as the client asked.
+///
+/// AD asks a validating upstream to say whether the answer is authentic (RFC 6840 §5.7);
+/// without it, one that follows §5.8 answers AD=0 to a query with neither AD nor DO, and
+/// the cached answer could never give AD to a client that asked with AD. Which clients
+/// see the AD bit is decided per client when the answer is patched for it.
 pub(crate) fn build_query(
     id: u16,
     lower: &[u8],
@@ -20,7 +25,7 @@ pub(crate) fn build_query(
     let mut q = Vec::with_capacity(HEADER_LEN + lower.len() + 4 + 11);
     q.extend_from_slice(&id.to_be_bytes());
     q.push(FLAG_RD);
-    q.push(if cd { FLAG_CD } else { 0 });
+    q.push(FLAG_AD | if cd { FLAG_CD } else { 0 });
     q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
     q.extend_from_slice(lower);
     q.extend_from_slice(&qtype.to_be_bytes());
