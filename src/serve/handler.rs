@@ -126,46 +126,27 @@ impl Handler {
             Ok(query) => query,
             Err(reject) => return self.reject(packet, reject, allowed, protocol, out),
         };
+        // Answers made here without a route: refusals, errors, CHAOS.
+        let answered_here =
+            |rcode: u16| self.answered(&state, &query, arrival, None, AnsweredBy::Local, rcode);
         if !allowed || !self.shared.admit(arrival.client, arrival.at) {
             query.write_error(wire::RCODE_REFUSED.into(), out);
-            return self.answered(
-                &state,
-                &query,
-                arrival,
-                None,
-                AnsweredBy::Local,
-                rcode_of(out),
-            );
+            return answered_here(rcode_of(out));
         }
         if query.edns.is_some_and(|e| e.version > 0) {
             query.write_error(wire::EXT_RCODE_BADVERS, out);
-            let rcode = wire::EXT_RCODE_BADVERS;
-            return self.answered(&state, &query, arrival, None, AnsweredBy::Local, rcode);
+            return answered_here(wire::EXT_RCODE_BADVERS);
         }
         let limit = match protocol {
             Protocol::Udp => query.udp_limit(),
             Protocol::Tcp => TCP_LIMIT,
         };
         if chaos::answer(&self.shared, &state, &query, limit, out) {
-            return self.answered(
-                &state,
-                &query,
-                arrival,
-                None,
-                AnsweredBy::Local,
-                rcode_of(out),
-            );
+            return answered_here(rcode_of(out));
         }
         if let Some(rcode) = query.unserved() {
             query.write_error(rcode.into(), out);
-            return self.answered(
-                &state,
-                &query,
-                arrival,
-                None,
-                AnsweredBy::Local,
-                rcode.into(),
-            );
+            return answered_here(rcode.into());
         }
         let route_id = state.router.route_id(query.lower.as_bytes(), query.qtype);
         let route = state.router.get(route_id);
