@@ -33,34 +33,23 @@
 //! dnsmasq runs with `--cache-size=0 --no-negcache` and splitdns with `[cache] size = 0`,
 //! so every question that is forwarded shows where it went. The fakes answer with TTL 0.
 //! Questions are asked one at a time, and after each one every fake is settled (see
-//! [`Witness::settle`]), so the questions a fake logged since are the ones this question
-//! caused: nothing here waits on a clock.
+//! [`Witness::settle`](crate::support::witness::Witness::settle)), so the questions a fake
+//! logged since are the ones this question caused: nothing here waits on a clock.
 //!
 //! Where a zone has several servers, dnsmasq picks among them as it likes (its first query
 //! to a group goes to all of them, later ones to the last that answered), so those fakes
 //! count as one: the comparison asserts only that one of the zone's servers, and no other
 //! upstream, received the question.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
-use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
-use tokio::net::UdpSocket;
 
-use crate::support::client::{decode, encode, query};
+use crate::support::Splitdns;
+use crate::support::compare::{Fakes, placeholders};
 use crate::support::dnsmasq::{self, Dnsmasq};
 use crate::support::harness::parse;
-use crate::support::witness::Witness;
-use crate::support::{Splitdns, name};
-
-/// How long a question waits for its answer before the outcome is "no answer".
-const ANSWER_WAIT: Duration = Duration::from_secs(3);
-/// The placeholder of the default upstream (`server=IP` in dnsmasq, `[upstream] servers`).
-const DEFAULT: &str = "internet";
 
 /// Names no rule of any case covers, asked in every case.
 const UNCOVERED: &[&str] = &[
@@ -89,162 +78,6 @@ struct Case {
     /// Names, as asked, where dnsmasq's NXDOMAIN is splitdns's NODATA: they exist (RFC 8020
     /// §2), see the module comment.
     nodata: &'static [&'static str],
-}
-
-impl Case {
-    /// Whether `theirs` and `ours` differ only as [`Case::nodata`] allows for `qname`.
-    fn nodata_for(&self, qname: &str, theirs: &Outcome, ours: &Outcome) -> bool {
-        let local = |rcode| Outcome {
-            asked: BTreeSet::new(),
-            rcode: Some(rcode),
-            answers: BTreeSet::new(),
-        };
-        self.nodata.contains(&qname)
-            && *theirs == local(ResponseCode::NXDomain)
-            && *ours == local(ResponseCode::NoError)
-    }
-}
-
-/// What one server did with one question.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    /// The upstreams (a group of [`Case::together`] by its first fake) that received it.
-    asked: BTreeSet<String>,
-    /// `None` when no answer came.
-    rcode: Option<ResponseCode>,
-    /// The answer section as `TYPE DATA`, sorted.
-    answers: BTreeSet<String>,
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let asked: Vec<&str> = self.asked.iter().map(String::as_str).collect();
-        match asked.as_slice() {
-            [] => write!(f, "not forwarded")?,
-            asked => write!(f, "sent to {}", asked.join(" and "))?,
-        }
-        match self.rcode {
-            Some(rcode) => write!(f, ", {rcode}")?,
-            None => write!(f, ", no answer")?,
-        }
-        for answer in &self.answers {
-            write!(f, ", {answer}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The fake upstreams of a case, by placeholder.
-struct Fakes {
-    by_name: BTreeMap<String, Witness>,
-}
-
-impl Fakes {
-    /// One witness per placeholder in `case.lines`, plus the default upstream. Fakes of
-    /// one group share their answers, so the answer does not tell them apart either.
-    async fn start(case: &Case) -> Self {
-        let mut names: BTreeSet<String> = case.lines.iter().flat_map(|l| placeholders(l)).collect();
-        names.insert(DEFAULT.to_string());
-        let group_of = |fake: &str| -> String {
-            case.together
-                .iter()
-                .find(|group| group.contains(&fake))
-                .map_or(fake, |group| group[0])
-                .to_string()
-        };
-        let groups: BTreeSet<String> = names.iter().map(|n| group_of(n)).collect();
-        let mut by_name = BTreeMap::new();
-        for fake in names {
-            let group = group_of(&fake);
-            let number = groups.iter().position(|g| *g == group).unwrap() + 1;
-            let witness = Witness::start(&group, u8::try_from(number).unwrap()).await;
-            if case.silent.contains(&fake.as_str()) {
-                witness.silence();
-            }
-            by_name.insert(fake, witness);
-        }
-        Self { by_name }
-    }
-
-    /// `line` with every `{NAME}` replaced by that fake's `127.0.0.1#PORT`.
-    fn render(&self, line: &str) -> String {
-        let mut line = line.to_string();
-        for (fake, witness) in &self.by_name {
-            let addr = witness.addr();
-            line = line.replace(
-                &format!("{{{fake}}}"),
-                &format!("{}#{}", addr.ip(), addr.port()),
-            );
-        }
-        assert!(
-            placeholders(&line).is_empty(),
-            "unfilled placeholder: {line}"
-        );
-        line
-    }
-
-    fn default_upstream(&self) -> SocketAddr {
-        self.by_name[DEFAULT].addr()
-    }
-
-    /// Asks `server` and returns what happened: which fakes received the question (as
-    /// the same name in any case, and the same type) and what came back.
-    async fn outcome(&self, server: SocketAddr, qname: &str, qtype: RecordType) -> Outcome {
-        let before: Vec<usize> = self.by_name.values().map(Witness::len).collect();
-        let reply = ask(server, qname, qtype).await;
-        let wanted = name(qname).to_lowercase();
-        let mut asked = BTreeSet::new();
-        for (witness, from) in self.by_name.values().zip(before) {
-            witness.settle().await;
-            let received = witness.since(from);
-            if received
-                .iter()
-                .any(|(n, t)| n.to_lowercase() == wanted && *t == qtype)
-            {
-                asked.insert(witness.label().to_string());
-            }
-        }
-        let answers = reply
-            .iter()
-            .flat_map(|m| &m.answers)
-            .map(|r| format!("{} {}", r.record_type(), r.data))
-            .collect();
-        Outcome {
-            asked,
-            rcode: reply.map(|m| m.metadata.response_code),
-            answers,
-        }
-    }
-}
-
-/// `{word}` placeholders in a line.
-fn placeholders(line: &str) -> Vec<String> {
-    line.split('{')
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}'))
-        .map(|(inner, _)| inner)
-        .filter(|inner| {
-            !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-/// One query over UDP; `None` when no answer comes in [`ANSWER_WAIT`].
-async fn ask(server: SocketAddr, qname: &str, qtype: RecordType) -> Option<Message> {
-    let msg = query(qname, qtype);
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.send_to(&encode(&msg), server).await.unwrap();
-    let mut buf = vec![0u8; 65535];
-    let wait = async {
-        loop {
-            let (len, from) = sock.recv_from(&mut buf).await.unwrap();
-            if from == server && len >= 2 && buf[..2] == msg.metadata.id.to_be_bytes() {
-                return decode(&buf[..len]);
-            }
-        }
-    };
-    tokio::time::timeout(ANSWER_WAIT, wait).await.ok()
 }
 
 /// The dnsmasq configuration: the rule lines and the default upstream.
@@ -434,38 +267,16 @@ async fn compare(case: Case) {
     if dnsmasq::skip(case.name) {
         return;
     }
-    let fakes = Fakes::start(&case).await;
+    let fake_names = case.lines.iter().flat_map(|l| placeholders(l));
+    let fakes = Fakes::start(fake_names, case.together, case.silent).await;
     let lines: Vec<String> = case.lines.iter().map(|l| fakes.render(l)).collect();
     let dnsmasq = Dnsmasq::start(&dnsmasq_conf(&lines, fakes.default_upstream())).await;
     let splitdns =
         Splitdns::start_config(parse(&splitdns_toml(&lines, fakes.default_upstream()))).await;
     let questions = questions(&case);
-    let mut differences = Vec::new();
-    let mut nodata_seen = BTreeSet::new();
-    for (qname, qtype) in &questions {
-        let theirs = fakes.outcome(dnsmasq.addr(), qname, *qtype).await;
-        let ours = fakes.outcome(splitdns.addr(), qname, *qtype).await;
-        if case.nodata_for(qname, &theirs, &ours) {
-            nodata_seen.insert(qname.as_str());
-        } else if theirs != ours {
-            differences.push(format!(
-                "  {qname} {qtype}\n    dnsmasq:  {theirs}\n    splitdns: {ours}"
-            ));
-        }
-    }
-    for qname in case.nodata {
-        assert!(
-            questions.iter().any(|(n, _)| n == qname),
-            "{}: {qname} is listed in nodata but never asked",
-            case.name
-        );
-        if !nodata_seen.contains(qname) {
-            differences.push(format!(
-                "  {qname} (listed in nodata)\n    no question shows dnsmasq's NXDOMAIN as \
-                 splitdns's NODATA"
-            ));
-        }
-    }
+    let differences = fakes
+        .differences(dnsmasq.addr(), splitdns.addr(), &questions, case.nodata)
+        .await;
     assert!(
         differences.is_empty(),
         "{}: splitdns and dnsmasq differ on {} of {} questions for the rules\n  {}\n\
@@ -474,12 +285,7 @@ async fn compare(case: Case) {
         differences.len(),
         questions.len(),
         lines.join("\n  "),
-        fakes
-            .by_name
-            .iter()
-            .map(|(fake, w)| format!("{fake} = {}", w.addr()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        fakes.describe(),
         differences.join("\n"),
         dnsmasq.log(),
     );

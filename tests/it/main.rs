@@ -44,6 +44,8 @@ mod headers;
 mod host;
 // `import-dnsmasq` on the guides' dnsmasq configs: the output passes `check` and answers alike.
 mod import;
+// `import-dnsmasq` on whole dnsmasq.conf files against the dnsmasq binary, question by question.
+mod import_differential;
 // Drop-in files: `include`, reloads that read them again, the config hash over them.
 mod includes;
 // `src/` depends one way: folders only on the folders below, no circle between files.

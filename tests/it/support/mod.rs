@@ -8,6 +8,7 @@
 pub(crate) mod agent;
 pub(crate) mod client;
 pub(crate) mod clients;
+pub(crate) mod compare;
 pub(crate) mod consul;
 pub(crate) mod daemon;
 pub(crate) mod dnsmasq;
