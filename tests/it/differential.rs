@@ -275,7 +275,13 @@ async fn compare(case: Case) {
         Splitdns::start_config(parse(&splitdns_toml(&lines, fakes.default_upstream()))).await;
     let questions = questions(&case);
     let differences = fakes
-        .differences(dnsmasq.addr(), splitdns.addr(), &questions, case.nodata)
+        .differences(
+            dnsmasq.addr(),
+            splitdns.addr(),
+            &questions,
+            case.nodata,
+            &[],
+        )
         .await;
     assert!(
         differences.is_empty(),

@@ -72,6 +72,9 @@ struct Case {
     /// Names, as asked, where dnsmasq's NXDOMAIN is splitdns's NODATA: they exist (RFC 8020
     /// §2), see the module comment. Each case says why for its own.
     nodata: &'static [&'static str],
+    /// Names, as asked, of which dnsmasq forwards some types that splitdns answers itself
+    /// with no records (docs/migrating.md, "Differences from dnsmasq"). Each case says why.
+    kept_home: &'static [&'static str],
 }
 
 /// Whether dnsmasq's copy of the conf keeps `line`: listeners and the cache size are the
@@ -140,7 +143,13 @@ async fn compare(case: Case) {
         }
     }
     let differences = fakes
-        .differences(dnsmasq.addr(), splitdns.addr(), &questions, case.nodata)
+        .differences(
+            dnsmasq.addr(),
+            splitdns.addr(),
+            &questions,
+            case.nodata,
+            case.kept_home,
+        )
         .await;
     assert!(
         differences.is_empty(),
@@ -238,6 +247,133 @@ server=/20.172.in-addr.arpa/#
             "1.0.32.172.in-addr.arpa.",
             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
             "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.c.f.ip6.arpa.",
+        ],
+        ..Case::default()
+    })
+    .await;
+}
+
+/// A Docker host: dnsmasq on loopback and the docker0 bridge for the containers, Consul's
+/// zone to the local agent, everything else to the upstream; plain names and private
+/// reverse names stay on the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_host() {
+    compare(Case {
+        name: "docker_host",
+        conf: "\
+# dnsmasq for this host and its containers
+listen-address=127.0.0.1
+listen-address=172.17.0.1
+bind-interfaces
+port=53
+
+no-resolv
+server={internet}
+server=/consul/{consul}
+
+domain-needed
+bogus-priv
+cache-size=1000
+",
+        names: &[
+            "redis.service.consul.",
+            "redis.service.consul.service.consul.",
+            "registry-1.docker.io.",
+            "host.docker.internal.",
+            "redis.",
+            "1.0.17.172.in-addr.arpa.",
+            "2.0.17.172.in-addr.arpa.",
+            "17.172.in-addr.arpa.",
+            "5.0.0.10.in-addr.arpa.",
+            "1.1.168.192.in-addr.arpa.",
+            "1.0.0.127.in-addr.arpa.",
+            "4.4.8.8.in-addr.arpa.",
+        ],
+        // The apex of an RFC 6303 zone that bogus_priv answers owns that zone's SOA, so
+        // PTR for it is NODATA where dnsmasq says NXDOMAIN: docs/migrating.md,
+        // "Differences from dnsmasq", second point.
+        nodata: &["17.172.in-addr.arpa."],
+        // domain_needed keeps plain names home for every type, and bogus_priv the private
+        // reverse zones (RFC 6303 §3: their names are served locally, whatever the type),
+        // where dnsmasq holds back only A/AAAA and only PTR: docs/migrating.md.
+        kept_home: &[
+            "redis.",
+            "fileserver.",
+            "localhost.",
+            "1.0.17.172.in-addr.arpa.",
+            "2.0.17.172.in-addr.arpa.",
+            "17.172.in-addr.arpa.",
+            "5.0.0.10.in-addr.arpa.",
+            "1.1.168.192.in-addr.arpa.",
+            "1.0.0.127.in-addr.arpa.",
+        ],
+        ..Case::default()
+    })
+    .await;
+}
+
+/// Local data: a local zone, an address for a name in it, records of every kind dnsmasq
+/// has lines for, and an `addn-hosts=` file. (`expand-hosts` and `domain=` are not carried
+/// over, docs/migrating.md says so, so names are written in full.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_data() {
+    compare(Case {
+        name: "local_data",
+        conf: "\
+no-resolv
+no-hosts
+server={internet}
+
+local=/lan/
+address=/gw.lan/192.168.1.1
+host-record=nas.lan,192.168.1.5,2001:db8:1::5
+cname=files.lan,nas.lan
+srv-host=_ldap._tcp.lan,nas.lan,389
+txt-record=nas.lan,\"owner=ops\"
+ptr-record=10.1.168.192.in-addr.arpa,scanner.lan
+mx-host=lan,mail.lan,10
+addn-hosts={dir}/hosts.lan
+",
+        files: &[(
+            "hosts.lan",
+            "192.168.1.20 printer.lan\n192.168.1.21 mail.lan\n2001:db8:1::21 mail.lan\n",
+        )],
+        names: &[
+            "lan.",
+            "LAN.",
+            "gw.lan.",
+            "www.gw.lan.",
+            "nas.lan.",
+            "NAS.lan.",
+            "files.lan.",
+            "_ldap._tcp.lan.",
+            "_tcp.lan.",
+            "printer.lan.",
+            "mail.lan.",
+            "scanner.lan.",
+            "other.lan.",
+            "a.b.nas.lan.",
+            "1.1.168.192.in-addr.arpa.",
+            "5.1.168.192.in-addr.arpa.",
+            "10.1.168.192.in-addr.arpa.",
+            "20.1.168.192.in-addr.arpa.",
+            "21.1.168.192.in-addr.arpa.",
+            "99.1.168.192.in-addr.arpa.",
+            "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
+        ],
+        // gw.lan has an A record (address=), so its other types and the names below it
+        // (which address= covers too) are NODATA, where dnsmasq 2.90 says NXDOMAIN under
+        // local=/lan/: docs/migrating.md, "Differences from dnsmasq", first point.
+        nodata: &["gw.lan.", "www.gw.lan."],
+        // A name with local records gets NODATA for its other types where dnsmasq forwards
+        // them (docs/migrating.md): the reverse names of host-record=, ptr-record= and the
+        // hosts file.
+        kept_home: &[
+            "5.1.168.192.in-addr.arpa.",
+            "10.1.168.192.in-addr.arpa.",
+            "20.1.168.192.in-addr.arpa.",
+            "21.1.168.192.in-addr.arpa.",
+            "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
         ],
         ..Case::default()
     })
