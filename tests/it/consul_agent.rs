@@ -11,7 +11,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 
 use crate::support::client::{self, query, query_with_edns};
-use crate::support::consul::{Acl, Catalog, FakeConsul, Health, Node, Service, try_get};
+use crate::support::consul::{Acl, Catalog, FakeConsul, Health, HttpReply, Node, Service, try_get};
 use crate::support::fixtures::internet;
 use crate::support::harness::STANDARD;
 use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode};
@@ -522,6 +522,19 @@ async fn health_service_shape_and_filters() {
     assert_eq!(services.index(), consul.read(|c| c.services_index()));
 }
 
+/// A health query for `web` blocked on `index` (for up to 5 s), returned once the agent
+/// counts it as blocked, so what the test changes next is what ends it.
+async fn blocked_web_query(
+    consul: &FakeConsul,
+    index: u64,
+) -> tokio::task::JoinHandle<Result<HttpReply, String>> {
+    let addr = consul.http_addr();
+    let path = format!("/v1/health/service/web?index={index}&wait=5s");
+    let waiting = tokio::spawn(async move { try_get(addr, &path).await });
+    consul.wait_blocked(1).await;
+    waiting
+}
+
 /// "Blocking Queries" (api-docs/features/blocking): with `index` set to the current
 /// `X-Consul-Index` the request hangs until the service changes and returns the new index; a
 /// change to another service does not end it (`blockingquery.Query` runs the query again and
@@ -530,16 +543,8 @@ async fn health_service_shape_and_filters() {
 async fn blocking_query_returns_on_a_change() {
     let consul = FakeConsul::start(sample()).await;
     let index = consul.get("/v1/health/service/web").await.index();
-    let addr = consul.http_addr();
 
-    let waiting = tokio::spawn(async move {
-        try_get(
-            addr,
-            &format!("/v1/health/service/web?index={index}&wait=5s"),
-        )
-        .await
-    });
-    consul.wait_blocked(1).await;
+    let waiting = blocked_web_query(&consul, index).await;
     consul.register(Service::new("other", "node-a", 1));
     let changed = consul.register(Service::new("web", "node-6", 8084).id("web-6"));
     let reply = waiting.await.unwrap().unwrap();
@@ -578,16 +583,8 @@ async fn wait_elapses_with_the_same_index() {
 async fn restore_lowers_the_index() {
     let consul = FakeConsul::start(sample()).await;
     let index = consul.get("/v1/health/service/web").await.index();
-    let addr = consul.http_addr();
 
-    let waiting = tokio::spawn(async move {
-        try_get(
-            addr,
-            &format!("/v1/health/service/web?index={index}&wait=5s"),
-        )
-        .await
-    });
-    consul.wait_blocked(1).await;
+    let waiting = blocked_web_query(&consul, index).await;
     consul.restore_index(3);
     let reply = waiting.await.unwrap().unwrap();
     assert_eq!(reply.index(), 3);
@@ -600,9 +597,7 @@ async fn restore_lowers_the_index() {
     let reset = consul.get("/v1/health/service/web?index=0").await;
     assert_eq!(reset.index(), 3);
 
-    let waiting =
-        tokio::spawn(async move { try_get(addr, "/v1/health/service/web?index=3&wait=5s").await });
-    consul.wait_blocked(1).await;
+    let waiting = blocked_web_query(&consul, 3).await;
     let changed = consul.set_service_health("node-a", "web", Health::Warning);
     assert_eq!(waiting.await.unwrap().unwrap().index(), changed);
     assert_eq!(changed, 4);

@@ -777,44 +777,44 @@ fn glue(catalog: &Catalog, server: &Instance<'_>, owner: &Name) -> Option<Record
 
 /// NS on any in-zone name: the servers as `<node>.node.<dc>.<d>` with glue; owner the apex.
 fn ns_answer(catalog: &Catalog, domain: &str) -> Outcome {
-    let mut out = Outcome::default();
-    for server in servers(catalog) {
-        let target = name(&format!(
-            "{}.node.{}.{domain}",
-            server.node.name, server.datacenter
-        ));
-        let data = RData::NS(NS(target.clone()));
-        out.answers.push(Record::from_rdata(
-            name(domain),
-            catalog.config.node_ttl,
-            data,
-        ));
-        out.additionals.extend(glue(catalog, &server, &target));
+    let (answers, additionals) = servers_ns(catalog, domain, "node");
+    Outcome {
+        answers,
+        additionals,
+        ..Outcome::default()
     }
-    out
 }
 
 /// SOA on any in-zone name: the apex SOA; the servers in AUTHORITY, which v2 renders as
 /// `<node>.service.<dc>.<d>`, with glue.
 fn soa_answer(catalog: &Catalog, domain: &str) -> Outcome {
-    let mut out = Outcome {
+    let (authorities, additionals) = servers_ns(catalog, domain, "service");
+    Outcome {
         answers: vec![soa(catalog, domain)],
+        authorities,
+        additionals,
         ..Outcome::default()
-    };
+    }
+}
+
+/// The servers as NS records of the apex, each named `<node>.<kind>.<dc>.<d>`, and their
+/// glue.
+fn servers_ns(catalog: &Catalog, domain: &str, kind: &str) -> (Vec<Record>, Vec<Record>) {
+    let mut ns = Vec::new();
+    let mut glue_records = Vec::new();
     for server in servers(catalog) {
         let target = name(&format!(
-            "{}.service.{}.{domain}",
+            "{}.{kind}.{}.{domain}",
             server.node.name, server.datacenter
         ));
-        let data = RData::NS(NS(target.clone()));
-        out.authorities.push(Record::from_rdata(
+        glue_records.extend(glue(catalog, &server, &target));
+        ns.push(Record::from_rdata(
             name(domain),
             catalog.config.node_ttl,
-            data,
+            RData::NS(NS(target)),
         ));
-        out.additionals.extend(glue(catalog, &server, &target));
     }
-    out
+    (ns, glue_records)
 }
 
 /// `*.in-addr.arpa.`/`*.ip6.arpa.` (QF `FetchRecordsByIp`): a node with the address first,
