@@ -20,6 +20,10 @@ mod compliance;
 mod control;
 // The fake Consul agent (DNS and HTTP API from one catalog) against Consul's own behaviour.
 mod consul_agent;
+// Real clients resolving services answered from the Consul mirror, in a namespace of their own.
+mod consul_clients;
+// The Consul mirror against the fake agent: same answers, changes, faults.
+mod consul_mirror;
 // What each `/metrics` series counts: every counter moves when its feature serves.
 mod counters;
 // `rules` lines against the dnsmasq binary itself, question by question.
