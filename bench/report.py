@@ -14,11 +14,14 @@ import sys
 from pathlib import Path
 
 BASELINE = "dnsmasq"
-ORDER = ["splitdns", "dnsmasq", "unbound", "dnsdist", "floor"]
+ORDER = ["splitdns", "splitdns-mirror", "dnsmasq", "unbound", "dnsdist", "floor", "floor-echo"]
 FLOOR = "floor"  # zero-work responder: the least a query can cost here
-# The floor's echo (hot) answers nothing real: its rcodes are not checked. Its
+# With splitdns-mirror in the run, the floor's echo on the consul queries too: the least a
+# query answered from memory can cost.
+ECHO_FLOOR = "floor-echo"
+# The floor's echo (hot, and floor-echo) answers nothing real: its rcodes are not checked. Its
 # relay (cold, consul) passes on NSD's answers, which are.
-UNCHECKED = {(FLOOR, "hot")}
+UNCHECKED = {(FLOOR, "hot"), (ECHO_FLOOR, "consul")}
 WORKLOADS = {
     "hot": "{hot_names} names repeated, all cache hits after a warm-up pass",
     "cold": "{cold_names} distinct names, each asked once: cache misses forwarded upstream",
@@ -121,8 +124,19 @@ def summarise_runs(rows, meta, workload):
     us_q = [r["server_cpu_s"] / r["completed"] * 1e6
             for r in rows if r["completed"] and r["server_cpu_s"] is not None]
     checked = (rows[0]["system"], workload) not in UNCHECKED
+    agent = [r["agent_queries"] / r["completed"] * 1e4
+             for r in rows if r.get("agent_queries") is not None and r["completed"]]
+    http = [r["http_requests"] / w for r, w in zip(rows, wall)
+            if w and r.get("http_requests") is not None]
     return {
         "runs": len(rows),
+        "agent_queries_per_10k": median(agent),
+        "agent_queries_per_10k_min": min(agent) if agent else None,
+        "agent_queries_per_10k_max": max(agent) if agent else None,
+        "agent_queries_total": sum(r.get("agent_queries") or 0 for r in rows),
+        "agent_queries_warmup": median([r.get("agent_queries_warmup") for r in rows]),
+        "http_requests_per_s": median(http),
+        "http_requests_warmup": median([r.get("http_requests_warmup") for r in rows]),
         "all_alive": all(r["pid_alive"] for r in rows),
         "qps": median(qps),
         "qps_min": min(qps) if qps else None,
@@ -167,7 +181,7 @@ def summarise(rows, meta, systems):
             add_ratios(by_system, "server_us_per_query", "server_us_per_query_vs_baseline")
             summary[workload] = by_system
     for system in systems:
-        if system == FLOOR:
+        if system in (FLOOR, ECHO_FLOOR):
             continue
         last = {}  # VmHWM only grows: the last live measurement of a run has the peak
         for r in rows:
@@ -226,11 +240,46 @@ def workload_rows(by_system, label):
 def run_orders(rows, label):
     orders = {}
     for r in rows:
+        if r["system"] == ECHO_FLOOR:  # measured right after the floor, in its slot
+            continue
         orders.setdefault(r["run"], {})[r.get("position", 0)] = label(r["system"])
     return {run: [name for _, name in sorted(by_pos.items())] for run, by_pos in sorted(orders.items())}
 
 
-def print_report(meta, summary, memory, label, orders):
+def print_agent_load(by_system, label, checks):
+    """What reached the stand-in agent during the measured window: queries at its DNS port
+    (NSD's own num.queries), requests to its HTTP API, and the answer checks."""
+    print("queries reaching the agent's DNS port per 10,000 client queries (NSD num.queries, "
+          "measured window; median, min-max), in the warm-up pass; HTTP API requests/s; "
+          "answers differing from the agent's:")
+    rows = []
+    for system, s in by_system.items():
+        if system == ECHO_FLOOR:
+            continue
+        differ = checks.get(system)
+        rows.append([label(system), fmt(s["agent_queries_per_10k"], ",.1f"),
+                     f'{fmt(s["agent_queries_per_10k_min"], ".1f")}-'
+                     f'{fmt(s["agent_queries_per_10k_max"], ".1f")}',
+                     fmt(s["agent_queries_warmup"], ".0f"), fmt(s["http_requests_per_s"], ".2f"),
+                     "-" if differ is None else f"{differ[0]}/{differ[1]}"])
+    print_table(["system", "agent q/10k", "min-max", "warm-up q", "HTTP req/s", "differ"], rows)
+
+
+def load_checks(out):
+    """answer-checks.jsonl: per system, answers that differed and answers compared, summed
+    over runs."""
+    checks = {}
+    path = out / "answer-checks.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            differ, total = checks.get(row["system"], (0, 0))
+            checks[row["system"]] = (differ + (row["differ"] if row["differ"] is not None else 1),
+                                     total + (row["total"] or 0))
+    return checks
+
+
+def print_report(meta, summary, memory, label, orders, checks):
     runs, duration = meta["runs"], meta["duration_s"]
     print(f'DNS forwarder benchmark (bench/run.sh), {meta["date"]}')
     print(f'machine: {meta["host_cpu"]} (family/model {meta.get("host_cpu_family_model", "?")}), '
@@ -259,12 +308,15 @@ def print_report(meta, summary, memory, label, orders):
             continue
         print(f"\n== {workload}: {text.format(**meta)}")
         print_table(headers, workload_rows(summary[workload], label))
-        floor = summary[workload].get(FLOOR, {}).get("server_us_per_query")
-        if floor:
-            print("srv us/q vs the floor: " + ", ".join(
-                f'{label(system)} {s["server_us_per_query"] / floor:.2f}x'
-                for system, s in summary[workload].items()
-                if system != FLOOR and s["server_us_per_query"] is not None))
+        for floor_system, text in ((FLOOR, "the floor"), (ECHO_FLOOR, "the echo floor")):
+            floor = summary[workload].get(floor_system, {}).get("server_us_per_query")
+            if floor:
+                print(f"srv us/q vs {text}: " + ", ".join(
+                    f'{label(system)} {s["server_us_per_query"] / floor:.2f}x'
+                    for system, s in summary[workload].items()
+                    if system not in (FLOOR, ECHO_FLOOR) and s["server_us_per_query"] is not None))
+        if workload == "consul":
+            print_agent_load(summary[workload], label, checks)
         for system, s in summary[workload].items():
             for run in s["wrong_runs"]:
                 rcodes = s["rcodes_by_run"][run]
@@ -304,11 +356,15 @@ def main():
     summary, memory = summarise(rows, meta, systems)
 
     def label(system):
-        return meta.get("splitdns_label", "splitdns") if system == "splitdns" else system
+        if system in ("splitdns", "splitdns-mirror"):
+            return meta.get("splitdns_label", "splitdns") + system[len("splitdns"):]
+        return system
 
     orders = run_orders(rows, label)
-    ok = print_report(meta, summary, memory, label, orders)
+    checks = load_checks(out)
+    ok = print_report(meta, summary, memory, label, orders, checks)
     results = {"meta": meta, "summary": summary, "memory": memory, "orders": orders,
+               "answer_checks": {s: {"differ": d, "total": t} for s, (d, t) in checks.items()},
                "measurements": rows}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0 if ok else 3

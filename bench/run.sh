@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Compare DNS forwarders on this machine, in one run: splitdns, dnsmasq, Unbound,
 # dnsdist (with its packet cache) and a zero-work floor, all forwarding to the
-# same two local NSD upstreams, loaded by dnsperf with the same query files.
+# same two local NSD upstreams, loaded by dnsperf with the same query files; on
+# request also splitdns with its Consul mirror, watching a stand-in of the
+# agent's HTTP API that serves the catalog the consul upstream's zone holds.
 # Every run restarts every forwarder and rotates their order; the tables show
 # medians and the spread of the runs, the answers' rcodes are checked, and the
 # machine is recorded. Everything stays on 127.0.0.1. See bench/README.md.
@@ -34,9 +36,11 @@ SPLITDNS_BIN="$REPO_DIR/target/release/splitdns"
 SPLITDNS_CMD=""      # default: "$SPLITDNS_BIN run --config {config}"
 SPLITDNS_LABEL=splitdns
 SPLITDNS_CONFIG_TEMPLATE="$BENCH_DIR/splitdns.toml.in"
+MIRROR_WAIT=10       # seconds the mirror may take to fetch the services of its warm-up pass
 
 declare -A PID=()    # name -> PID of every process this script started
 declare -A PORT=()
+declare -A EXEC=()    # splitdns and splitdns-mirror -> the command that starts it
 FLOOR_ARGS=()         # floor.c arguments after its port: none (echo) or the two upstream ports (relay)
 SERVER_CPUS="" CLIENT_CPUS="" UPSTREAM_CPUS=""
 
@@ -51,7 +55,10 @@ runs, their spread, rcodes checked) and writes results.json. Exit status 0 when
 every system that answers anything real answered with the rcodes the zone data
 predicts and stayed up, 3 when one did not (see the answers column), 1 on error.
 
-  --systems LIST         comma list of splitdns,dnsmasq,unbound,dnsdist,floor;
+  --systems LIST         comma list of splitdns,dnsmasq,unbound,dnsdist,floor,
+                         splitdns-mirror (splitdns with [consul] http pointing at
+                         the stand-in agent's HTTP API; with it the floor also
+                         measures its echo on the consul queries, row floor-echo);
                          the order of the first run, rotated by one each run
                          (default: $SYSTEMS)
   --workloads LIST       comma list of cold,hot,consul (default: $WORKLOADS)
@@ -61,7 +68,8 @@ predicts and stayed up, 3 when one did not (see the answers column), 1 on error.
   --splitdns-cmd CMD     the whole command instead, with {config} {port} {portA}
                          {portB} (default: 'PATH run --config {config}'); any
                          forwarder can stand in, e.g. dnsmasq for an A/A check
-  --label NAME           label of the splitdns row (default: $SPLITDNS_LABEL)
+  --label NAME           label of the splitdns row (default: $SPLITDNS_LABEL);
+                         splitdns-mirror runs the same command with its own config
   --clients N            dnsperf clients/sockets (default: $CLIENTS)
   --outstanding N        dnsperf max queries in flight (default: $OUTSTANDING)
   --cpus S:C[:U]         taskset core lists: forwarder S, dnsperf C, upstreams U
@@ -71,7 +79,8 @@ predicts and stayed up, 3 when one did not (see the answers column), 1 on error.
   --cold-names N         distinct names for the cold set (default: $COLD_NAMES)
   --cache-size N         cache entries for dnsmasq, dnsdist and splitdns (default: $CACHE_SIZE)
   --out DIR              results directory (default: /tmp/dnsbench-DATE)
-  --port-base N          ports N+1, N+2 upstreams, N+10..N+14 forwarders (default: $PORT_BASE)
+  --port-base N          ports N+1, N+2 upstreams, N+3 the consul HTTP stand-in,
+                         N+10..N+15 forwarders (default: $PORT_BASE)
   --no-percentiles       skip dnsperf -v (no p50/p90/p99 columns, a bit less client CPU)
   --keep                 keep the scratch directory (zones, query files)
   -h, --help             this text
@@ -113,12 +122,12 @@ parse_args() {
   local sys
   IFS=, read -ra SYSTEM_LIST <<<"$SYSTEMS"
   for sys in "${SYSTEM_LIST[@]}"; do
-    case $sys in splitdns|dnsmasq|unbound|dnsdist|floor) ;; *) die "unknown system: $sys" ;; esac
+    case $sys in splitdns|splitdns-mirror|dnsmasq|unbound|dnsdist|floor) ;; *) die "unknown system: $sys" ;; esac
   done
   for sys in ${WORKLOADS//,/ }; do
     case $sys in cold|hot|consul) ;; *) die "unknown workload: $sys" ;; esac
   done
-  if [[ ,$SYSTEMS, == *,splitdns,* && -z $SPLITDNS_CMD ]]; then
+  if [[ ,$SYSTEMS, == *,splitdns,* || ,$SYSTEMS, == *,splitdns-mirror,* ]] && [[ -z $SPLITDNS_CMD ]]; then
     [[ -x $SPLITDNS_BIN ]] || die "no splitdns at $SPLITDNS_BIN: run cargo build --release, or pass --splitdns PATH"
     SPLITDNS_CMD="$SPLITDNS_BIN run --config {config}"
     SPLITDNS_VERSION=$(tool_version "$SPLITDNS_BIN" --version)
@@ -134,7 +143,8 @@ parse_args() {
 # ---------------------------------------------------------------- setup
 ensure_deps() {
   local -A pkg_of=([dnsperf]=dnsperf [dnsmasq]=dnsmasq-base [unbound]=unbound [nsd]=nsd [dnsdist]=dnsdist
-    [taskset]=util-linux [lscpu]=util-linux [ss]=iproute2 [ps]=procps [python3]=python3 [cc]=gcc)
+    [taskset]=util-linux [lscpu]=util-linux [ss]=iproute2 [ps]=procps [python3]=python3 [cc]=gcc
+    [nsd-control]=nsd [curl]=curl [dig]=bind9-dnsutils)
   local cmd missing=()
   for cmd in "${!pkg_of[@]}"; do
     command -v "$cmd" >/dev/null || [[ -x /usr/sbin/$cmd ]] || missing+=("${pkg_of[$cmd]}")
@@ -154,11 +164,13 @@ setup_dirs() {
 set_ports() {
   PORT[auth]=$((PORT_BASE + 1))
   PORT[consul]=$((PORT_BASE + 2))
+  PORT[consul-http]=$((PORT_BASE + 3))
   PORT[dnsmasq]=$((PORT_BASE + 10))
   PORT[unbound]=$((PORT_BASE + 11))
   PORT[splitdns]=$((PORT_BASE + 12))
   PORT[floor]=$((PORT_BASE + 13))
   PORT[dnsdist]=$((PORT_BASE + 14))
+  PORT[splitdns-mirror]=$((PORT_BASE + 15))
   local name
   for name in "${!PORT[@]}"; do
     if ss -Hltun "sport = :${PORT[$name]}" | grep -q .; then
@@ -205,27 +217,12 @@ gen_bench_data() {
 # A stand-in Consul agent: TTL 0 (Consul's default) except services 41-50
 # (TTL 30, as with service_ttl), SRV targets <node>.node.dc1.consul with A
 # records, SOA minimum 0 like Consul's soa.min_ttl. Queries: per service A
-# and SRV, some node lookups, some unknown services (NXDOMAIN).
+# and SRV, some node lookups, some unknown services (NXDOMAIN). One generator
+# writes the zone NSD serves as the agent's DNS port and the catalog the HTTP
+# stand-in serves (consul.catalog.json), so the two cannot disagree.
 gen_consul_data() {
-  awk -v zone="$SCRATCH/consul.zone" -v qf="$SCRATCH/consul.queries" '
-    BEGIN {
-      print "$ORIGIN consul.\n$TTL 0" > zone
-      print "@ SOA ns hostmaster 1 3600 600 86400 0\n@ NS ns\nns A 127.0.0.1\nprobe A 127.0.0.1" > zone
-      for (n = 1; n <= 30; n++) print ("node" n ".node.dc1 A 198.19.254." n) > zone
-      for (s = 1; s <= 50; s++) {
-        ttl = s > 40 ? 30 : 0
-        for (j = 1; j <= 3; j++) {
-          node = (s + j) % 30 + 1
-          print ("svc" s ".service " ttl " A 198.19.254." node) > zone
-          print ("_svc" s "._tcp.service " ttl " SRV 1 1 " (20000 + s) " node" node ".node.dc1") > zone
-        }
-        print ("svc" s ".service.consul A") > qf; q++
-        print ("_svc" s "._tcp.service.consul SRV") > qf; q++
-        if (s % 5 == 0) { print ("node" (s / 5) ".node.dc1.consul A") > qf; q++ }
-        if (s % 7 == 0) { print ("missing" s ".service.consul A") > qf; q++; nx++ }
-      }
-      printf("%.4f\n", nx / q) > (qf ".nx")
-    }'
+  python3 "$BENCH_DIR/consul_http.py" gen "$SCRATCH"
+  cp "$SCRATCH/consul.catalog.json" "$OUT/configs/consul-catalog.json"
 }
 
 # ---------------------------------------------------------------- configs
@@ -250,8 +247,10 @@ server:
   # Debian builds NSD with response rate limiting (200 qps per source); off.
   rrl-ratelimit: 0
   rrl-whitelist-ratelimit: 0
+# nsd-control over a unix socket (no keys): run.sh reads num.queries from it
 remote-control:
-  control-enable: no
+  control-enable: yes
+  control-interface: "$SCRATCH/$1.ctl"
 zone:
   name: "$3"
   zonefile: "$4"
@@ -332,15 +331,22 @@ dnsmasq_args() {
   printf '%s\n' "${DNSMASQ_ARGS[@]}" >"$OUT/configs/dnsmasq.args"
 }
 
-write_splitdns_conf() {
-  sed -e "s/{port}/${PORT[splitdns]}/g" -e "s/{portA}/${PORT[auth]}/g" \
+# splitdns-mirror: the same template and command, on its own port, with the
+# [consul] table that turns the mirror on.
+write_splitdns_conf() {  # SYSTEM: splitdns or splitdns-mirror; sets EXEC[SYSTEM]
+  local sys=$1 exec
+  sed -e "s/{port}/${PORT[$sys]}/g" -e "s/{portA}/${PORT[auth]}/g" \
       -e "s/{portB}/${PORT[consul]}/g" -e "s/{cache_size}/$CACHE_SIZE/g" \
-      "$SPLITDNS_CONFIG_TEMPLATE" >"$OUT/configs/splitdns.toml"
-  SPLITDNS_EXEC=${SPLITDNS_CMD//\{config\}/$OUT/configs/splitdns.toml}
-  SPLITDNS_EXEC=${SPLITDNS_EXEC//\{port\}/${PORT[splitdns]}}
-  SPLITDNS_EXEC=${SPLITDNS_EXEC//\{portA\}/${PORT[auth]}}
-  SPLITDNS_EXEC=${SPLITDNS_EXEC//\{portB\}/${PORT[consul]}}
-  printf '%s\n' "$SPLITDNS_EXEC" >"$OUT/configs/splitdns.cmd"
+      "$SPLITDNS_CONFIG_TEMPLATE" >"$OUT/configs/$sys.toml"
+  if [[ $sys == splitdns-mirror ]]; then
+    printf '\n[consul]\nhttp = "127.0.0.1:%s"\n' "${PORT[consul-http]}" >>"$OUT/configs/$sys.toml"
+  fi
+  exec=${SPLITDNS_CMD//\{config\}/$OUT/configs/$sys.toml}
+  exec=${exec//\{port\}/${PORT[$sys]}}
+  exec=${exec//\{portA\}/${PORT[auth]}}
+  exec=${exec//\{portB\}/${PORT[consul]}}
+  EXEC[$sys]=$exec
+  printf '%s\n' "$exec" >"$OUT/configs/$sys.cmd"
 }
 
 # ---------------------------------------------------------------- processes
@@ -401,8 +407,17 @@ wait_ready() {  # NAME PORT PROBE_NAME
 start_upstreams() {
   start_bg auth "$UPSTREAM_CPUS" nsd -d -c "$OUT/configs/auth.conf"
   start_bg consul "$UPSTREAM_CPUS" nsd -d -c "$OUT/configs/consul.conf"
+  start_bg consul-http "$UPSTREAM_CPUS" python3 "$BENCH_DIR/consul_http.py" serve \
+    --port "${PORT[consul-http]}" --catalog "$SCRATCH/consul.catalog.json"
   wait_ready auth "${PORT[auth]}" probe.bench.test
   wait_ready consul "${PORT[consul]}" probe.consul
+  local _
+  for _ in {1..50}; do
+    consul_http /v1/agent/self >/dev/null && return 0
+    alive "${PID[consul-http]}" || break
+    sleep 0.1
+  done
+  die "the consul HTTP stand-in did not answer; see $OUT/logs/consul-http.out"
 }
 
 start_system() {
@@ -410,7 +425,7 @@ start_system() {
     dnsmasq) start_bg dnsmasq "$SERVER_CPUS" dnsmasq "${DNSMASQ_ARGS[@]}" ;;
     unbound) start_bg unbound "$SERVER_CPUS" unbound -d -c "$OUT/configs/unbound.conf" ;;
     dnsdist) start_bg dnsdist "$SERVER_CPUS" dnsdist --supervised --disable-syslog -C "$OUT/configs/dnsdist.conf" ;;
-    splitdns) start_bg splitdns "$SERVER_CPUS" bash -c "exec $SPLITDNS_EXEC" ;;
+    splitdns|splitdns-mirror) start_bg "$1" "$SERVER_CPUS" bash -c "exec ${EXEC[$1]}" ;;
     floor)  # echo for hot, relay for cold and consul: see floor.c and run_floor
       [[ -x $SCRATCH/floor ]] || cc -O2 -o "$SCRATCH/floor" "$BENCH_DIR/floor.c" || die "cc floor.c failed"
       start_bg floor "$SERVER_CPUS" "$SCRATCH/floor" "${PORT[floor]}" "${FLOOR_ARGS[@]}"
@@ -445,6 +460,26 @@ machine_ticks() {
   awk '/^cpu / { print $2 + $3 + $4, $7 + $8, $9 }' /proc/stat
 }
 
+# Queries the agent's DNS port (the consul NSD) has answered since it started,
+# from its own statistics: counted outside the forwarder under test.
+agent_queries() {
+  nsd-control -c "$OUT/configs/consul.conf" stats_noreset 2>/dev/null |
+    awk -F= '$1 == "num.queries" { print $2; found = 1 } END { if (!found) print "null" }'
+}
+
+consul_http() {  # PATH: GET from the consul HTTP stand-in
+  curl -sf --max-time 5 "http://127.0.0.1:${PORT[consul-http]}$1"
+}
+
+# Requests the HTTP stand-in has answered since it started ("null" if it did not say).
+http_requests() {
+  local stats
+  stats=$(consul_http /bench/stats) || { echo null; return; }
+  [[ $stats =~ \"requests\":([0-9]+) ]] && echo "${BASH_REMATCH[1]}" || echo null
+}
+
+delta() { [[ $1 == null || $2 == null ]] && echo null || echo $(($2 - $1)); }
+
 vm_kb() {  # PID FIELD: e.g. VmHWM in kB
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
@@ -474,15 +509,42 @@ run_client() {  # STDOUT STDERR PORT QUERYFILE DNSPERF_ARGS...
   unset 'PID[client]'
 }
 
+# The agent's and the stand-in's counters when the warm-up began, so that the
+# measurement's line can say what the warm-up cost them.
+WARM_AGENT=null WARM_HTTP=null
+
 warm_up() {  # SYSTEM QUERYFILE: one pass, not measured
+  WARM_AGENT=$(agent_queries) WARM_HTTP=$(http_requests)
+  [[ $1 != splitdns-mirror ]] || consul_http /bench/reset-seen >/dev/null || true
   run_client "$SCRATCH/warmup.out" "$SCRATCH/warmup.err" "${PORT[$1]}" "$2" -n 1
   cat "$SCRATCH/warmup.out" "$SCRATCH/warmup.err" >>"$OUT/logs/warmup.log"
+  [[ $1 != splitdns-mirror || $2 != "$SCRATCH/consul.queries" ]] || mirror_settle
 }
 
-# CPU ticks of the server and of the upstreams (idle outside the load, so
-# sampled a little before and after it).
+# The mirror forwards the first query for a service and starts its watch; the
+# warm-up pass asks every name of the query file once. Wait until the stand-in
+# has answered a health request for every service the file names (at most
+# MIRROR_WAIT s), then a moment for the mirror to take the answers in, so that
+# what is measured is the mirror and not its start. How long it took goes to
+# logs/mirror-settle.log; whatever it still forwards shows in agent_queries.
+mirror_settle() {
+  local want seen=0 t0=$EPOCHREALTIME deadline=$((${EPOCHREALTIME%.*} + MIRROR_WAIT))
+  want=$(($(grep -oE '^svc[0-9]+\.service' "$SCRATCH/consul.queries" | sort -u | wc -l)))
+  while ((${EPOCHREALTIME%.*} < deadline)); do
+    seen=$(consul_http /bench/seen | grep -oE '[0-9]+' || echo 0)
+    ((seen >= want)) && break
+    sleep 0.05
+  done
+  sleep 0.5
+  printf 'services watched %s of %s after %s s%s\n' "$seen" "$want" "$(elapsed "$t0" "$EPOCHREALTIME")" \
+    "$( ((seen >= want)) || echo " (gave up after $MIRROR_WAIT s)")" >>"$OUT/logs/mirror-settle.log"
+}
+
+# CPU ticks of the server and of the upstreams (the two NSDs and the consul
+# HTTP stand-in; idle outside the load, so sampled a little before and after it).
 sample_counters() {  # SERVER_PID
-  echo "$(tree_ticks "$1") $(($(tree_ticks "${PID[auth]}") + $(tree_ticks "${PID[consul]}")))"
+  echo "$(tree_ticks "$1") $(($(tree_ticks "${PID[auth]}") + $(tree_ticks "${PID[consul]}") \
+    + $(tree_ticks "${PID[consul-http]}")))"
 }
 
 # CPU seconds of this shell's finished children, from the file "times" wrote.
@@ -513,13 +575,16 @@ measure() {  # SYSTEM WORKLOAD RUN POSITION QUERYFILE DNSPERF_LIMITS...
   local tag="$sys-$wl-run$run" pid=${PID[$sys]} alive=true t0 t1 server_s
   local raw="$OUT/raw/$tag.txt" verbose="$SCRATCH/$tag.v"
   local -a c0 c1 m0 m1 p=(null null null null) mem
+  local agent0 agent1 http0 http1
   ((PERCENTILES)) && set -- "$@" -v
+  agent0=$(agent_queries) http0=$(http_requests)
   read -ra c0 <<<"$(sample_counters "$pid")"  # finished (reaped) before "times"
   # the whole machine's ticks right next to the wall-clock window, which they share
   read -ra m0 <<<"$(machine_ticks)"; times >"$SCRATCH/times.0"; t0=$EPOCHREALTIME
   run_client "$verbose" "$raw.stderr" "${PORT[$sys]}" "$file" "$@"
   t1=$EPOCHREALTIME; read -ra m1 <<<"$(machine_ticks)"; times >"$SCRATCH/times.1"
   read -ra c1 <<<"$(sample_counters "$pid")"
+  agent1=$(agent_queries) http1=$(http_requests)
   mem=("$(vm_kb "$pid" VmHWM)" "$(vm_kb "$pid" VmRSS)")
   server_s=$(ticks_s $((c1[0] - c0[0])))
   if ! alive "$pid"; then
@@ -534,7 +599,11 @@ measure() {  # SYSTEM WORKLOAD RUN POSITION QUERYFILE DNSPERF_LIMITS...
     upstream_cpu_s "$(ticks_s $((c1[1] - c0[1])))" machine_task_s "$(ticks_s $((m1[0] - m0[0])))" \
     machine_irq_s "$(ticks_s $((m1[1] - m0[1])))" steal_s "$(ticks_s $((m1[2] - m0[2])))" \
     p50_ms "${p[0]}" p90_ms "${p[1]}" p99_ms "${p[2]}" p999_ms "${p[3]}" \
-    hwm_kb "${mem[0]}" rss_kb "${mem[1]}" >>"$OUT/results.jsonl"
+    hwm_kb "${mem[0]}" rss_kb "${mem[1]}" \
+    agent_queries "$(delta "$agent0" "$agent1")" agent_queries_warmup "$(delta "$WARM_AGENT" "$agent0")" \
+    http_requests "$(delta "$http0" "$http1")" http_requests_warmup "$(delta "$WARM_HTTP" "$http0")" \
+    >>"$OUT/results.jsonl"
+  WARM_AGENT=null WARM_HTTP=null
   [[ $alive == true ]]
 }
 
@@ -556,9 +625,28 @@ run_system() {  # SYSTEM RUN POSITION
     else
       warm_up "$sys" "$SCRATCH/$wl.queries"
       measure "$sys" "$wl" "$run" "$pos" "$SCRATCH/$wl.queries" -l "$DURATION" || break
+      [[ $wl != consul || $sys != splitdns* ]] || check_consul_answers "$sys" "$run"
     fi
   done
   stop_bg "$sys"
+}
+
+# After the consul load: every name of the query file once more, asked of the
+# system and of the agent's DNS port with dig, answers compared (rcode, answer
+# and additional records, the SOA of a negative answer; see consul_http.py
+# diff-answers for what is left out). The result goes to answer-checks.jsonl
+# and the differences to logs/answers-SYSTEM-runN.txt.
+check_consul_answers() {  # SYSTEM RUN
+  local sys=$1 run=$2 differ total log="$OUT/logs/answers-$1-run$2.txt"
+  local -a dig=(dig @127.0.0.1 +noedns +tries=1 +time=2 +noall +comments +answer +authority +additional
+    -f "$SCRATCH/consul.queries")
+  "${dig[@]}" -p "${PORT[consul]}" >"$SCRATCH/agent.dig" 2>&1 || true
+  "${dig[@]}" -p "${PORT[$sys]}" >"$SCRATCH/system.dig" 2>&1 || true
+  python3 "$BENCH_DIR/consul_http.py" diff-answers "$SCRATCH/agent.dig" "$SCRATCH/system.dig" >"$log" || true
+  read -r differ _ total _ < <(tail -1 "$log")
+  json_obj system "\"$sys\"" run "$run" differ "${differ:-null}" total "${total:-null}" \
+    log "\"logs/${log##*/}\"" >>"$OUT/answer-checks.jsonl"
+  [[ ${differ:-1} == 0 ]] || log "$sys run $run: $differ of $total consul answers differ from the agent's; see $log"
 }
 
 # The floor, a fresh process per workload: an echo for hot (no upstream at all), a relay that
@@ -577,6 +665,16 @@ run_floor() {  # RUN POSITION
     fi
     stop_bg floor
   done
+  # With the mirror the consul workload is answered from memory, like hot: its
+  # floor is then the echo, on the same query file (row floor-echo).
+  [[ ,$SYSTEMS, == *,splitdns-mirror,* && ,$WORKLOADS, == *,consul,* ]] || return 0
+  FLOOR_ARGS=()
+  start_system floor
+  PID[floor-echo]=${PID[floor]} PORT[floor-echo]=${PORT[floor]}
+  warm_up floor-echo "$SCRATCH/consul.queries"
+  measure floor-echo consul "$run" "$pos" "$SCRATCH/consul.queries" -l "$DURATION" || true
+  unset 'PID[floor-echo]' 'PORT[floor-echo]'
+  stop_bg floor
 }
 
 # ---------------------------------------------------------------- report
@@ -601,7 +699,8 @@ write_meta() {
       "$DURATION" "$CLIENTS" "$OUTSTANDING" "$TIMEOUT" "$RUNS"
     printf 'hot_names\t%s\ncold_names\t%s\ncache_size\t%s\n' "$HOT_NAMES" "$COLD_NAMES" "$CACHE_SIZE"
     printf 'cpus\t%s\nsystems\t%s\nworkloads\t%s\nsplitdns_label\t%s\nsplitdns_cmd\t%s\n' \
-      "${CPUS:-none}" "$SYSTEMS" "$WORKLOADS" "$SPLITDNS_LABEL" "${SPLITDNS_EXEC:-}"
+      "${CPUS:-none}" "$SYSTEMS" "$WORKLOADS" "$SPLITDNS_LABEL" "${EXEC[splitdns]:-}"
+    [[ -z ${EXEC[splitdns-mirror]:-} ]] || printf 'splitdns_mirror_cmd\t%s\n' "${EXEC[splitdns-mirror]}"
     printf 'command\t%s\n' "$COMMAND_LINE"
     printf 'expected_nx_hot\t%s\nexpected_nx_cold\t%s\nexpected_nx_consul\t%s\n' \
       "$(<"$SCRATCH/hot.queries.nx")" "$(<"$SCRATCH/cold.queries.nx")" \
@@ -641,7 +740,8 @@ main() {
   write_unbound_conf
   [[ ,$SYSTEMS, != *,dnsdist,* ]] || write_dnsdist_conf
   dnsmasq_args
-  [[ ,$SYSTEMS, != *,splitdns,* ]] || write_splitdns_conf
+  [[ ,$SYSTEMS, != *,splitdns,* ]] || write_splitdns_conf splitdns
+  [[ ,$SYSTEMS, != *,splitdns-mirror,* ]] || write_splitdns_conf splitdns-mirror
   write_meta
   start_upstreams
 
