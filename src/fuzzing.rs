@@ -20,7 +20,7 @@ use crate::resolve::rebind;
 use crate::resolve::router::Router;
 use crate::serve::handler::{Handler, Step};
 use crate::state::ratelimit::RateLimit;
-use crate::state::{Guards, Shared, State};
+use crate::state::{Guards, Kept, Shared, State};
 
 const POLICY: TtlPolicy = TtlPolicy {
     min: 0,
@@ -141,7 +141,8 @@ bogus_priv = true
             rate_limit: RateLimit::new(0),
             tcp: config.tcp.clone(),
         };
-        Handler::new(Shared::new(state, cache, metrics, guards))
+        let kept = Kept { cache, mirror: None };
+        Handler::new(Shared::new(state, kept, metrics, guards))
     })
 }
 

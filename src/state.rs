@@ -20,6 +20,7 @@ use crate::observe::http::Report;
 use crate::observe::metrics::{Metrics, Scrape};
 use crate::observe::stats::{ServerStats, Stats};
 use crate::resolve::cache::{Cache, Flights};
+use crate::resolve::consul::Mirror;
 use crate::resolve::rebind::Rebind;
 use crate::resolve::router::Router;
 use crate::state::ratelimit::RateLimit;
@@ -99,6 +100,8 @@ pub(crate) struct Shared {
     rate_limit: RateLimit,
     /// `[server] tcp_*`, fixed at start.
     tcp: TcpConfig,
+    /// `[consul]`: the mirror of the agent's catalog, fixed at start.
+    mirror: Option<Arc<Mirror>>,
 }
 
 /// The defences fixed at start: a reload does not change them.
@@ -107,11 +110,19 @@ pub(crate) struct Guards {
     pub tcp: TcpConfig,
 }
 
+/// What a reload never replaces besides the cache: the Consul mirror, with
+/// its watches.
+pub(crate) struct Kept {
+    pub cache: Cache,
+    pub mirror: Option<Arc<Mirror>>,
+}
+
 impl Shared {
-    pub(crate) fn new(state: State, cache: Cache, metrics: Metrics, guards: Guards) -> Arc<Self> {
+    pub(crate) fn new(state: State, kept: Kept, metrics: Metrics, guards: Guards) -> Arc<Self> {
         Arc::new(Self {
             state: ArcSwap::from_pointee(state),
-            cache,
+            cache: kept.cache,
+            mirror: kept.mirror,
             metrics,
             serving: AtomicBool::new(false),
             flights: Flights::default(),
@@ -137,6 +148,11 @@ impl Shared {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The Consul mirror, when `[consul]` turned it on.
+    pub(crate) fn mirror(&self) -> Option<&Mirror> {
+        self.mirror.as_deref()
     }
 
     /// The fetches in flight, which a query for the same key joins.
@@ -279,7 +295,13 @@ impl Report for Shared {
     }
 
     fn health(&self, window: Duration) -> Result<(), String> {
-        self.state.load().router.check_health(window)
+        self.state.load().router.check_health(window)?;
+        match self.mirror() {
+            Some(mirror) if mirror.status(Instant::now()).stale_for.is_some() => {
+                Err(mirror.status(Instant::now()).to_string())
+            }
+            _ => Ok(()),
+        }
     }
 }
 

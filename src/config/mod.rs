@@ -16,6 +16,7 @@
 //! discovery, and the assembly of the tables into one [`Config`].
 
 mod cache;
+mod consul;
 pub mod control;
 pub mod dnsmasq;
 mod error;
@@ -41,6 +42,8 @@ use toml::Spanned;
 
 pub use cache::CacheConfig;
 use cache::RawCache;
+pub use consul::ConsulConfig;
+use consul::RawConsul;
 pub use control::ControlConfig;
 use control::RawControl;
 use dnsmasq::{Rule, RuleAction, RuleError};
@@ -93,6 +96,8 @@ pub struct Config {
     pub local: LocalConfig,
     /// `[control]`: the socket of `splitdns control`.
     pub control: ControlConfig,
+    /// `[consul]`: `None` when the table is absent (no mirror).
+    pub consul: Option<ConsulConfig>,
     /// The drop-in files read for `include`, in the order they were read.
     pub included: Vec<PathBuf>,
     /// SHA-256, in hex, of the bytes read: the config text, then each file in
@@ -128,6 +133,7 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     control: RawControl,
+    consul: Option<RawConsul>,
 }
 
 /// A drop-in `*.toml` file: only the tables that add routes and records.
@@ -388,6 +394,7 @@ impl ConfigText<'_> {
                 .control
                 .validate()
                 .map_err(|(value, problem)| self.invalid("[control] socket", &value, problem))?,
+            consul: raw.consul.map(|c| self.consul(c)).transpose()?,
             included: Vec::new(),
             hash: String::new(),
             warnings: Vec::new(),

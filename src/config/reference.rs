@@ -397,6 +397,41 @@ pub const KEYS: &[KeyDoc] = &[
         default: "none (no socket)",
         meaning: "The Unix socket [`splitdns control`](#splitdns-control) talks to, created at start with mode 0660; when started as root with `[server] user`, owned by that user. A socket file left by an earlier run is replaced; one another splitdns answers on stops start-up. The example config sets `\"/run/splitdns/control.sock\"`. Changed at the next restart.",
     },
+    KeyDoc {
+        table: "[consul]",
+        key: "http",
+        kind: "string `IP:PORT`",
+        default: "`\"127.0.0.1:8500\"`",
+        meaning: "The Consul agent's HTTP API (`http://` may lead). The table's presence turns the [Consul mirror](#consul-mirror) on: splitdns watches the catalog and answers the route whose zone is the agent's DNS domain from memory. Changed at the next restart.",
+    },
+    KeyDoc {
+        table: "[consul]",
+        key: "token_file",
+        kind: "absolute path",
+        default: "none (`CONSUL_HTTP_TOKEN`, else no token)",
+        meaning: "A file holding the ACL token the watches send (`X-Consul-Token`), read at start; the token is never logged. It needs `service:read` and `node:read` on what DNS should see.",
+    },
+    KeyDoc {
+        table: "[consul]",
+        key: "stale_limit",
+        kind: "duration",
+        default: "`\"10m\"`",
+        meaning: "How long the mirror keeps answering once the agent has stopped answering over HTTP (marked stale in metrics, the query log and `/health`); after that its names are forwarded to the agent's DNS port again. `\"0s\"` stops at the first failure.",
+    },
+    KeyDoc {
+        table: "[consul]",
+        key: "watch_idle",
+        kind: "duration",
+        default: "`\"10m\"`",
+        meaning: "A service's watch stops after this long without a query for it; the next query is forwarded and starts it again.",
+    },
+    KeyDoc {
+        table: "[consul]",
+        key: "max_watches",
+        kind: "integer",
+        default: "`128`",
+        meaning: "Services watched at once; names of further services are forwarded. Each watch holds one HTTP connection at the agent, which allows 200 per client address by default (`limits.http_max_conns_per_client`), shared with every other tool on the host.",
+    },
 ];
 
 /// Every rule line form, in the order of the rule table (docs/rules.md).

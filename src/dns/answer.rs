@@ -233,16 +233,23 @@ impl Answer {
         seconds(now).saturating_sub(self.created())
     }
 
-    /// Writes the response for `query` into `out`: the client's ID, flags and
-    /// question, TTLs counted down by age, an OPT if the client sent one, and TC=1
-    /// with no records when it is larger than `limit` bytes.
-    pub fn write_response(&self, query: &Query, now: Instant, limit: usize, out: &mut Vec<u8>) {
+    /// Starts the response for `query` in `out`: this message with the
+    /// client's ID, flags and question as it wrote it, TTLs as stored.
+    /// Returns where the question ends.
+    pub(crate) fn start_response(&self, query: &Query, out: &mut Vec<u8>) -> usize {
         out.clear();
         out.extend_from_slice(self.bytes());
         wire::patch_header(out, query);
         let name = query.name.as_bytes();
         out[wire::HEADER_LEN..wire::HEADER_LEN + name.len()].copy_from_slice(name);
-        let question_end = wire::HEADER_LEN + name.len() + 4;
+        wire::HEADER_LEN + name.len() + 4
+    }
+
+    /// Writes the response for `query` into `out`: the client's ID, flags and
+    /// question, TTLs counted down by age, an OPT if the client sent one, and TC=1
+    /// with no records when it is larger than `limit` bytes.
+    pub fn write_response(&self, query: &Query, now: Instant, limit: usize, out: &mut Vec<u8>) {
+        let question_end = self.start_response(query, out);
         let age = self.age(now);
         if age > 0 {
             for rec in Records::new(&self.data[META..], question_end) {

@@ -28,6 +28,10 @@ pub(crate) enum AnsweredBy {
     Stale,
     /// Another client's fetch of the same question, in flight at the same time.
     Coalesced,
+    /// The Consul mirror, current.
+    Mirror,
+    /// The Consul mirror while the agent does not answer.
+    MirrorStale,
     /// No upstream gave an answer (the client got SERVFAIL).
     None,
 }
@@ -40,6 +44,8 @@ impl fmt::Display for AnsweredBy {
             Self::Local => f.write_str("local"),
             Self::Stale => f.write_str("stale"),
             Self::Coalesced => f.write_str("coalesced"),
+            Self::Mirror => f.write_str("mirror"),
+            Self::MirrorStale => f.write_str("mirror-stale"),
             Self::None => f.write_str("none"),
         }
     }

@@ -7,6 +7,7 @@
 //! [`observe`](crate::observe) only.
 
 pub(crate) mod cache;
+pub(crate) mod consul;
 pub(crate) mod encrypted;
 pub(crate) mod health;
 pub(crate) mod loops;

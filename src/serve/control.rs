@@ -299,7 +299,13 @@ async fn run(
         }
         Request::Flush(names) => flush(shared, &names),
         Request::Stats => Ok(shared.stats(health_window).to_string()),
-        Request::Routes => Ok(shared.state().router.to_string()),
+        Request::Routes => {
+            let mut routes = shared.state().router.to_string();
+            if let Some(mirror) = shared.mirror() {
+                routes.push_str(&format!("{}\n", mirror.status(std::time::Instant::now())));
+            }
+            Ok(routes)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! One query, top to bottom: admit (access list, rate limit), route, answer
-//! locally (local rules, ANY) or from the cache, else fetch upstream (one fetch
+//! locally (local rules, ANY), from the Consul mirror or from the cache, else
+//! fetch upstream (one fetch
 //! per key at a time), screen it for rebinding, store, and shape the response
 //! for the client. When the fetch fails or is slow and an expired answer is at
 //! hand, the client gets that, stale (RFC 8767); a hit near the end of its
@@ -24,6 +25,7 @@ use crate::host::local_data::{Home, LocalData};
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, AnsweredBy};
 use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
+use crate::resolve::consul::Mirrored;
 use crate::resolve::loops;
 use crate::resolve::rebind;
 use crate::resolve::router::{Action, Route, RouteId, Router};
@@ -162,6 +164,22 @@ impl Handler {
         {
             return self.answered(&state, &query, arrival, Some(route), by, rcode_of(out));
         }
+        if let Some(by) = self.answer_mirrored(&query, route, arrival.at, limit, out) {
+            return self.answered(&state, &query, arrival, Some(route), by, rcode_of(out));
+        }
+        if query.qtype == wire::TYPE_ANY {
+            // RFC 8482: never forwarded, so never amplified.
+            local::rfc8482(&query, limit, out);
+            route.metrics.local.inc();
+            return self.answered(
+                &state,
+                &query,
+                arrival,
+                Some(route),
+                AnsweredBy::Local,
+                rcode_of(out),
+            );
+        }
         let key = CacheKey::of(&query);
         let served = self
             .shared
@@ -196,6 +214,27 @@ impl Handler {
             arrival,
             _counted: self.shared.miss_started(),
         }))
+    }
+
+    /// The Consul mirror's answer, for a query of the route it serves; `None`
+    /// when there is no mirror, or it leaves the query to the route's servers.
+    fn answer_mirrored(
+        &self,
+        query: &Query,
+        route: &Route,
+        now: Instant,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<AnsweredBy> {
+        let mirror = self.shared.mirror()?;
+        if !mirror.serves(&route.zone) {
+            return None;
+        }
+        match mirror.answer(query, route.ttl, now, limit, out) {
+            Mirrored::Fresh => Some(AnsweredBy::Mirror),
+            Mirrored::Stale => Some(AnsweredBy::MirrorStale),
+            Mirrored::Forward => None,
+        }
     }
 
     /// Refreshes a hot entry before it expires, in the background.
@@ -509,7 +548,8 @@ fn answer_local_data(at: LocalAnswer<'_>, limit: usize, out: &mut Vec<u8>) -> Op
 
 /// Answers splitdns gives for the query's route itself, never forwarding:
 /// single-label and private reverse names kept home, local zones, filtered
-/// AAAA and address rules. `None`: the name goes upstream.
+/// AAAA and address rules. `None`: the name goes upstream (or, for ANY, to
+/// the Consul mirror or an RFC 8482 answer).
 fn answer_locally(at: LocalAnswer<'_>, limit: usize, out: &mut Vec<u8>) -> Option<AnsweredBy> {
     let (state, query) = (at.state, at.query);
     let lower = query.lower.as_bytes();
@@ -535,10 +575,6 @@ fn answer_locally(at: LocalAnswer<'_>, limit: usize, out: &mut Vec<u8>) -> Optio
             action => Some(action),
         };
         match action {
-            // RFC 8482: never forwarded, so never amplified.
-            Some(Action::Forward(_)) if query.qtype == wire::TYPE_ANY => {
-                local::rfc8482(query, limit, out)
-            }
             Some(Action::Forward(_)) => return None,
             // A rewrite route whose rewritten name lands in a local zone.
             Some(Action::Local) => {

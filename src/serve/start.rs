@@ -17,6 +17,7 @@ use crate::host::signal::{self, Control};
 use crate::observe::http;
 use crate::observe::metrics::Metrics;
 use crate::resolve::cache;
+use crate::resolve::consul::{self, Mirror};
 use crate::serve::control;
 use crate::serve::listeners::{self, BindError, Listeners};
 use crate::serve::reload::{self, Loader};
@@ -44,6 +45,8 @@ pub enum StartError {
     },
     #[error("cannot start the threads that answer UDP: {0}")]
     UdpThreads(std::io::Error),
+    #[error(transparent)]
+    Consul(#[from] consul::TokenError),
 }
 
 /// A bound, not yet serving, splitdns.
@@ -98,7 +101,12 @@ impl Server {
             rate_limit: ratelimit::RateLimit::new(config.guard.rate_limit),
             tcp: config.tcp.clone(),
         };
-        let shared = Shared::new(state, cache, metrics, guards);
+        let mirror = match &config.consul {
+            Some(consul) => Some(Mirror::start(consul, &metrics)?),
+            None => None,
+        };
+        let kept = state::Kept { cache, mirror };
+        let shared = Shared::new(state, kept, metrics, guards);
         let source = config.source.clone();
         Ok(Self {
             shared,

@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::config::Config;
 
+mod consul;
 mod listeners;
 mod queries;
 mod register;
@@ -32,6 +33,7 @@ mod routes;
 mod scrape;
 mod upstream;
 
+pub(crate) use consul::{Forwarded, MirrorMetrics, WatchError};
 pub(crate) use listeners::TcpConnection;
 pub(crate) use queries::{Dropped, QueryCounts, qtype_name, rcode_name};
 pub(crate) use routes::RouteMetrics;
@@ -50,6 +52,7 @@ pub struct Metrics {
     dropped: queries::DroppedCounters,
     listeners: listeners::ListenerMetrics,
     config: reloads::ConfigMetrics,
+    consul: MirrorMetrics,
 }
 
 impl Default for Metrics {
@@ -69,6 +72,7 @@ impl Metrics {
         let dropped = queries::DroppedCounters::register(&mut registry);
         let listeners = listeners::ListenerMetrics::register(&mut registry);
         let config = reloads::ConfigMetrics::register(&mut registry);
+        let consul = MirrorMetrics::register(&mut registry);
         Self {
             registry,
             queries,
@@ -77,6 +81,7 @@ impl Metrics {
             dropped,
             listeners,
             config,
+            consul,
         }
     }
 
@@ -117,6 +122,11 @@ impl Metrics {
     /// Counts an accepted TCP connection; the gauge goes down when the guard drops.
     pub fn tcp_connection(&self) -> TcpConnection {
         self.listeners.tcp_connection()
+    }
+
+    /// The Consul mirror's handles.
+    pub(crate) fn consul(&self) -> &MirrorMetrics {
+        &self.consul
     }
 
     /// Records the config now in force; call it at start and after every reload.

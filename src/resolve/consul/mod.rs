@@ -1,0 +1,410 @@
+//! The Consul mirror: answers for the agent's DNS domain made from a watched
+//! copy of its catalog, so a `web.service.consul` query costs no round trip
+//! to the agent and survives its restarts (see README, "Consul mirror").
+//!
+//! Three parts, one way: the watches ([`watch`]) keep blocking HTTP queries
+//! open at the agent and hand what they read to one manager task, the only
+//! writer; it publishes an immutable [`View`] after each change. A query
+//! reads the view it finds ([`Mirror::answer`]): it names a service, node or
+//! `.addr.` name ([`names`]) the view holds, and gets the answer Consul would
+//! give ([`render`]), made once per view and thread and copied after that;
+//! or it is forwarded as before, with the reason counted, and a service
+//! nobody watches yet gets a watch for the queries after it.
+
+mod catalog;
+mod http;
+mod names;
+mod render;
+mod view;
+mod watch;
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use rand::seq::SliceRandom;
+
+use crate::config::ConsulConfig;
+use crate::dns::answer::{self, Answer, TtlPolicy};
+use crate::dns::wire::{self, Query, Records, Section};
+use crate::dns::zone::Zone;
+use crate::observe::metrics::{Forwarded, Metrics};
+use catalog::Instance;
+use names::Lookup;
+use render::Asked;
+use view::{Hub, Listing, View, Want, WatchState};
+
+/// What became of a query in the mirrored zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mirrored {
+    /// Answered from a copy of the catalog the agent keeps current.
+    Fresh,
+    /// Answered while the agent does not answer, within `stale_limit`.
+    Stale,
+    /// Left to the route's servers, as without the mirror.
+    Forward,
+}
+
+/// Why the mirror cannot start: the token file named in the config.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read [consul] token_file {path}: {source}")]
+pub struct TokenError {
+    path: String,
+    source: std::io::Error,
+}
+
+/// The mirror of one agent, shared by every listener; it outlives reloads.
+pub(crate) struct Mirror {
+    hub: Arc<Hub>,
+}
+
+impl Mirror {
+    /// The mirror for `config`; its manager runs on the current runtime from now.
+    pub(crate) fn start(config: &ConsulConfig, metrics: &Metrics) -> Result<Arc<Self>, TokenError> {
+        let token = token(config)?;
+        let hub = Arc::new(Hub {
+            view: ArcSwap::from_pointee(View::default()),
+            metrics: metrics.consul().clone(),
+            config: config.clone(),
+            wants: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(watch::manage(Arc::clone(&hub), token));
+        Ok(Arc::new(Self { hub }))
+    }
+
+    /// The config it was started with: a reload cannot change it.
+    pub(crate) fn config(&self) -> &ConsulConfig {
+        &self.hub.config
+    }
+
+    /// Whether `zone`, a route's first zone, is the agent's domain or alt domain.
+    pub(crate) fn serves(&self, zone: &Zone) -> bool {
+        let view = self.hub.view.load();
+        view.domains.iter().any(|(wire, _)| **wire == *zone.wire())
+    }
+
+    /// Answers `query`, in a zone this mirror [serves](Self::serves), into
+    /// `out`; or says it is to be forwarded, counting why.
+    pub(crate) fn answer(
+        &self,
+        query: &Query,
+        policy: TtlPolicy,
+        now: Instant,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Mirrored {
+        let view = self.hub.view.load();
+        if view.expired {
+            self.hub.metrics.forwarded(Forwarded::stale_limit);
+            return Mirrored::Forward;
+        }
+        let served = MEMO.with_borrow_mut(|memo| {
+            let key = memo_key(query);
+            let fresh = |m: &Memo| m.generation == view.generation && m.policy == policy;
+            let rendered = match memo.get(key.as_slice()) {
+                Some(m) if fresh(m) => m,
+                _ => {
+                    let made = self.render(&view, query, policy, now)?;
+                    if memo.len() >= MEMO_ENTRIES {
+                        memo.clear();
+                    }
+                    memo.entry(key.into_boxed_slice()).insert(made).into_mut()
+                }
+            };
+            if let Some(touched) = &rendered.touched {
+                touch(touched, now);
+            }
+            rendered.write(query, limit, out);
+            Ok(())
+        });
+        match served {
+            Err(reason) => {
+                self.hub.metrics.forwarded(reason);
+                Mirrored::Forward
+            }
+            Ok(()) if view.lost.is_some() => {
+                self.hub.metrics.stale.inc();
+                Mirrored::Stale
+            }
+            Ok(()) => {
+                self.hub.metrics.fresh.inc();
+                Mirrored::Fresh
+            }
+        }
+    }
+
+    /// The answer to `query` from `view`, or why there is none.
+    fn render(
+        &self,
+        view: &View,
+        query: &Query,
+        policy: TtlPolicy,
+        now: Instant,
+    ) -> Result<Memo, Forwarded> {
+        let agent = view.agent.as_deref().ok_or(Forwarded::syncing)?;
+        let lower = query.lower.as_bytes();
+        let domain = crate::dns::zone::suffixes(lower)
+            .find_map(|suffix| view.domains.iter().find(|(wire, _)| **wire == *suffix))
+            .map(|(_, text)| text.as_str())
+            .ok_or(Forwarded::unmirrored)?;
+        let asked = Asked {
+            lower,
+            qtype: query.qtype,
+            domain,
+        };
+        let labels = domain.split_terminator('.').count();
+        let mut touched = None;
+        let reply = match names::parse(lower, labels, query.qtype) {
+            Lookup::Unmirrored => return Err(Forwarded::unmirrored),
+            Lookup::Addr(ip) => Some(render::addr(agent, asked, ip)),
+            Lookup::Node { node, datacenter } => {
+                let dc = datacenter.unwrap_or(&agent.datacenter);
+                let node = view
+                    .datacenters
+                    .get(dc)
+                    .and_then(|d| d.nodes.get(node))
+                    .ok_or(Forwarded::unmirrored)?;
+                render::node(agent, asked, node)
+            }
+            Lookup::Service {
+                service,
+                tag,
+                datacenter,
+            } => {
+                let dc = datacenter.unwrap_or(&agent.datacenter);
+                let want = || Want {
+                    datacenter: dc.to_string(),
+                    service: Some(service.to_string()),
+                };
+                let Some(datacenter) = view.datacenters.get(dc) else {
+                    self.hub.want(want());
+                    return Err(Forwarded::syncing);
+                };
+                let watched = match (datacenter.watched.get(service), &datacenter.listing) {
+                    (Some(watched), _) => watched,
+                    (None, Listing::Known { names, filtered })
+                        if !filtered && !names.contains(service) =>
+                    {
+                        let reply = render::nxdomain(agent, asked).ok_or(Forwarded::unmirrored)?;
+                        let mut memo = Memo::made(&reply, asked, policy, now, 0, None)?;
+                        memo.generation = view.generation;
+                        return Ok(memo);
+                    }
+                    (None, Listing::Unknown) => return Err(Forwarded::unmirrored),
+                    (None, Listing::Syncing) => {
+                        self.hub.want(want());
+                        return Err(Forwarded::syncing);
+                    }
+                    (None, Listing::Known { .. })
+                        if view.watches >= self.hub.config.max_watches =>
+                    {
+                        return Err(Forwarded::watch_cap);
+                    }
+                    (None, Listing::Known { .. }) => {
+                        self.hub.want(want());
+                        return Err(Forwarded::unwatched);
+                    }
+                };
+                touch(&watched.touched, now);
+                let instances = match &watched.state {
+                    WatchState::Syncing => return Err(Forwarded::syncing),
+                    WatchState::Hidden => return Err(Forwarded::acl),
+                    WatchState::Ready(instances) => instances,
+                };
+                touched = Some(Arc::clone(&watched.touched));
+                let chosen: Vec<&Instance> = instances
+                    .iter()
+                    .filter(|i| agent.answers(i.health))
+                    .filter(|i| tag.is_none_or(|tag| i.tags.iter().any(|t| t == tag)))
+                    .collect();
+                if chosen.iter().any(|i| render::has_host_name(i)) {
+                    return Err(Forwarded::unmirrored);
+                }
+                render::service(agent, asked, service, &chosen)
+            }
+        };
+        let reply = reply.ok_or(Forwarded::unmirrored)?;
+        let keep = match query.qtype {
+            wire::TYPE_A | wire::TYPE_AAAA | wire::TYPE_ANY => agent.a_record_limit,
+            _ => 0,
+        };
+        let mut memo = Memo::made(&reply, asked, policy, now, keep, touched)?;
+        memo.generation = view.generation;
+        Ok(memo)
+    }
+
+    /// The mirror's state as `splitdns control routes` and `/health` show it.
+    pub(crate) fn status(&self, now: Instant) -> Status {
+        let view = self.hub.view.load();
+        Status {
+            agent: view.agent.as_ref().map(|a| {
+                let mut domains = a.domain.clone();
+                if let Some(alt) = &a.alt_domain {
+                    domains.push_str(&format!(" and {alt}"));
+                }
+                format!("{domains} (datacenter {})", a.datacenter)
+            }),
+            watches: view.watches,
+            stale_for: view.lost.map(|lost| now.saturating_duration_since(lost)),
+            expired: view.expired,
+            stale_limit: self.hub.config.stale_limit,
+        }
+    }
+}
+
+/// What [`Mirror::status`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Status {
+    /// The agent's domains and datacenter; `None` until the agent has answered once.
+    pub(crate) agent: Option<String>,
+    pub(crate) watches: usize,
+    /// How long the agent has not answered; `None` while it answers.
+    pub(crate) stale_for: Option<Duration>,
+    pub(crate) expired: bool,
+    pub(crate) stale_limit: Duration,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(agent) = &self.agent else {
+            return f.write_str("consul mirror: waiting for the agent's /v1/agent/self");
+        };
+        write!(
+            f,
+            "consul mirror: {agent}, {} services watched",
+            self.watches
+        )?;
+        match self.stale_for {
+            None => f.write_str(", current"),
+            Some(_) if self.expired => write!(
+                f,
+                ", agent unreachable for longer than stale_limit ({}): forwarding",
+                humantime::format_duration(self.stale_limit)
+            ),
+            Some(for_) => write!(
+                f,
+                ", stale: agent unreachable for {} s (answers until stale_limit {})",
+                for_.as_secs(),
+                humantime::format_duration(self.stale_limit)
+            ),
+        }
+    }
+}
+
+/// `[consul] token_file`, else `CONSUL_HTTP_TOKEN_FILE` or `CONSUL_HTTP_TOKEN`
+/// as Consul's own tools read them; surrounding white space dropped.
+fn token(config: &ConsulConfig) -> Result<Option<String>, TokenError> {
+    let file = config
+        .token_file
+        .clone()
+        .or_else(|| std::env::var_os("CONSUL_HTTP_TOKEN_FILE").map(Into::into));
+    let token = match file {
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|source| TokenError {
+                path: path.display().to_string(),
+                source,
+            })?
+            .trim()
+            .to_string(),
+        None => std::env::var("CONSUL_HTTP_TOKEN").unwrap_or_default(),
+    };
+    Ok(Some(token).filter(|t| !t.is_empty()))
+}
+
+fn touch(touched: &AtomicU32, now: Instant) {
+    let now = answer::seconds(now);
+    if touched.load(Ordering::Relaxed) != now {
+        touched.store(now, Ordering::Relaxed);
+    }
+}
+
+/// Rendered answers a thread keeps; past this many it starts over.
+const MEMO_ENTRIES: usize = 4096;
+
+thread_local! {
+    /// Answers made on this thread, by lowercased name and type: made once
+    /// per view, so a hot name costs a copy, as a cache hit does.
+    static MEMO: RefCell<hashbrown::HashMap<Box<[u8]>, Memo>> = RefCell::default();
+}
+
+/// The key of a query in [`MEMO`]: the lowercased name, then the type.
+fn memo_key(query: &Query) -> Vec<u8> {
+    let lower = query.lower.as_bytes();
+    let mut key = Vec::with_capacity(lower.len() + 2);
+    key.extend_from_slice(lower);
+    key.extend_from_slice(&query.qtype.to_be_bytes());
+    key
+}
+
+/// One rendered answer and how to send it.
+struct Memo {
+    generation: u64,
+    policy: TtlPolicy,
+    answer: Answer,
+    /// Reorder the answer records per query, as Consul shuffles instances.
+    shuffle: bool,
+    /// `a_record_limit`: answers kept after the shuffle; 0 keeps all.
+    keep: usize,
+    /// The watch the answer came from, kept alive by its queries.
+    touched: Option<Arc<AtomicU32>>,
+}
+
+impl Memo {
+    fn made(
+        reply: &render::Reply,
+        asked: Asked<'_>,
+        policy: TtlPolicy,
+        now: Instant,
+        keep: usize,
+        touched: Option<Arc<AtomicU32>>,
+    ) -> Result<Self, Forwarded> {
+        let bytes = render::encode(asked, reply).ok_or(Forwarded::unmirrored)?;
+        let answer = Answer::from_reply(&bytes, asked.lower, policy, now)
+            .map_err(|_| Forwarded::unmirrored)?;
+        Ok(Self {
+            generation: 0,
+            policy,
+            answer,
+            shuffle: reply.shuffled(),
+            keep,
+            touched,
+        })
+    }
+
+    /// The response to `query`: the stored answer for this client, its
+    /// answer records shuffled and cut to `keep`, fitted to `limit`.
+    fn write(&self, query: &Query, limit: usize, out: &mut Vec<u8>) {
+        let question_end = self.answer.start_response(query, out);
+        if self.shuffle || self.keep > 0 {
+            reorder(out, question_end, self.shuffle, self.keep);
+        }
+        query.fit_and_finish(out, question_end, limit);
+    }
+}
+
+/// Shuffles the answer records of `out` (each stands on its own, see
+/// [`render`]) and keeps the first `keep` of them (0: all).
+fn reorder(out: &mut Vec<u8>, question_end: usize, shuffle: bool, keep: usize) {
+    let mut spans: Vec<(usize, usize)> = Records::new(out, question_end)
+        .take_while(|r| r.section == Section::Answer)
+        .map(|r| (r.start, r.end))
+        .collect();
+    let (Some(&(first, _)), Some(&(_, last))) = (spans.first(), spans.last()) else {
+        return;
+    };
+    if shuffle {
+        spans.shuffle(&mut rand::rng());
+    }
+    if keep > 0 {
+        spans.truncate(keep);
+    }
+    let mut section = Vec::with_capacity(last - first);
+    for (start, end) in &spans {
+        section.extend_from_slice(&out[*start..*end]);
+    }
+    out.splice(first..last, section);
+    out[6..8].copy_from_slice(&(spans.len() as u16).to_be_bytes());
+}
