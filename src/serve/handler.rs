@@ -227,10 +227,7 @@ impl Handler {
         out: &mut Vec<u8>,
     ) -> Option<AnsweredBy> {
         let mirror = self.shared.mirror()?;
-        if !mirror.serves(&route.zone) {
-            return None;
-        }
-        match mirror.answer(query, route.ttl, now, limit, out) {
+        match mirror.answer(query, &route.zone, route.ttl, now, limit, out)? {
             Mirrored::Fresh => Some(AnsweredBy::Mirror),
             Mirrored::Stale => Some(AnsweredBy::MirrorStale),
             Mirrored::Forward => None,

@@ -80,38 +80,39 @@ impl Mirror {
         &self.hub.config
     }
 
-    /// Whether `zone`, a route's first zone, is the agent's domain or alt domain.
-    pub(crate) fn serves(&self, zone: &Zone) -> bool {
-        let view = self.hub.view.load();
-        view.domains.iter().any(|(wire, _)| **wire == *zone.wire())
-    }
-
-    /// Answers `query`, in a zone this mirror [serves](Self::serves), into
-    /// `out`; or says it is to be forwarded, counting why.
+    /// Answers `query`, routed by the route whose first zone is `zone`,
+    /// into `out`, or says it is to be forwarded, counting why; `None` when
+    /// `zone` is neither the agent's domain nor its alt domain. `policy` is
+    /// the route's TTL bounds, which the answers keep as forwarded ones do.
     pub(crate) fn answer(
         &self,
         query: &Query,
+        zone: &Zone,
         policy: TtlPolicy,
         now: Instant,
         limit: usize,
         out: &mut Vec<u8>,
-    ) -> Mirrored {
+    ) -> Option<Mirrored> {
         let view = self.hub.view.load();
+        if !view.domains.iter().any(|(wire, _)| **wire == *zone.wire()) {
+            return None;
+        }
         if view.expired {
             self.hub.metrics.forwarded(Forwarded::stale_limit);
-            return Mirrored::Forward;
+            return Some(Mirrored::Forward);
         }
         let served = MEMO.with_borrow_mut(|memo| {
-            let key = memo_key(query);
+            let mut key = [0; MEMO_KEY];
+            let key = memo_key(query, &mut key);
             let fresh = |m: &Memo| m.generation == view.generation && m.policy == policy;
-            let rendered = match memo.get(key.as_slice()) {
+            let rendered = match memo.get(key) {
                 Some(m) if fresh(m) => m,
                 _ => {
                     let made = self.render(&view, query, policy, now)?;
                     if memo.len() >= MEMO_ENTRIES {
                         memo.clear();
                     }
-                    memo.entry(key.into_boxed_slice()).insert(made).into_mut()
+                    memo.entry(Box::from(key)).insert(made).into_mut()
                 }
             };
             if let Some(touched) = &rendered.touched {
@@ -120,7 +121,7 @@ impl Mirror {
             rendered.write(query, limit, out);
             Ok(())
         });
-        match served {
+        Some(match served {
             Err(reason) => {
                 self.hub.metrics.forwarded(reason);
                 Mirrored::Forward
@@ -133,7 +134,7 @@ impl Mirror {
                 self.hub.metrics.fresh.inc();
                 Mirrored::Fresh
             }
-        }
+        })
     }
 
     /// The answer to `query` from `view`, or why there is none.
@@ -330,13 +331,16 @@ thread_local! {
     static MEMO: RefCell<hashbrown::HashMap<Box<[u8]>, Memo>> = RefCell::default();
 }
 
-/// The key of a query in [`MEMO`]: the lowercased name, then the type.
-fn memo_key(query: &Query) -> Vec<u8> {
+/// The longest [`memo_key`]: a name of 255 bytes and the type.
+const MEMO_KEY: usize = 257;
+
+/// The key of a query in [`MEMO`], written into `buf`: the lowercased name,
+/// then the type.
+fn memo_key<'a>(query: &Query, buf: &'a mut [u8; MEMO_KEY]) -> &'a [u8] {
     let lower = query.lower.as_bytes();
-    let mut key = Vec::with_capacity(lower.len() + 2);
-    key.extend_from_slice(lower);
-    key.extend_from_slice(&query.qtype.to_be_bytes());
-    key
+    buf[..lower.len()].copy_from_slice(lower);
+    buf[lower.len()..lower.len() + 2].copy_from_slice(&query.qtype.to_be_bytes());
+    &buf[..lower.len() + 2]
 }
 
 /// One rendered answer and how to send it.
@@ -385,26 +389,41 @@ impl Memo {
     }
 }
 
+/// Record spans and bytes [`reorder`] reuses, so a shuffle allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    spans: Vec<(usize, usize)>,
+    section: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
 /// Shuffles the answer records of `out` (each stands on its own, see
 /// [`render`]) and keeps the first `keep` of them (0: all).
 fn reorder(out: &mut Vec<u8>, question_end: usize, shuffle: bool, keep: usize) {
-    let mut spans: Vec<(usize, usize)> = Records::new(out, question_end)
-        .take_while(|r| r.section == Section::Answer)
-        .map(|r| (r.start, r.end))
-        .collect();
-    let (Some(&(first, _)), Some(&(_, last))) = (spans.first(), spans.last()) else {
-        return;
-    };
-    if shuffle {
-        spans.shuffle(&mut rand::rng());
-    }
-    if keep > 0 {
-        spans.truncate(keep);
-    }
-    let mut section = Vec::with_capacity(last - first);
-    for (start, end) in &spans {
-        section.extend_from_slice(&out[*start..*end]);
-    }
-    out.splice(first..last, section);
-    out[6..8].copy_from_slice(&(spans.len() as u16).to_be_bytes());
+    SCRATCH.with_borrow_mut(|Scratch { spans, section }| {
+        spans.clear();
+        spans.extend(
+            Records::new(out, question_end)
+                .take_while(|r| r.section == Section::Answer)
+                .map(|r| (r.start, r.end)),
+        );
+        let (Some(&(first, _)), Some(&(_, last))) = (spans.first(), spans.last()) else {
+            return;
+        };
+        if shuffle {
+            spans.shuffle(&mut rand::rng());
+        }
+        if keep > 0 {
+            spans.truncate(keep);
+        }
+        section.clear();
+        for (start, end) in spans.iter() {
+            section.extend_from_slice(&out[*start..*end]);
+        }
+        out.splice(first..last, section.iter().copied());
+        out[6..8].copy_from_slice(&(spans.len() as u16).to_be_bytes());
+    });
 }

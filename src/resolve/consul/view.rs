@@ -75,7 +75,7 @@ pub(super) struct Datacenter {
 }
 
 /// `/v1/catalog/services` for a datacenter.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, PartialEq, Eq)]
 pub(super) enum Listing {
     #[default]
     Syncing,
@@ -97,7 +97,7 @@ pub(super) struct Watched {
     pub(super) touched: Arc<AtomicU32>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub(super) enum WatchState {
     Syncing,
     /// Every instance, healthy or not, as of the last response.

@@ -203,11 +203,11 @@ impl Book {
                 datacenter,
                 listing,
             } => match self.datacenters.get_mut(&datacenter) {
-                Some(dc) => {
+                Some(dc) if dc.listing != listing => {
                     dc.listing = listing;
                     true
                 }
-                None => false,
+                _ => false,
             },
             Event::Instances {
                 datacenter,
@@ -218,11 +218,12 @@ impl Book {
                 .get_mut(&datacenter)
                 .and_then(|dc| dc.watches.get_mut(&service))
             {
-                Some(watch) => {
+                // A wait that ended with nothing new changes nothing.
+                Some(watch) if watch.state != state => {
                     watch.state = state;
                     true
                 }
-                None => false,
+                _ => false,
             },
             Event::Contact(true) => {
                 let Some(lost) = self.lost.take() else {
