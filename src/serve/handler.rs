@@ -227,7 +227,7 @@ impl Handler {
         out: &mut Vec<u8>,
     ) -> Option<AnsweredBy> {
         let mirror = self.shared.mirror()?;
-        match mirror.answer(query, &route.zone, route.ttl, now, limit, out)? {
+        match mirror.answer(query, &route.zones, route.ttl, now, limit, out)? {
             Mirrored::Fresh => Some(AnsweredBy::Mirror),
             Mirrored::Stale => Some(AnsweredBy::MirrorStale),
             Mirrored::Forward => None,

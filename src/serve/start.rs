@@ -102,7 +102,11 @@ impl Server {
             tcp: config.tcp.clone(),
         };
         let mirror = match &config.consul {
-            Some(consul) => Some(Mirror::start(consul, &metrics)?),
+            Some(consul) => {
+                let zones = config.routes.iter().flat_map(|r| &r.zones);
+                let zones = zones.map(ToString::to_string);
+                Some(Mirror::start(consul, zones.collect(), &metrics)?)
+            }
             None => None,
         };
         let kept = state::Kept { cache, mirror };

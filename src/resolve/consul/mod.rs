@@ -61,8 +61,14 @@ pub(crate) struct Mirror {
 }
 
 impl Mirror {
-    /// The mirror for `config`; its manager runs on the current runtime from now.
-    pub(crate) fn start(config: &ConsulConfig, metrics: &Metrics) -> Result<Arc<Self>, TokenError> {
+    /// The mirror for `config`; its manager runs on the current runtime from
+    /// now. `zones` are the configured routes' zones, in presentation form:
+    /// the agent's domain should be one of them.
+    pub(crate) fn start(
+        config: &ConsulConfig,
+        zones: Vec<String>,
+        metrics: &Metrics,
+    ) -> Result<Arc<Self>, TokenError> {
         let token = token(config)?;
         let hub = Arc::new(Hub {
             view: ArcSwap::from_pointee(View::default()),
@@ -70,6 +76,7 @@ impl Mirror {
             config: config.clone(),
             wants: Mutex::new(Vec::new()),
             wake: tokio::sync::Notify::new(),
+            zones,
         });
         tokio::spawn(watch::manage(Arc::clone(&hub), token));
         Ok(Arc::new(Self { hub }))
@@ -80,21 +87,22 @@ impl Mirror {
         &self.hub.config
     }
 
-    /// Answers `query`, routed by the route whose first zone is `zone`,
-    /// into `out`, or says it is to be forwarded, counting why; `None` when
-    /// `zone` is neither the agent's domain nor its alt domain. `policy` is
+    /// Answers `query`, routed by the route of `zones`, into `out`, or says
+    /// it is to be forwarded, counting why; `None` when none of `zones` is
+    /// the agent's domain or its alt domain. `policy` is
     /// the route's TTL bounds, which the answers keep as forwarded ones do.
     pub(crate) fn answer(
         &self,
         query: &Query,
-        zone: &Zone,
+        zones: &[Zone],
         policy: TtlPolicy,
         now: Instant,
         limit: usize,
         out: &mut Vec<u8>,
     ) -> Option<Mirrored> {
         let view = self.hub.view.load();
-        if !view.domains.iter().any(|(wire, _)| **wire == *zone.wire()) {
+        let served = |zone: &Zone| view.domains.iter().any(|(wire, _)| **wire == *zone.wire());
+        if !zones.iter().any(served) {
             return None;
         }
         if view.expired {

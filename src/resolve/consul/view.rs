@@ -21,6 +21,8 @@ pub(super) struct Hub {
     /// Services (and datacenters) queries asked for that nobody watches yet.
     pub(super) wants: Mutex<Vec<Want>>,
     pub(super) wake: tokio::sync::Notify,
+    /// The routes' zones at start, to warn when none is the agent's domain.
+    pub(super) zones: Vec<String>,
 }
 
 impl Hub {

@@ -192,6 +192,13 @@ impl Book {
                         "consul mirror: read the agent's DNS settings"
                     );
                 }
+                if !self.mirror.zones.contains(&agent.domain) {
+                    tracing::warn!(
+                        domain = %agent.domain,
+                        "consul mirror: no route has the agent's domain as its zone, so nothing is mirrored; add rules = [\"server=/{}/127.0.0.1#8600\"] or a [[route]] for it",
+                        agent.domain.trim_end_matches('.')
+                    );
+                }
                 let datacenter = agent.datacenter.clone();
                 self.agent = Some(Arc::new(agent));
                 if first {
