@@ -515,7 +515,10 @@ impl Watch {
             };
             let pause = match self.client.get(&path, timeout).await {
                 Ok(response) => {
-                    let _ = self.events.send(Event::Contact(response.status < 500));
+                    // A 5xx says the agent cannot serve the catalog (no leader,
+                    // no servers); an unknown datacenter is an answer like any other.
+                    let answers = response.status < 500 || unknown_datacenter(&response);
+                    let _ = self.events.send(Event::Contact(answers));
                     match self.response(response, &mut index, &deliver) {
                         Ok(()) => {
                             failures = 0;
@@ -568,7 +571,7 @@ impl Watch {
                 *index = 0;
                 Err(jitter(REFUSED_RETRY))
             }
-            500 if response.body.starts_with(b"No path to datacenter") => {
+            _ if unknown_datacenter(&response) => {
                 deliver(Got::Unknown);
                 *index = 0;
                 Err(jitter(REFUSED_RETRY))
@@ -587,6 +590,11 @@ impl Watch {
         tracing::debug!(path = %self.path, %error, "consul mirror: request failed");
         let _ = self.events.send(Event::Contact(false));
     }
+}
+
+/// Consul's answer for a datacenter it has no route to (`structs.ErrNoDCPath`).
+fn unknown_datacenter(response: &Response) -> bool {
+    response.status == 500 && response.body.starts_with(b"No path to datacenter")
 }
 
 /// The pause after `failures` failures in a row: doubling from
