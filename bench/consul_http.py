@@ -327,8 +327,18 @@ class Handler(BaseHTTPRequestHandler):
     api: Api
     stats: Stats
 
-    def log_message(self, fmt, *args):  # quiet: run.sh keeps the counts instead
-        pass
+    def log_message(self, fmt, *args):  # errors only; requests go through log_request
+        sys.stderr.write(f"{time.strftime('%H:%M:%S')} {fmt % args}\n")
+
+    def log_request(self, code="-", size="-"):
+        """One line per API request on stderr (run.sh: logs/consul-http.out): when it
+        arrived, the path and query, the status and how long it took (a held blocking
+        query: its wait)."""
+        if self.path.startswith("/bench/"):
+            return
+        arrived = getattr(self, "arrived", time.time())
+        stamp = time.strftime("%H:%M:%S", time.localtime(arrived)) + f".{int(arrived % 1 * 1000):03d}"
+        sys.stderr.write(f"{stamp} {self.path} {code} {time.time() - arrived:.3f}s\n")
 
     def send_json(self, status, body, headers=()):
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
@@ -383,6 +393,7 @@ class Handler(BaseHTTPRequestHandler):
         if min_index and index <= min_index:
             if not self.hold(wait + random.uniform(0, wait / 16)):
                 self.close_connection = True
+                self.log_request("hung up")
                 return None
         consistency = "stale" if "stale" in params else (
             "consistent" if "consistent" in params else "leader")
@@ -396,6 +407,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.send_json(200, body, headers)
 
     def do_GET(self):
+        self.arrived = time.time()
         url = urlsplit(self.path)
         path = url.path
         params = dict(parse_qsl(url.query, keep_blank_values=True))
@@ -446,12 +458,19 @@ class Handler(BaseHTTPRequestHandler):
         return self.send_text(404, "")
 
 
+class Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a mirror opening a connection per watch,
+    # 50 at once, would lose SYNs and wait out TCP's 1 s, 3 s... retransmits. Go's
+    # listener (Consul's) takes the kernel's somaxconn.
+    request_queue_size = 4096
+    daemon_threads = True  # a held request does not keep the process alive at TERM
+
+
 def serve(port, catalog_file):
     cat = json.loads(Path(catalog_file).read_text())
     Handler.api = Api(cat)
     Handler.stats = Stats()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True  # a held request does not keep the process alive at TERM
+    server = Server(("127.0.0.1", port), Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"consul HTTP stand-in on 127.0.0.1:{port}: {len(cat['services'])} services, "
           f"{len(cat['nodes'])} nodes", flush=True)
