@@ -77,6 +77,7 @@ impl Mirror {
             wants: Mutex::new(Vec::new()),
             wake: tokio::sync::Notify::new(),
             zones,
+            early: Mutex::default(),
         });
         tokio::spawn(watch::manage(Arc::clone(&hub), token));
         Ok(Arc::new(Self { hub }))
@@ -101,7 +102,11 @@ impl Mirror {
         out: &mut Vec<u8>,
     ) -> Option<Mirrored> {
         let view = self.hub.view.load();
-        let served = |zone: &Zone| view.domains.iter().any(|(wire, _)| **wire == *zone.wire());
+        if view.agent.is_none() {
+            self.hub.early(query.lower.as_bytes(), query.qtype);
+            return None;
+        }
+        let served = |zone: &Zone| view.domains.iter().any(|wire| **wire == *zone.wire());
         if !zones.iter().any(served) {
             return None;
         }
@@ -155,10 +160,7 @@ impl Mirror {
     ) -> Result<Memo, Forwarded> {
         let agent = view.agent.as_deref().ok_or(Forwarded::syncing)?;
         let lower = query.lower.as_bytes();
-        let domain = crate::dns::zone::suffixes(lower)
-            .find_map(|suffix| view.domains.iter().find(|(wire, _)| **wire == *suffix))
-            .map(|(_, text)| text.as_str())
-            .ok_or(Forwarded::unmirrored)?;
+        let domain = names::domain_of(lower, agent).ok_or(Forwarded::unmirrored)?;
         let asked = Asked {
             lower,
             qtype: query.qtype,

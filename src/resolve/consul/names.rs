@@ -9,7 +9,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::catalog::AgentDns;
+use super::view::Want;
 use crate::dns::wire;
+use crate::dns::zone::Zone;
 
 /// What the mirror makes of one question name.
 #[derive(Debug, PartialEq, Eq)]
@@ -99,6 +102,33 @@ pub(super) fn parse(lower: &[u8], domain_labels: usize, qtype: u16) -> Lookup<'_
         },
         ("node", [node]) => Lookup::Node { node, datacenter },
         _ => Lookup::Unmirrored,
+    }
+}
+
+/// Which of `agent`'s domains (the domain or the alt domain) `lower` lies in.
+pub(super) fn domain_of<'a>(lower: &[u8], agent: &'a AgentDns) -> Option<&'a str> {
+    [Some(&agent.domain), agent.alt_domain.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|domain| {
+            Zone::parse(domain)
+                .is_ok_and(|zone| crate::dns::zone::suffixes(lower).any(|s| s == zone.wire()))
+        })
+        .map(String::as_str)
+}
+
+/// The service watch a question in `domain`, one of `agent`'s, would use.
+pub(super) fn wanted(lower: &[u8], qtype: u16, agent: &AgentDns, domain: &str) -> Option<Want> {
+    match parse(lower, domain.split_terminator('.').count(), qtype) {
+        Lookup::Service {
+            service,
+            datacenter,
+            ..
+        } => Some(Want {
+            datacenter: datacenter.unwrap_or(&agent.datacenter).to_string(),
+            service: Some(service.to_string()),
+        }),
+        _ => None,
     }
 }
 

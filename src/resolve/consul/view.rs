@@ -23,9 +23,21 @@ pub(super) struct Hub {
     pub(super) wake: tokio::sync::Notify,
     /// The routes' zones at start, to warn when none is the agent's domain.
     pub(super) zones: Vec<String>,
+    /// Questions (lowercased name, type) asked before the agent's settings
+    /// were read, when no one knew yet which route the mirror serves.
+    pub(super) early: Mutex<Vec<(Box<[u8]>, u16)>>,
 }
 
 impl Hub {
+    /// Keeps a question asked before the agent's domain was known, so its
+    /// service is watched once it is.
+    pub(super) fn early(&self, lower: &[u8], qtype: u16) {
+        let mut early = self.early.lock().expect("early lock");
+        if early.len() < MAX_WANTS {
+            early.push((Box::from(lower), qtype));
+        }
+    }
+
     /// Asks the manager to watch what a query wanted.
     pub(super) fn want(&self, want: Want) {
         let mut wants = self.wants.lock().expect("wants lock");
@@ -56,8 +68,8 @@ pub(super) struct View {
     pub(super) generation: u64,
     /// `None` until `/v1/agent/self` has been read: nothing is mirrored.
     pub(super) agent: Option<Arc<AgentDns>>,
-    /// The agent's domain and alt domain, in wire form and as text.
-    pub(super) domains: Vec<(Box<[u8]>, String)>,
+    /// The agent's domain and alt domain, in wire form.
+    pub(super) domains: Vec<Box<[u8]>>,
     pub(super) datacenters: HashMap<String, Datacenter>,
     /// When the agent stopped answering; `None` while it answers.
     pub(super) lost: Option<Instant>,

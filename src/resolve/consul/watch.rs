@@ -26,9 +26,11 @@ use tokio::task::JoinHandle;
 
 use super::catalog::{self, AgentDns};
 use super::http::{Client, Failed, Response};
+use super::names;
 use super::view::{Datacenter, Hub, Listing, View, Want, WatchState, Watched};
 use crate::dns::answer;
-use crate::observe::metrics::{MirrorMetrics, WatchError};
+use crate::dns::zone::Zone;
+use crate::observe::metrics::{Forwarded, MirrorMetrics, WatchError};
 
 /// How long a blocking query waits at the agent for a change. Consul's
 /// default is 5 minutes; the agent adds up to `wait/16` of jitter.
@@ -77,6 +79,8 @@ struct DcBook {
     listing: Listing,
     listing_task: JoinHandle<()>,
     watches: HashMap<String, WatchBook>,
+    /// Services queries asked for while the listing was being read.
+    pending: Vec<String>,
     /// When a query last asked for this datacenter.
     touched: Instant,
 }
@@ -200,10 +204,11 @@ impl Book {
                     );
                 }
                 let datacenter = agent.datacenter.clone();
-                self.agent = Some(Arc::new(agent));
                 if first {
                     self.datacenter(&datacenter);
+                    self.take_early(&agent);
                 }
+                self.agent = Some(Arc::new(agent));
                 true
             }
             Event::Listing {
@@ -212,6 +217,12 @@ impl Book {
             } => match self.datacenters.get_mut(&datacenter) {
                 Some(dc) if dc.listing != listing => {
                     dc.listing = listing;
+                    let waiting = std::mem::take(&mut dc.pending);
+                    if matches!(dc.listing, Listing::Known { .. }) {
+                        for service in waiting {
+                            self.start_watch(&datacenter, service);
+                        }
+                    }
                     true
                 }
                 _ => false,
@@ -292,6 +303,7 @@ impl Book {
                     listing: Listing::Syncing,
                     listing_task: task,
                     watches: HashMap::new(),
+                    pending: Vec::new(),
                     touched: Instant::now(),
                 },
             );
@@ -299,7 +311,8 @@ impl Book {
         self.datacenters.get_mut(datacenter).expect("just inserted")
     }
 
-    /// Starts what the queries since the last call asked for.
+    /// Starts what the queries since the last call asked for; a service of
+    /// a datacenter whose listing is still being read waits for it.
     fn take_wants(&mut self) -> bool {
         let wants = std::mem::take(&mut *self.mirror.wants.lock().expect("wants lock"));
         let mut changed = false;
@@ -308,67 +321,92 @@ impl Book {
             service,
         } in wants
         {
-            let known = self.datacenters.contains_key(&datacenter);
-            let now = Instant::now();
-            let watches = self.watch_count();
-            let max = self.mirror.config.max_watches;
+            changed |= !self.datacenters.contains_key(&datacenter);
             let dc = self.datacenter(&datacenter);
-            dc.touched = now;
-            changed |= !known;
+            dc.touched = Instant::now();
             let Some(service) = service else { continue };
-            if dc.watches.contains_key(&service)
-                || !matches!(dc.listing, Listing::Known { .. })
-                || watches >= max
-            {
-                continue;
+            match dc.listing {
+                Listing::Syncing if !dc.pending.contains(&service) => dc.pending.push(service),
+                Listing::Known { .. } => changed |= self.start_watch(&datacenter, service),
+                _ => {}
             }
-            let path = format!(
-                "/v1/health/service/{}?dc={}&stale&cached",
-                encode(&service),
-                encode(&datacenter)
-            );
-            let events = self.events.clone();
-            let metrics = self.metrics();
-            let (dc_name, name) = (datacenter.clone(), service.clone());
-            let task = self.spawn_watch(path, move |response| {
-                let state = match response {
-                    Got::Denied | Got::Unknown => WatchState::Hidden,
-                    Got::Body(response) => {
-                        let instances = match catalog::instances(&response.body, &dc_name) {
-                            Ok(instances) => instances,
-                            Err(error) => {
-                                tracing::warn!(service = %name, %error, "consul mirror: cannot read a health response");
-                                return None;
-                            }
-                        };
-                        if response.filtered {
-                            metrics.error(WatchError::acl_filtered);
-                            tracing::warn!(service = %name, "consul mirror: the ACL token filtered this service's instances; its names are forwarded");
-                            WatchState::Hidden
-                        } else {
-                            WatchState::Ready(Arc::new(instances))
-                        }
-                    }
-                };
-                let _ = events.send(Event::Instances {
-                    datacenter: dc_name.clone(),
-                    service: name.clone(),
-                    state,
-                });
-                Some(())
-            });
-            let dc = self.datacenters.get_mut(&datacenter).expect("made above");
-            dc.watches.insert(
-                service,
-                WatchBook {
-                    state: WatchState::Syncing,
-                    touched: Arc::new(AtomicU32::new(answer::seconds(now))),
-                    task,
-                },
-            );
-            changed = true;
         }
         changed
+    }
+
+    /// The queries that came before the agent's settings were read, as
+    /// wants now that its domains are known.
+    fn take_early(&mut self, agent: &AgentDns) {
+        let early = std::mem::take(&mut *self.mirror.early.lock().expect("early lock"));
+        let mut wants = Vec::new();
+        for (lower, qtype) in early.iter() {
+            let Some(domain) = names::domain_of(lower, agent) else {
+                continue;
+            };
+            self.mirror.metrics.forwarded(Forwarded::syncing);
+            wants.extend(names::wanted(lower, *qtype, agent, domain));
+        }
+        self.mirror.wants.lock().expect("wants lock").extend(wants);
+        self.take_wants();
+    }
+
+    /// Starts watching `service` in `datacenter` unless it is watched or
+    /// `max_watches` are running; whether it started.
+    fn start_watch(&mut self, datacenter: &str, service: String) -> bool {
+        let watched = self
+            .datacenters
+            .get(datacenter)
+            .is_some_and(|dc| dc.watches.contains_key(&service));
+        if watched || self.watch_count() >= self.mirror.config.max_watches {
+            return false;
+        }
+        let path = format!(
+            "/v1/health/service/{}?dc={}&stale&cached",
+            encode(&service),
+            encode(datacenter)
+        );
+        let events = self.events.clone();
+        let metrics = self.metrics();
+        let (dc_name, name) = (datacenter.to_string(), service.clone());
+        let task = self.spawn_watch(path, move |response| {
+            let state = match response {
+                Got::Denied | Got::Unknown => WatchState::Hidden,
+                Got::Body(response) => {
+                    let instances = match catalog::instances(&response.body, &dc_name) {
+                        Ok(instances) => instances,
+                        Err(error) => {
+                            tracing::warn!(service = %name, %error, "consul mirror: cannot read a health response");
+                            return None;
+                        }
+                    };
+                    if response.filtered {
+                        metrics.error(WatchError::acl_filtered);
+                        tracing::warn!(service = %name, "consul mirror: the ACL token filtered this service's instances; its names are forwarded");
+                        WatchState::Hidden
+                    } else {
+                        WatchState::Ready(Arc::new(instances))
+                    }
+                }
+            };
+            let _ = events.send(Event::Instances {
+                datacenter: dc_name.clone(),
+                service: name.clone(),
+                state,
+            });
+            Some(())
+        });
+        let Some(dc) = self.datacenters.get_mut(datacenter) else {
+            return false;
+        };
+        dc.watches.insert(
+            service,
+            WatchBook {
+                state: WatchState::Syncing,
+                touched: Arc::new(AtomicU32::new(answer::seconds(Instant::now()))),
+                task,
+            },
+        );
+        true
     }
 
     fn watch_count(&self) -> usize {
@@ -449,10 +487,7 @@ impl Book {
             [Some(&agent.domain), agent.alt_domain.as_ref()]
                 .into_iter()
                 .flatten()
-                .filter_map(|text| {
-                    let zone = crate::dns::zone::Zone::parse(text).ok()?;
-                    Some((Box::from(zone.wire()), text.clone()))
-                })
+                .filter_map(|text| Some(Box::from(Zone::parse(text).ok()?.wire())))
                 .collect()
         });
         self.mirror.view.store(Arc::new(View {
