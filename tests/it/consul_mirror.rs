@@ -173,8 +173,9 @@ fn config(
         String::new()
     };
     format!(
-        "{rules}\n[server]\nlisten = [\"127.0.0.1:0\"]\n\n[upstream]\nservers = [\"{{internet}}\"]\n\
-         timeout = \"500ms\"\n\n{route}\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n{table}"
+        "{rules}\n[server]\nlisten = [\"127.0.0.1:0\"]\n\n\
+         [upstream]\nservers = [\"{{internet}}\"]\ntimeout = \"500ms\"\n\n{route}\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n\n{table}"
     )
 }
 
@@ -760,6 +761,8 @@ async fn differential_over_the_rich_catalog() {
 /// The agent's settings read from `/v1/agent/self`, not a copy: `only_passing` (§11, QF
 /// `fetchService`: a warning instance goes), `service_ttl` and `node_ttl` (§8, MS
 /// `getTTLForResult`: exact name, longest `prefix*`, `*`, then `node_ttl` in v2), `soa`
+/// (RM `makeSOA`), `enable_additional_node_meta_txt` off (MS `shouldAppendTXTRecord`: no
+/// node-meta TXT beside SRV targets), `soa`
 /// (RM `makeSOA`), and `alt_domain` (§4.3, R `parseDomain`: answers use the domain the
 /// client asked under, SRV targets included), with a Consul route for both zones. Each
 /// answer against the agent's own, in splitdns's forwarded shape, TTLs included.
@@ -773,6 +776,7 @@ async fn differential_follows_the_agents_dns_config() {
         c.soa.refresh = 1800;
         c.soa.retry = 300;
         c.soa.expire = 7200;
+        c.node_meta_txt = false;
     });
     let m = Mirror::start_with(
         catalog,
@@ -837,9 +841,40 @@ async fn differential_follows_the_agents_dns_config() {
     assert_consul_soa(&nope, "cluster.");
 }
 
+/// `a_record_limit` (consul-dns.md §6.1 and checklist item 25, MS
+/// `appendResultsToDNSResponse`): A and ANY answers stop after that many distinct records,
+/// cut after the shuffle, so over 20 questions more than that many addresses show up; SRV
+/// keeps every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_limit_caps_address_answers() {
+    // Without node-meta TXT, the 10-instance SRV answer is small enough for any encoding.
+    let catalog = with_instances(Catalog::new(), "big", 10, 1).configure(|c| {
+        c.a_record_limit = 2;
+        c.node_meta_txt = false;
+    });
+    let m = Mirror::start(catalog, "").await;
+    m.watch(&["big.service.consul."]).await;
+
+    let mut seen = BTreeSet::new();
+    for _ in 0..20 {
+        let reply = m.mirrored("big.service.consul.", RecordType::A).await;
+        assert_eq!(reply.answers.len(), 2, "{reply}");
+        seen.extend(ip_set(&reply));
+    }
+    assert!(seen.len() > 2, "always the same two: {seen:?}");
+    assert!(
+        seen.iter().all(|ip| ip.octets()[..3] == [10, 1, 0]),
+        "{seen:?}"
+    );
+    let any = m.mirrored("big.service.consul.", RecordType::ANY).await;
+    assert_eq!(any.answers.len(), 2, "{any}");
+    let srv = m.mirrored("big.service.consul.", RecordType::SRV).await;
+    assert_eq!(srv.answers.len(), 10, "{srv}");
+}
+
 /// QF `fetchService` "Perform a random shuffle" (§10.1): the mirror answers a 3-instance
-/// service in more than one order over 30 questions, as the agent does (the chance of one
-/// order 30 times over is 6^-29).
+/// service, A and SRV, in more than one order over 30 questions, as the agent does (the
+/// chance of one order 30 times over is 6^-29).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_shuffled_per_query() {
     let m = Mirror::start(small(), "").await;
@@ -853,6 +888,15 @@ async fn answers_are_shuffled_per_query() {
     }
 
     assert!(orders.len() > 1, "always the same order: {orders:?}");
+
+    let mut orders = BTreeSet::new();
+    for _ in 0..30 {
+        let reply = m.mirrored("trio.service.consul.", RecordType::SRV).await;
+        let targets: Vec<String> = reply.answers.iter().map(|r| r.data.to_string()).collect();
+        assert_eq!(targets.len(), 3, "{reply}");
+        orders.insert(targets);
+    }
+    assert!(orders.len() > 1, "SRV always in the same order: {orders:?}");
 }
 
 /// docs/behaviour.md, Responses: the client's ID and question in its own letter case, RD and
@@ -1515,6 +1559,22 @@ async fn a_thousand_unknown_names_cost_the_agent_nothing() {
     let asked = m.consul.dns_queries() - agent;
     assert!(asked <= 10, "{asked} questions reached the agent");
     assert!(m.mirror_answers().await - mirrored >= 990.0);
+
+    // A thousand tags nobody has, on a watched service: NXDOMAIN (§9, "tag filter matches
+    // nothing"), from the watch already there.
+    m.watch(&["web.service.consul."]).await;
+    let (agent, web) = (
+        m.consul.dns_queries(),
+        m.consul.requests("/v1/health/service/web"),
+    );
+    for i in 0..1000 {
+        let qname = format!("tag-{i}.web.service.consul.");
+        let reply = m.dns.udp(&query(&qname, RecordType::A)).await;
+        assert_rcode(&reply, ResponseCode::NXDomain);
+        assert_consul_soa(&reply, "consul.");
+    }
+    assert!(m.consul.dns_queries() - agent <= 10);
+    assert!(m.consul.requests("/v1/health/service/web") - web <= 2);
     let health: usize = (0..1000)
         .map(|i| {
             m.consul
