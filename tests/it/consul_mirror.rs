@@ -282,10 +282,9 @@ impl Mirror {
 
     /// Starts the watches of `services` (names such as `web.service.consul.` or
     /// `web.service.dc2.consul.`) by asking each (an MX question: NODATA for a service that
-    /// has instances, NXDOMAIN otherwise), which is forwarded, until its watch's second,
-    /// blocking, request has reached the agent (a question that comes before the mirror has
-    /// read the agent's catalog starts none); waits until the agent holds a blocked query
-    /// per watch, then until each name is answered from the mirror.
+    /// has instances, NXDOMAIN otherwise), which is forwarded, again until its watch's
+    /// second, blocking, request has reached the agent; waits until the agent holds a
+    /// blocked query per watch, then until each name is answered from the mirror.
     async fn watch(&self, services: &[&str]) {
         // Several datacenters' watches of one service share a path.
         let path = |service: &str| {
@@ -1513,6 +1512,36 @@ async fn slow_http_answers_delay_nothing() {
         ip_set(r).contains(&ip("10.0.0.5"))
     })
     .await;
+}
+
+/// README, Consul mirror: "The first query for a service is forwarded as before and starts
+/// its watch" (issue 21: "Watches start lazily on the first query for a service"). A
+/// question that comes while the mirror is still reading the agent (its HTTP answers slowed
+/// to 300 ms, so `/v1/agent/self` and `/v1/catalog/services` are still on their way) is
+/// that first query too: with no question after it, its service's watch starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_question_starts_the_watch_while_the_mirror_starts() {
+    let delay = Duration::from_millis(300);
+    let m = Mirror::start_with(small(), &["consul"], RouteStyle::Table, "", |consul| {
+        consul.set_http_delay(delay)
+    })
+    .await;
+
+    let reply = m
+        .dns
+        .udp(&query("web.service.consul.", RecordType::A))
+        .await;
+    assert_eq!(reply.answers.len(), 3, "{reply}");
+
+    let deadline = Instant::now() + 4 * delay + REPLY_WAIT;
+    while m.consul.requests("/v1/health/service/web") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no watch of web after its first question:\n{}",
+            m.scrape().await
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// `max_watches`: with 2, a third service is forwarded (`reason="watch_cap"`) every time
