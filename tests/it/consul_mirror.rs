@@ -1364,6 +1364,73 @@ async fn an_agent_restart_with_the_same_index_is_invisible() {
     .await;
 }
 
+/// docs/behaviour.md, Consul mirror: "When the agent is back, the watches read everything
+/// again at once (no blocking on the old index)". The catalog changes while the HTTP port
+/// is closed (the agent restarted with other services): once the port opens, the change
+/// shows within the watches' error backoff (at most 5 s, with jitter), every answer on the
+/// way from the mirror.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_while_the_agent_was_away_arrives_when_it_returns() {
+    let m = Mirror::start(small(), "").await;
+    m.watch(&["web.service.consul."]).await;
+    let web = "web.service.consul.";
+
+    m.consul.stop_http().await;
+    m.consul.register(Service::new("web", "node-e", 8084));
+    m.consul.deregister("node-a", "web");
+    let reply = m.mirrored(web, RecordType::A).await;
+    assert!(ip_set(&reply).contains(&ip("10.0.0.1")), "{reply}");
+    m.consul.start_http();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = m.mirrored(web, RecordType::A).await;
+        if ip_set(&reply) == ip_set(&m.agent(web, RecordType::A).await) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {reply}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// "Blocking Queries", *Reset the index if it goes backwards*, at a restart: the agent comes
+/// back from an older snapshot (its index lowered while the HTTP port was closed), where a
+/// query on the old index would wait its whole `wait` for changes that never pass it. The
+/// answers stay right and from the mirror throughout, and a change after the restart (its
+/// index still below the old one) arrives within a round trip once the watch blocks again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restart_with_a_lower_index_still_follows_changes() {
+    let m = Mirror::start(small(), "").await;
+    m.watch(&["web.service.consul."]).await;
+    let web = "web.service.consul.";
+    let old = m.consul.service_index("web");
+    let expected = ip_set(&m.mirrored(web, RecordType::A).await);
+    let path = "/v1/health/service/web";
+
+    m.consul.stop_http().await;
+    m.consul.restore_index(3);
+    let requests = m.consul.requests(path);
+    m.consul.start_http();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = m.mirrored(web, RecordType::A).await;
+        assert_eq!(ip_set(&reply), expected);
+        // The listing's query and web's, blocked on the new index.
+        if m.consul.requests(path) >= requests + 2 && m.consul.blocked() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the watch never blocked again");
+        tokio::time::sleep(POLL).await;
+    }
+
+    let t = Instant::now();
+    let index = m.consul.register(Service::new("web", "node-e", 8084));
+    assert!(index < old, "{index} is not below {old}");
+    m.until_answer(web, t, "registration after the restart", |r| {
+        ip_set(r).contains(&ip("10.0.0.5"))
+    })
+    .await;
+}
+
 /// "Blocking Queries", *Reset the index if it goes backwards*: a snapshot restore lowers
 /// the index and ends the blocked query with it (`blockingquery.Query`, "the state store
 /// has been abandoned"); the mirror resets its watch (`watch_errors{kind="index_reset"}`),
