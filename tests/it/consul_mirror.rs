@@ -37,7 +37,9 @@ use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode};
 /// included); an IPv6-only node and a dual-stack one (`lan_ipv6` tagged address); a node
 /// failing `serfHealth`; services with 0 healthy (`down`), 1 (`solo`), 3 (`trio`) and 10
 /// (`big`) instances; tags; service addresses (IPv4 and IPv6) and none; a warning check
-/// with weights; two instances on one node (`twice`).
+/// with weights; two instances on one node (`twice`); a service, tag and node named in
+/// mixed case (`Mixed`, `Blue`, `Node-X`), which Consul matches without regard to case and
+/// writes in SRV targets as the catalog spells them (consul-dns.md §3).
 fn rich() -> Catalog {
     let catalog = Catalog::new()
         .with_node(
@@ -92,6 +94,8 @@ fn rich() -> Catalog {
         .with_service(Service::new("dual", "node-a", 7300))
         .with_service(Service::new("dual", "node-6", 7301))
         .with_service(Service::new("ds", "node-ds", 7400))
+        .with_node(Node::new("Node-X", "10.0.0.8").meta("Owner", "Team-Blue"))
+        .with_service(Service::new("Mixed", "Node-X", 7600).tags(&["Blue"]))
         .with_service(Service::new("twice", "node-a", 7500).id("twice-1"))
         .with_service(Service::new("twice", "node-a", 7501).id("twice-2"));
     with_instances(catalog, "big", 10, 1)
@@ -686,7 +690,7 @@ fn assert_consul_soa(msg: &Message, domain: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differential_over_the_rich_catalog() {
     let m = Mirror::start(rich(), "").await;
-    let dc1: [(&str, &[&str]); 9] = [
+    let dc1: [(&str, &[&str]); 10] = [
         ("web", &["primary", "v1", "nope"]),
         ("api6", &[]),
         ("solo", &["only", "nope"]),
@@ -696,6 +700,7 @@ async fn differential_over_the_rich_catalog() {
         ("dual", &[]),
         ("ds", &[]),
         ("twice", &[]),
+        ("mixed", &["blue"]),
     ];
     let mut watched: Vec<String> = dc1
         .iter()
@@ -719,7 +724,9 @@ async fn differential_over_the_rich_catalog() {
         ]
         .map(String::from),
     );
-    for node in ["node-a", "node-b", "node-c", "node-6", "node-ds", "big-3"] {
+    for node in [
+        "node-a", "node-b", "node-c", "node-6", "node-ds", "big-3", "node-x",
+    ] {
         names.push(format!("{node}.node.consul."));
         names.push(format!("{node}.node.dc1.consul."));
     }
