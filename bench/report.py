@@ -331,6 +331,10 @@ def print_report(meta, summary, memory, label, orders, checks):
             if (s["other_cpu_pct"] or 0) > NOISY_OTHER_CPU:
                 warnings.append(f"{workload}/{label(system)}: other processes used "
                                 f"{s['other_cpu_pct']:.0f}% of a core during the run")
+            differ = checks.get(system, (0, 0))[0] if workload == "consul" else 0
+            if differ:
+                warnings.append(f"{workload}/{label(system)}: {differ} answers differed from the "
+                                "agent's in the answer check; see logs/answers-*")
             if (s["client_cpu_pct"] or 0) >= CLIENT_BOUND_CPU:
                 warnings.append(f"{workload}/{label(system)}: dnsperf used {s['client_cpu_pct']:.0f}% "
                                 "of a core, so it may cap this QPS; compare srv us/q")

@@ -87,6 +87,8 @@ predicts and stayed up, 3 when one did not (see the answers column), 1 on error.
 
 Example (the headline run of BENCHMARKS.md):
   cargo build --release && bench/run.sh --runs 3 --duration 10
+The Consul mirror against forwarding:
+  bench/run.sh --workloads consul --systems splitdns,splitdns-mirror,dnsmasq,unbound,dnsdist,floor
 EOF
 }
 
