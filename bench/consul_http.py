@@ -29,6 +29,8 @@ One catalog, two renderings, so the agent's DNS port (NSD) and its HTTP API cann
         GET /bench/seen                      {"services": N}: distinct catalog services whose
                                              health was asked since the last /bench/reset-seen
         GET /bench/reset-seen
+      One line per API request goes to stderr: arrival, path and query, status, how long
+      it took (a held query: its wait; "hung up" when the client left first).
 
 The catalog: nodes node1..node30 (198.19.254.N, datacenter dc1, every check passing, no node
 meta), services svc1..svc50 with 3 instances each on nodes (S+1)%30+1, (S+2)%30+1,
