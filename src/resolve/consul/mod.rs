@@ -362,6 +362,8 @@ struct Memo {
     shuffle: bool,
     /// `a_record_limit`: answers kept after the shuffle; 0 keeps all.
     keep: usize,
+    /// Pointers into answer records, rewritten after a shuffle.
+    fixups: Box<[render::Fixup]>,
     /// The watch the answer came from, kept alive by its queries.
     touched: Option<Arc<AtomicU32>>,
 }
@@ -375,15 +377,25 @@ impl Memo {
         keep: usize,
         touched: Option<Arc<AtomicU32>>,
     ) -> Result<Self, Forwarded> {
-        let bytes = render::encode(asked, reply).ok_or(Forwarded::unmirrored)?;
-        let answer = Answer::from_reply(&bytes, asked.lower, policy, now)
+        let encoded = render::encode(asked, reply).ok_or(Forwarded::unmirrored)?;
+        let answer = Answer::from_reply(&encoded.bytes, asked.lower, policy, now)
             .map_err(|_| Forwarded::unmirrored)?;
+        // Kept whole, the message's pointers are where they were written;
+        // kept to its answer section, nothing points into it but at the
+        // question.
+        let fixups = if answer.bytes().len() == encoded.bytes.len() {
+            encoded.fixups
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             generation: 0,
             policy,
             answer,
             shuffle: reply.shuffled(),
-            keep,
+            // Records that others point into stay, all of them.
+            keep: if fixups.is_empty() { keep } else { 0 },
+            fixups: fixups.into_boxed_slice(),
             touched,
         })
     }
@@ -393,16 +405,19 @@ impl Memo {
     fn write(&self, query: &Query, limit: usize, out: &mut Vec<u8>) {
         let question_end = self.answer.start_response(query, out);
         if self.shuffle || self.keep > 0 {
-            reorder(out, question_end, self.shuffle, self.keep);
+            reorder(out, question_end, self);
         }
         query.fit_and_finish(out, question_end, limit);
     }
 }
 
-/// Record spans and bytes [`reorder`] reuses, so a shuffle allocates nothing.
+/// What [`reorder`] reuses, so a shuffle allocates nothing: the answer
+/// records' spans, their new order and places, the new section.
 #[derive(Default)]
 struct Scratch {
     spans: Vec<(usize, usize)>,
+    order: Vec<usize>,
+    starts: Vec<usize>,
     section: Vec<u8>,
 }
 
@@ -410,10 +425,16 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
-/// Shuffles the answer records of `out` (each stands on its own, see
-/// [`render`]) and keeps the first `keep` of them (0: all).
-fn reorder(out: &mut Vec<u8>, question_end: usize, shuffle: bool, keep: usize) {
-    SCRATCH.with_borrow_mut(|Scratch { spans, section }| {
+/// Shuffles the answer records of `out` and keeps the first `memo.keep` of
+/// them (0: all), then points the pointers into them at their new places.
+fn reorder(out: &mut Vec<u8>, question_end: usize, memo: &Memo) {
+    SCRATCH.with_borrow_mut(|scratch| {
+        let Scratch {
+            spans,
+            order,
+            starts,
+            section,
+        } = scratch;
         spans.clear();
         spans.extend(
             Records::new(out, question_end)
@@ -423,17 +444,143 @@ fn reorder(out: &mut Vec<u8>, question_end: usize, shuffle: bool, keep: usize) {
         let (Some(&(first, _)), Some(&(_, last))) = (spans.first(), spans.last()) else {
             return;
         };
-        if shuffle {
-            spans.shuffle(&mut rand::rng());
+        order.clear();
+        order.extend(0..spans.len());
+        if memo.shuffle {
+            order.shuffle(&mut rand::rng());
         }
-        if keep > 0 {
-            spans.truncate(keep);
+        if memo.keep > 0 {
+            order.truncate(memo.keep);
         }
         section.clear();
-        for (start, end) in spans.iter() {
-            section.extend_from_slice(&out[*start..*end]);
+        starts.clear();
+        starts.resize(spans.len(), 0);
+        for &i in order.iter() {
+            starts[i] = first + section.len();
+            let (start, end) = spans[i];
+            section.extend_from_slice(&out[start..end]);
         }
         out.splice(first..last, section.iter().copied());
-        out[6..8].copy_from_slice(&(spans.len() as u16).to_be_bytes());
+        out[6..8].copy_from_slice(&(order.len() as u16).to_be_bytes());
+        for fixup in &memo.fixups {
+            let to = (starts[fixup.record] + fixup.offset) as u16;
+            out[fixup.at..fixup.at + 2].copy_from_slice(&(0xc000 | to).to_be_bytes());
+        }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RData;
+
+    use std::collections::HashSet;
+
+    use super::catalog::{AgentDns, Health, NodeInfo, Soa};
+    use super::*;
+
+    fn agent() -> AgentDns {
+        AgentDns {
+            datacenter: "dc1".into(),
+            domain: "consul.".into(),
+            alt_domain: None,
+            only_passing: false,
+            service_ttl: Vec::new(),
+            node_ttl: 0,
+            a_record_limit: 0,
+            node_meta_txt: true,
+            soa: Soa {
+                refresh: 3600,
+                retry: 600,
+                expire: 86400,
+                minttl: 0,
+            },
+        }
+    }
+
+    fn instance(i: u8, own_address: bool) -> Instance {
+        Instance {
+            node: Arc::new(NodeInfo {
+                name: format!("Node-{i}"),
+                datacenter: "dc1".into(),
+                address: format!("10.0.0.{i}"),
+                lan_ipv4: None,
+                lan_ipv6: None,
+                meta: BTreeMap::from([("rack".to_string(), format!("r{i}"))]),
+            }),
+            address: own_address.then(|| format!("10.0.1.{i}")),
+            port: 8000 + u16::from(i),
+            tags: Vec::new(),
+            weights: (1, 1),
+            health: Health::Passing,
+        }
+    }
+
+    const WEB_SRV: &[u8] = b"\x03web\x07service\x06consul\x00";
+
+    /// RFC 1035 §4.1.4: compression points at a prior occurrence of a name.
+    /// The additional records of an SRV answer point into the SRV targets,
+    /// as Consul's do; after any shuffle every pointer still lands on the
+    /// target its record belongs to.
+    #[test]
+    fn shuffled_srv_answers_keep_their_pointers_right() {
+        let instances: Vec<Instance> = (1..=10).map(|i| instance(i, i % 3 == 0)).collect();
+        let chosen: Vec<&Instance> = instances.iter().collect();
+        let asked = Asked {
+            lower: WEB_SRV,
+            qtype: wire::TYPE_SRV,
+            domain: "consul.",
+        };
+        let reply = render::service(&agent(), asked, "web", &chosen).unwrap();
+        let policy = TtlPolicy {
+            min: 0,
+            max: 86_400,
+            max_negative: 3_600,
+        };
+        let memo = Memo::made(&reply, asked, policy, Instant::now(), 0, None).unwrap();
+        assert!(
+            !memo.fixups.is_empty(),
+            "the additional owners point into the answers"
+        );
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x03WEB\x07service\x06consul\x00\x00\x21\x00\x01");
+        let query = Query::parse(&q).unwrap();
+        let mut orders = HashSet::new();
+        for _ in 0..50 {
+            let mut out = Vec::new();
+            memo.write(&query, 65_535, &mut out);
+            let msg = Message::from_vec(&out).unwrap();
+            assert_eq!(msg.answers.len(), 10);
+            assert_eq!(
+                msg.additionals.len(),
+                20,
+                "an address and a TXT per instance"
+            );
+            let targets: Vec<String> = msg
+                .answers
+                .iter()
+                .map(|r| match &r.data {
+                    RData::SRV(srv) => srv.target.to_ascii(),
+                    other => panic!("not an SRV: {other:?}"),
+                })
+                .collect();
+            for extra in &msg.additionals {
+                let owner = extra.name.to_ascii();
+                match &extra.data {
+                    RData::A(_) => assert!(targets.contains(&owner), "{owner}"),
+                    RData::TXT(_) => assert!(owner.starts_with("Node-"), "{owner}"),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            orders.insert(targets);
+        }
+        assert!(orders.len() > 1, "the order changes between queries");
+        // Compressed as a server would: far below the 1,300 bytes of the
+        // same answer written out in full.
+        let mut out = Vec::new();
+        memo.write(&query, 65_535, &mut out);
+        assert!(out.len() < 900, "{} bytes", out.len());
+    }
 }

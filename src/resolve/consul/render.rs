@@ -3,10 +3,11 @@
 //! `dns_record_maker.go` (RM) for services, nodes and `.addr.` names, and the
 //! NXDOMAIN/NODATA of `response_generator.go` with Consul's SOA.
 //!
-//! Records are written so that each stands on its own: owners equal to the
-//! question point at it, every other name is written out in full. The answer
-//! section can then be shuffled per query by moving whole records, as Consul
-//! shuffles instances on every query (QF `fetchService`).
+//! Names are compressed so that the answer records can still be shuffled per
+//! query by moving whole records, as Consul shuffles instances on every query
+//! (QF `fetchService`): answer records point only at the question, and the
+//! pointers of later records into an answer record (an SRV target, the owner
+//! of its address record) are listed, to be rewritten after the move.
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -352,37 +353,184 @@ pub(super) fn addr(agent: &AgentDns, asked: Asked<'_>, ip: IpAddr) -> Reply {
     reply
 }
 
-/// The reply as a DNS message (ID 0, AA), its question `asked`.
-pub(super) fn encode(asked: Asked<'_>, reply: &Reply) -> Option<Vec<u8>> {
-    let count = |records: &[Rr]| u16::try_from(records.len()).ok();
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(&[0, 0, 0x84, reply.rcode, 0, 1]);
-    for section in [&reply.answers, &reply.authority, &reply.additional] {
-        out.extend_from_slice(&count(section)?.to_be_bytes());
+/// A pointer in the encoded answer to a name inside answer record `record`,
+/// `offset` bytes into it: rewritten when the answer records are reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fixup {
+    pub(super) at: usize,
+    pub(super) record: usize,
+    pub(super) offset: usize,
+}
+
+/// A reply as a DNS message, and the pointers to patch when its answer
+/// records move.
+pub(super) struct Encoded {
+    pub(super) bytes: Vec<u8>,
+    pub(super) fixups: Vec<Fixup>,
+}
+
+/// Where a name written earlier is: at a fixed offset (the question, the
+/// authority and additional sections, whose place no reordering changes),
+/// or inside an answer record, which moves.
+#[derive(Clone, Copy)]
+enum Place {
+    Fixed(usize),
+    InAnswer { record: usize, offset: usize },
+}
+
+/// The largest offset a compression pointer can hold (RFC 1035 §4.1.4).
+const MAX_POINTER: usize = 0x3fff;
+
+/// Writes names compressed against the names before them, as Consul (and
+/// any server) does, with one rule so that the answer records can be
+/// reordered per query: nothing points into the answer section but through
+/// a [`Fixup`], and nothing in the answer section points at anything but
+/// the question.
+struct Writer {
+    out: Vec<u8>,
+    /// Suffixes written so far (exact bytes, so case is kept) and where.
+    names: Vec<(Vec<u8>, Place)>,
+    fixups: Vec<Fixup>,
+    /// Where each answer record starts.
+    answer_starts: Vec<usize>,
+}
+
+/// The wire form of labels, root included.
+fn wire_of(labels: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in labels {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
     }
-    out.extend_from_slice(asked.lower);
-    out.extend_from_slice(&asked.qtype.to_be_bytes());
-    out.extend_from_slice(&wire::CLASS_IN.to_be_bytes());
+    out.push(0);
+    out
+}
+
+impl Writer {
+    /// Notes the suffixes of the name whose labels start at `at`.
+    fn remember(&mut self, labels: &[&[u8]], at: usize, place: impl Fn(usize) -> Place) {
+        let mut pos = at;
+        for i in 0..labels.len() {
+            self.names.push((wire_of(&labels[i..]), place(pos)));
+            pos += 1 + labels[i].len();
+        }
+    }
+
+    /// Writes `name`, compressed against what may be pointed at.
+    fn name(&mut self, name: &Name) {
+        let labels: Vec<&[u8]> = name.iter().collect();
+        let start = self.out.len();
+        // An answer record moves within the answer section, which ends
+        // before this name: any place it moves to is below `start`.
+        let movable_ok = start <= MAX_POINTER;
+        for i in 0..labels.len() {
+            let suffix = wire_of(&labels[i..]);
+            let Some(&(_, place)) = self.names.iter().find(|(known, _)| *known == suffix) else {
+                continue;
+            };
+            let target = match place {
+                Place::Fixed(at) => at,
+                Place::InAnswer { record, offset } if movable_ok => {
+                    self.answer_starts[record] + offset
+                }
+                Place::InAnswer { .. } => continue,
+            };
+            if target > MAX_POINTER {
+                continue;
+            }
+            for label in &labels[..i] {
+                self.out.push(label.len() as u8);
+                self.out.extend_from_slice(label);
+            }
+            let at = self.out.len();
+            if let Place::InAnswer { record, offset } = place {
+                self.fixups.push(Fixup { at, record, offset });
+            }
+            self.out
+                .extend_from_slice(&(0xc000 | target as u16).to_be_bytes());
+            self.remember(&labels[..i], start, Place::Fixed);
+            return;
+        }
+        self.out.extend_from_slice(&wire_of(&labels));
+        self.remember(&labels, start, Place::Fixed);
+    }
+}
+
+/// The reply as a DNS message (ID 0, AA), its question `asked`.
+pub(super) fn encode(asked: Asked<'_>, reply: &Reply) -> Option<Encoded> {
+    let count = |records: &[Rr]| u16::try_from(records.len()).ok();
+    let mut w = Writer {
+        out: Vec::with_capacity(512),
+        names: Vec::new(),
+        fixups: Vec::new(),
+        answer_starts: Vec::new(),
+    };
+    w.out.extend_from_slice(&[0, 0, 0x84, reply.rcode, 0, 1]);
+    for section in [&reply.answers, &reply.authority, &reply.additional] {
+        w.out.extend_from_slice(&count(section)?.to_be_bytes());
+    }
+    let question: Vec<&[u8]> = labels_of(asked.lower);
+    w.out.extend_from_slice(asked.lower);
+    w.remember(&question, wire::HEADER_LEN, Place::Fixed);
+    w.out.extend_from_slice(&asked.qtype.to_be_bytes());
+    w.out.extend_from_slice(&wire::CLASS_IN.to_be_bytes());
+    let answers = reply.answers.len();
     let records = reply
         .answers
         .iter()
         .chain(&reply.authority)
         .chain(&reply.additional);
-    for rr in records {
+    for (index, rr) in records.enumerate() {
+        let start = w.out.len();
+        let in_answer = index < answers;
+        if in_answer {
+            w.answer_starts.push(start);
+        }
         match &rr.owner {
             // A pointer to the question's name, right after the header.
-            None => out.extend_from_slice(&[0xc0, wire::HEADER_LEN as u8]),
-            Some(owner) => emit(owner, &mut out)?,
+            None => w.out.extend_from_slice(&[0xc0, wire::HEADER_LEN as u8]),
+            // Answer owners are the question's in every answer made here.
+            Some(owner) if in_answer => emit(owner, &mut w.out)?,
+            Some(owner) => w.name(owner),
         }
-        out.extend_from_slice(&u16::from(rr.data.record_type()).to_be_bytes());
-        out.extend_from_slice(&wire::CLASS_IN.to_be_bytes());
-        out.extend_from_slice(&rr.ttl.to_be_bytes());
+        w.out
+            .extend_from_slice(&u16::from(rr.data.record_type()).to_be_bytes());
+        w.out.extend_from_slice(&wire::CLASS_IN.to_be_bytes());
+        w.out.extend_from_slice(&rr.ttl.to_be_bytes());
         let mut rdata = Vec::new();
         emit(&rr.data, &mut rdata)?;
-        out.extend_from_slice(&u16::try_from(rdata.len()).ok()?.to_be_bytes());
-        out.extend_from_slice(&rdata);
+        w.out
+            .extend_from_slice(&u16::try_from(rdata.len()).ok()?.to_be_bytes());
+        let rdata_at = w.out.len();
+        w.out.extend_from_slice(&rdata);
+        // An SRV target is never compressed (RFC 2782), but later owners may
+        // point at it, as Consul's additional records do.
+        if let (RData::SRV(srv), true) = (&rr.data, in_answer) {
+            let labels: Vec<&[u8]> = srv.target.iter().collect();
+            w.remember(&labels, rdata_at + 6, |at| Place::InAnswer {
+                record: index,
+                offset: at - start,
+            });
+        }
     }
-    Some(out)
+    Some(Encoded {
+        bytes: w.out,
+        fixups: w.fixups,
+    })
+}
+
+/// The labels of a wire-format name without compression.
+fn labels_of(wire: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(&len) = wire.get(at) {
+        if len == 0 {
+            break;
+        }
+        out.push(&wire[at + 1..(at + 1 + usize::from(len)).min(wire.len())]);
+        at += 1 + usize::from(len);
+    }
+    out
 }
 
 /// Appends `item` with every name written out in full, never compressed.
