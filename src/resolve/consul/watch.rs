@@ -217,11 +217,17 @@ impl Book {
             } => match self.datacenters.get_mut(&datacenter) {
                 Some(dc) if dc.listing != listing => {
                     dc.listing = listing;
-                    let waiting = std::mem::take(&mut dc.pending);
-                    if matches!(dc.listing, Listing::Known { .. }) {
-                        for service in waiting {
-                            self.start_watch(&datacenter, service);
+                    let mut waiting = std::mem::take(&mut dc.pending);
+                    // What the listing shows does not exist needs no watch:
+                    // the mirror answers NXDOMAIN from the listing.
+                    match &dc.listing {
+                        Listing::Known { names, filtered } => {
+                            waiting.retain(|s| *filtered || names.contains(s))
                         }
+                        _ => waiting.clear(),
+                    }
+                    for service in waiting {
+                        self.start_watch(&datacenter, service);
                     }
                     true
                 }
