@@ -1479,55 +1479,27 @@ async fn a_lower_index_resets_the_watch() {
 /// services stay mirrored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_service_is_forwarded_without_a_hot_loop() {
-    // Set before splitdns starts: an ACL change does not move the index, so the mirror's
-    // first listing must already see it.
-    let m = Mirror::start_with(small(), &["consul"], RouteStyle::Table, "", |consul| {
-        consul.set_acl("solo", Some(Acl::Deny))
-    })
-    .await;
-    m.watch(&["web.service.consul."]).await;
-    let solo = "solo.service.consul.";
-
-    m.forwarded(solo, RecordType::A).await;
-    m.until_metric(WATCH_ERRORS, &[("kind", "acl_denied")], REPLY_WAIT, |v| {
-        v >= 1.0
-    })
-    .await;
-    let path = "/v1/health/service/solo";
-    let before = m.consul.requests(path);
-    for _ in 0..50 {
-        let reply = m.forwarded(solo, RecordType::A).await;
-        assert_eq!(answer_ips(&reply), [ip("10.0.0.1")], "{reply}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let requests = m.consul.requests(path) - before;
-    assert!(requests <= 5, "{requests} requests for {path} in a second");
+    let m = hidden_service_is_forwarded(Acl::Deny, "acl_denied").await;
     assert!(m.metric(FORWARDED, &[("reason", "acl")]).await >= 1.0);
     m.mirrored("web.service.consul.", RecordType::A).await;
 }
 
-/// The HTTP API's ACL docs (`X-Consul-Results-Filtered-By-ACLs: true`): a service the
-/// token may not see is missing from `/v1/catalog/services` and its health is `[]`, both
-/// marked filtered. Issue 21: "an ACL that hides services must never turn into NXDOMAIN":
-/// the service is forwarded and gets the agent's records, and so is a name missing from a
-/// filtered list (its absence proves nothing); `watch_errors{kind="acl_filtered"}` counts
-/// it, without a hot loop.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_filtered_service_is_forwarded_never_nxdomain() {
+/// Starts the mirror with the agent's ACL doing `acl` to `solo`, then asks for `solo` 50
+/// times over a second: each answer is the agent's own, never NXDOMAIN, `watch_errors`
+/// counts `kind`, and the agent sees at most a handful of requests for `solo`'s health.
+async fn hidden_service_is_forwarded(acl: Acl, kind: &str) -> Mirror {
     // Set before splitdns starts: an ACL change does not move the index, so the mirror's
     // first listing must already see it.
     let m = Mirror::start_with(small(), &["consul"], RouteStyle::Table, "", |consul| {
-        consul.set_acl("solo", Some(Acl::Filter))
+        consul.set_acl("solo", Some(acl))
     })
     .await;
     m.watch(&["web.service.consul."]).await;
     let solo = "solo.service.consul.";
 
     m.forwarded(solo, RecordType::A).await;
-    m.until_metric(WATCH_ERRORS, &[("kind", "acl_filtered")], REPLY_WAIT, |v| {
-        v >= 1.0
-    })
-    .await;
+    m.until_metric(WATCH_ERRORS, &[("kind", kind)], REPLY_WAIT, |v| v >= 1.0)
+        .await;
     let path = "/v1/health/service/solo";
     let before = m.consul.requests(path);
     for _ in 0..50 {
@@ -1538,7 +1510,18 @@ async fn a_filtered_service_is_forwarded_never_nxdomain() {
     }
     let requests = m.consul.requests(path) - before;
     assert!(requests <= 5, "{requests} requests for {path} in a second");
+    m
+}
 
+/// The HTTP API's ACL docs (`X-Consul-Results-Filtered-By-ACLs: true`): a service the
+/// token may not see is missing from `/v1/catalog/services` and its health is `[]`, both
+/// marked filtered. Issue 21: "an ACL that hides services must never turn into NXDOMAIN":
+/// the service is forwarded and gets the agent's records, and so is a name missing from a
+/// filtered list (its absence proves nothing); `watch_errors{kind="acl_filtered"}` counts
+/// it, without a hot loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_service_is_forwarded_never_nxdomain() {
+    let m = hidden_service_is_forwarded(Acl::Filter, "acl_filtered").await;
     let unknown = m.forwarded("nope.service.consul.", RecordType::A).await;
     assert_rcode(&unknown, ResponseCode::NXDomain);
     m.mirrored("web.service.consul.", RecordType::A).await;
