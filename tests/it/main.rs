@@ -28,6 +28,8 @@ mod consul_mirror;
 mod counters;
 // `rules` lines against the dnsmasq binary itself, question by question.
 mod differential;
+// DNSSEC validation against Unbound on a tree signed by ldns and served by NSD.
+mod dnssec;
 // resolv.conf on a host, followed as it changes, in a namespace of its own (root).
 mod docker;
 // The Docker recipes against a real dockerd in a namespace of its own.
