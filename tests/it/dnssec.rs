@@ -27,7 +27,7 @@ use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::EdnsOption;
 
 use crate::support::http;
-use crate::support::signed::{self, CONSUL_ZONE, NTA_ZONE, Oracle, Tree};
+use crate::support::signed::{self, CONSUL_ZONE, LOCAL_ADDR, LOCAL_NAME, NTA_ZONE, Oracle, Tree};
 use crate::support::{Splitdns, client, harness, prereq};
 
 /// The validation state of an answer (RFC 4035 §4.3).
@@ -265,6 +265,13 @@ const CASES: &[Case] = &[
         "issue 22: a routed zone is insecure",
     ),
     case(
+        LOCAL_NAME,
+        A,
+        NoError,
+        Insecure,
+        "issue 22: local data is insecure",
+    ),
+    case(
         "www.example.",
         A,
         NoError,
@@ -418,8 +425,8 @@ impl fmt::Display for Seen {
 }
 
 /// splitdns validating the tree: NSD as the only upstream, the tree's anchor (`anchor`: DS or
-/// DNSKEY text), `nta.test.` insecure, `consul.test.` routed to the Consul stand-in, metrics
-/// on, and nothing splitdns would answer itself in the way.
+/// DNSKEY text), `nta.test.` insecure, `consul.test.` routed to the Consul stand-in, the
+/// local record Unbound has too, metrics on, and no hosts file.
 fn splitdns_toml(tree: &Tree, anchor: &str) -> String {
     format!(
         r#"[server]
@@ -438,6 +445,11 @@ timeout = "2s"
 [local]
 hosts_files = []
 
+[[record]]
+name = "{local_name}"
+type = "A"
+value = "{LOCAL_ADDR}"
+
 [dnssec]
 validate = true
 trust_anchors = ["{anchor}"]
@@ -450,6 +462,7 @@ listen = "127.0.0.1:0"
         consul = CONSUL_ZONE.trim_end_matches('.'),
         consul_addr = tree.consul_addr(),
         nta = NTA_ZONE.trim_end_matches('.'),
+        local_name = LOCAL_NAME.trim_end_matches('.'),
     )
 }
 

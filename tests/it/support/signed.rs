@@ -43,6 +43,11 @@ pub(crate) const ANCHOR: &str = "test.";
 pub(crate) const CONSUL_ZONE: &str = "consul.test.";
 /// The zone both validators are told to treat as insecure (RFC 7646), bogus otherwise.
 pub(crate) const NTA_ZONE: &str = "nta.test.";
+/// A name inside the signed `secure.test.` that NSD does not have, given an A record by each
+/// server's own local data (splitdns's `[[record]]`, Unbound's `local-data:`).
+pub(crate) const LOCAL_NAME: &str = "gw.secure.test.";
+/// The address of [`LOCAL_NAME`].
+pub(crate) const LOCAL_ADDR: &str = "192.0.2.50";
 
 /// The ldnsutils programs the tree is made with.
 const LDNS_TOOLS: [&str; 3] = ["ldns-keygen", "ldns-signzone", "ldns-key2ds"];
@@ -650,7 +655,8 @@ impl Oracle {
 /// Unbound's configuration: validator and iterator, the anchor from the tree, forwarders on
 /// 127.0.0.1 only (no root hints are read or primed under a `.` forward zone), `test.`
 /// taken out of Unbound's built-in local zones (RFC 6761 names it answers itself), EDE on
-/// (RFC 8914), and bogus answers not cached beyond the question that made them.
+/// (RFC 8914), bogus answers not cached beyond the question that made them, and
+/// [`LOCAL_NAME`] as local data.
 fn oracle_config(dir: &Path, tree: &Tree, anchor: &str, port: u16, insecure: &[&str]) -> String {
     let mut conf = format!(
         r#"server:
@@ -675,6 +681,7 @@ fn oracle_config(dir: &Path, tree: &Tree, anchor: &str, port: u16, insecure: &[&
     aggressive-nsec: no
     ede: yes
     val-bogus-ttl: 0
+    local-data: "{LOCAL_NAME} 0 IN A {LOCAL_ADDR}"
 "#,
         dir = dir.display(),
     );
