@@ -44,6 +44,8 @@ struct Case {
     qtype: RecordType,
     rcode: ResponseCode,
     state: State,
+    /// Whether the answer section has records (the name has the type, or a CNAME).
+    data: bool,
     /// The Extended DNS Error (RFC 8914 §4) a bogus answer carries.
     ede: Option<u16>,
     /// The rule, by RFC section.
@@ -62,8 +64,17 @@ const fn case(
         qtype,
         rcode,
         state,
+        data: matches!(rcode, ResponseCode::NoError),
         ede: None,
         rule,
+    }
+}
+
+/// A name that exists without the type asked: NOERROR and no records (RFC 2308 §2.2).
+const fn nodata(qname: &'static str, qtype: RecordType, state: State, rule: &'static str) -> Case {
+    Case {
+        data: false,
+        ..case(qname, qtype, ResponseCode::NoError, state, rule)
     }
 }
 
@@ -73,12 +84,13 @@ const fn bogus(qname: &'static str, ede: u16, rule: &'static str) -> Case {
         qtype: RecordType::A,
         rcode: ResponseCode::ServFail,
         state: State::Bogus,
+        data: false,
         ede: Some(ede),
         rule,
     }
 }
 
-use RecordType::{A, MX, TXT};
+use RecordType::{A, DNSKEY, DS, MX, TXT};
 use ResponseCode::{NXDomain, NoError};
 use State::{Insecure, Secure};
 
@@ -105,10 +117,9 @@ const CASES: &[Case] = &[
         Secure,
         "RFC 4035 §5.4: NSEC name error",
     ),
-    case(
+    nodata(
         "www.secure.test.",
         MX,
-        NoError,
         Secure,
         "RFC 4035 §5.4: NSEC no data",
     ),
@@ -119,10 +130,9 @@ const CASES: &[Case] = &[
         Secure,
         "RFC 4035 §5.3.4: NSEC wildcard answer",
     ),
-    case(
+    nodata(
         "x.wild.secure.test.",
         TXT,
-        NoError,
         Secure,
         "RFC 4035 §3.1.3.4: wildcard no data",
     ),
@@ -140,10 +150,9 @@ const CASES: &[Case] = &[
         Secure,
         "RFC 5155 §8.4: NSEC3 name error",
     ),
-    case(
+    nodata(
         "www.nsec3.test.",
         MX,
-        NoError,
         Secure,
         "RFC 5155 §8.5: NSEC3 no data",
     ),
@@ -154,10 +163,9 @@ const CASES: &[Case] = &[
         Secure,
         "RFC 5155 §8.8: NSEC3 wildcard answer",
     ),
-    case(
+    nodata(
         "x.wild.nsec3.test.",
         TXT,
-        NoError,
         Secure,
         "RFC 5155 §8.7: NSEC3 wildcard no data",
     ),
@@ -168,10 +176,9 @@ const CASES: &[Case] = &[
         Secure,
         "RFC 5155 §6: opt-out zone, signed name",
     ),
-    case(
+    nodata(
         "www.optout.test.",
         MX,
-        NoError,
         Secure,
         "RFC 5155 §8.5: matching NSEC3, no data",
     ),
@@ -187,7 +194,39 @@ const CASES: &[Case] = &[
         A,
         NoError,
         Insecure,
-        "RFC 5155 §8.9: opt-out delegation",
+        "RFC 5155 §8.6: delegation in an opt-out span",
+    ),
+    case(
+        "secure.test.",
+        DS,
+        NoError,
+        Secure,
+        "RFC 4035 §5.2: the DS set, from the parent",
+    ),
+    case(
+        "secure.test.",
+        DNSKEY,
+        NoError,
+        Secure,
+        "RFC 4035 §5.2: the DNSKEY set, signed by the KSK",
+    ),
+    nodata(
+        "unsigned.test.",
+        DS,
+        Secure,
+        "RFC 4035 §5.2: NSEC proves no DS",
+    ),
+    nodata(
+        "insecure.nsec3.test.",
+        DS,
+        Secure,
+        "RFC 5155 §8.6: NSEC3 proves no DS",
+    ),
+    nodata(
+        "sub.optout.test.",
+        DS,
+        Insecure,
+        "RFC 5155 §8.6: no DS in an opt-out span",
     ),
     case(
         "www.unsigned.test.",
@@ -493,7 +532,7 @@ async fn oracle_validates_the_test_tree() {
         let got_ede = ede(&reply);
         let ede_ok = got_ede.is_none() || got_ede == case.ede;
         let has_data = !reply.answers.is_empty();
-        let data_ok = has_data == (case.rcode == NoError && !matches!(case.qtype, MX | TXT));
+        let data_ok = has_data == case.data;
         if reply.metadata.response_code != case.rcode || state(&reply) != case.state || !ede_ok {
             wrong.push(format!(
                 "  {} {} ({}): want {} {:?} EDE {:?}, Unbound says {} {:?} EDE {got_ede:?}",

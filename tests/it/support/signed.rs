@@ -75,7 +75,10 @@ enum Signing {
     Nsec,
     /// NSEC3 (RFC 5155), no salt, no extra iterations (RFC 9276 §3.1).
     Nsec3,
-    /// NSEC3 with the opt-out flag on every NSEC3 record (RFC 5155 §6).
+    /// NSEC3 with the opt-out flag on every NSEC3 record (RFC 5155 §6), and the body's
+    /// delegations added after signing, so that no NSEC3 record has their names: each lies
+    /// in an opt-out span, as a zone that opts out does not sign its unsigned delegations.
+    /// (ldns-signzone `-p` sets the flag but still makes NSEC3 records for them.)
     Nsec3OptOut,
     /// NSEC, with signatures that expired yesterday (RFC 4035 §5.3.1).
     Expired,
@@ -320,7 +323,15 @@ fn write_zone(dir: &Path, zone: &str, body: &str, ttl: u32) {
 /// Writes and signs `spec` (as `ZONE.zone.signed`, which NSD serves) and returns the DS the
 /// parent publishes for it, if any.
 fn make_zone(dir: &Path, spec: &ZoneSpec, now: u64) -> Option<String> {
-    write_zone(dir, spec.name, spec.body, 3600);
+    let is_delegation = |line: &&str| line.split_whitespace().nth(1) == Some("NS");
+    let (signed_body, opted_out): (Vec<&str>, Vec<&str>) = if spec.signing == Signing::Nsec3OptOut {
+        spec.body.lines().partition(|line| !is_delegation(line))
+    } else {
+        (spec.body.lines().collect(), Vec::new())
+    };
+    let mut body = signed_body.join("\n");
+    body.push('\n');
+    write_zone(dir, spec.name, &body, 3600);
     let signed = dir.join(format!("{}zone.signed", spec.name));
     if spec.signing == Signing::Unsigned {
         std::fs::copy(dir.join(format!("{}zone", spec.name)), &signed).unwrap();
@@ -365,7 +376,13 @@ fn make_zone(dir: &Path, spec: &ZoneSpec, now: u64) -> Option<String> {
             spec.name
         );
     }
-    std::fs::write(&signed, broken.join("\n") + "\n").unwrap();
+    let mut zone = broken.join("\n") + "\n";
+    for line in opted_out {
+        // `LABEL NS TARGET`, made absolute as the signed file's names are.
+        let (label, rest) = line.split_once(char::is_whitespace).unwrap();
+        writeln!(zone, "{label}.{} 3600 IN {}", spec.name, rest.trim()).unwrap();
+    }
+    std::fs::write(&signed, zone).unwrap();
     let ds = match spec.fault {
         Fault::DsOfUnpublishedKey => key2ds(dir, &keygen(dir, spec.name, true)),
         Fault::WrongDsDigest => {
