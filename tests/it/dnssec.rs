@@ -754,8 +754,10 @@ async fn dnskey_anchor_validates_like_ds() {
     }
 }
 
-/// `splitdns_dnssec_answers_total{state}` counts answers by the states of RFC 4035 §4.3: one
-/// secure, one insecure and one bogus question move each series by one.
+/// `splitdns_dnssec_answers_total{state}` counts answers by the states of RFC 4035 §4.3, and
+/// `splitdns_dnssec_bogus_total{reason}` bogus ones by the Extended DNS Error they were
+/// answered with (RFC 8914 §4): one secure, one insecure and each bogus question of
+/// [`CASES`] move their state's series, and a bogus one its reason's, by one, and no other.
 #[tokio::test]
 async fn metrics_count_answers_by_state() {
     if signed::skip("metrics_count_answers_by_state") {
@@ -763,29 +765,51 @@ async fn metrics_count_answers_by_state() {
     }
     let tree = Tree::build().await;
     let dns = splitdns(&tree).await;
-    let series = |state: &str| format!("splitdns_dnssec_answers_total{{state=\"{state}\"}}");
-    let count = |text: &str, state: &str| http::sample(text, &series(state)).unwrap_or(0.0);
-    let questions = [
-        ("secure", "www.secure.test."),
-        ("insecure", "www.unsigned.test."),
-        ("bogus", "www.tampered.test."),
+    let state_series = |state: &str| format!("splitdns_dnssec_answers_total{{state=\"{state}\"}}");
+    let reason_series =
+        |reason: &str| format!("splitdns_dnssec_bogus_total{{reason=\"{reason}\"}}");
+    let mut questions = vec![
+        ("secure", "www.secure.test.", None),
+        ("insecure", "www.unsigned.test.", None),
     ];
-    for (state, qname) in questions {
+    for case in CASES.iter().filter(|c| c.state == State::Bogus) {
+        questions.push(("bogus", case.qname, case.ede.map(reason)));
+    }
+    let mut series: Vec<String> = ["secure", "insecure", "bogus"].map(state_series).to_vec();
+    series.extend((6..=10).map(|code| reason_series(reason(code))));
+    for (state, qname, why) in &questions {
         let before = dns.scrape().await;
         let reply = ask(dns.addr(), qname, A, Ask::Do).await;
         let after = dns.scrape().await;
-        for (other, _) in questions {
-            let moved = count(&after, other) - count(&before, other);
-            let want = if other == state { 1.0 } else { 0.0 };
+        let moves = [Some(state_series(state)), why.map(reason_series)];
+        for name in &series {
+            let count = |text: &str| http::sample(text, name).unwrap_or(0.0);
+            let moved = count(&after) - count(&before);
+            let want = if moves.contains(&Some(name.clone())) {
+                1.0
+            } else {
+                0.0
+            };
             let dnssec: Vec<&str> = after.lines().filter(|l| l.contains("dnssec")).collect();
             assert_eq!(
                 moved,
                 want,
-                "{} after one {state} answer ({qname}: {reply}), /metrics:\n{}",
-                series(other),
+                "{name} after one {state} answer ({qname}: {reply}), /metrics:\n{}",
                 dnssec.join("\n")
             );
         }
+    }
+}
+
+/// The `reason` label of an Extended DNS Error's INFO-CODE (docs/observing.md).
+fn reason(code: u16) -> &'static str {
+    match code {
+        6 => "dnssec_bogus",
+        7 => "signature_expired",
+        8 => "signature_not_yet_valid",
+        9 => "dnskey_missing",
+        10 => "rrsigs_missing",
+        other => panic!("no reason label for EDE {other}"),
     }
 }
 
