@@ -289,6 +289,11 @@ const CASES: &[Case] = &[
         10,
         "RFC 4035 §5.3: signed zone, RRSIG missing",
     ),
+    bogus(
+        "x.wild.nowildproof.test.",
+        6,
+        "RFC 4035 §5.3.4: wildcard answer without its NSEC",
+    ),
     case(
         "www.nta.test.",
         A,

@@ -94,6 +94,9 @@ enum Fault {
     TamperedRrsig,
     /// The RRSIG of `www`'s A RRset is removed.
     StrippedRrsig,
+    /// The NSEC owned by `*.wild` and its RRSIG are removed: a wildcard answer then comes
+    /// without the proof that the name asked does not exist.
+    StrippedWildcardNsec,
     /// The parent's DS is the digest of a key the zone never publishes.
     DsOfUnpublishedKey,
     /// The parent's DS names the zone's KSK (tag, algorithm) with a wrong digest.
@@ -183,6 +186,12 @@ const ZONES: &[ZoneSpec] = &[
         signing: Signing::Nsec,
         fault: Fault::StrippedRrsig,
         body: "www A 192.0.2.14\n",
+    },
+    ZoneSpec {
+        name: "nowildproof.test.",
+        signing: Signing::Nsec,
+        fault: Fault::StrippedWildcardNsec,
+        body: "www A 192.0.2.16\n*.wild A 192.0.2.17\n",
     },
     ZoneSpec {
         name: NTA_ZONE,
@@ -366,9 +375,23 @@ fn make_zone(dir: &Path, spec: &ZoneSpec, now: u64) -> Option<String> {
             .filter(|line| !is_www_a_rrsig(line))
             .map(str::to_string)
             .collect(),
+        Fault::StrippedWildcardNsec => {
+            let wildcard = format!("*.wild.{}", spec.name);
+            let is_wildcard_nsec = |line: &str| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                f.len() > 4 && f[0] == wildcard && (f[3] == "NSEC" || f[3..5] == ["RRSIG", "NSEC"])
+            };
+            text.lines()
+                .filter(|line| !is_wildcard_nsec(line))
+                .map(str::to_string)
+                .collect()
+        }
         _ => text.lines().map(str::to_string).collect(),
     };
-    if matches!(spec.fault, Fault::TamperedRrsig | Fault::StrippedRrsig) {
+    if matches!(
+        spec.fault,
+        Fault::TamperedRrsig | Fault::StrippedRrsig | Fault::StrippedWildcardNsec
+    ) {
         assert_ne!(
             broken.join("\n"),
             text.trim_end(),
