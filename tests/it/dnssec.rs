@@ -759,6 +759,66 @@ async fn dnskey_anchor_validates_like_ds() {
     }
 }
 
+/// A route with servers of its own is validated when it says `dnssec = true` (issue 22: the
+/// way to validate a signed private zone), as Unbound validates every zone it forwards:
+/// secure answers get AD, bogus ones SERVFAIL with their EDE (RFC 4035 §5, RFC 8914 §4).
+/// The same kind of route without it is insecure by design, the one deliberate difference:
+/// Unbound, told nothing, validates `nsec3.test.` and sets AD; splitdns passes it on without.
+#[tokio::test]
+async fn a_route_is_validated_when_it_says_so() {
+    if signed::skip("a_route_is_validated_when_it_says_so") {
+        return;
+    }
+    let tree = Tree::build().await;
+    let oracle = Oracle::start(&tree, ORACLE_INSECURE).await;
+    let routes = format!(
+        "[[route]]\nzones = [\"secure.test\", \"tampered.test\"]\nservers = [\"{nsd}\"]\n\
+         dnssec = true\n\n[[route]]\nzones = [\"nsec3.test\"]\nservers = [\"{nsd}\"]\n",
+        nsd = tree.addr()
+    );
+    let text = format!("{}\n{routes}", splitdns_toml(&tree, &tree.anchor_ds));
+    let dns = Splitdns::start_config(harness::parse(&text)).await;
+    let mut differences = Vec::new();
+    let questions = [
+        ("www.secure.test.", A, false),
+        ("nope.secure.test.", A, false),
+        ("x.wild.secure.test.", A, false),
+        ("www.tampered.test.", A, false),
+        ("www.nsec3.test.", A, true),
+        ("nope.nsec3.test.", A, true),
+    ];
+    for (qname, qtype, insecure_by_design) in questions {
+        for how in [Ask::Do, Ask::AdOnly] {
+            let theirs = ask(oracle.addr, qname, qtype, how).await;
+            let ours = ask(dns.addr(), qname, qtype, how).await;
+            let mut unbound = Seen::of(&theirs, how);
+            let splitdns = Seen::of(&ours, how);
+            if insecure_by_design {
+                // Unbound's answer as it would be with `domain-insecure` for the zone.
+                assert!(
+                    unbound.ad,
+                    "{qname}: Unbound does not find it secure: {unbound}"
+                );
+                unbound.ad = false;
+            }
+            let ede_differs = how == Ask::Do && ede(&theirs) != ede(&ours);
+            if unbound != splitdns || ede_differs {
+                differences.push(format!(
+                    "  {qname} {how:?}\n    unbound:  {unbound}, EDE {:?}\n    splitdns: \
+                     {splitdns}, EDE {:?}",
+                    ede(&theirs),
+                    ede(&ours)
+                ));
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "routes with dnssec = true (secure.test, tampered.test) and without (nsec3.test):\n{}",
+        differences.join("\n")
+    );
+}
+
 /// `splitdns_dnssec_answers_total{state}` counts answers by the states of RFC 4035 §4.3, and
 /// `splitdns_dnssec_bogus_total{reason}` bogus ones by the Extended DNS Error they were
 /// answered with (RFC 8914 §4): one secure, one insecure and each bogus question of
