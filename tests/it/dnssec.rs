@@ -13,7 +13,9 @@
 //! such zones are unsigned by nature, and the signed parent proves they do not exist), where
 //! Unbound needs `domain-insecure:` (RFC 7646 §2, a negative trust anchor) to answer them at
 //! all. The differential's Unbound is given `domain-insecure: "consul.test."` so both answer
-//! alike; [`oracle_validates_the_test_tree`] shows an Unbound without it fails the zone.
+//! alike; [`oracle_validates_the_test_tree`] shows an Unbound without it fails the zone, and
+//! [`a_route_is_validated_when_it_says_so`] shows the rule on a signed zone (Unbound's AD,
+//! splitdns's none) and its way out (`dnssec = true` on the route).
 //!
 //! Nothing here waits on a clock beyond a reply: each server is asked one question at a time.
 
