@@ -141,7 +141,10 @@ bogus_priv = true
             rate_limit: RateLimit::new(0),
             tcp: config.tcp.clone(),
         };
-        let kept = Kept { cache, mirror: None };
+        let kept = Kept {
+            cache,
+            mirror: None,
+        };
         Handler::new(Shared::new(state, kept, metrics, guards))
     })
 }

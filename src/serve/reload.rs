@@ -166,7 +166,9 @@ impl Supervisor {
             tracing::warn!("[control] socket takes effect at the next restart");
         }
         if config.consul.as_ref() != self.shared.mirror().map(|m| m.config()) {
-            tracing::warn!("[consul] takes effect at the next restart; the mirror keeps its watches until then");
+            tracing::warn!(
+                "[consul] takes effect at the next restart; the mirror keeps its watches until then"
+            );
         }
         self.resolv = watch_resolv(&config);
         self.config = config;
