@@ -21,6 +21,7 @@ use crate::observe::metrics::{Metrics, Scrape};
 use crate::observe::stats::{ServerStats, Stats};
 use crate::resolve::cache::{Cache, Flights};
 use crate::resolve::consul::Mirror;
+use crate::resolve::dnssec::Validator;
 use crate::resolve::rebind::Rebind;
 use crate::resolve::router::Router;
 use crate::state::ratelimit::RateLimit;
@@ -36,6 +37,9 @@ pub(crate) struct State {
     /// Swapped on its own when a hosts file changes; a reload brings a new one.
     pub local: ArcSwap<LocalData>,
     pub rebind: Rebind,
+    /// `[dnssec] validate`: the validator, with its trust anchors and the
+    /// keys it has fetched. `None`: answers are passed on unvalidated.
+    pub dnssec: Option<Arc<Validator>>,
     /// Counts the routing tables: a new router gets the next epoch. Answers
     /// are fetched, coalesced and stored under the epoch of their state.
     pub epoch: u64,
@@ -82,6 +86,7 @@ impl State {
             log_queries: config.log.queries,
             local: ArcSwap::new(parts.local),
             rebind: Rebind::new(&config.guard),
+            dnssec: Validator::new(&config.dnssec).map(Arc::new),
             epoch: parts.epoch,
         }
     }

@@ -37,6 +37,10 @@ pub struct RouteConfig {
     pub rewrite: Option<Zone>,
     /// Default: `[upstream] filter_aaaa`.
     pub filter_aaaa: Option<bool>,
+    /// `dnssec`: whether `[dnssec] validate` covers the route's answers.
+    /// Default: true for a route to the default upstreams, false for one
+    /// with servers of its own or a rewrite (private zones are not signed).
+    pub dnssec: Option<bool>,
     /// `rules[3] (line 4)` or `[[route]] #2 (line 12)`: where it was written.
     pub defined_at: String,
 }
@@ -68,6 +72,7 @@ pub(super) struct RawRoute {
     pub(super) strategy: Option<Spanned<String>>,
     pub(super) rewrite: Option<Spanned<String>>,
     pub(super) filter_aaaa: Option<bool>,
+    pub(super) dnssec: Option<bool>,
     pub(super) ca_file: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) pin_sha256: Vec<Spanned<String>>,
@@ -124,6 +129,7 @@ impl ConfigText<'_> {
             strategy: self.strategy(&format!("{key} strategy"), raw.strategy.as_ref())?,
             rewrite,
             filter_aaaa: raw.filter_aaaa,
+            dnssec: raw.dnssec,
             addresses: Vec::new(),
             defined_at: self.place(format!("{key} (line {})", self.line_of(route.span()))),
         })
@@ -205,6 +211,7 @@ impl RouteConfig {
             max_inflight: None,
             rewrite: None,
             filter_aaaa: None,
+            dnssec: None,
             strategy: None,
             defined_at,
         }

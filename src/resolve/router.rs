@@ -53,6 +53,9 @@ pub struct Route {
     pub rewrite: Option<Zone>,
     /// AAAA queries get NODATA here, unasked.
     pub filter_aaaa: bool,
+    /// `[dnssec] validate` covers its answers: the default upstreams, and
+    /// routes with `dnssec = true`.
+    pub dnssec: bool,
     /// The route set its own TTL floor; a rerouted name otherwise takes the
     /// floor of the route it lands on.
     own_ttl: bool,
@@ -70,6 +73,7 @@ struct Spec {
     ttl: TtlPolicy,
     rewrite: Option<Zone>,
     filter_aaaa: bool,
+    dnssec: bool,
 }
 
 /// A route of one router, by position: valid for the router it came from.
@@ -170,6 +174,7 @@ impl Router {
             ttl: policy(None),
             rewrite: None,
             filter_aaaa: up.filter_aaaa,
+            dnssec: true,
         };
         let root = Zone::root().to_string();
         let default = Arc::new(
@@ -186,6 +191,7 @@ impl Router {
             spec: default_spec.clone(),
             rewrite: None,
             filter_aaaa: up.filter_aaaa,
+            dnssec: true,
             own_ttl: false,
         }];
         for rc in &config.routes {
@@ -193,6 +199,11 @@ impl Router {
             let max_inflight = rc.max_inflight.unwrap_or(up.max_inflight);
             let label = rc.zones[0].to_string();
             let filter_aaaa = rc.filter_aaaa.unwrap_or(up.filter_aaaa);
+            // Names sent to the default upstreams are the public tree's; a
+            // route of its own is private data, unsigned and under no DS.
+            let dnssec = rc.dnssec.unwrap_or(
+                matches!(rc.action, RouteAction::DefaultUpstream) && rc.rewrite.is_none(),
+            );
             let spec = match &rc.action {
                 RouteAction::DefaultUpstream => Spec {
                     zones: rc.zones.clone(),
@@ -200,6 +211,7 @@ impl Router {
                     ttl: policy(rc.min_ttl),
                     rewrite: rc.rewrite.clone(),
                     filter_aaaa,
+                    dnssec,
                     ..default_spec.clone()
                 },
                 action => Spec {
@@ -209,6 +221,7 @@ impl Router {
                     servers: Vec::new(),
                     rewrite: rc.rewrite.clone(),
                     filter_aaaa,
+                    dnssec,
                     timeout,
                     max_inflight,
                     ttl: policy(rc.min_ttl),
@@ -235,6 +248,7 @@ impl Router {
                 spec,
                 rewrite: rc.rewrite.clone(),
                 filter_aaaa,
+                dnssec,
                 own_ttl: rc.min_ttl.is_some(),
             });
         }

@@ -18,14 +18,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dns::answer::Answer;
+use crate::dns::answer::{Answer, Security};
 use crate::dns::question::Question;
+use crate::dns::unsigned;
 use crate::dns::wire::{self, Protocol, Query, Reject};
 use crate::host::local_data::{Home, LocalData};
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, AnsweredBy};
 use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
 use crate::resolve::consul::Mirrored;
+use crate::resolve::dnssec::{self, Validator, Verdict};
 use crate::resolve::loops;
 use crate::resolve::rebind;
 use crate::resolve::router::{Action, Route, RouteId, Router};
@@ -390,8 +392,18 @@ impl Handler {
             Flight::Follower(follower) => return (follower.answer().await, AnsweredBy::Coalesced),
             Flight::Leader(leader) => leader,
         };
+        // Validated answers are asked with DO and CD: the upstream hands
+        // over its signatures, and the checking is ours (RFC 4035 §3.2.2).
+        let validator = state
+            .dnssec
+            .as_deref()
+            .filter(|_| !question.checking_disabled);
+        let validating = validator
+            .filter(|v| target.rewrite.is_none() && v.covers(route, question.lower.as_bytes()));
         let ask = Question {
             lower: target.ask,
+            dnssec_ok: question.dnssec_ok || validating.is_some(),
+            checking_disabled: question.checking_disabled || validating.is_some(),
             ..question
         };
         let (reply, server) = match upstream.ask(&ask).await {
@@ -400,6 +412,37 @@ impl Handler {
                 tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
                 return (None, AnsweredBy::None);
             }
+        };
+        let (reply, security) = match (validator, validating) {
+            (_, Some(validator)) => {
+                let Some(verdict) = validator.validate(&state.router, &ask, reply.clone()).await
+                else {
+                    return (None, AnsweredBy::None);
+                };
+                match self.validated(validator, &question, verdict, reply) {
+                    Ok(validated) => validated,
+                    Err(bogus) => {
+                        let answer = Arc::new(bogus);
+                        self.shared.cache().insert_fetched(
+                            leader.key(),
+                            &answer,
+                            Instant::now(),
+                            state.epoch,
+                        );
+                        leader.finish(&answer);
+                        return (Some(answer), AnsweredBy::Server(server));
+                    }
+                }
+            }
+            // A zone validation leaves alone is insecure by design: the
+            // upstream's AD is not ours to pass on.
+            (Some(_), None) => {
+                let mut reply = reply;
+                wire::set_authentic(&mut reply, false);
+                self.shared.metrics().dnssec().insecure.inc();
+                (reply, Security::Insecure)
+            }
+            (None, _) => (reply, Security::Unchecked),
         };
         let reply = match &target.rewrite {
             None => reply,
@@ -420,11 +463,12 @@ impl Handler {
             reply
         };
         let received = Instant::now();
-        let Ok(answer) =
+        let Ok(mut answer) =
             Answer::from_reply(&reply, question.lower.as_bytes(), target.ttl, received)
         else {
             return (None, AnsweredBy::None);
         };
+        answer.set_security(security);
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             let lookup = |question| resolve_boxed(self.clone(), Arc::clone(&state), question);
@@ -442,6 +486,57 @@ impl Handler {
             .insert_fetched(leader.key(), &answer, received, state.epoch);
         leader.finish(&answer);
         (Some(answer), AnsweredBy::Server(server))
+    }
+}
+
+impl Handler {
+    /// A validated reply as the client gets it: AD set only when secure,
+    /// DNSSEC records only for a client that set DO (RFC 4035 §3.2.1), the
+    /// verdict counted. `Err`: bogus, and the SERVFAIL with its Extended DNS
+    /// Error (RFC 8914) to give instead, kept for [`dnssec::BOGUS_TTL`].
+    fn validated(
+        &self,
+        validator: &Validator,
+        question: &Question,
+        verdict: Verdict,
+        mut reply: Vec<u8>,
+    ) -> Result<(Vec<u8>, Security), Answer> {
+        let metrics = self.shared.metrics().dnssec();
+        let security = match verdict {
+            Verdict::Secure => {
+                metrics.secure.inc();
+                Security::Secure
+            }
+            Verdict::Insecure => {
+                metrics.insecure.inc();
+                Security::Insecure
+            }
+            Verdict::Indeterminate => {
+                metrics.indeterminate.inc();
+                Security::Indeterminate
+            }
+            Verdict::Bogus(reason) => {
+                metrics.bogus(reason);
+                validator.warn_bogus(question, reason);
+                let lower = question.lower.as_bytes();
+                let mut asked = Vec::with_capacity(lower.len() + 4);
+                asked.extend_from_slice(lower);
+                asked.extend_from_slice(&question.qtype.to_be_bytes());
+                asked.extend_from_slice(&question.qclass.to_be_bytes());
+                let code = dnssec::ede_code(reason);
+                return Err(Answer::bogus(
+                    &asked,
+                    code,
+                    dnssec::BOGUS_TTL,
+                    Instant::now(),
+                ));
+            }
+        };
+        wire::set_authentic(&mut reply, security == Security::Secure);
+        if !question.dnssec_ok {
+            reply = unsigned::strip(reply, question.qtype).unwrap_or_default();
+        }
+        Ok((reply, security))
     }
 }
 

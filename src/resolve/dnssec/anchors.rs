@@ -1,0 +1,244 @@
+//! The trust anchors validation starts from. Without configured anchors, the
+//! root's KSKs hickory-proto ships. Configured anchors (a DS or a DNSKEY per
+//! zone, as Unbound's `trust-anchor:` takes them) are primed as a validator
+//! primes them (RFC 4033 §5, RFC 7958 §1): the zone's DNSKEY set is fetched,
+//! a key that matches an anchor must sign it, and then every zone key of the
+//! set is trusted, until the set's TTL runs out.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
+use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey, TrustAnchors, Verifier};
+use hickory_proto::op::Message;
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, SerialNumber};
+use hickory_proto::serialize::binary::BinDecodable;
+
+use super::handle::RoutedHandle;
+use crate::config::dnssec::{AnchorRecord, TrustAnchor};
+use crate::dns::wire::NameBuf;
+use crate::dns::zone::Zone;
+use crate::observe::metrics::BogusReason;
+
+/// How long a primed DNSKEY set is trusted at most and at least, whatever
+/// its TTL: a key roll is seen within the hour.
+const MAX_PRIMED: Duration = Duration::from_secs(3600);
+const MIN_PRIMED: Duration = Duration::from_secs(60);
+/// How soon an anchor that could not be primed is tried again.
+const RETRY: Duration = Duration::from_secs(30);
+
+/// The anchors of one config.
+pub(super) struct Anchors {
+    /// Configured anchors; empty: the root's built-in keys.
+    configured: Vec<TrustAnchor>,
+    /// The zones the anchors are for, longest first.
+    zones: Vec<Zone>,
+    primed: Mutex<Option<Primed>>,
+}
+
+/// Trusted keys, until `until`; the anchor zones that failed, and why.
+#[derive(Clone)]
+pub(super) struct Primed {
+    pub(super) keys: Arc<TrustAnchors>,
+    pub(super) failed: Vec<(Zone, BogusReason)>,
+    until: Instant,
+}
+
+impl Anchors {
+    pub(super) fn new(configured: Vec<TrustAnchor>) -> Self {
+        let mut zones: Vec<Zone> = configured.iter().map(|a| a.zone.clone()).collect();
+        if zones.is_empty() {
+            zones.push(Zone::root());
+        }
+        zones.sort_by_key(|z| std::cmp::Reverse(z.wire().len()));
+        zones.dedup();
+        Self {
+            configured,
+            zones,
+            primed: Mutex::new(None),
+        }
+    }
+
+    /// The anchor zone a lowercased wire name lies under, if any.
+    pub(super) fn covering(&self, lower: &[u8]) -> Option<&Zone> {
+        self.zones.iter().find(|z| z.contains(lower))
+    }
+
+    /// The trusted keys now, priming the configured anchors when they are
+    /// not primed or their time has run out.
+    pub(super) async fn keys(&self, handle: &RoutedHandle) -> Primed {
+        let now = Instant::now();
+        if self.configured.is_empty() {
+            return Primed {
+                keys: Arc::new(TrustAnchors::default()),
+                failed: Vec::new(),
+                until: now + MAX_PRIMED,
+            };
+        }
+        if let Some(primed) = self.primed.lock().expect("not poisoned").as_ref()
+            && primed.until > now
+        {
+            return primed.clone();
+        }
+        let primed = self.prime(handle, now).await;
+        *self.primed.lock().expect("not poisoned") = Some(primed.clone());
+        primed
+    }
+
+    async fn prime(&self, handle: &RoutedHandle, now: Instant) -> Primed {
+        let mut keys = TrustAnchors::empty();
+        let mut failed = Vec::new();
+        let mut until = now + MAX_PRIMED;
+        for zone in &self.zones {
+            let anchors: Vec<&AnchorRecord> = self
+                .configured
+                .iter()
+                .filter(|a| &a.zone == zone)
+                .map(|a| &a.record)
+                .collect();
+            match prime_zone(handle, zone, &anchors).await {
+                Ok((zone_keys, ttl)) => {
+                    let name = Name::from_wire_lower(zone);
+                    for key in &zone_keys {
+                        keys.insert_with_name(key.public_key(), LowerName::new(&name));
+                    }
+                    until = until.min(now + ttl.clamp(MIN_PRIMED, MAX_PRIMED));
+                }
+                Err(reason) => {
+                    tracing::warn!(zone = %zone, ?reason, "could not prime a trust anchor: names under it are bogus");
+                    failed.push((zone.clone(), reason));
+                    until = until.min(now + RETRY);
+                }
+            }
+        }
+        Primed {
+            keys: Arc::new(keys),
+            failed,
+            until,
+        }
+    }
+}
+
+/// The zone keys of `zone`'s DNSKEY set, once a key that matches one of
+/// `anchors` is found to sign the set; and the set's TTL.
+async fn prime_zone(
+    handle: &RoutedHandle,
+    zone: &Zone,
+    anchors: &[&AnchorRecord],
+) -> Result<(Vec<DNSKEY>, Duration), BogusReason> {
+    let lower = NameBuf::from_wire(zone.wire()).ok_or(BogusReason::dnssec_bogus)?;
+    let reply = handle
+        .reply(lower, u16::from(RecordType::DNSKEY))
+        .await
+        .map_err(|_| BogusReason::dnskey_missing)?;
+    let msg = Message::from_vec(&reply).map_err(|_| BogusReason::dnskey_missing)?;
+    let name = Name::from_wire_lower(zone);
+    let set: Vec<&Record> = msg
+        .answers
+        .iter()
+        .filter(|r| r.name == name && r.record_type() == RecordType::DNSKEY)
+        .collect();
+    let keys: Vec<&DNSKEY> = set.iter().filter_map(|r| dnskey(r)).collect();
+    let trusted: Vec<&DNSKEY> = keys
+        .iter()
+        .copied()
+        .filter(|k| anchors.iter().any(|a| matches(a, &name, k)))
+        .collect();
+    if trusted.is_empty() {
+        return Err(BogusReason::dnskey_missing);
+    }
+    let now = SerialNumber::new(unix_now());
+    let mut reason = BogusReason::rrsigs_missing;
+    for rrsig in msg.answers.iter().filter_map(|r| rrsig(r, &name)) {
+        let input = rrsig.input();
+        if input.sig_expiration < now {
+            reason = BogusReason::signature_expired;
+            continue;
+        }
+        if input.sig_inception > now {
+            reason = BogusReason::signature_not_yet_valid;
+            continue;
+        }
+        reason = BogusReason::dnssec_bogus;
+        let signed = trusted.iter().any(|key| {
+            key.calculate_key_tag().ok() == Some(input.key_tag)
+                && key
+                    .verify_rrsig(&name, DNSClass::IN, rrsig, set.iter().copied())
+                    .is_ok()
+        });
+        if signed {
+            let ttl = set.iter().map(|r| r.ttl).min().unwrap_or(0);
+            let zone_keys = keys
+                .into_iter()
+                .filter(|k| k.zone_key() && !k.revoke())
+                .cloned()
+                .collect();
+            return Ok((zone_keys, Duration::from_secs(ttl.into())));
+        }
+    }
+    Err(reason)
+}
+
+/// Whether `key`, a DNSKEY of `name`, is the one `anchor` names.
+fn matches(anchor: &AnchorRecord, name: &Name, key: &DNSKEY) -> bool {
+    match anchor {
+        AnchorRecord::Ds {
+            key_tag,
+            algorithm,
+            digest_type,
+            digest,
+        } => {
+            let ds = DS::new(
+                *key_tag,
+                Algorithm::from_u8(*algorithm),
+                DigestType::from(*digest_type),
+                digest.clone(),
+            );
+            ds.covers(name, key).unwrap_or(false)
+        }
+        AnchorRecord::Dnskey {
+            algorithm,
+            public_key,
+            ..
+        } => {
+            key.algorithm() == Algorithm::from_u8(*algorithm)
+                && key.public_key().public_bytes() == public_key.as_slice()
+        }
+    }
+}
+
+fn dnskey(record: &Record) -> Option<&DNSKEY> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key),
+        _ => None,
+    }
+}
+
+fn rrsig<'a>(record: &'a Record, name: &Name) -> Option<&'a RRSIG> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig))
+            if &record.name == name && sig.input().type_covered == RecordType::DNSKEY =>
+        {
+            Some(sig)
+        }
+        _ => None,
+    }
+}
+
+/// Seconds since 1970, as RRSIG times count them (RFC 4034 §3.1.5).
+pub(super) fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
+/// A zone's name as hickory spells it.
+trait FromZone {
+    fn from_wire_lower(zone: &Zone) -> Self;
+}
+
+impl FromZone for Name {
+    fn from_wire_lower(zone: &Zone) -> Self {
+        Self::from_bytes(zone.wire()).unwrap_or_else(|_| Self::root())
+    }
+}
