@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::server_spec::ServerSpec;
-use crate::config::{Config, RouteAction};
+use crate::config::{Config, DnssecConfig, RouteAction};
 use crate::dns::answer::TtlPolicy;
 use crate::dns::rewrite::Rewrite;
 use crate::dns::wire::{self, NameBuf};
@@ -74,6 +74,9 @@ struct Spec {
     rewrite: Option<Zone>,
     filter_aaaa: bool,
     dnssec: bool,
+    /// `[dnssec]` while it validates: a reload that changes it changes what
+    /// the cached answers' AD bits mean.
+    validation: Option<DnssecConfig>,
 }
 
 /// A route of one router, by position: valid for the router it came from.
@@ -175,6 +178,7 @@ impl Router {
             rewrite: None,
             filter_aaaa: up.filter_aaaa,
             dnssec: true,
+            validation: config.dnssec.validate.then(|| config.dnssec.clone()),
         };
         let root = Zone::root().to_string();
         let default = Arc::new(
@@ -222,6 +226,7 @@ impl Router {
                     rewrite: rc.rewrite.clone(),
                     filter_aaaa,
                     dnssec,
+                    validation: default_spec.validation.clone(),
                     timeout,
                     max_inflight,
                     ttl: policy(rc.min_ttl),
@@ -536,6 +541,26 @@ mod tests {
         assert!(old.routes_alike(&new, &name("x.lan")));
         assert!(old.routes_alike(&new, &name("example.com")));
         assert!(!old.routes_alike(&new, &name("b.a.example")));
+    }
+
+    /// A cached answer's AD bit is the validator's verdict, or the upstream's
+    /// word when nothing validates: switching validation changes every route's
+    /// answers, and `dnssec = true` changes that route's.
+    #[test]
+    fn a_change_of_validation_changes_the_routes() {
+        let off = router("rules = [\"server=/consul/127.0.0.1#8600\"]");
+        let on = router("rules = [\"server=/consul/127.0.0.1#8600\"]\n[dnssec]\nvalidate = true");
+        let name = |n: &str| Zone::parse(n).unwrap().wire().to_vec();
+        assert!(!off.routes_alike(&on, &name("example.com")));
+        assert!(!off.routes_alike(&on, &name("web.service.consul")));
+        let route = "[[route]]\nzones = [\"corp\"]\nservers = [\"10.0.0.53\"]\n";
+        let private = router(&format!("{route}[dnssec]\nvalidate = true"));
+        let signed = router(&format!("{route}dnssec = true\n[dnssec]\nvalidate = true"));
+        assert!(!private.routes_alike(&signed, &name("x.corp")));
+        assert!(private.routes_alike(&signed, &name("example.com")));
+        assert!(private.route(&name("example.com")).dnssec);
+        assert!(!private.route(&name("x.corp")).dnssec);
+        assert!(signed.route(&name("x.corp")).dnssec);
     }
 
     #[test]
