@@ -398,8 +398,8 @@ impl Handler {
             .dnssec
             .as_deref()
             .filter(|_| !question.checking_disabled);
-        let validating = validator
-            .filter(|v| target.rewrite.is_none() && v.covers(route, question.lower.as_bytes()));
+        let validating =
+            validator.filter(|v| target.rewrite.is_none() && v.covers(route, &question));
         let ask = Question {
             lower: target.ask,
             dnssec_ok: question.dnssec_ok || validating.is_some(),
@@ -413,36 +413,19 @@ impl Handler {
                 return (None, AnsweredBy::None);
             }
         };
-        let (reply, security) = match (validator, validating) {
-            (_, Some(validator)) => {
-                let Some(verdict) = validator.validate(&state.router, &ask, reply.clone()).await
-                else {
-                    return (None, AnsweredBy::None);
-                };
-                match self.validated(validator, &question, verdict, reply) {
-                    Ok(validated) => validated,
-                    Err(bogus) => {
-                        let answer = Arc::new(bogus);
-                        self.shared.cache().insert_fetched(
-                            leader.key(),
-                            &answer,
-                            Instant::now(),
-                            state.epoch,
-                        );
-                        leader.finish(&answer);
-                        return (Some(answer), AnsweredBy::Server(server));
-                    }
-                }
+        let (reply, security) = match self
+            .check(&state, (validator, validating), &question, &ask, reply)
+            .await
+        {
+            Checked::Reply(reply, security) => (reply, security),
+            Checked::Failed => return (None, AnsweredBy::None),
+            Checked::Bogus(bogus) => {
+                let answer = Arc::new(bogus);
+                let cache = self.shared.cache();
+                cache.insert_fetched(leader.key(), &answer, Instant::now(), state.epoch);
+                leader.finish(&answer);
+                return (Some(answer), AnsweredBy::Server(server));
             }
-            // A zone validation leaves alone is insecure by design: the
-            // upstream's AD is not ours to pass on.
-            (Some(_), None) => {
-                let mut reply = reply;
-                wire::set_authentic(&mut reply, false);
-                self.shared.metrics().dnssec().insecure.inc();
-                (reply, Security::Insecure)
-            }
-            (None, _) => (reply, Security::Unchecked),
         };
         let reply = match &target.rewrite {
             None => reply,
@@ -489,18 +472,58 @@ impl Handler {
     }
 }
 
+/// What DNSSEC made of an upstream's reply.
+enum Checked {
+    /// The reply as the client gets it, and its state.
+    Reply(Vec<u8>, Security),
+    /// Bogus: this SERVFAIL instead.
+    Bogus(Answer),
+    /// The reply could not be read.
+    Failed,
+}
+
 impl Handler {
+    /// Validates `reply`, the answer to `ask` (the client's `question` as
+    /// sent upstream), when `validating`; otherwise, with validation on
+    /// (`validator`), passes it on insecure, without the upstream's AD, which
+    /// is not ours to vouch for.
+    async fn check(
+        &self,
+        state: &State,
+        (validator, validating): (Option<&Validator>, Option<&Validator>),
+        question: &Question,
+        ask: &Question,
+        reply: Vec<u8>,
+    ) -> Checked {
+        match (validator, validating) {
+            (_, Some(validator)) => {
+                match validator.validate(&state.router, ask, reply.clone()).await {
+                    Some(verdict) => self.validated(validator, question, verdict, reply),
+                    None => Checked::Failed,
+                }
+            }
+            (Some(_), None) => {
+                let mut reply = reply;
+                wire::set_authentic(&mut reply, false);
+                self.shared.metrics().dnssec().insecure.inc();
+                Checked::Reply(reply, Security::Insecure)
+            }
+            (None, _) => Checked::Reply(reply, Security::Unchecked),
+        }
+    }
+
     /// A validated reply as the client gets it: AD set only when secure,
     /// DNSSEC records only for a client that set DO (RFC 4035 §3.2.1), the
-    /// verdict counted. `Err`: bogus, and the SERVFAIL with its Extended DNS
-    /// Error (RFC 8914) to give instead, kept for [`dnssec::BOGUS_TTL`].
+    /// verdict counted; bogus, the SERVFAIL with its Extended DNS Error (RFC
+    /// 8914) to give instead, kept for [`dnssec::BOGUS_TTL`]. `question` is
+    /// the client's, with its own DO bit.
     fn validated(
         &self,
         validator: &Validator,
         question: &Question,
         verdict: Verdict,
         mut reply: Vec<u8>,
-    ) -> Result<(Vec<u8>, Security), Answer> {
+    ) -> Checked {
         let metrics = self.shared.metrics().dnssec();
         let security = match verdict {
             Verdict::Secure => {
@@ -524,19 +547,15 @@ impl Handler {
                 asked.extend_from_slice(&question.qtype.to_be_bytes());
                 asked.extend_from_slice(&question.qclass.to_be_bytes());
                 let code = dnssec::ede_code(reason);
-                return Err(Answer::bogus(
-                    &asked,
-                    code,
-                    dnssec::BOGUS_TTL,
-                    Instant::now(),
-                ));
+                let now = Instant::now();
+                return Checked::Bogus(Answer::bogus(&asked, code, dnssec::BOGUS_TTL, now));
             }
         };
         wire::set_authentic(&mut reply, security == Security::Secure);
         if !question.dnssec_ok {
             reply = unsigned::strip(reply, question.qtype).unwrap_or_default();
         }
-        Ok((reply, security))
+        Checked::Reply(reply, security)
     }
 }
 

@@ -68,10 +68,14 @@ impl Validator {
         })
     }
 
-    /// Whether the answer for `lower` (a lowercased wire name) through
-    /// `route` is validated.
-    pub(crate) fn covers(&self, route: &Route, lower: &[u8]) -> bool {
+    /// Whether the answer to `question` through `route` is validated. Only
+    /// class IN is: DNSSEC's records and the trust anchors are IN's, and a
+    /// class ANY question is answered with IN records hickory would reject as
+    /// of another class.
+    pub(crate) fn covers(&self, route: &Route, question: &Question) -> bool {
+        let lower = question.lower.as_bytes();
         route.dnssec
+            && question.qclass == wire::CLASS_IN
             && !self.insecure.iter().any(|z| z.contains(lower))
             && self.anchors.covering(lower).is_some()
     }
