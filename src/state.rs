@@ -53,6 +53,10 @@ pub(crate) struct StateParts {
     pub local: Arc<LocalData>,
     /// 0 at start; one more each time a reload brings a new router.
     pub epoch: u64,
+    /// The running validator, kept with the router it was made for (an
+    /// interface came or went), with the keys it has fetched. `None`: a new
+    /// one, if `[dnssec] validate` asks for one.
+    pub validator: Option<Arc<Validator>>,
 }
 
 impl State {
@@ -74,19 +78,23 @@ impl State {
             allow: interfaces::allow(config, bound),
             local,
             epoch: 0,
+            validator: None,
         };
         Ok(Self::assemble(config, parts))
     }
 
     /// The one place a [`State`] is put together, at start-up and on every reload.
     pub(crate) fn assemble(config: &Config, parts: StateParts) -> Self {
+        let dnssec = parts
+            .validator
+            .or_else(|| Validator::new(&config.dnssec, Arc::clone(&parts.router)).map(Arc::new));
         Self {
             router: parts.router,
             allow: parts.allow,
             log_queries: config.log.queries,
             local: ArcSwap::new(parts.local),
             rebind: Rebind::new(&config.guard),
-            dnssec: Validator::new(&config.dnssec).map(Arc::new),
+            dnssec,
             epoch: parts.epoch,
         }
     }

@@ -414,7 +414,7 @@ impl Handler {
             }
         };
         let (reply, security) = match self
-            .check(&state, (validator, validating), &question, &ask, reply)
+            .check((validator, validating), &question, &ask, reply)
             .await
         {
             Checked::Reply(reply, security) => (reply, security),
@@ -489,19 +489,16 @@ impl Handler {
     /// is not ours to vouch for.
     async fn check(
         &self,
-        state: &State,
         (validator, validating): (Option<&Validator>, Option<&Validator>),
         question: &Question,
         ask: &Question,
         reply: Vec<u8>,
     ) -> Checked {
         match (validator, validating) {
-            (_, Some(validator)) => {
-                match validator.validate(&state.router, ask, reply.clone()).await {
-                    Some(verdict) => self.validated(validator, question, verdict, reply),
-                    None => Checked::Failed,
-                }
-            }
+            (_, Some(validator)) => match validator.validate(ask, reply.clone()).await {
+                Some(verdict) => self.validated(validator, question, verdict, reply),
+                None => Checked::Failed,
+            },
             (Some(_), None) => {
                 let mut reply = reply;
                 wire::set_authentic(&mut reply, false);

@@ -215,3 +215,49 @@ fn check_prints_the_anchors_and_refuses_a_bad_one() {
         .to_string();
     assert!(err.contains("t.toml:4: [dnssec] trust_anchors[0]"), "{err}");
 }
+
+/// The sum of every sample of `family` in a scrape whose labels start with `labels`.
+fn total(scrape: &str, family: &str, labels: &str) -> f64 {
+    let prefix = format!("{family}{{{labels}");
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A zone's DNSKEY and DS sets, and the NS questions that found its cut, are fetched for
+/// its first name and kept for its others: a second name of the zone costs one upstream
+/// question, its own.
+#[tokio::test]
+async fn a_zones_keys_are_fetched_once_for_all_its_names() {
+    if signed::skip("a_zones_keys_are_fetched_once_for_all_its_names") {
+        return;
+    }
+    let tree = Tree::build().await;
+    let dns = start(&tree, "", "validate = true").await;
+    let sent = |scrape: &str| total(scrape, "splitdns_upstream_queries_total", "route=\".\"");
+    let reply = dns.ask("www.secure.test.", RecordType::A).await;
+    assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
+    let first = sent(&dns.scrape().await);
+    assert!(first > 1.0, "the chain was fetched: {first} questions");
+    for (qname, qtype) in [
+        ("www.secure.test.", RecordType::MX),
+        ("nope.secure.test.", RecordType::A),
+        ("x.wild.secure.test.", RecordType::A),
+    ] {
+        let before = sent(&dns.scrape().await);
+        let reply = dns.ask(qname, qtype).await;
+        assert_ne!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{reply}"
+        );
+        let after = sent(&dns.scrape().await);
+        assert_eq!(
+            after - before,
+            1.0,
+            "{qname} {qtype}: only its own question went upstream"
+        );
+    }
+}

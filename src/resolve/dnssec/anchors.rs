@@ -4,10 +4,15 @@
 //! primes them (RFC 4033 §5, RFC 7958 §1): the zone's DNSKEY set is fetched,
 //! a key that matches an anchor must sign it, and then every zone key of the
 //! set is trusted, until the set's TTL runs out.
+//!
+//! hickory's validator holds its anchors from its start, so each set of
+//! primed keys comes with the validator that trusts them: kept until they
+//! are primed again, with its cache of what it proved.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use hickory_net::dnssec::DnssecDnsHandle;
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
 use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey, TrustAnchors, Verifier};
 use hickory_proto::op::Message;
@@ -36,10 +41,11 @@ pub(super) struct Anchors {
     primed: Mutex<Option<Primed>>,
 }
 
-/// Trusted keys, until `until`; the anchor zones that failed, and why.
+/// The validator of the keys trusted until `until`; the anchor zones that
+/// failed, and why.
 #[derive(Clone)]
 pub(super) struct Primed {
-    pub(super) keys: Arc<TrustAnchors>,
+    pub(super) validator: DnssecDnsHandle<RoutedHandle>,
     pub(super) failed: Vec<(Zone, BogusReason)>,
     until: Instant,
 }
@@ -64,23 +70,25 @@ impl Anchors {
         self.zones.iter().find(|z| z.contains(lower))
     }
 
-    /// The trusted keys now, priming the configured anchors when they are
-    /// not primed or their time has run out.
-    pub(super) async fn keys(&self, handle: &RoutedHandle) -> Primed {
+    /// The validator of the keys trusted now, priming the configured
+    /// anchors when they are not primed or their time has run out.
+    pub(super) async fn validator(&self, handle: &RoutedHandle) -> Primed {
         let now = Instant::now();
-        if self.configured.is_empty() {
-            return Primed {
-                keys: Arc::new(TrustAnchors::default()),
-                failed: Vec::new(),
-                until: now + MAX_PRIMED,
-            };
-        }
         if let Some(primed) = self.primed.lock().expect("not poisoned").as_ref()
             && primed.until > now
         {
             return primed.clone();
         }
-        let primed = self.prime(handle, now).await;
+        let primed = if self.configured.is_empty() {
+            // The root's keys are in hickory-proto: nothing to prime, ever.
+            Primed {
+                validator: DnssecDnsHandle::new(handle.clone()),
+                failed: Vec::new(),
+                until: now + Duration::from_secs(u64::from(u32::MAX)),
+            }
+        } else {
+            self.prime(handle, now).await
+        };
         *self.primed.lock().expect("not poisoned") = Some(primed.clone());
         primed
     }
@@ -112,7 +120,7 @@ impl Anchors {
             }
         }
         Primed {
-            keys: Arc::new(keys),
+            validator: DnssecDnsHandle::with_trust_anchor(handle.clone(), Arc::new(keys)),
             failed,
             until,
         }

@@ -3,8 +3,9 @@
 //! routes and upstream client, with DO and CD set, so the upstream hands
 //! over its signatures unvalidated and the checking is ours (RFC 4035 §3.2.2).
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::stream::{self, Stream};
@@ -20,51 +21,68 @@ use crate::dns::question::Question;
 use crate::dns::wire::{self, NameBuf};
 use crate::resolve::router::{Action, Router};
 
-/// The reply splitdns already has for the question being validated.
-struct First {
-    lower: NameBuf,
-    qtype: u16,
-    reply: Vec<u8>,
-}
+/// The replies being validated, by lowercased wire name and type: splitdns
+/// has them already, so the validator's own question for one is answered
+/// from here instead of asking again.
+type AtHand = Mutex<HashMap<(Vec<u8>, u16), Vec<u8>>>;
 
-/// Questions of one validation, sent where the router sends their names.
+/// The validator's questions, sent where the router sends their names.
+/// Clones share everything.
 #[derive(Clone)]
 pub(super) struct RoutedHandle {
     router: Arc<Router>,
     keys: Arc<KeyCache>,
-    first: Option<Arc<First>>,
+    at_hand: Arc<AtHand>,
+}
+
+/// Keeps a reply at hand while it is validated; takes it away when dropped.
+pub(super) struct Held<'a> {
+    at_hand: &'a AtHand,
+    key: (Vec<u8>, u16),
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.at_hand.lock().expect("not poisoned").remove(&self.key);
+    }
 }
 
 impl RoutedHandle {
-    pub(super) fn new(router: Arc<Router>, keys: Arc<KeyCache>) -> Self {
+    pub(super) fn new(router: Arc<Router>) -> Self {
         Self {
             router,
-            keys,
-            first: None,
+            keys: Arc::default(),
+            at_hand: Arc::default(),
         }
     }
 
-    /// The handle for validating `reply`, the answer to `question`: asked
-    /// that question, it hands `reply` over instead of asking again.
-    pub(super) fn answering(&self, question: &Question, reply: Vec<u8>) -> Self {
-        Self {
-            first: Some(Arc::new(First {
-                lower: question.lower,
-                qtype: question.qtype,
-                reply,
-            })),
-            ..self.clone()
+    /// The replies the chains fetched, kept for their TTL.
+    pub(super) fn keys(&self) -> &KeyCache {
+        &self.keys
+    }
+
+    /// Holds `reply`, the answer to `question`, at hand until the guard is
+    /// dropped: the validator asking that question gets it. Two validations
+    /// of one question at once (one for DO clients, one for the others) hold
+    /// replies from the same upstream, either of which serves both.
+    pub(super) fn hold(&self, question: &Question, reply: Vec<u8>) -> Held<'_> {
+        let key = (question.lower.as_bytes().to_vec(), question.qtype);
+        self.at_hand
+            .lock()
+            .expect("not poisoned")
+            .insert(key.clone(), reply);
+        Held {
+            at_hand: &self.at_hand,
+            key,
         }
     }
 
     /// The reply to `lower`/`qtype`, from the reply at hand, the key cache or
     /// the upstreams of the name's route.
     pub(super) async fn reply(&self, lower: NameBuf, qtype: u16) -> Result<Vec<u8>, NetError> {
-        if let Some(first) = &self.first
-            && first.qtype == qtype
-            && first.lower.as_bytes() == lower.as_bytes()
-        {
-            return Ok(first.reply.clone());
+        let key = (lower.as_bytes().to_vec(), qtype);
+        if let Some(reply) = self.at_hand.lock().expect("not poisoned").get(&key) {
+            return Ok(reply.clone());
         }
         let kept = KeyCache::keeps(qtype);
         if kept && let Some(reply) = self.keys.get(lower.as_bytes(), qtype, Instant::now()) {

@@ -20,7 +20,6 @@ mod verdict;
 
 use std::sync::Arc;
 
-use hickory_net::dnssec::DnssecDnsHandle;
 use hickory_net::xfer::{DnsHandle, FirstAnswer};
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS};
 use hickory_proto::op::{DnsRequestOptions, Message, Query};
@@ -29,7 +28,6 @@ use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
 
 use self::anchors::Anchors;
 use self::handle::RoutedHandle;
-use self::keys::KeyCache;
 pub(crate) use self::verdict::Verdict;
 use crate::config::DnssecConfig;
 use crate::config::dnssec::TrustAnchor;
@@ -49,22 +47,26 @@ static LOG: Every = Every::seconds(10);
 /// short enough that a fixed zone is believed again soon.
 pub(crate) const BOGUS_TTL: u32 = 30;
 
-/// The validator of one config, shared by every query of its state.
+/// The validator of one config and routing table, shared by every query of
+/// their state: its anchors, the keys its chains fetched, and what hickory's
+/// validator proved of them, so a zone's keys are checked once for all its
+/// names.
 pub(crate) struct Validator {
     anchors: Anchors,
     insecure: Vec<Zone>,
     check_unsigned: bool,
-    keys: Arc<KeyCache>,
+    handle: RoutedHandle,
 }
 
 impl Validator {
-    /// `None` when `[dnssec] validate` is off.
-    pub(crate) fn new(config: &DnssecConfig) -> Option<Self> {
+    /// `None` when `[dnssec] validate` is off. The chains' questions go
+    /// through `router`, the state's own.
+    pub(crate) fn new(config: &DnssecConfig, router: Arc<Router>) -> Option<Self> {
         config.validate.then(|| Self {
             anchors: Anchors::new(config.trust_anchors.clone()),
             insecure: config.insecure.clone(),
             check_unsigned: config.check_unsigned,
-            keys: Arc::default(),
+            handle: RoutedHandle::new(router),
         })
     }
 
@@ -81,22 +83,16 @@ impl Validator {
     }
 
     /// Validates `reply`, the upstream's answer to `question` (asked with DO
-    /// and CD), fetching what its chain needs through `router`. `None` when
+    /// and CD), fetching what its chain needs through the routes. `None` when
     /// it cannot be read at all.
-    pub(crate) async fn validate(
-        &self,
-        router: &Arc<Router>,
-        question: &Question,
-        reply: Vec<u8>,
-    ) -> Option<Verdict> {
+    pub(crate) async fn validate(&self, question: &Question, reply: Vec<u8>) -> Option<Verdict> {
         let lower = question.lower.as_bytes();
         if !self.check_unsigned && !signed(&reply) {
             // dnssec-check-unsigned=no: dnsmasq(8) takes unsigned replies
             // as they are, "without the authentic data bit set, of course".
             return Some(Verdict::Insecure);
         }
-        let handle = RoutedHandle::new(Arc::clone(router), Arc::clone(&self.keys));
-        let primed = self.anchors.keys(&handle).await;
+        let primed = self.anchors.validator(&self.handle).await;
         let zone = self.anchors.covering(lower)?;
         if let Some((_, reason)) = primed.failed.iter().find(|(z, _)| z == zone) {
             return Some(Verdict::Bogus(*reason));
@@ -104,12 +100,13 @@ impl Validator {
         let name = Name::from_bytes(lower).ok()?;
         let mut query = Query::query(name, RecordType::from(question.qtype));
         query.set_query_class(DNSClass::from(question.qclass));
-        let validator =
-            DnssecDnsHandle::with_trust_anchor(handle.answering(question, reply), primed.keys);
-        let result = validator
+        let held = self.handle.hold(question, reply);
+        let result = primed
+            .validator
             .lookup(query, DnsRequestOptions::default())
             .first_answer()
             .await;
+        drop(held);
         match verdict::judge(result, self, anchors::unix_now()) {
             Ok(verdict) => Some(verdict),
             Err(error) => {
@@ -165,7 +162,8 @@ impl Validator {
     ) -> Option<Vec<T>> {
         let lower = zone.to_lowercase().to_bytes().ok()?;
         let reply = self
-            .keys
+            .handle
+            .keys()
             .get(&lower, u16::from(rtype), std::time::Instant::now())?;
         let msg = Message::from_vec(&reply).ok()?;
         Some(
