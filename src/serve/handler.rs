@@ -460,6 +460,7 @@ impl Handler {
                 cache: self.shared.cache(),
                 epoch: state.epoch,
                 lookup: &lookup,
+                validator: state.dnssec.as_deref(),
             };
             answer = srv::complete(cx, answer, upstream.timeout()).await;
         }
