@@ -88,7 +88,10 @@ pub(crate) async fn complete(
     let policy = cx.router.route(answer_lower(&answer)).ttl;
     match msg.to_vec() {
         Ok(bytes) => Answer::from_reply(&bytes, answer_lower(&answer), policy, Instant::now())
-            .map(Arc::new)
+            .map(|mut completed| {
+                completed.set_security(answer.security());
+                Arc::new(completed)
+            })
             .unwrap_or(answer),
         Err(_) => answer,
     }
