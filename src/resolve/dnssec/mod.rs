@@ -88,8 +88,8 @@ impl Validator {
     pub(crate) async fn validate(&self, question: &Question, reply: Vec<u8>) -> Option<Verdict> {
         let lower = question.lower.as_bytes();
         if !self.check_unsigned && !signed(&reply) {
-            // dnssec-check-unsigned=no: dnsmasq(8) takes unsigned replies
-            // as they are, "without the authentic data bit set, of course".
+            // dnssec-check-unsigned=no: dnsmasq(8) assumes unsigned replies
+            // valid and passes them on, without AD, unproven.
             return Some(Verdict::Insecure);
         }
         let primed = self.anchors.validator(&self.handle).await;
