@@ -261,3 +261,55 @@ async fn a_zones_keys_are_fetched_once_for_all_its_names() {
         );
     }
 }
+
+/// A question of the chain that gets no answer (its route's server is gone) proves nothing:
+/// the client gets SERVFAIL without an EDE, nothing is counted bogus, and nothing is kept, so
+/// the next query tries again (RFC 9520 §3.2 keeps failures at most briefly; this one is an
+/// upstream's, not the zone's).
+#[tokio::test]
+async fn a_chain_question_without_an_answer_is_an_upstream_failure() {
+    if signed::skip("a_chain_question_without_an_answer_is_an_upstream_failure") {
+        return;
+    }
+    let tree = Tree::build().await;
+    let gone = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // www.secure.test itself is answered; secure.test's DNSKEY question goes to `gone`.
+    let routes = format!(
+        "[[route]]\nzones = [\"www.secure.test\"]\nservers = [\"{nsd}\"]\ndnssec = true\n\
+         [[route]]\nzones = [\"secure.test\"]\nservers = [\"{gone}\"]\ntimeout = \"200ms\"\n\
+         dnssec = true\n",
+        nsd = tree.addr()
+    );
+    let dns = start(&tree, &routes, "validate = true").await;
+    let sent = |scrape: &str| {
+        total(
+            scrape,
+            "splitdns_upstream_queries_total",
+            "route=\"www.secure.test.\"",
+        )
+    };
+    for round in 1..=2 {
+        let reply = dns
+            .udp(&with_edns("www.secure.test.", RecordType::A, false))
+            .await;
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{reply}"
+        );
+        assert_eq!(ede(&reply), None, "no DNSSEC verdict:\n{reply}");
+        let scrape = dns.scrape().await;
+        assert_eq!(
+            sent(&scrape),
+            f64::from(round),
+            "asked again, not kept:\n{scrape}"
+        );
+        assert_eq!(
+            sample(&scrape, "splitdns_dnssec_answers_total{state=\"bogus\"}"),
+            0.0
+        );
+    }
+}

@@ -29,8 +29,11 @@ use crate::observe::metrics::BogusReason;
 /// its TTL: a key roll is seen within the hour.
 const MAX_PRIMED: Duration = Duration::from_secs(3600);
 const MIN_PRIMED: Duration = Duration::from_secs(60);
-/// How soon an anchor that could not be primed is tried again.
+/// How soon an anchor that could not be primed is tried again: one whose
+/// keys did not prove out, and one whose upstreams did not answer (RFC 9520
+/// §3.2: resolution failures are kept at least 1 s).
 const RETRY: Duration = Duration::from_secs(30);
+const RETRY_UNANSWERED: Duration = Duration::from_secs(1);
 
 /// The anchors of one config.
 pub(super) struct Anchors {
@@ -42,11 +45,11 @@ pub(super) struct Anchors {
 }
 
 /// The validator of the keys trusted until `until`; the anchor zones that
-/// failed, and why.
+/// failed, and why (`None`: their upstreams did not answer).
 #[derive(Clone)]
 pub(super) struct Primed {
     pub(super) validator: DnssecDnsHandle<RoutedHandle>,
-    pub(super) failed: Vec<(Zone, BogusReason)>,
+    pub(super) failed: Vec<(Zone, Option<BogusReason>)>,
     until: Instant,
 }
 
@@ -112,10 +115,15 @@ impl Anchors {
                     }
                     until = until.min(now + ttl.clamp(MIN_PRIMED, MAX_PRIMED));
                 }
-                Err(reason) => {
+                Err(Some(reason)) => {
                     tracing::warn!(zone = %zone, ?reason, "could not prime a trust anchor: names under it are bogus");
-                    failed.push((zone.clone(), reason));
+                    failed.push((zone.clone(), Some(reason)));
                     until = until.min(now + RETRY);
+                }
+                Err(None) => {
+                    tracing::warn!(zone = %zone, "could not prime a trust anchor: its DNSKEY question got no answer");
+                    failed.push((zone.clone(), None));
+                    until = until.min(now + RETRY_UNANSWERED);
                 }
             }
         }
@@ -133,13 +141,13 @@ async fn prime_zone(
     handle: &RoutedHandle,
     zone: &Zone,
     anchors: &[&AnchorRecord],
-) -> Result<(Vec<DNSKEY>, Duration), BogusReason> {
-    let lower = NameBuf::from_wire(zone.wire()).ok_or(BogusReason::dnssec_bogus)?;
+) -> Result<(Vec<DNSKEY>, Duration), Option<BogusReason>> {
+    let lower = NameBuf::from_wire(zone.wire()).ok_or(Some(BogusReason::dnssec_bogus))?;
     let reply = handle
         .reply(lower, u16::from(RecordType::DNSKEY))
         .await
-        .map_err(|_| BogusReason::dnskey_missing)?;
-    let msg = Message::from_vec(&reply).map_err(|_| BogusReason::dnskey_missing)?;
+        .map_err(|_| None)?;
+    let msg = Message::from_vec(&reply).map_err(|_| Some(BogusReason::dnskey_missing))?;
     let name = Name::from_wire_lower(zone);
     let set: Vec<&Record> = msg
         .answers
@@ -153,7 +161,7 @@ async fn prime_zone(
         .filter(|k| anchors.iter().any(|a| matches(a, &name, k)))
         .collect();
     if trusted.is_empty() {
-        return Err(BogusReason::dnskey_missing);
+        return Err(Some(BogusReason::dnskey_missing));
     }
     let now = SerialNumber::new(unix_now());
     let mut reason = BogusReason::rrsigs_missing;
@@ -184,7 +192,7 @@ async fn prime_zone(
             return Ok((zone_keys, Duration::from_secs(ttl.into())));
         }
     }
-    Err(reason)
+    Err(Some(reason))
 }
 
 /// Whether `key`, a DNSKEY of `name`, is the one `anchor` names.

@@ -3,7 +3,9 @@
 //! routes and upstream client, with DO and CD set, so the upstream hands
 //! over its signatures unvalidated and the checking is ours (RFC 4035 §3.2.2).
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -126,9 +128,32 @@ impl RoutedHandle {
         };
         match upstream.ask(&question).await {
             Ok((reply, _)) => Ok(reply),
-            Err(error) => Err(NetError::from(error.to_string())),
+            Err(error) => {
+                // Seen by `watching`, in the validation this question is for.
+                let _ = UNANSWERED.try_with(|unanswered| unanswered.set(true));
+                Err(NetError::from(error.to_string()))
+            }
         }
     }
+}
+
+tokio::task_local! {
+    /// Set when a question of the validation running in this task got no
+    /// answer from its upstreams.
+    static UNANSWERED: Cell<bool>;
+}
+
+/// Runs a validation, also telling whether one of its questions got no
+/// answer: hickory calls such a chain bogus, where it is an upstream's
+/// failure, not proof of an attack. hickory polls its questions inside the
+/// future it returns, so they run in this task.
+pub(super) async fn watching<F: Future>(validation: F) -> (F::Output, bool) {
+    UNANSWERED
+        .scope(Cell::new(false), async {
+            let output = validation.await;
+            (output, UNANSWERED.with(Cell::get))
+        })
+        .await
 }
 
 impl DnsHandle for RoutedHandle {

@@ -84,7 +84,8 @@ impl Validator {
 
     /// Validates `reply`, the upstream's answer to `question` (asked with DO
     /// and CD), fetching what its chain needs through the routes. `None` when
-    /// it cannot be read at all.
+    /// it cannot be read at all, or an upstream failed a question of its
+    /// chain and it did not come out secure or insecure.
     pub(crate) async fn validate(&self, question: &Question, reply: Vec<u8>) -> Option<Verdict> {
         let lower = question.lower.as_bytes();
         if !self.check_unsigned && !signed(&reply) {
@@ -95,19 +96,27 @@ impl Validator {
         let primed = self.anchors.validator(&self.handle).await;
         let zone = self.anchors.covering(lower)?;
         if let Some((_, reason)) = primed.failed.iter().find(|(z, _)| z == zone) {
-            return Some(Verdict::Bogus(*reason));
+            // Unanswered: an upstream's failure, given as one (see below).
+            return reason.map(Verdict::Bogus);
         }
         let name = Name::from_bytes(lower).ok()?;
         let mut query = Query::query(name, RecordType::from(question.qtype));
         query.set_query_class(DNSClass::from(question.qclass));
         let held = self.handle.hold(question, reply);
-        let result = primed
+        let lookup = primed
             .validator
             .lookup(query, DnsRequestOptions::default())
-            .first_answer()
-            .await;
+            .first_answer();
+        let (result, unanswered) = handle::watching(lookup).await;
         drop(held);
         match verdict::judge(result, self, anchors::unix_now()) {
+            // An upstream failed on the way: no proof of anything, and
+            // nothing to keep for 30 s. The client gets SERVFAIL, or a stale
+            // answer (RFC 8767), as for any upstream failure.
+            Ok(Verdict::Bogus(_)) | Err(_) if unanswered => {
+                tracing::info!(name = %question.lower, "validation failed: an upstream did not answer a question of the chain");
+                None
+            }
             Ok(verdict) => Some(verdict),
             Err(error) => {
                 tracing::debug!(name = %question.lower, %error, "validation could not finish");
