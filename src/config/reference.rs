@@ -255,7 +255,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "dnssec",
         kind: "bool",
         default: "`true` for a route to the default upstreams (no `servers`, no `rewrite`), else `false`",
-        meaning: "Whether `[dnssec] validate` covers the route's answers. A private zone (servers of its own, a rewrite) is insecure by default: its answers are passed on without AD and never fail for lack of a DS chain. Set `true` for a signed private zone, and give its anchor in `[dnssec] trust_anchors` (see [DNSSEC](#dnssec)).",
+        meaning: "Whether `[dnssec] validate` covers the route's answers. A private zone (servers of its own, a rewrite) is insecure by default: its answers are passed on without AD and never fail for lack of a DS chain. Set `true` for a signed private zone, and give its anchor in `[dnssec] trust_anchors` (see [DNSSEC](#dnssec)). Not with `rewrite`: renamed records cannot be validated.",
     },
     KeyDoc {
         table: "[[route]]",

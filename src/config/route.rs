@@ -113,6 +113,15 @@ impl ConfigText<'_> {
             ),
             None => None,
         };
+        if raw.dnssec == Some(true) && raw.rewrite.is_some() {
+            return Err(self.invalid_at(
+                &format!("{key} dnssec"),
+                route.span(),
+                "true",
+                "a rewrite route's answers cannot be validated: their names are not the ones \
+                 that were signed; drop dnssec or rewrite",
+            ));
+        }
         Ok(RouteConfig {
             zones,
             action: if servers.is_empty() {
@@ -229,6 +238,19 @@ mod tests {
         let err = parse(text).unwrap_err().to_string();
         assert!(
             err.contains("rules[0] (line 1)") && err.contains("[[route]] #1 (line 2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rewrite_route_cannot_be_validated() {
+        let err = parse(
+            "[[route]]\nzones = [\"infra.local\"]\nrewrite = \"service.consul\"\ndnssec = true",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[[route]] #1 dnssec") && err.contains("rewrite"),
             "{err}"
         );
     }
