@@ -83,11 +83,13 @@ impl Anchors {
             return primed.clone();
         }
         let primed = if self.configured.is_empty() {
-            // The root's keys are in hickory-proto: nothing to prime, ever.
+            // The root's keys are in hickory-proto: nothing to prime. The
+            // validator is made again once a day all the same, so what it
+            // holds of keys rolled since is let go.
             Primed {
                 validator: DnssecDnsHandle::new(handle.clone()),
                 failed: Vec::new(),
-                until: now + Duration::from_secs(u64::from(u32::MAX)),
+                until: now + Duration::from_secs(86_400),
             }
         } else {
             self.prime(handle, now).await
@@ -256,5 +258,40 @@ trait FromZone {
 impl FromZone for Name {
     fn from_wire_lower(zone: &Zone) -> Self {
         Self::from_bytes(zone.wire()).unwrap_or_else(|_| Self::root())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::dnssec::ROOT_DS;
+    use base64::Engine as _;
+
+    /// The root's KSK 20326 as hickory-proto ships it, and its DS (IANA's).
+    fn root_key() -> DNSKEY {
+        let key = TrustAnchors::default().get(0).unwrap().clone();
+        DNSKEY::new(true, true, false, key)
+    }
+
+    #[test]
+    fn a_ds_anchor_matches_the_key_it_digests() {
+        let key = root_key();
+        let anchor = TrustAnchor::parse(ROOT_DS[0]).unwrap();
+        assert!(matches(&anchor.record, &Name::root(), &key));
+        let other = TrustAnchor::parse(ROOT_DS[1]).unwrap();
+        assert!(!matches(&other.record, &Name::root(), &key));
+        let elsewhere = Name::from_ascii("example.").unwrap();
+        assert!(!matches(&anchor.record, &elsewhere, &key));
+    }
+
+    #[test]
+    fn a_dnskey_anchor_matches_the_same_key_only() {
+        let key = root_key();
+        let text =
+            base64::engine::general_purpose::STANDARD.encode(key.public_key().public_bytes());
+        let anchor = TrustAnchor::parse(&format!(". IN DNSKEY 257 3 8 {text}")).unwrap();
+        assert!(matches(&anchor.record, &Name::root(), &key));
+        let wrong_algorithm = TrustAnchor::parse(&format!(". IN DNSKEY 257 3 13 {text}")).unwrap();
+        assert!(!matches(&wrong_algorithm.record, &Name::root(), &key));
     }
 }

@@ -64,3 +64,39 @@ impl KeyCache {
         entries.insert((lower.to_vec(), qtype), (now + keep, reply.to_vec()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{MessageType, Query};
+    use hickory_proto::rr::rdata::NS;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    fn ns_reply(ttl: u32) -> Vec<u8> {
+        let name = Name::from_ascii("example.").unwrap();
+        let mut m = Message::query();
+        m.metadata.message_type = MessageType::Response;
+        m.add_query(Query::query(name.clone(), RecordType::NS));
+        let host = Name::from_ascii("ns.example.").unwrap();
+        m.add_answer(Record::from_rdata(name, ttl, RData::NS(NS(host))));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_reply_is_kept_for_its_ttl_and_no_longer() {
+        let keys = KeyCache::default();
+        let now = Instant::now();
+        let name = b"\x07example\x00";
+        keys.put(name, 2, &ns_reply(60), now);
+        assert!(keys.get(name, 2, now + Duration::from_secs(59)).is_some());
+        assert!(keys.get(name, 2, now + Duration::from_secs(60)).is_none());
+        assert!(keys.get(name, 48, now).is_none(), "by type too");
+        keys.put(name, 2, &ns_reply(0), now);
+        assert!(
+            keys.get(name, 2, now).is_some(),
+            "TTL 0 is kept {MIN_KEEP:?}"
+        );
+        assert!(KeyCache::keeps(48) && KeyCache::keeps(43) && KeyCache::keeps(2));
+        assert!(!KeyCache::keeps(1));
+    }
+}
