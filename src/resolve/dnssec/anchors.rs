@@ -29,6 +29,12 @@ use crate::observe::metrics::BogusReason;
 /// its TTL: a key roll is seen within the hour.
 const MAX_PRIMED: Duration = Duration::from_secs(3600);
 const MIN_PRIMED: Duration = Duration::from_secs(60);
+/// How many proofs hickory's validator keeps (its default is 1,048,576,
+/// hundreds of MB on a cold workload). The ones worth keeping are a zone's
+/// DNSKEY and DS sets, reused by all its names; an answer's own proof is
+/// used once, as the answer is cached after it.
+const PROOFS_KEPT: usize = 8192;
+
 /// How soon an anchor that could not be primed is tried again: one whose
 /// keys did not prove out, and one whose upstreams did not answer (RFC 9520
 /// §3.2: resolution failures are kept at least 1 s).
@@ -87,7 +93,7 @@ impl Anchors {
             // validator is made again once a day all the same, so what it
             // holds of keys rolled since is let go.
             Primed {
-                validator: DnssecDnsHandle::new(handle.clone()),
+                validator: DnssecDnsHandle::new(handle.clone()).validation_cache_size(PROOFS_KEPT),
                 failed: Vec::new(),
                 until: now + Duration::from_secs(86_400),
             }
@@ -130,7 +136,8 @@ impl Anchors {
             }
         }
         Primed {
-            validator: DnssecDnsHandle::with_trust_anchor(handle.clone(), Arc::new(keys)),
+            validator: DnssecDnsHandle::with_trust_anchor(handle.clone(), Arc::new(keys))
+                .validation_cache_size(PROOFS_KEPT),
             failed,
             until,
         }
