@@ -23,12 +23,17 @@ use super::handle::RoutedHandle;
 use crate::config::dnssec::{AnchorRecord, TrustAnchor};
 use crate::dns::wire::NameBuf;
 use crate::dns::zone::Zone;
+use crate::observe::logging::Every;
 use crate::observe::metrics::BogusReason;
 
 /// How long a primed DNSKEY set is trusted at most and at least, whatever
 /// its TTL: a key roll is seen within the hour.
 const MAX_PRIMED: Duration = Duration::from_secs(3600);
 const MIN_PRIMED: Duration = Duration::from_secs(60);
+/// At most one warning about priming per 10 s: an anchor whose upstream is
+/// down is tried again every second.
+static LOG: Every = Every::seconds(10);
+
 /// How many proofs hickory's validator keeps (its default is 1,048,576,
 /// hundreds of MB on a cold workload). The ones worth keeping are a zone's
 /// DNSKEY and DS sets, reused by all its names; an answer's own proof is
@@ -124,12 +129,16 @@ impl Anchors {
                     until = until.min(now + ttl.clamp(MIN_PRIMED, MAX_PRIMED));
                 }
                 Err(Some(reason)) => {
-                    tracing::warn!(zone = %zone, ?reason, "could not prime a trust anchor: names under it are bogus");
+                    if let Some(also) = LOG.due() {
+                        tracing::warn!(zone = %zone, ?reason, also_since_last_line = also, "could not prime a trust anchor: names under it are bogus");
+                    }
                     failed.push((zone.clone(), Some(reason)));
                     until = until.min(now + RETRY);
                 }
                 Err(None) => {
-                    tracing::warn!(zone = %zone, "could not prime a trust anchor: its DNSKEY question got no answer");
+                    if let Some(also) = LOG.due() {
+                        tracing::warn!(zone = %zone, also_since_last_line = also, "could not prime a trust anchor: its DNSKEY question got no answer");
+                    }
                     failed.push((zone.clone(), None));
                     until = until.min(now + RETRY_UNANSWERED);
                 }
