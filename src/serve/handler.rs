@@ -479,7 +479,9 @@ enum Checked {
     Reply(Vec<u8>, Security),
     /// Bogus: this SERVFAIL instead.
     Bogus(Answer),
-    /// The reply could not be read.
+    /// No verdict: the reply could not be read, or an upstream failed a
+    /// question of its chain. SERVFAIL, or a stale answer, as when the
+    /// upstreams fail.
     Failed,
 }
 
