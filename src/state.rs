@@ -21,6 +21,7 @@ use crate::observe::metrics::{Metrics, Scrape};
 use crate::observe::stats::{ServerStats, Stats};
 use crate::resolve::cache::{Cache, Flights};
 use crate::resolve::consul::Mirror;
+use crate::resolve::dnssec::Validator;
 use crate::resolve::rebind::Rebind;
 use crate::resolve::router::Router;
 use crate::state::ratelimit::RateLimit;
@@ -36,6 +37,9 @@ pub(crate) struct State {
     /// Swapped on its own when a hosts file changes; a reload brings a new one.
     pub local: ArcSwap<LocalData>,
     pub rebind: Rebind,
+    /// `[dnssec] validate`: the validator, with its trust anchors and the
+    /// keys it has fetched. `None`: answers are passed on unvalidated.
+    pub dnssec: Option<Arc<Validator>>,
     /// Counts the routing tables: a new router gets the next epoch. Answers
     /// are fetched, coalesced and stored under the epoch of their state.
     pub epoch: u64,
@@ -49,6 +53,10 @@ pub(crate) struct StateParts {
     pub local: Arc<LocalData>,
     /// 0 at start; one more each time a reload brings a new router.
     pub epoch: u64,
+    /// The running validator, kept with the router it was made for (an
+    /// interface came or went), with the keys it has fetched. `None`: a new
+    /// one, if `[dnssec] validate` asks for one.
+    pub validator: Option<Arc<Validator>>,
 }
 
 impl State {
@@ -70,18 +78,23 @@ impl State {
             allow: interfaces::allow(config, bound),
             local,
             epoch: 0,
+            validator: None,
         };
         Ok(Self::assemble(config, parts))
     }
 
     /// The one place a [`State`] is put together, at start-up and on every reload.
     pub(crate) fn assemble(config: &Config, parts: StateParts) -> Self {
+        let dnssec = parts
+            .validator
+            .or_else(|| Validator::new(&config.dnssec, Arc::clone(&parts.router)).map(Arc::new));
         Self {
             router: parts.router,
             allow: parts.allow,
             log_queries: config.log.queries,
             local: ArcSwap::new(parts.local),
             rebind: Rebind::new(&config.guard),
+            dnssec,
             epoch: parts.epoch,
         }
     }

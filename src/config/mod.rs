@@ -19,6 +19,7 @@ mod cache;
 mod consul;
 pub mod control;
 pub mod dnsmasq;
+pub mod dnssec;
 mod error;
 mod include;
 pub mod local;
@@ -47,6 +48,8 @@ use consul::RawConsul;
 pub use control::ControlConfig;
 use control::RawControl;
 use dnsmasq::{Rule, RuleAction, RuleError};
+pub use dnssec::DnssecConfig;
+use dnssec::{DnssecLine, RawDnssec};
 pub use error::ConfigError;
 pub use local::{LocalConfig, StaticRecord};
 use local::{RawLocal, RawRecord};
@@ -98,6 +101,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// `[consul]`: `None` when the table is absent (no mirror).
     pub consul: Option<ConsulConfig>,
+    /// `[dnssec]` and the DNSSEC rule lines.
+    pub dnssec: DnssecConfig,
     /// The drop-in files read for `include`, in the order they were read.
     pub included: Vec<PathBuf>,
     /// SHA-256, in hex, of the bytes read: the config text, then each file in
@@ -134,6 +139,8 @@ struct RawConfig {
     #[serde(default)]
     control: RawControl,
     consul: Option<RawConsul>,
+    #[serde(default)]
+    dnssec: RawDnssec,
 }
 
 /// A drop-in `*.toml` file: only the tables that add routes and records.
@@ -271,6 +278,8 @@ struct Entries {
     /// `[[route]]` tables.
     routes: Vec<RouteConfig>,
     records: Vec<StaticRecord>,
+    /// `dnssec`, `trust-anchor=` and `dnssec-check-unsigned` lines.
+    dnssec: Vec<DnssecLine>,
     /// `[upstream]`'s trust and bootstrap addresses for encrypted servers.
     encrypted: server_spec::Defaults,
 }
@@ -361,6 +370,7 @@ impl ConfigText<'_> {
             zone_rules,
             routes: tables,
             records,
+            dnssec,
             encrypted: _,
         } = entries;
         let mut routes = rules::fold(&zone_rules).map_err(|c| ConfigError::RuleConflict {
@@ -395,6 +405,7 @@ impl ConfigText<'_> {
                 .validate()
                 .map_err(|(value, problem)| self.invalid("[control] socket", &value, problem))?,
             consul: raw.consul.map(|c| self.consul(c)).transpose()?,
+            dnssec: self.dnssec(raw.dnssec, &dnssec)?,
             included: Vec::new(),
             hash: String::new(),
             warnings: Vec::new(),
@@ -420,6 +431,7 @@ impl Entries {
         match rule {
             Rule::DefaultServer(server) => self.default_servers.push(server),
             Rule::Records(more) => self.records.extend(more),
+            Rule::Dnssec(line) => self.dnssec.push(line),
             rule @ (Rule::Zones { .. } | Rule::Rewrite { .. }) => {
                 self.zone_rules.push(rules::Placed { rule, at })
             }

@@ -252,6 +252,13 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         table: "[[route]]",
+        key: "dnssec",
+        kind: "bool",
+        default: "`true` for a route to the default upstreams (no `servers`, no `rewrite`), else `false`",
+        meaning: "Whether `[dnssec] validate` covers the route's answers. A private zone (servers of its own, a rewrite) is insecure by default: its answers are passed on without AD and never fail for lack of a DS chain. Set `true` for a signed private zone, and give its anchor in `[dnssec] trust_anchors` (see [DNSSEC](#dnssec)). Not with `rewrite`: renamed records cannot be validated.",
+    },
+    KeyDoc {
+        table: "[[route]]",
         key: "ca_file",
         kind: "path",
         default: "`[upstream] ca_file`",
@@ -432,6 +439,34 @@ pub const KEYS: &[KeyDoc] = &[
         default: "`128`",
         meaning: "Services watched at once; names of further services are forwarded. Each watch holds one HTTP connection at the agent, which allows 200 per client address by default (`limits.http_max_conns_per_client`), shared with every other tool on the host.",
     },
+    KeyDoc {
+        table: "[dnssec]",
+        key: "validate",
+        kind: "bool",
+        default: "`false`",
+        meaning: "Validate DNSSEC (RFC 4035) for the routes with `dnssec` (the default upstreams by default): secure answers get AD for clients that ask with AD or DO, bogus ones SERVFAIL with an Extended DNS Error (see [DNSSEC](#dnssec)). The rule line `dnssec` sets it too.",
+    },
+    KeyDoc {
+        table: "[dnssec]",
+        key: "trust_anchors",
+        kind: "list of strings",
+        default: "the root KSKs 20326 and 38696",
+        meaning: "DS or DNSKEY records in zone-file form, as Unbound's `trust-anchor:` takes them: `\"example.test. IN DS 12345 13 2 ABCD…\"`. When given, these are the only anchors (list the root's DS records too to keep validating public names); names under none of them are insecure. `trust-anchor=` lines add to them.",
+    },
+    KeyDoc {
+        table: "[dnssec]",
+        key: "insecure",
+        kind: "list of zones",
+        default: "`[]`",
+        meaning: "Negative trust anchors (RFC 7646): names at or below these zones are never validated, and answered without AD.",
+    },
+    KeyDoc {
+        table: "[dnssec]",
+        key: "check_unsigned",
+        kind: "bool",
+        default: "`true`",
+        meaning: "`false`: an answer with no signature at all is taken as insecure without proving it, as dnsmasq's `dnssec-check-unsigned=no` does; faster, but an attacker who strips the signatures of a signed zone is not caught.",
+    },
 ];
 
 /// Every rule line form, in the order of the rule table (docs/rules.md).
@@ -499,6 +534,18 @@ pub const RULES: &[RuleDoc] = &[
     RuleDoc {
         form: "`mx-host=NAME,HOST[,PREFERENCE]`",
         meaning: "An MX record (preference 1 by default). The host is required.",
+    },
+    RuleDoc {
+        form: "`dnssec`",
+        meaning: "Same as `[dnssec] validate = true`.",
+    },
+    RuleDoc {
+        form: "`trust-anchor=DOMAIN,KEYTAG,ALGORITHM,DIGESTTYPE,DIGEST`",
+        meaning: "A DS trust anchor, added to `[dnssec] trust_anchors`; as there, the configured anchors replace the built-in root anchor.",
+    },
+    RuleDoc {
+        form: "`dnssec-check-unsigned`, `dnssec-check-unsigned=no`",
+        meaning: "Same as `[dnssec] check_unsigned = true` or `false`; the table's key wins over the line.",
     },
 ];
 

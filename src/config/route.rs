@@ -37,6 +37,10 @@ pub struct RouteConfig {
     pub rewrite: Option<Zone>,
     /// Default: `[upstream] filter_aaaa`.
     pub filter_aaaa: Option<bool>,
+    /// `dnssec`: whether `[dnssec] validate` covers the route's answers.
+    /// Default: true for a route to the default upstreams, false for one
+    /// with servers of its own or a rewrite (private zones are not signed).
+    pub dnssec: Option<bool>,
     /// `rules[3] (line 4)` or `[[route]] #2 (line 12)`: where it was written.
     pub defined_at: String,
 }
@@ -68,6 +72,7 @@ pub(super) struct RawRoute {
     pub(super) strategy: Option<Spanned<String>>,
     pub(super) rewrite: Option<Spanned<String>>,
     pub(super) filter_aaaa: Option<bool>,
+    pub(super) dnssec: Option<bool>,
     pub(super) ca_file: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) pin_sha256: Vec<Spanned<String>>,
@@ -108,6 +113,15 @@ impl ConfigText<'_> {
             ),
             None => None,
         };
+        if raw.dnssec == Some(true) && raw.rewrite.is_some() {
+            return Err(self.invalid_at(
+                &format!("{key} dnssec"),
+                route.span(),
+                "true",
+                "a rewrite route's answers cannot be validated: their names are not the ones \
+                 that were signed; drop dnssec or rewrite",
+            ));
+        }
         Ok(RouteConfig {
             zones,
             action: if servers.is_empty() {
@@ -124,6 +138,7 @@ impl ConfigText<'_> {
             strategy: self.strategy(&format!("{key} strategy"), raw.strategy.as_ref())?,
             rewrite,
             filter_aaaa: raw.filter_aaaa,
+            dnssec: raw.dnssec,
             addresses: Vec::new(),
             defined_at: self.place(format!("{key} (line {})", self.line_of(route.span()))),
         })
@@ -205,6 +220,7 @@ impl RouteConfig {
             max_inflight: None,
             rewrite: None,
             filter_aaaa: None,
+            dnssec: None,
             strategy: None,
             defined_at,
         }
@@ -222,6 +238,19 @@ mod tests {
         let err = parse(text).unwrap_err().to_string();
         assert!(
             err.contains("rules[0] (line 1)") && err.contains("[[route]] #1 (line 2)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rewrite_route_cannot_be_validated() {
+        let err = parse(
+            "[[route]]\nzones = [\"infra.local\"]\nrewrite = \"service.consul\"\ndnssec = true",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[[route]] #1 dnssec") && err.contains("rewrite"),
             "{err}"
         );
     }

@@ -65,7 +65,7 @@ pub(super) fn fold(placed: &[Placed]) -> Result<Vec<RouteConfig>, Conflict> {
     for (i, line) in placed.iter().enumerate() {
         let names = match &line.rule {
             Rule::Zones { zones, .. } | Rule::Rewrite { zones, .. } => zones,
-            Rule::DefaultServer(_) | Rule::Records(_) => continue,
+            Rule::DefaultServer(_) | Rule::Records(_) | Rule::Dnssec(_) => continue,
         };
         for zone in names {
             let rules = by_zone.entry(zone.clone()).or_insert_with(|| {
@@ -75,7 +75,7 @@ pub(super) fn fold(placed: &[Placed]) -> Result<Vec<RouteConfig>, Conflict> {
             match &line.rule {
                 Rule::Rewrite { target, .. } => set_rewrite(rules, zone, target, &line.at)?,
                 Rule::Zones { action, .. } => add(rules, action),
-                Rule::DefaultServer(_) | Rule::Records(_) => {}
+                Rule::DefaultServer(_) | Rule::Records(_) | Rule::Dnssec(_) => {}
             }
             if rules.lines.last() != Some(&i) {
                 rules.lines.push(i);

@@ -22,17 +22,32 @@ pub struct TtlPolicy {
 
 /// An encoded response and its bookkeeping in one allocation, so a full cache
 /// costs little more than its bytes: `created (u32 s) | lifetime (u32 s) |
-/// last used (u32 s, for eviction) | key flags (u8, DO/CD) | message`.
+/// last used (u32 s, for eviction) | key flags (u8, DO/CD) | security (u8:
+/// [`Security`] in the low 3 bits, an Extended DNS Error info code above) |
+/// message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
     data: Box<[u8]>,
 }
 
-const META: usize = 13;
+const META: usize = 14;
 const LAST_USED: usize = 8;
 const KEY_FLAGS: usize = 12;
+const SECURITY: usize = 13;
 /// A bit of the key flags byte that is not a key flag: a prefetch was started.
 const REFRESHING: u8 = 0x80;
+
+/// What DNSSEC validation made of an answer (RFC 4033 §5), stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Not validated: validation is off, the route is not validated, or the
+    /// client set CD.
+    Unchecked = 0,
+    Secure = 1,
+    Insecure = 2,
+    Bogus = 3,
+    Indeterminate = 4,
+}
 
 /// Why an upstream reply cannot become an [`Answer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +110,7 @@ impl Answer {
         data.extend_from_slice(&created);
         data.extend_from_slice(&[0; 4]);
         data.extend_from_slice(&created);
-        data.push(0);
+        data.extend_from_slice(&[0, 0]);
         data.extend_from_slice(&msg.buf[..end]);
         let out = &mut data[META..];
         out[..2].fill(0);
@@ -138,6 +153,44 @@ impl Answer {
         };
         data[4..8].copy_from_slice(&lifetime.to_le_bytes());
         Self { data: data.into() }
+    }
+
+    /// The SERVFAIL a bogus answer is replaced with (RFC 4035 §5.5), carrying
+    /// the Extended DNS Error `ede` (RFC 8914), kept for `lifetime` seconds
+    /// (RFC 9520 §3: resolution failures are cached, briefly).
+    pub fn bogus(question: &[u8], ede: u8, lifetime: u32, now: Instant) -> Self {
+        let created = seconds(now).to_le_bytes();
+        let mut data = Vec::with_capacity(META + wire::HEADER_LEN + question.len());
+        data.extend_from_slice(&created);
+        data.extend_from_slice(&lifetime.to_le_bytes());
+        data.extend_from_slice(&created);
+        data.extend_from_slice(&[0, Security::Bogus as u8 | ede << 3]);
+        data.extend_from_slice(&[0, 0]);
+        data.extend_from_slice(&wire::stored_flags(false, false, wire::RCODE_SERVFAIL));
+        data.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        data.extend_from_slice(question);
+        Self { data: data.into() }
+    }
+
+    /// What validation made of it.
+    pub fn security(&self) -> Security {
+        match self.data[SECURITY] & 0x07 {
+            1 => Security::Secure,
+            2 => Security::Insecure,
+            3 => Security::Bogus,
+            4 => Security::Indeterminate,
+            _ => Security::Unchecked,
+        }
+    }
+
+    /// Records what validation made of it.
+    pub fn set_security(&mut self, security: Security) {
+        self.data[SECURITY] = (self.data[SECURITY] & !0x07) | security as u8;
+    }
+
+    /// The Extended DNS Error info code its responses carry, if any.
+    pub fn ede(&self) -> Option<u8> {
+        Some(self.data[SECURITY] >> 3).filter(|&code| code != 0)
     }
 
     /// Seconds this answer may be served from the cache; 0 means never.
@@ -261,6 +314,11 @@ impl Answer {
             }
         }
         query.fit_and_finish(out, question_end, limit);
+        if let Some(code) = self.ede()
+            && query.edns.is_some()
+        {
+            wire::push_ede(out, code.into());
+        }
     }
 }
 
@@ -533,5 +591,53 @@ mod tests {
         assert_eq!(m.queries.len(), 1);
         a.write_response(&client_query(false), now, 65_535, &mut out);
         assert_eq!(HMessage::from_vec(&out).unwrap().answers.len(), 40);
+    }
+
+    /// RFC 8914 §2: a bogus answer is SERVFAIL with its Extended DNS Error in
+    /// the OPT of a client that sent EDNS, and without one for a client that did
+    /// not; RFC 9520 §3.2: it is kept, briefly.
+    #[test]
+    fn a_bogus_answer_is_servfail_with_its_ede() {
+        let now = Instant::now();
+        let mut question = LOWER.to_vec();
+        question.extend_from_slice(&[0, 1, 0, 1]);
+        let a = Answer::bogus(&question, 7, 30, now);
+        assert_eq!(a.lifetime(), 30);
+        assert_eq!(a.security(), Security::Bogus);
+        assert_eq!(a.ede(), Some(7));
+        let mut out = Vec::new();
+        a.write_response(&client_query(true), now, 512, &mut out);
+        let m = HMessage::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        assert_eq!(m.queries[0].name().to_ascii(), "WEB.example.");
+        let options = &m.edns.as_ref().unwrap().options().options;
+        let ede = options.iter().find_map(|(_, o)| match o {
+            hickory_proto::rr::rdata::opt::EdnsOption::Unknown(15, data) => Some(data.clone()),
+            _ => None,
+        });
+        assert_eq!(ede, Some(vec![0, 7]));
+        a.write_response(&client_query(false), now, 512, &mut out);
+        let m = HMessage::from_vec(&out).unwrap();
+        assert!(m.edns.is_none());
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    }
+
+    #[test]
+    fn the_security_byte_leaves_the_key_flags_alone() {
+        let now = Instant::now();
+        let mut a = Answer::from_reply(
+            &reply(ResponseCode::NoError, &[(60, [192, 0, 2, 1])], None),
+            LOWER,
+            POLICY,
+            now,
+        )
+        .unwrap();
+        assert_eq!(a.security(), Security::Unchecked);
+        a.set_key_flags(3);
+        a.set_security(Security::Secure);
+        assert_eq!(
+            (a.key_flags(), a.security(), a.ede()),
+            (3, Security::Secure, None)
+        );
     }
 }

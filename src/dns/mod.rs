@@ -7,5 +7,6 @@ pub(crate) mod answer;
 pub(crate) mod clock;
 pub(crate) mod question;
 pub(crate) mod rewrite;
+pub(crate) mod unsigned;
 pub(crate) mod wire;
 pub(crate) mod zone;

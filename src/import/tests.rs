@@ -137,3 +137,22 @@ fn unsupported_options_warn_with_file_line_and_why() {
     assert!(warnings[1].starts_with("dnsmasq.conf:3: all-servers: ignored ("));
     assert!(warnings[2].starts_with("dnsmasq.conf:4: server: ignored ("));
 }
+
+/// dnsmasq's DNSSEC lines become the same lines in `rules`, and the config
+/// they make validates as dnsmasq did: with the anchor given, unsigned
+/// replies taken unchecked when dnsmasq took them so.
+#[test]
+fn dnssec_lines_carry_over_as_rules() {
+    let anchor = "trust-anchor=.,20326,8,2,\
+                  E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D";
+    let lines = ["dnssec", anchor, "dnssec-check-unsigned=no"];
+    let (toml, warnings) = translate(&lines.join("\n"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(rules(&toml), lines);
+    let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+    assert!(config.dnssec.validate);
+    assert!(!config.dnssec.check_unsigned);
+    assert_eq!(config.dnssec.trust_anchors.len(), 1);
+    let (_, warnings) = translate("dnssec-no-timecheck");
+    assert!(warnings[0].contains("system clock"), "{warnings:?}");
+}

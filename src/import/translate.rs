@@ -256,6 +256,10 @@ impl Translation {
                 Some("splitdns logs to stderr (the journal under systemd)")
             }
             "group" => Some("splitdns takes the user's primary group"),
+            "proxy-dnssec" => Some(
+                "without [dnssec] validate, splitdns passes the upstream's AD bit on to clients \
+                 that ask with AD or DO, as proxy-dnssec does",
+            ),
             _ => None,
         };
         if let Some(what) = not_needed {
@@ -278,9 +282,14 @@ impl Translation {
             "except-interface" | "no-dhcp-interface" => {
                 "exclusions are not supported; list what to listen on"
             }
-            k if k.starts_with("dnssec") || k == "trust-anchor" || k == "proxy-dnssec" => {
-                "splitdns does not validate DNSSEC; DO, CD and AD pass through"
+            "dnssec-no-timecheck" | "dnssec-timestamp" => {
+                "signature times are always checked against the system clock; start splitdns \
+                 after the clock is set (systemd's time-sync.target)"
             }
+            "dnssec-debug" => {
+                "a client that sets CD=1 gets the upstream's answer unvalidated, per query"
+            }
+            k if k.starts_with("dnssec") => "not supported by splitdns's validator",
             "expand-hosts" | "domain" => {
                 "local domain suffixes are not supported; name hosts in full"
             }

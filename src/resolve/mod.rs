@@ -8,6 +8,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod consul;
+pub(crate) mod dnssec;
 pub(crate) mod encrypted;
 pub(crate) mod health;
 pub(crate) mod loops;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::server_spec::ServerSpec;
-use crate::config::{Config, RouteAction};
+use crate::config::{Config, DnssecConfig, RouteAction};
 use crate::dns::answer::TtlPolicy;
 use crate::dns::rewrite::Rewrite;
 use crate::dns::wire::{self, NameBuf};
@@ -53,6 +53,9 @@ pub struct Route {
     pub rewrite: Option<Zone>,
     /// AAAA queries get NODATA here, unasked.
     pub filter_aaaa: bool,
+    /// `[dnssec] validate` covers its answers: the default upstreams, and
+    /// routes with `dnssec = true`.
+    pub dnssec: bool,
     /// The route set its own TTL floor; a rerouted name otherwise takes the
     /// floor of the route it lands on.
     own_ttl: bool,
@@ -70,6 +73,10 @@ struct Spec {
     ttl: TtlPolicy,
     rewrite: Option<Zone>,
     filter_aaaa: bool,
+    dnssec: bool,
+    /// `[dnssec]` while it validates: a reload that changes it changes what
+    /// the cached answers' AD bits mean.
+    validation: Option<DnssecConfig>,
 }
 
 /// A route of one router, by position: valid for the router it came from.
@@ -170,6 +177,8 @@ impl Router {
             ttl: policy(None),
             rewrite: None,
             filter_aaaa: up.filter_aaaa,
+            dnssec: true,
+            validation: config.dnssec.validate.then(|| config.dnssec.clone()),
         };
         let root = Zone::root().to_string();
         let default = Arc::new(
@@ -186,6 +195,7 @@ impl Router {
             spec: default_spec.clone(),
             rewrite: None,
             filter_aaaa: up.filter_aaaa,
+            dnssec: true,
             own_ttl: false,
         }];
         for rc in &config.routes {
@@ -193,6 +203,11 @@ impl Router {
             let max_inflight = rc.max_inflight.unwrap_or(up.max_inflight);
             let label = rc.zones[0].to_string();
             let filter_aaaa = rc.filter_aaaa.unwrap_or(up.filter_aaaa);
+            // Names sent to the default upstreams are the public tree's; a
+            // route of its own is private data, unsigned and under no DS.
+            let dnssec = rc.dnssec.unwrap_or(
+                matches!(rc.action, RouteAction::DefaultUpstream) && rc.rewrite.is_none(),
+            );
             let spec = match &rc.action {
                 RouteAction::DefaultUpstream => Spec {
                     zones: rc.zones.clone(),
@@ -200,6 +215,7 @@ impl Router {
                     ttl: policy(rc.min_ttl),
                     rewrite: rc.rewrite.clone(),
                     filter_aaaa,
+                    dnssec,
                     ..default_spec.clone()
                 },
                 action => Spec {
@@ -209,6 +225,8 @@ impl Router {
                     servers: Vec::new(),
                     rewrite: rc.rewrite.clone(),
                     filter_aaaa,
+                    dnssec,
+                    validation: default_spec.validation.clone(),
                     timeout,
                     max_inflight,
                     ttl: policy(rc.min_ttl),
@@ -235,6 +253,7 @@ impl Router {
                 spec,
                 rewrite: rc.rewrite.clone(),
                 filter_aaaa,
+                dnssec,
                 own_ttl: rc.min_ttl.is_some(),
             });
         }
@@ -522,6 +541,26 @@ mod tests {
         assert!(old.routes_alike(&new, &name("x.lan")));
         assert!(old.routes_alike(&new, &name("example.com")));
         assert!(!old.routes_alike(&new, &name("b.a.example")));
+    }
+
+    /// A cached answer's AD bit is the validator's verdict, or the upstream's
+    /// word when nothing validates: switching validation changes every route's
+    /// answers, and `dnssec = true` changes that route's.
+    #[test]
+    fn a_change_of_validation_changes_the_routes() {
+        let off = router("rules = [\"server=/consul/127.0.0.1#8600\"]");
+        let on = router("rules = [\"server=/consul/127.0.0.1#8600\"]\n[dnssec]\nvalidate = true");
+        let name = |n: &str| Zone::parse(n).unwrap().wire().to_vec();
+        assert!(!off.routes_alike(&on, &name("example.com")));
+        assert!(!off.routes_alike(&on, &name("web.service.consul")));
+        let route = "[[route]]\nzones = [\"corp\"]\nservers = [\"10.0.0.53\"]\n";
+        let private = router(&format!("{route}[dnssec]\nvalidate = true"));
+        let signed = router(&format!("{route}dnssec = true\n[dnssec]\nvalidate = true"));
+        assert!(!private.routes_alike(&signed, &name("x.corp")));
+        assert!(private.routes_alike(&signed, &name("example.com")));
+        assert!(private.route(&name("example.com")).dnssec);
+        assert!(!private.route(&name("x.corp")).dnssec);
+        assert!(signed.route(&name("x.corp")).dnssec);
     }
 
     #[test]

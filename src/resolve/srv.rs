@@ -22,6 +22,7 @@ use crate::dns::answer::Answer;
 use crate::dns::question::Question;
 use crate::dns::wire::{self, NameBuf, Section};
 use crate::resolve::cache::{Cache, CacheKey};
+use crate::resolve::dnssec::Validator;
 use crate::resolve::router::Router;
 
 /// Resolves a target's address through splitdns's own routing and cache (an
@@ -36,6 +37,9 @@ pub(crate) struct Context<'a> {
     pub cache: &'a Cache,
     pub epoch: u64,
     pub lookup: Lookup<'a>,
+    /// `[dnssec] validate`'s validator: an address it would validate is not
+    /// stored unvalidated from an additional section.
+    pub validator: Option<&'a Validator>,
 }
 
 /// Stores the SRV reply's target addresses and fills in the missing ones within
@@ -84,7 +88,10 @@ pub(crate) async fn complete(
     let policy = cx.router.route(answer_lower(&answer)).ttl;
     match msg.to_vec() {
         Ok(bytes) => Answer::from_reply(&bytes, answer_lower(&answer), policy, Instant::now())
-            .map(Arc::new)
+            .map(|mut completed| {
+                completed.set_security(answer.security());
+                Arc::new(completed)
+            })
             .unwrap_or(answer),
         Err(_) => answer,
     }
@@ -165,7 +172,22 @@ fn dedup(names: &[Name]) -> Vec<&Name> {
 /// owner's own route.
 fn store_addresses(cx: &Context<'_>, owner: &Name, rtype: RecordType, records: &[Record]) {
     let Ok(wire) = owner.to_bytes() else { return };
-    let policy = cx.router.route(&wire).ttl;
+    let route = cx.router.route(&wire);
+    if let (Some(validator), Some(lower)) = (cx.validator, NameBuf::from_wire(&wire)) {
+        let question = Question {
+            lower,
+            qtype: rtype.into(),
+            qclass: wire::CLASS_IN,
+            dnssec_ok: false,
+            checking_disabled: false,
+        };
+        if validator.covers(route, &question) {
+            // Additional records prove nothing (RFC 4035 §5): the client's
+            // own question for the address is validated when it comes.
+            return;
+        }
+    }
+    let policy = route.ttl;
     let shortest = records.iter().map(|r| r.ttl).min().unwrap_or(0);
     if shortest.max(policy.min) == 0 {
         // Consul's default TTL 0: nothing to keep, so nothing to build.
@@ -215,4 +237,45 @@ async fn resolve_targets(lookup: Lookup<'_>, targets: &[&Name], budget: Duration
     };
     let _ = tokio::time::timeout(budget, collect).await;
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use hickory_proto::rr::rdata::A;
+
+    /// With validation on, an SRV target's address on a validated route is not
+    /// cached from the additional section, where nothing proves it (RFC 4035
+    /// §5); one on a route validation leaves alone (Consul's) still is.
+    #[test]
+    fn additional_addresses_of_validated_names_are_not_stored() {
+        let text = "rules = [\"server=/consul/127.0.0.1#8600\"]\n[dnssec]\nvalidate = true";
+        let config = Config::from_toml(text, std::path::Path::new("t.toml")).unwrap();
+        let router = Arc::new(Router::new(&config, vec!["192.0.2.53:53".parse().unwrap()]));
+        let validator = Validator::new(&config.dnssec, Arc::clone(&router)).unwrap();
+        let cache = Cache::new(100);
+        let lookup = |_: Question| -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> {
+            Box::pin(async { None })
+        };
+        let cx = Context {
+            router: &router,
+            cache: &cache,
+            epoch: 0,
+            lookup: &lookup,
+            validator: Some(&validator),
+        };
+        for name in ["node-a.node.dc1.consul.", "www.example.com."] {
+            let owner = Name::from_ascii(name).unwrap();
+            let a = Record::from_rdata(owner.clone(), 60, RData::A(A::new(192, 0, 2, 1)));
+            store_addresses(&cx, &owner, RecordType::A, &[a]);
+        }
+        let key = |name: &str| {
+            let wire = Name::from_ascii(name).unwrap().to_bytes().unwrap();
+            CacheKey::new(&wire, 1, wire::CLASS_IN, false, false)
+        };
+        let now = Instant::now();
+        assert!(cache.lookup(&key("node-a.node.dc1.consul."), now).is_some());
+        assert!(cache.lookup(&key("www.example.com."), now).is_none());
+    }
 }

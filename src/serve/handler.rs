@@ -18,14 +18,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dns::answer::Answer;
+use crate::dns::answer::{Answer, Security};
 use crate::dns::question::Question;
+use crate::dns::unsigned;
 use crate::dns::wire::{self, Protocol, Query, Reject};
 use crate::host::local_data::{Home, LocalData};
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, AnsweredBy};
 use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
 use crate::resolve::consul::Mirrored;
+use crate::resolve::dnssec::{self, Validator, Verdict};
 use crate::resolve::loops;
 use crate::resolve::rebind;
 use crate::resolve::router::{Action, Route, RouteId, Router};
@@ -390,8 +392,18 @@ impl Handler {
             Flight::Follower(follower) => return (follower.answer().await, AnsweredBy::Coalesced),
             Flight::Leader(leader) => leader,
         };
+        // Validated answers are asked with DO and CD: the upstream hands
+        // over its signatures, and the checking is ours (RFC 4035 §3.2.2).
+        let validator = state
+            .dnssec
+            .as_deref()
+            .filter(|_| !question.checking_disabled);
+        let validating =
+            validator.filter(|v| target.rewrite.is_none() && v.covers(route, &question));
         let ask = Question {
             lower: target.ask,
+            dnssec_ok: question.dnssec_ok || validating.is_some(),
+            checking_disabled: question.checking_disabled || validating.is_some(),
             ..question
         };
         let (reply, server) = match upstream.ask(&ask).await {
@@ -399,6 +411,20 @@ impl Handler {
             Err(error) => {
                 tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
                 return (None, AnsweredBy::None);
+            }
+        };
+        let (reply, security) = match self
+            .check((validator, validating), &question, &ask, reply)
+            .await
+        {
+            Checked::Reply(reply, security) => (reply, security),
+            Checked::Failed => return (None, AnsweredBy::None),
+            Checked::Bogus(bogus) => {
+                let answer = Arc::new(bogus);
+                let cache = self.shared.cache();
+                cache.insert_fetched(leader.key(), &answer, Instant::now(), state.epoch);
+                leader.finish(&answer);
+                return (Some(answer), AnsweredBy::Server(server));
             }
         };
         let reply = match &target.rewrite {
@@ -420,11 +446,12 @@ impl Handler {
             reply
         };
         let received = Instant::now();
-        let Ok(answer) =
+        let Ok(mut answer) =
             Answer::from_reply(&reply, question.lower.as_bytes(), target.ttl, received)
         else {
             return (None, AnsweredBy::None);
         };
+        answer.set_security(security);
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             let lookup = |question| resolve_boxed(self.clone(), Arc::clone(&state), question);
@@ -433,6 +460,7 @@ impl Handler {
                 cache: self.shared.cache(),
                 epoch: state.epoch,
                 lookup: &lookup,
+                validator: state.dnssec.as_deref(),
             };
             answer = srv::complete(cx, answer, upstream.timeout()).await;
         }
@@ -442,6 +470,92 @@ impl Handler {
             .insert_fetched(leader.key(), &answer, received, state.epoch);
         leader.finish(&answer);
         (Some(answer), AnsweredBy::Server(server))
+    }
+}
+
+/// What DNSSEC made of an upstream's reply.
+enum Checked {
+    /// The reply as the client gets it, and its state.
+    Reply(Vec<u8>, Security),
+    /// Bogus: this SERVFAIL instead.
+    Bogus(Answer),
+    /// No verdict: the reply could not be read, or an upstream failed a
+    /// question of its chain. SERVFAIL, or a stale answer, as when the
+    /// upstreams fail.
+    Failed,
+}
+
+impl Handler {
+    /// Validates `reply`, the answer to `ask` (the client's `question` as
+    /// sent upstream), when `validating`; otherwise, with validation on
+    /// (`validator`), passes it on insecure, without the upstream's AD, which
+    /// is not ours to vouch for.
+    async fn check(
+        &self,
+        (validator, validating): (Option<&Validator>, Option<&Validator>),
+        question: &Question,
+        ask: &Question,
+        reply: Vec<u8>,
+    ) -> Checked {
+        match (validator, validating) {
+            (_, Some(validator)) => match validator.validate(ask, reply.clone()).await {
+                Some(verdict) => self.validated(validator, question, verdict, reply),
+                None => Checked::Failed,
+            },
+            (Some(_), None) => {
+                let mut reply = reply;
+                wire::set_authentic(&mut reply, false);
+                self.shared.metrics().dnssec().insecure.inc();
+                Checked::Reply(reply, Security::Insecure)
+            }
+            (None, _) => Checked::Reply(reply, Security::Unchecked),
+        }
+    }
+
+    /// A validated reply as the client gets it: AD set only when secure,
+    /// DNSSEC records only for a client that set DO (RFC 4035 §3.2.1), the
+    /// verdict counted; bogus, the SERVFAIL with its Extended DNS Error (RFC
+    /// 8914) to give instead, kept for [`dnssec::BOGUS_TTL`]. `question` is
+    /// the client's, with its own DO bit.
+    fn validated(
+        &self,
+        validator: &Validator,
+        question: &Question,
+        verdict: Verdict,
+        mut reply: Vec<u8>,
+    ) -> Checked {
+        let metrics = self.shared.metrics().dnssec();
+        let security = match verdict {
+            Verdict::Secure => {
+                metrics.secure.inc();
+                Security::Secure
+            }
+            Verdict::Insecure => {
+                metrics.insecure.inc();
+                Security::Insecure
+            }
+            Verdict::Indeterminate => {
+                metrics.indeterminate.inc();
+                Security::Indeterminate
+            }
+            Verdict::Bogus(reason) => {
+                metrics.bogus(reason);
+                validator.warn_bogus(question, reason);
+                let lower = question.lower.as_bytes();
+                let mut asked = Vec::with_capacity(lower.len() + 4);
+                asked.extend_from_slice(lower);
+                asked.extend_from_slice(&question.qtype.to_be_bytes());
+                asked.extend_from_slice(&question.qclass.to_be_bytes());
+                let code = dnssec::ede_code(reason);
+                let now = Instant::now();
+                return Checked::Bogus(Answer::bogus(&asked, code, dnssec::BOGUS_TTL, now));
+            }
+        };
+        wire::set_authentic(&mut reply, security == Security::Secure);
+        if !question.dnssec_ok {
+            reply = unsigned::strip(reply, question.qtype).unwrap_or_default();
+        }
+        Checked::Reply(reply, security)
     }
 }
 

@@ -233,6 +233,11 @@ impl Supervisor {
                 None => current.local.load_full(),
             },
             epoch,
+            validator: if rerouted {
+                None
+            } else {
+                current.dnssec.clone()
+            },
         };
         let state = Arc::new(State::assemble(&self.config, parts));
         if rerouted {

@@ -18,6 +18,7 @@ use crate::observe::http;
 use crate::observe::metrics::Metrics;
 use crate::resolve::cache;
 use crate::resolve::consul::{self, Mirror};
+use crate::resolve::dnssec;
 use crate::serve::control;
 use crate::serve::listeners::{self, BindError, Listeners};
 use crate::serve::reload::{self, Loader};
@@ -195,6 +196,9 @@ pub fn check(config: &Config) -> Result<String, StartError> {
         out.push_str(&format!("{}: ok\n", file.display()));
     }
     out.push_str(&state.router.to_string());
+    if config.dnssec.validate {
+        out.push_str(&dnssec::summary(&config.dnssec, &state.router));
+    }
     Ok(out)
 }
 

@@ -28,6 +28,10 @@ mod consul_mirror;
 mod counters;
 // `rules` lines against the dnsmasq binary itself, question by question.
 mod differential;
+// DNSSEC validation against Unbound on a tree signed by ldns and served by NSD.
+mod dnssec;
+// DNSSEC on the wire without the Unbound oracle: AD, EDE, RRSIGs by DO, the bogus cache.
+mod dnssec_wire;
 // resolv.conf on a host, followed as it changes, in a namespace of its own (root).
 mod docker;
 // The Docker recipes against a real dockerd in a namespace of its own.

@@ -10,6 +10,8 @@
 //! dnsmasq.conf line (option, value, comment, fields), `routing.rs` reads the
 //! routing options and `records.rs` the record options, one short parser each.
 
+use crate::config::dnssec::{DnssecLine, TrustAnchor};
+
 mod records;
 mod routing;
 mod rule;
@@ -24,8 +26,25 @@ impl Rule {
     /// (`# local agent`) is dropped, as dnsmasq drops it.
     pub fn parse(line: &str) -> Result<Self, RuleError> {
         let (key, value) = split_option(strip_comment(line));
+        match (key, value) {
+            ("dnssec", None) => return Ok(Self::Dnssec(DnssecLine::Validate)),
+            ("dnssec-check-unsigned", None) => {
+                return Ok(Self::Dnssec(DnssecLine::CheckUnsigned(true)));
+            }
+            _ => {}
+        }
         let value = value.ok_or(RuleError::NoValue)?;
         match key {
+            "trust-anchor" => TrustAnchor::parse_dnsmasq(value)
+                .map(|anchor| Self::Dnssec(DnssecLine::TrustAnchor(anchor)))
+                .map_err(RuleError::Dnssec),
+            "dnssec-check-unsigned" => match value {
+                "no" => Ok(Self::Dnssec(DnssecLine::CheckUnsigned(false))),
+                "yes" => Ok(Self::Dnssec(DnssecLine::CheckUnsigned(true))),
+                _ => Err(RuleError::Dnssec(
+                    "expected dnssec-check-unsigned or dnssec-check-unsigned=no".to_string(),
+                )),
+            },
             "server" | "local" => routing::parse_server_rule(value),
             "address" => routing::parse_address_rule(value),
             "rev-server" => routing::parse_rev_server(value),

@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use crate::config::dnssec::DnssecLine;
 use crate::config::local::{RecordError, StaticRecord};
 use crate::config::server_spec::{ServerError, ServerSpec};
 use crate::dns::zone::Zone;
@@ -23,6 +24,8 @@ pub enum Rule {
     Rewrite { zones: Vec<Zone>, target: Zone },
     /// Local records (`host-record=`, `cname=`, ...).
     Records(Vec<StaticRecord>),
+    /// `dnssec`, `trust-anchor=`, `dnssec-check-unsigned`: part of `[dnssec]`.
+    Dnssec(DnssecLine),
 }
 
 /// What answers a zone.
@@ -51,6 +54,9 @@ pub const RULE_OPTIONS: &[&str] = &[
     "txt-record",
     "ptr-record",
     "mx-host",
+    "dnssec",
+    "trust-anchor",
+    "dnssec-check-unsigned",
 ];
 
 /// Why a rule line is not understood; the config error around it names the
@@ -96,6 +102,9 @@ pub enum RuleError {
     Server(#[from] ServerError),
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// A `trust-anchor=` or `dnssec-check-unsigned=` value that is not one.
+    #[error("{0}")]
+    Dnssec(String),
 }
 
 /// `supported: server=, local=, ...`, for the errors of a line that is none of them.

@@ -58,6 +58,29 @@ pub(crate) fn push_opt(out: &mut Vec<u8>, ext_rcode: u8, dnssec_ok: bool) {
 
 pub(crate) const OPT_LEN: usize = 11;
 
+/// EDNS option code of an Extended DNS Error (RFC 8914 §2).
+const OPTION_EDE: u16 = 15;
+
+/// Adds an Extended DNS Error option with `info_code` and no text to the OPT
+/// record that ends `out` (as [`push_opt`] wrote it).
+pub(crate) fn push_ede(out: &mut Vec<u8>, info_code: u16) {
+    let rdlen_at = out.len() - 2;
+    let rdlen = read_u16(out, rdlen_at).unwrap_or(0) + 6;
+    out[rdlen_at..].copy_from_slice(&rdlen.to_be_bytes());
+    out.extend_from_slice(&OPTION_EDE.to_be_bytes());
+    out.extend_from_slice(&2u16.to_be_bytes());
+    out.extend_from_slice(&info_code.to_be_bytes());
+}
+
+/// Sets or clears the AD bit of a message: what validation says of it.
+pub(crate) fn set_authentic(message: &mut [u8], authentic: bool) {
+    if authentic {
+        message[3] |= FLAG_AD;
+    } else {
+        message[3] &= !FLAG_AD;
+    }
+}
+
 /// Header bits of a stored answer: QR and RA set, RD/CD/ID left for the client's.
 pub(crate) fn stored_flags(authoritative: bool, authentic: bool, rcode: u8) -> [u8; 2] {
     [

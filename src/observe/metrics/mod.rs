@@ -25,6 +25,7 @@ use prometheus_client::registry::Registry;
 use crate::config::Config;
 
 mod consul;
+mod dnssec;
 mod listeners;
 mod queries;
 mod register;
@@ -34,6 +35,7 @@ mod scrape;
 mod upstream;
 
 pub(crate) use consul::{Forwarded, MirrorMetrics, WatchError};
+pub(crate) use dnssec::{BogusReason, DnssecMetrics};
 pub(crate) use listeners::TcpConnection;
 pub(crate) use queries::{Dropped, QueryCounts, qtype_name, rcode_name};
 pub(crate) use routes::RouteMetrics;
@@ -53,6 +55,7 @@ pub struct Metrics {
     listeners: listeners::ListenerMetrics,
     config: reloads::ConfigMetrics,
     consul: MirrorMetrics,
+    dnssec: DnssecMetrics,
 }
 
 impl Default for Metrics {
@@ -73,6 +76,7 @@ impl Metrics {
         let listeners = listeners::ListenerMetrics::register(&mut registry);
         let config = reloads::ConfigMetrics::register(&mut registry);
         let consul = MirrorMetrics::register(&mut registry);
+        let dnssec = DnssecMetrics::register(&mut registry);
         Self {
             registry,
             queries,
@@ -82,6 +86,7 @@ impl Metrics {
             listeners,
             config,
             consul,
+            dnssec,
         }
     }
 
@@ -127,6 +132,11 @@ impl Metrics {
     /// The Consul mirror's handles.
     pub(crate) fn consul(&self) -> &MirrorMetrics {
         &self.consul
+    }
+
+    /// The DNSSEC validator's handles.
+    pub(crate) fn dnssec(&self) -> &DnssecMetrics {
+        &self.dnssec
     }
 
     /// Records the config now in force; call it at start and after every reload.

@@ -18,6 +18,7 @@ pub(crate) mod harness;
 pub(crate) mod http;
 pub(crate) mod netns;
 pub(crate) mod prereq;
+pub(crate) mod signed;
 pub(crate) mod unbound;
 pub(crate) mod upstream;
 pub(crate) mod witness;
