@@ -28,7 +28,10 @@ use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::EdnsOption;
 
+use crate::support::clients::{self, Libc};
+use crate::support::daemon::Daemon;
 use crate::support::http;
+use crate::support::netns::{self, Netns};
 use crate::support::signed::{self, CONSUL_ZONE, LOCAL_ADDR, LOCAL_NAME, NTA_ZONE, Oracle, Tree};
 use crate::support::{Splitdns, client, harness, prereq};
 
@@ -474,9 +477,14 @@ impl fmt::Display for Seen {
 /// DNSKEY text), `nta.test.` insecure, `consul.test.` routed to the Consul stand-in, the
 /// local record Unbound has too, metrics on, and no hosts file.
 fn splitdns_toml(tree: &Tree, anchor: &str) -> String {
+    splitdns_toml_on(tree, anchor, "127.0.0.1:0")
+}
+
+/// [`splitdns_toml`], answering on `listen`.
+fn splitdns_toml_on(tree: &Tree, anchor: &str, listen: &str) -> String {
     format!(
         r#"[server]
-listen = ["127.0.0.1:0"]
+listen = ["{listen}"]
 rebind_protection = false
 
 [upstream]
@@ -1025,4 +1033,93 @@ async fn dig_and_kdig_see_the_ad_bit() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// `TRY_AGAIN` from <netdb.h>: glibc's h_errno for `res_query` when the server said SERVFAIL.
+const TRY_AGAIN: &str = "error: h_errno 2";
+
+/// glibc's stub resolver, the one most applications use, sees the AD bit as RFC 6840 §5.7-5.8
+/// and glibc's `trust-ad` option mean it to. resolv.conf(5), `trust-ad` (since glibc 2.31, NEWS
+/// for 2.31): "the stub resolver sets the AD bit in outgoing DNS queries (to enable AD bit
+/// support), and preserves the AD bit in responses. Without this option, the AD bit is not set
+/// in queries, and it is always removed from responses before they are returned to the
+/// application." RFC 6840 §5.7: a validating resolver sets AD on a secure answer to a query
+/// with AD (or DO, RFC 6840 §5.8), and never on an answer that is not secure (RFC 4035 §3.2.3).
+///
+/// splitdns validates the tree on 127.0.0.1:53 of a namespace of its own, forwarding to NSD
+/// there; `res_query` (support/clients/lookup.c, built against glibc) asks it, plainly and
+/// with EDNS0 DO (`RES_USE_DNSSEC`):
+/// - with `options trust-ad`, a secure name comes back with AD=1 both ways;
+/// - without it, AD=0 both ways: without DO because glibc did not ask for AD and so splitdns
+///   sends none (§5.8), with DO because glibc clears the AD splitdns sent (the same question
+///   that gets AD=1 under trust-ad);
+/// - an insecure name (`unsigned.test.`, proved to have no DS) gets AD=0 even with trust-ad;
+/// - a bogus name (`tampered.test.`) is SERVFAIL (RFC 4035 §5.5), which `res_query` fails as
+///   `TRY_AGAIN`, and no address of it reaches the application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glibc_with_trust_ad_sees_the_ad_bit() {
+    const TEST: &str = "glibc_with_trust_ad_sees_the_ad_bit";
+    if netns::skip(TEST) || signed::skip(TEST) || clients::skip(TEST, Libc::Glibc) {
+        return;
+    }
+    let ns = Netns::new("trustad");
+    let tree = Tree::build_in(Some(&ns)).await;
+    let daemon = Daemon::start(
+        &splitdns_toml_on(&tree, &tree.anchor_ds, "127.0.0.1:53"),
+        Some(&ns),
+    );
+    daemon.wait_ready();
+    let questions = [
+        // (resolv.conf options, name, DO, what glibc hands back: with DO, the A and its RRSIG)
+        (
+            "trust-ad",
+            "www.secure.test.",
+            false,
+            "rcode 0 answers 1 ad 1",
+        ),
+        (
+            "trust-ad",
+            "www.secure.test.",
+            true,
+            "rcode 0 answers 2 ad 1",
+        ),
+        ("", "www.secure.test.", false, "rcode 0 answers 1 ad 0"),
+        ("", "www.secure.test.", true, "rcode 0 answers 2 ad 0"),
+        (
+            "trust-ad",
+            "www.unsigned.test.",
+            false,
+            "rcode 0 answers 1 ad 0",
+        ),
+        (
+            "trust-ad",
+            "www.unsigned.test.",
+            true,
+            "rcode 0 answers 1 ad 0",
+        ),
+        ("trust-ad", "www.tampered.test.", false, TRY_AGAIN),
+        ("trust-ad", "www.tampered.test.", true, TRY_AGAIN),
+        ("", "www.tampered.test.", false, TRY_AGAIN),
+    ];
+    let mut wrong = Vec::new();
+    for (options, qname, dnssec_ok, want) in questions {
+        let mut conf = String::from("nameserver 127.0.0.1\n");
+        if !options.is_empty() {
+            conf.push_str(&format!("options {options}\n"));
+        }
+        ns.resolv_conf(&conf);
+        let got = clients::res_query_ad(&ns, Libc::Glibc, qname, u16::from(A), dnssec_ok);
+        if got.lines != [want] {
+            wrong.push(format!(
+                "  options {options:?}, {qname} A, DO {dnssec_ok}: want {want:?}, got {got:?}"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "glibc's res_query through splitdns:\n{}\nsplitdns stderr:\n{}\nnsd:\n{}",
+        wrong.join("\n"),
+        daemon.stderr(),
+        tree.log()
+    );
 }

@@ -93,6 +93,24 @@ pub(crate) fn res_query(ns: &Netns, libc: Libc, name: &str, rtype: u16) -> Outco
     run(ns, libc, &["query", name, &rtype.to_string()])
 }
 
+/// `res_query(name, IN, rtype)` as [`res_query`], the answer's line with the AD bit the
+/// library hands back (`rcode N answers N ad N`); with `dnssec_ok`, asking with EDNS0 and DO
+/// (`RES_USE_DNSSEC`).
+pub(crate) fn res_query_ad(
+    ns: &Netns,
+    libc: Libc,
+    name: &str,
+    rtype: u16,
+    dnssec_ok: bool,
+) -> Outcome {
+    let rtype = rtype.to_string();
+    let mut args = vec!["ad", name, &rtype];
+    if dnssec_ok {
+        args.push("do");
+    }
+    run(ns, libc, &args)
+}
+
 fn run(ns: &Netns, libc: Libc, args: &[&str]) -> Outcome {
     let out = ns
         .exec(binary(libc).to_str().unwrap(), args)

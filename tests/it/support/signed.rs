@@ -6,7 +6,8 @@
 //! per signed zone), signs with `ldns-signzone` (NSEC, or NSEC3 with `-n`, opt-out with `-p`,
 //! validity from `-i`/`-e`), takes each DS from `ldns-key2ds`, breaks the zones that must be
 //! bogus after signing, and serves every zone of the tree from one NSD on an ephemeral port of
-//! 127.0.0.1. `consul.test.`, which the signed `test.` does not delegate (as the root does not
+//! 127.0.0.1 (of a network namespace's loopback with [`Tree::build_in`], for clients that
+//! must ask port 53 there). `consul.test.`, which the signed `test.` does not delegate (as the root does not
 //! delegate `consul.`), comes from a second NSD: the stand-in for a Consul agent, the server
 //! splitdns routes that zone to. [`Oracle`] is Unbound forwarding everything to those servers
 //! with the tree's anchor (`module-config: "validator iterator"`), nothing fetched from anywhere
@@ -28,6 +29,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
+use super::netns::Netns;
 use super::{client, prereq};
 
 const START_WAIT: Duration = Duration::from_secs(15);
@@ -229,6 +231,12 @@ impl Tree {
     /// Makes the keys, zones and signatures, and starts NSD for the tree and for
     /// `consul.test.`, waiting until both answer.
     pub(crate) async fn build() -> Self {
+        Self::build_in(None).await
+    }
+
+    /// As [`Tree::build`], with both NSDs inside `ns` when given (run by `ip netns exec`,
+    /// on its loopback): [`Tree::addr`] is then an address in that namespace.
+    pub(crate) async fn build_in(ns: Option<&Netns>) -> Self {
         let dir = TempDir::new().unwrap();
         let path = dir.path();
         let now = SystemTime::now()
@@ -265,8 +273,8 @@ impl Tree {
         let key = std::fs::read_to_string(path.join(format!("{ksk}.key"))).unwrap();
         let anchor_dnskey = rr_text(key.split(';').next().unwrap());
         write_zone(path, CONSUL_ZONE, CONSUL_BODY, 0);
-        let nsd = Nsd::start(path, "tree", &served, ANCHOR).await;
-        let consul = Nsd::start(path, "consul", &[CONSUL_ZONE], CONSUL_ZONE).await;
+        let nsd = Nsd::start(path, "tree", &served, ANCHOR, ns).await;
+        let consul = Nsd::start(path, "consul", &[CONSUL_ZONE], CONSUL_ZONE, ns).await;
         Self {
             dir,
             anchor_ds,
@@ -544,12 +552,13 @@ struct Nsd {
 }
 
 impl Nsd {
-    /// Starts NSD `tag` and waits until it answers for `probe`'s SOA. A port taken between
-    /// [`free_port`] and NSD's bind makes NSD exit: it is started again on another.
-    async fn start(dir: &Path, tag: &str, zones: &[&str], probe: &str) -> Self {
+    /// Starts NSD `tag`, in `ns` if given, and waits until it answers for `probe`'s SOA. A
+    /// port taken between [`free_port`] and NSD's bind makes NSD exit: it is started again on
+    /// another.
+    async fn start(dir: &Path, tag: &str, zones: &[&str], probe: &str, ns: Option<&Netns>) -> Self {
         let file = |suffix: &str| dir.join(format!("nsd-{tag}.{suffix}"));
         for attempt in 1..=START_ATTEMPTS {
-            let port = free_port();
+            let port = ns.map_or_else(free_port, |ns| ns.enter(free_port));
             let mut conf = format!(
                 "server:\n  ip-address: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  \
                  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{dir}\"\n  \
@@ -573,14 +582,23 @@ impl Nsd {
                 .unwrap();
             }
             std::fs::write(file("conf"), conf).unwrap();
-            let mut command = Command::new(prereq::find_program("nsd").expect("nsd"));
+            let program = prereq::find_program("nsd").expect("nsd");
+            // `ip netns exec` execs NSD in the namespace: its pid is NSD's, its group NSD's.
+            let mut command = match ns {
+                Some(ns) => {
+                    let mut command = Command::new("ip");
+                    command.args(["netns", "exec", ns.name()]).arg(program);
+                    command
+                }
+                None => Command::new(program),
+            };
             command.arg("-d").arg("-c").arg(file("conf"));
             let mut nsd = Self {
                 daemon: Daemon::spawn(command, &file("stderr")),
                 log: file("log"),
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
             };
-            match nsd.wait_ready(probe).await {
+            match nsd.wait_ready(probe, ns).await {
                 Ok(()) => return nsd,
                 Err(why) if attempt == START_ATTEMPTS => panic!("{why}:\n{}", nsd.log()),
                 Err(_) => {}
@@ -593,9 +611,9 @@ impl Nsd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits until NSD answers `zone`'s SOA with authority; why not, when it exits or does
-    /// not within [`START_WAIT`].
-    async fn wait_ready(&mut self, zone: &str) -> Result<(), String> {
+    /// Waits until NSD answers `zone`'s SOA with authority, asked from `ns` when given; why
+    /// not, when it exits or does not within [`START_WAIT`].
+    async fn wait_ready(&mut self, zone: &str, ns: Option<&Netns>) -> Result<(), String> {
         let deadline = Instant::now() + START_WAIT;
         let query = client::query(zone, RecordType::SOA);
         let bytes = client::encode(&query);
@@ -603,7 +621,11 @@ impl Nsd {
             if let Some(status) = self.daemon.exited() {
                 return Err(format!("nsd exited ({status})"));
             }
-            if let Some(reply) = client::udp_maybe_reply(self.addr, &bytes).await {
+            let reply = match ns {
+                Some(ns) => udp_maybe_reply_in(ns, self.addr, &bytes).await,
+                None => client::udp_maybe_reply(self.addr, &bytes).await,
+            };
+            if let Some(reply) = reply {
                 let reply = client::decode(&reply);
                 if reply.metadata.response_code == ResponseCode::NoError
                     && reply.metadata.authoritative
@@ -614,6 +636,17 @@ impl Nsd {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err(format!("nsd did not answer within {START_WAIT:?}"))
+    }
+}
+
+/// As [`client::udp_maybe_reply`], from a socket inside `ns`.
+async fn udp_maybe_reply_in(ns: &Netns, server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    let sock = ns.udp(SocketAddr::from(([127, 0, 0, 1], 0)));
+    sock.send_to(bytes, server).await.expect("send");
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(client::SILENCE_WAIT, sock.recv_from(&mut buf)).await {
+        Ok(Ok((len, _))) => Some(buf[..len].to_vec()),
+        _ => None,
     }
 }
 
