@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 BASELINE = "dnsmasq"
-ORDER = ["splitdns", "splitdns-mirror", "dnsmasq", "unbound", "dnsdist", "floor", "floor-echo"]
+ORDER = ["splitdns", "splitdns-mirror", "splitdns-validating", "dnsmasq", "unbound",
+         "unbound-validating", "dnsdist", "floor", "floor-echo"]
 FLOOR = "floor"  # zero-work responder: the least a query can cost here
 # With splitdns-mirror in the run, the floor's echo on the consul queries too: the least a
 # query answered from memory can cost.
@@ -265,6 +266,26 @@ def print_agent_load(by_system, label, checks):
     print_table(["system", "agent q/10k", "min-max", "warm-up q", "HTTP req/s", "differ"], rows)
 
 
+# DNSSEC (the -validating systems, against the signed copy of bench.test): CPU per query of
+# validation on against validation off, and splitdns against Unbound, both validating.
+VALIDATION_PAIRS = [
+    ("splitdns-validating", "unbound-validating"),
+    ("splitdns-validating", "splitdns"),
+    ("unbound-validating", "unbound"),
+]
+
+
+def print_validation_ratios(by_system, label):
+    pairs = [(a, b) for a, b in VALIDATION_PAIRS
+             if by_system.get(a, {}).get("server_us_per_query")
+             and by_system.get(b, {}).get("server_us_per_query")]
+    if pairs:
+        print("srv us/q, DNSSEC: " + ", ".join(
+            f'{label(a)} / {label(b)} '
+            f'{by_system[a]["server_us_per_query"] / by_system[b]["server_us_per_query"]:.2f}x'
+            for a, b in pairs))
+
+
 def load_checks(out):
     """answer-checks.jsonl: per system, answers that differed and answers compared, summed
     over runs."""
@@ -295,6 +316,9 @@ def print_report(meta, summary, memory, label, orders, checks):
     if meta.get("git_commit"):
         print(f"repository: {meta['git_commit']} (git describe of the tree the harness ran from)")
     print(f'command: {meta.get("command", "?")}')
+    if meta.get("signed_zone"):
+        print(f'DNSSEC: the -validating systems ask a copy of {meta["signed_zone"]}; '
+              f'trust anchor {meta.get("trust_anchor", "?")}')
     print(f'dnsperf: {meta["clients"]} clients, {meta["outstanding"]} in flight, '
           f'{duration} s per workload (cold: until its names run out), {runs} runs; '
           f'medians; ratios vs {BASELINE}; cpus pinned: {meta["cpus"]}')
@@ -315,6 +339,7 @@ def print_report(meta, summary, memory, label, orders, checks):
                     f'{label(system)} {s["server_us_per_query"] / floor:.2f}x'
                     for system, s in summary[workload].items()
                     if system not in (FLOOR, ECHO_FLOOR) and s["server_us_per_query"] is not None))
+        print_validation_ratios(summary[workload], label)
         if workload == "consul":
             print_agent_load(summary[workload], label, checks)
         for system, s in summary[workload].items():
@@ -360,7 +385,7 @@ def main():
     summary, memory = summarise(rows, meta, systems)
 
     def label(system):
-        if system in ("splitdns", "splitdns-mirror"):
+        if system in ("splitdns", "splitdns-mirror", "splitdns-validating"):
             return meta.get("splitdns_label", "splitdns") + system[len("splitdns"):]
         return system
 

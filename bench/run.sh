@@ -3,7 +3,9 @@
 # dnsdist (with its packet cache) and a zero-work floor, all forwarding to the
 # same two local NSD upstreams, loaded by dnsperf with the same query files; on
 # request also splitdns with its Consul mirror, watching a stand-in of the
-# agent's HTTP API that serves the catalog the consul upstream's zone holds.
+# agent's HTTP API that serves the catalog the consul upstream's zone holds,
+# and splitdns and Unbound validating DNSSEC against a signed copy of the
+# bench.test zone (a third NSD, the zone's DS as their trust anchor).
 # Every run restarts every forwarder and rotates their order; the tables show
 # medians and the spread of the runs, the answers' rcodes are checked, and the
 # machine is recorded. Everything stays on 127.0.0.1. See bench/README.md.
@@ -37,6 +39,7 @@ SPLITDNS_CMD=""      # default: "$SPLITDNS_BIN run --config {config}"
 SPLITDNS_LABEL=splitdns
 SPLITDNS_CONFIG_TEMPLATE="$BENCH_DIR/splitdns.toml.in"
 MIRROR_WAIT=10       # seconds the mirror may take to fetch the services of its warm-up pass
+SIGNED_NSEC3=0       # 1: sign the bench.test copy with NSEC3 (no salt, 0 iterations) instead of NSEC
 
 declare -A PID=()    # name -> PID of every process this script started
 declare -A PORT=()
@@ -58,7 +61,10 @@ predicts and stayed up, 3 when one did not (see the answers column), 1 on error.
   --systems LIST         comma list of splitdns,dnsmasq,unbound,dnsdist,floor,
                          splitdns-mirror (splitdns with [consul] http pointing at
                          the stand-in agent's HTTP API; with it the floor also
-                         measures its echo on the consul queries, row floor-echo);
+                         measures its echo on the consul queries, row floor-echo),
+                         splitdns-validating, unbound-validating (DNSSEC
+                         validation on, against a signed copy of bench.test with
+                         its DS as the trust anchor; hot and cold only);
                          the order of the first run, rotated by one each run
                          (default: $SYSTEMS)
   --workloads LIST       comma list of cold,hot,consul (default: $WORKLOADS)
@@ -78,9 +84,12 @@ predicts and stayed up, 3 when one did not (see the answers column), 1 on error.
   --hot-names N          distinct names in the hot set (default: $HOT_NAMES)
   --cold-names N         distinct names for the cold set (default: $COLD_NAMES)
   --cache-size N         cache entries for dnsmasq, dnsdist and splitdns (default: $CACHE_SIZE)
+  --signed-nsec3         sign the bench.test copy of the validating systems with
+                         NSEC3 (no salt, 0 iterations) instead of NSEC
   --out DIR              results directory (default: /tmp/dnsbench-DATE)
   --port-base N          ports N+1, N+2 upstreams, N+3 the consul HTTP stand-in,
-                         N+10..N+15 forwarders (default: $PORT_BASE)
+                         N+4 the signed bench.test upstream, N+10..N+17
+                         forwarders (default: $PORT_BASE)
   --no-percentiles       skip dnsperf -v (no p50/p90/p99 columns, a bit less client CPU)
   --keep                 keep the scratch directory (zones, query files)
   -h, --help             this text
@@ -112,6 +121,7 @@ parse_args() {
       --hot-names) HOT_NAMES=$2; shift ;;
       --cold-names) COLD_NAMES=$2; shift ;;
       --cache-size) CACHE_SIZE=$2; shift ;;
+      --signed-nsec3) SIGNED_NSEC3=1 ;;
       --out) OUT=$2; shift ;;
       --port-base) PORT_BASE=$2; shift ;;
       --no-percentiles) PERCENTILES=0 ;;
@@ -124,12 +134,16 @@ parse_args() {
   local sys
   IFS=, read -ra SYSTEM_LIST <<<"$SYSTEMS"
   for sys in "${SYSTEM_LIST[@]}"; do
-    case $sys in splitdns|splitdns-mirror|dnsmasq|unbound|dnsdist|floor) ;; *) die "unknown system: $sys" ;; esac
+    case $sys in
+      splitdns|splitdns-mirror|splitdns-validating|dnsmasq|unbound|unbound-validating|dnsdist|floor) ;;
+      *) die "unknown system: $sys" ;;
+    esac
   done
   for sys in ${WORKLOADS//,/ }; do
     case $sys in cold|hot|consul) ;; *) die "unknown workload: $sys" ;; esac
   done
-  if [[ ,$SYSTEMS, == *,splitdns,* || ,$SYSTEMS, == *,splitdns-mirror,* ]] && [[ -z $SPLITDNS_CMD ]]; then
+  if [[ ,$SYSTEMS, == *,splitdns,* || ,$SYSTEMS, == *,splitdns-mirror,* || ,$SYSTEMS, == *,splitdns-validating,* ]] &&
+     [[ -z $SPLITDNS_CMD ]]; then
     [[ -x $SPLITDNS_BIN ]] || die "no splitdns at $SPLITDNS_BIN: run cargo build --release, or pass --splitdns PATH"
     SPLITDNS_CMD="$SPLITDNS_BIN run --config {config}"
     SPLITDNS_VERSION=$(tool_version "$SPLITDNS_BIN" --version)
@@ -140,6 +154,15 @@ parse_args() {
     UPSTREAM_CPUS=${UPSTREAM_CPUS:-$CLIENT_CPUS}
   fi
   OUT=${OUT:-/tmp/dnsbench-$(date +%Y%m%d-%H%M%S)}
+  SIGNED=0
+  [[ ,$SYSTEMS, != *,splitdns-validating,* && ,$SYSTEMS, != *,unbound-validating,* ]] || SIGNED=1
+}
+
+# The validating systems run hot and cold against the signed bench.test copy; the
+# consul workload (names under no trust anchor, insecure) is not measured for them.
+workload_of() {  # SYSTEM WORKLOAD: true when SYSTEM measures WORKLOAD
+  [[ ,$WORKLOADS, == *,$2,* ]] || return 1
+  [[ $1 != *-validating || $2 != consul ]]
 }
 
 # ---------------------------------------------------------------- setup
@@ -147,6 +170,9 @@ ensure_deps() {
   local -A pkg_of=([dnsperf]=dnsperf [dnsmasq]=dnsmasq-base [unbound]=unbound [nsd]=nsd [dnsdist]=dnsdist
     [taskset]=util-linux [lscpu]=util-linux [ss]=iproute2 [ps]=procps [python3]=python3 [cc]=gcc
     [nsd-control]=nsd [curl]=curl [dig]=bind9-dnsutils)
+  if ((SIGNED)); then
+    pkg_of+=([ldns-keygen]=ldnsutils [ldns-signzone]=ldnsutils [ldns-key2ds]=ldnsutils)
+  fi
   local cmd missing=()
   for cmd in "${!pkg_of[@]}"; do
     command -v "$cmd" >/dev/null || [[ -x /usr/sbin/$cmd ]] || missing+=("${pkg_of[$cmd]}")
@@ -173,6 +199,9 @@ set_ports() {
   PORT[floor]=$((PORT_BASE + 13))
   PORT[dnsdist]=$((PORT_BASE + 14))
   PORT[splitdns-mirror]=$((PORT_BASE + 15))
+  PORT[splitdns-validating]=$((PORT_BASE + 16))
+  PORT[unbound-validating]=$((PORT_BASE + 17))
+  ((SIGNED == 0)) || PORT[auth-signed]=$((PORT_BASE + 4))
   local name
   for name in "${!PORT[@]}"; do
     if ss -Hltun "sport = :${PORT[$name]}" | grep -q .; then
@@ -227,6 +256,29 @@ gen_consul_data() {
   cp "$SCRATCH/consul.catalog.json" "$OUT/configs/consul-catalog.json"
 }
 
+# The signed copy of bench.test for the validating systems: the same zone file,
+# signed with ldns-signzone (ECDSAP256SHA256, RFC 6605: a KSK and a ZSK; NSEC, or
+# NSEC3 without salt or extra iterations with --signed-nsec3; valid from a day ago
+# for 30 days), served by a third NSD. The KSK's SHA-256 DS (ldns-key2ds) is the
+# trust anchor both validators get, in the form Unbound's trust-anchor: and
+# splitdns's [dnssec] trust_anchors take: "bench.test. IN DS TAG 13 2 HEX".
+sign_bench_zone() {
+  local dir="$SCRATCH/keys" ksk zsk now t0=$EPOCHREALTIME
+  local -a args
+  mkdir -p "$dir"
+  ksk=$(cd "$dir" && ldns-keygen -r /dev/urandom -a ECDSAP256SHA256 -k bench.test.)
+  zsk=$(cd "$dir" && ldns-keygen -r /dev/urandom -a ECDSAP256SHA256 bench.test.)
+  now=$(date +%s)
+  args=(-i $((now - 86400)) -e $((now + 30 * 86400)))
+  ((SIGNED_NSEC3 == 0)) || args+=(-n -t 0)
+  (cd "$dir" && ldns-signzone "${args[@]}" -f "$SCRATCH/bench.test.zone.signed" \
+    "$SCRATCH/bench.test.zone" "$ksk" "$zsk") || die "ldns-signzone failed"
+  ANCHOR=$(cd "$dir" && ldns-key2ds -n -2 "$ksk.key" | awk '$4 == "DS" { print $1, "IN DS", $5, $6, $7, $8; exit }')
+  [[ -n $ANCHOR ]] || die "no DS from ldns-key2ds"
+  printf '%s\n' "$ANCHOR" >"$OUT/configs/trust-anchor.txt"
+  log "signed bench.test ($(if ((SIGNED_NSEC3)); then echo NSEC3; else echo NSEC; fi)) in $(elapsed "$t0" "$EPOCHREALTIME") s; anchor: $ANCHOR"
+}
+
 # ---------------------------------------------------------------- configs
 write_nsd_conf() {  # NAME PORT ZONE ZONEFILE
   cat >"$OUT/configs/$1.conf" <<EOF
@@ -261,20 +313,29 @@ EOF
 
 # One unbound thread per core it may run on (2 unpinned, 1 under --pin): two
 # threads on one core cost it 10-20% of its forwarding rate and 2-3x its p99.
-write_unbound_conf() {
-  local threads
+# unbound-validating: the same config with the validator module, the signed
+# bench.test copy's DS as its only trust anchor (no root anchor, so consul. and
+# anything else outside bench.test. is insecure) and "." forwarded to the signed copy.
+# The validator's other settings stay at Unbound's defaults (aggressive-nsec: yes,
+# key-cache-size 4m, val-bogus-ttl 60).
+write_unbound_conf() {  # SYSTEM: unbound or unbound-validating
+  local sys=$1 threads modules=iterator internet=${PORT[auth]} anchor=""
+  if [[ $sys == unbound-validating ]]; then
+    modules="validator iterator" internet=${PORT[auth-signed]}
+    anchor=$'\n'"  trust-anchor: \"$ANCHOR\""
+  fi
   threads=$(pin_cmd "$SERVER_CPUS" nproc; "${CMD[@]}")
-  cat >"$OUT/configs/unbound.conf" <<EOF
+  cat >"$OUT/configs/$sys.conf" <<EOF
 server:
-  interface: 127.0.0.1@${PORT[unbound]}
-  port: ${PORT[unbound]}
+  interface: 127.0.0.1@${PORT[$sys]}
+  port: ${PORT[$sys]}
   outgoing-interface: 127.0.0.1
   do-ip6: no
   access-control: 127.0.0.0/8 allow
   username: ""
   chroot: ""
   directory: "$SCRATCH"
-  pidfile: "$SCRATCH/unbound.pid"
+  pidfile: "$SCRATCH/$sys.pid"
   use-syslog: no
   logfile: ""
   verbosity: 0
@@ -290,7 +351,7 @@ server:
   num-queries-per-thread: 4096
   do-not-query-localhost: no
   qname-minimisation: no
-  module-config: "iterator"
+  module-config: "$modules"$anchor
   # unbound answers .test itself (RFC 6761) unless told not to
   local-zone: "test." nodefault
 remote-control:
@@ -300,7 +361,7 @@ forward-zone:
   forward-addr: 127.0.0.1@${PORT[consul]}
 forward-zone:
   name: "."
-  forward-addr: 127.0.0.1@${PORT[auth]}
+  forward-addr: 127.0.0.1@$internet
 EOF
 }
 
@@ -335,17 +396,23 @@ dnsmasq_args() {
 
 # splitdns-mirror: the same template and command, on its own port, with the
 # [consul] table that turns the mirror on.
-write_splitdns_conf() {  # SYSTEM: splitdns or splitdns-mirror; sets EXEC[SYSTEM]
-  local sys=$1 exec
-  sed -e "s/{port}/${PORT[$sys]}/g" -e "s/{portA}/${PORT[auth]}/g" \
+# splitdns-validating: the same template with the signed bench.test copy as the
+# default upstream, plus [dnssec] validate = true and its DS as the only anchor.
+write_splitdns_conf() {  # SYSTEM: splitdns, splitdns-mirror or splitdns-validating; sets EXEC[SYSTEM]
+  local sys=$1 exec internet=${PORT[auth]}
+  [[ $sys != splitdns-validating ]] || internet=${PORT[auth-signed]}
+  sed -e "s/{port}/${PORT[$sys]}/g" -e "s/{portA}/$internet/g" \
       -e "s/{portB}/${PORT[consul]}/g" -e "s/{cache_size}/$CACHE_SIZE/g" \
       "$SPLITDNS_CONFIG_TEMPLATE" >"$OUT/configs/$sys.toml"
   if [[ $sys == splitdns-mirror ]]; then
     printf '\n[consul]\nhttp = "127.0.0.1:%s"\n' "${PORT[consul-http]}" >>"$OUT/configs/$sys.toml"
   fi
+  if [[ $sys == splitdns-validating ]]; then
+    printf '\n[dnssec]\nvalidate = true\ntrust_anchors = ["%s"]\n' "$ANCHOR" >>"$OUT/configs/$sys.toml"
+  fi
   exec=${SPLITDNS_CMD//\{config\}/$OUT/configs/$sys.toml}
   exec=${exec//\{port\}/${PORT[$sys]}}
-  exec=${exec//\{portA\}/${PORT[auth]}}
+  exec=${exec//\{portA\}/$internet}
   exec=${exec//\{portB\}/${PORT[consul]}}
   EXEC[$sys]=$exec
   printf '%s\n' "$exec" >"$OUT/configs/$sys.cmd"
@@ -413,6 +480,10 @@ start_upstreams() {
     --port "${PORT[consul-http]}" --catalog "$SCRATCH/consul.catalog.json"
   wait_ready auth "${PORT[auth]}" probe.bench.test
   wait_ready consul "${PORT[consul]}" probe.consul
+  if ((SIGNED)); then
+    start_bg auth-signed "$UPSTREAM_CPUS" nsd -d -c "$OUT/configs/auth-signed.conf"
+    wait_ready auth-signed "${PORT[auth-signed]}" probe.bench.test
+  fi
   local _
   for _ in {1..50}; do
     consul_http /v1/agent/self >/dev/null && return 0
@@ -425,9 +496,9 @@ start_upstreams() {
 start_system() {
   case $1 in
     dnsmasq) start_bg dnsmasq "$SERVER_CPUS" dnsmasq "${DNSMASQ_ARGS[@]}" ;;
-    unbound) start_bg unbound "$SERVER_CPUS" unbound -d -c "$OUT/configs/unbound.conf" ;;
+    unbound|unbound-validating) start_bg "$1" "$SERVER_CPUS" unbound -d -c "$OUT/configs/$1.conf" ;;
     dnsdist) start_bg dnsdist "$SERVER_CPUS" dnsdist --supervised --disable-syslog -C "$OUT/configs/dnsdist.conf" ;;
-    splitdns|splitdns-mirror) start_bg "$1" "$SERVER_CPUS" bash -c "exec ${EXEC[$1]}" ;;
+    splitdns|splitdns-mirror|splitdns-validating) start_bg "$1" "$SERVER_CPUS" bash -c "exec ${EXEC[$1]}" ;;
     floor)  # echo for hot, relay for cold and consul: see floor.c and run_floor
       [[ -x $SCRATCH/floor ]] || cc -O2 -o "$SCRATCH/floor" "$BENCH_DIR/floor.c" || die "cc floor.c failed"
       start_bg floor "$SERVER_CPUS" "$SCRATCH/floor" "${PORT[floor]}" "${FLOOR_ARGS[@]}"
@@ -436,6 +507,28 @@ start_system() {
   esac
   wait_ready "$1" "${PORT[$1]}" probe.bench.test
   query_ok "${PORT[$1]}" probe.consul A || die "$1 does not route consul. to the consul upstream"
+  [[ $1 != *-validating ]] || check_validates "$1"
+}
+
+# A validating system must show that it validates before it is measured: asked with DO
+# (dig +dnssec), an existing name of the signed zone comes back NOERROR with AD, a
+# missing one NXDOMAIN with AD (its NSEC or NSEC3 denial validated), and probe.consul
+# (under no anchor: insecure) NOERROR without AD. No query file has these names. The
+# answers go to logs/ad-check-SYSTEM.txt.
+check_validates() {  # SYSTEM
+  local sys=$1 log="$OUT/logs/ad-check-$1.txt" want name status ad out
+  local flags_ad='flags:[a-z ]* ad[ ;]'
+  for want in "probe.bench.test NOERROR set" "no-such-name.bench.test NXDOMAIN set" "probe.consul NOERROR clear"; do
+    read -r name status ad <<<"$want"
+    out=$(dig @127.0.0.1 -p "${PORT[$sys]}" +dnssec +tries=1 +time=2 "$name" A 2>&1) || true
+    printf '== %s: want %s, AD %s\n%s\n\n' "$name" "$status" "$ad" "$out" >>"$log"
+    [[ $out == *"status: $status,"* ]] || die "$sys: $name is not $status with DO set; see $log"
+    if [[ $ad == set ]]; then
+      [[ $out =~ $flags_ad ]] || die "$sys: no AD on $name: it does not validate; see $log"
+    else
+      [[ ! $out =~ $flags_ad ]] || die "$sys: AD on $name, which no anchor covers; see $log"
+    fi
+  done
 }
 
 # ---------------------------------------------------------------- accounting
@@ -620,7 +713,7 @@ run_system() {  # SYSTEM RUN POSITION
   fi
   start_system "$sys"
   for wl in cold hot consul; do
-    [[ ,$WORKLOADS, == *,$wl,* ]] || continue
+    workload_of "$sys" "$wl" || continue
     if [[ $wl == cold ]]; then
       warm_up "$sys" "$SCRATCH/hot.queries"
       measure "$sys" cold "$run" "$pos" "$SCRATCH/cold.queries" -n 1 -l "$DURATION" || break
@@ -703,6 +796,7 @@ write_meta() {
     printf 'cpus\t%s\nsystems\t%s\nworkloads\t%s\nsplitdns_label\t%s\nsplitdns_cmd\t%s\n' \
       "${CPUS:-none}" "$SYSTEMS" "$WORKLOADS" "$SPLITDNS_LABEL" "${EXEC[splitdns]:-}"
     [[ -z ${EXEC[splitdns-mirror]:-} ]] || printf 'splitdns_mirror_cmd\t%s\n' "${EXEC[splitdns-mirror]}"
+    [[ -z ${EXEC[splitdns-validating]:-} ]] || printf 'splitdns_validating_cmd\t%s\n' "${EXEC[splitdns-validating]}"
     printf 'command\t%s\n' "$COMMAND_LINE"
     printf 'expected_nx_hot\t%s\nexpected_nx_cold\t%s\nexpected_nx_consul\t%s\n' \
       "$(<"$SCRATCH/hot.queries.nx")" "$(<"$SCRATCH/cold.queries.nx")" \
@@ -717,6 +811,12 @@ write_meta() {
     printf 'version_unbound\t%s\n' "$(tool_version unbound -V)"
     printf 'version_dnsdist\t%s\n' "$(tool_version dnsdist --version)"
     printf 'version_nsd\t%s\n' "$(tool_version nsd -v)"
+    if ((SIGNED)); then
+      printf 'signed_zone\tbench.test. signed with ldns-signzone %s, ECDSAP256SHA256 KSK+ZSK, %s\n' \
+        "$(tool_version ldns-signzone -v)" \
+        "$(if ((SIGNED_NSEC3)); then echo 'NSEC3 (no salt, 0 iterations)'; else echo NSEC; fi)"
+      printf 'trust_anchor\t%s\n' "$ANCHOR"
+    fi
     [[ -z ${SPLITDNS_VERSION:-} ]] || printf 'version_splitdns\t%s\n' "$SPLITDNS_VERSION"
     if [[ -d $REPO_DIR/.git ]] && command -v git >/dev/null; then
       printf 'git_commit\t%s\n' "$(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo unknown)"
@@ -739,11 +839,17 @@ main() {
   gen_consul_data
   write_nsd_conf auth "${PORT[auth]}" bench.test "$SCRATCH/bench.test.zone"
   write_nsd_conf consul "${PORT[consul]}" consul "$SCRATCH/consul.zone"
-  write_unbound_conf
+  if ((SIGNED)); then
+    sign_bench_zone
+    write_nsd_conf auth-signed "${PORT[auth-signed]}" bench.test "$SCRATCH/bench.test.zone.signed"
+  fi
+  write_unbound_conf unbound
+  [[ ,$SYSTEMS, != *,unbound-validating,* ]] || write_unbound_conf unbound-validating
   [[ ,$SYSTEMS, != *,dnsdist,* ]] || write_dnsdist_conf
   dnsmasq_args
   [[ ,$SYSTEMS, != *,splitdns,* ]] || write_splitdns_conf splitdns
   [[ ,$SYSTEMS, != *,splitdns-mirror,* ]] || write_splitdns_conf splitdns-mirror
+  [[ ,$SYSTEMS, != *,splitdns-validating,* ]] || write_splitdns_conf splitdns-validating
   write_meta
   start_upstreams
 
