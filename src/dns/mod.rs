@@ -5,6 +5,7 @@
 
 pub(crate) mod answer;
 pub(crate) mod clock;
+pub(crate) mod minimal;
 pub(crate) mod question;
 pub(crate) mod rewrite;
 pub(crate) mod unsigned;

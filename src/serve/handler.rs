@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::dns::answer::{Answer, Security};
+use crate::dns::minimal;
 use crate::dns::question::Question;
 use crate::dns::unsigned;
 use crate::dns::wire::{self, Protocol, Query, Reject};
@@ -498,10 +499,13 @@ impl Handler {
         reply: Vec<u8>,
     ) -> Checked {
         match (validator, validating) {
-            (_, Some(validator)) => match validator.validate(ask, reply.clone()).await {
-                Some(verdict) => self.validated(validator, question, verdict, reply),
-                None => Checked::Failed,
-            },
+            (_, Some(validator)) => {
+                let reply = minimal::minimal(reply);
+                match validator.validate(ask, reply.clone()).await {
+                    Some(verdict) => self.validated(validator, question, verdict, reply),
+                    None => Checked::Failed,
+                }
+            }
             (Some(_), None) => {
                 let mut reply = reply;
                 wire::set_authentic(&mut reply, false);
