@@ -28,6 +28,17 @@ pub(crate) enum Forwarded {
     unmirrored,
 }
 
+impl Forwarded {
+    const ALL: [Self; 6] = [
+        Self::unwatched,
+        Self::syncing,
+        Self::acl,
+        Self::watch_cap,
+        Self::stale_limit,
+        Self::unmirrored,
+    ];
+}
+
 /// What went wrong with a watch's request.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -44,6 +55,17 @@ pub(crate) enum WatchError {
     decode,
     /// The index went backwards (a snapshot restore, a new cluster).
     index_reset,
+}
+
+impl WatchError {
+    const ALL: [Self; 6] = [
+        Self::connect,
+        Self::status,
+        Self::acl_denied,
+        Self::acl_filtered,
+        Self::decode,
+        Self::index_reset,
+    ];
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,19 +103,28 @@ impl MirrorMetrics {
             "consul_mirror_answers",
             "Client queries answered from the Consul mirror: fresh, or stale while the agent is unreachable",
         );
+        let forwarded: Family<ReasonLabel, Counter> = registered(
+            registry,
+            "consul_forwarded",
+            "Client queries in the mirrored zone sent to the agent's DNS port instead, by reason",
+        );
+        let errors: Family<KindLabel, Counter> = registered(
+            registry,
+            "consul_watch_errors",
+            "Failed or refused requests of the mirror's watches, by kind",
+        );
+        // Every label from the start, at 0, so a rate over it has a series.
+        for reason in Forwarded::ALL {
+            forwarded.get_or_create_owned(&ReasonLabel { reason });
+        }
+        for kind in WatchError::ALL {
+            errors.get_or_create_owned(&KindLabel { kind });
+        }
         Self {
             fresh: answers.get_or_create_owned(&StateLabel { state: "fresh" }),
             stale: answers.get_or_create_owned(&StateLabel { state: "stale" }),
-            forwarded: registered(
-                registry,
-                "consul_forwarded",
-                "Client queries in the mirrored zone sent to the agent's DNS port instead, by reason",
-            ),
-            errors: registered(
-                registry,
-                "consul_watch_errors",
-                "Failed or refused requests of the mirror's watches, by kind",
-            ),
+            forwarded,
+            errors,
             watches: registered(
                 registry,
                 "consul_watches",

@@ -30,6 +30,18 @@ pub(crate) enum BogusReason {
     nsec_missing,
 }
 
+impl BogusReason {
+    const ALL: [Self; 7] = [
+        Self::dnssec_bogus,
+        Self::signature_expired,
+        Self::signature_not_yet_valid,
+        Self::dnskey_missing,
+        Self::rrsigs_missing,
+        Self::no_zone_key_bit,
+        Self::nsec_missing,
+    ];
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
@@ -58,16 +70,21 @@ impl DnssecMetrics {
             "Upstream answers validated (once per answer fetched, not per cache hit), by result",
         );
         let state = |state| answers.get_or_create_owned(&StateLabel { state });
+        let reasons: Family<ReasonLabel, Counter> = registered(
+            registry,
+            "dnssec_bogus",
+            "Answers that failed validation and were answered SERVFAIL, by reason (RFC 8914 EDE)",
+        );
+        // Every reason from the start, at 0, so a rate over it has a series.
+        for reason in BogusReason::ALL {
+            reasons.get_or_create_owned(&ReasonLabel { reason });
+        }
         Self {
             secure: state("secure"),
             insecure: state("insecure"),
             bogus: state("bogus"),
             indeterminate: state("indeterminate"),
-            reasons: registered(
-                registry,
-                "dnssec_bogus",
-                "Answers that failed validation and were answered SERVFAIL, by reason (RFC 8914 EDE)",
-            ),
+            reasons,
         }
     }
 
