@@ -13,11 +13,8 @@
 //! (MS `message_serializer.go`, QF `query_fetcher_v1.go`, RG `response_generator.go`, ...).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -28,6 +25,7 @@ use crate::support::client::{self, REPLY_WAIT, query, query_with_edns};
 use crate::support::consul::{Acl, Catalog, FakeConsul, Health, Node, Service};
 use crate::support::fixtures::internet;
 use crate::support::http::get;
+use crate::support::logged::{Logged, free_addr};
 use crate::support::{FakeUpstream, Splitdns, answer_ips, assert_rcode};
 
 // ---------------------------------------------------------------------------------------
@@ -1689,8 +1687,7 @@ async fn query_log_names_the_mirror_and_the_token_is_never_logged() {
         "token_file = \"{}\"\nstale_limit = \"1m\"",
         token_file.display()
     );
-    let running = run_binary(&dir, &consul, &internet, &keys);
-    let (addr, metrics) = (running.addr, running.metrics);
+    let (running, addr, metrics) = run_binary(&dir, &consul, &internet, &keys);
     let web = "web.service.consul.";
     let mirror_answers = move || async move {
         let text = crate::support::http::scrape(metrics).await;
@@ -1739,51 +1736,16 @@ async fn query_log_names_the_mirror_and_the_token_is_never_logged() {
     assert!(tokens.iter().all(|t| t == token), "{tokens:?}");
 }
 
-/// `splitdns run` with stderr read line by line on a thread; killed on drop.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    addr: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    /// Stops it (SIGTERM) and returns the rest of its log.
-    fn finish(mut self) -> Vec<String> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        self.lines.try_iter().collect()
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
-}
-
-/// Starts the binary with the mirror on `consul`, a JSON query log and debug logging.
+/// Starts the binary with the mirror on `consul`, a JSON query log and debug logging;
+/// returns it with its DNS and metrics addresses.
 fn run_binary(
     dir: &TempDir,
     consul: &FakeConsul,
     internet: &FakeUpstream,
     consul_keys: &str,
-) -> Running {
-    for attempt in 0..3 {
-        let (addr, metrics) = (free_addr(), free_addr());
+) -> (Logged, SocketAddr, SocketAddr) {
+    Logged::start(dir.path(), &["--log-level", "debug"], |addr| {
+        let metrics = free_addr();
         let text = format!(
             "[server]\nlisten = [\"{addr}\"]\n[upstream]\nservers = [\"{}\"]\n\
              [[route]]\nzones = [\"consul\"]\nservers = [\"{}\"]\n\
@@ -1794,44 +1756,8 @@ fn run_binary(
             consul.dns_addr(),
             consul.http_addr()
         );
-        let path = dir.path().join(format!("mirror-{attempt}.toml"));
-        std::fs::write(&path, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_splitdns"))
-            .args(["run", "--config", path.to_str().unwrap()])
-            .args(["--log-level", "debug"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn splitdns run");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let running = Running {
-            child,
-            lines,
-            addr,
-            metrics,
-        };
-        let mut seen = Vec::new();
-        while let Ok(line) = running.lines.recv_timeout(Duration::from_secs(10)) {
-            if line.contains("cannot listen") {
-                break;
-            }
-            let listening = line.contains("listening");
-            seen.push(line);
-            if listening {
-                return running;
-            }
-        }
-        if attempt == 2 {
-            panic!("splitdns run never started:\n{}", seen.join("\n"));
-        }
-    }
-    unreachable!()
+        (text, metrics)
+    })
 }
 
 /// `has_metric` guards the gauges the contract names: each is exposed once the mirror runs.

@@ -3,10 +3,7 @@
 //! that reads it; `/health` and `/ready`; dnsmasq's CHAOS `*.bind` answers; the query log;
 //! the SIGUSR1 dump. What each series counts, one by one, is counters.rs.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -17,6 +14,7 @@ use crate::support::client::{self, REPLY_WAIT};
 use crate::support::fixtures::internet;
 use crate::support::harness::standard_plus;
 use crate::support::http::{get, value};
+use crate::support::logged::Logged;
 use crate::support::{FakeUpstream, Mode, Splitdns, assert_rcode, query};
 
 /// STANDARD plus the metrics endpoint on an ephemeral port and `extra`.
@@ -286,101 +284,16 @@ async fn chaos_answers_match_the_counters() {
     assert_eq!(chaos_txt, 9.0);
 }
 
-/// `splitdns run` with stderr read line by line on a thread; killed on drop.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    /// Lines up to and including the first that contains `needle`.
-    #[track_caller]
-    fn until(&self, needle: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    seen.push(line);
-                    if found {
-                        return seen;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {needle:?}; got:\n{}", seen.join("\n"));
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    /// Stops it and returns the rest of its log.
-    fn finish(mut self) -> Vec<String> {
-        self.signal("TERM");
-        let _ = self.child.wait();
-        self.lines.try_iter().collect()
-    }
-}
-
 /// Starts the binary on a free port with `extra` appended to the config.
-fn run_binary(dir: &TempDir, upstream: &FakeUpstream, extra: &str) -> (Running, SocketAddr) {
-    for attempt in 0..3 {
-        let addr = free_addr();
+fn run_binary(dir: &TempDir, upstream: &FakeUpstream, extra: &str) -> (Logged, SocketAddr) {
+    let (running, addr, ()) = Logged::start(dir.path(), &[], |addr| {
         let text = format!(
             "rules = [\"address=/gw.lan/192.0.2.1\"]\n[server]\nlisten = [\"{addr}\"]\n[upstream]\nservers = [\"{}\"]\n{extra}",
             upstream.addr()
         );
-        let path = dir.path().join(format!("run-{attempt}.toml"));
-        std::fs::write(&path, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_splitdns"))
-            .args(["run", "--config", path.to_str().unwrap()])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn splitdns run");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let running = Running { child, lines };
-        while let Ok(line) = running.lines.recv_timeout(Duration::from_secs(10)) {
-            if line.contains("listening") {
-                return (running, addr);
-            }
-            if line.contains("cannot listen") {
-                break;
-            }
-        }
-    }
-    panic!("splitdns run never started");
-}
-
-fn free_addr() -> SocketAddr {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        if std::net::TcpListener::bind(addr).is_ok() {
-            return addr;
-        }
-    }
+        (text, ())
+    });
+    (running, addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

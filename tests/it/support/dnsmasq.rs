@@ -4,7 +4,8 @@
 //! CI installs it (Debian's `dnsmasq-base`, see `.ci/run`); a missing dnsmasq fails the test
 //! unless `SPLITDNS_SKIP` names it (see [`prereq`]).
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use super::free_port;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,18 +123,6 @@ impl Drop for Dnsmasq {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 right now. dnsmasq binds it a moment
-/// later; if another process took it meanwhile, [`Dnsmasq::start`] tries another.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
     }
 }
 

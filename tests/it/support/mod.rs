@@ -16,6 +16,7 @@ pub(crate) mod dockerd;
 pub(crate) mod fixtures;
 pub(crate) mod harness;
 pub(crate) mod http;
+pub(crate) mod logged;
 pub(crate) mod netns;
 pub(crate) mod prereq;
 pub(crate) mod signed;
@@ -23,7 +24,7 @@ pub(crate) mod unbound;
 pub(crate) mod upstream;
 pub(crate) mod witness;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT};
@@ -144,4 +145,16 @@ pub(crate) fn assert_rcode(msg: &Message, rcode: ResponseCode) {
         msg.metadata.response_code, rcode,
         "unexpected response code in:\n{msg}"
     );
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now. The program given it binds it a
+/// moment later; a caller that starts one retries on another port if it was taken meanwhile.
+pub(crate) fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

@@ -16,8 +16,9 @@
 //! A missing tool fails the test unless `SPLITDNS_SKIP` names it ([`skip`]); CI installs them
 //! (`.ci/run`: ldnsutils, nsd, unbound).
 
+use super::free_port;
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -495,17 +496,6 @@ fn run(dir: &Path, program: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Strin
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// A port free for UDP and TCP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// A process in a process group of its own (NSD forks its workers), stopped with SIGTERM

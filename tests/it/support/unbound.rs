@@ -6,7 +6,8 @@
 //! `.ci/run`) and there a missing Unbound is a failure; elsewhere a test without it prints why
 //! and passes, like the dnsmasq tests.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use super::free_port;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -245,17 +246,6 @@ remote-control:
         cert = pki.cert().display(),
         dir = dir.display(),
     )
-}
-
-/// A port free for UDP and TCP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 impl Unbound {
