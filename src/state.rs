@@ -308,12 +308,17 @@ impl Report for Shared {
     }
 
     fn health(&self, window: Duration) -> Result<(), String> {
-        self.state.load().router.check_health(window)?;
-        match self.mirror() {
-            Some(mirror) if mirror.status(Instant::now()).stale_for.is_some() => {
-                Err(mirror.status(Instant::now()).to_string())
-            }
-            _ => Ok(()),
+        let routes = self.state.load().router.check_health(window);
+        let mirror = self
+            .mirror()
+            .map(|mirror| mirror.status(Instant::now()))
+            .filter(|status| status.stale_for.is_some());
+        match (routes, mirror) {
+            (Ok(()), None) => Ok(()),
+            (Err(routes), None) => Err(routes),
+            // One line per problem, as the routes' are.
+            (Ok(()), Some(mirror)) => Err(format!("{mirror}\n")),
+            (Err(routes), Some(mirror)) => Err(format!("{routes}{mirror}\n")),
         }
     }
 }
