@@ -19,7 +19,7 @@ mod view;
 mod watch;
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,6 +78,7 @@ impl Mirror {
             wake: tokio::sync::Notify::new(),
             zones,
             early: Mutex::default(),
+            early_count: AtomicUsize::new(0),
         });
         tokio::spawn(watch::manage(Arc::clone(&hub), token));
         Ok(Arc::new(Self { hub }))
@@ -103,7 +104,10 @@ impl Mirror {
     ) -> Option<Mirrored> {
         let view = self.hub.view.load();
         if view.agent.is_none() {
-            self.hub.early(query.lower.as_bytes(), query.qtype);
+            // The agent's domain is some route's zone, never the root's.
+            if zones.iter().any(|zone| !zone.wire().starts_with(&[0])) {
+                self.hub.early(query.lower.as_bytes(), query.qtype);
+            }
             return None;
         }
         let served = |zone: &Zone| view.domains.iter().any(|wire| **wire == *zone.wire());

@@ -3,7 +3,7 @@
 //! (`watch.rs`) writes both; queries (`mod.rs`) read the view and add wants.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -26,16 +26,23 @@ pub(super) struct Hub {
     /// Questions (lowercased name, type) asked before the agent's settings
     /// were read, when no one knew yet which route the mirror serves.
     pub(super) early: Mutex<Vec<(Box<[u8]>, u16)>>,
+    /// Questions offered to `early`, kept or not.
+    pub(super) early_count: AtomicUsize,
 }
 
 impl Hub {
     /// Keeps a question asked before the agent's domain was known, so its
     /// service is watched once it is.
+    /// Once [`MAX_WANTS`] are kept, the rest cost no lock: an agent that
+    /// never answers must not slow every query down.
     pub(super) fn early(&self, lower: &[u8], qtype: u16) {
-        let mut early = self.early.lock().expect("early lock");
-        if early.len() < MAX_WANTS {
-            early.push((Box::from(lower), qtype));
+        if self.early_count.fetch_add(1, Ordering::Relaxed) >= MAX_WANTS {
+            return;
         }
+        self.early
+            .lock()
+            .expect("early lock")
+            .push((Box::from(lower), qtype));
     }
 
     /// Asks the manager to watch what a query wanted.
