@@ -83,7 +83,7 @@ pub fn upstream_reply(data: &[u8]) {
                 .write_response(&query, now, 65_535, &mut out);
         }
     }
-    let _ = rebind::screen(data.to_vec(), &"fuzz.");
+    let _ = rebind::screen(data.into(), &"fuzz.");
 }
 
 /// A config file: parsed, validated, and (when valid) turned into a routing table.

@@ -36,4 +36,17 @@ impl Question {
             self.checking_disabled,
         )
     }
+
+    /// [`Question::query`] into `out`, with no allocation once it has room.
+    pub(crate) fn write_query(&self, id: u16, out: &mut Vec<u8>) {
+        wire::write_query(
+            out,
+            id,
+            self.lower.as_bytes(),
+            self.qtype,
+            self.qclass,
+            self.dnssec_ok,
+            self.checking_disabled,
+        );
+    }
 }

@@ -10,6 +10,7 @@
 //! `consul`) are trusted with private addresses, and so are the zones listed in
 //! `rebind_allow`. The work is done once per upstream answer, never per hit.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -55,7 +56,10 @@ impl Rebind {
 /// `reply` without its A/AAAA records that hold private addresses; the same
 /// bytes when it has none. `None` when such a reply cannot be re-encoded: it is
 /// then not used at all.
-pub(crate) fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Vec<u8>> {
+pub(crate) fn screen<'a>(
+    reply: Cow<'a, [u8]>,
+    name: &impl std::fmt::Display,
+) -> Option<Cow<'a, [u8]>> {
     let msg = Message::parse(&reply)?;
     // Only what will be stored matters: the glue of a plain A answer
     // (`ns A 127.0.0.1`) is dropped when it is stored anyway.
@@ -88,7 +92,7 @@ pub(crate) fn screen(reply: Vec<u8>, name: &impl std::fmt::Display) -> Option<Ve
     decoded.additionals.retain(&mut keep);
     // What is left is not the RRset the upstream validated (RFC 4035 §3.2.3).
     decoded.metadata.authentic_data = false;
-    decoded.to_vec().ok()
+    decoded.to_vec().ok().map(Cow::Owned)
 }
 
 fn address(rdata: &[u8]) -> Option<IpAddr> {
@@ -199,7 +203,7 @@ mod tests {
             60,
             RData::A(A::new(192, 0, 2, 1)),
         ));
-        let screened = screen(m.to_vec().unwrap(), &"www.example.").unwrap();
+        let screened = screen(m.to_vec().unwrap().into(), &"www.example.").unwrap();
         let screened = HMessage::from_vec(&screened).unwrap();
         assert_eq!(screened.answers.len(), 1);
         assert!(!screened.metadata.authentic_data);
@@ -209,6 +213,9 @@ mod tests {
     fn a_reply_without_private_addresses_is_kept_as_is() {
         let reply = wire::build_query(7, b"\x01a\x00", 1, 1, false, false);
         // A query parses as a message too: no records to strip, same bytes back.
-        assert_eq!(screen(reply.clone(), &"a.").as_deref(), Some(&reply[..]));
+        assert_eq!(
+            screen(reply.as_slice().into(), &"a.").as_deref(),
+            Some(&reply[..])
+        );
     }
 }

@@ -27,8 +27,10 @@ use crate::resolve::router::Router;
 
 /// Resolves a target's address through splitdns's own routing and cache (an
 /// async fn cannot contain itself, hence the box).
-pub(crate) type Lookup<'a> =
-    &'a (dyn Fn(Question) -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> + Sync);
+pub(crate) type Lookup<'a> = &'a (dyn Fn(Question) -> Looked + Sync);
+
+/// A target's address on its way.
+pub(crate) type Looked = Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>>;
 
 /// Where completion stores and looks things up: the routing table and
 /// epoch of the query's state, and the cache.
@@ -36,7 +38,6 @@ pub(crate) struct Context<'a> {
     pub router: &'a Router,
     pub cache: &'a Cache,
     pub epoch: u64,
-    pub lookup: Lookup<'a>,
     /// `[dnssec] validate`'s validator: an address it would validate is not
     /// stored unvalidated from an additional section.
     pub validator: Option<&'a Validator>,
@@ -47,14 +48,40 @@ pub(crate) struct Context<'a> {
 /// was missing or nothing could be added).
 pub(crate) async fn complete(
     cx: Context<'_>,
+    lookup: Lookup<'_>,
     answer: Arc<Answer>,
     budget: Duration,
 ) -> Arc<Answer> {
-    if !has_work(&cx, answer.bytes()) {
-        return answer;
+    match begin(&cx, answer) {
+        Completion::Done(answer) => answer,
+        Completion::Missing(missing) => finish(&cx, lookup, missing, budget).await,
     }
-    let Ok(mut msg) = Message::from_vec(answer.bytes()) else {
-        return answer;
+}
+
+/// What is left of completing an SRV answer once the addresses its reply
+/// carried are stored.
+pub(crate) enum Completion {
+    /// Nothing is missing: the answer as it is.
+    Done(Arc<Answer>),
+    /// Targets the reply had no address for: [`finish`] resolves them.
+    Missing(Missing),
+}
+
+/// An SRV answer with targets to resolve.
+pub(crate) struct Missing {
+    answer: Arc<Answer>,
+    msg: Message,
+    targets: Vec<Name>,
+}
+
+/// The part of [`complete`] that needs no waiting: stores the addresses the
+/// reply carried, and says which targets are left.
+pub(crate) fn begin(cx: &Context<'_>, answer: Arc<Answer>) -> Completion {
+    if !has_work(cx, answer.bytes()) {
+        return Completion::Done(answer);
+    }
+    let Ok(msg) = Message::from_vec(answer.bytes()) else {
+        return Completion::Done(answer);
     };
     let targets: Vec<Name> = msg
         .answers
@@ -65,22 +92,44 @@ pub(crate) async fn complete(
         })
         .collect();
     if targets.is_empty() {
-        return answer;
+        return Completion::Done(answer);
     }
     let addresses = addresses_by_owner(&msg.additionals);
     for ((owner, rtype), records) in &addresses {
         if targets.contains(owner) {
-            store_addresses(&cx, owner, *rtype, records);
+            store_addresses(cx, owner, *rtype, records);
         }
     }
-    let missing: Vec<&Name> = dedup(&targets)
+    let missing: Vec<Name> = dedup(&targets)
         .into_iter()
         .filter(|t| !addresses.keys().any(|(owner, _)| owner == *t))
+        .cloned()
         .collect();
     if missing.is_empty() {
-        return answer;
+        return Completion::Done(answer);
     }
-    let found = resolve_targets(cx.lookup, &missing, budget).await;
+    Completion::Missing(Missing {
+        answer,
+        msg,
+        targets: missing,
+    })
+}
+
+/// Resolves the targets [`begin`] left, within `budget`, and adds their
+/// addresses to the answer.
+pub(crate) async fn finish(
+    cx: &Context<'_>,
+    lookup: Lookup<'_>,
+    missing: Missing,
+    budget: Duration,
+) -> Arc<Answer> {
+    let Missing {
+        answer,
+        mut msg,
+        targets,
+    } = missing;
+    let targets: Vec<&Name> = targets.iter().collect();
+    let found = resolve_targets(lookup, &targets, budget).await;
     if found.is_empty() {
         return answer;
     }
@@ -255,14 +304,10 @@ mod tests {
         let router = Arc::new(Router::new(&config, vec!["192.0.2.53:53".parse().unwrap()]));
         let validator = Validator::new(&config.dnssec, Arc::clone(&router)).unwrap();
         let cache = Cache::new(100);
-        let lookup = |_: Question| -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> {
-            Box::pin(async { None })
-        };
         let cx = Context {
             router: &router,
             cache: &cache,
             epoch: 0,
-            lookup: &lookup,
             validator: Some(&validator),
         };
         for name in ["node-a.node.dc1.consul.", "www.example.com."] {

@@ -109,36 +109,7 @@ impl Batch {
     /// Returns how many went; when the socket's buffer is full the rest are
     /// left, in [`Batch::outgoing`] order, for the caller to send one by one.
     pub(super) fn send(&self, fd: RawFd, n: usize, queued: &[(Vec<u8>, SockAddr)]) -> usize {
-        let mut outgoing = self.outgoing(n, queued).peekable();
-        let mut sent = 0;
-        while outgoing.peek().is_some() {
-            // SAFETY: as in recv; zeroed C structs, filled before use.
-            let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-            let mut count = 0;
-            for (slot, (bytes, to)) in outgoing.by_ref().take(BATCH).enumerate() {
-                iovs[slot] = libc::iovec {
-                    iov_base: bytes.as_ptr().cast_mut().cast(),
-                    iov_len: bytes.len(),
-                };
-                let hdr = &mut hdrs[slot].msg_hdr;
-                (hdr.msg_name, hdr.msg_namelen) = to.raw();
-                hdr.msg_iov = &mut iovs[slot];
-                hdr.msg_iovlen = 1;
-                count = slot + 1;
-            }
-            // SAFETY: the headers point at live response buffers and addresses
-            // (this batch's, or the queued answers') with their true lengths;
-            // the kernel only reads them.
-            let done =
-                unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT) };
-            let done = usize::try_from(done).unwrap_or(0);
-            sent += done;
-            if done < count {
-                break;
-            }
-        }
-        sent
+        send_all(fd, self.outgoing(n, queued))
     }
 
     /// Every response to send: the ready ones of the first `n` datagrams, then `queued`.
@@ -159,6 +130,41 @@ impl Batch {
                 .map(|(bytes, to)| (bytes.as_slice(), To::Queued(to))),
         )
     }
+}
+
+/// Sends `outgoing` from `fd`, [`BATCH`] per sendmmsg. Returns how many
+/// went: when the socket's buffer is full, the rest are left.
+pub(super) fn send_all<'a>(fd: RawFd, outgoing: impl Iterator<Item = (&'a [u8], To<'a>)>) -> usize {
+    let mut outgoing = outgoing.peekable();
+    let mut sent = 0;
+    while outgoing.peek().is_some() {
+        // SAFETY: as in recv; zeroed C structs, filled before use.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        let mut count = 0;
+        for (slot, (bytes, to)) in outgoing.by_ref().take(BATCH).enumerate() {
+            iovs[slot] = libc::iovec {
+                iov_base: bytes.as_ptr().cast_mut().cast(),
+                iov_len: bytes.len(),
+            };
+            let hdr = &mut hdrs[slot].msg_hdr;
+            (hdr.msg_name, hdr.msg_namelen) = to.raw();
+            hdr.msg_iov = &mut iovs[slot];
+            hdr.msg_iovlen = 1;
+            count = slot + 1;
+        }
+        // SAFETY: the headers point at live response buffers and addresses
+        // (a batch's, or queued answers') with their true lengths; the
+        // kernel only reads them.
+        let done =
+            unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), count as u32, libc::MSG_DONTWAIT) };
+        let done = usize::try_from(done).unwrap_or(0);
+        sent += done;
+        if done < count {
+            break;
+        }
+    }
+    sent
 }
 
 /// Where a response goes: back to a datagram's sender, at the address the

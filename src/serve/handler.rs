@@ -12,27 +12,28 @@
 //! task; [`Handler::answer_miss`] is the rest, run as its own task. Both end
 //! in [`Handler::answered`], which counts the query and writes its log line.
 
-use std::future::Future;
-use std::net::IpAddr;
-use std::pin::Pin;
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dns::answer::{Answer, Security};
+use crate::dns::answer::{Answer, Security, TtlPolicy};
 use crate::dns::minimal;
 use crate::dns::question::Question;
 use crate::dns::unsigned;
 use crate::dns::wire::{self, Protocol, Query, Reject};
 use crate::host::local_data::{Home, LocalData};
+use crate::observe::failure::Failure;
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, AnsweredBy};
-use crate::resolve::cache::{CacheKey, Cached, Flight, Served};
+use crate::resolve::cache::{CacheKey, Cached, Flight, Follower, Leader, Served};
 use crate::resolve::consul::Mirrored;
 use crate::resolve::dnssec::{self, Validator, Verdict};
 use crate::resolve::loops;
 use crate::resolve::rebind;
 use crate::resolve::router::{Action, Route, RouteId, Router};
 use crate::resolve::srv;
+use crate::resolve::upstream::{NameServer, Plan, Upstream, UpstreamError};
 use crate::serve::chaos;
 use crate::serve::local;
 use crate::state::{MissGuard, Shared, State};
@@ -46,13 +47,15 @@ struct Arrival {
 }
 
 /// The outcome of the synchronous part of a query.
+#[allow(clippy::large_enum_variant)] // a miss moves once, and a box would be an allocation per miss
 pub(crate) enum Step {
     /// The response is in `out`: send it.
     Respond,
     /// Send nothing (not a query, or not worth an answer).
     Drop,
-    /// Needs an upstream: run [`Handler::answer_miss`].
-    Miss(Box<Miss>),
+    /// Needs an upstream: run [`Handler::answer_miss`], or on a UDP thread
+    /// [`Handler::start_miss`].
+    Miss(Miss),
 }
 
 /// A question on its way to an answer, with what is worked out once for it:
@@ -208,7 +211,7 @@ impl Handler {
             );
         }
         route.metrics.misses.inc();
-        Step::Miss(Box::new(Miss {
+        Step::Miss(Miss {
             routed: routed(&query),
             query,
             client,
@@ -216,7 +219,7 @@ impl Handler {
             limit,
             arrival,
             _counted: self.shared.miss_started(),
-        }))
+        })
     }
 
     /// The Consul mirror's answer, for a query of the route it serves; `None`
@@ -306,19 +309,131 @@ impl Handler {
     }
 
     /// Fetches the answer for a miss and writes the client's response.
-    pub(crate) async fn answer_miss(&self, miss: Box<Miss>) -> Vec<u8> {
-        let query = &miss.query;
-        let mut out = Vec::new();
-        let (answer, by) = if loops::came_back(&miss.state.router, query, miss.client) {
-            (None, AnsweredBy::Local)
-        } else {
-            self.clone()
-                .resolve_traced(Arc::clone(&miss.state), miss.routed)
-                .await
+    pub(crate) async fn answer_miss(&self, miss: Miss) -> Vec<u8> {
+        self.finish_miss(miss, Stage::Start).await
+    }
+
+    /// On a UDP thread: takes a miss as far as it goes without waiting. A
+    /// plain fetch comes back as [`Next::Ask`], its query for the thread's
+    /// table to send; what else has to wait (for a fetch under way, a stale
+    /// answer's timer, DNSSEC, parallel or encrypted servers) comes back as
+    /// [`Next::Wait`], for a task.
+    pub(crate) fn start_miss(&self, miss: Miss, out: &mut Vec<u8>) -> Next {
+        if loops::came_back(&miss.state.router, &miss.query, miss.client) {
+            self.respond(&miss, None, AnsweredBy::Local, out);
+            return Next::Respond;
+        }
+        match self.shared.cache().lookup(&miss.routed.key, Instant::now()) {
+            Some(Cached::Fresh(answer)) => {
+                self.respond(&miss, Some(Arc::new(answer)), AnsweredBy::Cache, out);
+                return Next::Respond;
+            }
+            Some(Cached::Stale(_)) => return Next::Wait(miss, Stage::Start),
+            None => {}
+        }
+        let (fetch, plan) = match self.lead(&miss.state, miss.routed) {
+            Lead::Done => {
+                self.respond(&miss, None, AnsweredBy::None, out);
+                return Next::Respond;
+            }
+            Lead::Follow(follower) => return Next::Wait(miss, Stage::Follow(follower)),
+            Lead::Fetch(fetch, plan) => (fetch, plan),
         };
+        match fetch
+            .upstream
+            .next_over_udp(&plan)
+            .filter(|_| !fetch.validating)
+        {
+            Some(server) => Next::Ask(Asked { miss, fetch, plan }, server),
+            None => Next::Wait(miss, Stage::Ask(fetch, plan)),
+        }
+    }
+
+    /// A usable reply to a query of [`Next::Ask`], read by the UDP thread's
+    /// table from `server`: the answer is stored and handed to the followers,
+    /// and the client's response written into `out`. An SRV answer whose
+    /// targets have to be looked up comes back with the rest, for a task.
+    pub(crate) fn answer_asked(
+        &self,
+        asked: Asked,
+        reply: &mut [u8],
+        server: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<(Miss, Stage)> {
+        let Asked { miss, fetch, .. } = asked;
+        let security = self.unvalidated(&fetch, reply);
+        let Some((answer, received)) = self.shape(&fetch, reply, security) else {
+            self.respond(&miss, None, AnsweredBy::None, out);
+            return None;
+        };
+        let mut answer = Arc::new(answer);
+        if fetch.routed.question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
+            match srv::begin(&self.srv_context(&fetch.state), answer) {
+                srv::Completion::Done(done) => answer = done,
+                srv::Completion::Missing(missing) => {
+                    return Some((miss, Stage::Complete(fetch, missing, server)));
+                }
+            }
+        }
+        self.store(fetch, &answer, received);
+        self.respond(&miss, Some(answer), AnsweredBy::Server(server), out);
+        None
+    }
+
+    /// Where SRV completion stores what it finds, for a fetch under `state`.
+    fn srv_context<'a>(&'a self, state: &'a State) -> srv::Context<'a> {
+        srv::Context {
+            router: &state.router,
+            cache: self.shared.cache(),
+            epoch: state.epoch,
+            validator: state.dnssec.as_deref(),
+        }
+    }
+
+    /// The rest of a miss, from `stage`, as a task; returns the client's response.
+    pub(crate) async fn finish_miss(&self, miss: Miss, stage: Stage) -> Vec<u8> {
+        let (answer, by) = match stage {
+            Stage::Start if loops::came_back(&miss.state.router, &miss.query, miss.client) => {
+                (None, AnsweredBy::Local)
+            }
+            Stage::Start => {
+                self.clone()
+                    .resolve_traced(Arc::clone(&miss.state), miss.routed)
+                    .await
+            }
+            Stage::Follow(follower) => (follower.answer().await, AnsweredBy::Coalesced),
+            Stage::Ask(fetch, plan) => {
+                let reply = fetch.upstream.ask_planned(&fetch.ask, plan).await;
+                self.fetched(fetch, reply).await
+            }
+            Stage::Complete(fetch, missing, server) => {
+                let state = Arc::clone(&fetch.state);
+                let lookup = |question| resolve_boxed(self.clone(), Arc::clone(&state), question);
+                let cx = self.srv_context(&state);
+                let budget = fetch.upstream.timeout();
+                let answer = srv::finish(&cx, &lookup, missing, budget).await;
+                self.store(fetch, &answer, Instant::now());
+                (Some(answer), AnsweredBy::Server(server))
+            }
+            Stage::Truncated(fetch, plan, server) => {
+                let reply = fetch
+                    .upstream
+                    .ask_after_truncation(&fetch.ask, &server, plan)
+                    .await;
+                self.fetched(fetch, reply).await
+            }
+        };
+        let mut out = Vec::new();
+        self.respond(&miss, answer, by, &mut out);
+        out
+    }
+
+    /// Writes the client's response to a miss into `out`, and accounts for it.
+    fn respond(&self, miss: &Miss, answer: Option<Arc<Answer>>, by: AnsweredBy, out: &mut Vec<u8>) {
+        let query = &miss.query;
         match answer {
-            Some(answer) => answer.write_response(query, Instant::now(), miss.limit, &mut out),
-            None => query.write_error(wire::RCODE_SERVFAIL.into(), &mut out),
+            Some(answer) => answer.write_response(query, Instant::now(), miss.limit, out),
+            None => query.write_error(wire::RCODE_SERVFAIL.into(), out),
         }
         let route = miss.state.router.get(miss.routed.route);
         // The query was counted as a miss when it left for the upstream; a stale
@@ -333,9 +448,8 @@ impl Handler {
             miss.arrival,
             Some(route),
             by,
-            rcode_of(&out),
+            rcode_of(out),
         );
-        out
     }
 
     /// The answer to `question` through its route: from the cache, from a fetch
@@ -381,97 +495,252 @@ impl Handler {
         state: Arc<State>,
         routed: RoutedQuestion,
     ) -> (Option<Arc<Answer>>, AnsweredBy) {
+        match self.lead(&state, routed) {
+            Lead::Done => (None, AnsweredBy::None),
+            Lead::Follow(follower) => (follower.answer().await, AnsweredBy::Coalesced),
+            Lead::Fetch(fetch, plan) => {
+                let reply = fetch.upstream.ask_planned(&fetch.ask, plan).await;
+                self.fetched(fetch, reply).await
+            }
+        }
+    }
+
+    /// A fetch's beginning, which needs no waiting: where the question goes,
+    /// whether a fetch of it is under way already, how it is asked (validated
+    /// answers are asked with DO and CD: the upstream hands over its
+    /// signatures, and the checking is ours, RFC 4035 §3.2.2), and the order
+    /// of the route's servers.
+    fn lead(&self, state: &Arc<State>, routed: RoutedQuestion) -> Lead {
         let question = routed.question;
         let route = state.router.get(routed.route);
         let Some(target) = state.router.effective_route(route, &question.lower) else {
-            return (None, AnsweredBy::None);
+            return Lead::Done;
         };
         let Action::Forward(upstream) = target.action else {
-            return (None, AnsweredBy::None);
+            return Lead::Done;
         };
         let leader = match self.shared.flights().join(&routed.key, state.epoch) {
-            Flight::Follower(follower) => return (follower.answer().await, AnsweredBy::Coalesced),
+            Flight::Follower(follower) => return Lead::Follow(follower),
             Flight::Leader(leader) => leader,
         };
-        // Validated answers are asked with DO and CD: the upstream hands
-        // over its signatures, and the checking is ours (RFC 4035 §3.2.2).
-        let validator = state
-            .dnssec
-            .as_deref()
-            .filter(|_| !question.checking_disabled);
-        let validating =
-            validator.filter(|v| target.rewrite.is_none() && v.covers(route, &question));
+        let validating = state.dnssec.as_deref().is_some_and(|v| {
+            !question.checking_disabled && target.rewrite.is_none() && v.covers(route, &question)
+        });
         let ask = Question {
             lower: target.ask,
-            dnssec_ok: question.dnssec_ok || validating.is_some(),
-            checking_disabled: question.checking_disabled || validating.is_some(),
+            dnssec_ok: question.dnssec_ok || validating,
+            checking_disabled: question.checking_disabled || validating,
             ..question
         };
-        let (reply, server) = match upstream.ask(&ask).await {
-            Ok(reply) => reply,
+        let plan = match upstream.plan(&ask) {
+            Ok(plan) => plan,
             Err(error) => {
                 tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
+                return Lead::Done;
+            }
+        };
+        let fetch = Fetch {
+            state: Arc::clone(state),
+            routed,
+            leader,
+            upstream: Arc::clone(upstream),
+            ask,
+            ttl: target.ttl,
+            validating,
+        };
+        Lead::Fetch(fetch, plan)
+    }
+
+    /// What a fetch makes of its upstreams' reply: validated or passed on,
+    /// shaped for the cache, its SRV targets completed, stored and handed
+    /// to the queries that waited on it.
+    async fn fetched(
+        &self,
+        fetch: Fetch,
+        reply: Result<(Vec<u8>, SocketAddr), UpstreamError>,
+    ) -> (Option<Arc<Answer>>, AnsweredBy) {
+        let question = fetch.routed.question;
+        let (mut reply, server) = match reply {
+            Ok(reply) => reply,
+            Err(error) => {
+                let zone = &fetch.state.router.get(fetch.routed.route).zone;
+                tracing::warn!(name = %question.lower, %zone, %error, "no answer from upstream");
                 return (None, AnsweredBy::None);
             }
         };
-        let (reply, security) = match self
-            .check((validator, validating), &question, &ask, reply)
-            .await
-        {
-            Checked::Reply(reply, security) => (reply, security),
-            Checked::Failed => return (None, AnsweredBy::None),
-            Checked::Bogus(bogus) => {
-                let answer = Arc::new(bogus);
-                let cache = self.shared.cache();
-                cache.insert_fetched(leader.key(), &answer, Instant::now(), state.epoch);
-                leader.finish(&answer);
-                return (Some(answer), AnsweredBy::Server(server));
-            }
-        };
-        let reply = match &target.rewrite {
-            None => reply,
-            Some(rewrite) => match rewrite.back(&reply, question.lower.as_bytes()) {
-                Some(reply) => reply,
-                None => return (None, AnsweredBy::None),
-            },
-        };
-        let reply = if state
-            .rebind
-            .guards(&state.router, upstream, question.lower.as_bytes())
-        {
-            match rebind::screen(reply, &question.lower) {
-                Some(reply) => reply,
-                None => return (None, AnsweredBy::None),
+        let security = if fetch.validating {
+            match self.validate(&fetch, reply).await {
+                Checked::Reply(validated, security) => {
+                    reply = validated;
+                    security
+                }
+                Checked::Failed => return (None, AnsweredBy::None),
+                Checked::Bogus(bogus) => {
+                    let answer = Arc::new(bogus);
+                    self.store(fetch, &answer, Instant::now());
+                    return (Some(answer), AnsweredBy::Server(server));
+                }
             }
         } else {
-            reply
+            self.unvalidated(&fetch, &mut reply)
         };
-        let received = Instant::now();
-        let Ok(mut answer) =
-            Answer::from_reply(&reply, question.lower.as_bytes(), target.ttl, received)
-        else {
+        let Some((answer, received)) = self.shape(&fetch, &reply, security) else {
             return (None, AnsweredBy::None);
         };
-        answer.set_security(security);
         let mut answer = Arc::new(answer);
         if question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
-            let lookup = |question| resolve_boxed(self.clone(), Arc::clone(&state), question);
-            let cx = srv::Context {
-                router: &state.router,
-                cache: self.shared.cache(),
-                epoch: state.epoch,
-                lookup: &lookup,
-                validator: state.dnssec.as_deref(),
-            };
-            answer = srv::complete(cx, answer, upstream.timeout()).await;
+            let state = &fetch.state;
+            let lookup = |question| resolve_boxed(self.clone(), Arc::clone(state), question);
+            let cx = self.srv_context(state);
+            answer = srv::complete(cx, &lookup, answer, fetch.upstream.timeout()).await;
         }
-        // Not kept when a reload changed the routes while it was fetched.
-        self.shared
-            .cache()
-            .insert_fetched(leader.key(), &answer, received, state.epoch);
-        leader.finish(&answer);
+        self.store(fetch, &answer, received);
         (Some(answer), AnsweredBy::Server(server))
     }
+
+    /// A reply that is not validated: with validation on, passed on
+    /// insecure, without the upstream's AD, which is not ours to vouch for.
+    fn unvalidated(&self, fetch: &Fetch, reply: &mut [u8]) -> Security {
+        if fetch.state.dnssec.is_none() || fetch.routed.question.checking_disabled {
+            return Security::Unchecked;
+        }
+        wire::set_authentic(reply, false);
+        self.shared.metrics().dnssec().insecure.inc();
+        Security::Insecure
+    }
+
+    /// The reply as it is kept: translated back through the route's rewrite,
+    /// screened for rebinding, and read into an [`Answer`] with its DNSSEC
+    /// state; and when it was received. `None` when it cannot be used.
+    fn shape(&self, fetch: &Fetch, reply: &[u8], security: Security) -> Option<(Answer, Instant)> {
+        let state = &fetch.state;
+        let lower = fetch.routed.question.lower;
+        let route = state.router.get(fetch.routed.route);
+        let mut reply = Cow::Borrowed(reply);
+        if route.rewrite.is_some() {
+            let target = state.router.effective_route(route, &lower)?;
+            if let Some(rewrite) = &target.rewrite {
+                reply = Cow::Owned(rewrite.back(&reply, lower.as_bytes())?);
+            }
+        }
+        if state
+            .rebind
+            .guards(&state.router, &fetch.upstream, lower.as_bytes())
+        {
+            reply = rebind::screen(reply, &lower)?;
+        }
+        let received = Instant::now();
+        let mut answer = Answer::from_reply(&reply, lower.as_bytes(), fetch.ttl, received).ok()?;
+        answer.set_security(security);
+        Some((answer, received))
+    }
+
+    /// Keeps a fetch's answer (not when a reload changed the routes while it
+    /// was fetched) and hands it to the queries that waited on it.
+    fn store(&self, fetch: Fetch, answer: &Arc<Answer>, received: Instant) {
+        let Fetch { leader, state, .. } = fetch;
+        self.shared
+            .cache()
+            .insert_fetched(leader.key(), answer, received, state.epoch);
+        leader.finish(answer);
+    }
+}
+
+/// Where [`Handler::start_miss`] leaves a miss.
+#[allow(clippy::large_enum_variant)] // moved once, where a box would be an allocation per miss
+pub(crate) enum Next {
+    /// Answered: the response is in `out`.
+    Respond,
+    /// Its query goes to this server, from the UDP thread's table; the
+    /// reply goes to [`Handler::answer_asked`].
+    Ask(Asked, Arc<NameServer>),
+    /// The rest has to wait: [`Handler::finish_miss`], as a task.
+    Wait(Miss, Stage),
+}
+
+/// Where [`Handler::finish_miss`] takes a miss up.
+#[allow(clippy::large_enum_variant)] // moved once, where a box would be an allocation per miss
+pub(crate) enum Stage {
+    /// From the cache on, as a TCP query goes.
+    Start,
+    /// A fetch of the same question is under way: its answer.
+    Follow(Follower),
+    /// Asking the servers of the plan not yet tried.
+    Ask(Fetch, Plan),
+    /// The server asked last truncated its reply: ask it over TCP, then the
+    /// servers of the plan not yet tried.
+    Truncated(Fetch, Plan, Arc<NameServer>),
+    /// `server` answered an SRV question whose targets have to be looked up.
+    Complete(Fetch, srv::Missing, SocketAddr),
+}
+
+/// A miss whose query a UDP thread's table has sent, with its fetch and the
+/// plan of its route's servers.
+pub(crate) struct Asked {
+    pub(crate) miss: Miss,
+    pub(crate) fetch: Fetch,
+    pub(crate) plan: Plan,
+}
+
+impl Asked {
+    /// The question as it went upstream.
+    pub(crate) fn ask(&self) -> &Question {
+        &self.fetch.ask
+    }
+
+    /// How long each of its route's servers gets.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.fetch.upstream.timeout()
+    }
+
+    /// The server it was sent to failed so: what is left of the plan, as a task.
+    pub(crate) fn failed(self, failure: Failure) -> (Miss, Stage) {
+        let Self {
+            miss,
+            fetch,
+            mut plan,
+        } = self;
+        plan.failed(failure);
+        (miss, Stage::Ask(fetch, plan))
+    }
+
+    /// The server it was sent to truncated its reply: TCP to it, as a task.
+    pub(crate) fn truncated(self, server: Arc<NameServer>) -> (Miss, Stage) {
+        let Self {
+            miss,
+            fetch,
+            mut plan,
+        } = self;
+        plan.asked();
+        (miss, Stage::Truncated(fetch, plan, server))
+    }
+
+    /// The table could not send it: the whole plan, as a task.
+    pub(crate) fn unsent(self) -> (Miss, Stage) {
+        (self.miss, Stage::Ask(self.fetch, self.plan))
+    }
+}
+
+/// How a fetch begins.
+#[allow(clippy::large_enum_variant)] // moved once, where a box would be an allocation per miss
+enum Lead {
+    /// No upstream to ask (a local route after a rewrite, a busy route, no
+    /// servers): SERVFAIL.
+    Done,
+    Follow(Follower),
+    Fetch(Fetch, Plan),
+}
+
+/// One fetch, led by one miss: what its reply is made into an answer with.
+pub(crate) struct Fetch {
+    state: Arc<State>,
+    routed: RoutedQuestion,
+    leader: Leader,
+    upstream: Arc<Upstream>,
+    /// The question as it is sent upstream: rewritten, with DO and CD for validation.
+    ask: Question,
+    ttl: TtlPolicy,
+    validating: bool,
 }
 
 /// What DNSSEC made of an upstream's reply.
@@ -487,32 +756,17 @@ enum Checked {
 }
 
 impl Handler {
-    /// Validates `reply`, the answer to `ask` (the client's `question` as
-    /// sent upstream), when `validating`; otherwise, with validation on
-    /// (`validator`), passes it on insecure, without the upstream's AD, which
-    /// is not ours to vouch for.
-    async fn check(
-        &self,
-        (validator, validating): (Option<&Validator>, Option<&Validator>),
-        question: &Question,
-        ask: &Question,
-        reply: Vec<u8>,
-    ) -> Checked {
-        match (validator, validating) {
-            (_, Some(validator)) => {
-                let reply = minimal::minimal(reply);
-                match validator.validate(ask, reply.clone()).await {
-                    Some(verdict) => self.validated(validator, question, verdict, reply),
-                    None => Checked::Failed,
-                }
-            }
-            (Some(_), None) => {
-                let mut reply = reply;
-                wire::set_authentic(&mut reply, false);
-                self.shared.metrics().dnssec().insecure.inc();
-                Checked::Reply(reply, Security::Insecure)
-            }
-            (None, _) => Checked::Reply(reply, Security::Unchecked),
+    /// Validates `reply`, the answer to the fetch's question as sent upstream.
+    async fn validate(&self, fetch: &Fetch, reply: Vec<u8>) -> Checked {
+        let validator = fetch
+            .state
+            .dnssec
+            .as_deref()
+            .expect("a validating fetch has a validator");
+        let reply = minimal::minimal(reply);
+        match validator.validate(&fetch.ask, reply.clone()).await {
+            Some(verdict) => self.validated(validator, &fetch.routed.question, verdict, reply),
+            None => Checked::Failed,
         }
     }
 
@@ -713,11 +967,7 @@ fn answer_locally(at: LocalAnswer<'_>, limit: usize, out: &mut Vec<u8>) -> Optio
 
 /// [`Handler::resolve`] behind a box, for the SRV completion that calls back
 /// into it (an async fn cannot contain itself).
-fn resolve_boxed(
-    handler: Handler,
-    state: Arc<State>,
-    question: Question,
-) -> Pin<Box<dyn Future<Output = Option<Arc<Answer>>> + Send>> {
+fn resolve_boxed(handler: Handler, state: Arc<State>, question: Question) -> srv::Looked {
     Box::pin(handler.resolve(state, question))
 }
 

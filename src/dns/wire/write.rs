@@ -23,6 +23,21 @@ pub(crate) fn build_query(
     cd: bool,
 ) -> Vec<u8> {
     let mut q = Vec::with_capacity(HEADER_LEN + lower.len() + 4 + 11);
+    write_query(&mut q, id, lower, qtype, qclass, dnssec_ok, cd);
+    q
+}
+
+/// [`build_query`] into `q`, cleared first: no allocation once it has room.
+pub(crate) fn write_query(
+    q: &mut Vec<u8>,
+    id: u16,
+    lower: &[u8],
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    cd: bool,
+) {
+    q.clear();
     q.extend_from_slice(&id.to_be_bytes());
     q.push(FLAG_RD);
     q.push(FLAG_AD | if cd { FLAG_CD } else { 0 });
@@ -30,8 +45,7 @@ pub(crate) fn build_query(
     q.extend_from_slice(lower);
     q.extend_from_slice(&qtype.to_be_bytes());
     q.extend_from_slice(&qclass.to_be_bytes());
-    push_opt(&mut q, 0, dnssec_ok);
-    q
+    push_opt(q, 0, dnssec_ok);
 }
 
 /// A query as a plain stub resolver sends it, for tests: ID 0x1234, RD, one question of

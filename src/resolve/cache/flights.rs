@@ -1,5 +1,9 @@
 //! Misses in flight: misses for the same key that overlap share one
 //! upstream query; the first becomes the leader, the rest wait for its answer.
+//!
+//! A flight costs its leader no allocation: the key is kept inline, and the
+//! place followers wait in is made only when the first follower comes, and
+//! most misses are never followed.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -8,90 +12,98 @@ use tokio::sync::Notify;
 
 use crate::dns::answer::Answer;
 
-use super::key::MAX_KEY;
+use super::key::CacheKey;
 
-/// One fetch in flight: its outcome once known (`None` inside when it
-/// failed), and the wake-up of the misses waiting for it. One allocation and
-/// one wake-up list per fetch.
+/// One fetch that misses are waiting for: its outcome once known (`None`
+/// inside when it failed), and their wake-up.
 #[derive(Default)]
 struct Fetching {
     outcome: OnceLock<Option<Arc<Answer>>>,
     done: Notify,
 }
 
-/// Misses in flight, by key and routing epoch: a miss that comes in after a
-/// reload changed the routes does not wait on a fetch begun under the old ones.
-#[derive(Default)]
+/// A flight's key: the cache key and the routing epoch, so a miss that comes
+/// in after a reload changed the routes does not wait on a fetch begun under
+/// the old ones.
+type FlightKey = (CacheKey, u64);
+
+/// The flights in flight, by key; a flight's [`Fetching`] once one waits.
+type Table = Mutex<HashMap<FlightKey, Option<Arc<Fetching>>>>;
+
+/// Misses in flight. Cloning shares the table.
+#[derive(Default, Clone)]
 pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<FlightKey, Arc<Fetching>>>,
+    in_flight: Arc<Table>,
 }
 
 /// The first miss for a key fetches; later ones wait for it.
-pub(crate) enum Flight<'a> {
-    Leader(Leader<'a>),
+#[allow(clippy::large_enum_variant)] // the leader's key inline, where a box would be an allocation per miss
+pub(crate) enum Flight {
+    Leader(Leader),
     Follower(Follower),
 }
 
-/// Held by the miss that fetches. Dropping it without [`Leader::finish`] (an error,
-/// a cancelled task) releases the followers with no answer.
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
-    /// The cache key, then the epoch's eight bytes.
+/// Held by the miss that fetches; it owns its place in the table, so it can
+/// wait anywhere (a task, a UDP thread's table). Dropping it without
+/// [`Leader::finish`] (an error, a cancelled task) releases the followers
+/// with no answer.
+pub(crate) struct Leader {
+    in_flight: Arc<Table>,
     key: FlightKey,
-    flight: Arc<Fetching>,
 }
 
 /// Held by a miss that waits for a leader: [`Follower::answer`].
 pub(crate) struct Follower(Arc<Fetching>);
 
-const EPOCH_LEN: usize = 8;
-
-/// A flight's key: the cache key, then the routing epoch's eight bytes.
-type FlightKey = Box<[u8]>;
-
 impl Flights {
     /// Joins the flight for `key` under routing `epoch`, or starts one.
-    pub(crate) fn join(&self, key: &[u8], epoch: u64) -> Flight<'_> {
-        let mut buf = [0; MAX_KEY + EPOCH_LEN];
-        buf[..key.len()].copy_from_slice(key);
-        buf[key.len()..key.len() + EPOCH_LEN].copy_from_slice(&epoch.to_be_bytes());
-        let flight_key = &buf[..key.len() + EPOCH_LEN];
+    pub(crate) fn join(&self, key: &CacheKey, epoch: u64) -> Flight {
+        let key = (*key, epoch);
         let mut in_flight = self.in_flight.lock().expect("flight table lock");
-        if let Some(flight) = in_flight.get(flight_key) {
-            return Flight::Follower(Follower(Arc::clone(flight)));
+        match in_flight.get_mut(&key) {
+            Some(fetching) => {
+                let fetching = fetching.get_or_insert_with(Arc::default);
+                Flight::Follower(Follower(Arc::clone(fetching)))
+            }
+            None => {
+                in_flight.insert(key, None);
+                Flight::Leader(Leader {
+                    in_flight: Arc::clone(&self.in_flight),
+                    key,
+                })
+            }
         }
-        let flight = Arc::new(Fetching::default());
-        let key: FlightKey = flight_key.into();
-        in_flight.insert(key.clone(), Arc::clone(&flight));
-        Flight::Leader(Leader {
-            flights: self,
-            key,
-            flight,
-        })
     }
 }
 
-impl Leader<'_> {
+impl Leader {
     /// The cache key of the question being fetched.
     pub(crate) fn key(&self) -> &[u8] {
-        &self.key[..self.key.len() - EPOCH_LEN]
+        &self.key.0
     }
 
     pub(crate) fn finish(self, answer: &Arc<Answer>) {
-        let _ = self.flight.outcome.set(Some(Arc::clone(answer)));
-        // Drop wakes the followers.
+        self.end(Some(answer));
+        std::mem::forget(self);
     }
-}
 
-impl Drop for Leader<'_> {
-    fn drop(&mut self) {
-        self.flights
+    /// Leaves the table, and gives the followers (if any came) the outcome.
+    fn end(&self, answer: Option<&Arc<Answer>>) {
+        let removed = self
             .in_flight
             .lock()
             .expect("flight table lock")
             .remove(&self.key);
-        let _ = self.flight.outcome.set(None);
-        self.flight.done.notify_waiters();
+        if let Some(Some(fetching)) = removed {
+            let _ = fetching.outcome.set(answer.cloned());
+            fetching.done.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.end(None);
     }
 }
 
@@ -121,7 +133,8 @@ mod tests {
     async fn followers_get_the_leaders_answer_or_none() {
         let flights = Flights::default();
         let now = Instant::now();
-        let (key, a) = answer(1, 300, now);
+        let (_, a) = answer(1, 300, now);
+        let key = CacheKey::new(b"\x02n1\x04test\x00", 1, 1, false, false);
         let Flight::Leader(leader) = flights.join(&key, 0) else {
             panic!("first is the leader")
         };
@@ -146,14 +159,14 @@ mod tests {
     #[tokio::test]
     async fn a_miss_under_a_new_epoch_does_not_follow_a_flight_of_the_old_one() {
         let flights = Flights::default();
-        let (key, _) = answer(1, 300, Instant::now());
+        let key = CacheKey::new(b"\x02n1\x04test\x00", 1, 1, false, false);
         let Flight::Leader(old) = flights.join(&key, 0) else {
             panic!("first is the leader")
         };
         let Flight::Leader(new) = flights.join(&key, 1) else {
             panic!("another epoch leads its own fetch")
         };
-        assert_eq!(old.key(), &key[..]);
+        assert_eq!(old.key(), &*key);
         drop(old);
         assert!(
             matches!(flights.join(&key, 1), Flight::Follower(_)),

@@ -58,6 +58,20 @@ impl CacheKey {
     }
 }
 
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl std::hash::Hash for CacheKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
 impl std::ops::Deref for CacheKey {
     type Target = [u8];
 

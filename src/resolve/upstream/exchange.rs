@@ -23,19 +23,11 @@ use crate::observe::failure::Failure;
 
 use super::sockets::UdpSockets;
 
-/// Whether `reply` answers `ask` with this ID: QR set, opcode QUERY, same question.
-/// Only the header and question are read here; the records are checked once,
-/// when the reply is stored.
-fn answers(reply: &[u8], id: u16, ask: &Question) -> bool {
-    wire::Reply::header(reply)
-        .is_some_and(|r| r.id() == id && r.asks(ask.lower.as_bytes(), ask.qtype, ask.qclass))
-}
-
 /// Room for any UDP reply that keeps to the size splitdns advertises, with
 /// slack for servers that round it up to the old 4096 default. Upstreams are
 /// asked for at most EDNS_UDP_SIZE bytes over UDP; a larger datagram breaks
 /// that and arrives cut, fails to parse and is dropped.
-const UDP_REPLY_BUFFER: usize = 4096;
+pub(super) const UDP_REPLY_BUFFER: usize = 4096;
 
 /// One query over UDP from a port of its own (RFC 5452 §9.2: an unpredictable
 /// source port for every query): sending from a socket with no port binds it
@@ -123,11 +115,6 @@ thread_local! {
     static REPLY_BUFFER: RefCell<[u8; UDP_REPLY_BUFFER]> = const { RefCell::new([0; UDP_REPLY_BUFFER]) };
 }
 
-/// Same address and port (an IPv6 flow label or scope may differ).
-fn same_endpoint(from: SocketAddr, server: SocketAddr) -> bool {
-    from.ip() == server.ip() && from.port() == server.port()
-}
-
 /// One query over a new TCP connection (RFC 7766), for replies truncated over UDP.
 pub(super) async fn tcp_exchange(
     server: SocketAddr,
@@ -156,4 +143,17 @@ pub(super) async fn tcp_exchange(
     } else {
         Err(Failure::BadReply)
     }
+}
+
+/// Whether `reply` answers `ask` with this ID: QR set, opcode QUERY, same question.
+/// Only the header and question are read here; the records are checked once,
+/// when the reply is stored.
+pub(super) fn answers(reply: &[u8], id: u16, ask: &Question) -> bool {
+    wire::Reply::header(reply)
+        .is_some_and(|r| r.id() == id && r.asks(ask.lower.as_bytes(), ask.qtype, ask.qclass))
+}
+
+/// Same address and port (an IPv6 flow label or scope may differ).
+pub(super) fn same_endpoint(from: SocketAddr, server: SocketAddr) -> bool {
+    from.ip() == server.ip() && from.port() == server.port()
 }

@@ -5,20 +5,28 @@
 //! Below the route, one server at a time: [`server`] (an attempt at one
 //! server, over its encrypted connection or UDP then TCP, and what counts as
 //! a usable reply), [`exchange`] (one query and its reply over UDP or TCP),
-//! [`sockets`] (a server's idle UDP sockets, one pool per reactor) and
-//! [`outstanding`] (the IDs a server has queries in flight under).
+//! [`sockets`] (a server's idle UDP sockets, one pool per reactor),
+//! [`outstanding`] (the IDs a server has queries in flight under) and
+//! [`table`] (a UDP thread's queries in flight, read in its own loop).
+//!
+//! A route's servers are asked in the order of a [`Plan`], made when its
+//! query starts. The common case, a plain UDP server that answers, is sent and
+//! read by the UDP thread's [`UdpTable`]; anything after it (the next server,
+//! TCP after truncation, parallel and encrypted queries) continues the same
+//! plan in [`Upstream::ask_planned`], as a task.
 
 mod exchange;
 mod outstanding;
 mod server;
 mod sockets;
+mod table;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Strategy;
 use crate::config::server_spec::ServerSpec;
@@ -30,6 +38,7 @@ use crate::resolve::health::{self, ServerHealth};
 pub(crate) use self::server::NameServer;
 /// For the UDP threads, which each run a reactor of their own.
 pub(crate) use self::sockets::use_own_sockets;
+pub(crate) use self::table::{NotSent, Outcome, UdpTable};
 
 /// Why a route's upstreams gave no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +55,7 @@ pub(crate) enum UpstreamError {
 pub struct Upstream {
     servers: Vec<Arc<NameServer>>,
     timeout: Duration,
-    in_flight: Semaphore,
+    in_flight: Arc<Semaphore>,
     /// The route its servers are counted under (`.` for the default upstreams).
     route: String,
     strategy: Strategy,
@@ -67,7 +76,7 @@ impl Upstream {
                 .map(|spec| Arc::new(NameServer::new(&spec)))
                 .collect(),
             timeout,
-            in_flight: Semaphore::new(max_in_flight.max(1)),
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             route: String::new(),
             strategy,
             turn: AtomicU32::new(0),
@@ -122,36 +131,79 @@ impl Upstream {
     /// skipped (and probed in the background) unless every server is.
     /// Returns the reply and the server that gave it.
     pub(crate) async fn ask(&self, ask: &Question) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
+        let plan = self.plan(ask)?;
+        self.ask_planned(ask, plan).await
+    }
+
+    /// The order `ask` tries the servers in, holding its place among the
+    /// route's queries in flight until it is dropped.
+    pub(crate) fn plan(&self, ask: &Question) -> Result<Plan, UpstreamError> {
         if self.servers.is_empty() {
             return Err(UpstreamError::NoServers);
         }
-        let _permit = self
-            .in_flight
-            .try_acquire()
+        let permit = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
             .map_err(|_| UpstreamError::Busy)?;
-        if let [server] = self.servers.as_slice() {
+        let order = if self.servers.len() == 1 {
             // One server is asked whatever its health or the strategy.
-            let reply = server.attempt(ask, self.timeout).await;
-            return reply
-                .map(|reply| (reply, server.addr()))
-                .map_err(UpstreamError::AllFailed);
+            Order::One
+        } else {
+            let healths: Vec<&ServerHealth> = self.servers.iter().map(|s| s.health()).collect();
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+            let order = health::order(self.strategy, &healths, turn);
+            self.probe_skipped(ask, &order);
+            Order::Many(order)
+        };
+        Ok(Plan {
+            _permit: permit,
+            order,
+            next: 0,
+            last: Failure::Timeout,
+        })
+    }
+
+    /// The server `plan` asks next, if it can be asked from a UDP thread's
+    /// table: plain UDP, and not one of several asked at once.
+    pub(crate) fn next_over_udp(&self, plan: &Plan) -> Option<Arc<NameServer>> {
+        let parallel = self.strategy == Strategy::Parallel && plan.remaining() > 1;
+        let server = &self.servers[plan.peek()?];
+        (!parallel && !server.is_encrypted()).then(|| Arc::clone(server))
+    }
+
+    /// Asks the servers `plan` has not tried yet; see [`Upstream::ask`].
+    pub(crate) async fn ask_planned(
+        &self,
+        ask: &Question,
+        mut plan: Plan,
+    ) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
+        if self.strategy == Strategy::Parallel && plan.remaining() > 1 {
+            return self.ask_parallel(ask, &mut plan).await;
         }
-        let healths: Vec<&ServerHealth> = self.servers.iter().map(|s| s.health()).collect();
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let order = health::order(self.strategy, &healths, turn);
-        self.probe_skipped(ask, &order);
-        if self.strategy == Strategy::Parallel && order.len() > 1 {
-            return self.ask_parallel(ask, &order).await;
-        }
-        let mut last = Failure::Timeout;
-        for &i in &order {
+        while let Some(i) = plan.take() {
             let server = &self.servers[i];
             match server.attempt(ask, self.timeout).await {
                 Ok(reply) => return Ok((reply, server.addr())),
-                Err(failure) => last = failure,
+                Err(failure) => plan.last = failure,
             }
         }
-        Err(UpstreamError::AllFailed(last))
+        Err(UpstreamError::AllFailed(plan.last))
+    }
+
+    /// After `server` (the one `plan` asked last) truncated its UDP reply:
+    /// the same question to it over TCP, then the servers `plan` has left.
+    pub(crate) async fn ask_after_truncation(
+        &self,
+        ask: &Question,
+        server: &NameServer,
+        mut plan: Plan,
+    ) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
+        match server.attempt_tcp(ask, self.timeout).await {
+            Ok(reply) => Ok((reply, server.addr())),
+            Err(failure) => {
+                plan.last = failure;
+                self.ask_planned(ask, plan).await
+            }
+        }
     }
 
     /// Every server at once; the first usable reply wins and the others are
@@ -159,11 +211,11 @@ impl Upstream {
     async fn ask_parallel(
         &self,
         ask: &Question,
-        order: &[usize],
+        plan: &mut Plan,
     ) -> Result<(Vec<u8>, SocketAddr), UpstreamError> {
         let owned = Arc::new(*ask);
         let mut attempts = tokio::task::JoinSet::new();
-        for &i in order {
+        while let Some(i) = plan.take() {
             let server = Arc::clone(&self.servers[i]);
             let (owned, timeout) = (Arc::clone(&owned), self.timeout);
             attempts.spawn(async move {
@@ -171,7 +223,7 @@ impl Upstream {
                 reply.map(|reply| (reply, server.addr()))
             });
         }
-        let mut last = Failure::Timeout;
+        let mut last = plan.last;
         while let Some(done) = attempts.join_next().await {
             match done {
                 Ok(Ok(answered)) => return Ok(answered),
@@ -199,5 +251,58 @@ impl Upstream {
                 let _ = server.attempt(&owned, timeout).await;
             });
         }
+    }
+}
+
+/// The order one query tries a route's servers in, and how far it got; it
+/// holds the query's place among the route's queries in flight
+/// (`max_in_flight`) until it is dropped.
+pub(crate) struct Plan {
+    _permit: OwnedSemaphorePermit,
+    order: Order,
+    /// Servers of `order` tried so far.
+    next: usize,
+    /// How the last server tried failed.
+    last: Failure,
+}
+
+/// A route's servers by index, in the order they are tried.
+enum Order {
+    /// The only server, which needs no order worked out.
+    One,
+    Many(Vec<usize>),
+}
+
+impl Plan {
+    fn peek(&self) -> Option<usize> {
+        match &self.order {
+            Order::One => (self.next == 0).then_some(0),
+            Order::Many(order) => order.get(self.next).copied(),
+        }
+    }
+
+    fn take(&mut self) -> Option<usize> {
+        let i = self.peek()?;
+        self.next += 1;
+        Some(i)
+    }
+
+    fn remaining(&self) -> usize {
+        let len = match &self.order {
+            Order::One => 1,
+            Order::Many(order) => order.len(),
+        };
+        len - self.next
+    }
+
+    /// The server [`Upstream::next_over_udp`] gave was asked, and failed so.
+    pub(crate) fn failed(&mut self, failure: Failure) {
+        self.next += 1;
+        self.last = failure;
+    }
+
+    /// The server [`Upstream::next_over_udp`] gave was asked.
+    pub(crate) fn asked(&mut self) {
+        self.next += 1;
     }
 }

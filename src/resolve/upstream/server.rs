@@ -2,6 +2,7 @@
 //! over UDP with TCP on truncation, and what counts as a usable reply; each
 //! attempt's outcome goes into the server's metrics and health.
 
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use crate::resolve::encrypted;
 use crate::resolve::health::{self, ServerHealth};
 
 use super::exchange::{tcp_exchange, udp_exchange};
-use super::outstanding::OutstandingIds;
+use super::outstanding::{Outstanding, OutstandingIds};
 use super::sockets::UdpSockets;
 
 /// One upstream server and the queries outstanding at it, or its encrypted connection.
@@ -83,6 +84,15 @@ impl NameServer {
         self.outstanding.contains(id, question)
     }
 
+    /// The IDs of the queries outstanding here over UDP.
+    pub(super) fn ids(&self) -> &OutstandingIds {
+        &self.outstanding
+    }
+
+    pub(super) fn is_encrypted(&self) -> bool {
+        self.encrypted.is_some()
+    }
+
     /// One attempt, with its outcome written into the server's metrics and health.
     pub(super) async fn attempt(
         &self,
@@ -91,14 +101,41 @@ impl NameServer {
     ) -> Result<Vec<u8>, Failure> {
         let sent = Instant::now();
         let result = self.ask(ask, timeout).await;
-        match &result {
-            Ok(_) => {
+        self.record(sent, result.as_ref().map(|_| ()).map_err(|f| *f));
+        result
+    }
+
+    /// One attempt over TCP (after a truncated UDP reply), recorded as [`NameServer::attempt`] is.
+    pub(super) async fn attempt_tcp(
+        &self,
+        ask: &Question,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, Failure> {
+        let sent = Instant::now();
+        self.metrics.queries.inc();
+        let result = tcp_exchange(self.addr, ask, timeout)
+            .await
+            .and_then(|reply| usable(&reply).map(|()| reply));
+        self.record(sent, result.as_ref().map(|_| ()).map_err(|f| *f));
+        result
+    }
+
+    /// Counts a query sent to this server.
+    pub(super) fn sent(&self) {
+        self.metrics.queries.inc();
+    }
+
+    /// Writes the outcome of an attempt begun at `sent` into the server's
+    /// metrics and health.
+    pub(super) fn record(&self, sent: Instant, outcome: Result<(), Failure>) {
+        match outcome {
+            Ok(()) => {
                 let rtt = sent.elapsed();
                 self.metrics.latency.observe(rtt);
                 self.health.answered(rtt);
             }
             Err(failure) => {
-                self.metrics.failed(*failure);
+                self.metrics.failed(failure);
                 tracing::debug!(server = %self.label, %failure, "upstream attempt failed");
                 if self.health.failed() {
                     tracing::warn!(
@@ -111,35 +148,35 @@ impl NameServer {
                 }
             }
         }
-        result
     }
 
     async fn ask(&self, ask: &Question, timeout: Duration) -> Result<Vec<u8>, Failure> {
-        self.metrics.queries.inc();
+        self.sent();
         if let Some(client) = &self.encrypted {
             let reply = client.exchange(ask, Instant::now() + timeout).await?;
-            return usable(reply);
+            return usable(&reply).map(|()| reply);
         }
-        let outstanding = self.outstanding.register(ask);
+        let outstanding = Outstanding::claim(&self.outstanding, ask)
+            .ok_or(Failure::Network(io::ErrorKind::WouldBlock))?;
         let reply = udp_exchange(&self.sockets, self.addr, ask, outstanding.id, timeout).await?;
         drop(outstanding);
         let reply = if wire::Reply::header(&reply).is_some_and(|r| r.truncated()) {
-            self.metrics.queries.inc();
+            self.sent();
             tcp_exchange(self.addr, ask, timeout).await?
         } else {
             reply
         };
-        usable(reply)
+        usable(&reply).map(|()| reply)
     }
 }
 
-/// `reply` unless its RCODE is SERVFAIL or REFUSED, or it is still truncated.
-fn usable(reply: Vec<u8>) -> Result<Vec<u8>, Failure> {
-    let msg = Message::parse(&reply).ok_or(Failure::BadReply)?;
+/// Whether `reply` is usable: not SERVFAIL or REFUSED, and not truncated.
+pub(super) fn usable(reply: &[u8]) -> Result<(), Failure> {
+    let msg = Message::parse(reply).ok_or(Failure::BadReply)?;
     match msg.rcode() {
         wire::RCODE_SERVFAIL => Err(Failure::ServFail),
         wire::RCODE_REFUSED => Err(Failure::Refused),
         _ if msg.truncated() => Err(Failure::BadReply),
-        _ => Ok(reply),
+        _ => Ok(()),
     }
 }

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Mutex;
 
 use socket2::{Domain, SockAddr, SockAddrStorage, SockRef, Socket, Type};
@@ -108,7 +108,7 @@ impl UdpSockets {
 /// `IP_RECVERR` (`IPV6_RECVERR`): a socket with no connected peer hears of
 /// ICMP errors only with it (ip(7)), and a port unreachable is how a stopped
 /// Consul agent answers.
-fn hear_icmp_errors(socket: &Socket, server: SocketAddr) -> io::Result<()> {
+pub(super) fn hear_icmp_errors(socket: &Socket, server: SocketAddr) -> io::Result<()> {
     let (level, name) = if server.is_ipv4() {
         (libc::IPPROTO_IP, libc::IP_RECVERR)
     } else {
@@ -135,7 +135,7 @@ fn hear_icmp_errors(socket: &Socket, server: SocketAddr) -> io::Result<()> {
 
 /// connect(2) to an `AF_UNSPEC` address, which dissolves any association
 /// and gives back the port the kernel chose for the socket.
-fn dissolve(socket: &UdpSocket) -> io::Result<()> {
+pub(super) fn dissolve(socket: &impl AsFd) -> io::Result<()> {
     let storage = SockAddrStorage::zeroed();
     let len = storage.size_of();
     // SAFETY: an all-zero sockaddr_storage is an AF_UNSPEC address (family 0),

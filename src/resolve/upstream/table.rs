@@ -1,0 +1,397 @@
+//! A UDP thread's queries in flight at upstream servers, as a table rather
+//! than a task each: dnsdist's design (a table of IDs per backend, read by a
+//! responder loop), with a random source port per query as well.
+//!
+//! A slot is one query: its payload (what the caller turns the reply into an
+//! answer with), its server, ID and deadline, and a UDP socket the slot keeps
+//! from one query to the next. Every slot's socket is registered once with
+//! the thread's epoll instance, under the slot's index, so one
+//! `epoll_wait` tells the thread's loop which queries have replies, and
+//! the replies are read there, with no task, timer or allocation per query.
+//!
+//! The port: a slot's socket is never bound. Sending from it makes the
+//! kernel bind it to a port drawn at random from the whole ephemeral range
+//! (RFC 5452 §9.2); once the query is answered, `connect(AF_UNSPEC)`
+//! dissolves it, which gives that port back, so the slot's next query draws a
+//! new one. The socket stays registered, so that is one system call per
+//! query (BENCHMARKS.md, "The port of a query", measures it against the
+//! alternatives). A socket whose query failed is closed instead: it may hold
+//! an ICMP error or a late reply.
+//!
+//! Deadlines: one queue per distinct timeout, linked through the slots.
+//! Queries of one timeout end in the order they began, so a queue is kept in
+//! order by appending, and a query that ends early unlinks itself; the loop
+//! expires the heads that are due.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use crate::dns::question::Question;
+use crate::dns::wire;
+use crate::observe::failure::Failure;
+
+use super::exchange::{UDP_REPLY_BUFFER, answers, same_endpoint};
+use super::server::{NameServer, usable};
+use super::sockets::{dissolve, hear_icmp_errors};
+
+/// Slots per thread at most; a miss beyond them goes its slower way.
+const MAX_SLOTS: usize = 4096;
+/// Readiness events taken per `epoll_wait`.
+const EVENTS: usize = 64;
+/// The end of a deadline queue.
+const NONE: u32 = u32::MAX;
+
+/// A UDP thread's queries in flight at upstream servers; `T` is what the
+/// caller keeps with each.
+pub(crate) struct UdpTable<T> {
+    epoll: OwnedFd,
+    slots: Vec<Slot<T>>,
+    /// Slots with no query, to take first.
+    free: Vec<u32>,
+    queues: Vec<Deadlines>,
+    events: Box<[libc::epoll_event; EVENTS]>,
+    reply: Box<[u8; UDP_REPLY_BUFFER]>,
+    query: Vec<u8>,
+}
+
+struct Slot<T> {
+    /// `None` until its first query, and after a query that failed.
+    socket: Option<UdpSocket>,
+    query: Option<InFlight<T>>,
+    /// Neighbours in its deadline queue.
+    prev: u32,
+    next: u32,
+}
+
+/// One query in flight.
+struct InFlight<T> {
+    payload: T,
+    server: Arc<NameServer>,
+    id: u16,
+    ask: Question,
+    sent: Instant,
+    deadline: Instant,
+    queue: usize,
+}
+
+/// The queries of one timeout, oldest first.
+struct Deadlines {
+    timeout: Duration,
+    head: u32,
+    tail: u32,
+}
+
+/// How a query of the table ended, handed to the caller with its payload.
+pub(crate) enum Outcome<'a> {
+    /// A usable reply (not SERVFAIL, REFUSED, truncated or malformed), from `server`.
+    Answered {
+        reply: &'a mut [u8],
+        server: SocketAddr,
+    },
+    /// The reply was truncated: ask the server again over TCP. Not yet
+    /// counted as an attempt's outcome; the TCP attempt is.
+    Truncated(Arc<NameServer>),
+    /// The server failed (timeout, SERVFAIL, REFUSED, a refusal or a bad
+    /// reply), counted so: ask the next one.
+    Failed(Failure),
+}
+
+/// Why [`UdpTable::ask`] did not take a query.
+pub(crate) enum NotSent {
+    /// The table is full, or the server has no ID left: ask some other way.
+    Full,
+    /// Sending failed, counted as the server's failure: ask the next one.
+    Failed(Failure),
+}
+
+impl<T> UdpTable<T> {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: epoll_create1 takes no pointers; a valid result is a new fd we own.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            // SAFETY: `fd` was just created and is owned by nothing else.
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            slots: Vec::new(),
+            free: Vec::new(),
+            queues: Vec::new(),
+            events: Box::new([libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
+            reply: Box::new([0; UDP_REPLY_BUFFER]),
+            query: Vec::with_capacity(512),
+        })
+    }
+
+    /// The table's epoll instance (a new descriptor of it): readable when a
+    /// query of the table has a reply (or an error) waiting.
+    pub(crate) fn epoll(&self) -> io::Result<OwnedFd> {
+        self.epoll.try_clone()
+    }
+
+    /// Sends `ask` to `server` with a random ID from a fresh random port,
+    /// and keeps `payload` until it ends (see [`UdpTable::read`] and
+    /// [`UdpTable::expire`]).
+    pub(crate) fn ask(
+        &mut self,
+        server: Arc<NameServer>,
+        ask: &Question,
+        timeout: Duration,
+        payload: T,
+    ) -> Result<(), (T, NotSent)> {
+        if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
+            return Err((payload, NotSent::Full));
+        }
+        let Some(id) = server.ids().claim(ask) else {
+            return Err((payload, NotSent::Full));
+        };
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    socket: None,
+                    query: None,
+                    prev: NONE,
+                    next: NONE,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let sent = Instant::now();
+        server.sent();
+        if let Err(error) = self.send(index, &server, ask, id) {
+            server.ids().release(id);
+            let failure = Failure::Network(error.kind());
+            server.record(sent, Err(failure));
+            self.slots[index as usize].socket = None;
+            self.free.push(index);
+            return Err((payload, NotSent::Failed(failure)));
+        }
+        let queue = self.queue_of(timeout);
+        self.slots[index as usize].query = Some(InFlight {
+            payload,
+            server,
+            id,
+            ask: *ask,
+            sent,
+            deadline: sent + timeout,
+            queue,
+        });
+        self.link(index, queue);
+        Ok(())
+    }
+
+    /// Sends the query from slot `index`'s socket, opening one if it has none.
+    fn send(&mut self, index: u32, server: &NameServer, ask: &Question, id: u16) -> io::Result<()> {
+        if self.slots[index as usize].socket.is_none() {
+            let socket = self.open(index, server.addr())?;
+            self.slots[index as usize].socket = Some(socket);
+        }
+        ask.write_query(id, &mut self.query);
+        let socket = self.slots[index as usize].socket.as_ref();
+        socket
+            .expect("a socket was opened")
+            .send_to(&self.query, server.addr())
+            .map(drop)
+    }
+
+    /// A new socket for slot `index`, registered with the epoll instance
+    /// under that index for good: it leaves it when it is closed.
+    fn open(&self, index: u32, server: SocketAddr) -> io::Result<UdpSocket> {
+        let socket = Socket::new(Domain::for_address(server), Type::DGRAM.nonblocking(), None)?;
+        hear_icmp_errors(&socket, server)?;
+        let mut event = libc::epoll_event {
+            // Edge-triggered: a datagram is reported once, when it arrives; a
+            // query's reply is read until it is found, so none is missed.
+            events: (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLET) as u32,
+            u64: u64::from(index),
+        };
+        // SAFETY: both fds are open, and `event` outlives the call.
+        let added = unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                socket.as_raw_fd(),
+                &raw mut event,
+            )
+        };
+        if added < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(socket.into())
+    }
+
+    /// The deadline queue of `timeout`, made on first use.
+    fn queue_of(&mut self, timeout: Duration) -> usize {
+        if let Some(i) = self.queues.iter().position(|q| q.timeout == timeout) {
+            return i;
+        }
+        self.queues.push(Deadlines {
+            timeout,
+            head: NONE,
+            tail: NONE,
+        });
+        self.queues.len() - 1
+    }
+
+    fn link(&mut self, index: u32, queue: usize) {
+        let tail = self.queues[queue].tail;
+        self.slots[index as usize].prev = tail;
+        self.slots[index as usize].next = NONE;
+        match tail {
+            NONE => self.queues[queue].head = index,
+            tail => self.slots[tail as usize].next = index,
+        }
+        self.queues[queue].tail = index;
+    }
+
+    fn unlink(&mut self, index: u32, queue: usize) {
+        let (prev, next) = {
+            let slot = &self.slots[index as usize];
+            (slot.prev, slot.next)
+        };
+        match prev {
+            NONE => self.queues[queue].head = next,
+            prev => self.slots[prev as usize].next = next,
+        }
+        match next {
+            NONE => self.queues[queue].tail = prev,
+            next => self.slots[next as usize].prev = prev,
+        }
+    }
+
+    /// Takes slot `index`'s query out of the table; its socket is kept
+    /// (dissolved, its port given back) when `keep_socket`, else closed.
+    fn end(&mut self, index: u32, keep_socket: bool) -> Option<InFlight<T>> {
+        let query = self.slots[index as usize].query.take()?;
+        self.unlink(index, query.queue);
+        query.server.ids().release(query.id);
+        let slot = &mut self.slots[index as usize];
+        let kept = keep_socket && slot.socket.as_ref().is_some_and(|s| dissolve(s).is_ok());
+        if !kept {
+            slot.socket = None;
+        }
+        self.free.push(index);
+        Some(query)
+    }
+
+    /// Reads the replies waiting, and hands each query that ended, with its
+    /// payload and outcome, to `done`. Returns whether that was all: false
+    /// when more sockets were ready than one call takes.
+    pub(crate) fn read(&mut self, mut done: impl FnMut(T, Outcome<'_>)) -> bool {
+        // SAFETY: the buffer holds EVENTS events, as the call is told; a
+        // timeout of 0 never blocks.
+        let ready = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                EVENTS as libc::c_int,
+                0,
+            )
+        };
+        let ready = usize::try_from(ready).unwrap_or(0);
+        for i in 0..ready {
+            let event = self.events[i];
+            self.read_slot(event.u64 as u32, &mut done);
+        }
+        ready < EVENTS
+    }
+
+    /// Reads slot `index`'s socket until its query's reply (or an error)
+    /// ends the query, or nothing is left; anything else is dropped (RFC
+    /// 5452 §9: the reply must come from the server's address and port, with
+    /// the query's ID and question).
+    fn read_slot(&mut self, index: u32, done: &mut impl FnMut(T, Outcome<'_>)) {
+        loop {
+            let slot = &self.slots[index as usize];
+            let Some(socket) = &slot.socket else {
+                return;
+            };
+            let received = socket.recv_from(&mut self.reply[..]);
+            let Some(query) = &slot.query else {
+                // A late or stray datagram on a slot between queries.
+                match received {
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(_) => {
+                        // An ICMP error queued for a finished query.
+                        self.slots[index as usize].socket = None;
+                        return;
+                    }
+                }
+            };
+            match received {
+                Ok((len, from)) => {
+                    let reply = &self.reply[..len];
+                    if !same_endpoint(from, query.server.addr())
+                        || !answers(reply, query.id, &query.ask)
+                    {
+                        tracing::debug!(id = query.id, %from, "dropped a datagram that does not answer the query");
+                        continue;
+                    }
+                    let truncated = wire::Reply::header(reply).is_some_and(|r| r.truncated());
+                    let judged = usable(reply);
+                    let query = self.end(index, true).expect("the slot has a query");
+                    let outcome = if truncated {
+                        Outcome::Truncated(query.server)
+                    } else {
+                        query.server.record(query.sent, judged);
+                        match judged {
+                            Ok(()) => Outcome::Answered {
+                                reply: &mut self.reply[..len],
+                                server: query.server.addr(),
+                            },
+                            Err(failure) => Outcome::Failed(failure),
+                        }
+                    };
+                    done(query.payload, outcome);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    // With IP_RECVERR, an ICMP error about the query (port
+                    // unreachable: nothing listens there) comes out of recv.
+                    let failure = Failure::Network(error.kind());
+                    let query = self.end(index, false).expect("the slot has a query");
+                    query.server.record(query.sent, Err(failure));
+                    done(query.payload, Outcome::Failed(failure));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// When the next query times out, if any is in flight.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.queues
+            .iter()
+            .filter_map(|q| self.slots.get(q.head as usize)?.query.as_ref())
+            .map(|q| q.deadline)
+            .min()
+    }
+
+    /// Ends every query whose deadline is past `now`, as a timeout.
+    pub(crate) fn expire(&mut self, now: Instant, mut done: impl FnMut(T, Outcome<'_>)) {
+        for queue in 0..self.queues.len() {
+            loop {
+                let head = self.queues[queue].head;
+                let due = head != NONE
+                    && self.slots[head as usize]
+                        .query
+                        .as_ref()
+                        .is_some_and(|q| q.deadline <= now);
+                if !due {
+                    break;
+                }
+                let query = self.end(head, false).expect("a queued slot has a query");
+                query.server.record(query.sent, Err(Failure::Timeout));
+                done(query.payload, Outcome::Failed(Failure::Timeout));
+            }
+        }
+    }
+}
