@@ -9,7 +9,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
 use crate::support::client::{self, udp_exchange_raw};
-use crate::support::fixtures::{BIG_TXT_BYTES, consul, internet};
+use crate::support::fixtures::{BIG_TXT_BYTES, consul, internet, load_ip};
 use crate::support::upstream::BOGUS_IP;
 use crate::support::{
     FakeUpstream, Mode, Proto, Splitdns, answer_ips, assert_rcode, query, query_with_edns,
@@ -398,4 +398,65 @@ max_inflight = 2
         2,
         "queries past the limit must not be forwarded"
     );
+}
+
+/// RFC 5452 §9.1: a reply is accepted only when it answers the query in
+/// flight, by ID and question; §9.2: every query from a port of its own. An
+/// upstream that sends every reply twice leaves a copy behind each query, on
+/// the socket splitdns asked from, which it uses again for the next query.
+/// 300 misses asked one after another by one client (so one UDP thread, one
+/// socket after another of its table) each come back with the address of
+/// their own name (`n<i>.load.example.` resolves to a different address for
+/// every i), and the upstream is asked each name once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_twice_is_not_taken_for_the_next_query() {
+    let upstream = FakeUpstream::start(internet()).await;
+    upstream.set_mode(Mode::Twice);
+    let config = "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"{up}\"]\n";
+    let dns = Splitdns::start(config, &[("up", &upstream)]).await;
+    for i in 0..300 {
+        let name = format!("n{i}.load.example.");
+        let reply = dns.ask(&name, RecordType::A).await;
+        assert_rcode(&reply, ResponseCode::NoError);
+        assert_eq!(answer_ips(&reply), vec![load_ip(i)], "{name}");
+        assert_eq!(upstream.count(&name, RecordType::A), 1, "{name}");
+    }
+}
+
+/// RFC 768 and RFC 1035 §4.2.1: a reply goes back from the address the query
+/// was sent to; a client that connected its socket (glibc's resolver does)
+/// hears nothing from any other. Two listen addresses served by one UDP
+/// thread share its table of upstream queries: 100 misses asked on both at
+/// once, from connected sockets, with the upstream slow enough that they are
+/// all in flight together, are each answered, from the address asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_on_two_listen_addresses_are_answered_from_the_address_asked() {
+    let upstream = FakeUpstream::start(internet()).await;
+    upstream.set_mode(Mode::Slow(Duration::from_millis(100)));
+    let config = "[server]\nlisten = [\"127.0.0.1:0\", \"127.0.0.2:0\"]\nthreads = 1\n\
+                  [upstream]\nservers = [\"{up}\"]\n";
+    let dns = Splitdns::start(config, &[("up", &upstream)]).await;
+    let addrs = dns.addrs().to_vec();
+    assert_eq!(addrs.len(), 2);
+    let mut asking = tokio::task::JoinSet::new();
+    for i in 0..100u32 {
+        let server = addrs[i as usize % 2];
+        asking.spawn(async move {
+            let socket = tokio::net::UdpSocket::bind((server.ip(), 0)).await.unwrap();
+            socket.connect(server).await.unwrap();
+            let name = format!("n{i}.load.example.");
+            let query = query(&name, RecordType::A);
+            socket.send(&client::encode(&query)).await.unwrap();
+            let mut buf = vec![0; 4096];
+            let len = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no answer to {name} from {server}"))
+                .unwrap();
+            let reply = client::decode(&buf[..len]);
+            assert_eq!(answer_ips(&reply), vec![load_ip(i)], "{name}");
+        });
+    }
+    while let Some(done) = asking.join_next().await {
+        done.unwrap();
+    }
 }

@@ -43,6 +43,8 @@ pub(crate) enum Mode {
     WrongPort {
         then_right: bool,
     },
+    /// Every reply sent twice over UDP, as a server behind a duplicating link does.
+    Twice,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +276,8 @@ fn receive(shared: &Shared, bytes: &[u8], proto: Proto) -> Option<Vec<(Duration,
     let now = Duration::ZERO;
     let replies = match mode {
         Mode::Normal => vec![(now, answer())],
+        Mode::Twice if proto == Proto::Udp => vec![(now, answer()), (now, answer())],
+        Mode::Twice => vec![(now, answer())],
         Mode::Dead => vec![],
         Mode::Slow(delay) => vec![(delay, answer())],
         Mode::ServFail => vec![(now, error(&query, ResponseCode::ServFail))],
