@@ -77,15 +77,28 @@ impl RoutedQuestion {
     }
 }
 
-/// A query that has to wait for an upstream.
+/// A query that has to wait for an upstream. Its question is read from
+/// its query when it is needed, rather than kept twice: a miss is moved a
+/// few times on its way, and every byte of it is copied each time.
 pub(crate) struct Miss {
     query: Query,
-    routed: RoutedQuestion,
+    key: CacheKey,
+    route: RouteId,
     client: IpAddr,
     state: Arc<State>,
     limit: usize,
     arrival: Arrival,
     _counted: MissGuard,
+}
+
+impl Miss {
+    fn routed(&self) -> RoutedQuestion {
+        RoutedQuestion {
+            question: Question::from(&self.query),
+            key: self.key,
+            route: self.route,
+        }
+    }
 }
 
 /// TCP responses are limited only by the 16-bit length prefix.
@@ -212,7 +225,8 @@ impl Handler {
         }
         route.metrics.misses.inc();
         Step::Miss(Miss {
-            routed: routed(&query),
+            key,
+            route: route_id,
             query,
             client,
             state: arc_swap::Guard::into_inner(state),
@@ -323,7 +337,7 @@ impl Handler {
             self.respond(&miss, None, AnsweredBy::Local, out);
             return Next::Respond;
         }
-        match self.shared.cache().lookup(&miss.routed.key, Instant::now()) {
+        match self.shared.cache().lookup(&miss.key, Instant::now()) {
             Some(Cached::Fresh(answer)) => {
                 self.respond(&miss, Some(Arc::new(answer)), AnsweredBy::Cache, out);
                 return Next::Respond;
@@ -331,7 +345,7 @@ impl Handler {
             Some(Cached::Stale(_)) => return Next::Wait(miss, Stage::Start),
             None => {}
         }
-        let (fetch, plan) = match self.lead(&miss.state, miss.routed) {
+        let (fetch, plan) = match self.lead(&miss.state, miss.routed()) {
             Lead::Done => {
                 self.respond(&miss, None, AnsweredBy::None, out);
                 return Next::Respond;
@@ -367,7 +381,7 @@ impl Handler {
             return None;
         };
         let mut answer = Arc::new(answer);
-        if fetch.routed.question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
+        if fetch.question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
             match srv::begin(&self.srv_context(&fetch.state), answer) {
                 srv::Completion::Done(done) => answer = done,
                 srv::Completion::Missing(missing) => {
@@ -398,7 +412,7 @@ impl Handler {
             }
             Stage::Start => {
                 self.clone()
-                    .resolve_traced(Arc::clone(&miss.state), miss.routed)
+                    .resolve_traced(Arc::clone(&miss.state), miss.routed())
                     .await
             }
             Stage::Follow(follower) => (follower.answer().await, AnsweredBy::Coalesced),
@@ -435,7 +449,7 @@ impl Handler {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, out),
             None => query.write_error(wire::RCODE_SERVFAIL.into(), out),
         }
-        let route = miss.state.router.get(miss.routed.route);
+        let route = miss.state.router.get(miss.route);
         // The query was counted as a miss when it left for the upstream; a stale
         // answer is counted once more, as stale, so an operator sees how much of
         // the route's traffic lives on expired data.
@@ -541,7 +555,8 @@ impl Handler {
         };
         let fetch = Fetch {
             state: Arc::clone(state),
-            routed,
+            question,
+            route: routed.route,
             leader,
             upstream: Arc::clone(upstream),
             ask,
@@ -559,11 +574,11 @@ impl Handler {
         fetch: Fetch,
         reply: Result<(Vec<u8>, SocketAddr), UpstreamError>,
     ) -> (Option<Arc<Answer>>, AnsweredBy) {
-        let question = fetch.routed.question;
+        let question = fetch.question;
         let (mut reply, server) = match reply {
             Ok(reply) => reply,
             Err(error) => {
-                let zone = &fetch.state.router.get(fetch.routed.route).zone;
+                let zone = &fetch.state.router.get(fetch.route).zone;
                 tracing::warn!(name = %question.lower, %zone, %error, "no answer from upstream");
                 return (None, AnsweredBy::None);
             }
@@ -601,7 +616,7 @@ impl Handler {
     /// A reply that is not validated: with validation on, passed on
     /// insecure, without the upstream's AD, which is not ours to vouch for.
     fn unvalidated(&self, fetch: &Fetch, reply: &mut [u8]) -> Security {
-        if fetch.state.dnssec.is_none() || fetch.routed.question.checking_disabled {
+        if fetch.state.dnssec.is_none() || fetch.question.checking_disabled {
             return Security::Unchecked;
         }
         wire::set_authentic(reply, false);
@@ -614,8 +629,8 @@ impl Handler {
     /// state; and when it was received. `None` when it cannot be used.
     fn shape(&self, fetch: &Fetch, reply: &[u8], security: Security) -> Option<(Answer, Instant)> {
         let state = &fetch.state;
-        let lower = fetch.routed.question.lower;
-        let route = state.router.get(fetch.routed.route);
+        let lower = fetch.question.lower;
+        let route = state.router.get(fetch.route);
         let mut reply = Cow::Borrowed(reply);
         if route.rewrite.is_some() {
             let target = state.router.effective_route(route, &lower)?;
@@ -734,7 +749,9 @@ enum Lead {
 /// One fetch, led by one miss: what its reply is made into an answer with.
 pub(crate) struct Fetch {
     state: Arc<State>,
-    routed: RoutedQuestion,
+    /// The client's question (its key is the leader's).
+    question: Question,
+    route: RouteId,
     leader: Leader,
     upstream: Arc<Upstream>,
     /// The question as it is sent upstream: rewritten, with DO and CD for validation.
@@ -765,7 +782,7 @@ impl Handler {
             .expect("a validating fetch has a validator");
         let reply = minimal::minimal(reply);
         match validator.validate(&fetch.ask, reply.clone()).await {
-            Some(verdict) => self.validated(validator, &fetch.routed.question, verdict, reply),
+            Some(verdict) => self.validated(validator, &fetch.question, verdict, reply),
             None => Checked::Failed,
         }
     }

@@ -22,7 +22,8 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
-use crate::resolve::upstream::{NameServer, NotSent, Outcome, UdpTable};
+use crate::dns::question::Question;
+use crate::resolve::upstream::{Asking, NameServer, NotSent, Outcome, UdpTable};
 use crate::serve::batch::{self, To};
 use crate::serve::handler::{Asked, Handler};
 use crate::serve::listening::{self, AnswerTo, Listening};
@@ -48,13 +49,18 @@ struct Waiting {
     to: AnswerTo,
 }
 
+impl Asking for Waiting {
+    fn question(&self) -> &Question {
+        self.asked.ask()
+    }
+}
+
 /// Idle response buffers kept for the next answers, at most.
 const SPARE_BUFFERS: usize = 256;
 
 /// Sends a plain miss's query from this thread's table; when the table cannot
 /// take it, or the send fails, the miss goes on as a task.
 pub(super) fn ask(handler: &Handler, asked: Asked, server: Arc<NameServer>, to: AnswerTo) {
-    let question = *asked.ask();
     let timeout = asked.timeout();
     let waiting = Waiting { asked, to };
     let refused = TABLE.with_borrow_mut(|table| {
@@ -69,7 +75,7 @@ pub(super) fn ask(handler: &Handler, asked: Asked, server: Arc<NameServer>, to: 
         }
         let table = table.as_mut().expect("made above");
         let deadline = Instant::now() + timeout;
-        match table.queries.ask(server, &question, timeout, waiting) {
+        match table.queries.ask(server, timeout, waiting) {
             Ok(()) => {
                 if table.armed.is_none_or(|armed| deadline < armed) {
                     table.wake.notify_one();

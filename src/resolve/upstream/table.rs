@@ -46,6 +46,12 @@ const EVENTS: usize = 64;
 /// The end of a deadline queue.
 const NONE: u32 = u32::MAX;
 
+/// What the caller keeps with a query of the table: it holds the question
+/// as sent, which the reply must match.
+pub(crate) trait Asking {
+    fn question(&self) -> &Question;
+}
+
 /// A UDP thread's queries in flight at upstream servers; `T` is what the
 /// caller keeps with each.
 pub(crate) struct UdpTable<T> {
@@ -73,7 +79,6 @@ struct InFlight<T> {
     payload: T,
     server: Arc<NameServer>,
     id: u16,
-    ask: Question,
     sent: Instant,
     deadline: Instant,
     queue: usize,
@@ -109,7 +114,7 @@ pub(crate) enum NotSent {
     Failed(Failure),
 }
 
-impl<T> UdpTable<T> {
+impl<T: Asking> UdpTable<T> {
     pub(crate) fn new() -> io::Result<Self> {
         // SAFETY: epoll_create1 takes no pointers; a valid result is a new fd we own.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -140,10 +145,10 @@ impl<T> UdpTable<T> {
     pub(crate) fn ask(
         &mut self,
         server: Arc<NameServer>,
-        ask: &Question,
         timeout: Duration,
         payload: T,
     ) -> Result<(), (T, NotSent)> {
+        let ask = payload.question();
         if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
             return Err((payload, NotSent::Full));
         }
@@ -177,7 +182,6 @@ impl<T> UdpTable<T> {
             payload,
             server,
             id,
-            ask: *ask,
             sent,
             deadline: sent + timeout,
             queue,
@@ -329,7 +333,7 @@ impl<T> UdpTable<T> {
                 Ok((len, from)) => {
                     let reply = &self.reply[..len];
                     if !same_endpoint(from, query.server.addr())
-                        || !answers(reply, query.id, &query.ask)
+                        || !answers(reply, query.id, query.payload.question())
                     {
                         tracing::debug!(id = query.id, %from, "dropped a datagram that does not answer the query");
                         continue;
