@@ -77,11 +77,9 @@ impl Answer {
         match msg.records.iter().position(|r| r.rtype == wire::TYPE_OPT) {
             None => Ok(Self::normalise(&msg, lower, policy, now)),
             Some(i) if i + 1 == msg.records.len() => {
-                // The OPT is last: nothing can point into it, so cut it off.
-                let mut stripped = reply[..msg.records[i].start].to_vec();
-                wire::add_to_arcount(&mut stripped, u16::MAX);
-                let msg = Message::parse(&stripped).ok_or(Malformed::Structure)?;
-                Ok(Self::normalise(&msg, lower, policy, now))
+                // The OPT is last: nothing can point into it, so cut it off
+                // (normalise writes the counts of what it keeps).
+                Ok(Self::normalise(&msg.without_last(), lower, policy, now))
             }
             Some(_) => {
                 // Names after it may be compressed across it: let hickory re-encode.

@@ -84,6 +84,8 @@ pub(crate) struct Miss {
     query: Query,
     key: CacheKey,
     route: RouteId,
+    /// The cache holds an expired answer it may serve stale (RFC 8767).
+    stale: bool,
     client: IpAddr,
     state: Arc<State>,
     limit: usize,
@@ -209,7 +211,7 @@ impl Handler {
             key,
             route: route_id,
         };
-        if served != Served::Miss {
+        if let Served::Hit | Served::HitRefresh = served {
             if served == Served::HitRefresh {
                 self.prefetch(&state, routed(&query));
             }
@@ -227,6 +229,7 @@ impl Handler {
         Step::Miss(Miss {
             key,
             route: route_id,
+            stale: served == Served::Stale,
             query,
             client,
             state: arc_swap::Guard::into_inner(state),
@@ -327,7 +330,8 @@ impl Handler {
         self.finish_miss(miss, Stage::Start).await
     }
 
-    /// On a UDP thread: takes a miss as far as it goes without waiting. A
+    /// On a UDP thread: takes a miss as far as it goes without waiting (the
+    /// cache was asked a moment ago, in [`Handler::answer_now`]). A
     /// plain fetch comes back as [`Next::Ask`], its query for the thread's
     /// table to send; what else has to wait (for a fetch under way, a stale
     /// answer's timer, DNSSEC, parallel or encrypted servers) comes back as
@@ -337,13 +341,9 @@ impl Handler {
             self.respond(&miss, None, AnsweredBy::Local, out);
             return Next::Respond;
         }
-        match self.shared.cache().lookup(&miss.key, Instant::now()) {
-            Some(Cached::Fresh(answer)) => {
-                self.respond(&miss, Some(Arc::new(answer)), AnsweredBy::Cache, out);
-                return Next::Respond;
-            }
-            Some(Cached::Stale(_)) => return Next::Wait(miss, Stage::Start),
-            None => {}
+        if miss.stale {
+            // The fetch races the client response timer, as a task.
+            return Next::Wait(miss, Stage::Start);
         }
         let (fetch, plan) = match self.lead(&miss.state, miss.routed()) {
             Lead::Done => {

@@ -74,9 +74,8 @@ pub(super) fn ask(handler: &Handler, asked: Asked, server: Arc<NameServer>, to: 
             }
         }
         let table = table.as_mut().expect("made above");
-        let deadline = Instant::now() + timeout;
         match table.queries.ask(server, timeout, waiting) {
-            Ok(()) => {
+            Ok(deadline) => {
                 if table.armed.is_none_or(|armed| deadline < armed) {
                     table.wake.notify_one();
                 }

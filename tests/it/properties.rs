@@ -95,13 +95,15 @@ proptest! {
         let cache = Cache::new(100).with_serve_stale(window);
         let key = &CacheKey::new(LOWER, 1, 1, false, false);
         cache.insert(key, &answer, now);
-        let hit = cache.serve(key, &query, later, 65_535, &mut out) != Served::Miss;
+        let served = cache.serve(key, &query, later, 65_535, &mut out);
+        let hit = matches!(served, Served::Hit | Served::HitRefresh);
         prop_assert_eq!(hit, lifetime > 0 && age < lifetime);
         let stale = match cache.lookup(key, later) {
             Some(Cached::Stale(old)) => Some(old),
             _ => None,
         };
         prop_assert_eq!(stale.is_some(), lifetime > 0 && window > 0 && age >= lifetime && age < lifetime.saturating_add(window));
+        prop_assert_eq!(served == Served::Stale, stale.is_some());
         if let Some(old) = stale {
             old.to_stale(later, 30).write_response(&query, later, 65_535, &mut out);
             let msg = Message::from_vec(&out).unwrap();

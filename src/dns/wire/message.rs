@@ -233,6 +233,18 @@ impl<'a> Reply<'a> {
         self.buf[2] & FLAG_TC != 0
     }
 
+    pub(crate) fn rcode(&self) -> u8 {
+        self.buf[3] & 0x0f
+    }
+
+    /// Whether every record after the question parses and the message ends
+    /// with the last one, as [`Message::parse`] requires; nothing is kept.
+    pub(crate) fn well_formed(&self) -> bool {
+        let mut walk = Records::new(self.buf, self.question_end);
+        walk.by_ref().for_each(drop);
+        walk.is_done() && walk.offset() == self.buf.len()
+    }
+
     /// Whether the question is `lower`, `qtype`, `qclass`; the name compared
     /// case-insensitively (Consul 1.19+ lowercases it, others echo 0x20 case).
     pub(crate) fn asks(&self, lower: &[u8], qtype: u16, qclass: u16) -> bool {
@@ -267,12 +279,17 @@ impl<'a> Message<'a> {
         })
     }
 
-    pub(crate) fn truncated(&self) -> bool {
-        self.buf[2] & FLAG_TC != 0
-    }
-
     pub(crate) fn rcode(&self) -> u8 {
         self.buf[3] & 0x0f
+    }
+
+    /// The message without its last record, as if it had never had it (the
+    /// counts in the header are left: whoever writes it out counts).
+    pub(crate) fn without_last(mut self) -> Self {
+        if let Some(last) = self.records.pop() {
+            self.buf = &self.buf[..last.start];
+        }
+        self
     }
 
     /// The question's name, type and class, name compared as written.

@@ -64,8 +64,11 @@ pub enum Cached {
 /// What [`Cache::serve`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
-    /// No fresh entry: nothing was written.
+    /// No entry: nothing was written.
     Miss,
+    /// No fresh entry, but an expired one still within the stale window
+    /// (RFC 8767): nothing was written, and [`Cache::lookup`] has it.
+    Stale,
     /// The response is written.
     Hit,
     /// The response is written, and the entry is in the last 10% of its life
@@ -168,7 +171,11 @@ impl Cache {
         };
         let answer = &mut slots[i as usize];
         if !answer.is_fresh(now) {
-            return Served::Miss;
+            return if self.servable_stale(answer, now) {
+                Served::Stale
+            } else {
+                Served::Miss
+            };
         }
         answer.touch(now);
         answer.write_response(query, now, limit, out);
@@ -176,6 +183,11 @@ impl Cache {
             return Served::HitRefresh;
         }
         Served::Hit
+    }
+
+    /// Whether `answer`, expired, is still within the stale window.
+    fn servable_stale(&self, answer: &Answer, now: Instant) -> bool {
+        self.stale_window > 0 && seconds(now) < answer.expires().saturating_add(self.stale_window)
     }
 
     /// A copy of the entry for `key` if it is fresh, or has expired but is
@@ -193,9 +205,7 @@ impl Cache {
         let answer = &shard.slots[i as usize];
         if answer.is_fresh(now) {
             Some(Cached::Fresh(answer.clone()))
-        } else if self.stale_window > 0
-            && seconds(now) < answer.expires().saturating_add(self.stale_window)
-        {
+        } else if self.servable_stale(answer, now) {
             Some(Cached::Stale(answer.clone()))
         } else {
             None

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::server_spec::ServerSpec;
 use crate::dns::question::Question;
-use crate::dns::wire::{self, Message};
+use crate::dns::wire;
 use crate::observe::failure::Failure;
 use crate::observe::metrics::{Metrics, ServerMetrics};
 use crate::resolve::encrypted;
@@ -170,9 +170,13 @@ impl NameServer {
     }
 }
 
-/// Whether `reply` is usable: not SERVFAIL or REFUSED, and not truncated.
+/// Whether `reply` is usable: well formed, not SERVFAIL or REFUSED, and not
+/// truncated. Its records are walked, not kept: they are read again when
+/// the answer is made.
 pub(super) fn usable(reply: &[u8]) -> Result<(), Failure> {
-    let msg = Message::parse(reply).ok_or(Failure::BadReply)?;
+    let msg = wire::Reply::header(reply)
+        .filter(wire::Reply::well_formed)
+        .ok_or(Failure::BadReply)?;
     match msg.rcode() {
         wire::RCODE_SERVFAIL => Err(Failure::ServFail),
         wire::RCODE_REFUSED => Err(Failure::Refused),

@@ -139,15 +139,15 @@ impl<T: Asking> UdpTable<T> {
         self.epoll.try_clone()
     }
 
-    /// Sends `ask` to `server` with a random ID from a fresh random port,
-    /// and keeps `payload` until it ends (see [`UdpTable::read`] and
-    /// [`UdpTable::expire`]).
+    /// Sends the payload's question to `server` with a random ID from a
+    /// fresh random port, and keeps `payload` until it ends (see
+    /// [`UdpTable::read`] and [`UdpTable::expire`]). Returns its deadline.
     pub(crate) fn ask(
         &mut self,
         server: Arc<NameServer>,
         timeout: Duration,
         payload: T,
-    ) -> Result<(), (T, NotSent)> {
+    ) -> Result<Instant, (T, NotSent)> {
         let ask = payload.question();
         if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
             return Err((payload, NotSent::Full));
@@ -187,7 +187,7 @@ impl<T: Asking> UdpTable<T> {
             queue,
         });
         self.link(index, queue);
-        Ok(())
+        Ok(sent + timeout)
     }
 
     /// Sends the query from slot `index`'s socket, opening one if it has none.
