@@ -364,19 +364,20 @@ impl Handler {
     }
 
     /// A usable reply to a query of [`Next::Ask`], read by the UDP thread's
-    /// table from `server`: the answer is stored and handed to the followers,
-    /// and the client's response written into `out`. An SRV answer whose
-    /// targets have to be looked up comes back with the rest, for a task.
+    /// table from `server` at `received`: the answer is stored and handed to
+    /// the followers, and the client's response written into `out`. An SRV
+    /// answer whose targets have to be looked up comes back with the rest,
+    /// for a task.
     pub(crate) fn answer_asked(
         &self,
         asked: Asked,
         reply: &mut [u8],
-        server: SocketAddr,
+        (server, received): (SocketAddr, Instant),
         out: &mut Vec<u8>,
     ) -> Option<(Miss, Stage)> {
         let Asked { miss, fetch, .. } = asked;
         let security = self.unvalidated(&fetch, reply);
-        let Some((answer, received)) = self.shape(&fetch, reply, security) else {
+        let Some(answer) = self.shape(&fetch, reply, security, received) else {
             self.respond(&miss, None, AnsweredBy::None, out);
             return None;
         };
@@ -417,7 +418,7 @@ impl Handler {
             }
             Stage::Follow(follower) => (follower.answer().await, AnsweredBy::Coalesced),
             Stage::Ask(fetch, plan) => {
-                let reply = fetch.upstream.ask_planned(&fetch.ask, plan).await;
+                let reply = fetch.upstream.ask_planned(&fetch.ask(), plan).await;
                 self.fetched(fetch, reply).await
             }
             Stage::Complete(fetch, missing, server) => {
@@ -432,7 +433,7 @@ impl Handler {
             Stage::Truncated(fetch, plan, server) => {
                 let reply = fetch
                     .upstream
-                    .ask_after_truncation(&fetch.ask, &server, plan)
+                    .ask_after_truncation(&fetch.ask(), &server, plan)
                     .await;
                 self.fetched(fetch, reply).await
             }
@@ -513,7 +514,7 @@ impl Handler {
             Lead::Done => (None, AnsweredBy::None),
             Lead::Follow(follower) => (follower.answer().await, AnsweredBy::Coalesced),
             Lead::Fetch(fetch, plan) => {
-                let reply = fetch.upstream.ask_planned(&fetch.ask, plan).await;
+                let reply = fetch.upstream.ask_planned(&fetch.ask(), plan).await;
                 self.fetched(fetch, reply).await
             }
         }
@@ -540,28 +541,22 @@ impl Handler {
         let validating = state.dnssec.as_deref().is_some_and(|v| {
             !question.checking_disabled && target.rewrite.is_none() && v.covers(route, &question)
         });
-        let ask = Question {
-            lower: target.ask,
-            dnssec_ok: question.dnssec_ok || validating,
-            checking_disabled: question.checking_disabled || validating,
-            ..question
-        };
-        let plan = match upstream.plan(&ask) {
-            Ok(plan) => plan,
-            Err(error) => {
-                tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
-                return Lead::Done;
-            }
-        };
         let fetch = Fetch {
             state: Arc::clone(state),
             question,
             route: routed.route,
             leader,
             upstream: Arc::clone(upstream),
-            ask,
+            rewritten: target.rewrite.is_some(),
             ttl: target.ttl,
             validating,
+        };
+        let plan = match upstream.plan(&fetch.ask()) {
+            Ok(plan) => plan,
+            Err(error) => {
+                tracing::warn!(name = %question.lower, zone = %route.zone, %error, "no answer from upstream");
+                return Lead::Done;
+            }
         };
         Lead::Fetch(fetch, plan)
     }
@@ -599,7 +594,8 @@ impl Handler {
         } else {
             self.unvalidated(&fetch, &mut reply)
         };
-        let Some((answer, received)) = self.shape(&fetch, &reply, security) else {
+        let received = Instant::now();
+        let Some(answer) = self.shape(&fetch, &reply, security, received) else {
             return (None, AnsweredBy::None);
         };
         let mut answer = Arc::new(answer);
@@ -626,8 +622,14 @@ impl Handler {
 
     /// The reply as it is kept: translated back through the route's rewrite,
     /// screened for rebinding, and read into an [`Answer`] with its DNSSEC
-    /// state; and when it was received. `None` when it cannot be used.
-    fn shape(&self, fetch: &Fetch, reply: &[u8], security: Security) -> Option<(Answer, Instant)> {
+    /// state, as received at `received`. `None` when it cannot be used.
+    fn shape(
+        &self,
+        fetch: &Fetch,
+        reply: &[u8],
+        security: Security,
+        received: Instant,
+    ) -> Option<Answer> {
         let state = &fetch.state;
         let lower = fetch.question.lower;
         let route = state.router.get(fetch.route);
@@ -644,19 +646,19 @@ impl Handler {
         {
             reply = rebind::screen(reply, &lower)?;
         }
-        let received = Instant::now();
         let mut answer = Answer::from_reply(&reply, lower.as_bytes(), fetch.ttl, received).ok()?;
         answer.set_security(security);
-        Some((answer, received))
+        Some(answer)
     }
 
     /// Keeps a fetch's answer (not when a reload changed the routes while it
     /// was fetched) and hands it to the queries that waited on it.
     fn store(&self, fetch: Fetch, answer: &Arc<Answer>, received: Instant) {
+        let key = CacheKey::of_question(&fetch.question);
         let Fetch { leader, state, .. } = fetch;
         self.shared
             .cache()
-            .insert_fetched(leader.key(), answer, received, state.epoch);
+            .insert_fetched(&key, answer, received, state.epoch);
         leader.finish(answer);
     }
 }
@@ -699,8 +701,8 @@ pub(crate) struct Asked {
 
 impl Asked {
     /// The question as it went upstream.
-    pub(crate) fn ask(&self) -> &Question {
-        &self.fetch.ask
+    pub(crate) fn ask(&self) -> Question {
+        self.fetch.ask()
     }
 
     /// How long each of its route's servers gets.
@@ -754,10 +756,33 @@ pub(crate) struct Fetch {
     route: RouteId,
     leader: Leader,
     upstream: Arc<Upstream>,
-    /// The question as it is sent upstream: rewritten, with DO and CD for validation.
-    ask: Question,
+    /// The route rewrites the name it asks upstream.
+    rewritten: bool,
     ttl: TtlPolicy,
     validating: bool,
+}
+
+impl Fetch {
+    /// The question as it is sent upstream: rewritten, with DO and CD when
+    /// it is validated. Worked out when it is needed rather than kept: a
+    /// fetch is moved a few times on its way.
+    fn ask(&self) -> Question {
+        let question = self.question;
+        let router = &self.state.router;
+        let lower = if self.rewritten {
+            router
+                .effective_route(router.get(self.route), &question.lower)
+                .map_or(question.lower, |target| target.ask)
+        } else {
+            question.lower
+        };
+        Question {
+            lower,
+            dnssec_ok: question.dnssec_ok || self.validating,
+            checking_disabled: question.checking_disabled || self.validating,
+            ..question
+        }
+    }
 }
 
 /// What DNSSEC made of an upstream's reply.
@@ -781,7 +806,7 @@ impl Handler {
             .as_deref()
             .expect("a validating fetch has a validator");
         let reply = minimal::minimal(reply);
-        match validator.validate(&fetch.ask, reply.clone()).await {
+        match validator.validate(&fetch.ask(), reply.clone()).await {
             Some(verdict) => self.validated(validator, &fetch.question, verdict, reply),
             None => Checked::Failed,
         }

@@ -41,6 +41,7 @@ struct Table {
     /// end sooner wakes it to say so.
     armed: Option<Instant>,
     wake: Arc<Notify>,
+    answers: Answers,
 }
 
 /// A miss in the table, and where its answer goes.
@@ -50,7 +51,7 @@ struct Waiting {
 }
 
 impl Asking for Waiting {
-    fn question(&self) -> &Question {
+    fn question(&self) -> Question {
         self.asked.ask()
     }
 }
@@ -113,14 +114,15 @@ impl Table {
             handler: handler.clone(),
             armed: None,
             wake,
+            answers: Answers::default(),
         })
     }
 }
 
-/// The table's loop: reads the replies as they come, and ends the queries
+/// The table's loop: reads the replies as they come (when the loops that
+/// answer client queries have not, see [`read_now`]), and ends the queries
 /// whose time is up; then sends the answers.
 async fn read_replies(epoll: AsyncFd<OwnedFd>, wake: Arc<Notify>) {
-    let mut answers = Answers::default();
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     loop {
@@ -143,34 +145,66 @@ async fn read_replies(epoll: AsyncFd<OwnedFd>, wake: Arc<Notify>) {
             biased;
             ready = epoll.readable() => {
                 let Ok(mut ready) = ready else { return };
-                let drained = TABLE.with_borrow_mut(|table| {
-                    let Some(Table { queries, handler, .. }) = table.as_mut() else {
-                        return true;
-                    };
-                    queries.read(|waiting, outcome| answers.ended(handler, waiting, outcome))
-                });
+                let drained = TABLE.with_borrow_mut(|table| table.as_mut().is_none_or(Table::read));
                 if drained {
                     ready.clear_ready();
                 }
             }
             () = &mut sleep, if armed.is_some() => {
                 TABLE.with_borrow_mut(|table| {
-                    let Some(Table { queries, handler, armed, .. }) = table.as_mut() else {
-                        return;
-                    };
-                    *armed = None;
-                    queries.expire(Instant::now(), |waiting, outcome| {
-                        answers.ended(handler, waiting, outcome)
-                    });
+                    if let Some(table) = table.as_mut() {
+                        table.expire();
+                    }
                 });
             }
             () = wake.notified() => {}
         }
+    }
+}
+
+/// Reads the replies already in, from the loop that answers client queries,
+/// after each burst of them: replies are taken in turn with queries, and do
+/// not wait for the table's own loop to get its turn.
+pub(super) fn read_now() {
+    TABLE.with_borrow_mut(|table| {
+        if let Some(table) = table.as_mut().filter(|t| !t.queries.is_empty()) {
+            table.read();
+        }
+    });
+}
+
+impl Table {
+    /// Reads the replies in and sends their answers; whether that was all.
+    fn read(&mut self) -> bool {
+        let Self {
+            queries,
+            handler,
+            answers,
+            ..
+        } = self;
+        let drained = queries.read(|waiting, outcome| answers.ended(handler, waiting, outcome));
+        answers.send();
+        drained
+    }
+
+    /// Ends the queries whose time is up.
+    fn expire(&mut self) {
+        let Self {
+            queries,
+            handler,
+            answers,
+            armed,
+            ..
+        } = self;
+        *armed = None;
+        queries.expire(Instant::now(), |waiting, outcome| {
+            answers.ended(handler, waiting, outcome)
+        });
         answers.send();
     }
 }
 
-/// The answers of one wake-up of the loop, to send together.
+/// The answers of one reading of the table, to send together.
 #[derive(Default)]
 struct Answers {
     ready: Vec<Ready>,
@@ -191,9 +225,9 @@ impl Answers {
     fn ended(&mut self, handler: &Handler, waiting: Waiting, outcome: Outcome<'_>) {
         let Waiting { asked, to } = waiting;
         match outcome {
-            Outcome::Answered { reply, server } => {
+            Outcome::Answered { reply, server, at } => {
                 let mut response = self.spare.pop().unwrap_or_default();
-                match handler.answer_asked(asked, reply, server, &mut response) {
+                match handler.answer_asked(asked, reply, (server, at), &mut response) {
                     None => self.ready.push(Ready {
                         response,
                         listening: to.listening,

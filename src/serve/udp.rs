@@ -97,6 +97,9 @@ pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, rea
                 }
             }
         }
+        if received > 0 {
+            miss_table::read_now();
+        }
         let queued = listening.take();
         let sent = batch.send(fd, received, &queued);
         for (response, to) in batch.outgoing(received, &queued).skip(sent) {

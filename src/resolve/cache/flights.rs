@@ -5,9 +5,11 @@
 //! place followers wait in is made only when the first follower comes, and
 //! most misses are never followed.
 
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
 use tokio::sync::Notify;
 
 use crate::dns::answer::Answer;
@@ -22,34 +24,47 @@ struct Fetching {
     done: Notify,
 }
 
-/// A flight's key: the cache key and the routing epoch, so a miss that comes
-/// in after a reload changed the routes does not wait on a fetch begun under
-/// the old ones.
-type FlightKey = (CacheKey, u64);
+/// A flight in the table: its key (the cache key and the routing epoch, so
+/// a miss that comes in after a reload changed the routes does not wait on
+/// a fetch begun under the old ones), the number its leader knows it by,
+/// and its [`Fetching`] once a follower waits.
+struct Entry {
+    key: CacheKey,
+    epoch: u64,
+    id: u64,
+    waiting: Option<Arc<Fetching>>,
+}
 
-/// The flights in flight, by key; a flight's [`Fetching`] once one waits.
-type Table = Mutex<HashMap<FlightKey, Option<Arc<Fetching>>>>;
+#[derive(Default)]
+struct Table {
+    entries: Mutex<HashTable<Entry>>,
+    hasher: DefaultHashBuilder,
+    next_id: AtomicU64,
+}
 
 /// Misses in flight. Cloning shares the table.
 #[derive(Default, Clone)]
 pub(crate) struct Flights {
-    in_flight: Arc<Table>,
+    table: Arc<Table>,
 }
 
 /// The first miss for a key fetches; later ones wait for it.
-#[allow(clippy::large_enum_variant)] // the leader's key inline, where a box would be an allocation per miss
 pub(crate) enum Flight {
     Leader(Leader),
     Follower(Follower),
 }
 
-/// Held by the miss that fetches; it owns its place in the table, so it can
-/// wait anywhere (a task, a UDP thread's table). Dropping it without
-/// [`Leader::finish`] (an error, a cancelled task) releases the followers
-/// with no answer.
+/// Held by the miss that fetches; it owns its place in the table, and knows
+/// it by hash and number rather than by key, so it is small to carry
+/// wherever the fetch waits (a task, a UDP thread's table). Dropping it
+/// without [`Leader::finish`] (an error, a cancelled task) releases the
+/// followers with no answer.
 pub(crate) struct Leader {
-    in_flight: Arc<Table>,
-    key: FlightKey,
+    table: Arc<Table>,
+    hash: u64,
+    id: u64,
+    /// [`Leader::finish`] gave the followers the answer.
+    finished: bool,
 }
 
 /// Held by a miss that waits for a leader: [`Follower::answer`].
@@ -58,43 +73,46 @@ pub(crate) struct Follower(Arc<Fetching>);
 impl Flights {
     /// Joins the flight for `key` under routing `epoch`, or starts one.
     pub(crate) fn join(&self, key: &CacheKey, epoch: u64) -> Flight {
-        let key = (*key, epoch);
-        let mut in_flight = self.in_flight.lock().expect("flight table lock");
-        match in_flight.get_mut(&key) {
-            Some(fetching) => {
-                let fetching = fetching.get_or_insert_with(Arc::default);
-                Flight::Follower(Follower(Arc::clone(fetching)))
-            }
-            None => {
-                in_flight.insert(key, None);
-                Flight::Leader(Leader {
-                    in_flight: Arc::clone(&self.in_flight),
-                    key,
-                })
-            }
+        let table = &self.table;
+        let hash = table.hasher.hash_one((&**key, epoch));
+        let mut entries = table.entries.lock().expect("flight table lock");
+        let same = |e: &Entry| e.epoch == epoch && e.key == *key;
+        if let Some(entry) = entries.find_mut(hash, same) {
+            let fetching = entry.waiting.get_or_insert_with(Arc::default);
+            return Flight::Follower(Follower(Arc::clone(fetching)));
         }
+        let id = table.next_id.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            key: *key,
+            epoch,
+            id,
+            waiting: None,
+        };
+        entries.insert_unique(hash, entry, |e| table.hasher.hash_one((&*e.key, e.epoch)));
+        Flight::Leader(Leader {
+            table: Arc::clone(table),
+            hash,
+            id,
+            finished: false,
+        })
     }
 }
 
 impl Leader {
-    /// The cache key of the question being fetched.
-    pub(crate) fn key(&self) -> &[u8] {
-        &self.key.0
-    }
-
-    pub(crate) fn finish(self, answer: &Arc<Answer>) {
+    pub(crate) fn finish(mut self, answer: &Arc<Answer>) {
         self.end(Some(answer));
-        std::mem::forget(self);
+        self.finished = true;
     }
 
     /// Leaves the table, and gives the followers (if any came) the outcome.
     fn end(&self, answer: Option<&Arc<Answer>>) {
-        let removed = self
-            .in_flight
-            .lock()
-            .expect("flight table lock")
-            .remove(&self.key);
-        if let Some(Some(fetching)) = removed {
+        let mut entries = self.table.entries.lock().expect("flight table lock");
+        let Ok(entry) = entries.find_entry(self.hash, |e| e.id == self.id) else {
+            return;
+        };
+        let (entry, _) = entry.remove();
+        drop(entries);
+        if let Some(fetching) = entry.waiting {
             let _ = fetching.outcome.set(answer.cloned());
             fetching.done.notify_waiters();
         }
@@ -103,7 +121,9 @@ impl Leader {
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        self.end(None);
+        if !self.finished {
+            self.end(None);
+        }
     }
 }
 
@@ -166,7 +186,6 @@ mod tests {
         let Flight::Leader(new) = flights.join(&key, 1) else {
             panic!("another epoch leads its own fetch")
         };
-        assert_eq!(old.key(), &*key);
         drop(old);
         assert!(
             matches!(flights.join(&key, 1), Flight::Follower(_)),

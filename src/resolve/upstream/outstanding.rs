@@ -9,8 +9,10 @@
 //! the ID and a hash of the question, and is claimed and released with one
 //! atomic operation.
 
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use hashbrown::DefaultHashBuilder;
 
 use crate::dns::question::Question;
 
@@ -24,20 +26,20 @@ const TRIES: usize = 64;
 
 /// The queries outstanding at one server over UDP. A bucket's word is 0 when
 /// free, else `ID << 48 | hash of the question`, with the hash's lowest
-/// bit set so that no claimed word is 0.
-pub(super) struct OutstandingIds(Box<[AtomicU64]>);
+/// bit set so that no claimed word is 0. The hash is seeded at random, per
+/// server.
+pub(super) struct OutstandingIds {
+    buckets: Box<[AtomicU64]>,
+    hasher: DefaultHashBuilder,
+}
 
 impl Default for OutstandingIds {
     fn default() -> Self {
-        Self((0..BUCKETS).map(|_| AtomicU64::new(0)).collect())
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            hasher: DefaultHashBuilder::default(),
+        }
     }
-}
-
-/// The hash of a question (lowercased name, type and class, as `loops`
-/// reads them from a query), in a word's low 48 bits.
-fn question_hash(question: &[u8]) -> u64 {
-    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(question);
-    (hash & 0xffff_ffff_ffff) | 1
 }
 
 /// `ask`'s name, type and class, as [`question_hash`] reads them.
@@ -58,7 +60,7 @@ impl OutstandingIds {
     pub(super) fn claim(&self, ask: &Question) -> Option<u16> {
         let mut question = [0; 259];
         let len = question_of(ask, &mut question);
-        let hash = question_hash(&question[..len]);
+        let hash = self.question_hash(&question[..len]);
         (0..TRIES).find_map(|_| {
             let id: u16 = rand::random();
             let word = u64::from(id) << 48 | hash;
@@ -77,12 +79,18 @@ impl OutstandingIds {
     /// Whether a query with this ID and question (lowercased name, type and
     /// class) is outstanding here.
     pub(super) fn contains(&self, id: u16, question: &[u8]) -> bool {
-        let word = u64::from(id) << 48 | question_hash(question);
+        let word = u64::from(id) << 48 | self.question_hash(question);
         self.bucket(id).load(Ordering::Acquire) == word
     }
 
     fn bucket(&self, id: u16) -> &AtomicU64 {
-        &self.0[usize::from(id) % BUCKETS]
+        &self.buckets[usize::from(id) % BUCKETS]
+    }
+
+    /// The hash of a question (lowercased name, type and class, as `loops`
+    /// reads them from a query), in a word's low 48 bits.
+    fn question_hash(&self, question: &[u8]) -> u64 {
+        (self.hasher.hash_one(question) & 0xffff_ffff_ffff) | 1
     }
 }
 

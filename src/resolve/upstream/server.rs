@@ -101,7 +101,7 @@ impl NameServer {
     ) -> Result<Vec<u8>, Failure> {
         let sent = Instant::now();
         let result = self.ask(ask, timeout).await;
-        self.record(sent, result.as_ref().map(|_| ()).map_err(|f| *f));
+        self.record(result.as_ref().map(|_| sent.elapsed()).map_err(|f| *f));
         result
     }
 
@@ -116,7 +116,7 @@ impl NameServer {
         let result = tcp_exchange(self.addr, ask, timeout)
             .await
             .and_then(|reply| usable(&reply).map(|()| reply));
-        self.record(sent, result.as_ref().map(|_| ()).map_err(|f| *f));
+        self.record(result.as_ref().map(|_| sent.elapsed()).map_err(|f| *f));
         result
     }
 
@@ -125,12 +125,11 @@ impl NameServer {
         self.metrics.queries.inc();
     }
 
-    /// Writes the outcome of an attempt begun at `sent` into the server's
-    /// metrics and health.
-    pub(super) fn record(&self, sent: Instant, outcome: Result<(), Failure>) {
+    /// Writes the outcome of an attempt (its round trip when answered) into
+    /// the server's metrics and health.
+    pub(super) fn record(&self, outcome: Result<Duration, Failure>) {
         match outcome {
-            Ok(()) => {
-                let rtt = sent.elapsed();
+            Ok(rtt) => {
                 self.metrics.latency.observe(rtt);
                 self.health.answered(rtt);
             }

@@ -49,7 +49,7 @@ const NONE: u32 = u32::MAX;
 /// What the caller keeps with a query of the table: it holds the question
 /// as sent, which the reply must match.
 pub(crate) trait Asking {
-    fn question(&self) -> &Question;
+    fn question(&self) -> Question;
 }
 
 /// A UDP thread's queries in flight at upstream servers; `T` is what the
@@ -60,6 +60,7 @@ pub(crate) struct UdpTable<T> {
     /// Slots with no query, to take first.
     free: Vec<u32>,
     queues: Vec<Deadlines>,
+    in_flight: usize,
     events: Box<[libc::epoll_event; EVENTS]>,
     reply: Box<[u8; UDP_REPLY_BUFFER]>,
     query: Vec<u8>,
@@ -93,10 +94,12 @@ struct Deadlines {
 
 /// How a query of the table ended, handed to the caller with its payload.
 pub(crate) enum Outcome<'a> {
-    /// A usable reply (not SERVFAIL, REFUSED, truncated or malformed), from `server`.
+    /// A usable reply (not SERVFAIL, REFUSED, truncated or malformed), from
+    /// `server`, read `at`.
     Answered {
         reply: &'a mut [u8],
         server: SocketAddr,
+        at: Instant,
     },
     /// The reply was truncated: ask the server again over TCP. Not yet
     /// counted as an attempt's outcome; the TCP attempt is.
@@ -127,6 +130,7 @@ impl<T: Asking> UdpTable<T> {
             slots: Vec::new(),
             free: Vec::new(),
             queues: Vec::new(),
+            in_flight: 0,
             events: Box::new([libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
             reply: Box::new([0; UDP_REPLY_BUFFER]),
             query: Vec::with_capacity(512),
@@ -139,6 +143,11 @@ impl<T: Asking> UdpTable<T> {
         self.epoll.try_clone()
     }
 
+    /// Whether no query is in flight.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.in_flight == 0
+    }
+
     /// Sends the payload's question to `server` with a random ID from a
     /// fresh random port, and keeps `payload` until it ends (see
     /// [`UdpTable::read`] and [`UdpTable::expire`]). Returns its deadline.
@@ -148,7 +157,7 @@ impl<T: Asking> UdpTable<T> {
         timeout: Duration,
         payload: T,
     ) -> Result<Instant, (T, NotSent)> {
-        let ask = payload.question();
+        let ask = &payload.question();
         if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
             return Err((payload, NotSent::Full));
         }
@@ -172,7 +181,7 @@ impl<T: Asking> UdpTable<T> {
         if let Err(error) = self.send(index, &server, ask, id) {
             server.ids().release(id);
             let failure = Failure::Network(error.kind());
-            server.record(sent, Err(failure));
+            server.record(Err(failure));
             self.slots[index as usize].socket = None;
             self.free.push(index);
             return Err((payload, NotSent::Failed(failure)));
@@ -187,6 +196,7 @@ impl<T: Asking> UdpTable<T> {
             queue,
         });
         self.link(index, queue);
+        self.in_flight += 1;
         Ok(sent + timeout)
     }
 
@@ -281,6 +291,7 @@ impl<T: Asking> UdpTable<T> {
             slot.socket = None;
         }
         self.free.push(index);
+        self.in_flight -= 1;
         Some(query)
     }
 
@@ -333,7 +344,7 @@ impl<T: Asking> UdpTable<T> {
                 Ok((len, from)) => {
                     let reply = &self.reply[..len];
                     if !same_endpoint(from, query.server.addr())
-                        || !answers(reply, query.id, query.payload.question())
+                        || !answers(reply, query.id, &query.payload.question())
                     {
                         tracing::debug!(id = query.id, %from, "dropped a datagram that does not answer the query");
                         continue;
@@ -344,11 +355,13 @@ impl<T: Asking> UdpTable<T> {
                     let outcome = if truncated {
                         Outcome::Truncated(query.server)
                     } else {
-                        query.server.record(query.sent, judged);
+                        let at = Instant::now();
+                        query.server.record(judged.map(|()| at - query.sent));
                         match judged {
                             Ok(()) => Outcome::Answered {
                                 reply: &mut self.reply[..len],
                                 server: query.server.addr(),
+                                at,
                             },
                             Err(failure) => Outcome::Failed(failure),
                         }
@@ -362,7 +375,7 @@ impl<T: Asking> UdpTable<T> {
                     // unreachable: nothing listens there) comes out of recv.
                     let failure = Failure::Network(error.kind());
                     let query = self.end(index, false).expect("the slot has a query");
-                    query.server.record(query.sent, Err(failure));
+                    query.server.record(Err(failure));
                     done(query.payload, Outcome::Failed(failure));
                     return;
                 }
@@ -393,7 +406,7 @@ impl<T: Asking> UdpTable<T> {
                     break;
                 }
                 let query = self.end(head, false).expect("a queued slot has a query");
-                query.server.record(query.sent, Err(Failure::Timeout));
+                query.server.record(Err(Failure::Timeout));
                 done(query.payload, Outcome::Failed(Failure::Timeout));
             }
         }
