@@ -77,12 +77,11 @@ impl RoutedQuestion {
     }
 }
 
-/// A query that has to wait for an upstream. Its question is read from
-/// its query when it is needed, rather than kept twice: a miss is moved a
-/// few times on its way, and every byte of it is copied each time.
+/// A query that has to wait for an upstream. Its question and cache key are
+/// read from its query when they are needed, rather than kept twice: a miss
+/// is moved a few times on its way, and every byte of it is copied each time.
 pub(crate) struct Miss {
     query: Query,
-    key: CacheKey,
     route: RouteId,
     /// The cache holds an expired answer it may serve stale (RFC 8767).
     stale: bool,
@@ -97,7 +96,7 @@ impl Miss {
     fn routed(&self) -> RoutedQuestion {
         RoutedQuestion {
             question: Question::from(&self.query),
-            key: self.key,
+            key: CacheKey::of(&self.query),
             route: self.route,
         }
     }
@@ -227,7 +226,6 @@ impl Handler {
         }
         route.metrics.misses.inc();
         Step::Miss(Miss {
-            key,
             route: route_id,
             stale: served == Served::Stale,
             query,
