@@ -1632,6 +1632,8 @@ async fn a_thousand_unknown_names_cost_the_agent_nothing() {
         .await;
     let agent = m.consul.dns_queries();
     let mirrored = m.mirror_answers().await;
+    // The warm-up name's, if it was asked while the listing was still being read.
+    let watches = m.metric(WATCHES, &[]).await;
 
     for i in 0..1000 {
         let qname = format!("unknown-{i}.service.consul.");
@@ -1666,8 +1668,12 @@ async fn a_thousand_unknown_names_cost_the_agent_nothing() {
         })
         .sum();
     assert!(health <= 10, "{health} health requests");
-    // At most the warm-up name's, asked while the listing was still being read.
-    assert!(m.metric(WATCHES, &[]).await <= 1.0);
+    // Web's, and none for the unknown names.
+    let now = m.metric(WATCHES, &[]).await;
+    assert!(
+        (1.0..=watches + 1.0).contains(&now),
+        "{now} watches, {watches} before"
+    );
 }
 
 /// `token_file`: the token goes with every HTTP request as `X-Consul-Token` (the HTTP API's
