@@ -27,14 +27,9 @@ impl From<&Query> for Question {
 impl Question {
     /// The query splitdns sends upstream for this question, with `id`.
     pub(crate) fn query(&self, id: u16) -> Vec<u8> {
-        wire::build_query(
-            id,
-            self.lower.as_bytes(),
-            self.qtype,
-            self.qclass,
-            self.dnssec_ok,
-            self.checking_disabled,
-        )
+        let mut query = Vec::new();
+        self.write_query(id, &mut query);
+        query
     }
 
     /// [`Question::query`] into `out`, with no allocation once it has room.

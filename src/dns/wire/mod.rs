@@ -24,4 +24,6 @@ pub(crate) use self::name::NameBuf;
 /// Public for the benches and property tests (`splitdns::parts`).
 pub use self::query::Query;
 pub(crate) use self::query::{Reject, error_reply, patch_header};
-pub(crate) use self::write::{build_query, push_ede, set_authentic, stored_flags, write_query};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use self::write::build_query;
+pub(crate) use self::write::{push_ede, set_authentic, stored_flags, write_query};

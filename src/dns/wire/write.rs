@@ -7,13 +7,8 @@ use super::codes::{
 };
 use super::message::read_u16;
 
-/// Builds a query to send upstream: RD set, AD set, CD as the client asked, EDNS0 with
-/// [`EDNS_UDP_SIZE`] always, DO as the client asked.
-///
-/// AD asks a validating upstream to say whether the answer is authentic (RFC 6840 §5.7);
-/// without it, one that follows §5.8 answers AD=0 to a query with neither AD nor DO, and
-/// the cached answer could never give AD to a client that asked with AD. Which clients
-/// see the AD bit is decided per client when the answer is patched for it.
+/// [`write_query`] into a new buffer, for tests and the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn build_query(
     id: u16,
     lower: &[u8],
@@ -27,7 +22,14 @@ pub(crate) fn build_query(
     q
 }
 
-/// [`build_query`] into `q`, cleared first: no allocation once it has room.
+/// Writes a query to send upstream into `q`, cleared first (no allocation once it has
+/// room): RD set, AD set, CD as the client asked, EDNS0 with [`EDNS_UDP_SIZE`] always, DO
+/// as the client asked.
+///
+/// AD asks a validating upstream to say whether the answer is authentic (RFC 6840 §5.7);
+/// without it, one that follows §5.8 answers AD=0 to a query with neither AD nor DO, and
+/// the cached answer could never give AD to a client that asked with AD. Which clients
+/// see the AD bit is decided per client when the answer is patched for it.
 pub(crate) fn write_query(
     q: &mut Vec<u8>,
     id: u16,

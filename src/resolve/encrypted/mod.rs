@@ -423,7 +423,7 @@ fn answers(reply: &[u8], ask: &Question) -> bool {
 
 /// Adds an EDNS Padding option (RFC 7830) so the query is a multiple of
 /// 128 octets long (RFC 8467 §4.1). `query` ends with the OPT record that
-/// [`wire::build_query`] writes, its RDLENGTH 0.
+/// [`wire::write_query`] writes, its RDLENGTH 0.
 fn padded(mut query: Vec<u8>) -> Vec<u8> {
     const OPTION_HEADER: usize = 4;
     let len = query.len() + OPTION_HEADER;
