@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use crate::dns::clock;
+use crate::dns::thin::ThinBytes;
 use crate::dns::wire::{self, Message, Query, Records, Section};
 
 /// TTL bounds for one route, in seconds.
@@ -27,7 +28,7 @@ pub struct TtlPolicy {
 /// message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
-    data: Box<[u8]>,
+    data: ThinBytes,
 }
 
 const META: usize = 14;

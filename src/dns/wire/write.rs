@@ -2,8 +2,7 @@
 //! the header bits of a stored answer, truncation, ARCOUNT.
 
 use super::codes::{
-    EDNS_DO, EDNS_UDP_SIZE, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC,
-    HEADER_LEN, TYPE_OPT,
+    EDNS_DO, EDNS_UDP_SIZE, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, TYPE_OPT,
 };
 use super::message::read_u16;
 
@@ -17,7 +16,7 @@ pub(crate) fn build_query(
     dnssec_ok: bool,
     cd: bool,
 ) -> Vec<u8> {
-    let mut q = Vec::with_capacity(HEADER_LEN + lower.len() + 4 + 11);
+    let mut q = Vec::new();
     write_query(&mut q, id, lower, qtype, qclass, dnssec_ok, cd);
     q
 }
