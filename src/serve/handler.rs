@@ -9,8 +9,13 @@
 //! The path is a [`Handler`], which holds the [`Shared`] state, and is split
 //! where it may have to wait: [`Handler::answer_now`] does everything that
 //! needs no I/O and runs inline in the listener loop, so cache hits cost no
-//! task; [`Handler::answer_miss`] is the rest, run as its own task. Both end
-//! in [`Handler::answered`], which counts the query and writes its log line.
+//! task. On a UDP thread a miss goes on in [`Handler::start_miss`], still
+//! inline, as far as it gets without waiting: a plain fetch's query is sent
+//! from the thread's table and its reply comes back to
+//! [`Handler::answer_asked`]; what has to wait longer goes on as a task in
+//! [`Handler::finish_miss`], as a TCP query's miss does from the start
+//! ([`Handler::answer_miss`]). All of them end in [`Handler::answered`], which
+//! counts the query and writes its log line.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};

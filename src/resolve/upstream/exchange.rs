@@ -1,5 +1,7 @@
-//! One query and its reply: over UDP from a port of its own, or over a new
-//! TCP connection when the UDP reply was truncated.
+//! One query and its reply, as a task waits for it: over UDP from a port of
+//! its own, or over a new TCP connection when the UDP reply was truncated.
+//! (A UDP thread's plain misses are sent and read by its table instead,
+//! [`super::table`], under the same rules.)
 //!
 //! Every UDP query gets a random ID and a source port of its own, drawn at
 //! random by the kernel when the query is sent and given back when it is

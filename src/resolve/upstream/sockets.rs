@@ -1,5 +1,6 @@
-//! A server's UDP sockets between queries, one pool per reactor, and the
-//! socket options that make a per-query port and a refused query work.
+//! A server's UDP sockets between the queries asked from tasks, one pool per
+//! reactor, and the socket options that make a per-query port and a refused
+//! query work (the UDP threads' tables use them too).
 
 use std::cell::Cell;
 use std::io;
