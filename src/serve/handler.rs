@@ -335,25 +335,25 @@ impl Handler {
 
     /// On a UDP thread: takes a miss as far as it goes without waiting (the
     /// cache was asked a moment ago, in [`Handler::answer_now`]). A
-    /// plain fetch comes back as [`Next::Ask`], its query for the thread's
+    /// plain fetch comes back as [`Started::Ask`], its query for the thread's
     /// table to send; what else has to wait (for a fetch under way, a stale
     /// answer's timer, DNSSEC, parallel or encrypted servers) comes back as
-    /// [`Next::Wait`], for a task.
-    pub(crate) fn start_miss(&self, miss: Miss, out: &mut Vec<u8>) -> Next {
+    /// [`Started::Wait`], for a task.
+    pub(crate) fn start_miss(&self, miss: Miss, out: &mut Vec<u8>) -> Started {
         if loops::came_back(&miss.state.router, &miss.query, miss.client) {
             self.respond(&miss, None, AnsweredBy::Local, out);
-            return Next::Respond;
+            return Started::Respond;
         }
         if miss.stale {
             // The fetch races the client response timer, as a task.
-            return Next::Wait(miss, Stage::Start);
+            return Started::Wait(miss, Stage::Start);
         }
         let (fetch, plan) = match self.lead(&miss.state, miss.routed()) {
             Lead::Done => {
                 self.respond(&miss, None, AnsweredBy::None, out);
-                return Next::Respond;
+                return Started::Respond;
             }
-            Lead::Follow(follower) => return Next::Wait(miss, Stage::Follow(follower)),
+            Lead::Follow(follower) => return Started::Wait(miss, Stage::Follow(follower)),
             Lead::Fetch(fetch, plan) => (fetch, plan),
         };
         match fetch
@@ -361,24 +361,24 @@ impl Handler {
             .next_over_udp(&plan)
             .filter(|_| !fetch.validating)
         {
-            Some(server) => Next::Ask(Asked { miss, fetch, plan }, server),
-            None => Next::Wait(miss, Stage::Ask(fetch, plan)),
+            Some(server) => Started::Ask(TableMiss { miss, fetch, plan }, server),
+            None => Started::Wait(miss, Stage::Ask(fetch, plan)),
         }
     }
 
-    /// A usable reply to a query of [`Next::Ask`], read by the UDP thread's
+    /// A usable reply to a query of [`Started::Ask`], read by the UDP thread's
     /// table from `server` at `received`: the answer is stored and handed to
     /// the followers, and the client's response written into `out`. An SRV
     /// answer whose targets have to be looked up comes back with the rest,
     /// for a task.
     pub(crate) fn answer_asked(
         &self,
-        asked: Asked,
+        asked: TableMiss,
         reply: &mut [u8],
         (server, received): (SocketAddr, Instant),
         out: &mut Vec<u8>,
     ) -> Option<(Miss, Stage)> {
-        let Asked { miss, fetch, .. } = asked;
+        let TableMiss { miss, fetch, .. } = asked;
         let security = self.unvalidated(&fetch, reply);
         let Some(answer) = self.shape(&fetch, reply, security, received) else {
             self.respond(&miss, None, AnsweredBy::None, out);
@@ -668,12 +668,12 @@ impl Handler {
 
 /// Where [`Handler::start_miss`] leaves a miss.
 #[allow(clippy::large_enum_variant)] // moved once, where a box would be an allocation per miss
-pub(crate) enum Next {
+pub(crate) enum Started {
     /// Answered: the response is in `out`.
     Respond,
     /// Its query goes to this server, from the UDP thread's table; the
     /// reply goes to [`Handler::answer_asked`].
-    Ask(Asked, Arc<NameServer>),
+    Ask(TableMiss, Arc<NameServer>),
     /// The rest has to wait: [`Handler::finish_miss`], as a task.
     Wait(Miss, Stage),
 }
@@ -696,13 +696,13 @@ pub(crate) enum Stage {
 
 /// A miss whose query a UDP thread's table has sent, with its fetch and the
 /// plan of its route's servers.
-pub(crate) struct Asked {
+pub(crate) struct TableMiss {
     pub(crate) miss: Miss,
     pub(crate) fetch: Fetch,
     pub(crate) plan: Plan,
 }
 
-impl Asked {
+impl TableMiss {
     /// The question as it went upstream.
     pub(crate) fn ask(&self) -> Question {
         self.fetch.ask()

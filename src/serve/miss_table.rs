@@ -23,18 +23,18 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::dns::question::Question;
-use crate::resolve::upstream::{Asking, NameServer, NotSent, Outcome, UdpTable};
+use crate::resolve::upstream::{Asking, Ended, NameServer, NotSent, UdpTable};
 use crate::serve::batch::{self, To};
-use crate::serve::handler::{Asked, Handler};
+use crate::serve::handler::{Handler, TableMiss};
 use crate::serve::listening::{self, AnswerTo, Listening};
 
 thread_local! {
     /// This UDP thread's table, made with its first plain miss.
-    static TABLE: RefCell<Option<Table>> = const { RefCell::new(None) };
+    static TABLE: RefCell<Option<Misses>> = const { RefCell::new(None) };
 }
 
 /// A UDP thread's plain misses in flight.
-struct Table {
+struct Misses {
     queries: UdpTable<Waiting>,
     handler: Handler,
     /// The deadline the loop will wake up for, if any; a query that has to
@@ -46,7 +46,7 @@ struct Table {
 
 /// A miss in the table, and where its answer goes.
 struct Waiting {
-    asked: Asked,
+    asked: TableMiss,
     to: AnswerTo,
 }
 
@@ -61,12 +61,12 @@ const SPARE_BUFFERS: usize = 256;
 
 /// Sends a plain miss's query from this thread's table; when the table cannot
 /// take it, or the send fails, the miss goes on as a task.
-pub(super) fn ask(handler: &Handler, asked: Asked, server: Arc<NameServer>, to: AnswerTo) {
+pub(super) fn ask(handler: &Handler, asked: TableMiss, server: Arc<NameServer>, to: AnswerTo) {
     let timeout = asked.timeout();
     let waiting = Waiting { asked, to };
     let refused = TABLE.with_borrow_mut(|table| {
         if table.is_none() {
-            match Table::start(handler) {
+            match Misses::start(handler) {
                 Ok(started) => *table = Some(started),
                 Err(error) => {
                     tracing::warn!(%error, "cannot make this thread's table of upstream queries; misses go on as tasks");
@@ -98,7 +98,7 @@ pub(super) fn ask(handler: &Handler, asked: Asked, server: Arc<NameServer>, to: 
     }
 }
 
-impl Table {
+impl Misses {
     /// The table, and its loop as a task of this thread.
     fn start(handler: &Handler) -> std::io::Result<Self> {
         let queries = UdpTable::new()?;
@@ -117,6 +117,45 @@ impl Table {
             answers: Answers::default(),
         })
     }
+
+    /// Reads the replies in and sends their answers; whether that was all.
+    fn read(&mut self) -> bool {
+        let Self {
+            queries,
+            handler,
+            answers,
+            ..
+        } = self;
+        let drained = queries.read(|waiting, outcome| answers.ended(handler, waiting, outcome));
+        answers.send();
+        drained
+    }
+
+    /// The deadline the loop is to wake up for: the earliest in the table,
+    /// unless it already waits for one that comes sooner.
+    fn arm(&mut self) -> Option<Instant> {
+        let next = self.queries.next_deadline();
+        if next.is_none() || next.is_some_and(|next| self.armed.is_none_or(|armed| next < armed)) {
+            self.armed = next;
+        }
+        self.armed
+    }
+
+    /// Ends the queries whose time is up.
+    fn expire(&mut self) {
+        let Self {
+            queries,
+            handler,
+            answers,
+            armed,
+            ..
+        } = self;
+        *armed = None;
+        queries.expire(Instant::now(), |waiting, outcome| {
+            answers.ended(handler, waiting, outcome)
+        });
+        answers.send();
+    }
 }
 
 /// The table's loop: reads the replies as they come (when the loops that
@@ -126,16 +165,7 @@ async fn read_replies(epoll: AsyncFd<OwnedFd>, wake: Arc<Notify>) {
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     loop {
-        let armed = TABLE.with_borrow_mut(|table| {
-            let table = table.as_mut()?;
-            let next = table.queries.next_deadline();
-            if next.is_some_and(|next| table.armed.is_none_or(|armed| next < armed)) {
-                table.armed = next;
-            } else if next.is_none() {
-                table.armed = None;
-            }
-            table.armed
-        });
+        let armed = TABLE.with_borrow_mut(|table| table.as_mut()?.arm());
         if let Some(armed) = armed
             && sleep.deadline() != tokio::time::Instant::from_std(armed)
         {
@@ -145,7 +175,7 @@ async fn read_replies(epoll: AsyncFd<OwnedFd>, wake: Arc<Notify>) {
             biased;
             ready = epoll.readable() => {
                 let Ok(mut ready) = ready else { return };
-                let drained = TABLE.with_borrow_mut(|table| table.as_mut().is_none_or(Table::read));
+                let drained = TABLE.with_borrow_mut(|table| table.as_mut().is_none_or(Misses::read));
                 if drained {
                     ready.clear_ready();
                 }
@@ -173,37 +203,6 @@ pub(super) fn read_now() {
     });
 }
 
-impl Table {
-    /// Reads the replies in and sends their answers; whether that was all.
-    fn read(&mut self) -> bool {
-        let Self {
-            queries,
-            handler,
-            answers,
-            ..
-        } = self;
-        let drained = queries.read(|waiting, outcome| answers.ended(handler, waiting, outcome));
-        answers.send();
-        drained
-    }
-
-    /// Ends the queries whose time is up.
-    fn expire(&mut self) {
-        let Self {
-            queries,
-            handler,
-            answers,
-            armed,
-            ..
-        } = self;
-        *armed = None;
-        queries.expire(Instant::now(), |waiting, outcome| {
-            answers.ended(handler, waiting, outcome)
-        });
-        answers.send();
-    }
-}
-
 /// The answers of one reading of the table, to send together.
 #[derive(Default)]
 struct Answers {
@@ -222,10 +221,10 @@ struct Ready {
 
 impl Answers {
     /// A query of the table ended: its answer, or the rest as a task.
-    fn ended(&mut self, handler: &Handler, waiting: Waiting, outcome: Outcome<'_>) {
+    fn ended(&mut self, handler: &Handler, waiting: Waiting, outcome: Ended<'_>) {
         let Waiting { asked, to } = waiting;
         match outcome {
-            Outcome::Answered { reply, server, at } => {
+            Ended::Answered { reply, server, at } => {
                 let mut response = self.spare.pop().unwrap_or_default();
                 match handler.answer_asked(asked, reply, (server, at), &mut response) {
                     None => self.ready.push(Ready {
@@ -239,11 +238,11 @@ impl Answers {
                     }
                 }
             }
-            Outcome::Truncated(server) => {
+            Ended::Truncated(server) => {
                 let (miss, stage) = asked.truncated(server);
                 listening::wait(handler.clone(), miss, stage, to);
             }
-            Outcome::Failed(failure) => {
+            Ended::Failed(failure) => {
                 let (miss, stage) = asked.failed(failure);
                 listening::wait(handler.clone(), miss, stage, to);
             }

@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 
 use crate::dns::wire::Protocol;
 use crate::serve::batch::{BATCH, Batch};
-use crate::serve::handler::{Handler, Next, Step};
+use crate::serve::handler::{Handler, Started, Step};
 use crate::serve::listening::{AnswerTo, Listening, OutboxClosed, wait};
 use crate::serve::miss_table;
 
@@ -80,15 +80,15 @@ pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, rea
                 Step::Miss(miss) => miss,
             };
             match handler.start_miss(miss, out) {
-                Next::Respond => batch.mark_ready(i),
-                Next::Ask(asked, server) => {
+                Started::Respond => batch.mark_ready(i),
+                Started::Ask(asked, server) => {
                     let to = AnswerTo {
                         listening: Arc::clone(&listening),
                         client,
                     };
                     miss_table::ask(&handler, asked, server, to);
                 }
-                Next::Wait(miss, stage) => {
+                Started::Wait(miss, stage) => {
                     let to = AnswerTo {
                         listening: Arc::clone(&listening),
                         client,

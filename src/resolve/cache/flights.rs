@@ -28,7 +28,7 @@ struct Fetching {
 /// a miss that comes in after a reload changed the routes does not wait on
 /// a fetch begun under the old ones), the number its leader knows it by,
 /// and its [`Fetching`] once a follower waits.
-struct Entry {
+struct FlightEntry {
     key: CacheKey,
     epoch: u64,
     id: u64,
@@ -36,8 +36,8 @@ struct Entry {
 }
 
 #[derive(Default)]
-struct Table {
-    entries: Mutex<HashTable<Entry>>,
+struct FlightTable {
+    entries: Mutex<HashTable<FlightEntry>>,
     hasher: DefaultHashBuilder,
     next_id: AtomicU64,
 }
@@ -45,7 +45,7 @@ struct Table {
 /// Misses in flight. Cloning shares the table.
 #[derive(Default, Clone)]
 pub(crate) struct Flights {
-    table: Arc<Table>,
+    table: Arc<FlightTable>,
 }
 
 /// The first miss for a key fetches; later ones wait for it.
@@ -60,7 +60,7 @@ pub(crate) enum Flight {
 /// without [`Leader::finish`] (an error, a cancelled task) releases the
 /// followers with no answer.
 pub(crate) struct Leader {
-    table: Arc<Table>,
+    table: Arc<FlightTable>,
     hash: u64,
     id: u64,
     /// [`Leader::finish`] gave the followers the answer.
@@ -76,13 +76,13 @@ impl Flights {
         let table = &self.table;
         let hash = table.hasher.hash_one((&**key, epoch));
         let mut entries = table.entries.lock().expect("flight table lock");
-        let same = |e: &Entry| e.epoch == epoch && e.key == *key;
+        let same = |e: &FlightEntry| e.epoch == epoch && e.key == *key;
         if let Some(entry) = entries.find_mut(hash, same) {
             let fetching = entry.waiting.get_or_insert_with(Arc::default);
             return Flight::Follower(Follower(Arc::clone(fetching)));
         }
         let id = table.next_id.fetch_add(1, Ordering::Relaxed);
-        let entry = Entry {
+        let entry = FlightEntry {
             key: *key,
             epoch,
             id,

@@ -38,7 +38,7 @@ use crate::resolve::health::{self, ServerHealth};
 pub(crate) use self::server::NameServer;
 /// For the UDP threads, which each run a reactor of their own.
 pub(crate) use self::sockets::use_own_sockets;
-pub(crate) use self::table::{Asking, NotSent, Outcome, UdpTable};
+pub(crate) use self::table::{Asking, Ended, NotSent, UdpTable};
 
 /// Why a route's upstreams gave no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

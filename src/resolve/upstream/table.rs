@@ -56,7 +56,7 @@ pub(crate) trait Asking {
 /// caller keeps with each.
 pub(crate) struct UdpTable<T> {
     epoll: OwnedFd,
-    slots: Vec<Slot<T>>,
+    slots: Vec<QuerySlot<T>>,
     /// Slots with no query, to take first.
     free: Vec<u32>,
     queues: Vec<Deadlines>,
@@ -66,7 +66,7 @@ pub(crate) struct UdpTable<T> {
     query: Vec<u8>,
 }
 
-struct Slot<T> {
+struct QuerySlot<T> {
     /// `None` until its first query, and after a query that failed.
     socket: Option<UdpSocket>,
     query: Option<InFlight<T>>,
@@ -93,7 +93,7 @@ struct Deadlines {
 }
 
 /// How a query of the table ended, handed to the caller with its payload.
-pub(crate) enum Outcome<'a> {
+pub(crate) enum Ended<'a> {
     /// A usable reply (not SERVFAIL, REFUSED, truncated or malformed), from
     /// `server`, read `at`.
     Answered {
@@ -167,7 +167,7 @@ impl<T: Asking> UdpTable<T> {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
-                self.slots.push(Slot {
+                self.slots.push(QuerySlot {
                     socket: None,
                     query: None,
                     prev: NONE,
@@ -298,7 +298,7 @@ impl<T: Asking> UdpTable<T> {
     /// Reads the replies waiting, and hands each query that ended, with its
     /// payload and outcome, to `done`. Returns whether that was all: false
     /// when more sockets were ready than one call takes.
-    pub(crate) fn read(&mut self, mut done: impl FnMut(T, Outcome<'_>)) -> bool {
+    pub(crate) fn read(&mut self, mut done: impl FnMut(T, Ended<'_>)) -> bool {
         // SAFETY: the buffer holds EVENTS events, as the call is told; a
         // timeout of 0 never blocks.
         let ready = unsafe {
@@ -321,7 +321,7 @@ impl<T: Asking> UdpTable<T> {
     /// ends the query, or nothing is left; anything else is dropped (RFC
     /// 5452 §9: the reply must come from the server's address and port, with
     /// the query's ID and question).
-    fn read_slot(&mut self, index: u32, done: &mut impl FnMut(T, Outcome<'_>)) {
+    fn read_slot(&mut self, index: u32, done: &mut impl FnMut(T, Ended<'_>)) {
         loop {
             let slot = &self.slots[index as usize];
             let Some(socket) = &slot.socket else {
@@ -353,17 +353,17 @@ impl<T: Asking> UdpTable<T> {
                     let judged = usable(reply);
                     let query = self.end(index, true).expect("the slot has a query");
                     let outcome = if truncated {
-                        Outcome::Truncated(query.server)
+                        Ended::Truncated(query.server)
                     } else {
                         let at = Instant::now();
                         query.server.record(judged.map(|()| at - query.sent));
                         match judged {
-                            Ok(()) => Outcome::Answered {
+                            Ok(()) => Ended::Answered {
                                 reply: &mut self.reply[..len],
                                 server: query.server.addr(),
                                 at,
                             },
-                            Err(failure) => Outcome::Failed(failure),
+                            Err(failure) => Ended::Failed(failure),
                         }
                     };
                     done(query.payload, outcome);
@@ -376,7 +376,7 @@ impl<T: Asking> UdpTable<T> {
                     let failure = Failure::Network(error.kind());
                     let query = self.end(index, false).expect("the slot has a query");
                     query.server.record(Err(failure));
-                    done(query.payload, Outcome::Failed(failure));
+                    done(query.payload, Ended::Failed(failure));
                     return;
                 }
             }
@@ -393,7 +393,7 @@ impl<T: Asking> UdpTable<T> {
     }
 
     /// Ends every query whose deadline is past `now`, as a timeout.
-    pub(crate) fn expire(&mut self, now: Instant, mut done: impl FnMut(T, Outcome<'_>)) {
+    pub(crate) fn expire(&mut self, now: Instant, mut done: impl FnMut(T, Ended<'_>)) {
         for queue in 0..self.queues.len() {
             loop {
                 let head = self.queues[queue].head;
@@ -407,7 +407,7 @@ impl<T: Asking> UdpTable<T> {
                 }
                 let query = self.end(head, false).expect("a queued slot has a query");
                 query.server.record(Err(Failure::Timeout));
-                done(query.payload, Outcome::Failed(Failure::Timeout));
+                done(query.payload, Ended::Failed(Failure::Timeout));
             }
         }
     }
