@@ -16,7 +16,7 @@
 //! A missing tool fails the test unless `SPLITDNS_SKIP` names it ([`skip`]); CI installs them
 //! (`.ci/run`: ldnsutils, nsd, unbound).
 
-use super::free_port;
+use super::{free_port, unbound};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
@@ -725,16 +725,7 @@ fn oracle_config(dir: &Path, tree: &Tree, anchor: &str, port: u16, insecure: &[&
         r#"server:
     interface: 127.0.0.1@{port}
     port: {port}
-    do-ip6: no
-    do-not-query-localhost: no
-    access-control: 127.0.0.0/8 allow
-    username: ""
-    chroot: ""
-    directory: "{dir}"
-    pidfile: ""
-    use-syslog: no
-    logfile: "{dir}/unbound.log"
-    verbosity: 1
+{sandbox}
     val-log-level: 2
     num-threads: 1
     module-config: "validator iterator"
@@ -746,7 +737,7 @@ fn oracle_config(dir: &Path, tree: &Tree, anchor: &str, port: u16, insecure: &[&
     val-bogus-ttl: 0
     local-data: "{LOCAL_NAME} 0 IN A {LOCAL_ADDR}"
 "#,
-        dir = dir.display(),
+        sandbox = unbound::sandbox(dir),
     );
     for zone in insecure {
         writeln!(conf, "    domain-insecure: \"{zone}\"").unwrap();

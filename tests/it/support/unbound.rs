@@ -216,16 +216,7 @@ fn config(dir: &Path, pki: &Pki, plain: u16, tls: u16, https: u16) -> String {
     tls-session-ticket-keys: "{dir}/ticket.key"
     tls-service-key: "{key}"
     tls-service-pem: "{cert}"
-    do-ip6: no
-    do-not-query-localhost: no
-    access-control: 127.0.0.0/8 allow
-    username: ""
-    chroot: ""
-    directory: "{dir}"
-    pidfile: ""
-    use-syslog: no
-    logfile: "{dir}/unbound.log"
-    verbosity: 1
+{sandbox}
     num-threads: 1
     incoming-num-tcp: 300
     tcp-idle-timeout: 120000
@@ -244,7 +235,26 @@ remote-control:
 "#,
         key = pki.key().display(),
         cert = pki.cert().display(),
+        sandbox = sandbox(dir),
         dir = dir.display(),
+    )
+}
+
+/// The `server:` lines every test Unbound has: IPv4 on loopback only, answering
+/// 127.0.0.0/8, running as the test's user in `dir` with its log there, no syslog.
+pub(crate) fn sandbox(dir: &Path) -> String {
+    format!(
+        r#"    do-ip6: no
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    username: ""
+    chroot: ""
+    directory: "{dir}"
+    pidfile: ""
+    use-syslog: no
+    logfile: "{dir}/unbound.log"
+    verbosity: 1"#,
+        dir = dir.display()
     )
 }
 
