@@ -550,7 +550,6 @@ impl Handler {
             route: routed.route,
             leader,
             upstream: Arc::clone(upstream),
-            rewritten: target.rewrite.is_some(),
             ttl: target.ttl,
             validating,
         };
@@ -759,8 +758,6 @@ pub(crate) struct Fetch {
     route: RouteId,
     leader: Leader,
     upstream: Arc<Upstream>,
-    /// The route rewrites the name it asks upstream.
-    rewritten: bool,
     ttl: TtlPolicy,
     validating: bool,
 }
@@ -772,9 +769,10 @@ impl Fetch {
     fn ask(&self) -> Question {
         let question = self.question;
         let router = &self.state.router;
-        let lower = if self.rewritten {
+        let route = router.get(self.route);
+        let lower = if route.rewrite.is_some() {
             router
-                .effective_route(router.get(self.route), &question.lower)
+                .effective_route(route, &question.lower)
                 .map_or(question.lower, |target| target.ask)
         } else {
             question.lower

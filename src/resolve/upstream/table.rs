@@ -60,7 +60,6 @@ pub(crate) struct UdpTable<T> {
     /// Slots with no query, to take first.
     free: Vec<u32>,
     queues: Vec<Deadlines>,
-    in_flight: usize,
     events: Box<[libc::epoll_event; EVENTS]>,
     reply: Box<[u8; UDP_REPLY_BUFFER]>,
     query: Vec<u8>,
@@ -130,7 +129,6 @@ impl<T: Asking> UdpTable<T> {
             slots: Vec::new(),
             free: Vec::new(),
             queues: Vec::new(),
-            in_flight: 0,
             events: Box::new([libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
             reply: Box::new([0; UDP_REPLY_BUFFER]),
             query: Vec::with_capacity(512),
@@ -145,7 +143,7 @@ impl<T: Asking> UdpTable<T> {
 
     /// Whether no query is in flight.
     pub(crate) fn is_empty(&self) -> bool {
-        self.in_flight == 0
+        self.free.len() == self.slots.len()
     }
 
     /// Sends the payload's question to `server` with a random ID from a
@@ -196,7 +194,6 @@ impl<T: Asking> UdpTable<T> {
             queue,
         });
         self.link(index, queue);
-        self.in_flight += 1;
         Ok(sent + timeout)
     }
 
@@ -291,7 +288,6 @@ impl<T: Asking> UdpTable<T> {
             slot.socket = None;
         }
         self.free.push(index);
-        self.in_flight -= 1;
         Some(query)
     }
 
