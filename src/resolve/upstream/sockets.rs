@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 /// closed. Above what a busy server has in flight at once, so a load that
 /// ebbs and flows does not close sockets only to open them again; a burst
 /// beyond it opens sockets that are closed again when it is over.
-const MAX_IDLE_SOCKETS: usize = 256;
+pub(super) const MAX_IDLE_SOCKETS: usize = 256;
 
 /// A server's UDP sockets between queries. None is ever bound explicitly, so
 /// each gets a port only when a query is sent from it, drawn by the kernel at

@@ -16,7 +16,9 @@
 //! new one. The socket stays registered, so that is one system call per
 //! query (BENCHMARKS.md, "The port of a query", measures it against the
 //! alternatives). A socket whose query failed is closed instead: it may hold
-//! an ICMP error or a late reply.
+//! an ICMP error or a late reply. A socket serves servers of one address
+//! family, so free slots are kept by the family of theirs ([`FreeSlots`]),
+//! with as many idle sockets at most as a server's pool keeps.
 //!
 //! Deadlines: one queue per distinct timeout, linked through the slots.
 //! Queries of one timeout end in the order they began, so a queue is kept in
@@ -37,7 +39,7 @@ use crate::observe::failure::Failure;
 
 use super::exchange::{UDP_REPLY_BUFFER, answers, same_endpoint};
 use super::server::{NameServer, usable};
-use super::sockets::{dissolve, hear_icmp_errors};
+use super::sockets::{MAX_IDLE_SOCKETS, dissolve, hear_icmp_errors};
 
 /// Slots per thread at most; a miss beyond them goes its slower way.
 const MAX_SLOTS: usize = 4096;
@@ -58,7 +60,7 @@ pub(crate) struct UdpTable<T> {
     epoll: OwnedFd,
     slots: Vec<QuerySlot<T>>,
     /// Slots with no query, to take first.
-    free: Vec<u32>,
+    free: FreeSlots,
     queues: Vec<Deadlines>,
     events: Box<[libc::epoll_event; EVENTS]>,
     reply: Box<[u8; UDP_REPLY_BUFFER]>,
@@ -72,6 +74,67 @@ struct QuerySlot<T> {
     /// Neighbours in its deadline queue.
     prev: u32,
     next: u32,
+}
+
+/// Slots with no query: those whose socket is kept, by its address family,
+/// and those without one. A socket reaches only servers of its own family
+/// (an IPv4 one cannot send to IPv6; an IPv6 one would reach IPv4 from a
+/// mapped address that no reply could be matched to), and at most
+/// [`MAX_IDLE_SOCKETS`] of each are kept (as many as a server's pool keeps), so that a burst does not leave a
+/// descriptor open per slot it made. The slot ended last is taken first.
+#[derive(Default)]
+struct FreeSlots {
+    open: [Vec<u32>; 2],
+    closed: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+enum Family {
+    V4 = 0,
+    V6 = 1,
+}
+
+/// What becomes of a free slot's socket when the slot is taken.
+enum ItsSocket {
+    Kept,
+    /// Of the other family: closed, and a new one opened.
+    Replaced,
+}
+
+impl Family {
+    fn of(server: SocketAddr) -> Self {
+        if server.is_ipv6() { Self::V6 } else { Self::V4 }
+    }
+}
+
+impl FreeSlots {
+    fn len(&self) -> usize {
+        self.open[0].len() + self.open[1].len() + self.closed.len()
+    }
+
+    /// A free slot for a server of `family`: one with a socket of that
+    /// family, else one without, else (when no new slot `may_grow`) one with
+    /// a socket of the other family.
+    fn take(&mut self, family: Family, may_grow: bool) -> Option<(u32, ItsSocket)> {
+        if let Some(index) = self.open[family as usize].pop() {
+            return Some((index, ItsSocket::Kept));
+        }
+        if let Some(index) = self.closed.pop() {
+            return Some((index, ItsSocket::Kept));
+        }
+        if may_grow {
+            return None;
+        }
+        let other = 1 - family as usize;
+        self.open[other]
+            .pop()
+            .map(|index| (index, ItsSocket::Replaced))
+    }
+
+    /// Whether an ended query's socket of `family` is kept for the next.
+    fn keeps(&self, family: Family) -> bool {
+        self.open[family as usize].len() < MAX_IDLE_SOCKETS
+    }
 }
 
 /// One query in flight.
@@ -127,7 +190,7 @@ impl<T: Asking> UdpTable<T> {
             // SAFETY: `fd` was just created and is owned by nothing else.
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
             slots: Vec::new(),
-            free: Vec::new(),
+            free: FreeSlots::default(),
             queues: Vec::new(),
             events: Box::new([libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
             reply: Box::new([0; UDP_REPLY_BUFFER]),
@@ -156,14 +219,19 @@ impl<T: Asking> UdpTable<T> {
         payload: T,
     ) -> Result<Instant, (T, NotSent)> {
         let ask = &payload.question();
-        if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
+        let family = Family::of(server.addr());
+        if self.free.len() == 0 && self.slots.len() >= MAX_SLOTS {
             return Err((payload, NotSent::Full));
         }
         let Some(id) = server.ids().claim(ask) else {
             return Err((payload, NotSent::Full));
         };
-        let index = match self.free.pop() {
-            Some(index) => index,
+        let index = match self.free.take(family, self.slots.len() < MAX_SLOTS) {
+            Some((index, ItsSocket::Kept)) => index,
+            Some((index, ItsSocket::Replaced)) => {
+                self.slots[index as usize].socket = None;
+                index
+            }
             None => {
                 self.slots.push(QuerySlot {
                     socket: None,
@@ -181,7 +249,7 @@ impl<T: Asking> UdpTable<T> {
             let failure = Failure::Network(error.kind());
             server.record(Err(failure));
             self.slots[index as usize].socket = None;
-            self.free.push(index);
+            self.free.closed.push(index);
             return Err((payload, NotSent::Failed(failure)));
         }
         let queue = self.queue_of(timeout);
@@ -283,11 +351,16 @@ impl<T: Asking> UdpTable<T> {
         self.unlink(index, query.queue);
         query.server.ids().release(query.id);
         let slot = &mut self.slots[index as usize];
-        let kept = keep_socket && slot.socket.as_ref().is_some_and(|s| dissolve(s).is_ok());
-        if !kept {
+        let family = Family::of(query.server.addr());
+        let kept = keep_socket
+            && self.free.keeps(family)
+            && slot.socket.as_ref().is_some_and(|s| dissolve(s).is_ok());
+        if kept {
+            self.free.open[family as usize].push(index);
+        } else {
             slot.socket = None;
+            self.free.closed.push(index);
         }
-        self.free.push(index);
         Some(query)
     }
 
@@ -406,5 +479,52 @@ impl<T: Asking> UdpTable<T> {
                 done(query.payload, Ended::Failed(Failure::Timeout));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot goes to a server of its socket's family first (an IPv4 socket
+    /// cannot send to IPv6, RFC 4291 §2.5.5.2's mapped addresses make an
+    /// IPv6 one useless for IPv4), then one without a socket, then a new
+    /// slot; only a full table takes the other family's, replacing its socket.
+    #[test]
+    fn a_free_slot_is_taken_by_its_socket_family_first() {
+        let mut free = FreeSlots::default();
+        free.open[Family::V4 as usize].push(1);
+        free.open[Family::V6 as usize].push(2);
+        free.closed.push(3);
+        assert!(matches!(
+            free.take(Family::V6, true),
+            Some((2, ItsSocket::Kept))
+        ));
+        assert!(matches!(
+            free.take(Family::V6, true),
+            Some((3, ItsSocket::Kept))
+        ));
+        assert!(
+            free.take(Family::V6, true).is_none(),
+            "a new slot, not slot 1"
+        );
+        assert!(matches!(
+            free.take(Family::V6, false),
+            Some((1, ItsSocket::Replaced))
+        ));
+        assert_eq!(free.len(), 0);
+    }
+
+    /// Idle sockets per family are bounded as a server's pool bounds them:
+    /// after a burst, the slots it made keep at most that many open.
+    #[test]
+    fn idle_sockets_are_kept_up_to_the_pools_bound() {
+        let mut free = FreeSlots::default();
+        for index in 0..MAX_IDLE_SOCKETS as u32 {
+            assert!(free.keeps(Family::V4));
+            free.open[Family::V4 as usize].push(index);
+        }
+        assert!(!free.keeps(Family::V4));
+        assert!(free.keeps(Family::V6), "the bound is per family");
     }
 }
