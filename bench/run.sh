@@ -28,6 +28,7 @@ SYSTEMS=splitdns,dnsmasq,unbound,dnsdist,floor
 WORKLOADS="cold,hot,consul"
 OUT=""
 PERCENTILES=1
+KEEP_LATENCIES=0
 KEEP_SCRATCH=0
 PORT_BASE=25300
 
@@ -91,6 +92,9 @@ predicts and stayed up, 3 when one did not (see the answers column), 1 on error.
                          N+4 the signed bench.test upstream, N+10..N+17
                          forwarders (default: $PORT_BASE)
   --no-percentiles       skip dnsperf -v (no p50/p90/p99 columns, a bit less client CPU)
+  --keep-latencies       keep every answer's latency, in completion order, in
+                         raw/SYSTEM-WORKLOAD-runN.latencies (ms, one per line; for
+                         bench/latency_regimes.py)
   --keep                 keep the scratch directory (zones, query files)
   -h, --help             this text
 
@@ -125,6 +129,7 @@ parse_args() {
       --out) OUT=$2; shift ;;
       --port-base) PORT_BASE=$2; shift ;;
       --no-percentiles) PERCENTILES=0 ;;
+      --keep-latencies) KEEP_LATENCIES=1 ;;
       --keep) KEEP_SCRATCH=1 ;;
       -h|--help) usage; exit 0 ;;
       *) usage >&2; die "unknown option: $1" ;;
@@ -658,9 +663,13 @@ json_obj() {  # KEY VALUE...: values go in as given, so quote strings yourself
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
-# dnsperf -v prints a line per answer before its summary; keep the summary only.
+# dnsperf -v prints a line per answer before its summary; keep the summary only,
+# and with --keep-latencies each answer's latency in ms, in the order they came.
 keep_summary() {  # VERBOSE_OUTPUT RAW_FILE
   grep -v '^> ' "$1" >"$2" || true
+  if ((KEEP_LATENCIES)); then
+    awk '$1 == ">" && NF >= 5 { printf "%.3f\n", $5 * 1000 }' "$1" >"${2%.txt}.latencies"
+  fi
   rm -f "$1"
   [[ -s $2.stderr ]] || rm -f "$2.stderr"
 }
