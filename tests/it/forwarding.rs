@@ -12,7 +12,7 @@ use crate::support::client::{self, udp_exchange_raw};
 use crate::support::fixtures::{BIG_TXT_BYTES, consul, internet, load_ip};
 use crate::support::upstream::BOGUS_IP;
 use crate::support::{
-    FakeUpstream, Mode, Proto, Splitdns, answer_ips, assert_rcode, prereq, query, query_with_edns,
+    FakeUpstream, Mode, Proto, Splitdns, answer_ips, assert_rcode, query, query_with_edns,
     txt_bytes,
 };
 
@@ -421,64 +421,6 @@ async fn a_reply_sent_twice_is_not_taken_for_the_next_query() {
         assert_eq!(answer_ips(&reply), vec![load_ip(i)], "{name}");
         assert_eq!(upstream.count(&name, RecordType::A), 1, "{name}");
     }
-}
-
-/// RFC 5452 §9.1: a reply is taken only when it comes from the address and
-/// port the query was sent to. A host's upstreams often mix the families (a
-/// resolv.conf with `nameserver 1.1.1.1` and `nameserver 2606:4700::1111`,
-/// Consul on 127.0.0.1 beside an IPv6 default), and an IPv4 socket cannot
-/// send to an IPv6 server, while an IPv6 one reaches an IPv4 server from a
-/// mapped address (`::ffff:a.b.c.d`, RFC 4291 §2.5.5.2) its reply does not
-/// match. Misses alternating between an upstream on ::1 and one on 127.0.0.1,
-/// on one UDP thread (whose table keeps a socket per query slot from one query
-/// to the next), are each answered at once, by the upstream of their route,
-/// asked once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn misses_alternating_between_ipv4_and_ipv6_upstreams_are_each_answered() {
-    const TEST: &str = "misses_alternating_between_ipv4_and_ipv6_upstreams_are_each_answered";
-    let bound = std::net::UdpSocket::bind("[::1]:0").and_then(|udp| {
-        let tcp = std::net::TcpListener::bind(udp.local_addr()?)?;
-        Ok((udp, tcp))
-    });
-    let (udp, tcp) = match bound {
-        Ok(pair) => pair,
-        Err(error) => {
-            let why = format!(
-                "no IPv6 loopback to bind [::1] on ({error}); enable it with sysctl net.ipv6.conf.lo.disable_ipv6=0"
-            );
-            if prereq::skip(TEST, "ipv6", Some(why)) {
-                return;
-            }
-            unreachable!("skip panics unless the test is opted out");
-        }
-    };
-    let six = FakeUpstream::start_on(internet(), udp, tcp);
-    let four = FakeUpstream::start(internet()).await;
-    let config = "[server]\nlisten = [\"127.0.0.1:0\"]\nthreads = 1\n\
-                  [upstream]\nservers = [\"{four}\"]\ntimeout = \"3s\"\n\
-                  [[route]]\nzones = [\"load.example\"]\nservers = [\"{six}\"]\ntimeout = \"3s\"\n";
-    let dns = Splitdns::start(config, &[("four", &four), ("six", &six)]).await;
-    for i in 0..20 {
-        let name = format!("n{i}.load.example.");
-        let started = std::time::Instant::now();
-        let reply = dns.ask(&name, RecordType::A).await;
-        assert_rcode(&reply, ResponseCode::NoError);
-        assert_eq!(answer_ips(&reply), vec![load_ip(i)], "{name}");
-        assert_eq!(six.count(&name, RecordType::A), 1, "{name} asked of ::1");
-        let reply = dns.ask("zero.example.", RecordType::A).await;
-        assert_rcode(&reply, ResponseCode::NoError);
-        assert_eq!(
-            answer_ips(&reply),
-            vec!["192.0.2.20".parse::<Ipv4Addr>().unwrap()]
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{name} and zero.example. took {:?}: a timeout, then the next try",
-            started.elapsed()
-        );
-    }
-    assert_eq!(four.count("zero.example.", RecordType::A), 20);
-    assert_eq!(four.count("n0.load.example.", RecordType::A), 0);
 }
 
 /// RFC 768 and RFC 1035 §4.2.1: a reply goes back from the address the query

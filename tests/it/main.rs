@@ -60,6 +60,8 @@ mod includes;
 mod layers;
 // Many clients at once.
 mod load;
+// IPv6 end to end on ::1: a listener there, who it admits, upstreams there, ip6.arpa routes.
+mod ipv6;
 // Local data: hosts files, `[[record]]`, record rules, domain_needed, bogus_priv, filter_aaaa.
 mod local;
 // Our own query coming back through an upstream, failed at once.
