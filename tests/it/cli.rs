@@ -324,9 +324,15 @@ fn run_with_a_bad_config_fails_with_one_line() {
 /// steps instead of a unit that fails in a restart loop.
 #[test]
 fn check_bind_names_an_address_another_program_holds() {
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let held = udp.local_addr().unwrap();
-    let _tcp = std::net::TcpListener::bind(held).unwrap();
+    // An ephemeral UDP port whose TCP twin is free too: another test may hold that one.
+    let (_udp, _tcp, held) = (0..50)
+        .find_map(|_| {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let held = udp.local_addr().unwrap();
+            let tcp = std::net::TcpListener::bind(held).ok()?;
+            Some((udp, tcp, held))
+        })
+        .expect("no free port for both UDP and TCP");
     let dir = TempDir::new().unwrap();
     let path = write(
         &dir,
