@@ -3,25 +3,64 @@
 //! On a loaded resolver most of the CPU goes to the kernel, and a good share of
 //! that is per-call overhead; taking up to [`BATCH`] queries per receive and
 //! sending their answers together cuts it, the way Unbound and dnsdist do.
+//!
+//! A socket bound to a wildcard address (`0.0.0.0`, `::`) is told each
+//! datagram's destination address (IP_PKTINFO, IPV6_RECVPKTINFO), and its
+//! answer leaves from that address: a client that connected its socket to
+//! the address it asked (glibc's resolver does) hears only replies from it
+//! (RFC 1122 §4.1.3.5: a UDP reply's source is the request's destination),
+//! and the kernel's own choice of source is the route's, which need not be
+//! the address asked (127.0.0.2, a second address on an interface).
 
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::ptr;
 
 use socket2::SockAddr;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
 
 /// Datagrams per system call.
 pub(super) const BATCH: usize = 32;
 /// Queries are small; a larger datagram is reported truncated and dropped.
 const SLOT: usize = 4096;
+/// Room for one IP_PKTINFO or IPV6_PKTINFO control message, in words so
+/// that the buffer is aligned as a `cmsghdr` must be.
+const CONTROL_WORDS: usize = 8;
+
+/// The address a datagram came to on a wildcard socket, as its answer's
+/// control message gives it back: the answer leaves from there.
+#[derive(Clone, Copy)]
+pub(super) enum Source {
+    V4(libc::in_pktinfo),
+    V6(libc::in6_pktinfo),
+}
+
+/// A datagram of a burst: its bytes, its sender, the address it came to (on
+/// a wildcard socket) and the buffer its response is written into.
+pub(super) struct Received<'a> {
+    pub(super) packet: &'a [u8],
+    pub(super) client: SocketAddr,
+    pub(super) source: Option<Source>,
+    pub(super) out: &'a mut Vec<u8>,
+}
+
+/// Where an answer goes: its client, in the form sendmmsg takes, and the
+/// address it leaves from when the socket's own is a wildcard.
+pub(super) struct Destination {
+    pub(super) client: SockAddr,
+    pub(super) source: Option<Source>,
+}
 
 /// Receive buffers, the senders' addresses and the answers of one burst.
 pub(super) struct Batch {
     bufs: Box<[[u8; SLOT]]>,
     addrs: Box<[libc::sockaddr_storage]>,
     addr_lens: [libc::socklen_t; BATCH],
+    controls: Box<[[u64; CONTROL_WORDS]; BATCH]>,
+    sources: [Option<Source>; BATCH],
     lens: [usize; BATCH],
     truncated: [bool; BATCH],
     /// `responses[i]` is sent back to the sender of datagram `i` when `ready[i]`.
@@ -37,6 +76,8 @@ impl Batch {
             addrs: vec![unsafe { mem::zeroed::<libc::sockaddr_storage>() }; BATCH]
                 .into_boxed_slice(),
             addr_lens: [0; BATCH],
+            controls: Box::new([[0; CONTROL_WORDS]; BATCH]),
+            sources: [None; BATCH],
             lens: [0; BATCH],
             truncated: [false; BATCH],
             responses: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
@@ -60,9 +101,12 @@ impl Batch {
             hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdr.msg_iov = &mut iovs[i];
             hdr.msg_iovlen = 1;
+            hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            hdr.msg_controllen = mem::size_of::<[u64; CONTROL_WORDS]>();
         }
-        // SAFETY: every header points at a live buffer and address of this
-        // batch, with their true sizes; the kernel writes within them only.
+        // SAFETY: every header points at a live buffer, address and control
+        // buffer of this batch, with their true sizes; the kernel writes
+        // within them only.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
@@ -81,22 +125,28 @@ impl Batch {
             self.addr_lens[i] = hdr.msg_hdr.msg_namelen;
             self.truncated[i] = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.ready[i] = false;
+            self.sources[i] = if hdr.msg_hdr.msg_controllen == 0 {
+                None
+            } else {
+                // SAFETY: the kernel wrote msg_controllen bytes of control
+                // messages into this header's buffer.
+                unsafe { source_of(&hdr.msg_hdr) }
+            };
         }
         Ok(n)
     }
 
-    /// Datagram `i`, its sender and its response buffer; `None` for a truncated
-    /// datagram or a non-IP sender.
-    pub(super) fn query(&mut self, i: usize) -> Option<(&[u8], SocketAddr, &mut Vec<u8>)> {
+    /// Datagram `i`; `None` for a truncated datagram or a non-IP sender.
+    pub(super) fn query(&mut self, i: usize) -> Option<Received<'_>> {
         if self.truncated[i] {
             return None;
         }
-        let client = socket_addr(&self.addrs[i])?;
-        Some((
-            &self.bufs[i][..self.lens[i]],
-            client,
-            &mut self.responses[i],
-        ))
+        Some(Received {
+            packet: &self.bufs[i][..self.lens[i]],
+            client: socket_addr(&self.addrs[i])?,
+            source: self.sources[i],
+            out: &mut self.responses[i],
+        })
     }
 
     /// The response to datagram `i` is written: send it with the burst.
@@ -108,7 +158,7 @@ impl Batch {
     /// (answers to earlier misses), in as few calls as [`BATCH`] allows.
     /// Returns how many went; when the socket's buffer is full the rest are
     /// left, in [`Batch::outgoing`] order, for the caller to send one by one.
-    pub(super) fn send(&self, fd: RawFd, n: usize, queued: &[(Vec<u8>, SockAddr)]) -> usize {
+    pub(super) fn send(&self, fd: RawFd, n: usize, queued: &[(Vec<u8>, Destination)]) -> usize {
         send_all(fd, self.outgoing(n, queued))
     }
 
@@ -116,12 +166,12 @@ impl Batch {
     pub(super) fn outgoing<'a>(
         &'a self,
         n: usize,
-        queued: &'a [(Vec<u8>, SockAddr)],
+        queued: &'a [(Vec<u8>, Destination)],
     ) -> impl Iterator<Item = (&'a [u8], To<'a>)> + 'a {
         let answered = (0..n).filter(|&i| self.ready[i]).map(|i| {
             (
                 self.responses[i].as_slice(),
-                To::Sender(&self.addrs[i], self.addr_lens[i]),
+                To::Sender(&self.addrs[i], self.addr_lens[i], self.sources[i].as_ref()),
             )
         });
         answered.chain(
@@ -141,6 +191,7 @@ pub(super) fn send_all<'a>(fd: RawFd, outgoing: impl Iterator<Item = (&'a [u8], 
         // SAFETY: as in recv; zeroed C structs, filled before use.
         let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        let mut controls = [[0u64; CONTROL_WORDS]; BATCH];
         let mut count = 0;
         for (slot, (bytes, to)) in outgoing.by_ref().take(BATCH).enumerate() {
             iovs[slot] = libc::iovec {
@@ -151,6 +202,11 @@ pub(super) fn send_all<'a>(fd: RawFd, outgoing: impl Iterator<Item = (&'a [u8], 
             (hdr.msg_name, hdr.msg_namelen) = to.raw();
             hdr.msg_iov = &mut iovs[slot];
             hdr.msg_iovlen = 1;
+            if let Some(source) = to.source() {
+                // SAFETY: the control buffer is aligned for a cmsghdr and
+                // has room for one pktinfo message.
+                unsafe { set_source(hdr, &mut controls[slot], source) };
+            }
             count = slot + 1;
         }
         // SAFETY: the headers point at live response buffers and addresses
@@ -168,26 +224,116 @@ pub(super) fn send_all<'a>(fd: RawFd, outgoing: impl Iterator<Item = (&'a [u8], 
 }
 
 /// Where a response goes: back to a datagram's sender, at the address the
-/// kernel wrote for it, or to the client of a queued answer.
+/// kernel wrote for it, or to the client of a queued answer; from the
+/// address the query came to, when the socket's is a wildcard.
+#[derive(Clone, Copy)]
 pub(super) enum To<'a> {
-    Sender(&'a libc::sockaddr_storage, libc::socklen_t),
-    Queued(&'a SockAddr),
+    Sender(
+        &'a libc::sockaddr_storage,
+        libc::socklen_t,
+        Option<&'a Source>,
+    ),
+    Queued(&'a Destination),
 }
 
 impl To<'_> {
     /// The address as sendmmsg takes it.
     fn raw(&self) -> (*mut libc::c_void, libc::socklen_t) {
         match self {
-            Self::Sender(storage, len) => (ptr::from_ref(*storage).cast_mut().cast(), *len),
-            Self::Queued(to) => (to.as_ptr().cast_mut().cast(), to.len()),
+            Self::Sender(storage, len, _) => (ptr::from_ref(*storage).cast_mut().cast(), *len),
+            Self::Queued(to) => (to.client.as_ptr().cast_mut().cast(), to.client.len()),
         }
     }
 
-    pub(super) fn socket_addr(&self) -> Option<SocketAddr> {
+    fn source(&self) -> Option<&Source> {
         match self {
-            Self::Sender(storage, _) => socket_addr(storage),
-            Self::Queued(to) => to.as_socket(),
+            Self::Sender(_, _, source) => *source,
+            Self::Queued(to) => to.source.as_ref(),
         }
+    }
+}
+
+/// Sends one response when the socket has room, for an answer that a full
+/// send buffer held back from its sendmmsg.
+pub(super) async fn send_one(socket: &UdpSocket, bytes: &[u8], to: To<'_>) -> io::Result<()> {
+    let fd = socket.as_raw_fd();
+    socket
+        .async_io(Interest::WRITABLE, || {
+            if send_all(fd, std::iter::once((bytes, to))) == 1 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+        .await
+}
+
+/// The address a datagram came to, from its IP_PKTINFO or IPV6_PKTINFO
+/// control message, as its answer's control message names it: IPv4 by the
+/// local address the kernel gives the datagram (ip(7): its destination, or
+/// the interface's address for a broadcast), the route picking the
+/// interface; IPv6 by its destination and the interface it came in on (a
+/// link-local address means nothing without it).
+///
+/// # Safety
+/// `hdr`'s control buffer holds `msg_controllen` bytes written by the kernel.
+unsafe fn source_of(hdr: &libc::msghdr) -> Option<Source> {
+    // SAFETY: the caller's promise; the CMSG macros walk within it.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null header from CMSG_FIRSTHDR/NXTHDR is within the buffer.
+        let (level, kind) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) };
+        // SAFETY: the data of a message of this level and type is that struct,
+        // possibly unaligned.
+        unsafe {
+            if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+                let info = ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>());
+                return Some(Source::V4(libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: info.ipi_spec_dst,
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                }));
+            }
+            if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+                let info = ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>());
+                return Some(Source::V6(info));
+            }
+        }
+        // SAFETY: as for CMSG_FIRSTHDR.
+        cmsg = unsafe { libc::CMSG_NXTHDR(hdr, cmsg) };
+    }
+    None
+}
+
+/// Puts `source` into `hdr` as its one control message.
+///
+/// # Safety
+/// `control` outlives the send `hdr` is used for.
+unsafe fn set_source(hdr: &mut libc::msghdr, control: &mut [u64; CONTROL_WORDS], source: &Source) {
+    let (level, kind, data, len) = match source {
+        Source::V4(info) => (
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            ptr::from_ref(info).cast::<u8>(),
+            mem::size_of::<libc::in_pktinfo>(),
+        ),
+        Source::V6(info) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_PKTINFO,
+            ptr::from_ref(info).cast::<u8>(),
+            mem::size_of::<libc::in6_pktinfo>(),
+        ),
+    };
+    hdr.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic; the buffer holds
+    // CONTROL_WORDS words, more than CMSG_SPACE of either struct.
+    unsafe {
+        hdr.msg_controllen = libc::CMSG_SPACE(len as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(hdr);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
+        ptr::copy_nonoverlapping(data, libc::CMSG_DATA(cmsg), len);
     }
 }
 

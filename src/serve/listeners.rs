@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Listen;
 use crate::host::interfaces;
+use crate::resolve::upstream;
 use crate::serve::handler::Handler;
 use crate::serve::udp_threads::UdpThreads;
 use crate::serve::{tcp, udp};
@@ -329,9 +330,23 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     socket.set_reuse_port(true)?;
     // A deeper queue absorbs bursts; the kernel caps it at rmem_max.
     let _ = socket.set_recv_buffer_size(4 << 20);
+    if addr.ip().is_unspecified() {
+        hear_destinations(&socket, addr)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+/// Has the kernel tell a wildcard socket each datagram's destination
+/// address, which its answer leaves from (see [`crate::serve::batch`]).
+fn hear_destinations(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    let (level, name) = if addr.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_PKTINFO)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
+    };
+    upstream::enable_flag(socket, level, name)
 }
 
 fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {

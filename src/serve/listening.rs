@@ -2,15 +2,15 @@
 //! where answers to misses that finished as tasks wait to go out with the
 //! socket's next burst, and where a miss's answer goes ([`AnswerTo`]).
 
-use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use socket2::SockAddr;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
+use crate::serve::batch::{self, Destination, Source, To};
 use crate::serve::handler::{Handler, Miss, Stage};
 
 /// The rest of a miss as a task on this UDP thread; its answer goes out
@@ -18,14 +18,25 @@ use crate::serve::handler::{Handler, Miss, Stage};
 pub(super) fn wait(handler: Handler, miss: Miss, stage: Stage, to: AnswerTo) {
     tokio::spawn(async move {
         let response = handler.finish_miss(miss, stage).await;
-        to.listening.post(response, to.client).await;
+        to.listening.post(response, to.destination()).await;
     });
 }
 
-/// Where the answer to a miss goes: the client, from the socket it asked on.
+/// Where the answer to a miss goes: the client, from the socket it asked on
+/// (and from the address it asked, when the socket's is a wildcard).
 pub(super) struct AnswerTo {
     pub(super) listening: Arc<Listening>,
     pub(super) client: SocketAddr,
+    pub(super) source: Option<Source>,
+}
+
+impl AnswerTo {
+    pub(super) fn destination(&self) -> Destination {
+        Destination {
+            client: self.client.into(),
+            source: self.source,
+        }
+    }
 }
 
 /// A socket UDP queries are answered on, and its outbox: answers to misses
@@ -34,8 +45,8 @@ pub(super) struct AnswerTo {
 /// together, rather than a sendto each.
 pub(super) struct Listening {
     pub(super) socket: UdpSocket,
-    /// Each answer with its client's address in the form sendmmsg takes.
-    queue: Mutex<Vec<(Vec<u8>, SockAddr)>>,
+    /// Each answer with where it goes.
+    queue: Mutex<Vec<(Vec<u8>, Destination)>>,
     pub(super) posted: Notify,
     /// The loop is gone (the listener closed): answers go out directly.
     closed: AtomicBool,
@@ -51,19 +62,19 @@ impl Listening {
         }
     }
 
-    async fn post(&self, response: Vec<u8>, client: SocketAddr) {
+    async fn post(&self, response: Vec<u8>, to: Destination) {
         if !self.closed.load(Ordering::Acquire) {
             let mut queue = self.queue.lock().expect("outbox lock");
-            queue.push((response, SockAddr::from(client)));
+            queue.push((response, to));
             if queue.len() == 1 {
                 self.posted.notify_one();
             }
             return;
         }
-        let _ = self.socket.send_to(&response, client).await;
+        let _ = batch::send_one(&self.socket, &response, To::Queued(&to)).await;
     }
 
-    pub(super) fn take(&self) -> Vec<(Vec<u8>, SockAddr)> {
+    pub(super) fn take(&self) -> Vec<(Vec<u8>, Destination)> {
         std::mem::take(&mut *self.queue.lock().expect("outbox lock"))
     }
 }
@@ -75,22 +86,19 @@ pub(super) struct OutboxClosed(pub(super) Arc<Listening>);
 impl Drop for OutboxClosed {
     fn drop(&mut self) {
         self.0.closed.store(true, Ordering::Release);
-        let mut waiting: Vec<(Vec<u8>, SocketAddr)> = self
-            .0
-            .take()
-            .into_iter()
-            .filter_map(|(response, to)| Some((response, to.as_socket()?)))
-            .collect();
-        waiting.retain(|(response, client)| {
-            matches!(self.0.socket.try_send_to(response, *client), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-        });
+        let waiting = self.0.take();
+        let fd = self.0.socket.as_raw_fd();
+        let outgoing = waiting
+            .iter()
+            .map(|(response, to)| (response.as_slice(), To::Queued(to)));
+        let sent = batch::send_all(fd, outgoing);
         // A full send buffer: the rest go out as it drains, if the runtime
         // is still there to send them.
-        if let (false, Ok(runtime)) = (waiting.is_empty(), tokio::runtime::Handle::try_current()) {
+        if let (true, Ok(runtime)) = (sent < waiting.len(), tokio::runtime::Handle::try_current()) {
             let listening = Arc::clone(&self.0);
             runtime.spawn(async move {
-                for (response, client) in waiting {
-                    let _ = listening.socket.send_to(&response, client).await;
+                for (response, to) in &waiting[sent..] {
+                    let _ = batch::send_one(&listening.socket, response, To::Queued(to)).await;
                 }
             });
         }

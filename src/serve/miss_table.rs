@@ -17,14 +17,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use socket2::SockAddr;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::dns::question::Question;
 use crate::resolve::upstream::{Asking, Ended, NameServer, NotSent, UdpTable};
-use crate::serve::batch::{self, To};
+use crate::serve::batch::{self, Destination, To};
 use crate::serve::handler::{Handler, TableMiss};
 use crate::serve::listening::{self, AnswerTo, Listening};
 
@@ -216,7 +215,7 @@ struct Answers {
 struct Ready {
     response: Vec<u8>,
     listening: Arc<Listening>,
-    client: SockAddr,
+    to: Destination,
 }
 
 impl Answers {
@@ -229,8 +228,8 @@ impl Answers {
                 match handler.answer_asked(asked, reply, (server, at), &mut response) {
                     None => self.ready.push(Ready {
                         response,
+                        to: to.destination(),
                         listening: to.listening,
-                        client: to.client.into(),
                     }),
                     Some((miss, stage)) => {
                         self.spare.push(response);
@@ -268,15 +267,16 @@ impl Answers {
             let fd = first.listening.socket.as_raw_fd();
             let outgoing = group
                 .iter()
-                .map(|ready| (ready.response.as_slice(), To::Queued(&ready.client)));
+                .map(|ready| (ready.response.as_slice(), To::Queued(&ready.to)));
             let sent = batch::send_all(fd, outgoing);
             for ready in &group[sent..] {
-                let Some(client) = ready.client.as_socket() else {
-                    continue;
-                };
                 let (response, listening) = (ready.response.clone(), Arc::clone(&ready.listening));
+                let to = Destination {
+                    client: ready.to.client.clone(),
+                    source: ready.to.source,
+                };
                 tokio::spawn(async move {
-                    let _ = listening.socket.send_to(&response, client).await;
+                    let _ = batch::send_one(&listening.socket, &response, To::Queued(&to)).await;
                 });
             }
             rest = after;

@@ -15,7 +15,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use crate::dns::wire::Protocol;
-use crate::serve::batch::{BATCH, Batch};
+use crate::serve::batch::{self, BATCH, Batch, Received};
 use crate::serve::handler::{Handler, Started, Step};
 use crate::serve::listening::{AnswerTo, Listening, OutboxClosed, wait};
 use crate::serve::miss_table;
@@ -68,7 +68,13 @@ pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, rea
             });
         }
         for i in 0..received {
-            let Some((packet, client, out)) = batch.query(i) else {
+            let Some(Received {
+                packet,
+                client,
+                source,
+                out,
+            }) = batch.query(i)
+            else {
                 continue;
             };
             let miss = match handler.answer_now(packet, client.ip(), Protocol::Udp, out) {
@@ -85,6 +91,7 @@ pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, rea
                     let to = AnswerTo {
                         listening: Arc::clone(&listening),
                         client,
+                        source,
                     };
                     miss_table::ask(&handler, asked, server, to);
                 }
@@ -92,6 +99,7 @@ pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, rea
                     let to = AnswerTo {
                         listening: Arc::clone(&listening),
                         client,
+                        source,
                     };
                     wait(handler.clone(), miss, stage, to);
                 }
@@ -103,9 +111,7 @@ pub(crate) async fn serve_udp(handler: Handler, socket: std::net::UdpSocket, rea
         let queued = listening.take();
         let sent = batch.send(fd, received, &queued);
         for (response, to) in batch.outgoing(received, &queued).skip(sent) {
-            if let Some(client) = to.socket_addr() {
-                let _ = socket.send_to(response, client).await;
-            }
+            let _ = batch::send_one(socket, response, to).await;
         }
         if received == BATCH {
             // More may be waiting, and waiting for readiness would not wait:

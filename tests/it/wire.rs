@@ -1,6 +1,7 @@
 //! What goes on the wire: bad input, header and EDNS hygiene, truncation, TCP framing,
 //! listeners and shutdown.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -8,10 +9,11 @@ use hickory_proto::rr::RecordType;
 use tokio::io::AsyncWriteExt;
 
 use crate::support::client::{self, udp_exchange_raw, udp_reply_after};
-use crate::support::fixtures::{MEDIUM_TXT_BYTES, load_ip};
+use crate::support::fixtures::{MEDIUM_TXT_BYTES, internet, load_ip};
 use crate::support::harness::STANDARD;
 use crate::support::{
-    FakeUpstream, Splitdns, answer_ips, assert_rcode, name, query, query_with_edns, txt_bytes,
+    FakeUpstream, Mode, Proto, Splitdns, answer_ips, assert_rcode, name, query, query_with_edns,
+    txt_bytes,
 };
 
 async fn standard() -> (Splitdns, FakeUpstream, FakeUpstream) {
@@ -470,4 +472,56 @@ servers = ["{internet}"]
         );
     }
     assert_eq!(internet.total(), 0);
+}
+
+/// RFC 1122 §4.1.3.5: UDP passes each datagram's specific-destination address up to the
+/// application, and lets it choose the source address of what it sends; an answer from any
+/// other address than the one asked is not heard by a client that connected its socket to
+/// that address (RFC 768 demultiplexing; glibc's resolver connects). dnsmasq listens on the
+/// wildcard address unless told otherwise (dnsmasq(8), `--bind-interfaces`) and answers from
+/// the address asked. A listener on `0.0.0.0` asked on 127.0.0.2 (an address of lo that is
+/// not its route's source) and on 127.0.0.1, from connected sockets, answers both: a miss
+/// from the UDP thread's table, the same name from the cache, and a miss whose truncated
+/// reply is asked again over TCP by a task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_listener_answers_from_the_address_asked() {
+    let upstream = FakeUpstream::start(internet()).await;
+    let config = "[server]\nlisten = [\"0.0.0.0:0\"]\nthreads = 1\n\
+                  [upstream]\nservers = [\"{up}\"]\n";
+    let dns = Splitdns::start(config, &[("up", &upstream)]).await;
+    let port = dns.addrs()[0].port();
+    let ask = |asked: [u8; 4], name: String| async move {
+        let server = SocketAddr::from((asked, port));
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(server).await.unwrap();
+        socket
+            .send(&client::encode(&query(&name, RecordType::A)))
+            .await
+            .unwrap();
+        let mut buf = vec![0; 4096];
+        let len = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {name} from {server}"))
+            .unwrap();
+        client::decode(&buf[..len])
+    };
+    for (i, asked) in [[127, 0, 0, 2], [127, 0, 0, 1]].into_iter().enumerate() {
+        let name = format!("n{i}.load.example.");
+        for _ in 0..2 {
+            let reply = ask(asked, name.clone()).await;
+            assert_eq!(answer_ips(&reply), vec![load_ip(i as u32)], "{name}");
+        }
+        assert_eq!(
+            upstream.count(&name, RecordType::A),
+            1,
+            "{name}: then from the cache"
+        );
+    }
+    upstream.set_mode(Mode::AlwaysTc);
+    for (i, asked) in [[127, 0, 0, 2], [127, 0, 0, 1]].into_iter().enumerate() {
+        let name = format!("n{}.load.example.", 10 + i);
+        let reply = ask(asked, name.clone()).await;
+        assert_eq!(answer_ips(&reply), vec![load_ip(10 + i as u32)], "{name}");
+        assert_eq!(upstream.count_proto(Proto::Tcp), i + 1, "{name} over TCP");
+    }
 }

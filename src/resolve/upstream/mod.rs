@@ -36,6 +36,7 @@ use crate::observe::metrics::Metrics;
 use crate::resolve::health::{self, ServerHealth};
 
 pub(crate) use self::server::NameServer;
+pub(crate) use self::sockets::enable_flag;
 /// For the UDP threads, which each run a reactor of their own.
 pub(crate) use self::sockets::use_own_sockets;
 pub(crate) use self::table::{Asking, Ended, NotSent, UdpTable};

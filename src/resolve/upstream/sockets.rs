@@ -115,6 +115,16 @@ pub(super) fn hear_icmp_errors(socket: &Socket, server: SocketAddr) -> io::Resul
     } else {
         (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
     };
+    enable_flag(socket, level, name)
+}
+
+/// Turns on a socket's on/off option `name` of `level` (`IPPROTO_IP`,
+/// `IP_RECVERR`): the IP-level flags socket2 does not set.
+pub(crate) fn enable_flag(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: the option value is a c_int that outlives the call, and its
     // size is the length passed.
