@@ -199,7 +199,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "zones",
         kind: "list of names or prefixes",
         default: "required",
-        meaning: "Zones answered by this route, each with every name below it. A prefix (`\"10.0.0.0/8\"`, `\"fd00::/8\"`) means its reverse zones, as `rev-server=` has them, so a reverse route can have a `min_ttl` (Consul answers PTR with TTL 0), a `strategy` or a `timeout`.",
+        meaning: "Zones answered by this route, each with every name below it. A prefix (`\"10.0.0.0/8\"`, `\"fd00::/8\"`) means its reverse zones, as `rev-server=` has them, so a reverse route can have a `min_ttl` (Consul answers PTR with TTL 0), a `strategy` or a `timeout`. An address alone is refused: its reverse zone is its prefix, `\"10.0.0.1/32\"`.",
     },
     KeyDoc {
         table: "[[route]]",

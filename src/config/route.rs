@@ -148,6 +148,15 @@ impl ConfigText<'_> {
     /// or `"fd00::/8"` for the reverse zones that cover it (as `rev-server=` has them).
     fn route_zones(&self, key: &str, entry: &Spanned<String>) -> Result<Vec<Zone>, ConfigError> {
         let text = entry.get_ref();
+        if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+            // An address would be taken for a name no query ends in.
+            let bits = if ip.is_ipv4() { 32 } else { 128 };
+            let problem = format!(
+                "{text:?} is an address, not a zone; for its reverse zone write the prefix \
+                 \"{text}/{bits}\""
+            );
+            return Err(self.invalid(key, entry, problem));
+        }
         if !text.contains('/') {
             let zone = Zone::parse(text).map_err(|problem| self.invalid(key, entry, problem))?;
             return Ok(vec![zone]);
@@ -298,5 +307,25 @@ mod tests {
             err.contains("test.toml:2: [[route]] #1 zones") && err.contains("prefix"),
             "{err}"
         );
+    }
+
+    /// docs/configuration.md, `[[route]] zones`: "Zones answered by this route ... A prefix
+    /// (`\"10.0.0.0/8\"`, `\"fd00::/8\"`) means its reverse zones". An address with no prefix
+    /// length is neither: read as a name, no query would end in it, so the config is refused
+    /// on its line, with the prefix that names the address's reverse zone.
+    #[test]
+    fn a_route_zone_that_is_a_bare_address_is_refused_with_its_prefix() {
+        for (text, prefix) in [
+            ("2001:db8::1", "2001:db8::1/128"),
+            ("10.0.0.1", "10.0.0.1/32"),
+        ] {
+            let err = parse(&format!("[[route]]\nzones = [\"{text}\"]"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("test.toml:2: [[route]] #1 zones") && err.contains(prefix),
+                "{err}"
+            );
+        }
     }
 }
