@@ -80,8 +80,9 @@ struct QuerySlot<T> {
 /// and those without one. A socket reaches only servers of its own family
 /// (an IPv4 one cannot send to IPv6; an IPv6 one would reach IPv4 from a
 /// mapped address that no reply could be matched to), and at most
-/// [`MAX_IDLE_SOCKETS`] of each are kept (as many as a server's pool keeps), so that a burst does not leave a
-/// descriptor open per slot it made. The slot ended last is taken first.
+/// [`MAX_IDLE_SOCKETS`] of each are kept, as a server's pool keeps, so that
+/// a burst does not leave a descriptor open per slot it made. The slot
+/// ended last is taken first.
 #[derive(Default)]
 struct FreeSlots {
     open: [Vec<u32>; 2],
