@@ -564,3 +564,42 @@ async fn misses_alternating_between_ipv4_and_ipv6_upstreams_are_each_answered() 
     assert_eq!(four.count("zero.example.", RecordType::A), 20);
     assert_eq!(four.count("n0.load.example.", RecordType::A), 0);
 }
+
+/// As `wire::a_wildcard_listener_answers_from_the_address_asked`, over IPv6 (RFC 1122
+/// §4.1.3.5: the reply's source is the address the request was sent to; a connected client
+/// hears no other). A listener on `[::]` answers a client connected to [::1] from there: a
+/// miss from the UDP thread's table, the same name from the cache, and a miss whose
+/// truncated reply is asked again over TCP by a task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_ipv6_listener_answers_from_the_address_asked() {
+    const TEST: &str = "a_wildcard_ipv6_listener_answers_from_the_address_asked";
+    if skipped(TEST) {
+        return;
+    }
+    let upstream = FakeUpstream::start(internet()).await;
+    let config = "[server]\nlisten = [\"[::]:0\"]\nthreads = 1\n\
+                  [upstream]\nservers = [\"{up}\"]\n";
+    let dns = Splitdns::start(config, &[("up", &upstream)]).await;
+    let server = SocketAddr::from((Ipv6Addr::LOCALHOST, dns.addr().port()));
+    let ask = |name: &'static str| async move {
+        let socket = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+        socket.connect(server).await.unwrap();
+        socket
+            .send(&client::encode(&query(name, RecordType::A)))
+            .await
+            .unwrap();
+        let mut buf = vec![0; 4096];
+        let len = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {name} from {server}"))
+            .unwrap();
+        client::decode(&buf[..len])
+    };
+    for _ in 0..2 {
+        assert_eq!(answer_ips(&ask("n1.load.example.").await), vec![load_ip(1)]);
+    }
+    assert_eq!(upstream.count("n1.load.example.", RecordType::A), 1);
+    upstream.set_mode(Mode::AlwaysTc);
+    assert_eq!(answer_ips(&ask("n2.load.example.").await), vec![load_ip(2)]);
+    assert_eq!(upstream.count_proto(Proto::Tcp), 1, "n2 over TCP");
+}
