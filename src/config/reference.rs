@@ -136,7 +136,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "servers",
         kind: "list of servers",
         default: "`[]`",
-        meaning: "Default upstreams for names outside every zone, asked in order. `server=ADDR` rules are appended. An entry is `IP`, `IP#PORT` or `[V6]:PORT` (UDP, TCP when truncated), `tls://IP[:PORT]#NAME` (DNS over TLS, port 853) or `https://HOST[:PORT]/PATH[#NAME]` (DNS over HTTPS, port 443); `NAME` is the name the certificate must be valid for (see [Encrypted upstreams](#encrypted-upstreams)).",
+        meaning: "Default upstreams for names outside every zone, asked in order. `server=ADDR` rules are appended. An entry is `IP`, `IP#PORT` or `[V6]:PORT` (UDP, TCP when truncated; a link-local IPv6 address with its interface, `fe80::1%eth0`, as dnsmasq takes it), `tls://IP[:PORT]#NAME` (DNS over TLS, port 853) or `https://HOST[:PORT]/PATH[#NAME]` (DNS over HTTPS, port 443); `NAME` is the name the certificate must be valid for (see [Encrypted upstreams](#encrypted-upstreams)).",
     },
     KeyDoc {
         table: "[upstream]",
@@ -473,7 +473,7 @@ pub const KEYS: &[KeyDoc] = &[
 pub const RULES: &[RuleDoc] = &[
     RuleDoc {
         form: "`server=/ZONE/.../ADDR#PORT`",
-        meaning: "Forward the zones to this server; more lines for a zone add servers, asked in order. `ADDR`, `ADDR#PORT`, `IP:PORT` and `[V6]:PORT` are all accepted, and encrypted servers as in `[upstream] servers`: `server=/corp.example/tls://192.0.2.53#ns.corp.example` (with `[upstream] ca_file` and `pin_sha256`).",
+        meaning: "Forward the zones to this server; more lines for a zone add servers, asked in order. `ADDR`, `ADDR#PORT`, `IP:PORT` and `[V6]:PORT` are all accepted (`fe80::1%eth0#53`: a link-local address with its interface), and encrypted servers as in `[upstream] servers`: `server=/corp.example/tls://192.0.2.53#ns.corp.example` (with `[upstream] ca_file` and `pin_sha256`).",
     },
     RuleDoc {
         form: "`server=/ZONE/#`",

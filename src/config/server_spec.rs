@@ -3,7 +3,7 @@
 //! `https://HOST[:PORT]/PATH[#NAME]` (RFC 8484, port 443).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -102,8 +102,16 @@ impl fmt::Display for ServerSpec {
 /// or the rule line and its place.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServerError {
-    #[error("{entry:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT")]
+    #[error(
+        "{entry:?} is not a server; expected IP, IP:PORT, [V6]:PORT or IP#PORT (a link-local \
+         V6 with its %interface)"
+    )]
     NotAServer { entry: String },
+    #[error(
+        "{entry:?}: this host has no interface {scope:?} for the address's scope; name one it \
+         has (ip link shows them), or its index"
+    )]
+    UnknownScope { entry: String, scope: String },
     #[error("{entry:?}: choosing a source address or interface with @ is not supported")]
     SourceChoice { entry: String },
     #[error(
@@ -221,18 +229,49 @@ fn parse_plain(s: &str) -> Result<SocketAddr, ServerError> {
             entry: s.to_string(),
         });
     }
-    if let Some((ip, port)) = s.split_once('#') {
-        let ip = ip.trim_start_matches('[').trim_end_matches(']');
-        let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        return Ok(SocketAddr::new(ip, port));
+    let (host, port) = if let Some((host, port)) = s.split_once('#') {
+        (
+            host.trim_start_matches('[').trim_end_matches(']'),
+            Some(port),
+        )
+    } else if let Some(rest) = s.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:").ok_or_else(bad)?;
+        (host, Some(port))
+    } else {
+        match s.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => (host, Some(port)),
+            _ => (s, None),
+        }
+    };
+    let port = port.map_or(Ok(53), str::parse).map_err(|_| bad())?;
+    let (ip, scope) = match host.split_once('%') {
+        Some((ip, scope)) => (ip, Some(scope)),
+        None => (host, None),
+    };
+    match (ip.parse::<IpAddr>().map_err(|_| bad())?, scope) {
+        (ip, None) => Ok(SocketAddr::new(ip, port)),
+        (IpAddr::V6(v6), Some(scope)) => {
+            let index = scope_index(scope).ok_or_else(|| ServerError::UnknownScope {
+                entry: s.to_string(),
+                scope: scope.to_string(),
+            })?;
+            Ok(SocketAddr::V6(SocketAddrV6::new(v6, port, 0, index)))
+        }
+        (IpAddr::V4(_), Some(_)) => Err(bad()),
     }
-    if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Ok(addr);
+}
+
+/// The interface an IPv6 address's `%scope` names, by name or by index, as
+/// dnsmasq(8) takes `fe80::1%eth0` and resolv.conf(5) `nameserver
+/// fe80::1%eth0`: a link-local address means nothing without it.
+pub(crate) fn scope_index(scope: &str) -> Option<u32> {
+    if let Ok(index) = scope.parse::<u32>() {
+        return Some(index);
     }
-    s.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| bad())
+    let name = std::ffi::CString::new(scope).ok()?;
+    // SAFETY: a NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
 }
 
 /// Parses a `tls://` or `https://` entry; `None` when `s` names no scheme.
@@ -397,6 +436,30 @@ mod tests {
             "[2001:db8::1]:53".parse().unwrap()
         );
         assert!(parse_server("consul.local").is_err());
+    }
+
+    /// dnsmasq(8), `--server`: "IPv6 addresses may include an %interface scope-id, eg
+    /// fe80::1%eth0." The scope is an interface name (lo exists on every Linux host, index 1)
+    /// or an index, with or without a port; an interface the host lacks is an error that names
+    /// it, and an IPv4 address has no scope.
+    #[test]
+    fn link_local_servers_take_their_interface() {
+        let lo = |port| SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), port, 0, 1));
+        for (text, port) in [
+            ("fe80::1%lo", 53),
+            ("fe80::1%1", 53),
+            ("fe80::1%lo#5353", 5353),
+            ("[fe80::1%lo]:5353", 5353),
+        ] {
+            assert_eq!(parse_server(text).unwrap().addr, lo(port), "{text}");
+        }
+        let err = parse_server("fe80::1%nosuch0").unwrap_err().to_string();
+        assert!(err.contains("nosuch0"), "{err}");
+        assert!(parse_server("192.0.2.1%lo").is_err());
+        assert_eq!(
+            parse_server("192.0.2.1:5353").unwrap(),
+            "192.0.2.1:5353".parse().unwrap()
+        );
     }
 
     #[test]

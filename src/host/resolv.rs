@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::config::server_spec::ServerSpec;
+use crate::config::server_spec::{ServerSpec, scope_index};
 
 /// How often [`Watch`] looks at the file: a change is picked up within this.
 pub(crate) const POLL: Duration = Duration::from_secs(2);
@@ -32,19 +32,11 @@ fn parse_nameserver(word: &str) -> Option<SocketAddr> {
     };
     match (ip.parse::<IpAddr>().ok()?, scope) {
         (IpAddr::V6(v6), Some(scope)) => {
-            let index = scope.parse().ok().or_else(|| interface_index(scope))?;
+            let index = scope_index(scope)?;
             Some(SocketAddr::V6(SocketAddrV6::new(v6, 53, 0, index)))
         }
         (ip, _) => Some(SocketAddr::new(ip, 53)),
     }
-}
-
-fn interface_index(name: &str) -> Option<u32> {
-    if_addrs::get_if_addrs()
-        .ok()?
-        .into_iter()
-        .find(|i| i.name == name)
-        .and_then(|i| i.index)
 }
 
 /// `[upstream] servers`, or when there are none, resolv.conf's nameservers

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use splitdns::config::{Config, Listen};
+use splitdns::config::{Config, Listen, RouteAction};
 use tempfile::TempDir;
 
 use crate::support::client;
@@ -284,6 +284,32 @@ fn no_resolv_without_servers_leaves_no_default_upstream() {
     let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
     assert!(config.upstream.servers.is_empty());
     assert_eq!(config.upstream.resolv_conf, PathBuf::from("/dev/null"));
+}
+
+/// dnsmasq(8), `--server`: "IPv6 addresses may include an %interface scope-id, eg
+/// fe80::1%eth0." Such lines come over as they are, without a warning, and route their zone
+/// to the address on that interface (lo, index 1, which every Linux host has).
+#[test]
+fn server_lines_with_a_link_local_scope_come_over_as_they_are() {
+    let (toml, warnings) =
+        import_conf("no-resolv\nserver=/lan/fe80::1%lo#5353\nserver=/consul/127.0.0.1#8600\n");
+
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(
+        rules(&toml).contains(&"server=/lan/fe80::1%lo#5353".to_string()),
+        "{toml}"
+    );
+    let config = Config::from_toml(&toml, Path::new("imported.toml")).unwrap();
+    let lan = config
+        .routes
+        .iter()
+        .find(|r| r.zones.iter().any(|z| z.to_string() == "lan."))
+        .expect("a route for lan");
+    let RouteAction::Forward(servers) = &lan.action else {
+        panic!("lan is forwarded: {:?}", lan.action);
+    };
+    let scoped = std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 5353, 0, 1);
+    assert_eq!(servers[0].addr, std::net::SocketAddr::V6(scoped));
 }
 
 #[test]
