@@ -1078,11 +1078,16 @@ async fn names_the_mirror_does_not_answer_are_forwarded() {
 
 /// The `[consul]` table works the same when the Consul route is a dnsmasq rule line
 /// (`server=/consul/127.0.0.1#PORT`, the Consul guide's dnsmasq line, D-fwd) instead of a
-/// `[[route]]`: the first question is forwarded (`reason="unwatched"`), the next ones come
-/// from the mirror with the agent's records.
+/// `[[route]]`: once the mirror has read the catalog, the first question for a service is
+/// forwarded (`reason="unwatched"`), the next ones come from the mirror with the agent's
+/// records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_line_route_is_mirrored_too() {
     let m = Mirror::start_with(small(), &["consul"], RouteStyle::Rule, "", |_| {}).await;
+    // Until the mirror has read the catalog, every question is forwarded as `syncing`; once
+    // it has, a service the catalog does not list is NXDOMAIN from memory (§9).
+    m.until_mirrored("zz-absent.service.consul.", RecordType::A)
+        .await;
 
     let first = m.forwarded("web.service.consul.", RecordType::A).await;
     assert_eq!(
