@@ -582,18 +582,7 @@ async fn a_wildcard_ipv6_listener_answers_from_the_address_asked() {
     let dns = Splitdns::start(config, &[("up", &upstream)]).await;
     let server = SocketAddr::from((Ipv6Addr::LOCALHOST, dns.addr().port()));
     let ask = |name: &'static str| async move {
-        let socket = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
-        socket.connect(server).await.unwrap();
-        socket
-            .send(&client::encode(&query(name, RecordType::A)))
-            .await
-            .unwrap();
-        let mut buf = vec![0; 4096];
-        let len = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("no answer to {name} from {server}"))
-            .unwrap();
-        client::decode(&buf[..len])
+        client::udp_connected(server, &query(name, RecordType::A)).await
     };
     for _ in 0..2 {
         assert_eq!(answer_ips(&ask("n1.load.example.").await), vec![load_ip(1)]);

@@ -85,6 +85,25 @@ pub(crate) async fn udp(server: SocketAddr, msg: &Message) -> Message {
     decode(&udp_exchange_raw(server, &encode(msg), msg.metadata.id).await)
 }
 
+/// Asks `msg` from a socket connected to `server`, as glibc's resolver asks: only a reply
+/// from that very address and port reaches it. Fails when none comes within [`REPLY_WAIT`].
+pub(crate) async fn udp_connected(server: SocketAddr, msg: &Message) -> Message {
+    let local: SocketAddr = if server.is_ipv6() {
+        "[::1]:0".parse().unwrap()
+    } else {
+        "127.0.0.1:0".parse().unwrap()
+    };
+    let socket = UdpSocket::bind(local).await.expect("bind client socket");
+    socket.connect(server).await.expect("connect");
+    socket.send(&encode(msg)).await.expect("send");
+    let mut buf = vec![0; 65535];
+    let len = timeout(REPLY_WAIT, socket.recv(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no answer from {server} to {msg}"))
+        .expect("recv");
+    decode(&buf[..len])
+}
+
 /// Sends raw bytes over UDP and returns whatever comes back within [`SILENCE_WAIT`].
 pub(crate) async fn udp_maybe_reply(server: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
     let sock = udp_socket().await;
