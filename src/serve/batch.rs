@@ -13,7 +13,7 @@
 //! the address asked (127.0.0.2, a second address on an interface).
 
 use std::io;
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr;
@@ -191,7 +191,9 @@ pub(super) fn send_all<'a>(fd: RawFd, outgoing: impl Iterator<Item = (&'a [u8], 
         // SAFETY: as in recv; zeroed C structs, filled before use.
         let mut iovs: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        let mut controls = [[0u64; CONTROL_WORDS]; BATCH];
+        // Filled only for an answer that carries its source, so that a socket
+        // bound to one address pays nothing for them.
+        let mut controls = [const { MaybeUninit::<[u64; CONTROL_WORDS]>::uninit() }; BATCH];
         let mut count = 0;
         for (slot, (bytes, to)) in outgoing.by_ref().take(BATCH).enumerate() {
             iovs[slot] = libc::iovec {
@@ -205,7 +207,7 @@ pub(super) fn send_all<'a>(fd: RawFd, outgoing: impl Iterator<Item = (&'a [u8], 
             if let Some(source) = to.source() {
                 // SAFETY: the control buffer is aligned for a cmsghdr and
                 // has room for one pktinfo message.
-                unsafe { set_source(hdr, &mut controls[slot], source) };
+                unsafe { set_source(hdr, controls[slot].write([0; CONTROL_WORDS]), source) };
             }
             count = slot + 1;
         }
