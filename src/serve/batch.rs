@@ -49,6 +49,7 @@ pub(super) struct Received<'a> {
 
 /// Where an answer goes: its client, in the form sendmmsg takes, and the
 /// address it leaves from when the socket's own is a wildcard.
+#[derive(Clone)]
 pub(super) struct Destination {
     pub(super) client: SockAddr,
     pub(super) source: Option<Source>,

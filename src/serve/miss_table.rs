@@ -271,10 +271,7 @@ impl Answers {
             let sent = batch::send_all(fd, outgoing);
             for ready in &group[sent..] {
                 let (response, listening) = (ready.response.clone(), Arc::clone(&ready.listening));
-                let to = Destination {
-                    client: ready.to.client.clone(),
-                    source: ready.to.source,
-                };
+                let to = ready.to.clone();
                 tokio::spawn(async move {
                     let _ = batch::send_one(&listening.socket, &response, To::Queued(&to)).await;
                 });
