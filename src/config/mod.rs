@@ -61,7 +61,7 @@ use server::RawServer;
 pub use server::{GuardConfig, Listen, ListenError, TcpConfig, parse_listen};
 use text::ConfigText;
 use upstream::RawUpstream;
-pub use upstream::{Strategy, UpstreamConfig};
+pub use upstream::{MAX_INFLIGHT, Strategy, UpstreamConfig};
 
 /// Where splitdns looks for its config when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/splitdns/splitdns.toml";

@@ -157,7 +157,7 @@ pub const KEYS: &[KeyDoc] = &[
         key: "max_inflight",
         kind: "integer",
         default: "`1024`",
-        meaning: "Upstream queries in flight at once for the route. Past it, new cache misses get SERVFAIL. It is also the default for routes.",
+        meaning: "Upstream queries in flight at once for the route, from 1 to 4096. Past it, new cache misses get SERVFAIL. It is also the default for routes.",
     },
     KeyDoc {
         table: "[upstream]",

@@ -68,7 +68,7 @@ pub(super) struct RawRoute {
     pub(super) servers: Vec<Spanned<String>>,
     pub(super) min_ttl: Option<u32>,
     pub(super) timeout: Option<Spanned<String>>,
-    pub(super) max_inflight: Option<usize>,
+    pub(super) max_inflight: Option<Spanned<usize>>,
     pub(super) strategy: Option<Spanned<String>>,
     pub(super) rewrite: Option<Spanned<String>>,
     pub(super) filter_aaaa: Option<bool>,
@@ -134,7 +134,8 @@ impl ConfigText<'_> {
                 Some(t) => Some(self.timeout(&format!("{key} timeout"), Some(t))?),
                 None => None,
             },
-            max_inflight: raw.max_inflight,
+            max_inflight: self
+                .max_inflight(&format!("{key} max_inflight"), raw.max_inflight.as_ref())?,
             strategy: self.strategy(&format!("{key} strategy"), raw.strategy.as_ref())?,
             rewrite,
             filter_aaaa: raw.filter_aaaa,

@@ -76,6 +76,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// every client.
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_INFLIGHT: usize = 1024;
+/// The most `max_inflight` a route may have. Each of its servers keeps its
+/// queries' IDs in a table of twice as many (RFC 5452 §9.2 wants each ID
+/// random and unique at the server); at most half full, a random draw finds
+/// a free one at least every other time, so no query fails for want of an ID.
+pub const MAX_INFLIGHT: usize = 4096;
 const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 
 #[derive(Deserialize, Default)]
@@ -85,7 +90,7 @@ pub(super) struct RawUpstream {
     pub(super) servers: Vec<Spanned<String>>,
     pub(super) resolv_conf: Option<PathBuf>,
     pub(super) timeout: Option<Spanned<String>>,
-    pub(super) max_inflight: Option<usize>,
+    pub(super) max_inflight: Option<Spanned<usize>>,
     pub(super) strategy: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) filter_aaaa: bool,
@@ -110,7 +115,9 @@ impl ConfigText<'_> {
                 .resolv_conf
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_RESOLV_CONF)),
             timeout: self.timeout("[upstream] timeout", raw.timeout.as_ref())?,
-            max_inflight: raw.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT),
+            max_inflight: self
+                .max_inflight("[upstream] max_inflight", raw.max_inflight.as_ref())?
+                .unwrap_or(DEFAULT_MAX_INFLIGHT),
             strategy: self
                 .strategy("[upstream] strategy", raw.strategy.as_ref())?
                 .unwrap_or_default(),
@@ -205,6 +212,30 @@ impl ConfigText<'_> {
         }
     }
 
+    /// Queries in flight for a route: at least 1, at most [`MAX_INFLIGHT`].
+    pub(super) fn max_inflight(
+        &self,
+        key: &str,
+        raw: Option<&Spanned<usize>>,
+    ) -> Result<Option<usize>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let n = *raw.get_ref();
+        if (1..=MAX_INFLIGHT).contains(&n) {
+            return Ok(Some(n));
+        }
+        Err(self.invalid_at(
+            key,
+            raw.span(),
+            n,
+            format!(
+                "must be between 1 and {MAX_INFLIGHT}: each server keeps its queries' random IDs \
+                 (RFC 5452) in a table of {} and needs room to draw them; to forward more at once, \
+                 list more servers or split the zone into routes",
+                2 * MAX_INFLIGHT
+            ),
+        ))
+    }
+
     pub(super) fn strategy(
         &self,
         key: &str,
@@ -242,6 +273,37 @@ mod tests {
             assert!(err.contains("at most 1m"), "{err}");
         }
         assert!(parse("[upstream]\ntimeout = \"60s\"").is_ok());
+    }
+
+    /// RFC 5452 §9.2: each query's ID is random and unique at its server, so
+    /// a server needs free IDs to draw from; a route may not have more in
+    /// flight than its servers' ID tables keep room for. Refused at load with
+    /// the key and line, not found out under load as failed queries.
+    #[test]
+    fn max_inflight_past_what_the_id_tables_hold_is_refused_with_the_key() {
+        for n in [0, 4097, 100_000] {
+            let err = parse(&format!("[upstream]\nmax_inflight = {n}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("test.toml:2"), "{err}");
+            assert!(err.contains("[upstream] max_inflight"), "{err}");
+            assert!(err.contains("between 1 and 4096"), "{err}");
+            let err = parse(&format!(
+                "[[route]]\nzones = [\"consul\"]\nservers = [\"127.0.0.1:8600\"]\nmax_inflight = {n}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("test.toml:4"), "{err}");
+            assert!(err.contains("max_inflight"), "{err}");
+            assert!(err.contains("between 1 and 4096"), "{err}");
+        }
+        let config = parse("[upstream]\nmax_inflight = 4096").unwrap();
+        assert_eq!(config.upstream.max_inflight, 4096);
+        let config = parse(
+            "[[route]]\nzones = [\"consul\"]\nservers = [\"127.0.0.1:8600\"]\nmax_inflight = 1",
+        )
+        .unwrap();
+        assert_eq!(config.routes[0].max_inflight, Some(1));
     }
 
     #[test]

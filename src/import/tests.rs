@@ -156,3 +156,31 @@ fn dnssec_lines_carry_over_as_rules() {
     let (_, warnings) = translate("dnssec-no-timecheck");
     assert!(warnings[0].contains("system clock"), "{warnings:?}");
 }
+
+/// dnsmasq(8) takes any `dns-forward-max`; splitdns's `max_inflight` stops at
+/// 4096 per route, so a larger one comes over as that, said in a note, and
+/// the config it makes still loads.
+#[test]
+fn a_forward_max_past_what_splitdns_takes_comes_over_as_its_most() {
+    let mut reader = Reader::default();
+    reader.text(Path::new("dnsmasq.conf"), "dns-forward-max=10000\n", 0);
+    let mut out = Translation::new(&reader.lines, SPLITDNS_USER);
+    for line in &reader.lines {
+        out.line(line);
+    }
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("dns-forward-max") && n.contains("4096")),
+        "{:?}",
+        out.notes
+    );
+    let toml = render::main_config(&out, Path::new("dnsmasq.conf"), None);
+    let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+    assert_eq!(config.upstream.max_inflight, 4096);
+
+    let (toml, _) = translate("dns-forward-max=500\n");
+    let config = Config::from_toml(&toml, Path::new("out.toml")).unwrap();
+    assert_eq!(config.upstream.max_inflight, 500);
+}

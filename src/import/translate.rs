@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use super::read::OptionLine;
-use crate::config::Config;
 use crate::config::dnsmasq::{RULE_OPTIONS, Rule};
+use crate::config::{Config, MAX_INFLIGHT};
 use crate::dns::zone::Zone;
 
 /// A rule line as it will be written, with where it came from.
@@ -81,6 +81,23 @@ impl Translation {
         parsed
     }
 
+    /// `dns-forward-max=N` as `max_inflight`, within what splitdns takes.
+    fn forward_max(&mut self, line: &OptionLine) {
+        match self.number::<usize>(line) {
+            Some(0) => self.ignore(line, "splitdns forwards at least one query at a time"),
+            Some(n) if n > MAX_INFLIGHT => {
+                self.note(
+                    line,
+                    &format!(
+                        "max_inflight = {MAX_INFLIGHT}, the most splitdns takes per route, not {n}"
+                    ),
+                );
+                self.forward_max = Some(MAX_INFLIGHT);
+            }
+            n => self.forward_max = n.or(self.forward_max),
+        }
+    }
+
     pub(super) fn line(&mut self, line: &OptionLine) {
         let warned = self.warnings.len();
         let rule = RULE_OPTIONS.contains(&line.key.as_str());
@@ -142,7 +159,7 @@ impl Translation {
             }
             "no-negcache" => self.no_negcache = true,
             "local-ttl" => self.local_ttl = self.number(line),
-            "dns-forward-max" => self.forward_max = self.number(line),
+            "dns-forward-max" => self.forward_max(line),
             "domain-needed" => self.domain_needed = true,
             "bogus-priv" => self.bogus_priv = true,
             "filter-AAAA" | "filter-aaaa" => self.filter_aaaa = true,

@@ -14,12 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::DefaultHashBuilder;
 
+use crate::config::MAX_INFLIGHT;
 use crate::dns::question::Question;
 
-/// Buckets per server, a power of two: room for this many queries in flight
-/// at one server before IDs get hard to find (`max_in_flight` bounds a route
-/// well below it by default: 1,024). 64 KiB per server.
-const BUCKETS: usize = 8192;
+/// Buckets per server, a power of two: twice the most queries a route may
+/// have in flight (`max_inflight`, whose permit every query at a server
+/// holds), so a random draw finds a free bucket at least every other time
+/// and [`TRIES`] draws all fail with odds below 2^-64. 64 KiB per server.
+const BUCKETS: usize = 2 * MAX_INFLIGHT;
+const _: () = assert!(BUCKETS.is_power_of_two());
 
 /// Random IDs drawn before a full table gives up.
 const TRIES: usize = 64;
@@ -151,5 +154,23 @@ mod tests {
         ids.release(claimed[0]);
         let len = question_of(&web, &mut question);
         assert!(!ids.contains(claimed[0], &question[..len]));
+    }
+
+    /// A route has at most `max_inflight` (≤ 4096) queries in flight at a
+    /// server; with that many outstanding, one more still finds a random ID
+    /// every time (the table keeps room for twice as many), so no query
+    /// fails, or counts against its server, for want of one.
+    #[test]
+    fn a_full_route_still_finds_an_id_for_every_query() {
+        let ids = OutstandingIds::default();
+        let web = ask(b"\x03web\x07service\x06consul\x00");
+        let held: Vec<u16> = (0..MAX_INFLIGHT - 1)
+            .map(|_| ids.claim(&web).expect("room for max_inflight"))
+            .collect();
+        for _ in 0..10_000 {
+            let id = ids.claim(&web).expect("the last query of a full route");
+            assert!(!held.contains(&id));
+            ids.release(id);
+        }
     }
 }
