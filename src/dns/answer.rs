@@ -104,13 +104,11 @@ impl Answer {
         let keep = kept_records(msg, positive, qtype);
 
         let end = msg.records.get(keep).map_or(msg.buf.len(), |r| r.start);
-        let mut data = Vec::with_capacity(META + end);
+        let mut data = ThinBytes::zeroed(META + end);
         let created = seconds(now).to_le_bytes();
-        data.extend_from_slice(&created);
-        data.extend_from_slice(&[0; 4]);
-        data.extend_from_slice(&created);
-        data.extend_from_slice(&[0, 0]);
-        data.extend_from_slice(&msg.buf[..end]);
+        data[0..4].copy_from_slice(&created);
+        data[8..12].copy_from_slice(&created);
+        data[META..].copy_from_slice(&msg.buf[..end]);
         let out = &mut data[META..];
         out[..2].fill(0);
         out[2..4].copy_from_slice(&wire::stored_flags(
@@ -151,7 +149,7 @@ impl Answer {
             (false, false) => 0,
         };
         data[4..8].copy_from_slice(&lifetime.to_le_bytes());
-        Self { data: data.into() }
+        Self { data }
     }
 
     /// The SERVFAIL a bogus answer is replaced with (RFC 4035 §5.5), carrying
@@ -419,6 +417,27 @@ mod tests {
     }
 
     const LOWER: &[u8] = b"\x03web\x07example\x00";
+
+    /// A miss's reply is read with one allocation: the answer's own bytes,
+    /// made at their final length and written in place. Its records are
+    /// walked without a list on the heap, OPT last (RFC 6891 §6.1.1 puts it
+    /// in the additional section, where servers write it last) included.
+    #[test]
+    fn a_reply_becomes_an_answer_in_one_allocation() {
+        let now = Instant::now();
+        let positive = reply(
+            ResponseCode::NoError,
+            &[(300, [1, 2, 3, 4]), (60, [1, 2, 3, 5])],
+            None,
+        );
+        let negative = reply(ResponseCode::NXDomain, &[], Some((3600, 300)));
+        for reply in [positive, negative] {
+            let (answer, made) =
+                crate::allocations::made_by(|| Answer::from_reply(&reply, LOWER, POLICY, now));
+            assert!(answer.is_ok());
+            assert_eq!(made, 1, "allocations to read a reply");
+        }
+    }
 
     #[test]
     fn lifetime_is_smallest_answer_ttl_and_only_answers_are_kept() {

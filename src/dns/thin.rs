@@ -45,6 +45,21 @@ impl ThinBytes {
         Self(start)
     }
 
+    /// `len` zero bytes, to be written in place: an answer whose length is
+    /// known before its bytes are is made in its one allocation.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        let stored = u32::try_from(len).expect("fewer than 4 GiB of bytes");
+        let layout = Self::layout(len);
+        // SAFETY: the layout's size is at least LEN, never zero.
+        let Some(start) = NonNull::new(unsafe { alloc::alloc_zeroed(layout) }) else {
+            alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `start` is a fresh allocation of LEN + len bytes, aligned
+        // for a u32; the length goes first, and the bytes after it are zeroes.
+        unsafe { start.cast::<u32>().write(stored) };
+        Self(start)
+    }
+
     fn layout(len: usize) -> Layout {
         Layout::from_size_align(LEN + len, align_of::<u32>()).expect("a small layout")
     }
@@ -110,6 +125,20 @@ impl From<Vec<u8>> for ThinBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeroed_bytes_are_written_in_place() {
+        for len in [0usize, 1, 66, 4096] {
+            let mut thin = ThinBytes::zeroed(len);
+            assert_eq!(thin.len(), len);
+            assert!(thin.iter().all(|&b| b == 0));
+            for (i, b) in thin.iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            let expected: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            assert_eq!(&*thin, &expected[..]);
+        }
+    }
 
     #[test]
     fn holds_its_bytes_and_copies_them_apart() {

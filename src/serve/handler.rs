@@ -31,7 +31,7 @@ use crate::host::local_data::{Home, LocalData};
 use crate::observe::failure::Failure;
 use crate::observe::metrics::Dropped;
 use crate::observe::querylog::{self, AnsweredBy};
-use crate::resolve::cache::{CacheKey, Cached, Flight, Follower, Leader, Served};
+use crate::resolve::cache::{CacheKey, Cached, Flight, Follower, Leader, Served, Shareable};
 use crate::resolve::consul::Mirrored;
 use crate::resolve::dnssec::{self, Validator, Verdict};
 use crate::resolve::loops;
@@ -384,17 +384,20 @@ impl Handler {
             self.respond(&miss, None, AnsweredBy::None, out);
             return None;
         };
-        let mut answer = Arc::new(answer);
         if fetch.question.qtype == wire::TYPE_SRV && answer.rcode() == wire::RCODE_NOERROR {
-            match srv::begin(&self.srv_context(&fetch.state), answer) {
-                srv::Completion::Done(done) => answer = done,
+            match srv::begin(&self.srv_context(&fetch.state), Arc::new(answer)) {
+                srv::Completion::Done(done) => {
+                    self.store(fetch, &done, received);
+                    self.respond(&miss, Some(&done), AnsweredBy::Server(server), out);
+                }
                 srv::Completion::Missing(missing) => {
                     return Some((miss, Stage::Complete(fetch, missing, server)));
                 }
             }
+            return None;
         }
         self.store(fetch, &answer, received);
-        self.respond(&miss, Some(answer), AnsweredBy::Server(server), out);
+        self.respond(&miss, Some(&answer), AnsweredBy::Server(server), out);
         None
     }
 
@@ -442,12 +445,12 @@ impl Handler {
             }
         };
         let mut out = Vec::new();
-        self.respond(&miss, answer, by, &mut out);
+        self.respond(&miss, answer.as_deref(), by, &mut out);
         out
     }
 
     /// Writes the client's response to a miss into `out`, and accounts for it.
-    fn respond(&self, miss: &Miss, answer: Option<Arc<Answer>>, by: AnsweredBy, out: &mut Vec<u8>) {
+    fn respond(&self, miss: &Miss, answer: Option<&Answer>, by: AnsweredBy, out: &mut Vec<u8>) {
         let query = &miss.query;
         match answer {
             Some(answer) => answer.write_response(query, Instant::now(), miss.limit, out),
@@ -655,12 +658,12 @@ impl Handler {
 
     /// Keeps a fetch's answer (not when a reload changed the routes while it
     /// was fetched) and hands it to the queries that waited on it.
-    fn store(&self, fetch: Fetch, answer: &Arc<Answer>, received: Instant) {
+    fn store(&self, fetch: Fetch, answer: &impl Shareable, received: Instant) {
         let key = CacheKey::of_question(&fetch.question);
         let Fetch { leader, state, .. } = fetch;
         self.shared
             .cache()
-            .insert_fetched(&key, answer, received, state.epoch);
+            .insert_fetched(&key, answer.borrow(), received, state.epoch);
         leader.finish(answer);
     }
 }

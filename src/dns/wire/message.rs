@@ -4,6 +4,8 @@
 
 use std::ops::Range;
 
+use smallvec::SmallVec;
+
 use super::codes::{FLAG_AD, FLAG_QR, FLAG_TC, HEADER_LEN, TYPE_SOA};
 use super::name::NameBuf;
 
@@ -259,8 +261,12 @@ impl<'a> Reply<'a> {
 pub(crate) struct Message<'a> {
     pub buf: &'a [u8],
     pub question_end: usize,
-    pub records: Vec<Record>,
+    pub records: MessageRecords,
 }
+
+/// A message's records, kept inline up to eight: a reply is read once per
+/// miss, and most have fewer, so reading one allocates nothing.
+pub(crate) type MessageRecords = SmallVec<[Record; 8]>;
 
 impl<'a> Message<'a> {
     /// Walks a message with one question, checking every length and name on the way.
@@ -271,7 +277,7 @@ impl<'a> Message<'a> {
         }
         let question_end = question_end(buf)?;
         let mut walk = Records::new(buf, question_end);
-        let records: Vec<Record> = walk.by_ref().collect();
+        let records: MessageRecords = walk.by_ref().collect();
         (walk.is_done() && walk.offset() == buf.len()).then_some(Self {
             buf,
             question_end,

@@ -5,6 +5,7 @@
 //! place followers wait in is made only when the first follower comes, and
 //! most misses are never followed.
 
+use std::borrow::Borrow;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -98,14 +99,34 @@ impl Flights {
     }
 }
 
+/// An answer as its fetch's leader finishes with it: one shared already
+/// goes to the followers as it is; a plain one is made shared only when a
+/// follower waits, which most fetches never have, so a fetch that nobody
+/// followed allocates nothing for them.
+pub(crate) trait Shareable: Borrow<Answer> {
+    fn shared(&self) -> Arc<Answer>;
+}
+
+impl Shareable for Arc<Answer> {
+    fn shared(&self) -> Arc<Answer> {
+        Self::clone(self)
+    }
+}
+
+impl Shareable for Answer {
+    fn shared(&self) -> Arc<Answer> {
+        Arc::new(self.clone())
+    }
+}
+
 impl Leader {
-    pub(crate) fn finish(mut self, answer: &Arc<Answer>) {
+    pub(crate) fn finish(mut self, answer: &impl Shareable) {
         self.end(Some(answer));
         self.finished = true;
     }
 
     /// Leaves the table, and gives the followers (if any came) the outcome.
-    fn end(&self, answer: Option<&Arc<Answer>>) {
+    fn end<A: Shareable>(&self, answer: Option<&A>) {
         let mut entries = self.table.entries.lock().expect("flight table lock");
         let Ok(entry) = entries.find_entry(self.hash, |e| e.id == self.id) else {
             return;
@@ -113,7 +134,7 @@ impl Leader {
         let (entry, _) = entry.remove();
         drop(entries);
         if let Some(fetching) = entry.waiting {
-            let _ = fetching.outcome.set(answer.cloned());
+            let _ = fetching.outcome.set(answer.map(Shareable::shared));
             fetching.done.notify_waiters();
         }
     }
@@ -122,7 +143,7 @@ impl Leader {
 impl Drop for Leader {
     fn drop(&mut self) {
         if !self.finished {
-            self.end(None);
+            self.end::<Answer>(None);
         }
     }
 }
@@ -169,11 +190,38 @@ mod tests {
         let Flight::Follower(follower) = flights.join(&key, 0) else {
             panic!("second follows")
         };
+        leader.finish(&a);
+        assert_eq!(follower.answer().await.as_deref(), Some(&a));
+        let Flight::Leader(leader) = flights.join(&key, 0) else {
+            panic!("a finished flight is gone")
+        };
+        let Flight::Follower(follower) = flights.join(&key, 0) else {
+            panic!("second follows")
+        };
         drop(leader);
         assert!(
             follower.answer().await.is_none(),
             "a failed leader releases its followers"
         );
+    }
+
+    /// Most misses are never followed: leading one, and finishing it with a
+    /// plain answer, allocates nothing (the answer is made shared only for
+    /// followers, and the key is kept inline).
+    #[test]
+    fn a_flight_nobody_follows_allocates_nothing() {
+        let flights = Flights::default();
+        let (_, a) = answer(1, 300, Instant::now());
+        let key = CacheKey::new(b"\x02n1\x04test\x00", 1, 1, false, false);
+        // The table's first entry grows it; later flights reuse the room.
+        drop(flights.join(&key, 0));
+        let ((), made) = crate::allocations::made_by(|| {
+            let Flight::Leader(leader) = flights.join(&key, 0) else {
+                panic!("first is the leader")
+            };
+            leader.finish(&a);
+        });
+        assert_eq!(made, 0, "allocations to lead and finish a flight");
     }
 
     #[tokio::test]

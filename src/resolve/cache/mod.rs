@@ -21,7 +21,7 @@ use crate::dns::wire::{self, Query};
 use self::key::MAX_KEY;
 
 /// A miss joins the flight for its key before it asks the upstreams.
-pub(crate) use self::flights::{Flight, Flights, Follower, Leader};
+pub(crate) use self::flights::{Flight, Flights, Follower, Leader, Shareable};
 pub use self::key::CacheKey;
 
 /// Bounded, TTL-aware answer cache. A size of 0 disables it.
