@@ -21,8 +21,6 @@
 //! (the command line), [`docs`] (man pages and completions) and `fuzzing`
 //! (the fuzz targets' entry points, behind the `fuzzing` feature).
 
-#[cfg(test)]
-mod allocations;
 pub mod cli;
 pub mod config;
 pub(crate) mod dns;

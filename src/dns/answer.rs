@@ -433,7 +433,7 @@ mod tests {
         let negative = reply(ResponseCode::NXDomain, &[], Some((3600, 300)));
         for reply in [positive, negative] {
             let (answer, made) =
-                crate::allocations::made_by(|| Answer::from_reply(&reply, LOWER, POLICY, now));
+                crate::dns::allocations::made_by(|| Answer::from_reply(&reply, LOWER, POLICY, now));
             assert!(answer.is_ok());
             assert_eq!(made, 1, "allocations to read a reply");
         }

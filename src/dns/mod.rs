@@ -3,6 +3,8 @@
 //! ([`question`]), the encoded answer the cache holds ([`answer`], its bytes
 //! behind a thin pointer, [`thin`]) and rewrite mapping ([`rewrite`]). Depends on nothing else of splitdns.
 
+#[cfg(test)]
+pub(crate) mod allocations;
 pub(crate) mod answer;
 pub(crate) mod clock;
 pub(crate) mod minimal;

@@ -215,7 +215,7 @@ mod tests {
         let key = CacheKey::new(b"\x02n1\x04test\x00", 1, 1, false, false);
         // The table's first entry grows it; later flights reuse the room.
         drop(flights.join(&key, 0));
-        let ((), made) = crate::allocations::made_by(|| {
+        let ((), made) = crate::dns::allocations::made_by(|| {
             let Flight::Leader(leader) = flights.join(&key, 0) else {
                 panic!("first is the leader")
             };

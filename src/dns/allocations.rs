@@ -1,7 +1,8 @@
 //! Test builds count each thread's allocations, so that a test can say how
 //! many a piece of the per-query path makes: a miss's reply is read, stored
 //! and handed on with a promised number of them (`BENCHMARKS.md` counts the
-//! same in the running binary).
+//! same in the running binary). It sits in the lowest folder so that the
+//! tests of every folder can use it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
