@@ -254,23 +254,26 @@ impl ConfigText<'_> {
 mod tests {
     use crate::config::tests::parse;
 
+    /// The errors `setting` gets in `[upstream]` and in a route of its own.
+    fn refused_in_upstream_and_route(setting: &str) -> (String, String) {
+        let upstream = parse(&format!("[upstream]\n{setting}")).unwrap_err();
+        let route = parse(&format!(
+            "[[route]]\nzones = [\"consul\"]\nservers = [\"127.0.0.1:8600\"]\n{setting}"
+        ))
+        .unwrap_err();
+        (upstream.to_string(), route.to_string())
+    }
+
     /// A wait so long that `now + timeout` overflows `Instant` would panic on the first
     /// query; it is refused at load, naming the key, like every other bad value.
     #[test]
     fn timeouts_past_a_minute_are_refused_with_the_key() {
         for raw in ["61s", "18446744073709551615s"] {
-            let err = parse(&format!("[upstream]\ntimeout = \"{raw}\""))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("[upstream] timeout"), "{err}");
-            assert!(err.contains("at most 1m"), "{err}");
-            let err = parse(&format!(
-                "[[route]]\nzones = [\"consul\"]\nservers = [\"127.0.0.1:8600\"]\ntimeout = \"{raw}\""
-            ))
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains("timeout"), "{err}");
-            assert!(err.contains("at most 1m"), "{err}");
+            let (upstream, route) = refused_in_upstream_and_route(&format!("timeout = \"{raw}\""));
+            assert!(upstream.contains("[upstream] timeout"), "{upstream}");
+            assert!(upstream.contains("at most 1m"), "{upstream}");
+            assert!(route.contains("timeout"), "{route}");
+            assert!(route.contains("at most 1m"), "{route}");
         }
         assert!(parse("[upstream]\ntimeout = \"60s\"").is_ok());
     }
@@ -282,20 +285,13 @@ mod tests {
     #[test]
     fn max_inflight_past_what_the_id_tables_hold_is_refused_with_the_key() {
         for n in [0, 4097, 100_000] {
-            let err = parse(&format!("[upstream]\nmax_inflight = {n}"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("test.toml:2"), "{err}");
-            assert!(err.contains("[upstream] max_inflight"), "{err}");
-            assert!(err.contains("between 1 and 4096"), "{err}");
-            let err = parse(&format!(
-                "[[route]]\nzones = [\"consul\"]\nservers = [\"127.0.0.1:8600\"]\nmax_inflight = {n}"
-            ))
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains("test.toml:4"), "{err}");
-            assert!(err.contains("max_inflight"), "{err}");
-            assert!(err.contains("between 1 and 4096"), "{err}");
+            let (upstream, route) = refused_in_upstream_and_route(&format!("max_inflight = {n}"));
+            assert!(upstream.contains("test.toml:2"), "{upstream}");
+            assert!(upstream.contains("[upstream] max_inflight"), "{upstream}");
+            assert!(upstream.contains("between 1 and 4096"), "{upstream}");
+            assert!(route.contains("test.toml:4"), "{route}");
+            assert!(route.contains("max_inflight"), "{route}");
+            assert!(route.contains("between 1 and 4096"), "{route}");
         }
         let config = parse("[upstream]\nmax_inflight = 4096").unwrap();
         assert_eq!(config.upstream.max_inflight, 4096);
