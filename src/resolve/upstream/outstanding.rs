@@ -18,9 +18,10 @@ use crate::config::MAX_INFLIGHT;
 use crate::dns::question::Question;
 
 /// Buckets per server, a power of two: twice the most queries a route may
-/// have in flight (`max_inflight`, whose permit every query at a server
-/// holds), so a random draw finds a free bucket at least every other time
-/// and [`TRIES`] draws all fail with odds below 2^-64. 64 KiB per server.
+/// have in flight (`max_inflight`: every query at a server holds one of its
+/// route's permits, but for a probe of a server out of rotation now and
+/// then), so a random draw finds a free bucket about every other time and
+/// [`TRIES`] draws all fail with odds near 2^-64. 64 KiB per server.
 const BUCKETS: usize = 2 * MAX_INFLIGHT;
 const _: () = assert!(BUCKETS.is_power_of_two());
 
