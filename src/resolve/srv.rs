@@ -7,15 +7,13 @@
 //! splitdns's own routing and cache, and added to the additional section before
 //! the client gets the SRV answer.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::rr::{Record, RecordType};
 use tokio::task::JoinSet;
 
 use crate::dns::answer::Answer;
@@ -67,52 +65,67 @@ pub(crate) enum Completion {
     Missing(Missing),
 }
 
-/// An SRV answer with targets to resolve.
+/// An SRV answer with targets to resolve: their names, lowercased.
 pub(crate) struct Missing {
     answer: Arc<Answer>,
-    msg: Message,
-    targets: Vec<Name>,
+    targets: Vec<NameBuf>,
 }
 
 /// The part of [`complete`] that needs no waiting: stores the addresses the
-/// reply carried, and says which targets are left.
+/// reply carried, and says which targets are left. Read off the answer's
+/// wire form.
 pub(crate) fn begin(cx: &Context<'_>, answer: Arc<Answer>) -> Completion {
     if !has_work(cx, answer.bytes()) {
         return Completion::Done(answer);
     }
-    let Ok(msg) = Message::from_vec(answer.bytes()) else {
+    let bytes = answer.bytes();
+    let Some(msg) = wire::Message::parse(bytes) else {
         return Completion::Done(answer);
     };
-    let targets: Vec<Name> = msg
-        .answers
+    let mut targets: Vec<NameBuf> = Vec::new();
+    for record in &msg.records {
+        if record.section != Section::Answer || record.rtype != wire::TYPE_SRV {
+            continue;
+        }
+        let Some(target) = wire::read_name(bytes, record.rdata.start + 6) else {
+            continue;
+        };
+        let target = target.to_lowercase();
+        if target.as_bytes() != [0] && !targets.iter().any(|t| same(t, &target)) {
+            targets.push(target);
+        }
+    }
+    // The additional section's addresses, with their owners lowercased.
+    let addresses: Vec<_> = msg
+        .records
         .iter()
-        .filter_map(|r| match &r.data {
-            RData::SRV(srv) if !srv.target.is_root() => Some(srv.target.to_lowercase()),
-            _ => None,
+        .filter(|r| {
+            r.section == Section::Additional && matches!(r.rtype, wire::TYPE_A | wire::TYPE_AAAA)
         })
+        .filter_map(|r| Some((wire::read_name(bytes, r.start)?.to_lowercase(), r)))
         .collect();
+    for (i, (owner, first)) in addresses.iter().enumerate() {
+        let of_group =
+            |(o, r): &&(NameBuf, &wire::Record)| same(o, owner) && r.rtype == first.rtype;
+        let seen = addresses[..i].iter().any(|earlier| of_group(&earlier));
+        if seen || !targets.iter().any(|t| same(t, owner)) {
+            continue;
+        }
+        let records = addresses
+            .iter()
+            .filter(of_group)
+            .map(|(_, r)| (r.class, r.ttl(bytes), &bytes[r.rdata.clone()]));
+        store_addresses(cx, owner, first.rtype, records);
+    }
+    targets.retain(|t| !addresses.iter().any(|(owner, _)| same(owner, t)));
     if targets.is_empty() {
         return Completion::Done(answer);
     }
-    let addresses = addresses_by_owner(&msg.additionals);
-    for ((owner, rtype), records) in &addresses {
-        if targets.contains(owner) {
-            store_addresses(cx, owner, *rtype, records);
-        }
-    }
-    let missing: Vec<Name> = dedup(&targets)
-        .into_iter()
-        .filter(|t| !addresses.keys().any(|(owner, _)| owner == *t))
-        .cloned()
-        .collect();
-    if missing.is_empty() {
-        return Completion::Done(answer);
-    }
-    Completion::Missing(Missing {
-        answer,
-        msg,
-        targets: missing,
-    })
+    Completion::Missing(Missing { answer, targets })
+}
+
+fn same(a: &NameBuf, b: &NameBuf) -> bool {
+    a.as_bytes() == b.as_bytes()
 }
 
 /// Resolves the targets [`begin`] left, within `budget`, and adds their
@@ -123,16 +136,14 @@ pub(crate) async fn finish(
     missing: Missing,
     budget: Duration,
 ) -> Arc<Answer> {
-    let Missing {
-        answer,
-        mut msg,
-        targets,
-    } = missing;
-    let targets: Vec<&Name> = targets.iter().collect();
+    let Missing { answer, targets } = missing;
     let found = resolve_targets(lookup, &targets, budget).await;
     if found.is_empty() {
         return answer;
     }
+    let Ok(mut msg) = Message::from_vec(answer.bytes()) else {
+        return answer;
+    };
     msg.additionals.extend(found);
     let policy = cx.router.route(answer_lower(&answer)).ttl;
     match msg.to_vec() {
@@ -194,38 +205,19 @@ fn answer_lower(answer: &Answer) -> &[u8] {
     &bytes[wire::HEADER_LEN..end.min(bytes.len())]
 }
 
-fn addresses_by_owner(additionals: &[Record]) -> BTreeMap<(Name, RecordType), Vec<Record>> {
-    let mut by_owner: BTreeMap<(Name, RecordType), Vec<Record>> = BTreeMap::new();
-    for record in additionals {
-        if matches!(record.record_type(), RecordType::A | RecordType::AAAA) {
-            by_owner
-                .entry((record.name.to_lowercase(), record.record_type()))
-                .or_default()
-                .push(record.clone());
-        }
-    }
-    by_owner
-}
-
-fn dedup(names: &[Name]) -> Vec<&Name> {
-    let mut seen: Vec<&Name> = Vec::new();
-    for name in names {
-        if !seen.contains(&name) {
-            seen.push(name);
-        }
-    }
-    seen
-}
-
-/// Caches `records` as the answer to `owner rtype`, under the TTL rules of the
-/// owner's own route.
-fn store_addresses(cx: &Context<'_>, owner: &Name, rtype: RecordType, records: &[Record]) {
-    let Ok(wire) = owner.to_bytes() else { return };
-    let route = cx.router.route(&wire);
-    if let (Some(validator), Some(lower)) = (cx.validator, NameBuf::from_wire(&wire)) {
+/// Caches `records` (class, TTL and data each) as the answer to `owner
+/// rtype`, under the TTL rules of the owner's own route.
+fn store_addresses<'a>(
+    cx: &Context<'_>,
+    owner: &NameBuf,
+    rtype: u16,
+    records: impl Iterator<Item = (u16, u32, &'a [u8])> + Clone,
+) {
+    let route = cx.router.route(owner.as_bytes());
+    if let Some(validator) = cx.validator {
         let question = Question {
-            lower,
-            qtype: rtype.into(),
+            lower: *owner,
+            qtype: rtype,
             qclass: wire::CLASS_IN,
             dnssec_ok: false,
             checking_disabled: false,
@@ -237,33 +229,29 @@ fn store_addresses(cx: &Context<'_>, owner: &Name, rtype: RecordType, records: &
         }
     }
     let policy = route.ttl;
-    let shortest = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+    let shortest = records.clone().map(|(_, ttl, _)| ttl).min().unwrap_or(0);
     if shortest.max(policy.min) == 0 {
         // Consul's default TTL 0: nothing to keep, so nothing to build.
         return;
     }
-    let mut msg = Message::response(0, hickory_proto::op::OpCode::Query);
-    msg.add_query(hickory_proto::op::Query::query(owner.clone(), rtype));
-    msg.add_answers(records.iter().cloned());
-    let Ok(bytes) = msg.to_vec() else { return };
-    if let Ok(answer) = Answer::from_reply(&bytes, &wire, policy, Instant::now()) {
-        let key = CacheKey::new(&wire, u16::from(rtype), wire::CLASS_IN, false, false);
-        cx.cache
-            .insert_fetched(&key, &answer, Instant::now(), cx.epoch);
+    // Room for a target's usual handful of addresses without growing.
+    let mut reply = Vec::with_capacity(512);
+    wire::write_answers(&mut reply, owner.as_bytes(), rtype, records);
+    let now = Instant::now();
+    if let Ok(answer) = Answer::from_reply(&reply, owner.as_bytes(), policy, now) {
+        let key = CacheKey::new(owner.as_bytes(), rtype, wire::CLASS_IN, false, false);
+        cx.cache.insert_fetched(&key, &answer, now, cx.epoch);
     }
 }
 
 /// A and AAAA of every target, asked concurrently, whatever arrives within `budget`.
-async fn resolve_targets(lookup: Lookup<'_>, targets: &[&Name], budget: Duration) -> Vec<Record> {
+async fn resolve_targets(lookup: Lookup<'_>, targets: &[NameBuf], budget: Duration) -> Vec<Record> {
     let mut lookups = JoinSet::new();
-    for target in targets {
-        let Some(lower) = target.to_bytes().ok().and_then(|w| NameBuf::from_wire(&w)) else {
-            continue;
-        };
-        for qtype in [RecordType::A, RecordType::AAAA] {
+    for &lower in targets {
+        for qtype in [wire::TYPE_A, wire::TYPE_AAAA] {
             let question = Question {
                 lower,
-                qtype: qtype.into(),
+                qtype,
                 qclass: wire::CLASS_IN,
                 dnssec_ok: false,
                 checking_disabled: false,
@@ -292,7 +280,94 @@ async fn resolve_targets(lookup: Lookup<'_>, targets: &[&Name], budget: Duration
 mod tests {
     use super::*;
     use crate::config::Config;
-    use hickory_proto::rr::rdata::A;
+    use crate::resolve::cache::Cached;
+    use hickory_proto::op::{MessageType, OpCode, Query};
+    use hickory_proto::rr::rdata::{A, SRV};
+    use hickory_proto::rr::{Name, RData};
+    use hickory_proto::serialize::binary::BinEncodable;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn key(text: &str, qtype: u16) -> CacheKey {
+        let wire = name(text).to_bytes().unwrap();
+        CacheKey::new(&wire, qtype, wire::CLASS_IN, false, false)
+    }
+
+    /// `_web._tcp.service.consul SRV`, answered with `targets` and, in the
+    /// additional section, the addresses given (owner as written, TTL, address).
+    fn srv_answer(targets: &[&str], addresses: &[(&str, u32, [u8; 4])]) -> Arc<Answer> {
+        let owner = name("_web._tcp.service.consul.");
+        let mut m = Message::new(9, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(owner.clone(), RecordType::SRV));
+        for target in targets {
+            let srv = SRV::new(1, 1, 8080, name(target));
+            m.add_answer(Record::from_rdata(owner.clone(), 0, RData::SRV(srv)));
+        }
+        for (host, ttl, ip) in addresses {
+            let a = A::new(ip[0], ip[1], ip[2], ip[3]);
+            m.add_additional(Record::from_rdata(name(host), *ttl, RData::A(a)));
+        }
+        let bytes = m.to_vec().unwrap();
+        let lower = owner.to_lowercase().to_bytes().unwrap();
+        let policy = crate::dns::answer::TtlPolicy {
+            min: 0,
+            max: 86_400,
+            max_negative: 3_600,
+        };
+        Arc::new(Answer::from_reply(&bytes, &lower, policy, Instant::now()).unwrap())
+    }
+
+    fn router(text: &str) -> Arc<Router> {
+        let config = Config::from_toml(text, std::path::Path::new("t.toml")).unwrap();
+        Arc::new(Router::new(&config, vec!["192.0.2.53:53".parse().unwrap()]))
+    }
+
+    /// RFC 2782: a client that gets an SRV answer asks next for its targets'
+    /// addresses. The ones the reply carried are kept as answers of their
+    /// own, all of a target's records together, whatever case the server
+    /// wrote them in (RFC 4343); a target without one is left to look up.
+    #[test]
+    fn additional_addresses_are_kept_as_answers_and_the_rest_left_to_look_up() {
+        let router = router("rules = [\"server=/consul/127.0.0.1#8600\"]");
+        let cache = Cache::new(100);
+        let cx = Context {
+            router: &router,
+            cache: &cache,
+            epoch: 0,
+            validator: None,
+        };
+        let answer = srv_answer(
+            &["node-a.node.dc1.consul.", "node-b.node.dc1.consul."],
+            &[
+                ("Node-A.node.dc1.consul.", 60, [192, 0, 2, 1]),
+                ("node-a.node.dc1.consul.", 60, [192, 0, 2, 2]),
+                ("unrelated.node.dc1.consul.", 60, [192, 0, 2, 9]),
+            ],
+        );
+        let Completion::Missing(missing) = begin(&cx, answer) else {
+            panic!("node-b has no address in the reply")
+        };
+        let left: Vec<String> = missing.targets.iter().map(ToString::to_string).collect();
+        assert_eq!(left, ["node-b.node.dc1.consul."]);
+        let now = Instant::now();
+        let Some(Cached::Fresh(kept)) = cache.lookup(&key("node-a.node.dc1.consul.", 1), now)
+        else {
+            panic!("node-a's addresses are kept")
+        };
+        let kept = Message::from_vec(kept.bytes()).unwrap();
+        let mut ips: Vec<String> = kept.answers.iter().map(|r| r.data.to_string()).collect();
+        ips.sort();
+        assert_eq!(ips, ["192.0.2.1", "192.0.2.2"]);
+        assert!(kept.answers.iter().all(|r| r.ttl == 60));
+        assert!(
+            cache
+                .lookup(&key("unrelated.node.dc1.consul.", 1), now)
+                .is_none(),
+            "only targets' addresses are kept"
+        );
+    }
 
     /// With validation on, an SRV target's address on a validated route is not
     /// cached from the additional section, where nothing proves it (RFC 4035
@@ -310,17 +385,17 @@ mod tests {
             epoch: 0,
             validator: Some(&validator),
         };
-        for name in ["node-a.node.dc1.consul.", "www.example.com."] {
-            let owner = Name::from_ascii(name).unwrap();
-            let a = Record::from_rdata(owner.clone(), 60, RData::A(A::new(192, 0, 2, 1)));
-            store_addresses(&cx, &owner, RecordType::A, &[a]);
-        }
-        let key = |name: &str| {
-            let wire = Name::from_ascii(name).unwrap().to_bytes().unwrap();
-            CacheKey::new(&wire, 1, wire::CLASS_IN, false, false)
-        };
+        let targets = ["node-a.node.dc1.consul.", "www.example.com."];
+        let answer = srv_answer(
+            &targets,
+            &[
+                (targets[0], 60, [192, 0, 2, 1]),
+                (targets[1], 60, [192, 0, 2, 1]),
+            ],
+        );
+        assert!(matches!(begin(&cx, answer), Completion::Done(_)));
         let now = Instant::now();
-        assert!(cache.lookup(&key("node-a.node.dc1.consul."), now).is_some());
-        assert!(cache.lookup(&key("www.example.com."), now).is_none());
+        assert!(cache.lookup(&key(targets[0], 1), now).is_some());
+        assert!(cache.lookup(&key(targets[1], 1), now).is_none());
     }
 }

@@ -18,7 +18,7 @@ mod write;
 
 pub(crate) use self::codes::*;
 pub(crate) use self::message::{
-    Message, Records, Reply, Section, authentic_data, question_end, read_name,
+    Message, Record, Records, Reply, Section, authentic_data, question_end, read_name,
 };
 pub(crate) use self::name::NameBuf;
 /// Public for the benches and property tests (`splitdns::parts`).
@@ -26,4 +26,4 @@ pub use self::query::Query;
 pub(crate) use self::query::{Reject, error_reply, patch_header};
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use self::write::build_query;
-pub(crate) use self::write::{push_ede, set_authentic, stored_flags, write_query};
+pub(crate) use self::write::{push_ede, set_authentic, stored_flags, write_answers, write_query};

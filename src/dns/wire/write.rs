@@ -2,7 +2,8 @@
 //! the header bits of a stored answer, truncation, ARCOUNT.
 
 use super::codes::{
-    EDNS_DO, EDNS_UDP_SIZE, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, TYPE_OPT,
+    CLASS_IN, EDNS_DO, EDNS_UDP_SIZE, FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD,
+    FLAG_TC, HEADER_LEN, TYPE_OPT,
 };
 use super::message::read_u16;
 
@@ -110,6 +111,37 @@ pub(crate) fn truncate_to_question(out: &mut Vec<u8>, question_end: usize) {
     out.truncate(question_end);
     out[2] |= FLAG_TC;
     out[6..12].fill(0);
+}
+
+/// Writes into `out` (cleared first) a response answering `lower` `qtype`
+/// IN with `records`, each `(class, ttl, rdata)` and owned by the question's
+/// name (a pointer to it): how records that came in another message's
+/// additional section are kept as answers of their own.
+pub(crate) fn write_answers<'a>(
+    out: &mut Vec<u8>,
+    lower: &[u8],
+    qtype: u16,
+    records: impl Iterator<Item = (u16, u32, &'a [u8])>,
+) {
+    out.clear();
+    out.extend_from_slice(&[0, 0, FLAG_QR, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(lower);
+    out.extend_from_slice(&qtype.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    let mut count: u16 = 0;
+    for (class, ttl, rdata) in records {
+        let Ok(len) = u16::try_from(rdata.len()) else {
+            continue;
+        };
+        out.extend_from_slice(&[0xc0, HEADER_LEN as u8]);
+        out.extend_from_slice(&qtype.to_be_bytes());
+        out.extend_from_slice(&class.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(rdata);
+        count += 1;
+    }
+    out[6..8].copy_from_slice(&count.to_be_bytes());
 }
 
 /// Adds `n` (wrapping: `u16::MAX` takes one away) to ARCOUNT.
