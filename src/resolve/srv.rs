@@ -91,7 +91,7 @@ pub(crate) fn begin(cx: &Context<'_>, answer: Arc<Answer>) -> Completion {
             continue;
         };
         let target = target.to_lowercase();
-        if target.as_bytes() != [0] && !targets.iter().any(|t| same(t, &target)) {
+        if target.as_bytes() != [0] && !targets.contains(&target) {
             targets.push(target);
         }
     }
@@ -105,10 +105,9 @@ pub(crate) fn begin(cx: &Context<'_>, answer: Arc<Answer>) -> Completion {
         .filter_map(|r| Some((wire::read_name(bytes, r.start)?.to_lowercase(), r)))
         .collect();
     for (i, (owner, first)) in addresses.iter().enumerate() {
-        let of_group =
-            |(o, r): &&(NameBuf, &wire::Record)| same(o, owner) && r.rtype == first.rtype;
+        let of_group = |(o, r): &&(NameBuf, &wire::Record)| o == owner && r.rtype == first.rtype;
         let seen = addresses[..i].iter().any(|earlier| of_group(&earlier));
-        if seen || !targets.iter().any(|t| same(t, owner)) {
+        if seen || !targets.contains(owner) {
             continue;
         }
         let records = addresses
@@ -117,15 +116,11 @@ pub(crate) fn begin(cx: &Context<'_>, answer: Arc<Answer>) -> Completion {
             .map(|(_, r)| (r.class, r.ttl(bytes), &bytes[r.rdata.clone()]));
         store_addresses(cx, owner, first.rtype, records);
     }
-    targets.retain(|t| !addresses.iter().any(|(owner, _)| same(owner, t)));
+    targets.retain(|t| !addresses.iter().any(|(owner, _)| owner == t));
     if targets.is_empty() {
         return Completion::Done(answer);
     }
     Completion::Missing(Missing { answer, targets })
-}
-
-fn same(a: &NameBuf, b: &NameBuf) -> bool {
-    a.as_bytes() == b.as_bytes()
 }
 
 /// Resolves the targets [`begin`] left, within `budget`, and adds their

@@ -28,6 +28,16 @@ impl NameBuf {
     }
 }
 
+/// Names compare by their bytes as held, not letter case aside: compare
+/// lowercased names for the DNS's case-insensitive equality (RFC 4343).
+impl PartialEq for NameBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for NameBuf {}
+
 impl std::fmt::Display for NameBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         crate::dns::zone::write_wire_name(f, self.as_bytes())
