@@ -113,6 +113,19 @@ impl FreeSlots {
         self.open[0].len() + self.open[1].len() + self.closed.len()
     }
 
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Gives slot `index` back: with its socket kept, of `family`, or
+    /// (`None`) without one.
+    fn put(&mut self, index: u32, socket: Option<Family>) {
+        match socket {
+            Some(family) => self.open[family as usize].push(index),
+            None => self.closed.push(index),
+        }
+    }
+
     /// A free slot for a server of `family`: one with a socket of that
     /// family, else one without, else (when no new slot `may_grow`) one with
     /// a socket of the other family.
@@ -221,7 +234,7 @@ impl<T: Asking> UdpTable<T> {
     ) -> Result<Instant, (T, NotSent)> {
         let ask = &payload.question();
         let family = Family::of(server.addr());
-        if self.free.len() == 0 && self.slots.len() >= MAX_SLOTS {
+        if self.free.is_empty() && self.slots.len() >= MAX_SLOTS {
             return Err((payload, NotSent::Full));
         }
         let Some(id) = server.ids().claim(ask) else {
@@ -250,7 +263,7 @@ impl<T: Asking> UdpTable<T> {
             let failure = Failure::Network(error.kind());
             server.record(Err(failure));
             self.slots[index as usize].socket = None;
-            self.free.closed.push(index);
+            self.free.put(index, None);
             return Err((payload, NotSent::Failed(failure)));
         }
         let queue = self.queue_of(timeout);
@@ -356,12 +369,10 @@ impl<T: Asking> UdpTable<T> {
         let kept = keep_socket
             && self.free.keeps(family)
             && slot.socket.as_ref().is_some_and(|s| dissolve(s).is_ok());
-        if kept {
-            self.free.open[family as usize].push(index);
-        } else {
+        if !kept {
             slot.socket = None;
-            self.free.closed.push(index);
         }
+        self.free.put(index, kept.then_some(family));
         Some(query)
     }
 
@@ -494,9 +505,9 @@ mod tests {
     #[test]
     fn a_free_slot_is_taken_by_its_socket_family_first() {
         let mut free = FreeSlots::default();
-        free.open[Family::V4 as usize].push(1);
-        free.open[Family::V6 as usize].push(2);
-        free.closed.push(3);
+        free.put(1, Some(Family::V4));
+        free.put(2, Some(Family::V6));
+        free.put(3, None);
         assert!(matches!(
             free.take(Family::V6, true),
             Some((2, ItsSocket::Kept))
@@ -513,7 +524,7 @@ mod tests {
             free.take(Family::V6, false),
             Some((1, ItsSocket::Replaced))
         ));
-        assert_eq!(free.len(), 0);
+        assert!(free.is_empty());
     }
 
     /// Idle sockets per family are bounded as a server's pool bounds them:
@@ -523,7 +534,7 @@ mod tests {
         let mut free = FreeSlots::default();
         for index in 0..MAX_IDLE_SOCKETS as u32 {
             assert!(free.keeps(Family::V4));
-            free.open[Family::V4 as usize].push(index);
+            free.put(index, Some(Family::V4));
         }
         assert!(!free.keeps(Family::V4));
         assert!(free.keeps(Family::V6), "the bound is per family");
